@@ -1,0 +1,325 @@
+"""The fact dictionary: every fact an eligibility rule may name.
+
+A fact has a name, a type, a canonical unit (values are converted to it before any
+comparison), a code where a standard one exists (LOINC for laboratory tests), the
+range of values that are physically possible (values outside are refused as impossible,
+not treated as clinical findings), and where it comes from in a patient record.
+
+Protocols add their own yes/no attestations (``attest.<id>``) for criteria that only an
+investigator can judge; see :func:`with_attestations`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class FactType(StrEnum):
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    DATE = "date"
+    SET = "set"  # a set of strings, e.g. prior therapy categories
+
+
+class FactKind(StrEnum):
+    """Where a fact comes from in a patient record; also decides its look-back window."""
+
+    DEMOGRAPHIC = "demographic"
+    DIAGNOSIS = "diagnosis"
+    DISEASE = "disease"
+    LAB = "lab"
+    MEASUREMENT = "measurement"
+    PERFORMANCE = "performance"
+    FINDING = "finding"
+    TREATMENT = "treatment"
+    CONSENT = "consent"
+    ATTESTATION = "attestation"
+    DERIVED = "derived"
+
+
+@dataclass(frozen=True)
+class FactDef:
+    name: str
+    type: FactType
+    kind: FactKind
+    description: str
+    unit: str | None = None
+    code: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] | None = None
+    derivation: str | None = None
+    # For labs: the substance for mass <-> molar conversion (see clinical.units).
+    substance: str | None = None
+    dated: bool = False  # subject to a look-back window
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in (FactType.NUMBER, FactType.INTEGER)
+
+
+_INRC = ("CR", "VGPR", "PR", "MR", "SD", "PD")
+
+DIAGNOSES = (
+    "neuroblastoma",
+    "ganglioneuroblastoma",
+    "melanoma",
+    "soft_tissue_sarcoma",
+    "bone_sarcoma",
+    "breast_cancer",
+    "colorectal_cancer",
+    "lung_cancer",
+    "renal_cell_carcinoma",
+    "gastric_cancer",
+    "ovarian_cancer",
+    "prostate_cancer",
+    "other_solid_tumour",
+    "acute_myeloid_leukaemia",
+    "acute_lymphoblastic_leukaemia",
+    "lymphoma",
+    "multiple_myeloma",
+    "myelodysplastic_syndrome",
+    "aplastic_anaemia",
+    "other_haematological",
+    "other",
+)
+
+HAEMATOLOGICAL = frozenset(
+    {
+        "acute_myeloid_leukaemia",
+        "acute_lymphoblastic_leukaemia",
+        "lymphoma",
+        "multiple_myeloma",
+        "myelodysplastic_syndrome",
+        "aplastic_anaemia",
+        "other_haematological",
+    }
+)
+ONCOHAEMATOLOGICAL = HAEMATOLOGICAL - {"aplastic_anaemia"}
+
+
+THERAPY_CATEGORIES = (
+    "chemotherapy",
+    "immunotherapy",
+    "radiotherapy",
+    "surgery",
+    "stem_cell_transplant",
+    "corticosteroid",
+    "immunosuppressant",
+    "targeted_therapy",
+    "cell_therapy",
+    "other",
+)
+
+
+def _lab(
+    name: str, unit: str, description: str, code: str, maximum: float, substance: str | None = None
+) -> FactDef:
+    return FactDef(
+        name, FactType.NUMBER, FactKind.LAB, description, unit=unit, code=code,
+        minimum=0, maximum=maximum, substance=substance, dated=True,
+    )
+
+
+def _xuln(lab: str) -> FactDef:
+    return FactDef(
+        f"{lab}_x_uln", FactType.NUMBER, FactKind.DERIVED,
+        f"{lab.upper()} as a multiple of the reporting laboratory's upper limit of normal",
+        unit="ULN", minimum=0, maximum=1000, dated=True,
+        derivation=f"latest {lab} in the look-back window ÷ that result's own ULN "
+        "(FACTS.md §9: the lab's own reference range, never a constant)",
+    )
+
+
+def _finding(name: str, description: str) -> FactDef:
+    return FactDef(name, FactType.BOOLEAN, FactKind.FINDING, description, dated=True)
+
+
+_FACTS: tuple[FactDef, ...] = (
+    # Demographics
+    FactDef("age_years", FactType.INTEGER, FactKind.DERIVED, "age in completed years",
+            minimum=0, maximum=130, derivation="completed years from birth date to screening date"),
+    FactDef("age_months", FactType.INTEGER, FactKind.DERIVED, "age in completed months",
+            minimum=0, maximum=1560, derivation="completed months from birth date to screening date"),
+    FactDef("sex", FactType.STRING, FactKind.DEMOGRAPHIC, "sex recorded at birth",
+            values=("female", "male")),
+    FactDef("childbearing_potential", FactType.BOOLEAN, FactKind.FINDING,
+            "of childbearing potential", dated=False),
+    FactDef("pregnant", FactType.BOOLEAN, FactKind.DERIVED, "currently pregnant",
+            derivation="latest pregnancy test or recorded pregnancy in the look-back window; "
+            "false for male patients", dated=True),
+    FactDef("weight", FactType.NUMBER, FactKind.MEASUREMENT, "body weight", unit="kg",
+            code="LOINC 29463-7", minimum=0.3, maximum=350, dated=True),
+    FactDef("height", FactType.NUMBER, FactKind.MEASUREMENT, "body height", unit="cm",
+            code="LOINC 8302-2", minimum=20, maximum=272, dated=True),
+    # Diagnosis and disease
+    FactDef("primary_diagnosis", FactType.STRING, FactKind.DIAGNOSIS, "primary diagnosis",
+            values=DIAGNOSES),
+    FactDef("diagnosis_category", FactType.STRING, FactKind.DERIVED,
+            "solid tumour, haematological or other", values=("solid_tumour", "haematological",
+                                                             "other"),
+            derivation="from the primary diagnosis"),
+    FactDef("oncohaematological", FactType.BOOLEAN, FactKind.DERIVED,
+            "primary diagnosis is a haematological malignancy",
+            derivation="primary diagnosis in the haematological malignancies"),
+    FactDef("diagnosis_confirmation", FactType.STRING, FactKind.DIAGNOSIS,
+            "how the diagnosis was confirmed", values=("histological", "cytological", "clinical")),
+    FactDef("risk_group", FactType.STRING, FactKind.DIAGNOSIS, "risk group",
+            values=("low", "intermediate", "high")),
+    FactDef("risk_system", FactType.STRING, FactKind.DIAGNOSIS,
+            "classification the risk group was assigned by",
+            values=("GPOH-NB2004", "GPOH-NB2013", "COG", "INRG", "SIOPEN", "other")),
+    FactDef("stage", FactType.STRING, FactKind.DIAGNOSIS, "stage as recorded (INSS/INRGSS/TNM)"),
+    FactDef("disease_status", FactType.STRING, FactKind.DISEASE, "current disease status",
+            values=("newly_diagnosed", "on_first_line_therapy", "refractory", "relapsed",
+                    "progressive", "remission")),
+    FactDef("end_induction_response", FactType.STRING, FactKind.DISEASE,
+            "response at the end of induction (INRC categories; VGPR from INRC 1993)",
+            values=_INRC),
+    FactDef("induction_cycles_completed", FactType.INTEGER, FactKind.DISEASE,
+            "induction chemotherapy cycles completed", minimum=0, maximum=30),
+    FactDef("cns_involvement", FactType.BOOLEAN, FactKind.DISEASE,
+            "central nervous system and/or leptomeningeal involvement"),
+    FactDef("brain_metastases", FactType.BOOLEAN, FactKind.DISEASE, "brain metastases"),
+    FactDef("metastatic", FactType.BOOLEAN, FactKind.DISEASE, "disseminated disease"),
+    FactDef("staging_complete", FactType.BOOLEAN, FactKind.DISEASE,
+            "comprehensive assessment of disease extent completed"),
+    FactDef("chemotherapy_resistant", FactType.BOOLEAN, FactKind.DISEASE,
+            "disease resistant to chemotherapy"),
+    FactDef("life_expectancy", FactType.NUMBER, FactKind.FINDING, "expected life expectancy",
+            unit="week", minimum=0, maximum=5200, dated=True),
+    FactDef("septic_shock", FactType.BOOLEAN, FactKind.DISEASE, "septic shock present"),
+    FactDef("hours_since_septic_shock_onset", FactType.NUMBER, FactKind.DERIVED,
+            "hours from septic shock onset to the screening time", unit="hour",
+            minimum=0, maximum=24 * 365,
+            derivation="screening date-time minus recorded septic shock onset"),
+    # Performance
+    FactDef("lansky", FactType.INTEGER, FactKind.PERFORMANCE, "Lansky play-performance score",
+            minimum=0, maximum=100, dated=True),
+    FactDef("karnofsky", FactType.INTEGER, FactKind.PERFORMANCE, "Karnofsky performance score",
+            minimum=0, maximum=100, dated=True),
+    FactDef("ecog", FactType.INTEGER, FactKind.PERFORMANCE, "ECOG / WHO / Zubrod grade",
+            minimum=0, maximum=5, dated=True),
+    FactDef("performance_score", FactType.INTEGER, FactKind.DERIVED,
+            "age-appropriate Lansky (under 16) or Karnofsky (16 and over) score",
+            minimum=0, maximum=100, dated=True,
+            derivation="Lansky if age < 16 else Karnofsky (FACTS.md §5); the other scale is "
+            "never converted"),
+    # Laboratory
+    _lab("anc", "/mm3", "absolute neutrophil count", "LOINC 751-8", 1e6),
+    _lab("granulocytes", "/mm3", "granulocyte count", "LOINC 30397-3", 1e6),
+    _lab("platelets", "/mm3", "platelet count", "LOINC 777-3", 1e7),
+    _lab("hemoglobin", "g/dL", "haemoglobin", "LOINC 718-7", 30),
+    _lab("alt", "U/L", "alanine aminotransferase", "LOINC 1742-6", 1e5),
+    _lab("ast", "U/L", "aspartate aminotransferase", "LOINC 1920-8", 1e5),
+    _lab("alp", "U/L", "alkaline phosphatase", "LOINC 6768-6", 1e5),
+    _lab("bilirubin", "mg/dL", "total bilirubin", "LOINC 1975-2", 100, "bilirubin"),
+    _lab("creatinine", "mg/dL", "serum creatinine", "LOINC 2160-0", 50, "creatinine"),
+    _lab("sodium", "mmol/L", "serum sodium", "LOINC 2951-2", 250),
+    _lab("potassium", "mmol/L", "serum potassium", "LOINC 2823-3", 20),
+    _lab("pti", "%", "prothrombin index", "LOINC 5894-1", 300),
+    _lab("aptt", "s", "activated partial thromboplastin time", "LOINC 3173-2", 600),
+    FactDef("inr", FactType.NUMBER, FactKind.LAB, "international normalised ratio",
+            code="LOINC 6301-6", minimum=0, maximum=30, dated=True),
+    _xuln("alt"),
+    _xuln("ast"),
+    _xuln("alp"),
+    _xuln("bilirubin"),
+    _xuln("creatinine"),
+    FactDef("gfr", FactType.NUMBER, FactKind.DERIVED,
+            "glomerular filtration rate or creatinine clearance", unit="mL/min/1.73m2",
+            minimum=0, maximum=400, dated=True,
+            derivation="measured GFR/creatinine clearance if recorded in the look-back window, "
+            "else bedside Schwartz eGFR = 0.413 × height / creatinine (Schwartz 2009, JASN "
+            "20:629) for ages 1–16, else unknown"),
+    # Measurements
+    FactDef("measured_gfr", FactType.NUMBER, FactKind.MEASUREMENT,
+            "measured GFR or creatinine clearance", unit="mL/min/1.73m2", minimum=0,
+            maximum=400, dated=True),
+    FactDef("lvef", FactType.NUMBER, FactKind.MEASUREMENT, "left ventricular ejection fraction",
+            unit="%", code="LOINC 10230-1", minimum=0, maximum=100, dated=True),
+    FactDef("spo2_room_air", FactType.NUMBER, FactKind.MEASUREMENT,
+            "oxygen saturation by pulse oximetry on room air", unit="%", code="LOINC 59408-5",
+            minimum=0, maximum=100, dated=True),
+    # Clinical findings (recorded by the clinician, dated)
+    _finding("heart_failure_signs", "clinical signs of heart failure"),
+    _finding("dyspnoea_at_rest", "dyspnoea at rest"),
+    _finding("chest_xray_abnormal", "pathological findings on chest X-ray"),
+    _finding("drug_induced_neuropathy", "signs of drug-induced neuropathy"),
+    _finding("neuropathic_pain", "neuropathic pain"),
+    _finding("severe_cardiovascular_disease",
+             "severe cardiovascular disease, past or present (e.g. myocardial infarction, "
+             "stroke, phlebothrombosis, coronary insufficiency needing drugs)"),
+    _finding("active_peptic_ulcer", "gastric or duodenal ulcer in the acute phase"),
+    _finding("uncontrolled_diabetes", "uncorrected diabetes mellitus"),
+    _finding("significant_allergy", "known allergic reactions or significant allergic conditions"),
+    FactDef("ckd_stage", FactType.INTEGER, FactKind.FINDING,
+            "chronic kidney disease stage (0 = none)", minimum=0, maximum=5, dated=True),
+    FactDef("rifle_class", FactType.STRING, FactKind.FINDING,
+            "acute kidney injury class by RIFLE (Bellomo 2004)",
+            values=("none", "risk", "injury", "failure", "loss", "eskd"), dated=True),
+    # Treatments
+    FactDef("prior_therapy_categories", FactType.SET, FactKind.TREATMENT,
+            "categories of treatment received before the screening date",
+            values=THERAPY_CATEGORIES,
+            derivation="categories of every treatment started on or before the screening date"),
+    FactDef("last_immunotherapy_date", FactType.DATE, FactKind.TREATMENT,
+            "date of the last immunotherapy",
+            derivation="latest end (or start, if ongoing: the screening date) of an "
+                       "immunotherapy"),
+    FactDef("chronic_immunosuppression", FactType.BOOLEAN, FactKind.TREATMENT,
+            "chronic use of corticosteroids or immunosuppressants at the screening date",
+            derivation="a treatment of category corticosteroid or immunosuppressant marked "
+                       "chronic and ongoing at the screening date"),
+    # Consent
+    FactDef("consent_signed", FactType.BOOLEAN, FactKind.CONSENT,
+            "signed informed consent for this trial",
+            derivation="a signed consent record for this trial dated on or before screening"),
+)
+
+FACTS: Mapping[str, FactDef] = MappingProxyType({f.name: f for f in _FACTS})
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """A yes/no question a protocol asks the investigator to answer."""
+
+    id: str
+    question: str
+
+    @property
+    def fact_name(self) -> str:
+        return f"attest.{self.id}"
+
+
+@dataclass(frozen=True)
+class FactDictionary:
+    """The dictionary a protocol's rules are checked against."""
+
+    facts: Mapping[str, FactDef] = field(default_factory=lambda: FACTS)
+
+    def get(self, name: str) -> FactDef | None:
+        return self.facts.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.facts
+
+    def names(self) -> list[str]:
+        return sorted(self.facts)
+
+
+def with_attestations(attestations: Iterable[Attestation]) -> FactDictionary:
+    """The base dictionary plus one boolean fact per protocol attestation."""
+    extra = {
+        a.fact_name: FactDef(a.fact_name, FactType.BOOLEAN, FactKind.ATTESTATION, a.question)
+        for a in attestations
+    }
+    return FactDictionary(MappingProxyType({**FACTS, **extra}))
+
+
+BASE = FactDictionary()

@@ -1,0 +1,471 @@
+"""The protocol model (pydantic v2).
+
+A protocol file has four parts:
+
+* ``registry`` — the trial as a registry shows it, mirroring the ClinicalTrials.gov
+  API v2 modules (identification, status, sponsor, description, conditions, design,
+  arms and interventions, eligibility, outcomes, contacts and locations);
+* ``eligibility`` — inclusion and exclusion criteria, each with its original text and a
+  computable rule in the criteria language, or an attestation the investigator answers;
+* ``arms`` — each with an assignment rule or a randomisation reference, and its plan of
+  courses and procedures;
+* ``courses`` — the regimen: course length, administrations (agent, dose and dose basis,
+  route, days, infusion), procedures and assessments.
+
+Every clinical number outside the criteria text is a :class:`Param` naming its source;
+one whose value is not in the seed documents and not confirmed from a primary source
+is ``unconfirmed: true`` and trialdesk shows that mark wherever it is used.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trialdesk.facts.dictionary import Attestation, FactDictionary, with_attestations
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------
+# Sourced parameters
+
+
+class Param(_Model):
+    """A clinical number with its source."""
+
+    value: float | int | str | None = None
+    unit: str | None = None
+    source: str
+    unconfirmed: bool = False
+    note: str | None = None
+
+    def shown(self) -> str:
+        v = "not set" if self.value is None else f"{self.value:g}" if isinstance(
+            self.value, (int, float)) else str(self.value)
+        text = f"{v} {self.unit}" if self.unit and self.value is not None else v
+        return f"{text} [unconfirmed]" if self.unconfirmed else text
+
+
+# ---------------------------------------------------------------------------
+# Registry metadata (ClinicalTrials.gov API v2 module names)
+
+
+class Identification(_Model):
+    nct_id: str | None = None
+    org_study_id: str | None = None
+    secondary_ids: list[str] = []
+    acronym: str | None = None
+    brief_title: str
+    official_title: str | None = None
+
+
+class Status(_Model):
+    overall_status: Literal[
+        "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
+        "COMPLETED", "SUSPENDED", "TERMINATED", "WITHDRAWN", "UNKNOWN", "AVAILABLE",
+    ]
+    display_status: str | None = None
+    start_date: str | None = None
+    completion_date: str | None = None
+
+
+class Organisation(_Model):
+    name: str
+    org_class: str | None = Field(default=None, alias="class")
+
+
+class Sponsor(_Model):
+    lead_sponsor: Organisation
+    collaborators: list[Organisation] = []
+    funder_type: str | None = None
+
+
+class Description(_Model):
+    brief_summary: str
+    detailed_description: str | None = None
+
+
+class Enrollment(_Model):
+    count: int = Field(ge=0)
+    type: Literal["ESTIMATED", "ACTUAL"] = "ESTIMATED"
+
+
+class Design(_Model):
+    study_type: Literal["INTERVENTIONAL", "OBSERVATIONAL", "EXPANDED_ACCESS", "PROGRAM"]
+    phases: list[str] = []
+    allocation: Literal["RANDOMIZED", "NON_RANDOMIZED", "NA"] = "NA"
+    intervention_model: str | None = None
+    masking: str = "NONE"
+    masking_description: str | None = None
+    primary_purpose: str | None = None
+    enrollment: Enrollment | None = None
+
+
+class ArmGroup(_Model):
+    label: str
+    type: str
+    description: str | None = None
+    intervention_names: list[str] = []
+
+
+class Intervention(_Model):
+    type: str
+    name: str
+    description: str | None = None
+
+
+class ArmsInterventions(_Model):
+    arm_groups: list[ArmGroup] = []
+    interventions: list[Intervention] = []
+
+
+class RegistryEligibility(_Model):
+    sex: Literal["ALL", "FEMALE", "MALE"] = "ALL"
+    minimum_age: str | None = None
+    maximum_age: str | None = None
+    healthy_volunteers: bool = False
+
+
+class Outcome(_Model):
+    measure: str
+    description: str | None = None
+    time_frame: str | None = None
+
+
+class Outcomes(_Model):
+    primary: list[Outcome] = []
+    secondary: list[Outcome] = []
+
+
+class Contact(_Model):
+    name: str
+    role: str | None = None
+
+
+class Location(_Model):
+    facility: str
+    city: str | None = None
+    country: str | None = None
+
+
+class ContactsLocations(_Model):
+    central_contacts: list[Contact] = []
+    locations: list[Location] = []
+    location_count: int | None = None
+
+
+class Registry(_Model):
+    identification: Identification
+    status: Status
+    sponsor: Sponsor
+    description: Description
+    conditions: list[str]
+    keywords: list[str] = []
+    design: Design
+    arms_interventions: ArmsInterventions = ArmsInterventions()
+    eligibility: RegistryEligibility = RegistryEligibility()
+    outcomes: Outcomes = Outcomes()
+    contacts_locations: ContactsLocations = ContactsLocations()
+    source: str
+
+
+# ---------------------------------------------------------------------------
+# Eligibility
+
+
+class Criterion(_Model):
+    """One criterion: the original text, and a rule or an attestation question.
+
+    A criterion that cannot be computed from data becomes an attestation: the
+    investigator answers the ``attest`` question yes or no, and the rule is that answer.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    text: str
+    rule: str | None = None
+    attest: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _rule_or_attest(self) -> Criterion:
+        if (self.rule is None) == (self.attest is None):
+            raise ValueError("give exactly one of 'rule' or 'attest'")
+        return self
+
+    @property
+    def attestation(self) -> Attestation | None:
+        if self.attest is None:
+            return None
+        return Attestation(self.id.lower().replace("-", "_").replace(".", "_"), self.attest)
+
+    @property
+    def expression(self) -> str:
+        """The rule in the criteria language (an attestation is its own fact)."""
+        if self.rule is not None:
+            return self.rule
+        attestation = self.attestation
+        assert attestation is not None  # by the validator above
+        return attestation.fact_name
+
+
+class LookBack(_Model):
+    """How old a dated fact may be and still count (older counts as missing)."""
+
+    default_days: int = Field(ge=0)
+    by_kind: dict[str, int] = {}
+    by_fact: dict[str, int] = {}
+    source: str
+    unconfirmed: bool = False
+
+    def days_for(self, fact: str, kind: str) -> int:
+        return self.by_fact.get(fact, self.by_kind.get(kind, self.default_days))
+
+
+class Eligibility(_Model):
+    source: str
+    lookback: LookBack
+    inclusion: list[Criterion]
+    exclusion: list[Criterion] = []
+    attestations: list[Attestation] = []
+
+
+# ---------------------------------------------------------------------------
+# Regimen
+
+
+class DoseBasis(StrEnum):
+    FIXED = "fixed"
+    PER_M2 = "per_m2"
+    PER_KG = "per_kg"
+
+
+class Dose(_Model):
+    """A dose: ``amount`` (optionally up to ``amount_max``) in ``unit`` per ``basis``.
+
+    ``unit`` is mg, µg, IU or cells; the basis makes mg/m², mg/kg, IU/m², cells/kg.
+    """
+
+    amount: float | None = Field(default=None, gt=0)
+    amount_max: float | None = Field(default=None, gt=0)
+    unit: Literal["mg", "ug", "g", "IU", "cells", "mL"]
+    basis: DoseBasis
+    per: Literal["day", "administration", "course"] = "day"
+    cap: float | None = Field(default=None, gt=0)
+    source: str
+    unconfirmed: bool = False
+    note: str | None = None
+
+    def shown(self) -> str:
+        per_basis = {"fixed": "", "per_m2": "/m²", "per_kg": "/kg"}[self.basis.value]
+        if self.amount is None:
+            text = f"not set ({self.unit}{per_basis})"
+        else:
+            amount = f"{self.amount:g}" + (f"–{self.amount_max:g}" if self.amount_max else "")
+            text = f"{amount} {self.unit}{per_basis}/{self.per}"
+        if self.cap:
+            text += f" (max {self.cap:g} {self.unit})"
+        return f"{text} [unconfirmed]" if self.unconfirmed else text
+
+
+class Infusion(_Model):
+    kind: Literal["bolus", "short", "continuous", "subcutaneous", "oral"] = "short"
+    duration_hours: float | None = Field(default=None, gt=0)
+
+
+class Administration(_Model):
+    agent: str
+    dose: Dose
+    route: Literal["IV", "SC", "PO", "IM", "IT"]
+    days: list[int]
+    infusion: Infusion | None = None
+    variant: str | None = None  # only given when the protocol's chosen variant matches
+    optional: bool = False
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _days(self) -> Administration:
+        if not self.days:
+            raise ValueError("an administration needs at least one day")
+        if sorted(set(self.days)) != self.days:
+            raise ValueError("days must be increasing without repeats")
+        return self
+
+
+class Procedure(_Model):
+    name: str
+    day: int
+    window_days: int = 0
+    source: str | None = None
+    note: str | None = None
+
+
+class Assessment(_Model):
+    name: str
+    criteria: str | None = None  # e.g. "INRC 2017", "RECIST 1.1"
+    day: int | None = None
+    every_courses: int | None = Field(default=None, ge=1)
+    source: str | None = None
+    unconfirmed: bool = False
+
+
+class Course(_Model):
+    id: str
+    name: str
+    length_days: Param
+    administrations: list[Administration] = []
+    procedures: list[Procedure] = []
+    admission: bool = False
+    note: str | None = None
+
+
+class CourseStep(_Model):
+    course: str
+    repeats: int = Field(default=1, ge=1)
+    condition: str | None = None  # e.g. "no disease progression": a decision point before it
+
+
+class ProcedureStep(_Model):
+    procedure: Procedure
+
+
+class TimedStep(_Model):
+    """An event timed in hours from a clinical anchor (e.g. septic shock onset)."""
+
+    timed: str
+    anchor: str
+    within_hours: Param
+    administration: Administration | None = None
+
+
+class MilestoneStep(_Model):
+    milestone: str
+    from_day: int
+    to_day: int | None = None
+    source: str | None = None
+
+
+PlanStep = CourseStep | ProcedureStep | TimedStep | MilestoneStep
+
+
+class Sampling(_Model):
+    """A sampling schedule: what is measured on which study days."""
+
+    measurements: list[str]
+    days: list[int]
+    source: str
+    unconfirmed: bool = False
+
+
+class Assignment(_Model):
+    rule: str | None = None
+    randomisation: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Assignment:
+        if (self.rule is None) == (self.randomisation is None):
+            raise ValueError("give exactly one of 'rule' or 'randomisation'")
+        return self
+
+
+class Arm(_Model):
+    id: str
+    label: str
+    type: str = "EXPERIMENTAL"
+    description: str | None = None
+    assignment: Assignment
+    plan: list[PlanStep] = []
+    assessments: list[Assessment] = []
+    sampling: list[Sampling] = []
+
+
+class Randomisation(_Model):
+    id: str
+    ratio: dict[str, int]
+    method: Literal["permuted_blocks", "minimisation"] = "permuted_blocks"
+    block_sizes: list[int] = []
+    strata: dict[str, list[str]] = {}
+    source: str
+
+
+class Variant(_Model):
+    choices: list[str]
+    default: str
+    source: str
+
+
+class Protocol(_Model):
+    """A trial protocol; see the module docstring for its parts."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: str
+    title: str
+    registry: Registry
+    eligibility: Eligibility
+    arms: list[Arm]
+    courses: list[Course] = []
+    randomisations: list[Randomisation] = []
+    variants: dict[str, Variant] = {}
+    parameters: dict[str, Param] = {}
+    bsa_formula: Literal["mosteller", "dubois", "haycock", "gehan_george"] = "mosteller"
+
+    @model_validator(mode="after")
+    def _references(self) -> Protocol:
+        ids = [c.id for c in self.eligibility.inclusion + self.eligibility.exclusion]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"criterion ids repeated: {', '.join(dupes)}")
+        arm_ids = [a.id for a in self.arms]
+        if len(set(arm_ids)) != len(arm_ids):
+            raise ValueError("arm ids repeated")
+        courses = {c.id for c in self.courses}
+        randomisations = {r.id: r for r in self.randomisations}
+        for arm in self.arms:
+            for step in arm.plan:
+                if isinstance(step, CourseStep) and step.course not in courses:
+                    raise ValueError(f"arm {arm.id}: unknown course '{step.course}'")
+            ref = arm.assignment.randomisation
+            if ref is not None:
+                if ref not in randomisations:
+                    raise ValueError(f"arm {arm.id}: unknown randomisation '{ref}'")
+                if arm.id not in randomisations[ref].ratio:
+                    raise ValueError(f"arm {arm.id}: not in randomisation '{ref}' ratio")
+        for name, variant in self.variants.items():
+            if variant.default not in variant.choices:
+                raise ValueError(f"variant {name}: default not among the choices")
+        return self
+
+    @property
+    def criteria(self) -> list[tuple[str, Criterion]]:
+        """All criteria as (kind, criterion), inclusion first."""
+        return [("inclusion", c) for c in self.eligibility.inclusion] + [
+            ("exclusion", c) for c in self.eligibility.exclusion
+        ]
+
+    @property
+    def attestations(self) -> list[Attestation]:
+        found = list(self.eligibility.attestations)
+        found += [c.attestation for _, c in self.criteria if c.attestation is not None]
+        return found
+
+    @cached_property
+    def dictionary(self) -> FactDictionary:
+        return with_attestations(self.attestations)
+
+    def course(self, course_id: str) -> Course:
+        for c in self.courses:
+            if c.id == course_id:
+                return c
+        raise KeyError(course_id)
+
+    def arm(self, arm_id: str) -> Arm:
+        for a in self.arms:
+            if a.id == arm_id:
+                return a
+        raise KeyError(arm_id)
+
