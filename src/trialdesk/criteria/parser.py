@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, VisitError
 
 from trialdesk.criteria.ast import (
     FLIPPED,
@@ -211,13 +211,20 @@ def parse(text: str, *, where: str | None = None) -> Expr:
         tree = _parser().parse(text)
         return _Build().transform(tree)
     except UnexpectedInput as exc:
-        snippet = text.splitlines()[exc.line - 1] if exc.line and exc.line > 0 else text
-        pointer = " " * max(exc.column - 1, 0) + "^"
+        token = getattr(exc, "token", None)
+        at_end = isinstance(exc, UnexpectedEOF) or getattr(token, "type", None) == "$END"
+        lines = text.splitlines() or [""]
+        line = len(lines) if at_end else exc.line
+        column = len(lines[-1]) + 1 if at_end else exc.column
+        snippet = lines[line - 1] if line and line > 0 else text
+        pointer = " " * max(column - 1, 0) + "^"
         raw = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or []
         expected = sorted({_READABLE.get(name, name.lstrip("_").lower()) for name in raw})
         hint = f"; expected one of {', '.join(expected[:8])}" if expected else ""
         raise CriteriaError(
-            f"syntax error at line {exc.line}, column {exc.column}{hint}\n  {snippet}\n  {pointer}",
+            f"syntax error at line {line}, column {column}"
+            f"{' (unexpected end of expression)' if at_end else ''}{hint}\n  {snippet}\n"
+            f"  {pointer}",
             where=where,
         ) from None
     except VisitError as exc:

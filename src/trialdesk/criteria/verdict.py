@@ -18,6 +18,8 @@ from typing import Any
 from trialdesk.criteria.ast import facts_of, to_text
 from trialdesk.criteria.evaluate import evaluate
 from trialdesk.facts.model import FactSet, FactValue
+from trialdesk.facts.normalise import normalise
+from trialdesk.facts.patient import PatientRecord
 from trialdesk.protocol.load import CompiledProtocol
 
 SCHEMA = "trialdesk.screening/1"
@@ -202,3 +204,11 @@ def _arm(verdict: Verdict, arms: list[ArmResult]) -> tuple[str | None, str]:
     if any(a.outcome is Outcome.UNKNOWN for a in arms):
         return None, "arm undetermined: data missing for the assignment rule"
     return None, "no arm's assignment rule applies"
+
+
+def screen_record(compiled: CompiledProtocol, record: PatientRecord, *,
+                  as_of: datetime) -> ScreeningResult:
+    """Normalise ``record`` for ``compiled`` at ``as_of`` and screen it."""
+    facts = normalise(record, trial_id=compiled.id, lookback=compiled.protocol.eligibility.lookback,
+                      as_of=as_of)
+    return screen(compiled, facts, patient_id=record.patient_id)

@@ -1,13 +1,12 @@
-"""Randomisation: sealed permuted-block lists, minimisation, concealed allocation, verification.
+"""Randomisation schemes and sealed allocation lists: permuted blocks and minimisation.
 
 A protocol declares a :class:`RandomisationScheme`. Before the first patient, the trial
 statistician generates an :class:`AllocationList` from the scheme and a recorded seed; the
-list carries a SHA-256 digest over its canonical serialisation, so it can be sealed, stored
-and later verified. At randomisation, an :class:`Allocator` reveals one allocation at a
-time to an enrolled patient; every allocation is an :class:`Allocation` record the caller
-appends to the audit trail. :func:`verify_allocations` checks those records against the
-list (or, for minimisation, replays the algorithm). Nothing here reads a clock, a file or
-a database: the caller passes the time and persists what is returned.
+list carries a SHA-256 digest over its canonical serialisation, so it can be sealed,
+stored and later checked with :func:`verify_list`, which also regenerates it from the
+seed. Allocating from the list, one enrolled patient at a time, and auditing the
+allocations made is :mod:`trialdesk.enrolment.allocation`. Nothing here reads a clock,
+a file or a database: the caller persists what is returned.
 
 Methods and their sources:
 
@@ -22,9 +21,9 @@ Random numbers: every stream is ``numpy.random.PCG64`` seeded through
 ``PCG64.random_raw()``. NumPy guarantees that a fixed seed gives PCG64 the same integer
 stream in every version; ``Generator`` methods carry no such promise, so integers and coin
 flips are derived here from the raw 64-bit words with exact integer arithmetic (rejection
-sampling, no floating point). The same scheme and seed therefore give the identical list
-on every platform and NumPy version; ``ALGORITHM`` names these rules and is stored in
-every list so that a future change cannot silently reinterpret an old one.
+sampling, exact fractions). The same scheme and seed therefore give the identical list on
+every platform and NumPy version; ``ALGORITHM`` names these rules and is stored in every
+list so that a future change cannot silently reinterpret an old one.
 
 RuMCeSS (NCT01849237) in miniature: 1:1, MSC + standard therapy vs standard therapy.
 
@@ -34,14 +33,8 @@ RuMCeSS (NCT01849237) in miniature: 1:1, MSC + standard therapy vs standard ther
 >>> lst = generate_list(scheme, seed=20130507, size_per_stratum=16)
 >>> verify_list(lst).ok
 True
->>> allocator = Allocator(lst)
->>> at = datetime.fromisoformat("2013-05-07T09:30:00+00:00")
->>> first, state = allocator.next_allocation(
-...     allocator.start(), "P001", {"site": "MSK-01"}, enrolled=True, at=at)
->>> (first.stratum, first.sequence, first.arm in scheme.arms)
-('site=MSK-01', 1, True)
->>> verify_allocations(lst, [first]).ok
-True
+>>> verify_list(lst.model_copy(update={"seed": 1})).ok
+False
 """
 
 from __future__ import annotations
@@ -53,7 +46,6 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal, Self
 
@@ -72,19 +64,17 @@ from trialdesk.errors import EnrolmentError
 
 __all__ = [
     "ALGORITHM",
-    "Allocation",
     "AllocationEntry",
     "AllocationList",
-    "AllocationState",
-    "Allocator",
+    "Counts",
     "Discrepancy",
     "RandomisationScheme",
     "VerificationReport",
     "generate_list",
     "imbalance_scores",
+    "minimisation_arm",
     "stratum_key",
     "stratum_keys",
-    "verify_allocations",
     "verify_list",
 ]
 
@@ -100,6 +90,7 @@ _FACTOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _KEY_CHARS = ("|", "=")
 UNSTRATIFIED = "all"
 
+# Patients allocated so far, factor → level → arm → number: all minimisation needs to know.
 Counts = dict[str, dict[str, dict[str, int]]]
 
 
@@ -154,68 +145,65 @@ class RandomisationScheme(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        def refuse(field: str, reason: str) -> EnrolmentError:
-            return EnrolmentError(reason, where=f"randomisation.{field}")
-
         if not self.id.strip():
-            raise refuse("id", "must not be empty")
+            raise _refuse("id", "must not be empty")
         if len(self.arms) < 2:
-            raise refuse("arms", f"needs at least two arms, got {len(self.arms)}")
+            raise _refuse("arms", f"needs at least two arms, got {len(self.arms)}")
         for arm, ratio in self.arms.items():
             if not arm.strip():
-                raise refuse("arms", "arm names must not be empty")
+                raise _refuse("arms", "arm names must not be empty")
             if ratio < 1:
-                raise refuse(f"arms.{arm}", f"ratio must be a whole number ≥ 1, got {ratio}")
+                raise _refuse(f"arms.{arm}", f"ratio must be a whole number ≥ 1, got {ratio}")
         if self.method == "permuted_blocks":
             own = "strata"
             for field in ("factors", "factor_weights", "imbalance", "preferred_probability"):
                 if getattr(self, field):
-                    raise refuse(field, "applies only to method 'minimisation'")
-            self._check_blocks(refuse)
+                    raise _refuse(field, "applies only to method 'minimisation'")
+            self._check_blocks()
         else:
             own = "factors"
             for field in ("strata", "block_sizes"):
                 if getattr(self, field):
-                    raise refuse(field, "applies only to method 'permuted_blocks'")
-            self._check_minimisation(refuse)
+                    raise _refuse(field, "applies only to method 'permuted_blocks'")
+            self._check_minimisation()
         for factor, levels in getattr(self, own).items():
-            _check_factor(own, factor, levels, refuse)
+            _check_factor(own, factor, levels)
         return self
 
-    def _check_blocks(self, refuse: Any) -> None:
+    def _check_blocks(self) -> None:
         if not self.block_sizes:
-            raise refuse("block_sizes", "permuted blocks need at least one block size")
+            raise _refuse("block_sizes", "permuted blocks need at least one block size")
         if len(set(self.block_sizes)) != len(self.block_sizes):
             # A repeated size would silently make that size more likely than declared.
-            raise refuse("block_sizes", f"sizes repeat: {list(self.block_sizes)}")
+            raise _refuse("block_sizes", f"sizes repeat: {list(self.block_sizes)}")
         for i, size in enumerate(self.block_sizes):
             if size < 1 or size % self.ratio_sum:
-                raise refuse(
+                raise _refuse(
                     f"block_sizes.{i}",
                     f"block size {size} is not a positive multiple of the ratio sum "
                     f"{self.ratio_sum} ({_ratio_text(self.arms)})",
                 )
 
-    def _check_minimisation(self, refuse: Any) -> None:
+    def _check_minimisation(self) -> None:
         if not self.factors:
-            raise refuse("factors", "minimisation needs at least one factor")
+            raise _refuse("factors", "minimisation needs at least one factor")
         if self.imbalance is None:
-            raise refuse("imbalance", "minimisation needs an imbalance measure: range or variance")
+            raise _refuse("imbalance", "minimisation needs an imbalance measure: range or variance")
         p = self.preferred_probability
         if p is None:
-            raise refuse("preferred_probability", "minimisation needs a probability, e.g. 0.8")
+            raise _refuse("preferred_probability", "minimisation needs a probability, e.g. 0.8")
         # Pocock & Simon (1975) require p > 1/N: otherwise the 'preferred' arm is no
         # more likely than any other and the method does not balance at all.
         if not (math.isfinite(p) and 1 / len(self.arms) < p <= 1):
-            raise refuse(
+            raise _refuse(
                 "preferred_probability",
                 f"must be above 1/{len(self.arms)} and at most 1, got {p}",
             )
         for factor, weight in self.factor_weights.items():
             if factor not in self.factors:
-                raise refuse(f"factor_weights.{factor}", "is not one of the factors")
+                raise _refuse(f"factor_weights.{factor}", "is not one of the factors")
             if not (math.isfinite(weight) and weight > 0):
-                raise refuse(f"factor_weights.{factor}", f"must be above 0, got {weight}")
+                raise _refuse(f"factor_weights.{factor}", f"must be above 0, got {weight}")
 
     @property
     def ratio_sum(self) -> int:
@@ -228,16 +216,20 @@ class RandomisationScheme(BaseModel):
         return self.strata if self.method == "permuted_blocks" else self.factors
 
 
-def _check_factor(field: str, factor: str, levels: Sequence[str], refuse: Any) -> None:
+def _refuse(field: str, reason: str) -> EnrolmentError:
+    return EnrolmentError(reason, where=f"randomisation.{field}")
+
+
+def _check_factor(field: str, factor: str, levels: Sequence[str]) -> None:
     if not _FACTOR_NAME.match(factor):
-        raise refuse(f"{field}.{factor}", "factor names are letters, digits and _")
+        raise _refuse(f"{field}.{factor}", "factor names are letters, digits and _")
     if not levels:
-        raise refuse(f"{field}.{factor}", "needs at least one level")
+        raise _refuse(f"{field}.{factor}", "needs at least one level")
     if len(set(levels)) != len(levels):
-        raise refuse(f"{field}.{factor}", f"levels repeat: {list(levels)}")
+        raise _refuse(f"{field}.{factor}", f"levels repeat: {list(levels)}")
     for level in levels:
         if not level.strip() or level != level.strip() or any(c in level for c in _KEY_CHARS):
-            raise refuse(
+            raise _refuse(
                 f"{field}.{factor}",
                 f"level {level!r} must be non-empty, without outer spaces, '|' or '='",
             )
@@ -392,11 +384,14 @@ def _digest_of(lst: AllocationList) -> str:
 def generate_list(scheme: RandomisationScheme, seed: int, size_per_stratum: int) -> AllocationList:
     """Generate and seal the list; the same scheme and seed always give the same list.
 
-    Each stratum gets its own stream (``SeedSequence(seed, spawn_key=(0, stratum index))``),
-    filled with whole blocks until it holds at least ``size_per_stratum`` entries: a
-    truncated last block would be unbalanced (Matts & Lachin 1988). Each block's size is
-    drawn uniformly from ``scheme.block_sizes``; its arms are the ratio repeated and
-    shuffled (Fisher–Yates).
+    Permuted blocks: each stratum gets its own PCG64 stream
+    (``SeedSequence(seed, spawn_key=(0, stratum index))``), filled with whole blocks until
+    it holds at least ``size_per_stratum`` entries: a truncated last block would be
+    unbalanced (Matts & Lachin 1988). Each block's size is drawn uniformly from
+    ``scheme.block_sizes``; its arms are the ratio repeated and shuffled (Fisher–Yates).
+    Minimisation: the list has no entries, only the seed, and ``size_per_stratum`` is the
+    number of patients it may randomise. The seed is a secret of the trial statistician:
+    whoever has it can compute the list.
 
     >>> s = RandomisationScheme(id="x", arms={"A": 2, "B": 1}, method="permuted_blocks",
     ...                         block_sizes=(3, 6))
@@ -407,8 +402,9 @@ def generate_list(scheme: RandomisationScheme, seed: int, size_per_stratum: int)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise EnrolmentError(f"must be a whole number ≥ 0, got {seed!r}", where="seed")
     if isinstance(size_per_stratum, bool) or not isinstance(size_per_stratum, int):
-        raise EnrolmentError(f"must be a whole number, got {size_per_stratum!r}",
-                             where="size_per_stratum")
+        raise EnrolmentError(
+            f"must be a whole number, got {size_per_stratum!r}", where="size_per_stratum"
+        )
     if size_per_stratum < 1:
         raise EnrolmentError(f"must be ≥ 1, got {size_per_stratum}", where="size_per_stratum")
     entries: list[AllocationEntry] = []
@@ -454,7 +450,8 @@ def _stratum_blocks(
 
 
 def imbalance_scores(
-    scheme: RandomisationScheme, counts: Mapping[str, Mapping[str, Mapping[str, int]]],
+    scheme: RandomisationScheme,
+    counts: Mapping[str, Mapping[str, Mapping[str, int]]],
     levels: Mapping[str, str],
 ) -> dict[str, Fraction]:
     """Pocock & Simon's total imbalance G_k if the next patient went to arm k.
@@ -489,10 +486,41 @@ def imbalance_scores(
     return scores
 
 
-def _minimise(lst: AllocationList, index: int, counts: Counts, levels: Mapping[str, str]) -> str:
+def minimisation_arm(
+    allocation_list: AllocationList,
+    index: int,
+    counts: Mapping[str, Mapping[str, Mapping[str, int]]],
+    levels: Mapping[str, str],
+) -> str:
+    """The arm minimisation gives the patient at 0-based position ``index``.
+
+    ``counts`` are the patients allocated before (factor → level → arm → number) and
+    ``levels`` the patient's level of every factor. The arm with the lowest
+    :func:`imbalance_scores` is preferred; ties, and so the first patient, are broken at
+    random (weighted by the ratio); the preferred arm is given with probability
+    ``preferred_probability`` and otherwise one of the other arms, equally likely
+    (Pocock & Simon 1975, §3). The random draws come from the list's seed and ``index``
+    only, so the same seed and the same patients in the same order give the same arms.
+    Callers allocate through :class:`trialdesk.enrolment.allocation.Allocator`; this
+    function is public so that an allocation history can be replayed.
+
+    With unequal ratios the counts are divided by the ratio; the overall ratio then stays
+    close to the declared one but is not guaranteed at every allocation (Kuznetsova OM,
+    Tymofyeyev Y. Stat Med 2012;31:701–23).
+
+    >>> s = RandomisationScheme(id="x", arms={"A": 1, "B": 1}, method="minimisation",
+    ...     factors={"sex": ("F", "M")}, imbalance="range", preferred_probability=1.0)
+    >>> lst = generate_list(s, seed=1, size_per_stratum=10)
+    >>> minimisation_arm(lst, 5, {"sex": {"F": {"A": 3, "B": 1}}}, {"sex": "F"})
+    'B'
+    """
     # One stream per patient (by allocation order), so the draws one patient uses cannot
     # shift those of the next and a replay needs only the seed and the logged factors.
+    lst = allocation_list
     scheme = lst.scheme
+    p = scheme.preferred_probability
+    if scheme.method != "minimisation" or p is None:
+        raise EnrolmentError("the list is not a minimisation list", where="scheme.method")
     draws = _Draws(lst.seed, (_MINIMISATION_STREAM, index))
     scores = imbalance_scores(scheme, counts, levels)
     best = min(scores.values())
@@ -502,174 +530,11 @@ def _minimise(lst: AllocationList, index: int, counts: Counts, levels: Mapping[s
     preferred = draws.weighted(tied, scheme.arms)
     if len(tied) == len(scheme.arms):
         return preferred
-    assert scheme.preferred_probability is not None  # guaranteed by the scheme check
-    if draws.chance(scheme.preferred_probability):
+    if draws.chance(p):
         return preferred
     # Pocock & Simon's simplest rule: the other arms share 1 − p equally.
     others = [arm for arm in scheme.arms if arm != preferred]
     return others[draws.below(len(others))]
-
-
-def _counted(counts: Counts, levels: Mapping[str, str], arm: str) -> Counts:
-    new = {factor: {lv: dict(row) for lv, row in by_level.items()}
-           for factor, by_level in counts.items()}
-    for factor, level in levels.items():
-        row = new.setdefault(factor, {}).setdefault(level, {})
-        row[arm] = row.get(arm, 0) + 1
-    return new
-
-
-# ---------------------------------------------------------------------------- allocation
-
-
-class Allocation(BaseModel):
-    """One randomisation, as written to the audit trail.
-
-    Block number and size are left out on purpose: a site that sees block boundaries
-    can predict the last allocations of each block (Matts & Lachin 1988).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    patient_id: str
-    stratum: str
-    sequence: int
-    arm: str
-    factors: dict[str, str]
-    allocated_at: datetime
-    list_digest: str
-
-
-class AllocationState(BaseModel):
-    """What has been used so far: never the entries still to come.
-
-    The caller persists it with each allocation and passes it back for the next one.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    list_digest: str
-    allocated: int = 0
-    used: dict[str, int] = Field(default_factory=dict)
-    patients: frozenset[str] = frozenset()
-    factor_counts: Counts = Field(default_factory=dict)
-    last_at: datetime | None = None
-
-
-class Allocator:
-    """Reveals the next allocation of a verified list, one enrolled patient at a time.
-
-    The list is held privately and nothing public returns an entry before it is
-    allocated: the only ways out are :meth:`next_allocation` (this patient's allocation)
-    and :meth:`start` (an empty state). Construction refuses a list that fails
-    :func:`verify_list`.
-
-    >>> s = RandomisationScheme(id="x", arms={"A": 1, "B": 1}, method="permuted_blocks",
-    ...                         block_sizes=(2,))
-    >>> allocator = Allocator(generate_list(s, seed=1, size_per_stratum=2))
-    >>> at = datetime.fromisoformat("2024-01-01T00:00:00+00:00")
-    >>> a1, state = allocator.next_allocation(allocator.start(), "P1", {}, enrolled=True, at=at)
-    >>> a2, state = allocator.next_allocation(state, "P2", {}, enrolled=True, at=at)
-    >>> sorted([a1.arm, a2.arm])
-    ['A', 'B']
-    """
-
-    __slots__ = ("_entries", "_list")
-
-    def __init__(self, allocation_list: AllocationList) -> None:
-        report = verify_list(allocation_list)
-        if not report.ok:
-            raise EnrolmentError(
-                f"allocation list failed verification with {len(report.discrepancies)} "
-                f"problem(s); first: {report.discrepancies[0].problem}",
-                where=f"allocation list {allocation_list.digest[:12]}",
-            )
-        self._list = allocation_list
-        self._entries: dict[str, list[AllocationEntry]] = {}
-        for entry in allocation_list.entries:
-            self._entries.setdefault(entry.stratum, []).append(entry)
-
-    def __repr__(self) -> str:
-        return f"Allocator(scheme={self._list.scheme.id!r}, list_digest={self.list_digest!r})"
-
-    @property
-    def list_digest(self) -> str:
-        """The digest of the list in use, recorded in every allocation."""
-        return self._list.digest
-
-    def start(self) -> AllocationState:
-        """The state before the first patient."""
-        return AllocationState(list_digest=self._list.digest)
-
-    def next_allocation(
-        self,
-        state: AllocationState,
-        patient_id: str,
-        factors: Mapping[str, str],
-        *,
-        enrolled: bool,
-        at: datetime,
-    ) -> tuple[Allocation, AllocationState]:
-        """Randomise one enrolled patient; return the allocation and the new state.
-
-        ``factors`` gives the patient's level of every stratification (or minimisation)
-        factor; ``at`` is the time of randomisation (timezone-aware, not earlier than the
-        previous allocation). Refused: a patient who is not enrolled, a patient already
-        randomised, an unknown factor or level, a state from another list, and a
-        stratum whose list is used up.
-        """
-        scheme = self._list.scheme
-        where = f"patient {patient_id}"
-        if state.list_digest != self._list.digest:
-            raise EnrolmentError(
-                f"state belongs to list {state.list_digest[:12]}, not {self._list.digest[:12]}",
-                where="state.list_digest",
-            )
-        if not patient_id.strip():
-            raise EnrolmentError("must not be empty", where="patient_id")
-        if not enrolled:
-            raise EnrolmentError("is not enrolled; only enrolled patients are randomised",
-                                 where=where)
-        if patient_id in state.patients:
-            raise EnrolmentError("is already randomised; a patient is randomised once",
-                                 where=where)
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise EnrolmentError("time of randomisation needs a timezone", where="at")
-        if state.last_at is not None and at < state.last_at:
-            raise EnrolmentError(
-                f"{at.isoformat()} is before the previous allocation "
-                f"({state.last_at.isoformat()})", where="at")
-        key = stratum_key(scheme, factors)
-        levels = {name: factors[name] for name in scheme.balancing_factors}
-        updates: dict[str, Any] = {
-            "allocated": state.allocated + 1,
-            "patients": state.patients | {patient_id},
-            "last_at": at,
-        }
-        if scheme.method == "permuted_blocks":
-            used = state.used.get(key, 0)
-            entries = self._entries.get(key, [])
-            if used >= len(entries):
-                raise EnrolmentError(
-                    f"the allocation list for stratum {key} is used up ({len(entries)} "
-                    f"entries); a further list must be generated and verified",
-                    where=where)
-            arm, sequence = entries[used].arm, used + 1
-            updates["used"] = {**state.used, key: sequence}
-        else:
-            if state.allocated >= self._list.size_per_stratum:
-                raise EnrolmentError(
-                    f"the minimisation list is used up ({self._list.size_per_stratum} "
-                    f"patients); a further list must be generated and verified",
-                    where=where)
-            arm = _minimise(self._list, state.allocated, state.factor_counts, levels)
-            sequence = state.allocated + 1
-            updates["factor_counts"] = _counted(state.factor_counts, levels, arm)
-        allocation = Allocation(
-            patient_id=patient_id, stratum=key, sequence=sequence, arm=arm, factors=levels,
-            allocated_at=at, list_digest=self._list.digest,
-        )
-        return allocation, state.model_copy(update=updates)
 
 
 # ---------------------------------------------------------------------------- verification
@@ -678,7 +543,7 @@ class Allocator:
 class Discrepancy(BaseModel):
     """One problem found by verification; ``patient_id`` is set for allocation problems."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     problem: str
     patient_id: str | None = None
@@ -687,9 +552,10 @@ class Discrepancy(BaseModel):
 
 
 class VerificationReport(BaseModel):
-    """The outcome of :func:`verify_list` or :func:`verify_allocations`."""
+    """The outcome of :func:`verify_list` or
+    :func:`trialdesk.enrolment.allocation.verify_allocations`."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     list_digest: str
     entries_checked: int
@@ -717,13 +583,20 @@ def verify_list(allocation_list: AllocationList) -> VerificationReport:
     lst = allocation_list
     found: list[Discrepancy] = []
     if lst.algorithm != ALGORITHM:
-        found.append(Discrepancy(problem=f"unknown algorithm {lst.algorithm!r}; this "
-                                         f"version regenerates {ALGORITHM!r} only"))
+        found.append(
+            Discrepancy(
+                problem=f"unknown algorithm {lst.algorithm!r}; this "
+                f"version regenerates {ALGORITHM!r} only"
+            )
+        )
     recomputed = _digest_of(lst)
     if recomputed != lst.digest:
-        found.append(Discrepancy(
-            problem=f"digest mismatch: recorded {lst.digest}, recomputed {recomputed}; "
-                    f"the list was changed after it was generated"))
+        found.append(
+            Discrepancy(
+                problem=f"digest mismatch: recorded {lst.digest}, recomputed {recomputed}; "
+                f"the list was changed after it was generated"
+            )
+        )
     if lst.algorithm == ALGORITHM:
         found.extend(_regeneration_problems(lst))
     return VerificationReport(
@@ -744,104 +617,32 @@ def _regeneration_problems(lst: AllocationList) -> list[Discrepancy]:
     for e in lst.entries:
         key = (e.stratum, e.sequence)
         if key in have:
-            found.append(Discrepancy(problem="entry appears more than once",
-                                     stratum=e.stratum, sequence=e.sequence))
+            found.append(
+                Discrepancy(
+                    problem="entry appears more than once", stratum=e.stratum, sequence=e.sequence
+                )
+            )
         elif key not in want:
-            found.append(Discrepancy(problem="entry is not produced by the seed",
-                                     stratum=e.stratum, sequence=e.sequence))
+            found.append(
+                Discrepancy(
+                    problem="entry is not produced by the seed",
+                    stratum=e.stratum,
+                    sequence=e.sequence,
+                )
+            )
         elif e != want[key]:
             w = want[key]
-            found.append(Discrepancy(
-                problem=f"entry differs from the seed: arm {e.arm}, block {e.block} of "
-                        f"{e.block_size}; expected arm {w.arm}, block {w.block} of {w.block_size}",
-                stratum=e.stratum, sequence=e.sequence))
+            found.append(
+                Discrepancy(
+                    problem=f"entry differs from the seed: arm {e.arm}, block {e.block} of "
+                    f"{e.block_size}; expected arm {w.arm}, block {w.block} of {w.block_size}",
+                    stratum=e.stratum,
+                    sequence=e.sequence,
+                )
+            )
         have.setdefault(key, e)
     for key in want.keys() - have.keys():
         found.append(Discrepancy(problem="entry is missing", stratum=key[0], sequence=key[1]))
     if not found and [(e.stratum, e.sequence) for e in lst.entries] != list(want):
         found.append(Discrepancy(problem="entries are out of order"))
     return sorted(found, key=lambda d: (d.stratum or "", d.sequence or 0))
-
-
-def verify_allocations(
-    allocation_list: AllocationList, log_entries: Sequence[Allocation]
-) -> VerificationReport:
-    """Check every logged allocation, in log order, against the list (or replay).
-
-    Permuted blocks: each allocation must take the next unused entry of its stratum
-    (no entry skipped or reused), its stratum must follow from its factors, and its arm
-    must equal the list. Minimisation: the algorithm is replayed from the seed and the
-    logged factors; each logged arm must equal the replayed one. The replay continues
-    with the replayed arm, so an edited record is reported alone. Every record must carry
-    the list's digest; the list itself is checked with :func:`verify_list`.
-
-    >>> s = RandomisationScheme(id="x", arms={"A": 1, "B": 1}, method="permuted_blocks",
-    ...                         block_sizes=(2,))
-    >>> lst = generate_list(s, seed=1, size_per_stratum=2)
-    >>> allocator = Allocator(lst)
-    >>> at = datetime.fromisoformat("2024-01-01T00:00:00+00:00")
-    >>> a1, _ = allocator.next_allocation(allocator.start(), "P1", {}, enrolled=True, at=at)
-    >>> report = verify_allocations(lst, [a1.model_copy(update={"sequence": 2})])
-    >>> [d.problem[:31] for d in report.discrepancies]
-    ['claims entry 2; the next unused', 'arm A differs from the list (B)']
-    """
-    lst = allocation_list
-    found = list(verify_list(lst).discrepancies)
-    scheme = lst.scheme
-    by_key = {(e.stratum, e.sequence): e for e in lst.entries}
-    next_free: dict[str, int] = {}
-    taken: dict[tuple[str, int], str] = {}
-    seen: set[str] = set()
-    counts: Counts = {}
-    previous_at: datetime | None = None
-    for position, rec in enumerate(log_entries, start=1):
-        def note(problem: str, rec: Allocation = rec) -> None:
-            found.append(Discrepancy(problem=problem, patient_id=rec.patient_id,
-                                     stratum=rec.stratum, sequence=rec.sequence))
-
-        if rec.list_digest != lst.digest:
-            note(f"made from list {rec.list_digest[:12]}, not {lst.digest[:12]}")
-        if rec.patient_id in seen:
-            note("patient randomised more than once")
-        seen.add(rec.patient_id)
-        if previous_at is not None and rec.allocated_at < previous_at:
-            note("allocation time is earlier than the previous allocation")
-        previous_at = rec.allocated_at
-        try:
-            key = stratum_key(scheme, rec.factors)
-        except EnrolmentError as exc:
-            note(f"factors do not fit the scheme: {exc}")
-            continue
-        if key != rec.stratum:
-            note(f"logged stratum {rec.stratum} but the factors give {key}")
-        if scheme.method == "permuted_blocks":
-            expected = next_free.get(rec.stratum, 0) + 1
-            other = taken.get((rec.stratum, rec.sequence))
-            if other is not None:
-                note(f"entry {rec.sequence} was already used by patient {other}")
-            elif rec.sequence != expected:
-                note(f"claims entry {rec.sequence}; the next unused entry was {expected}"
-                     + (" (entries skipped)" if rec.sequence > expected else ""))
-            taken.setdefault((rec.stratum, rec.sequence), rec.patient_id)
-            next_free[rec.stratum] = max(next_free.get(rec.stratum, 0), rec.sequence)
-            entry = by_key.get((rec.stratum, rec.sequence))
-            if entry is None:
-                note(f"the list has no entry {rec.sequence} in stratum {rec.stratum}")
-            elif entry.arm != rec.arm:
-                note(f"arm {rec.arm} differs from the list ({entry.arm})")
-        else:
-            if rec.sequence != position:
-                note(f"sequence {rec.sequence} but this is allocation {position} in the log")
-            if position > lst.size_per_stratum:
-                note(f"beyond the list's {lst.size_per_stratum} patients")
-            levels = {name: rec.factors[name] for name in scheme.factors}
-            arm = _minimise(lst, position - 1, counts, levels)
-            if arm != rec.arm:
-                note(f"arm {rec.arm} differs from the replayed minimisation ({arm})")
-            counts = _counted(counts, levels, arm)
-    return VerificationReport(
-        list_digest=lst.digest,
-        entries_checked=len(lst.entries),
-        allocations_checked=len(log_entries),
-        discrepancies=tuple(found),
-    )

@@ -15,6 +15,22 @@ protocols live in :class:`EndpointDefinitions`, whose defaults are:
   with an exact CI; patients alive with shorter follow-up are not evaluable.
 
 Times are whole days between dates, and months are days / (365.25 / 12).
+
+>>> from trialdesk.outcomes.events import validate_event_table
+>>> events = validate_event_table(pd.DataFrame({
+...     "patient_id": ["P1", "P2"], "arm": ["A", "A"],
+...     "enrolment_date": ["2026-01-01", "2026-01-01"],
+...     "best_response": ["CR", "SD"], "response_criteria": ["INRC", "INRC"],
+...     "first_cr_date": ["2026-02-01", None], "relapse_date": ["2026-04-01", None],
+...     "death_date": [None, "2026-03-02"], "last_contact_date": ["2026-07-20", None]}))
+>>> def show(endpoint):
+...     return endpoint.table[["patient_id", "reason", "time_days"]].values.tolist()
+>>> show(overall_survival(events))
+[['P1', 'censored at last contact', 200], ['P2', 'death', 60]]
+>>> show(event_free_survival(events))
+[['P1', 'relapse', 90], ['P2', 'death', 60]]
+>>> show(relapse_free_survival(events))
+[['P1', 'relapse', 59]]
 """
 
 from __future__ import annotations
@@ -208,7 +224,7 @@ def objective_response_rate(
     one (``definitions.orr_responses``). Patients whose best response is NE or who have
     no assessment are non-responders in the denominator (intention to treat) unless
     ``definitions.orr_counts_not_evaluable`` is false, which drops them from it. The
-    95% CI is exact (Clopper–Pearson).
+    CI (95% by default) is exact (Clopper–Pearson).
 
     >>> from trialdesk.outcomes.events import validate_event_table
     >>> table = validate_event_table(pd.DataFrame({
@@ -260,7 +276,7 @@ def overall_survival(
     """Overall survival (OS): enrolment to death from any cause.
 
     Patients not known to have died are censored at ``last_contact_date``, the last
-    date they were known alive.
+    date they were known alive. See the module docstring for an example.
     """
     return _time_to_event(events, definitions, "OS", "enrolment_date", ("death",))
 
@@ -272,7 +288,8 @@ def progression_free_survival(
 
     By default relapse, progression or death from any cause. Patients without an event
     are censored at last contact. The event table holds no tumour-assessment dates, so
-    censoring is at last contact rather than at the last adequate assessment.
+    censoring is at last contact rather than at the last adequate assessment. Same-day
+    events are reported in the order of ``definitions.pfs_events``.
     """
     return _time_to_event(events, definitions, "PFS", "enrolment_date", definitions.pfs_events)
 
@@ -313,6 +330,15 @@ def short_term_mortality(
     A patient alive at the last contact with less than 28 days of follow-up is reported
     as **not evaluable** and left out of the denominator — never counted as a survivor,
     which would bias the rate downwards. The CI is exact (Clopper–Pearson).
+
+    >>> from trialdesk.outcomes.events import validate_event_table
+    >>> events = validate_event_table(pd.DataFrame({
+    ...     "patient_id": ["P1", "P2", "P3"], "arm": ["MSC", "MSC", "MSC"],
+    ...     "enrolment_date": ["2026-01-01"] * 3,
+    ...     "death_date": ["2026-01-09", None, None],
+    ...     "last_contact_date": [None, "2026-03-01", "2026-01-15"]}))
+    >>> short_term_mortality(events).table["reason"].tolist()
+    ['died on day 8', 'alive on day 28', 'not evaluable: alive at last contact on day 14']
     """
     window = definitions.mortality_window_days
     rows = []

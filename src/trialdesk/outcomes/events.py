@@ -185,13 +185,13 @@ def read_event_table(path: str | Path, arms: Sequence[str] | None = None) -> Eve
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise OutcomeError("expected a .csv or .parquet file", where=str(path))
     try:
         if suffix == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
         else:
-            raise OutcomeError("expected a .csv or .parquet file", where=str(path))
+            frame = pd.read_parquet(path)
     except ImportError as exc:
         raise OutcomeError(
             f"reading Parquet needs pyarrow (pip install pyarrow): {exc}", where=str(path)
@@ -232,10 +232,9 @@ def _check_row(
     """Parse one row; return the cleaned values and every problem found in it."""
     problems: list[RowProblem] = []
     patient = _text(raw.get("patient_id"))
-    where_patient = patient
 
     def problem(column: str | None, reason: str) -> None:
-        problems.append(RowProblem(position, where_patient, column, reason))
+        problems.append(RowProblem(position, patient, column, reason))
 
     if patient is None:
         problem("patient_id", "missing value")
@@ -243,17 +242,20 @@ def _check_row(
     if arm is None:
         problem("arm", "missing value")
     elif allowed is not None and arm not in allowed:
-        problem("arm", f"unknown arm {arm!r} (allowed: {', '.join(allowed)})")
+        # Look-alike letters (a Cyrillic "А" for a Latin "A") are otherwise invisible.
+        hint = "" if arm.isascii() else "; it contains non-ASCII characters"
+        problem("arm", f"unknown arm {arm!r} (allowed: {', '.join(allowed)}{hint})")
 
     dates: dict[str, date | None] = {}
+    unparsed: set[str] = set()
     for column in DATE_COLUMNS:
-        value = raw.get(column)
         try:
-            dates[column] = _parse_date(value)
+            dates[column] = _parse_date(raw.get(column))
         except ValueError as exc:
             dates[column] = None
+            unparsed.add(column)
             problem(column, str(exc))
-    if dates["enrolment_date"] is None and not any(p.column == "enrolment_date" for p in problems):
+    if dates["enrolment_date"] is None and "enrolment_date" not in unparsed:
         problem("enrolment_date", "missing value")
 
     response = _text(raw.get("best_response"))
@@ -263,7 +265,8 @@ def _check_row(
     for column, reason in _response_problems(response, criteria, dates["first_cr_date"]):
         problem(column, reason)
     for column, reason in _order_problems(dates):
-        problem(column, reason)
+        if column not in unparsed:  # an unreadable date is reported once, as unreadable
+            problem(column, reason)
 
     record = {"patient_id": patient, "arm": arm, **dates}
     record.update(best_response=response, response_criteria=criteria)

@@ -391,6 +391,7 @@ class Randomisation(_Model):
     block_sizes: list[int] = []
     strata: dict[str, list[str]] = {}
     source: str
+    unconfirmed: bool = False
 
 
 class Variant(_Model):

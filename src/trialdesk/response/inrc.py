@@ -260,7 +260,9 @@ class SoftTissueMetastases:
             and self.nadir_sum_mm is not None
             and self.nadir_sum_mm > self.baseline_sum_mm
         ):
-            raise ResponseError("the nadir cannot exceed baseline", where="soft_tissue.nadir_sum_mm")
+            raise ResponseError(
+                "the nadir cannot exceed baseline", where="soft_tissue.nadir_sum_mm"
+            )
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,9 @@ class BoneMarrow:
         for name in ("baseline_pct", "current_pct"):
             pct = getattr(self, name)
             if pct is not None and not 0 <= pct <= 100:
-                raise ResponseError(f"must lie between 0 and 100, got {pct}", where=f"marrow.{name}")
+                raise ResponseError(
+                    f"must lie between 0 and 100, got {pct}", where=f"marrow.{name}"
+                )
 
     @property
     def involved_at_baseline(self) -> bool | None:
@@ -373,303 +377,246 @@ class InrcResult:
 
 # --- components --------------------------------------------------------------------
 
+_R = ComponentResponse
+# One finding: its response, the sentences saying why, and what was missing.
+_Finding = tuple[ComponentResponse, tuple[str, ...], tuple[str, ...]]
+
+
+def _ne(*missing: str) -> _Finding:
+    return _R.NE, (), missing
+
 
 def _is_pd(current: Fraction, nadir: Fraction, c: InrcCriteria) -> bool:
     increase = current - nadir
     if increase < _exact(c.pd_min_absolute_mm):
         return False
-    if nadir == 0:
-        return True
-    return increase / nadir > _exact(c.pd_increase)
+    return nadir == 0 or increase / nadir > _exact(c.pd_increase)
 
 
-def _pd_sentence(current: Fraction, nadir: Fraction) -> str:
+def _above_nadir(current: Fraction, nadir: Fraction) -> str:
     increase = current - nadir
     relative = f"{_pct(increase / nadir)}, " if nadir else ""
     return f"{relative}{_num(increase)} mm above the nadir of {_num(nadir)} mm"
 
 
-def _primary(data: PrimaryTumour | NotInvolved | None, c: InrcCriteria) -> ComponentResult:
-    name = Component.PRIMARY
+def _primary(data: PrimaryTumour | NotInvolved | None, c: InrcCriteria) -> _Finding:
     if data is None:
-        return ComponentResult(
-            name, ComponentResponse.NE, ("Primary tumour not assessed.",), ("primary tumour",)
-        )
+        return _ne("primary tumour assessment")
     if isinstance(data, NotInvolved):
-        return ComponentResult(name, ComponentResponse.NI, ("No primary tumour at baseline.",))
-    labels = {
-        "baseline_mm": "primary tumour baseline diameter",
-        "nadir_mm": "primary tumour nadir diameter",
-        "current_mm": "primary tumour current diameter",
-        "uptake_resolved": "MIBG/FDG uptake at the primary site",
-    }
-    numbers = [k for k in ("baseline_mm", "nadir_mm", "current_mm") if getattr(data, k) is None]
-    if numbers:
-        missing = tuple(labels[k] for k in numbers)
-        return ComponentResult(
-            name, ComponentResponse.NE, (f"Missing {', '.join(missing)}.",), missing
-        )
-    assert data.baseline_mm is not None and data.nadir_mm is not None  # checked above
-    assert data.current_mm is not None
+        return _R.NI, ("No primary tumour at baseline.",), ()
+    if data.baseline_mm is None or data.nadir_mm is None or data.current_mm is None:
+        values = {"baseline": data.baseline_mm, "nadir": data.nadir_mm, "current": data.current_mm}
+        return _ne(*(f"primary tumour {k} diameter" for k, v in values.items() if v is None))
     base, nadir, now = _exact(data.baseline_mm), _exact(data.nadir_mm), _exact(data.current_mm)
-    # PD: > 20% and >= 5 mm against the smallest diameter on study (see criteria).
+    said = f"Primary tumour {_num(now)} mm against {_num(base)} mm at baseline"
+    # PD: more than 20% and at least 5 mm above the smallest diameter on study.
     if _is_pd(now, nadir, c):
-        return ComponentResult(
-            name,
-            ComponentResponse.PD,
-            (f"Primary tumour {_num(now)} mm is {_pd_sentence(now, nadir)}: PD.",),
-        )
-    # CR: < 10 mm residual soft tissue and uptake at the primary site resolved.
+        return _R.PD, (f"{said}, {_above_nadir(now, nadir)}: PD.",), ()
+    # CR: residual soft tissue below 10 mm and MIBG/FDG uptake at the primary resolved.
     if now < _exact(c.primary_cr_max_mm):
         if data.uptake_resolved is None:
-            missing = (labels["uptake_resolved"],)
-            return ComponentResult(
-                name,
-                ComponentResponse.NE,
-                (
-                    f"Primary tumour is {_num(now)} mm; CR turns on uptake at the primary "
-                    "site, which was not assessed.",
-                ),
-                missing,
-            )
+            return _ne("MIBG/FDG uptake at the primary site")
         if data.uptake_resolved:
-            return ComponentResult(
-                name,
-                ComponentResponse.CR,
-                (
-                    f"Primary tumour {_num(now)} mm (< {_num(c.primary_cr_max_mm)} mm) "
-                    "with uptake resolved: CR.",
-                ),
+            return (
+                _R.CR,
+                (f"{said}, below {_num(c.primary_cr_max_mm)} mm, uptake resolved: CR.",),
+                (),
             )
     change = (now - base) / base
+    # PR: at least 30% smaller than at baseline.
     if -change >= _exact(c.pr_decrease):
-        return ComponentResult(
-            name,
-            ComponentResponse.PR,
-            (
-                f"Primary tumour {_num(now)} mm against {_num(base)} mm at baseline, "
-                f"{_pct(-change)} smaller: PR.",
-            ),
-        )
-    return ComponentResult(
-        name,
-        ComponentResponse.SD,
-        (
-            f"Primary tumour {_num(now)} mm against {_num(base)} mm at baseline "
-            f"({_pct(change)}) and {_pd_sentence(now, nadir)}: SD.",
-        ),
-    )
+        return _R.PR, (f"{said}, {_pct(-change)} smaller: PR.",), ()
+    return _R.SD, (f"{said} ({_pct(change)}), {_above_nadir(now, nadir)}: SD.",), ()
 
 
-# A part of the metastatic component: its response and sentences, or what is missing.
-_Part = tuple[ComponentResponse, list[str], list[str]]
-
-
-def _soft_tissue(data: SoftTissueMetastases | NotInvolved | None, c: InrcCriteria) -> _Part:
+def _soft_tissue(data: SoftTissueMetastases | NotInvolved | None, c: InrcCriteria) -> _Finding:
     if data is None:
-        return ComponentResponse.NE, [], ["non-primary soft-tissue lesions"]
+        return _ne("non-primary soft-tissue lesions")
     if isinstance(data, NotInvolved):
-        return ComponentResponse.NI, ["No non-primary soft-tissue disease at baseline."], []
-    labels = {
-        "baseline_sum_mm": "baseline sum of non-primary target lesions",
-        "nadir_sum_mm": "nadir sum of non-primary target lesions",
-        "current_sum_mm": "current sum of non-primary target lesions",
-        "node_short_axes_mm": "short axes of target lymph nodes",
-        "lesion_diameters_mm": "diameters of non-primary lesions",
-        "uptake_resolved": "MIBG/FDG uptake of non-primary soft-tissue lesions",
+        return _R.NI, ("No non-primary soft-tissue disease at baseline.",), ()
+    sums = {
+        "baseline": data.baseline_sum_mm,
+        "nadir": data.nadir_sum_mm,
+        "current": data.current_sum_mm,
     }
     if data.nadir_sum_mm is not None and data.current_sum_mm is not None:
         nadir, now = _exact(data.nadir_sum_mm), _exact(data.current_sum_mm)
+        # PD: sum more than 20% and at least 5 mm above the smallest sum on study.
         if _is_pd(now, nadir, c):
-            return (
-                ComponentResponse.PD,
-                [f"Sum of non-primary target lesions {_num(now)} mm is {_pd_sentence(now, nadir)}: PD."],
-                [],
-            )
-    missing = [label for key, label in labels.items() if getattr(data, key) is None]
-    if missing:
-        return ComponentResponse.NE, [], missing
-    assert data.baseline_sum_mm is not None and data.current_sum_mm is not None
-    assert data.node_short_axes_mm is not None and data.lesion_diameters_mm is not None
+            said = f"Sum of non-primary target lesions {_num(now)} mm"
+            return _R.PD, (f"{said}, {_above_nadir(now, nadir)}: soft tissue PD.",), ()
+    if data.baseline_sum_mm is None or data.current_sum_mm is None or data.nadir_sum_mm is None:
+        return _ne(
+            *(f"{k} sum of non-primary target lesions" for k, v in sums.items() if v is None)
+        )
     base, now = _exact(data.baseline_sum_mm), _exact(data.current_sum_mm)
-    node_limit = _exact(c.node_cr_short_axis_mm)
-    lesion_limit = _exact(c.lesion_cr_max_mm)
-    nodes_ok = all(_exact(n) < node_limit for n in data.node_short_axes_mm)
-    lesions_ok = all(_exact(d) < lesion_limit for d in data.lesion_diameters_mm)
-    if nodes_ok and lesions_ok and data.uptake_resolved:
+    node_limit, lesion_limit = _exact(c.node_cr_short_axis_mm), _exact(c.lesion_cr_max_mm)
+    nodes, lesions = data.node_short_axes_mm, data.lesion_diameters_mm
+    # CR conditions, each True, False, or None when its data is missing.
+    conditions: dict[str, bool | None] = {
+        "short axes of target lymph nodes": None
+        if nodes is None
+        else all(_exact(n) < node_limit for n in nodes),
+        "diameters of non-primary lesions": None
+        if lesions is None
+        else all(_exact(d) < lesion_limit for d in lesions),
+        "MIBG/FDG uptake of non-primary soft-tissue lesions": data.uptake_resolved,
+    }
+    if all(conditions.values()):
         return (
-            ComponentResponse.CR,
-            [
-                f"Non-primary lesions all below {_num(lesion_limit)} mm, target nodes below "
-                f"{_num(node_limit)} mm short axis, uptake resolved: soft tissue CR."
-            ],
-            [],
+            _R.CR,
+            (
+                f"Non-primary lesions below {_num(lesion_limit)} mm, target nodes below "
+                f"{_num(node_limit)} mm short axis, uptake resolved: soft tissue CR.",
+            ),
+            (),
         )
+    if False not in conditions.values():
+        # CR is still possible; it turns on data that is missing.
+        return _ne(*(k for k, v in conditions.items() if v is None))
     change = (now - base) / base
+    said = f"Sum of non-primary target lesions {_pct(abs(change))}"
     if -change >= _exact(c.pr_decrease):
-        return (
-            ComponentResponse.PR,
-            [f"Sum of non-primary target lesions {_pct(-change)} below baseline: soft tissue PR."],
-            [],
-        )
-    return (
-        ComponentResponse.SD,
-        [f"Sum of non-primary target lesions {_pct(change)} from baseline: soft tissue SD."],
-        [],
-    )
+        return _R.PR, (f"{said} below baseline: soft tissue PR.",), ()
+    direction = "below" if change < 0 else "above"
+    return _R.SD, (f"{said} {direction} baseline: soft tissue SD.",), ()
 
 
-def _bone(data: MibgBone | FdgBone | NotInvolved | None, c: InrcCriteria) -> _Part:
-    if data is None:
-        return ComponentResponse.NE, [], ["bone scan (MIBG, or FDG-PET if MIBG-non-avid)"]
-    if isinstance(data, NotInvolved):
-        return ComponentResponse.NI, ["No bone disease at baseline."], []
-    if isinstance(data, MibgBone):
-        return _mibg(data, c)
-    return _fdg(data, c)
-
-
-def _mibg(data: MibgBone, c: InrcCriteria) -> _Part:
-    missing = [
-        f"{label} {data.scale.value} score"
-        for label, value in (("baseline", data.baseline_score), ("current", data.current_score))
-        if value is None
-    ]
-    if missing:
-        return ComponentResponse.NE, [], missing
-    assert data.baseline_score is not None and data.current_score is not None
+def _mibg(data: MibgBone, c: InrcCriteria) -> _Finding:
+    scale = "Curie" if data.scale is MibgScale.CURIE else "SIOPEN"
+    if data.baseline_score is None or data.current_score is None:
+        values = {"baseline": data.baseline_score, "current": data.current_score}
+        return _ne(*(f"{k} {scale} score" for k, v in values.items() if v is None))
     base, now = _exact(data.baseline_score), _exact(data.current_score)
-    scale = data.scale.value.capitalize()
     if base == 0:
         if now > 0:
-            return ComponentResponse.PD, [f"{scale} score {_num(now)} from 0: new MIBG-avid bone site, PD."], []
-        return ComponentResponse.NI, [f"{scale} score 0 at baseline and now: bone not involved."], []
+            return _R.PD, (f"{scale} score {_num(now)} from 0: new MIBG-avid bone site, PD.",), ()
+        return _R.NI, (f"{scale} score 0 at baseline and now: bone not involved.",), ()
     relative = now / base
-    said = f"{scale} score {_num(now)} against {_num(base)} at baseline (relative score {float(relative):.2f})"
+    said = (
+        f"{scale} score {_num(now)} against {_num(base)} at baseline "
+        f"(relative score {float(relative):.2f})"
+    )
     if relative >= _exact(c.mibg_pd_min_relative):
-        return ComponentResponse.PD, [f"{said}, at least {_num(c.mibg_pd_min_relative)}: bone PD."], []
+        return _R.PD, (f"{said}, at least {_num(c.mibg_pd_min_relative)}: bone PD.",), ()
     if now == 0:
-        return ComponentResponse.CR, [f"{said}: MIBG uptake resolved, bone CR."], []
+        return _R.CR, (f"{said}: MIBG uptake resolved, bone CR.",), ()
     floor = c.mibg_pr_min_relative
     if relative <= _exact(c.mibg_pr_max_relative):
         if floor is None or relative >= _exact(floor):
-            return ComponentResponse.PR, [f"{said}, at most {_num(c.mibg_pr_max_relative)}: bone PR."], []
-        return (
-            ComponentResponse.SD,
-            [f"{said}, below the PR floor of {_num(floor)} set by the protocol: bone SD."],
-            [],
+            return _R.PR, (f"{said}, at most {_num(c.mibg_pr_max_relative)}: bone PR.",), ()
+        return _R.SD, (f"{said}, below the PR floor of {_num(floor)}: bone SD.",), ()
+    return _R.SD, (f"{said}: neither PR nor PD, bone SD.",), ()
+
+
+def _fdg(data: FdgBone, c: InrcCriteria) -> _Finding:
+    if data.baseline_lesions is None or data.current_lesions is None:
+        values = {"baseline": data.baseline_lesions, "current": data.current_lesions}
+        return _ne(
+            *(f"{k} number of FDG-avid bone lesions" for k, v in values.items() if v is None)
         )
-    return ComponentResponse.SD, [f"{said}: neither PR nor PD, bone SD."], []
-
-
-def _fdg(data: FdgBone, c: InrcCriteria) -> _Part:
-    missing = [
-        f"{label} number of FDG-avid bone lesions"
-        for label, value in (("baseline", data.baseline_lesions), ("current", data.current_lesions))
-        if value is None
-    ]
-    if missing:
-        return ComponentResponse.NE, [], missing
-    assert data.baseline_lesions is not None and data.current_lesions is not None
     base, now = data.baseline_lesions, data.current_lesions
     said = f"{now} FDG-avid bone lesions against {base} at baseline"
     if now > base:
-        return ComponentResponse.PD, [f"{said}: a new FDG-avid bone site, bone PD."], []
+        return _R.PD, (f"{said}: a new FDG-avid bone site, bone PD.",), ()
     if base == 0:
-        return ComponentResponse.NI, ["No FDG-avid bone lesion at baseline or now."], []
+        return _R.NI, ("No FDG-avid bone lesion at baseline or now.",), ()
     if now == 0:
-        return ComponentResponse.CR, [f"{said}: FDG uptake resolved, bone CR."], []
+        return _R.CR, (f"{said}: FDG uptake resolved, bone CR.",), ()
     if Fraction(base - now, base) >= _exact(c.fdg_pr_decrease):
-        return ComponentResponse.PR, [f"{said}, at least {_pct(_exact(c.fdg_pr_decrease))} fewer: bone PR."], []
-    return ComponentResponse.SD, [f"{said}: bone SD."], []
+        return _R.PR, (f"{said}, at least {_pct(_exact(c.fdg_pr_decrease))} fewer: bone PR.",), ()
+    return _R.SD, (f"{said}: bone SD.",), ()
 
 
-def _metastases(tp: InrcTimePoint, c: InrcCriteria) -> ComponentResult:
-    name = Component.METASTASES
-    reasons: list[str] = []
-    missing: list[str] = []
-    new = tp.new_lesions
-    if new is None:
-        missing.append("review for new lesions")
-    elif new.any:
-        kinds = [
-            text
-            for flag, text in (
-                (new.soft_tissue, "a new MIBG/FDG-avid or biopsy-proven soft-tissue lesion"),
-                (new.mibg_bone_site, "a new MIBG-avid bone site"),
-                (new.fdg_bone_site, "a new FDG-avid bone site"),
-            )
-            if flag
-        ]
-        reasons.append(f"New disease: {', '.join(kinds)}: PD.")
-    parts = [_soft_tissue(tp.soft_tissue, c), _bone(tp.bone, c)]
-    for _, sentences, part_missing in parts:
-        reasons.extend(sentences)
-        missing.extend(part_missing)
-    responses = [response for response, _, _ in parts]
-    if (new is not None and new.any) or ComponentResponse.PD in responses:
-        return ComponentResult(name, ComponentResponse.PD, tuple(reasons), tuple(missing))
-    if missing:
-        reasons.append(f"Missing {', '.join(missing)}.")
-        return ComponentResult(name, ComponentResponse.NE, tuple(reasons), tuple(missing))
-    involved = [r for r in responses if r is not ComponentResponse.NI]
-    if not involved:
-        return ComponentResult(name, ComponentResponse.NI, tuple(reasons))
-    if all(r is ComponentResponse.CR for r in involved):
-        return ComponentResult(name, ComponentResponse.CR, tuple(reasons))
-    if all(r in (ComponentResponse.CR, ComponentResponse.PR) for r in involved):
-        return ComponentResult(name, ComponentResponse.PR, tuple(reasons))
-    return ComponentResult(name, ComponentResponse.SD, tuple(reasons))
-
-
-def _marrow(data: BoneMarrow | NotInvolved | None, c: InrcCriteria) -> ComponentResult:
-    name = Component.BONE_MARROW
+def _bone(data: MibgBone | FdgBone | NotInvolved | None, c: InrcCriteria) -> _Finding:
     if data is None:
-        return ComponentResult(name, ComponentResponse.NE, ("Bone marrow not assessed.",), ("bone marrow",))
+        return _ne("bone scan (MIBG, or FDG-PET if MIBG-non-avid)")
     if isinstance(data, NotInvolved):
-        return ComponentResult(name, ComponentResponse.NI, ("Bone marrow not involved at baseline.",))
-    missing = tuple(
-        f"{label} marrow tumour percentage"
-        for label, value in (("baseline", data.baseline_pct), ("current", data.current_pct))
-        if value is None
-    )
+        return _R.NI, ("No bone disease at baseline.",), ()
+    return _mibg(data, c) if isinstance(data, MibgBone) else _fdg(data, c)
+
+
+def _new_lesions(new: NewLesions | None) -> _Finding:
+    if new is None:
+        return _ne("review for new lesions")
+    kinds = [
+        text
+        for flag, text in (
+            (new.soft_tissue, "a new MIBG/FDG-avid or biopsy-proven soft-tissue lesion"),
+            (new.mibg_bone_site, "a new MIBG-avid bone site"),
+            (new.fdg_bone_site, "a new FDG-avid bone site"),
+        )
+        if flag
+    ]
+    if kinds:
+        return _R.PD, (f"New disease: {', '.join(kinds)}: PD.",), ()
+    return _R.NI, ("No new lesion.",), ()
+
+
+def _metastases(tp: InrcTimePoint, c: InrcCriteria) -> _Finding:
+    """Soft tissue and bone together (new lesions, soft-tissue sum, bone score)."""
+    parts = [_new_lesions(tp.new_lesions), _soft_tissue(tp.soft_tissue, c), _bone(tp.bone, c)]
+    sentences = tuple(s for _, part_sentences, _ in parts for s in part_sentences)
+    missing = tuple(m for _, _, part_missing in parts for m in part_missing)
+    responses = [r for r, _, _ in parts]
+    if _R.PD in responses:
+        return _R.PD, sentences, missing
     if missing:
-        return ComponentResult(name, ComponentResponse.NE, (f"Missing {', '.join(missing)}.",), missing)
-    assert data.baseline_pct is not None and data.current_pct is not None
+        return _R.NE, sentences, missing
+    # responses[0] is the new-lesion review, NI when nothing new was seen.
+    involved = [r for r in responses[1:] if r is not _R.NI]
+    if not involved:
+        return _R.NI, sentences, ()
+    if all(r is _R.CR for r in involved):
+        return _R.CR, sentences, ()
+    # PR needs PR or better in every involved part, and no new lesion.
+    if all(r in (_R.CR, _R.PR) for r in involved):
+        return _R.PR, sentences, ()
+    return _R.SD, sentences, ()
+
+
+def _marrow(data: BoneMarrow | NotInvolved | None, c: InrcCriteria) -> _Finding:
+    if data is None:
+        return _ne("bone marrow assessment")
+    if isinstance(data, NotInvolved):
+        return _R.NI, ("Bone marrow not involved at baseline.",), ()
+    if data.baseline_pct is None or data.current_pct is None:
+        values = {"baseline": data.baseline_pct, "current": data.current_pct}
+        return _ne(*(f"{k} marrow tumour percentage" for k, v in values.items() if v is None))
     base, now = _exact(data.baseline_pct), _exact(data.current_pct)
     said = f"Marrow tumour {_num(now)}% against {_num(base)}% at baseline"
     md_max = _exact(c.marrow_md_max_pct)
     if base == 0:
+        # PD: negative marrow now above 5% (see UNCONFIRMED_NOTES).
         if now > _exact(c.marrow_pd_from_negative_pct):
-            return ComponentResult(
-                name,
-                ComponentResponse.PD,
-                (f"{said}: negative marrow now above {_num(c.marrow_pd_from_negative_pct)}%, PD.",),
-            )
+            limit = _num(c.marrow_pd_from_negative_pct)
+            return _R.PD, (f"{said}: negative marrow now above {limit}%, PD.",), ()
         if now == 0:
-            return ComponentResult(name, ComponentResponse.NI, (f"{said}: marrow not involved.",))
-        return ComponentResult(name, ComponentResponse.MD, (f"{said}: at most {_num(md_max)}%, MD.",))
+            return _R.NI, (f"{said}: marrow not involved.",), ()
+        return _R.MD, (f"{said}: at most {_num(md_max)}%, MD.",), ()
+    # PD: positive marrow more than twofold and above 20%.
     if now > base * _exact(c.marrow_pd_fold) and now > _exact(c.marrow_pd_min_pct):
-        return ComponentResult(
-            name,
-            ComponentResponse.PD,
-            (
-                f"{said}: more than {_num(c.marrow_pd_fold)}-fold and above "
-                f"{_num(c.marrow_pd_min_pct)}%, PD.",
-            ),
-        )
+        fold, floor = _num(c.marrow_pd_fold), _num(c.marrow_pd_min_pct)
+        return _R.PD, (f"{said}: more than {fold}-fold and above {floor}%, PD.",), ()
     if now == 0:
-        return ComponentResult(name, ComponentResponse.CR, (f"{said}: no tumour, CR.",))
+        return _R.CR, (f"{said}: no tumour, CR.",), ()
     if now <= md_max:
-        return ComponentResult(name, ComponentResponse.MD, (f"{said}: at most {_num(md_max)}%, MD.",))
-    return ComponentResult(
-        name, ComponentResponse.SD, (f"{said}: above {_num(md_max)}% without PD, SD.",)
-    )
+        return _R.MD, (f"{said}: at most {_num(md_max)}%, MD.",), ()
+    return _R.SD, (f"{said}: above {_num(md_max)}% without PD, SD.",), ()
+
+
+def _result(component: Component, finding: _Finding) -> ComponentResult:
+    response, sentences, missing = finding
+    if missing:
+        name, listed = str(component).capitalize(), ", ".join(missing)
+        if response is _R.NE:
+            sentences = (*sentences, f"{name} not evaluable: {listed} missing.")
+        else:
+            sentences = (*sentences, f"{name}: {listed} not assessed.")
+    return ComponentResult(component, response, sentences, missing)
 
 
 # --- overall -----------------------------------------------------------------------
-
-_R = ComponentResponse
 
 
 def _overall(components: tuple[ComponentResult, ...]) -> tuple[OverallResponse, str]:
@@ -711,12 +658,12 @@ def assess(time_point: InrcTimePoint, criteria: InrcCriteria = DEFAULT_CRITERIA)
     ...                    new_lesions=NewLesions())
     >>> r = assess(tp)
     >>> r.overall.value, r.missing
-    ('NE', ('primary tumour',))
+    ('NE', ('primary tumour assessment',))
     """
     components = (
-        _primary(time_point.primary, criteria),
-        _metastases(time_point, criteria),
-        _marrow(time_point.marrow, criteria),
+        _result(Component.PRIMARY, _primary(time_point.primary, criteria)),
+        _result(Component.METASTASES, _metastases(time_point, criteria)),
+        _result(Component.BONE_MARROW, _marrow(time_point.marrow, criteria)),
     )
     overall, sentence = _overall(components)
     reasoning: list[str] = []

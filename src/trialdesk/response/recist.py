@@ -364,8 +364,10 @@ def _target_response(
             f"The sum is {_pct(-change)} below baseline (PR needs at least 30%): target PR."
         )
         return TargetResponse.PR, total, reasons
+    direction = "below" if change < 0 else "above"
     reasons.append(
-        f"The sum is {_pct(change)} from baseline and {rise}: neither PR nor PD, target SD."
+        f"The sum is {_pct(abs(change))} {direction} baseline and {rise}: "
+        "neither PR nor PD, target SD."
     )
     return TargetResponse.SD, total, reasons
 
