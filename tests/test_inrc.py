@@ -340,6 +340,27 @@ def test_nothing_involved_is_an_error() -> None:
 # --- criteria and input checks ----------------------------------------------------------
 
 
+def test_exact_20_percent_is_pd_only_when_the_protocol_says_so() -> None:
+    primary = PrimaryTumour(baseline_mm=30, nadir_mm=25, current_mm=30, uptake_resolved=False)
+    tp = replace(STABLE, primary=primary)
+    assert response_of(tp, Component.PRIMARY) is R.SD
+    inclusive = InrcCriteria(pd_increase_inclusive=True)
+    assert response_of(tp, Component.PRIMARY, inclusive) is R.PD
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: InrcCriteria(pd_min_absolute_mm=-1),
+        lambda: InrcCriteria(pr_decrease=0),
+        lambda: InrcCriteria(unconfirmed=("no_such_threshold",)),
+    ],
+)
+def test_bad_criteria_are_refused(build: Callable[[], object]) -> None:
+    with pytest.raises(ResponseError):
+        build()
+
+
 def test_unconfirmed_thresholds_are_reported() -> None:
     result = assess(STABLE)
     assert "node_cr_short_axis_mm" in result.unconfirmed

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from trialdesk.errors import FactError, NotFoundError, TrialdeskError
 from trialdesk.protocol.load import CompiledProtocol, default_protocol_dir, load_directory
@@ -175,8 +175,8 @@ def lint_cmd(
         errors += sum(f.level == "error" for f in findings)
         for f in findings:
             style = {"error": "bold red", "warning": "yellow", "info": "dim"}[f.level]
-            console.print(f"[{style}]{f.level}[/]: {f.where}: [{f.code}] {f.message}",
-                          highlight=False, markup=True, soft_wrap=True)
+            console.print(Text.assemble((f.level, style), f": {f.where}: [{f.code}] {f.message}"),
+                          highlight=False, soft_wrap=True)
     console.print(f"{len(compiled)} protocols checked, {errors} errors", highlight=False)
     if errors:
         raise typer.Exit(1)

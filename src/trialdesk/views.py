@@ -123,9 +123,8 @@ def registry_page(console: Console, compiled: CompiledProtocol) -> None:
         t.add_column("Criterion", ratio=3)
         t.add_column("Rule", ratio=2, style="cyan")
         for c in criteria:
-            rule = compiled.rules[c.id]
             t.add_row(c.id, Text(c.text), Text(f"investigator attests: {c.attest}" if c.attest
-                                               else to_text(rule)))
+                                               else to_text(compiled.rules[c.id])))
         console.print(_section(title, t))
     d = r.design
     design = Table.grid(padding=(0, 2))

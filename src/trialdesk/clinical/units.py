@@ -62,7 +62,7 @@ def registry() -> pint.UnitRegistry:
     """The shared unit registry, built on first use (no work at import time)."""
     import pint
 
-    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     ureg.define("BSA173 = 1.73 * meter ** 2")
     # International units of biological activity have no SI equivalent: their own dimension.
     ureg.define("IU = [international_unit]")

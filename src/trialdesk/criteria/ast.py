@@ -30,7 +30,7 @@ class Literal:
 
 @dataclass(frozen=True)
 class Node:
-    pos: tuple[int, int] | None = field(default=None, compare=False, kw_only=True)
+    pos: tuple[int, int] | None = field(default=None, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def to_text(expr: Expr) -> str:
     """Print an expression in canonical form.
 
     >>> to_text(And((Compare("lvef", ">=", Literal(55.0, "%")), Truthy("consent_signed"))))
-    "lvef >= 55 [%] and consent_signed"
+    'lvef >= 55 [%] and consent_signed'
     """
     match expr:
         case Compare(fact=f, op=op, value=v, count=c):

@@ -107,7 +107,8 @@ _READABLE = {
 }
 
 KEYWORDS = frozenset(
-    "or and not between in contains within is known unknown count true false".split()
+    ["or", "and", "not", "between", "in", "contains", "within", "is", "known", "unknown", "count",
+     "true", "false"]
 )
 
 

@@ -8,7 +8,7 @@ is Kleene logic, so ``NULL`` here means exactly what *unknown* means in
 >>> from trialdesk.criteria.parser import parse
 >>> from trialdesk.criteria.typecheck import bind
 >>> to_sql(bind(parse("anc <= 1 [10^9/L] and not pregnant")))
-'("anc" <= 1000.0e0 AND (NOT "pregnant"))'
+'(("anc" <= 1000.0e0) AND (NOT "pregnant"))'
 """
 
 from __future__ import annotations

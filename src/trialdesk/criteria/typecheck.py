@@ -68,8 +68,9 @@ def _number(lit: Literal, fact: FactDef, node: Expr, where: str | None) -> Liter
             f"e.g. {lit.value:g} [{fact.unit}]",
             where=_where(where, node),
         )
+    target = str(fact.unit)
     try:
-        canonical = units.convert(lit.value, lit.unit, fact.unit, substance=fact.substance)
+        canonical = units.convert(lit.value, lit.unit, target, substance=fact.substance)
     except UnitError as exc:
         raise CriteriaError(
             f"unit [{lit.unit}] does not fit '{fact.name}' (measured in [{fact.unit}]): "
@@ -182,7 +183,7 @@ def bind(expr: Expr, dictionary: FactDictionary = BASE, *, where: str | None = N
             if days < 0 or not math.isclose(days, round(days)):
                 raise CriteriaError(f"'within' needs a whole number of days, got {days:g}",
                                     where=_where(where, expr))
-            return Within(name, amount, unit, int(round(days)), pos=expr.pos)
+            return Within(name, amount, unit, round(days), pos=expr.pos)
         case Known(fact=name):
             _fact(name, expr, d, where)
             return expr

@@ -180,11 +180,11 @@ def screen(compiled: CompiledProtocol, facts: FactSet, *, patient_id: str) -> Sc
     verdict = verdict_of([(r.kind, r.outcome) for r in results])
 
     arms: list[ArmResult] = []
-    for arm in protocol.arms:
-        rule = compiled.arm_rules.get(arm.id)
-        outcome = Outcome.of(evaluate(rule, facts)) if rule is not None else None
-        arms.append(ArmResult(arm.id, arm.label, to_text(rule) if rule else None,
-                              arm.assignment.randomisation, outcome))
+    for arm_def in protocol.arms:
+        rule = compiled.arm_rules.get(arm_def.id)
+        arm_outcome = Outcome.of(evaluate(rule, facts)) if rule is not None else None
+        arms.append(ArmResult(arm_def.id, arm_def.label, to_text(rule) if rule else None,
+                              arm_def.assignment.randomisation, arm_outcome))
     arm, note = _arm(verdict, arms)
     return ScreeningResult(protocol.id, protocol.version, patient_id, facts.as_of, verdict,
                            arm, note, tuple(results), tuple(arms))

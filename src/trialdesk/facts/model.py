@@ -33,7 +33,7 @@ class FactSet(Mapping[str, FactValue]):
     """
 
     as_of: datetime
-    values: Mapping[str, FactValue] = field(default_factory=dict)
+    values: Mapping[str, FactValue] = field(default_factory=dict)  # type: ignore[assignment]
     missing: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> FactValue:

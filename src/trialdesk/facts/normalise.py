@@ -20,7 +20,7 @@ from trialdesk.facts.dictionary import (
     FactKind,
     FactType,
 )
-from trialdesk.facts.model import FactSet, FactValue
+from trialdesk.facts.model import FactSet, FactValue, Value
 from trialdesk.facts.patient import Observation, PatientRecord, canonical_value
 from trialdesk.protocol.model import LookBack
 
@@ -42,7 +42,8 @@ _DISEASE_FIELDS = (
 def completed_years(birth: date, on: date) -> int:
     """Age in completed years (a birthday counts on the day itself).
 
-    >>> completed_years(date(2010, 3, 15), date(2026, 3, 14)), completed_years(date(2010, 3, 15), date(2026, 3, 15))
+    >>> birth = date(2010, 3, 15)
+    >>> completed_years(birth, date(2026, 3, 14)), completed_years(birth, date(2026, 3, 15))
     (15, 16)
     """
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
@@ -51,7 +52,8 @@ def completed_years(birth: date, on: date) -> int:
 def completed_months(birth: date, on: date) -> int:
     """Age in completed months (a month is complete on the same day-of-month).
 
-    >>> completed_months(date(2024, 5, 20), date(2025, 11, 19)), completed_months(date(2024, 5, 20), date(2025, 11, 20))
+    >>> birth = date(2024, 5, 20)
+    >>> completed_months(birth, date(2025, 11, 19)), completed_months(birth, date(2025, 11, 20))
     (17, 18)
     """
     return (on.year - birth.year) * 12 + (on.month - birth.month) - (on.day < birth.day)
@@ -70,10 +72,10 @@ class _Builder:
         self.values: dict[str, FactValue] = {}
         self.missing: dict[str, str] = {}
 
-    def put(self, name: str, value: object, *, observed: date | None = None,
+    def put(self, name: str, value: Value, *, observed: date | None = None,
             source: str = "") -> None:
-        self.values[name] = FactValue(name, value, FACTS[name].unit if name in FACTS else None,
-                                      observed, source)  # type: ignore[arg-type]
+        unit = FACTS[name].unit if name in FACTS else None
+        self.values[name] = FactValue(name, value, unit, observed, source)
 
     def miss(self, name: str, reason: str) -> None:
         self.missing.setdefault(name, reason)
@@ -182,25 +184,27 @@ def _observations(record: PatientRecord, b: _Builder) -> None:
         by_name.setdefault(obs.name, []).append(obs)
     latest: dict[str, Observation] = {}
     for name, items in by_name.items():
-        obs = _latest(items, lambda o: o.date, b.on)
-        if obs is None or not b.fresh(name, obs.date):
+        found = _latest(items, lambda o: o.date, b.on)
+        if found is None or not b.fresh(name, found.date):
             continue
+        obs = found
         value = canonical_value(name, obs.value, obs.unit, where=f"observation {name}")
         unit_text = f" {obs.unit}" if obs.unit else ""
         b.put(name, value, observed=obs.date, source=f"{name} {obs.value:g}{unit_text} on {obs.date}")
         latest[name] = obs
     for lab in ("alt", "ast", "alp", "bilirubin", "creatinine"):
         name = f"{lab}_x_uln"
-        obs = latest.get(lab)
-        if obs is None:
+        lab_obs = latest.get(lab)
+        if lab_obs is None:
             b.miss(name, b.missing.get(lab, f"no {lab} result recorded"))
             continue
-        if obs.ref_high is None or obs.ref_high <= 0:
-            b.miss(name, f"the {lab} result of {obs.date} has no upper limit of normal")
+        if lab_obs.ref_high is None or lab_obs.ref_high <= 0:
+            b.miss(name, f"the {lab} result of {lab_obs.date} has no upper limit of normal")
             continue
-        ratio = units.convert(obs.value / obs.ref_high, "", "")
-        b.put(name, ratio, observed=obs.date,
-              source=f"{lab} {obs.value:g} ÷ ULN {obs.ref_high:g} {obs.unit or ''} on {obs.date}")
+        ratio = units.convert(lab_obs.value / lab_obs.ref_high, "", "")
+        b.put(name, ratio, observed=lab_obs.date,
+              source=f"{lab} {lab_obs.value:g} ÷ ULN {lab_obs.ref_high:g} {lab_obs.unit or ''} "
+                     f"on {lab_obs.date}")
     _gfr(b)
 
 
@@ -253,12 +257,10 @@ def _findings(record: PatientRecord, b: _Builder) -> None:
         fact = FACTS[name]
         if fact.dated and not b.fresh(name, entry.date):
             continue
-        value: object = entry.value
-        if fact.is_numeric:
-            value = canonical_value(name, float(entry.value), entry.unit,  # type: ignore[arg-type]
-                                    where=f"finding {name}")
-            if fact.type is FactType.INTEGER and float(value).is_integer():  # type: ignore[arg-type]
-                value = int(value)  # type: ignore[call-overload]
+        value: Value = entry.value
+        if fact.is_numeric and not isinstance(entry.value, (bool, str)):
+            number = canonical_value(name, float(entry.value), entry.unit, where=f"finding {name}")
+            value = int(number) if fact.type is FactType.INTEGER and number.is_integer() else number
         b.put(name, value, observed=entry.date, source=f"finding on {entry.date}")
 
 

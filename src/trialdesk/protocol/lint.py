@@ -22,7 +22,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from trialdesk.criteria.ast import (
     And,
@@ -31,11 +31,9 @@ from trialdesk.criteria.ast import (
     Contains,
     Expr,
     In,
-    Known,
     Literal,
     Not,
     Or,
-    Truthy,
     Within,
     facts_of,
     number_text,
@@ -96,8 +94,8 @@ def _candidates(fact: FactDef, exprs: list[Expr]) -> list[Value]:
     if fact.type is FactType.BOOLEAN:
         return [True, False]
     if fact.type is FactType.STRING:
-        values = list(fact.values or ()) + [str(lit.effective) for lit in lits]
-        return list(dict.fromkeys(values)) + ["\u0000other"]
+        values: list[Value] = [*(fact.values or ()), *(str(lit.effective) for lit in lits)]
+        return [*dict.fromkeys(values), "\u0000other"]
     if fact.type is FactType.SET:
         items = sorted({str(lit.effective) for lit in lits})
         sets = [frozenset(), frozenset(items)] + [frozenset([i]) for i in items]
@@ -124,7 +122,8 @@ def _candidates(fact: FactDef, exprs: list[Expr]) -> list[Value]:
     if not points:
         points = {0.0, 1.0}
     if fact.type is FactType.INTEGER:
-        return sorted({float(math.floor(p)) for p in points} | {float(math.ceil(p)) for p in points})
+        whole = {float(math.floor(p)) for p in points} | {float(math.ceil(p)) for p in points}
+        return sorted(whole)
     return sorted(points)
 
 
@@ -136,7 +135,8 @@ def _assignments(facts: list[FactDef], exprs: list[Expr]) -> Iterator[FactSet] |
 
     def gen() -> Iterator[FactSet]:
         for combo in itertools.product(*choices):
-            values = {f.name: FactValue(f.name, v, f.unit) for f, v in zip(facts, combo, strict=True)}
+            values = {f.name: FactValue(f.name, v, f.unit)
+                      for f, v in zip(facts, combo, strict=True)}
             yield FactSet(_AS_OF, values)
 
     return gen()

@@ -16,6 +16,9 @@ adopts; they were not read in Park's tables themselves. :class:`InrcCriteria` ho
 as parameters, names the source of each, and lists the ones still open in
 ``unconfirmed``; every :class:`InrcResult` carries that list.
 
+An infant first staged L1/L2 (INSS 1/2) who develops a 4S pattern of metastases is
+not PD (NCI PDQ); record such disease accordingly rather than as new lesions.
+
 Missing data never becomes a guess: a component without the data it needs is NE and
 makes the time point NE, naming what is missing; only PD found in another component
 overrides it, because nothing missing could undo PD.
@@ -58,7 +61,7 @@ def _pct(value: Fraction) -> str:
 
 
 class MibgScale(StrEnum):
-    """Semi-quantitative MIBG skeletal scores (NCI PDQ; Yanik J Nucl Med 2013)."""
+    """Semi-quantitative MIBG skeletal scores (NCI PDQ; Lewington et al., EJNMMI 2017)."""
 
     CURIE = "curie"  # 9 skeletal segments + 1 soft-tissue region, 0–3 each: 0–30
     SIOPEN = "siopen"  # 12 skeletal segments, 0–6 each: 0–72
@@ -113,6 +116,11 @@ UNCONFIRMED_NOTES: Mapping[str, str] = MappingProxyType(
             "Marrow that was negative: PD above 5% follows the abstract's '≤ 5% is minimal "
             "disease'; the NCI PDQ summary says 'at least 5%'. Park 2017 Table 4 not read."
         ),
+        "pd_increase_inclusive": (
+            "PD needs more than 20% (as recalled from Park 2017 Tables 2–3); the NCI PDQ "
+            "summary says 'by 20%' and RECIST 1.1 'at least 20%'. Exactly 20% is not PD "
+            "unless the protocol sets pd_increase_inclusive."
+        ),
         "primary_pd_reference": (
             "Primary-tumour PD is measured against the smallest diameter on study, as in "
             "RECIST 1.1; Park 2017 Table 2 not read."
@@ -144,6 +152,8 @@ class InrcCriteria:
     # absolute increase (NCI PDQ, INRC 2017: "by 20% with at least 5 mm"; RECIST 1.1).
     pd_increase: float = 0.20
     pd_min_absolute_mm: float = 5.0
+    # Whether exactly 20% already counts as PD (see UNCONFIRMED_NOTES).
+    pd_increase_inclusive: bool = False
     # Metastatic CR: non-primary lesions below 10 mm (NCI PDQ, INRC 2017; RECIST 1.1).
     lesion_cr_max_mm: float = 10.0
     # Metastatic CR: target lymph nodes below this short axis. RECIST 1.1: 10 mm;
@@ -165,6 +175,20 @@ class InrcCriteria:
     marrow_pd_fold: float = 2.0
     marrow_pd_min_pct: float = 20.0
     unconfirmed: tuple[str, ...] = field(default=tuple(UNCONFIRMED_NOTES))
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:
+                raise ResponseError(f"must not be negative, got {value}", where=f"criteria.{name}")
+        for name in ("pr_decrease", "fdg_pr_decrease"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ResponseError("must lie in (0, 1]", where=f"criteria.{name}")
+        unknown = [name for name in self.unconfirmed if name not in UNCONFIRMED_NOTES]
+        if unknown:
+            raise ResponseError(
+                f"unknown names {unknown}; known: {sorted(UNCONFIRMED_NOTES)}",
+                where="criteria.unconfirmed",
+            )
 
 
 DEFAULT_CRITERIA = InrcCriteria()
@@ -333,6 +357,7 @@ class BoneMarrow:
 
     @property
     def involved_at_baseline(self) -> bool | None:
+        """Whether marrow held tumour at baseline (None if the baseline value is missing)."""
         return None if self.baseline_pct is None else self.baseline_pct > 0
 
 
@@ -355,6 +380,8 @@ class InrcTimePoint:
 
 @dataclass(frozen=True)
 class ComponentResult:
+    """Response of one component, why, and what data it lacked."""
+
     component: Component
     response: ComponentResponse
     reasoning: tuple[str, ...]
@@ -390,7 +417,10 @@ def _is_pd(current: Fraction, nadir: Fraction, c: InrcCriteria) -> bool:
     increase = current - nadir
     if increase < _exact(c.pd_min_absolute_mm):
         return False
-    return nadir == 0 or increase / nadir > _exact(c.pd_increase)
+    if nadir == 0:
+        return True
+    relative, threshold = increase / nadir, _exact(c.pd_increase)
+    return relative >= threshold if c.pd_increase_inclusive else relative > threshold
 
 
 def _above_nadir(current: Fraction, nadir: Fraction) -> str:
