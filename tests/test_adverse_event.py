@@ -53,9 +53,7 @@ def test_full_record() -> None:
     assert ae.ctcae_version == "5.0"
     assert ae.is_ctcae_term and ae.serious and not ae.fatal and not ae.life_threatening
     assert ae.suspected_related
-    assert ae.attributions[0] == AgentAttribution(
-        agent="dinutuximab beta", attribution=Attribution.PROBABLE
-    )
+    assert ae.attributions[0] == AgentAttribution(agent="dinutuximab beta", attribution=Attribution.PROBABLE)
     assert (ae.expectedness, ae.action_taken, ae.outcome) == (
         Expectedness.EXPECTED,
         ActionTaken.DRUG_INTERRUPTED,

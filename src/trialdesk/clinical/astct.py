@@ -166,9 +166,7 @@ def grade_crs(
     hypots = tuple(Hypotension) if hypot is None else (hypot,)
     hypoxs = tuple(Hypoxia) if hypox is None else (hypox,)
     grades = tuple(
-        sorted(
-            {g for f, p, x in product(fevers, hypots, hypoxs) for g in _crs_grades(f, p, x, masked)}
-        )
+        sorted({g for f, p, x in product(fevers, hypots, hypoxs) for g in _crs_grades(f, p, x, masked)})
     )
     inputs = (("fever", fever), ("hypotension", hypot), ("hypoxia", hypox))
     missing = tuple(name for name, value in inputs if value is None)
@@ -347,9 +345,7 @@ def grade_icans(
                 where="ice_score",
             )
         if capd_unable_to_perform and capd_score is not None:
-            raise ClinicalError(
-                "give a CAPD score or 'unable to perform', not both", where="capd_score"
-            )
+            raise ClinicalError("give a CAPD score or 'unable to perform', not both", where="capd_score")
         if capd_unable_to_perform:
             options["capd_score"] = (4,)
         elif capd_score is not None:
@@ -366,9 +362,7 @@ def grade_icans(
             options["ice_score"] = (0, 1, 2, 3)
         else:
             options["ice_score"] = (_ice_grade(_score(ice_score, ICE_MAX, "ice_score")),)
-    options["consciousness"] = _domain(
-        Consciousness, consciousness, "consciousness", _CONSCIOUSNESS_GRADE
-    )
+    options["consciousness"] = _domain(Consciousness, consciousness, "consciousness", _CONSCIOUSNESS_GRADE)
     options["seizure"] = _domain(Seizure, seizure, "seizure", _SEIZURE_GRADE)
     if motor_weakness is None:
         options["motor_weakness"] = (0, 4)
@@ -378,9 +372,7 @@ def grade_icans(
         raise ClinicalError(
             f"must be true, false or not given, got {motor_weakness!r}", where="motor_weakness"
         )
-    options["cerebral_oedema"] = _domain(
-        CerebralOedema, cerebral_oedema, "cerebral_oedema", _OEDEMA_GRADE
-    )
+    options["cerebral_oedema"] = _domain(CerebralOedema, cerebral_oedema, "cerebral_oedema", _OEDEMA_GRADE)
 
     grades = tuple(sorted({max(combo) for combo in product(*options.values())}))
     known = tuple((name, v[0]) for name, v in options.items() if len(v) == 1)
@@ -413,9 +405,7 @@ def _member(enum: type[E], value: E | str, where: str) -> E:
         raise ClinicalError(f"{value!r} is not one of: {allowed}", where=where) from None
 
 
-def _domain(
-    enum: type[E], value: E | str | None, where: str, grades: Mapping[E, int]
-) -> tuple[int, ...]:
+def _domain(enum: type[E], value: E | str | None, where: str, grades: Mapping[E, int]) -> tuple[int, ...]:
     if value is None:
         return tuple(sorted(set(grades.values())))
     return (grades[_member(enum, value, where)],)
@@ -423,9 +413,7 @@ def _domain(
 
 def _score(value: int, maximum: int, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise ClinicalError(
-            f"must be a whole number from 0 to {maximum}, got {value!r}", where=where
-        )
+        raise ClinicalError(f"must be a whole number from 0 to {maximum}, got {value!r}", where=where)
     return value
 
 

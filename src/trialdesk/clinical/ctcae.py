@@ -35,8 +35,7 @@ from trialdesk.errors import ClinicalError, SafetyError
 CTCAE_VERSION: Final = "5.0"
 SOURCE: Final = "NCI CTCAE v5.0 (27 Nov 2017)"
 LAB_SOURCE: Final = (
-    "NCI CTCAE v5.0 (27 Nov 2017); bands as in pharmaverse/admiral "
-    "data-raw/adlb_grading/ncictcaev5.json"
+    "NCI CTCAE v5.0 (27 Nov 2017); bands as in pharmaverse/admiral data-raw/adlb_grading/ncictcaev5.json"
 )
 
 
@@ -140,9 +139,7 @@ class Band:
     condition: tuple[str, bool] | None = None
     text: str | None = None
 
-    def contains(
-        self, value: Decimal, refs: Mapping[Ref, Decimal], flags: Mapping[str, bool]
-    ) -> bool | None:
+    def contains(self, value: Decimal, refs: Mapping[Ref, Decimal], flags: Mapping[str, bool]) -> bool | None:
         """True or False, or None when a reference value it needs is missing."""
         if self.condition is not None and flags[self.condition[0]] != self.condition[1]:
             return False
@@ -167,9 +164,7 @@ class Band:
         return {b.ref for b in (self.lower, self.upper) if b is not None} - {Ref.ABSOLUTE}
 
 
-def _band(
-    grade: int, interval: str, text: str | None = None, when: tuple[str, bool] | None = None
-) -> Band:
+def _band(grade: int, interval: str, text: str | None = None, when: tuple[str, bool] | None = None) -> Band:
     """A band from interval notation: ``[`` ``]`` inclusive, ``(`` ``)`` exclusive."""
     low, high = interval[1:-1].split(",")
     lower = _edge(low, inclusive=interval[0] == "[")
@@ -447,8 +442,7 @@ _CLINICAL_TERMS: Final[tuple[TermDefinition, ...]] = (
     _clinical(
         "Infusion related reaction",
         {
-            1: "Mild transient reaction; infusion interruption not indicated; "
-            "intervention not indicated",
+            1: "Mild transient reaction; infusion interruption not indicated; intervention not indicated",
             2: "Therapy or infusion interruption indicated but responds promptly to "
             "symptomatic treatment; prophylactic medications indicated for <=24 hrs",
             3: "Prolonged; recurrence of symptoms following initial improvement; "
@@ -597,9 +591,7 @@ def term_definition(term: str) -> TermDefinition:
     found = _DEFINITIONS_BY_KEY.get(_key(term))
     if found is None:
         known = ", ".join(known_terms())
-        raise SafetyError(
-            f"unknown CTCAE v{CTCAE_VERSION} term {term!r}; known terms: {known}", where="term"
-        )
+        raise SafetyError(f"unknown CTCAE v{CTCAE_VERSION} term {term!r}; known terms: {known}", where="term")
     return found
 
 
@@ -800,9 +792,7 @@ def grade_lab(
     return _result(spec.name, number, spec.unit, outcome, spec.note, LAB_SOURCE)
 
 
-def _result(
-    term: str, value: Decimal, unit: str, outcome: _Outcome, note: str, source: str
-) -> LabGrade:
+def _result(term: str, value: Decimal, unit: str, outcome: _Outcome, note: str, source: str) -> LabGrade:
     possible = tuple(sorted(outcome.possible))
     if len(possible) == 1:
         rule = f"{outcome.text} ({note})" if note else outcome.text or ""
@@ -851,9 +841,7 @@ def grade_fever(temperature_c: Number, hours_above_40: Number | None = None) -> 
     if hours_above_40 is not None:
         over_24h = _decimal(hours_above_40, "hours_above_40") > _FEVER_HOURS
     definitions = grade_definitions("Fever")
-    outcome = _evaluate(
-        _FEVER, temperature, {Ref.ABSOLUTE: Decimal(1)}, {"over_24h": over_24h}, definitions
-    )
+    outcome = _evaluate(_FEVER, temperature, {Ref.ABSOLUTE: Decimal(1)}, {"over_24h": over_24h}, definitions)
     if len(outcome.possible) > 1:
         outcome = _Outcome(outcome.possible, None, frozenset({"hours_above_40"}))
     return _result("Fever", temperature, "Cel", outcome, "", SOURCE)

@@ -108,7 +108,7 @@ class AgentAttribution(BaseModel):
     def _agent_named(cls, value: str) -> str:
         value = value.strip()
         if not value:
-            raise SafetyError("an attribution must name its agent", where="attributions.agent")
+            raise SafetyError("an attribution must name its agent", where=_where("attributions.agent"))
         return value
 
 
@@ -148,9 +148,7 @@ class AdverseEvent(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _as_safety_error(
-        cls, data: Any, handler: ModelWrapValidatorHandler[AdverseEvent]
-    ) -> AdverseEvent:
+    def _as_safety_error(cls, data: Any, handler: ModelWrapValidatorHandler[AdverseEvent]) -> AdverseEvent:
         # One error type for callers: pydantic's type errors become SafetyError too.
         try:
             return handler(data)
@@ -243,9 +241,7 @@ class AdverseEvent(BaseModel):
                 where=_where("outcome"),
             )
         if self.grade == 5 and self.outcome not in (None, Outcome.FATAL):
-            raise SafetyError(
-                f"a grade 5 event cannot have outcome {self.outcome}", where=_where("outcome")
-            )
+            raise SafetyError(f"a grade 5 event cannot have outcome {self.outcome}", where=_where("outcome"))
 
     @property
     def is_ctcae_term(self) -> bool:
@@ -311,9 +307,7 @@ class ReportingDeadline:
         return self.due + timedelta(days=self.follow_up_days)
 
 
-def expedited_reporting(
-    ae: AdverseEvent, *, related: bool, expected: bool
-) -> ReportingDeadline | None:
+def expedited_reporting(ae: AdverseEvent, *, related: bool, expected: bool) -> ReportingDeadline | None:
     """The expedited-report deadline for ``ae``, or None if none is required.
 
     A report is required for a serious event that is a suspected adverse reaction
