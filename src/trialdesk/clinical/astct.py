@@ -256,8 +256,8 @@ _MOTOR_GRADE: Final = {False: 0, True: 4}  # deep focal motor weakness (hemi-/pa
 # the NCIt ICANS grade definitions (e.g. C188936: "ICE ... for adults and children over
 # 12", "CAPD ... for children 12 and under").
 ICE_MIN_AGE_EXCLUSIVE: Final = 12
-ICE_MAX: Final = 10
-CAPD_MAX: Final = 32  # 8 items scored 0-4
+ICE_MAX: Final = 10  # orientation 4, naming 3, command 1, writing 1, attention 1 (Lee 2019)
+CAPD_MAX: Final = 32  # 8 items scored 0-4 (Traube C et al., Crit Care Med 2014;42:656)
 
 
 def _ice_grade(score: int) -> int:
