@@ -198,6 +198,8 @@ def _arm(verdict: Verdict, arms: list[ArmResult]) -> tuple[str | None, str]:
         return None, f"by randomisation ({', '.join(randomised)}) at enrolment"
     met = [a.id for a in arms if a.outcome is Outcome.MET]
     if len(met) == 1:
+        if verdict is Verdict.UNDETERMINED:
+            return met[0], f"arm {met[0]} if eligible, by the protocol's assignment rule"
         return met[0], f"arm {met[0]} by the protocol's assignment rule"
     if len(met) > 1:
         return None, f"assignment rules overlap: arms {', '.join(met)} all apply"

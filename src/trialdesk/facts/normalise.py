@@ -142,7 +142,8 @@ def normalise(
 def _diagnosis(record: PatientRecord, b: _Builder) -> None:
     d = record.diagnosis
     if d is None:
-        for name in ("primary_diagnosis", "diagnosis_confirmation", "risk_group", "risk_system"):
+        for name in ("primary_diagnosis", "diagnosis_category", "oncohaematological",
+                     "diagnosis_confirmation", "risk_group", "risk_system", "stage"):
             b.miss(name, "no diagnosis recorded")
         return
     b.put("primary_diagnosis", d.primary, observed=d.date, source="diagnosis")
@@ -175,6 +176,11 @@ def _disease(record: PatientRecord, b: _Builder) -> None:
                 b.put("hours_since_septic_shock_onset", round(hours, 4), observed=onset.date(),
                       source=f"septic shock onset {onset.isoformat(timespec='minutes')}, "
                              f"screened {as_of.isoformat(timespec='minutes')}")
+            else:
+                b.miss("hours_since_septic_shock_onset",
+                       f"septic shock onset {onset.isoformat(timespec='minutes')} is after the "
+                       f"screening moment {as_of.isoformat(timespec='minutes')}; screen with a "
+                       "date-time")
             break
 
 
@@ -222,8 +228,10 @@ def _gfr(b: _Builder) -> None:
     if not schwartz_applicable(float(age)):  # type: ignore[arg-type]
         b.miss("gfr", "no measured GFR; bedside Schwartz applies only to ages 1–16")
     elif height is None or creatinine is None:
-        b.miss("gfr", "no measured GFR; bedside Schwartz needs height and creatinine in the "
-                      "look-back window")
+        absent = [f"{n}: {b.missing.get(n, 'not recorded')}" for n, v in
+                  (("height", height), ("creatinine", creatinine)) if v is None]
+        b.miss("gfr", "no measured GFR; bedside Schwartz needs height and creatinine ("
+                      + "; ".join(absent) + ")")
     else:
         h, scr = float(height.value), float(creatinine.value)  # type: ignore[arg-type]
         egfr = units.convert(schwartz_bedside(h, scr), "", "")

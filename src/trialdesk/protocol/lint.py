@@ -334,8 +334,9 @@ def _unconfirmed(compiled: CompiledProtocol, src: str) -> list[Finding]:
     out: list[Finding] = []
 
     def note(where: str, what: str, source: str) -> None:
+        verb = "are" if what.endswith("s") else "is"
         out.append(Finding("warning", "unconfirmed", f"{src}: {where}",
-                           f"{what} is unconfirmed (source: {source})"))
+                           f"{what} {verb} unconfirmed (source: {source})"))
 
     lb = p.eligibility.lookback
     if lb.unconfirmed:
