@@ -18,7 +18,12 @@ from rich.console import Console
 from rich.text import Text
 
 from trialdesk.errors import FactError, NotFoundError, TrialdeskError
-from trialdesk.protocol.load import CompiledProtocol, default_protocol_dir, load_directory
+from trialdesk.protocol.load import (
+    CompiledProtocol,
+    default_protocol_dir,
+    load_directory,
+    read_document,
+)
 
 app = typer.Typer(
     name="trialdesk",
@@ -91,15 +96,8 @@ def parse_moment(text: str | None) -> datetime:
 
 
 def read_patient_file(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FactError(f"cannot read file: {exc.strerror}", where=str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FactError(f"malformed JSON: {exc.msg}",
-                        where=f"{path}:{exc.lineno}:{exc.colno}") from None
+    """A patient file is JSON whatever its name; errors are FactErrors naming the file."""
+    return read_document(path, FactError, as_json=True)
 
 
 # ---------------------------------------------------------------------------

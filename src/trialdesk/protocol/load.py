@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from trialdesk.criteria.ast import Expr
 from trialdesk.criteria.parser import parse
 from trialdesk.criteria.typecheck import bind
-from trialdesk.errors import CriteriaError, NotFoundError, ProtocolError
+from trialdesk.errors import CriteriaError, NotFoundError, ProtocolError, TrialdeskError
 from trialdesk.protocol.model import Criterion, Protocol
 
 
@@ -75,24 +75,25 @@ def validation_error(source: str, exc: ValidationError) -> ProtocolError:
     return ProtocolError(f"{_pydantic_reason(first)}{more}", where=f"{source}: {path}")
 
 
-def read_document(path: Path) -> Any:
-    """Read a YAML or JSON document, turning syntax errors into one clear line."""
+def read_document(path: Path, error: type[TrialdeskError] = ProtocolError, *,
+                  as_json: bool | None = None) -> Any:
+    """Read a YAML or JSON document (JSON by suffix unless ``as_json`` says);
+    unreadable or malformed input is one ``error`` line naming the file and position."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProtocolError(f"cannot read file: {exc.strerror}", where=str(path)) from None
+        raise error(f"cannot read file: {exc.strerror}", where=str(path)) from None
     try:
-        if path.suffix == ".json":
+        if as_json or (as_json is None and path.suffix == ".json"):
             return json.loads(text)
         return yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise ProtocolError(f"malformed JSON: {exc.msg}",
-                            where=f"{path}:{exc.lineno}:{exc.colno}") from None
+        raise error(f"malformed JSON: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ProtocolError(f"malformed YAML: {problem}", where=loc) from None
+        raise error(f"malformed YAML: {problem}", where=loc) from None
 
 
 def compile_protocol(protocol: Protocol, *, source: str = "<protocol>") -> CompiledProtocol:
