@@ -11,67 +11,25 @@ regimen is checked against the Qarziba SmPC numbers in FACTS.md §1d: five 35-da
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 import pytest
 
-from trialdesk.criteria.verdict import CriterionResult, ScreeningResult, screen
-from trialdesk.facts.normalise import normalise
-from trialdesk.facts.patient import patient_from_data
-from trialdesk.protocol.load import CompiledProtocol, load_protocol
+import seedkit
+from seedkit import Change, check_one_change, check_unknown, example, without_category
+from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.protocol.model import Administration, CourseStep
 
-ROOT = Path(__file__).resolve().parents[1]
 SCREENED = datetime(2026, 11, 21)
 
-Patient = dict[str, Any]
-Change = Callable[[Patient], None]
+run = partial(seedkit.run, as_of=SCREENED)
+attest = partial(seedkit.attest, trial_id="DB-POSTCONS", day="2026-11-18")
 
 
 @pytest.fixture(scope="module")
 def protocol() -> CompiledProtocol:
-    return load_protocol(ROOT / "protocols" / "dinutuximab-beta-program.yaml")
-
-
-def example(name: str) -> Patient:
-    path = ROOT / "examples" / "patients" / f"{name}.json"
-    data: Patient = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def run(protocol: CompiledProtocol, data: Patient) -> ScreeningResult:
-    record = patient_from_data(data, today=SCREENED.date())
-    facts = normalise(record, trial_id=protocol.id,
-                      lookback=protocol.protocol.eligibility.lookback, as_of=SCREENED)
-    return screen(protocol, facts, patient_id=record.patient_id)
-
-
-def criterion(result: ScreeningResult, criterion_id: str) -> CriterionResult:
-    return next(c for c in result.criteria if c.id == criterion_id)
-
-
-def base_outcomes(result: ScreeningResult) -> dict[str, str]:
-    """What an eligible patient shows: every inclusion met, every exclusion not met."""
-    return {c.id: "met" if c.kind == "inclusion" else "not_met" for c in result.criteria}
-
-
-def without_category(category: str) -> Change:
-    def change(p: Patient) -> None:
-        p["treatments"] = [t for t in p["treatments"] if t["category"] != category]
-    return change
-
-
-def attest(attestation_id: str, value: bool | None) -> Change:
-    def change(p: Patient) -> None:
-        p["attestations"] = [a for a in p["attestations"] if a["id"] != attestation_id]
-        if value is not None:
-            p["attestations"].append({"trial_id": "DB-POSTCONS", "id": attestation_id,
-                                      "value": value, "date": "2026-11-18"})
-    return change
+    return seedkit.load("dinutuximab-beta-program.yaml")
 
 
 # --- one change, expected outcomes ----------------------------------------------------
@@ -101,12 +59,8 @@ ONE_CHANGE = [
 @pytest.mark.parametrize(("change", "changed", "verdict"), ONE_CHANGE)
 def test_one_change(protocol: CompiledProtocol, change: Change, changed: dict[str, str],
                     verdict: str) -> None:
-    data = example("db-program")
-    change(data)
-    result = run(protocol, data)
-    expected = base_outcomes(result) | changed
-    assert {c.id: c.outcome.value for c in result.criteria} == expected
-    assert result.verdict.value == verdict
+    result = run(protocol, example("db-program", change))
+    check_one_change(result, changed, verdict)
     assert result.arm is None
 
 
@@ -127,17 +81,7 @@ MISSING = [
 @pytest.mark.parametrize(("change", "criterion_id", "reasons"), MISSING)
 def test_missing_data_is_unknown(protocol: CompiledProtocol, change: Change,
                                  criterion_id: str, reasons: dict[str, list[str]]) -> None:
-    data = example("db-program")
-    change(data)
-    result = run(protocol, data)
-    c = criterion(result, criterion_id)
-    assert c.outcome.value == "unknown"
-    missing = {m.fact: m.reason for m in c.missing}
-    assert set(missing) == set(reasons)
-    for fact, parts in reasons.items():
-        for part in parts:
-            assert part in missing[fact], (fact, missing[fact])
-    assert result.verdict.value == "undetermined"
+    check_unknown(run(protocol, example("db-program", change)), criterion_id, reasons)
 
 
 def test_example_is_eligible(protocol: CompiledProtocol) -> None:

@@ -10,86 +10,32 @@ exactly 55%, "> 94%" excludes 94, "aged from 18 months to 18 years" includes an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 
-from trialdesk.criteria.verdict import CriterionResult, ScreeningResult, screen
-from trialdesk.facts.normalise import normalise
-from trialdesk.facts.patient import patient_from_data
-from trialdesk.protocol.load import CompiledProtocol, load_protocol
+import seedkit
+from seedkit import Change, Patient, check_one_change, check_unknown, criterion, example, status
+from trialdesk.protocol.load import CompiledProtocol
 
-ROOT = Path(__file__).resolve().parents[1]
 SCREENED = datetime(2026, 11, 21)
 LAB_DAY = "2026-11-16"  # the base patient's laboratory date
 
-Patient = dict[str, Any]
-Change = Callable[[Patient], None]
+run = partial(seedkit.run, as_of=SCREENED)
+observation = partial(seedkit.observation, day=LAB_DAY)
+finding = partial(seedkit.finding, day=LAB_DAY)
+performance = partial(seedkit.performance, day=LAB_DAY)
 
 
 @pytest.fixture(scope="module")
 def protocol() -> CompiledProtocol:
-    return load_protocol(ROOT / "protocols" / "nb-nk-2026.yaml")
-
-
-def example(name: str) -> Patient:
-    path = ROOT / "examples" / "patients" / f"{name}.json"
-    data: Patient = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def run(protocol: CompiledProtocol, data: Patient) -> ScreeningResult:
-    record = patient_from_data(data, today=SCREENED.date())
-    facts = normalise(record, trial_id=protocol.id,
-                      lookback=protocol.protocol.eligibility.lookback, as_of=SCREENED)
-    return screen(protocol, facts, patient_id=record.patient_id)
-
-
-def criterion(result: ScreeningResult, criterion_id: str) -> CriterionResult:
-    return next(c for c in result.criteria if c.id == criterion_id)
-
-
-def base_outcomes(result: ScreeningResult) -> dict[str, str]:
-    """What an eligible patient shows: every inclusion met, every exclusion not met."""
-    return {c.id: "met" if c.kind == "inclusion" else "not_met" for c in result.criteria}
+    return seedkit.load("nb-nk-2026.yaml")
 
 
 # --- changes to the base patient ------------------------------------------------------
-
-
-def observation(name: str, value: float, unit: str | None, day: str = LAB_DAY,
-                **extra: float) -> Change:
-    def change(p: Patient) -> None:
-        p["observations"] = [o for o in p["observations"] if o["name"] != name]
-        p["observations"].append({"name": name, "value": value, "unit": unit, "date": day,
-                                  **extra})
-    return change
-
-
-def finding(name: str, value: object, unit: str | None = None, day: str = LAB_DAY) -> Change:
-    def change(p: Patient) -> None:
-        p["findings"] = [f for f in p["findings"] if f["name"] != name]
-        entry: dict[str, object] = {"name": name, "value": value, "date": day}
-        if unit is not None:
-            entry["unit"] = unit
-        p["findings"].append(entry)
-    return change
-
-
-def performance(scale: str, score: int, day: str = LAB_DAY) -> Change:
-    def change(p: Patient) -> None:
-        p["performance"] = [{"scale": scale, "score": score, "date": day}]
-    return change
-
-
-def status(**fields: object) -> Change:
-    def change(p: Patient) -> None:
-        p["disease_status"][-1].update(fields)
-    return change
 
 
 def aged(birth: str, *, adult: bool = False) -> Change:
@@ -236,12 +182,7 @@ ONE_CHANGE = [
 @pytest.mark.parametrize(("change", "changed", "verdict"), ONE_CHANGE)
 def test_one_change(protocol: CompiledProtocol, change: Change, changed: dict[str, str],
                     verdict: str) -> None:
-    data = example("nb-refractory")
-    change(data)
-    result = run(protocol, data)
-    expected = base_outcomes(result) | changed
-    assert {c.id: c.outcome.value for c in result.criteria} == expected
-    assert result.verdict.value == verdict
+    check_one_change(run(protocol, example("nb-refractory", change)), changed, verdict)
 
 
 def test_alt_ratio_is_exact_at_the_boundary(protocol: CompiledProtocol) -> None:
@@ -297,17 +238,8 @@ MISSING = [
 @pytest.mark.parametrize(("change", "criterion_id", "reasons"), MISSING)
 def test_missing_data_is_unknown(protocol: CompiledProtocol, change: Change,
                                  criterion_id: str, reasons: dict[str, list[str]]) -> None:
-    data = example("nb-refractory")
-    change(data)
-    result = run(protocol, data)
-    c = criterion(result, criterion_id)
-    assert c.outcome.value == "unknown"
-    missing = {m.fact: m.reason for m in c.missing}
-    assert set(missing) == set(reasons)
-    for fact, parts in reasons.items():
-        for part in parts:
-            assert part in missing[fact], (fact, missing[fact])
-    assert result.verdict.value == "undetermined"
+    result = run(protocol, example("nb-refractory", change))
+    check_unknown(result, criterion_id, reasons)
     assert set(reasons) <= set(result.missing_facts)
 
 

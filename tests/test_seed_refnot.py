@@ -11,127 +11,42 @@ last 6 weeks" excludes.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 import pytest
 
-from trialdesk.criteria.verdict import CriterionResult, ScreeningResult, screen
-from trialdesk.facts.normalise import normalise
-from trialdesk.facts.patient import patient_from_data
-from trialdesk.protocol.load import CompiledProtocol, load_protocol
+import seedkit
+from seedkit import (
+    Change,
+    born,
+    check_one_change,
+    check_unknown,
+    criterion,
+    example,
+    status,
+    treatment,
+    without_category,
+)
+from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.protocol.model import CourseStep, MilestoneStep
 
-ROOT = Path(__file__).resolve().parents[1]
 SCREENED = datetime(2026, 11, 21)
 LAB_DAY = "2026-11-16"  # the base patient's laboratory date
 
-Patient = dict[str, Any]
-Change = Callable[[Patient], None]
+run = partial(seedkit.run, as_of=SCREENED)
+observation = partial(seedkit.observation, day=LAB_DAY)
+finding = partial(seedkit.finding, day=LAB_DAY)
+performance = partial(seedkit.performance, day=LAB_DAY)
+attest = partial(seedkit.attest, trial_id="REFNOT-R2", day="2026-11-18")
+female_of_childbearing_potential = partial(seedkit.female_of_childbearing_potential,
+                                           day=LAB_DAY)
+no_immunotherapy = without_category("immunotherapy")
 
 
 @pytest.fixture(scope="module")
 def protocol() -> CompiledProtocol:
-    return load_protocol(ROOT / "protocols" / "refnot-r2.yaml")
-
-
-def example(name: str) -> Patient:
-    path = ROOT / "examples" / "patients" / f"{name}.json"
-    data: Patient = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def run(protocol: CompiledProtocol, data: Patient) -> ScreeningResult:
-    record = patient_from_data(data, today=SCREENED.date())
-    facts = normalise(record, trial_id=protocol.id,
-                      lookback=protocol.protocol.eligibility.lookback, as_of=SCREENED)
-    return screen(protocol, facts, patient_id=record.patient_id)
-
-
-def criterion(result: ScreeningResult, criterion_id: str) -> CriterionResult:
-    return next(c for c in result.criteria if c.id == criterion_id)
-
-
-def base_outcomes(result: ScreeningResult) -> dict[str, str]:
-    """What an eligible patient shows: every inclusion met, every exclusion not met."""
-    return {c.id: "met" if c.kind == "inclusion" else "not_met" for c in result.criteria}
-
-
-# --- changes to the base patient ------------------------------------------------------
-
-
-def observation(name: str, value: float, unit: str | None, day: str = LAB_DAY,
-                **extra: float) -> Change:
-    def change(p: Patient) -> None:
-        p["observations"] = [o for o in p["observations"] if o["name"] != name]
-        p["observations"].append({"name": name, "value": value, "unit": unit, "date": day,
-                                  **extra})
-    return change
-
-
-def finding(name: str, value: object, unit: str | None = None, day: str = LAB_DAY) -> Change:
-    def change(p: Patient) -> None:
-        p["findings"] = [f for f in p["findings"] if f["name"] != name]
-        entry: dict[str, object] = {"name": name, "value": value, "date": day}
-        if unit is not None:
-            entry["unit"] = unit
-        p["findings"].append(entry)
-    return change
-
-
-def performance(scale: str, score: int, day: str = LAB_DAY) -> Change:
-    def change(p: Patient) -> None:
-        p["performance"] = [{"scale": scale, "score": score, "date": day}]
-    return change
-
-
-def status(**fields: object) -> Change:
-    def change(p: Patient) -> None:
-        p["disease_status"][-1].update(fields)
-    return change
-
-
-def treatment(agent: str, category: str, start: str, end: str | None = None,
-              chronic: bool = False) -> Change:
-    def change(p: Patient) -> None:
-        entry: dict[str, object] = {"agent": agent, "category": category, "start": start,
-                                    "chronic": chronic}
-        if end is not None:
-            entry["end"] = end
-        p["treatments"].append(entry)
-    return change
-
-
-def no_immunotherapy(p: Patient) -> None:
-    p["treatments"] = [t for t in p["treatments"] if t["category"] != "immunotherapy"]
-
-
-def attest(attestation_id: str, value: bool | None) -> Change:
-    """Answer an attestation (None: take the answer away)."""
-
-    def change(p: Patient) -> None:
-        p["attestations"] = [a for a in p["attestations"] if a["id"] != attestation_id]
-        if value is not None:
-            p["attestations"].append({"trial_id": "REFNOT-R2", "id": attestation_id,
-                                      "value": value, "date": "2026-11-18"})
-    return change
-
-
-def born(birth: str) -> Change:
-    def change(p: Patient) -> None:
-        p["birth_date"] = birth
-    return change
-
-
-def female_of_childbearing_potential(test: bool | None) -> Change:
-    def change(p: Patient) -> None:
-        p.update(sex="female", childbearing_potential=True)
-        if test is not None:
-            p["pregnancy"] = [{"date": LAB_DAY, "pregnant": test, "method": "test"}]
-    return change
+    return seedkit.load("refnot-r2.yaml")
 
 
 # --- one change, expected outcomes ----------------------------------------------------
@@ -263,12 +178,7 @@ ONE_CHANGE = [
 @pytest.mark.parametrize(("change", "changed", "verdict"), ONE_CHANGE)
 def test_one_change(protocol: CompiledProtocol, change: Change, changed: dict[str, str],
                     verdict: str) -> None:
-    data = example("refnot-eligible")
-    change(data)
-    result = run(protocol, data)
-    expected = base_outcomes(result) | changed
-    assert {c.id: c.outcome.value for c in result.criteria} == expected
-    assert result.verdict.value == verdict
+    check_one_change(run(protocol, example("refnot-eligible", change)), changed, verdict)
 
 
 def test_creatinine_ratio_is_exact_at_the_boundary(protocol: CompiledProtocol) -> None:
@@ -309,17 +219,7 @@ MISSING = [
 @pytest.mark.parametrize(("change", "criterion_id", "reasons"), MISSING)
 def test_missing_data_is_unknown(protocol: CompiledProtocol, change: Change,
                                  criterion_id: str, reasons: dict[str, list[str]]) -> None:
-    data = example("refnot-eligible")
-    change(data)
-    result = run(protocol, data)
-    c = criterion(result, criterion_id)
-    assert c.outcome.value == "unknown"
-    missing = {m.fact: m.reason for m in c.missing}
-    assert set(missing) == set(reasons)
-    for fact, parts in reasons.items():
-        for part in parts:
-            assert part in missing[fact], (fact, missing[fact])
-    assert result.verdict.value == "undetermined"
+    check_unknown(run(protocol, example("refnot-eligible", change)), criterion_id, reasons)
 
 
 def test_no_treatment_history_also_leaves_chronic_steroids_unknown(

@@ -11,54 +11,27 @@ to chemotherapy. The arm is left to the randomisation.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 import pytest
 
-from trialdesk.criteria.verdict import CriterionResult, ScreeningResult, screen
-from trialdesk.facts.normalise import normalise
-from trialdesk.facts.patient import patient_from_data
-from trialdesk.protocol.load import CompiledProtocol, load_protocol
+import seedkit
+from seedkit import Change, Patient, born, check_one_change, check_unknown, criterion, example
+from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.protocol.model import TimedStep
 
-ROOT = Path(__file__).resolve().parents[1]
 SCREENED = datetime(2026, 11, 21, 12, 0)
 LAB_DAY = "2026-11-21"
 
-Patient = dict[str, Any]
-Change = Callable[[Patient], None]
+run = partial(seedkit.run, as_of=SCREENED)
+female_of_childbearing_potential = partial(seedkit.female_of_childbearing_potential,
+                                           day=LAB_DAY)
 
 
 @pytest.fixture(scope="module")
 def protocol() -> CompiledProtocol:
-    return load_protocol(ROOT / "protocols" / "rumcess.yaml")
-
-
-def example(name: str) -> Patient:
-    path = ROOT / "examples" / "patients" / f"{name}.json"
-    data: Patient = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def run(protocol: CompiledProtocol, data: Patient,
-        as_of: datetime = SCREENED) -> ScreeningResult:
-    record = patient_from_data(data, today=as_of.date())
-    facts = normalise(record, trial_id=protocol.id,
-                      lookback=protocol.protocol.eligibility.lookback, as_of=as_of)
-    return screen(protocol, facts, patient_id=record.patient_id)
-
-
-def criterion(result: ScreeningResult, criterion_id: str) -> CriterionResult:
-    return next(c for c in result.criteria if c.id == criterion_id)
-
-
-def base_outcomes(result: ScreeningResult) -> dict[str, str]:
-    """What an eligible patient shows: every inclusion met, every exclusion not met."""
-    return {c.id: "met" if c.kind == "inclusion" else "not_met" for c in result.criteria}
+    return seedkit.load("rumcess.yaml")
 
 
 # --- changes to the base patient ------------------------------------------------------
@@ -73,16 +46,7 @@ def onset(when: str) -> Change:
 
 
 def anc(value: float, unit: str, day: str = LAB_DAY) -> Change:
-    def change(p: Patient) -> None:
-        p["observations"] = [o for o in p["observations"] if o["name"] != "anc"]
-        p["observations"].append({"name": "anc", "value": value, "unit": unit, "date": day})
-    return change
-
-
-def born(birth: str) -> Change:
-    def change(p: Patient) -> None:
-        p["birth_date"] = birth
-    return change
+    return seedkit.observation("anc", value, unit, day=day)
 
 
 def disease(**fields: object) -> Change:
@@ -110,14 +74,6 @@ def resistant_drug_induced_neutropenia(p: Patient) -> None:
     """Not an oncohaematological patient, even with resistance recorded."""
     diagnosis("other")(p)
     disease(chemotherapy_resistant=True)(p)
-
-
-def female_of_childbearing_potential(test: bool | None) -> Change:
-    def change(p: Patient) -> None:
-        p.update(sex="female", childbearing_potential=True)
-        if test is not None:
-            p["pregnancy"] = [{"date": LAB_DAY, "pregnant": test, "method": "test"}]
-    return change
 
 
 # --- one change, expected outcomes ----------------------------------------------------
@@ -181,12 +137,7 @@ ONE_CHANGE = [
 @pytest.mark.parametrize(("change", "changed", "verdict"), ONE_CHANGE)
 def test_one_change(protocol: CompiledProtocol, change: Change, changed: dict[str, str],
                     verdict: str) -> None:
-    data = example("rumcess-eligible")
-    change(data)
-    result = run(protocol, data)
-    expected = base_outcomes(result) | changed
-    assert {c.id: c.outcome.value for c in result.criteria} == expected
-    assert result.verdict.value == verdict
+    check_one_change(run(protocol, example("rumcess-eligible", change)), changed, verdict)
 
 
 @pytest.mark.parametrize(("when", "hours"), [
@@ -232,17 +183,7 @@ MISSING = [
 @pytest.mark.parametrize(("change", "criterion_id", "reasons"), MISSING)
 def test_missing_data_is_unknown(protocol: CompiledProtocol, change: Change,
                                  criterion_id: str, reasons: dict[str, list[str]]) -> None:
-    data = example("rumcess-eligible")
-    change(data)
-    result = run(protocol, data)
-    c = criterion(result, criterion_id)
-    assert c.outcome.value == "unknown"
-    missing = {m.fact: m.reason for m in c.missing}
-    assert set(missing) == set(reasons)
-    for fact, parts in reasons.items():
-        for part in parts:
-            assert part in missing[fact], (fact, missing[fact])
-    assert result.verdict.value == "undetermined"
+    check_unknown(run(protocol, example("rumcess-eligible", change)), criterion_id, reasons)
 
 
 # --- the arm is left to randomisation -------------------------------------------------
