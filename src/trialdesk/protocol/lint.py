@@ -8,7 +8,8 @@
 * ``arm-overlap`` (error) / ``arm-gap`` (warning) — assignment rules that can put a patient
   in two arms, or leave a patient who could be eligible in none.
 * ``unreached`` (warning) — a declared attestation or look-back setting no rule uses.
-* ``unconfirmed`` (warning) — a clinical parameter whose value is not confirmed.
+* ``unconfirmed`` (warning) — a clinical parameter whose value is not confirmed, including
+  toxicity and stopping rules (and their thresholds) not checked against their source.
 * ``dose-not-set`` (warning) — an administration without a dose amount.
 
 Satisfiability is checked by trying every combination of representative values (each
@@ -369,6 +370,19 @@ def _unconfirmed(compiled: CompiledProtocol, src: str) -> list[Finding]:
     for r in p.randomisations:
         if r.unconfirmed:
             note(f"randomisations.{r.id}", "the randomisation settings", r.source)
+    for rule in p.toxicity_rules:
+        if rule.unconfirmed:
+            note(f"toxicity_rules.{rule.id}", f"toxicity rule {rule.id} ({rule.title})", rule.source)
+        for lab, minimum in getattr(rule.when, "minimums", {}).items():
+            if minimum.unconfirmed:
+                note(f"toxicity_rules.{rule.id}.when.minimums.{lab}",
+                     f"the {lab} minimum {minimum.shown()}", minimum.source)
+    for stop in p.stopping_rules:
+        if stop.unconfirmed:
+            note(f"stopping_rules.{stop.id}", f"stopping rule {stop.id} ({stop.title})", stop.source)
+        if stop.threshold.unconfirmed:
+            note(f"stopping_rules.{stop.id}.threshold", f"the threshold {stop.threshold.shown()}",
+                 stop.threshold.source)
     return out
 
 

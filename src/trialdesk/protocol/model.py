@@ -26,6 +26,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trialdesk.facts.dictionary import Attestation, FactDictionary, with_attestations
+from trialdesk.safety.rules import ToxicityRule
+from trialdesk.safety.stopping import StoppingRule
 
 
 class _Model(BaseModel):
@@ -257,6 +259,9 @@ class Dose(_Model):
     basis: DoseBasis
     per: Literal["day", "administration", "course"] = "day"
     cap: float | None = Field(default=None, gt=0)
+    # A daily amount given in this many equal doses (e.g. 2 for twice a day); rounding
+    # to capsule strengths applies to each of them.
+    divided_into: int = Field(default=1, ge=1)
     source: str
     unconfirmed: bool = False
     note: str | None = None
@@ -286,6 +291,7 @@ class Administration(_Model):
     infusion: Infusion | None = None
     variant: str | None = None  # only given when the protocol's chosen variant matches
     optional: bool = False
+    window_days: int = Field(default=0, ge=0)  # allowed days either side of the planned day
     note: str | None = None
 
     @model_validator(mode="after")
@@ -309,7 +315,8 @@ class Assessment(_Model):
     name: str
     criteria: str | None = None  # e.g. "INRC 2017", "RECIST 1.1"
     day: int | None = None
-    every_courses: int | None = Field(default=None, ge=1)
+    every_courses: int | None = Field(default=None, ge=1)  # on the last day of every n-th course
+    window_days: int = Field(default=0, ge=0)
     source: str | None = None
     unconfirmed: bool = False
 
@@ -328,6 +335,7 @@ class CourseStep(_Model):
     course: str
     repeats: int = Field(default=1, ge=1)
     condition: str | None = None  # e.g. "no disease progression": a decision point before it
+    window_days: int = Field(default=0, ge=0)  # allowed days either side of each course start
 
 
 class ProcedureStep(_Model):
@@ -358,6 +366,7 @@ class Sampling(_Model):
 
     measurements: list[str]
     days: list[int]
+    window_days: int = Field(default=0, ge=0)
     source: str
     unconfirmed: bool = False
 
@@ -390,6 +399,11 @@ class Randomisation(_Model):
     method: Literal["permuted_blocks", "minimisation"] = "permuted_blocks"
     block_sizes: list[int] = []
     strata: dict[str, list[str]] = {}
+    # Minimisation (Pocock & Simon 1975); see trialdesk.enrolment.randomisation.
+    factors: dict[str, list[str]] = {}
+    factor_weights: dict[str, float] = {}
+    imbalance: Literal["range", "variance"] | None = None
+    preferred_probability: float | None = None
     source: str
     unconfirmed: bool = False
 
@@ -398,6 +412,93 @@ class Variant(_Model):
     choices: list[str]
     default: str
     source: str
+
+
+class SmallChildRule(_Model):
+    """At a low body weight a per-m² dose is given per kg instead (FACTS.md §1g).
+
+    ``mode: divide`` converts: mg/kg = (mg/m²) ÷ ``divisor``; ``mode: per_kg`` replaces the
+    per-m² dose by ``amount_per_kg`` (in the dose's unit per kg, same ``per``). The rule
+    applies below ``weight_cutoff`` kg, or at and below it with ``at_or_below``; to the
+    per-m² doses of ``agents`` (every per-m² dose when empty). Cut-off, divisor and
+    amount are the protocol's, each with its source.
+    """
+
+    agents: list[str] = []
+    weight_cutoff: Param
+    at_or_below: bool = False
+    mode: Literal["divide", "per_kg"] = "divide"
+    divisor: Param | None = None
+    amount_per_kg: Param | None = None
+    source: str
+    unconfirmed: bool = False
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SmallChildRule:
+        for name in ("weight_cutoff", "divisor", "amount_per_kg"):
+            param = getattr(self, name)
+            if param is not None and not (
+                isinstance(param.value, (int, float)) and param.value > 0
+            ):
+                raise ValueError(f"{name} must have a number above 0 as its value")
+        if self.mode == "divide" and (self.divisor is None or self.amount_per_kg is not None):
+            raise ValueError("mode 'divide' needs a divisor and no amount_per_kg")
+        if self.mode == "per_kg" and (self.amount_per_kg is None or self.divisor is not None):
+            raise ValueError("mode 'per_kg' needs amount_per_kg and no divisor")
+        return self
+
+
+class RoundingRule(_Model):
+    """How a computed dose is rounded: to a ``step`` (0.1 mg) or to whole units of
+    ``strengths`` (capsules of 5, 20 and 100 mg); to the nearest amount (a tie rounds
+    up) or ``down``. Applies to ``agents`` (every agent no other rule names when empty).
+    """
+
+    agents: list[str] = []
+    step: float | None = Field(default=None, gt=0)
+    strengths: list[float] = []
+    direction: Literal["nearest", "down"] = "nearest"
+    source: str
+    unconfirmed: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> RoundingRule:
+        if (self.step is None) == (not self.strengths):
+            raise ValueError("give exactly one of 'step' or 'strengths'")
+        if any(s <= 0 for s in self.strengths):
+            raise ValueError("strengths must be above 0")
+        return self
+
+
+# Default for recomputing doses after a weight change: "more than 10% of initial weight"
+# (Alex's Lemonade Stand Foundation, Childhood Cancer guide, ch. 15 "Dosages"). A parents'
+# guide, not a guideline: unconfirmed. Each protocol sets its own.
+_WEIGHT_CHANGE_DEFAULT = Param(
+    value=10, unit="%",
+    source="default: Alex's Lemonade Stand Foundation, Childhood Cancer guide, ch. 15 "
+           "'Dosages' (recalculate when weight changes by more than 10%)",
+    unconfirmed=True,
+)
+
+
+class Dosing(_Model):
+    """How doses are computed from body size (used by :mod:`trialdesk.schedule`)."""
+
+    small_child: list[SmallChildRule] = []
+    rounding: list[RoundingRule] = []
+    weight_change_percent: Param = _WEIGHT_CHANGE_DEFAULT
+    bsa_places: int = Field(default=2, ge=0, le=4)  # BSA is rounded to this many decimals
+    source: str | None = None
+
+
+class ConsentRules(_Model):
+    """Who signs: below ``adult_age_years`` a parent, guardian or legal representative;
+    from ``assent_from_age_years`` (when set) a minor's assent is also required."""
+
+    adult_age_years: Param
+    assent_from_age_years: Param | None = None
+    source: str | None = None
 
 
 class Protocol(_Model):
@@ -414,6 +515,12 @@ class Protocol(_Model):
     variants: dict[str, Variant] = {}
     parameters: dict[str, Param] = {}
     bsa_formula: Literal["mosteller", "dubois", "haycock", "gehan_george"] = "mosteller"
+    # Dose computation and consent settings (trialdesk.schedule, trialdesk.enrolment).
+    dosing: Dosing = Dosing()
+    consent: ConsentRules | None = None
+    # Safety rules (trialdesk.safety.rules / .stopping): each names its source.
+    toxicity_rules: list[ToxicityRule] = []
+    stopping_rules: list[StoppingRule] = []
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
@@ -439,6 +546,53 @@ class Protocol(_Model):
         for name, variant in self.variants.items():
             if variant.default not in variant.choices:
                 raise ValueError(f"variant {name}: default not among the choices")
+        self._safety_references(courses, set(arm_ids))
+        return self
+
+    def _safety_references(self, courses: set[str], arms: set[str]) -> None:
+        """Toxicity and stopping rules name courses, agents and arms that exist."""
+        agents = {a.agent.casefold() for c in self.courses for a in c.administrations}
+        agents |= {s.administration.agent.casefold() for arm in self.arms for s in arm.plan
+                   if isinstance(s, TimedStep) and s.administration is not None}
+        ids = [r.id for r in self.toxicity_rules] + [r.id for r in self.stopping_rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"safety rule ids repeated: {', '.join(dupes)}")
+        for rule in self.toxicity_rules:
+            for course in rule.courses:
+                if course not in courses:
+                    raise ValueError(f"toxicity rule {rule.id}: unknown course '{course}'")
+            for agent in rule.agents:
+                if agent.casefold() not in agents:
+                    raise ValueError(f"toxicity rule {rule.id}: '{agent}' is not an agent of any course")
+        for stop in self.stopping_rules:
+            for agent in stop.agents:
+                if agent.casefold() not in agents:
+                    raise ValueError(f"stopping rule {stop.id}: '{agent}' is not an agent of any course")
+            for arm in stop.arms:
+                if arm not in arms:
+                    raise ValueError(f"stopping rule {stop.id}: unknown arm '{arm}'")
+
+    @model_validator(mode="after")
+    def _dosing_references(self) -> Protocol:
+        """Dosing rules name agents that exist; each agent has at most one rounding rule."""
+        agents = {a.agent.casefold() for c in self.courses for a in c.administrations}
+        agents |= {s.administration.agent.casefold() for arm in self.arms for s in arm.plan
+                   if isinstance(s, TimedStep) and s.administration is not None}
+        seen: set[str] = set()
+        for i, rounding in enumerate(self.dosing.rounding):
+            names = [a.casefold() for a in rounding.agents] or ["*"]
+            for name in names:
+                if name != "*" and name not in agents:
+                    raise ValueError(f"dosing.rounding[{i}]: '{name}' is not an agent of any course")
+                if name in seen:
+                    raise ValueError(f"dosing.rounding[{i}]: a second rounding rule for '{name}'")
+                seen.add(name)
+        for i, rule in enumerate(self.dosing.small_child):
+            for name in rule.agents:
+                if name.casefold() not in agents:
+                    raise ValueError(
+                        f"dosing.small_child[{i}]: '{name}' is not an agent of any course")
         return self
 
     @property

@@ -1,0 +1,496 @@
+"""CDISC SDTM datasets from trialdesk's outcome inputs: DM, AE (+ SUPPAE), EX, RS and LB.
+
+The variable names, labels, types and core status (Req / Exp / Perm) follow the domain
+specification tables of the SDTM Implementation Guide v3.4 (CDISC, 2021; wiki.cdisc.org
+SDTMIG v3.4 domain tables) and v3.3 for the AE, DM, EX, LB and RS variables that did not
+change. Controlled terms come from CDISC SDTM Controlled Terminology (codelists NY, SEX,
+AGEU, OUT, ACN, ROUTE, TOXGR). :func:`validate_sdtm` checks what this module wrote
+against the same tables: every Req and Exp variable present, no Req value missing, coded
+values in their codelist, ``--SEQ`` unique per subject, ISO 8601 dates, ``--TESTCD`` at
+most 8 characters, and every subject of a finding or event domain in DM.
+
+Choices, stated once:
+
+* ``USUBJID`` is ``STUDYID-patient_id``; ``RFSTDTC`` is the enrolment date, day 1 of
+  every ``--DY``; ``RFENDTC`` the last contact or death.
+* ``ARMCD``/``ARM`` are the arm of the event table; ``ACTARMCD``/``ACTARM`` (actual arm)
+  are left empty: nothing in the inputs records what was actually given as an arm.
+* ``AETOXGR`` is the CTCAE grade. SDTMIG has no AE variable for the grading scale's
+  version (it belongs to the dataset metadata), so every AE also gets a supplemental
+  qualifier ``AETOXGRV`` ("CTCAE v5.0"), and the course number goes to ``AECOURSE``.
+* ``AELLT`` is the CTCAE term when it is one: each CTCAE term is a MedDRA lowest level
+  term (NCI CTCAE v5.0, introduction, "CTCAE Terms"). ``AEDECOD`` (the MedDRA preferred term,
+  Req) is the record's ``meddra_term``; it is never guessed from the CTCAE term, so an
+  uncoded event fails validation.
+* ``AEREL`` is RELATED when any agent's attribution is possible, probable or definite,
+  NOT RELATED when attributions exist and none is; one ``AERELn`` supplemental qualifier
+  per agent keeps the five-point attribution (SDTMIG, multiple study treatments).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from trialdesk.errors import OutcomeError
+from trialdesk.outcomes.events import EventTable
+from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements
+from trialdesk.safety.adverse_event import ActionTaken, Outcome, Seriousness
+
+SDTMIG_VERSION = "3.4"
+Core = Literal["Req", "Exp", "Perm"]
+
+# CDISC SDTM Controlled Terminology, the codelists the exported values use.
+CODELISTS: dict[str, frozenset[str]] = {
+    "NY": frozenset({"N", "Y", "U", "NA"}),
+    "SEX": frozenset({"F", "M", "U", "UNDIFFERENTIATED"}),
+    "AGEU": frozenset({"YEARS", "MONTHS", "WEEKS", "DAYS", "HOURS"}),
+    "OUT": frozenset({"FATAL", "NOT RECOVERED/NOT RESOLVED", "RECOVERED/RESOLVED",
+                      "RECOVERED/RESOLVED WITH SEQUELAE", "RECOVERING/RESOLVING", "UNKNOWN"}),
+    "ACN": frozenset({"DOSE INCREASED", "DOSE NOT CHANGED", "DOSE RATE REDUCED", "DOSE REDUCED",
+                      "DRUG INTERRUPTED", "DRUG WITHDRAWN", "NOT APPLICABLE", "UNKNOWN"}),
+    "TOXGR": frozenset({"0", "1", "2", "3", "4", "5"}),
+    "ROUTE": frozenset({"INTRAVENOUS", "ORAL", "SUBCUTANEOUS", "INTRAMUSCULAR", "INTRATHECAL"}),
+}
+
+_OUTCOME = {Outcome.RECOVERED: "RECOVERED/RESOLVED", Outcome.RECOVERING: "RECOVERING/RESOLVING",
+            Outcome.NOT_RECOVERED: "NOT RECOVERED/NOT RESOLVED",
+            Outcome.RECOVERED_WITH_SEQUELAE: "RECOVERED/RESOLVED WITH SEQUELAE",
+            Outcome.FATAL: "FATAL", Outcome.UNKNOWN: "UNKNOWN"}
+_ACTION = {a: a.value.replace("_", " ").upper() for a in ActionTaken}
+_ROUTE = {"IV": "INTRAVENOUS", "PO": "ORAL", "SC": "SUBCUTANEOUS", "IM": "INTRAMUSCULAR",
+          "IT": "INTRATHECAL"}
+_SERIOUS_FLAGS = (("AESCONG", (Seriousness.CONGENITAL_ANOMALY,)),
+                  ("AESDISAB", (Seriousness.PERSISTENT_DISABILITY,)),
+                  ("AESDTH", (Seriousness.DEATH,)),
+                  ("AESHOSP", (Seriousness.HOSPITALISATION, Seriousness.PROLONGED_HOSPITALISATION)),
+                  ("AESLIFE", (Seriousness.LIFE_THREATENING,)),
+                  ("AESMIE", (Seriousness.IMPORTANT_MEDICAL_EVENT,)))
+_CRITERIA = {"INRC": "INRC 2017", "RECIST": "RECIST 1.1"}
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One SDTM variable: name, label (≤40 characters), type, core, codelist."""
+
+    name: str
+    label: str
+    type: Literal["Char", "Num"]
+    core: Core
+    codelist: str | None = None
+
+
+def _v(name: str, label: str, type_: Literal["Char", "Num"], core: Core,
+       codelist: str | None = None) -> Variable:
+    return Variable(name, label, type_, core, codelist)
+
+
+_ID = (_v("STUDYID", "Study Identifier", "Char", "Req"), _v("DOMAIN", "Domain Abbreviation", "Char", "Req"),
+       _v("USUBJID", "Unique Subject Identifier", "Char", "Req"))
+
+SPEC: dict[str, tuple[Variable, ...]] = {
+    "DM": (*_ID,
+           _v("SUBJID", "Subject Identifier for the Study", "Char", "Req"),
+           _v("RFSTDTC", "Subject Reference Start Date/Time", "Char", "Exp"),
+           _v("RFENDTC", "Subject Reference End Date/Time", "Char", "Exp"),
+           _v("RFXSTDTC", "Date/Time of First Study Treatment", "Char", "Exp"),
+           _v("RFXENDTC", "Date/Time of Last Study Treatment", "Char", "Exp"),
+           _v("DTHDTC", "Date/Time of Death", "Char", "Exp"),
+           _v("DTHFL", "Subject Death Flag", "Char", "Exp", "NY"),
+           _v("SITEID", "Study Site Identifier", "Char", "Req"),
+           _v("AGE", "Age", "Num", "Exp"),
+           _v("AGEU", "Age Units", "Char", "Exp", "AGEU"),
+           _v("SEX", "Sex", "Char", "Req", "SEX"),
+           _v("ARMCD", "Planned Arm Code", "Char", "Exp"),
+           _v("ARM", "Description of Planned Arm", "Char", "Exp"),
+           _v("ACTARMCD", "Actual Arm Code", "Char", "Exp"),
+           _v("ACTARM", "Description of Actual Arm", "Char", "Exp"),
+           _v("COUNTRY", "Country", "Char", "Req")),
+    "AE": (*_ID,
+           _v("AESEQ", "Sequence Number", "Num", "Req"),
+           _v("AETERM", "Reported Term for the Adverse Event", "Char", "Req"),
+           _v("AELLT", "Lowest Level Term", "Char", "Exp"),
+           _v("AEDECOD", "Dictionary-Derived Term", "Char", "Req"),
+           _v("AEPTCD", "Preferred Term Code", "Num", "Exp"),
+           _v("AEBODSYS", "Body System or Organ Class", "Char", "Exp"),
+           _v("AESER", "Serious Event", "Char", "Exp", "NY"),
+           _v("AEACN", "Action Taken with Study Treatment", "Char", "Exp", "ACN"),
+           _v("AEREL", "Causality", "Char", "Exp"),
+           _v("AEOUT", "Outcome of Adverse Event", "Char", "Perm", "OUT"),
+           _v("AESCONG", "Congenital Anomaly or Birth Defect", "Char", "Perm", "NY"),
+           _v("AESDISAB", "Persist or Signif Disability/Incapacity", "Char", "Perm", "NY"),
+           _v("AESDTH", "Results in Death", "Char", "Perm", "NY"),
+           _v("AESHOSP", "Requires or Prolongs Hospitalization", "Char", "Perm", "NY"),
+           _v("AESLIFE", "Is Life Threatening", "Char", "Perm", "NY"),
+           _v("AESMIE", "Other Medically Important Serious Event", "Char", "Perm", "NY"),
+           _v("AETOXGR", "Standard Toxicity Grade", "Char", "Perm", "TOXGR"),
+           _v("AESTDTC", "Start Date/Time of Adverse Event", "Char", "Exp"),
+           _v("AEENDTC", "End Date/Time of Adverse Event", "Char", "Exp"),
+           _v("AESTDY", "Study Day of Start of Adverse Event", "Num", "Perm"),
+           _v("AEENDY", "Study Day of End of Adverse Event", "Num", "Perm")),
+    "SUPPAE": (_v("STUDYID", "Study Identifier", "Char", "Req"),
+               _v("RDOMAIN", "Related Domain Abbreviation", "Char", "Req"),
+               _v("USUBJID", "Unique Subject Identifier", "Char", "Req"),
+               _v("IDVAR", "Identifying Variable", "Char", "Exp"),
+               _v("IDVARVAL", "Identifying Variable Value", "Char", "Exp"),
+               _v("QNAM", "Qualifier Variable Name", "Char", "Req"),
+               _v("QLABEL", "Qualifier Variable Label", "Char", "Req"),
+               _v("QVAL", "Data Value", "Char", "Req"),
+               _v("QORIG", "Origin", "Char", "Req"),
+               _v("QEVAL", "Evaluator", "Char", "Exp")),
+    "EX": (*_ID,
+           _v("EXSEQ", "Sequence Number", "Num", "Req"),
+           _v("EXGRPID", "Group ID", "Char", "Perm"),
+           _v("EXTRT", "Name of Treatment", "Char", "Req"),
+           _v("EXDOSE", "Dose", "Num", "Exp"),
+           _v("EXDOSU", "Dose Units", "Char", "Exp"),
+           _v("EXROUTE", "Route of Administration", "Char", "Perm", "ROUTE"),
+           _v("EXSTDTC", "Start Date/Time of Treatment", "Char", "Exp"),
+           _v("EXENDTC", "End Date/Time of Treatment", "Char", "Exp"),
+           _v("EXSTDY", "Study Day of Start of Treatment", "Num", "Perm"),
+           _v("EXENDY", "Study Day of End of Treatment", "Num", "Perm")),
+    "RS": (*_ID,
+           _v("RSSEQ", "Sequence Number", "Num", "Req"),
+           _v("RSTESTCD", "Assessment Short Name", "Char", "Req"),
+           _v("RSTEST", "Assessment Name", "Char", "Req"),
+           _v("RSCAT", "Category for Assessment", "Char", "Exp"),
+           _v("RSORRES", "Result or Finding in Original Units", "Char", "Exp"),
+           _v("RSSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+           _v("RSEVAL", "Evaluator", "Char", "Exp"),
+           _v("RSDTC", "Date/Time of Assessment", "Char", "Exp"),
+           _v("RSDY", "Study Day of Assessment", "Num", "Perm")),
+    "LB": (*_ID,
+           _v("LBSEQ", "Sequence Number", "Num", "Req"),
+           _v("LBTESTCD", "Lab Test or Examination Short Name", "Char", "Req"),
+           _v("LBTEST", "Lab Test or Examination Name", "Char", "Req"),
+           _v("LBORRES", "Result or Finding in Original Units", "Char", "Exp"),
+           _v("LBORRESU", "Original Units", "Char", "Exp"),
+           _v("LBORNRLO", "Reference Range Lower Limit in Orig Unit", "Char", "Exp"),
+           _v("LBORNRHI", "Reference Range Upper Limit in Orig Unit", "Char", "Exp"),
+           _v("LBSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+           _v("LBSTRESN", "Numeric Result/Finding in Standard Units", "Num", "Exp"),
+           _v("LBSTRESU", "Standard Units", "Char", "Exp"),
+           _v("LBTOXGR", "Standard Toxicity Grade", "Char", "Perm", "TOXGR"),
+           _v("LBDTC", "Date/Time of Specimen Collection", "Char", "Exp"),
+           _v("LBDY", "Study Day of Specimen Collection", "Num", "Perm")),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way an SDTM dataset breaks the SDTMIG tables. ``row`` is 1-based or None."""
+
+    dataset: str
+    variable: str | None
+    row: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.dataset + (f".{self.variable}" if self.variable else "")
+        where += f" row {self.row}" if self.row is not None else ""
+        return f"{where}: {self.message}"
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def sdtm_datasets(
+    study_id: str,
+    events: EventTable,
+    *,
+    arm_labels: Mapping[str, str] | None = None,
+    aes: AdverseEvents | None = None,
+    exposure: Exposure | None = None,
+    measurements: Measurements | None = None,
+    labs: Labs | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Every dataset the inputs allow: DM and RS always (RS from best responses and
+    time-point responses), AE and SUPPAE with adverse events, EX with exposure, LB with labs."""
+    if not study_id.strip():
+        raise OutcomeError("must not be empty", where="study id")
+    labels = dict(arm_labels or {})
+    start = dict(zip(events.frame["patient_id"], events.frame["enrolment_date"], strict=True))
+
+    def usubjid(patient: str) -> str:
+        return f"{study_id}-{patient}"
+
+    def day(patient: str, when: Any) -> Any:
+        """SDTMIG --DY: date − RFSTDTC + 1 on or after the reference day, date − RFSTDTC before."""
+        if when is None or pd.isna(when):
+            return None
+        delta = (pd.Timestamp(when) - start[patient]).days
+        return delta + 1 if delta >= 0 else delta
+
+    datasets = {"DM": _dm(study_id, events, labels, exposure, usubjid)}
+    if aes is not None:
+        datasets["AE"], datasets["SUPPAE"] = _ae(study_id, aes, usubjid, day)
+    if exposure is not None:
+        datasets["EX"] = _ex(study_id, exposure, usubjid, day)
+    datasets["RS"] = _rs(study_id, events, measurements, usubjid, day)
+    if labs is not None:
+        datasets["LB"] = _lb(study_id, labs, usubjid, day)
+    return {name: _ordered(name, frame) for name, frame in datasets.items()}
+
+
+def _iso(value: Any) -> Any:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).date().isoformat()
+
+
+def _dm(study: str, events: EventTable, labels: dict[str, str], exposure: Exposure | None,
+        usubjid: Any) -> pd.DataFrame:
+    first_dose: dict[str, Any] = {}
+    last_dose: dict[str, Any] = {}
+    if exposure is not None:
+        frame = exposure.frame
+        ends = frame["end_date"].fillna(frame["start_date"])
+        first_dose = frame.groupby("patient_id")["start_date"].min().to_dict()
+        last_dose = ends.groupby(frame["patient_id"]).max().to_dict()
+    rows = []
+    for r in events.frame.to_dict(orient="records"):
+        dead = not pd.isna(r["death_date"])
+        end = r["death_date"] if dead else r["last_contact_date"]
+        age = r.get("age_years")
+        sex = str(r.get("sex") or "").strip().upper() or "U"  # U: unknown (SEX codelist)
+        rows.append({
+            "STUDYID": study, "DOMAIN": "DM", "USUBJID": usubjid(r["patient_id"]),
+            "SUBJID": r["patient_id"], "RFSTDTC": _iso(r["enrolment_date"]), "RFENDTC": _iso(end),
+            "RFXSTDTC": _iso(first_dose.get(r["patient_id"])),
+            "RFXENDTC": _iso(last_dose.get(r["patient_id"])),
+            "DTHDTC": _iso(r["death_date"]), "DTHFL": "Y" if dead else None,
+            "SITEID": _blank(r.get("site_id")),
+            "AGE": None if _blank(age) is None else float(str(age)),
+            "AGEU": None if _blank(age) is None else "YEARS",
+            "SEX": sex, "ARMCD": r["arm"], "ARM": labels.get(r["arm"], r["arm"]),
+            "ACTARMCD": None, "ACTARM": None, "COUNTRY": _blank(r.get("country")),
+        })
+    return pd.DataFrame(rows)
+
+
+def _blank(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _ae(study: str, aes: AdverseEvents, usubjid: Any, day: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, supp = [], []
+    sequence: dict[str, int] = {}
+    # One qualifier name per agent across the dataset: AEREL1 is always the same agent.
+    agents = {a: i for i, a in enumerate(sorted({x.agent for r in aes.records
+                                                 for x in r.event.attributions}), start=1)}
+    for record in sorted(aes.records, key=lambda r: (r.patient_id, r.event.onset)):
+        ae = record.event
+        seq = sequence[record.patient_id] = sequence.get(record.patient_id, 0) + 1
+        subject = usubjid(record.patient_id)
+        serious = ae.serious
+        row: dict[str, Any] = {
+            "STUDYID": study, "DOMAIN": "AE", "USUBJID": subject, "AESEQ": seq, "AETERM": ae.term,
+            "AELLT": ae.term if ae.is_ctcae_term else None, "AEDECOD": ae.meddra_term,
+            "AEPTCD": int(ae.meddra_code) if ae.meddra_code else None, "AEBODSYS": None,
+            "AESER": "Y" if serious else "N",
+            "AEACN": _ACTION[ae.action_taken] if ae.action_taken else None,
+            "AEREL": _relation(ae),
+            "AEOUT": _OUTCOME[ae.outcome] if ae.outcome else None,
+            "AETOXGR": str(ae.grade), "AESTDTC": ae.onset.isoformat(),
+            "AEENDTC": ae.resolution.isoformat() if ae.resolution else None,
+            "AESTDY": day(record.patient_id, ae.onset), "AEENDY": day(record.patient_id, ae.resolution),
+        }
+        for flag, criteria in _SERIOUS_FLAGS:
+            row[flag] = ("Y" if any(c in ae.seriousness for c in criteria) else "N") if serious else None
+        rows.append(row)
+
+        def qualifier(name: str, label: str, value: str, _subject: str = subject, _seq: int = seq) -> None:
+            supp.append({"STUDYID": study, "RDOMAIN": "AE", "USUBJID": _subject, "IDVAR": "AESEQ",
+                         "IDVARVAL": str(_seq), "QNAM": name, "QLABEL": label, "QVAL": value,
+                         "QORIG": "CRF", "QEVAL": None})
+
+        qualifier("AETOXGRV", "Standard Toxicity Grade Version", f"CTCAE v{ae.ctcae_version}")
+        if record.course is not None:
+            qualifier("AECOURSE", "Treatment Course Number", str(record.course))
+        for attribution in ae.attributions:
+            qualifier(f"AEREL{agents[attribution.agent]}", f"Causality to {attribution.agent}"[:40],
+                      attribution.attribution.value.upper())
+    return pd.DataFrame(rows), pd.DataFrame(supp, columns=[v.name for v in SPEC["SUPPAE"]])
+
+
+def _relation(ae: Any) -> str | None:
+    if not ae.attributions:
+        return None
+    return "RELATED" if ae.suspected_related else "NOT RELATED"
+
+
+def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any) -> pd.DataFrame:
+    rows = []
+    sequence: dict[str, int] = {}
+    for r in exposure.frame.to_dict(orient="records"):
+        seq = sequence[r["patient_id"]] = sequence.get(r["patient_id"], 0) + 1
+        route = r["route"].upper() if r["route"] else None
+        rows.append({
+            "STUDYID": study, "DOMAIN": "EX", "USUBJID": usubjid(r["patient_id"]), "EXSEQ": seq,
+            "EXGRPID": f"C{r['course']}" + (f"-{r['course_id']}" if r["course_id"] else ""),
+            "EXTRT": r["agent"].upper(), "EXDOSE": None if pd.isna(r["dose"]) else r["dose"],
+            "EXDOSU": r["dose_unit"], "EXROUTE": _ROUTE.get(route, route) if route else None,
+            "EXSTDTC": _iso(r["start_date"]), "EXENDTC": _iso(r["end_date"]),
+            "EXSTDY": day(r["patient_id"], r["start_date"]), "EXENDY": day(r["patient_id"], r["end_date"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _rs(study: str, events: EventTable, measurements: Measurements | None, usubjid: Any,
+        day: Any) -> pd.DataFrame:
+    rows = []
+    sequence: dict[str, int] = {}
+    criteria = dict(zip(events.frame["patient_id"], events.frame["response_criteria"], strict=True))
+
+    def add(patient: str, code: str, name: str, result: str, when: Any) -> None:
+        seq = sequence[patient] = sequence.get(patient, 0) + 1
+        rows.append({"STUDYID": study, "DOMAIN": "RS", "USUBJID": usubjid(patient), "RSSEQ": seq,
+                     "RSTESTCD": code, "RSTEST": name,
+                     "RSCAT": _CRITERIA.get(criteria.get(patient) or ""),
+                     "RSORRES": result, "RSSTRESC": result, "RSEVAL": "INVESTIGATOR",
+                     "RSDTC": _iso(when), "RSDY": day(patient, when)})
+
+    if measurements is not None:
+        for m in measurements.frame.to_dict(orient="records"):
+            if m["overall_response"] and not m["baseline"]:
+                add(m["patient_id"], "OVRLRESP", "Overall Response", m["overall_response"],
+                    m["assessment_date"])
+    for r in events.frame.to_dict(orient="records"):
+        if r["best_response"]:
+            add(r["patient_id"], "BESTRESP", "Best Overall Response", r["best_response"], None)
+    columns = [v.name for v in SPEC["RS"]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _lb(study: str, labs: Labs, usubjid: Any, day: Any) -> pd.DataFrame:
+    rows = []
+    sequence: dict[str, int] = {}
+    for r in labs.frame.to_dict(orient="records"):
+        seq = sequence[r["patient_id"]] = sequence.get(r["patient_id"], 0) + 1
+        try:
+            numeric: float | None = float(r["value"])
+        except ValueError:
+            numeric = None
+        rows.append({
+            "STUDYID": study, "DOMAIN": "LB", "USUBJID": usubjid(r["patient_id"]), "LBSEQ": seq,
+            "LBTESTCD": r["test_code"].upper(), "LBTEST": r["test"], "LBORRES": r["value"],
+            "LBORRESU": r["unit"], "LBORNRLO": _limit(r["lower_limit"]), "LBORNRHI": _limit(r["upper_limit"]),
+            "LBSTRESC": r["value"], "LBSTRESN": numeric, "LBSTRESU": r["unit"],
+            "LBTOXGR": None if pd.isna(r["toxicity_grade"]) else str(int(r["toxicity_grade"])),
+            "LBDTC": _iso(r["date"]), "LBDY": day(r["patient_id"], r["date"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def _limit(value: float) -> str | None:
+    return None if pd.isna(value) else f"{value:g}"
+
+
+def _ordered(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [v.name for v in SPEC[name]]
+    frame = frame.reindex(columns=columns)
+    for variable in SPEC[name]:
+        if variable.type == "Num":
+            frame[variable.name] = pd.to_numeric(frame[variable.name], errors="coerce").astype(float)
+            if frame[variable.name].dropna().map(float.is_integer).all():
+                frame[variable.name] = frame[variable.name].astype("Int64")
+        else:
+            column = frame[variable.name].astype(object)
+            frame[variable.name] = column.where(column.notna(), None)
+    return frame
+
+
+# --- validation -----------------------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
+
+
+def validate_sdtm(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
+    """Check datasets against the SDTMIG tables in :data:`SPEC`; an empty list means valid."""
+    findings: list[Finding] = []
+    subjects = set(datasets["DM"]["USUBJID"]) if "DM" in datasets else set()
+    for name, frame in datasets.items():
+        if name not in SPEC:
+            findings.append(Finding(name, None, None, "not a dataset this module knows"))
+            continue
+        spec = {v.name: v for v in SPEC[name]}
+        for variable in spec.values():
+            if variable.name not in frame.columns:
+                if variable.core in ("Req", "Exp"):
+                    findings.append(Finding(name, variable.name, None,
+                                            f"{variable.core} variable is missing"))
+                continue
+            findings.extend(_check_values(name, frame, variable))
+        for column in frame.columns:
+            if column not in spec:
+                findings.append(Finding(name, str(column), None, "not an SDTMIG variable of this dataset"))
+        if "DOMAIN" in frame.columns and (frame["DOMAIN"] != name).any():
+            findings.append(Finding(name, "DOMAIN", None, f"must be {name!r} on every row"))
+        seq = f"{name}SEQ"
+        if seq in frame.columns and frame.duplicated(["USUBJID", seq]).any():
+            findings.append(Finding(name, seq, None, "not unique within USUBJID"))
+        if name != "DM" and "USUBJID" in frame.columns and "DM" in datasets:
+            for row, subject in enumerate(frame["USUBJID"], start=1):
+                if subject not in subjects:
+                    findings.append(Finding(name, "USUBJID", row, f"{subject} is not in DM"))
+    return findings
+
+
+def _check_values(name: str, frame: pd.DataFrame, variable: Variable) -> list[Finding]:
+    findings = []
+    terms = CODELISTS.get(variable.codelist or "")
+    for row, value in enumerate(frame[variable.name], start=1):
+        missing = value is None or (not isinstance(value, str) and pd.isna(value))
+        if missing:
+            if variable.core == "Req":
+                findings.append(Finding(name, variable.name, row, "Req variable has no value"))
+            continue
+        if variable.type == "Num" and isinstance(value, str):
+            findings.append(Finding(name, variable.name, row, f"{value!r} is not a number"))
+        if variable.type == "Char":
+            text = str(value)
+            if len(text) > 200:
+                findings.append(Finding(name, variable.name, row, "longer than 200 characters"))
+            if terms is not None and text not in terms:
+                findings.append(Finding(name, variable.name, row,
+                                        f"{text!r} is not in codelist {variable.codelist}"))
+            if variable.name.endswith("DTC") and not _ISO_DATE.match(text):
+                findings.append(Finding(name, variable.name, row, f"{text!r} is not ISO 8601"))
+            if variable.name.endswith("TESTCD") and (len(text) > 8 or text[0].isdigit()):
+                findings.append(Finding(name, variable.name, row, "a test code has at most 8 "
+                                        "characters and does not start with a digit"))
+            if variable.name in ("QNAM",) and len(text) > 8:
+                findings.append(Finding(name, variable.name, row, "QNAM has at most 8 characters"))
+            if variable.name in ("QLABEL",) and len(text) > 40:
+                findings.append(Finding(name, variable.name, row, "QLABEL has at most 40 characters"))
+    return findings
+
+
+def require_valid(datasets: Mapping[str, pd.DataFrame]) -> None:
+    """Raise one :class:`OutcomeError` listing every finding, or return quietly."""
+    findings = validate_sdtm(datasets)
+    if findings:
+        lines = "\n".join(f"  {f}" for f in findings[:50])
+        more = f"\n  … and {len(findings) - 50} more" if len(findings) > 50 else ""
+        raise OutcomeError(f"{len(findings)} SDTM conformance problem(s):\n{lines}{more}",
+                           where=f"SDTMIG v{SDTMIG_VERSION}")
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    """A dataset as UTF-8 CSV; missing values are empty cells."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def dataset_names(datasets: Mapping[str, pd.DataFrame]) -> Sequence[str]:
+    """File names, lower case as in a submission: ``dm.csv``, ``ae.csv`` …"""
+    return [f"{name.lower()}.csv" for name in datasets]
