@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test check-python clean
+.PHONY: run demo test check-python clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -22,7 +22,12 @@ $(VENV)/.test-installed: pyproject.toml | check-python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.run-installed
 
+# The web application with demo data; prints the address and the demo log-ins.
 run: $(VENV)/.run-installed
+	$(BIN)/trialdesk serve --demo
+
+# The command-line demo: trials, NB-NK-2026 and the example patients screened.
+demo: $(VENV)/.run-installed
 	$(BIN)/trialdesk demo
 
 test: $(VENV)/.test-installed

@@ -1,1 +1,13 @@
+"""SQL persistence: SQLAlchemy 2 models and Alembic migrations (SQLite by default,
+PostgreSQL by URL), versioned protocols, optimistic locking and the append-only,
+hash-chained audit trail. ORM classes stay inside this package; callers get the frozen
+records of :mod:`trialdesk.store.records`.
+"""
 
+from trialdesk.store.audit import ChainReport
+from trialdesk.store.db import DatabaseError, sqlite_url
+from trialdesk.store.records import AccessError, ConflictError, Page
+from trialdesk.store.store import Store, moment, utcnow
+
+__all__ = ["AccessError", "ChainReport", "ConflictError", "DatabaseError", "Page", "Store",
+           "moment", "sqlite_url", "utcnow"]

@@ -1,0 +1,122 @@
+"""Engines and migrations: SQLite under a data directory by default, PostgreSQL by URL.
+
+* ``sqlite:///path/trialdesk.db`` — WAL journal, foreign keys on, a 30 s busy timeout;
+* ``postgresql://user@host:port/db`` — through psycopg 3 (``postgresql+psycopg``).
+
+The schema is created and upgraded only by Alembic (``store/migrations``); the ORM models
+are checked against the migrations by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from trialdesk.errors import TrialdeskError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(TrialdeskError):
+    """The database cannot be opened, migrated or read."""
+
+    code = "database_error"
+
+
+def sqlite_url(data_dir: str | os.PathLike[str]) -> str:
+    """The default database: ``trialdesk.db`` inside ``data_dir`` (created if needed)."""
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(directory / 'trialdesk.db').resolve()}"
+
+
+def normalise_url(url: str) -> str:
+    """Pick the psycopg 3 driver for a plain ``postgresql://`` URL.
+
+    >>> normalise_url("postgresql://td@127.0.0.1:5432/td")
+    'postgresql+psycopg://td@127.0.0.1:5432/td'
+    >>> normalise_url("sqlite:///x.db")
+    'sqlite:///x.db'
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings above."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
+        raise DatabaseError(f"not a database URL: {exc}", where="database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            # One shared connection, or every checkout would see a new empty database.
+            from sqlalchemy.pool import StaticPool
+
+            engine = create_engine(url, poolclass=StaticPool,
+                                   connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise DatabaseError(f"unsupported database '{parsed.get_backend_name()}'; use sqlite or "
+                        "postgresql", where="database URL")
+
+
+def alembic_config(engine: Engine | None = None) -> Any:
+    """The Alembic configuration for the bundled migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if engine is not None:
+        config.set_main_option("sqlalchemy.url",
+                               engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (default: the newest)."""
+    from alembic import command
+
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head

@@ -1,0 +1,168 @@
+"""What the store returns: frozen values, never ORM objects.
+
+Also the store's errors (subclasses of :class:`~trialdesk.errors.TrialdeskError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trialdesk.errors import TrialdeskError
+
+
+class ConflictError(TrialdeskError):
+    """A save based on a stale version, or a record that already exists."""
+
+    code = "conflict"
+
+
+class AccessError(TrialdeskError):
+    """Log-in failed, the session expired, or the role does not allow the action."""
+
+    code = "access_denied"
+
+    def __init__(self, reason: str, *, where: str | None = None, status: int = 403) -> None:
+        super().__init__(reason, where=where)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    full_name: str
+    password_hash: str
+    active: bool
+    failed_logins: int
+    locked_until: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class MembershipRecord:
+    trial_id: str
+    site: str | None
+    role: str
+
+
+@dataclass(frozen=True)
+class ProtocolVersionRecord:
+    id: int
+    trial_id: str
+    number: int
+    label: str
+    digest: str
+    document: dict[str, Any]
+    source: str
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: str
+    latest: ProtocolVersionRecord
+    version_count: int
+
+
+@dataclass(frozen=True)
+class PatientRecordRow:
+    """A stored patient: study number, trial, site, the patient document and identifiers."""
+
+    id: int
+    study_number: str
+    trial_id: str
+    site: str
+    record: dict[str, Any]
+    identifiers: dict[str, Any]
+    created_at: str
+    updated_at: str
+    updated_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ScreeningRow:
+    id: int
+    study_number: str
+    trial_id: str
+    protocol_version_id: int
+    protocol_version_number: int
+    protocol_version_label: str
+    patient_version: int
+    as_of: str
+    verdict: str
+    arm: str | None
+    result: dict[str, Any]
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class SignatureRow:
+    """An e-signature: printed name, date-time (UTC) and meaning, bound to a record digest."""
+
+    id: int
+    username: str
+    full_name: str
+    meaning: str
+    record_type: str
+    record_id: str
+    record_digest: str
+    signed_at: str
+
+    @property
+    def manifestation(self) -> str:
+        """The signature as shown (21 CFR 11.50): name, date-time and meaning."""
+        return f"{self.full_name} ({self.username}), {self.signed_at} — {self.meaning}"
+
+
+@dataclass(frozen=True)
+class EnrolmentRow:
+    id: int
+    study_number: str
+    trial_id: str
+    protocol_version_id: int
+    protocol_version_number: int
+    protocol_version_label: str
+    screening_id: int
+    signature: SignatureRow
+    arm: str | None
+    enrolled_at: str
+    enrolled_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    seq: int
+    at: str
+    username: str
+    action: str
+    record_type: str
+    record_id: str
+    changes: dict[str, Any]
+    reason: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: the items, the total and where the page starts."""
+
+    items: list[Any]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """Screened / eligible / enrolled, in total and per arm."""
+
+    trial_id: str
+    screened: int
+    eligible: int
+    enrolled: int
+    by_arm: dict[str, dict[str, int]] = field(default_factory=dict)

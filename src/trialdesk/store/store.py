@@ -1,0 +1,679 @@
+"""The store: every read and write of trialdesk's database, behind plain values.
+
+Every change to clinical data runs in one transaction together with its audit entries:
+either both are stored or neither is. Each write transaction first updates the audit head
+row, which serialises writers, then appends one audit entry per changed record with who,
+when (UTC), what, old → new and the reason.
+
+Editable records carry a ``version``; a save names the version it was based on and a
+stale one is refused with :class:`ConflictError` (optimistic locking).
+
+>>> store = Store.open("sqlite:///:memory:")
+>>> v = store.import_protocol({"id": "T1", "version": "1.0"}, source="t1.yaml",
+...                           actor="system", reason="initial import")
+>>> (v.trial_id, v.number, v.label)
+('T1', 1, '1.0')
+>>> store.verify_audit().ok
+True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from trialdesk.errors import NotFoundError
+from trialdesk.store import models as m
+from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, entry_hash, verify_chain
+from trialdesk.store.db import make_engine, upgrade
+from trialdesk.store.records import (
+    AuditRow,
+    ConflictError,
+    EnrolmentRow,
+    MembershipRecord,
+    Page,
+    PatientRecordRow,
+    ProtocolVersionRecord,
+    ScreeningRow,
+    SignatureRow,
+    TrialCounts,
+    TrialRecord,
+    UserRecord,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def moment(at: datetime) -> str:
+    """A moment as stored: ISO 8601 UTC with microseconds and ``Z``.
+
+    >>> moment(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+    '2026-11-21T12:00:00.000000Z'
+    """
+    if at.tzinfo is None:
+        raise ValueError("a stored moment must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_moment(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def diff(old: Any, new: Any, path: str = "$") -> dict[str, dict[str, Any]]:
+    """Old → new for every leaf that changed, by JSON path.
+
+    >>> diff({"a": 1, "b": [1, 2]}, {"a": 1, "b": [1, 3], "c": "x"})
+    {'$.b[1]': {'old': 2, 'new': 3}, '$.c': {'old': None, 'new': 'x'}}
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: dict[str, dict[str, Any]] = {}
+        for key in [*old, *(k for k in new if k not in old)]:
+            out.update(diff(old.get(key), new.get(key), f"{path}.{key}"))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = {}
+        for i in range(max(len(old), len(new))):
+            out.update(diff(old[i] if i < len(old) else None, new[i] if i < len(new) else None,
+                            f"{path}[{i}]"))
+        return out
+    return {} if old == new else {path: {"old": old, "new": new}}
+
+
+@dataclass
+class _Tx:
+    """One write transaction: the session, who is writing, the moment, the audit head."""
+
+    session: Session
+    actor: str
+    at: str
+    head: m.AuditHead
+    entries: list[int] = field(default_factory=list)
+
+    def audit(self, action: str, record_type: str, record_id: str,
+              changes: Mapping[str, Any], reason: str) -> None:
+        if not reason.strip():
+            raise ValueError("every audited change needs a reason")
+        content = {
+            "seq": self.head.seq + 1, "at": self.at, "username": self.actor, "action": action,
+            "record_type": record_type, "record_id": record_id, "changes": canonical(changes),
+            "reason": reason,
+        }
+        new_hash = entry_hash(self.head.hash, content)
+        self.session.add(m.AuditEntry(prev_hash=self.head.hash, hash=new_hash, **content))
+        self.head.seq += 1
+        self.head.hash = new_hash
+        self.entries.append(self.head.seq)
+
+
+def _user(u: m.User) -> UserRecord:
+    return UserRecord(u.id, u.username, u.full_name, u.password_hash, u.active, u.failed_logins,
+                      u.locked_until, u.version)
+
+
+def _version(v: m.ProtocolVersion) -> ProtocolVersionRecord:
+    return ProtocolVersionRecord(v.id, v.trial_id, v.number, v.label, v.digest,
+                                 json.loads(v.document), v.source, v.created_at, v.created_by)
+
+
+def _patient(p: m.Patient) -> PatientRecordRow:
+    return PatientRecordRow(p.id, p.study_number, p.trial_id, p.site, json.loads(p.record),
+                            json.loads(p.identifiers), p.created_at, p.updated_at, p.updated_by,
+                            p.version)
+
+
+def _signature(s: m.Signature) -> SignatureRow:
+    return SignatureRow(s.id, s.username, s.full_name, s.meaning, s.record_type, s.record_id,
+                        s.record_digest, s.signed_at)
+
+
+class Store:
+    """trialdesk's database. Open with :meth:`open`; every method is one transaction."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow) -> Store:
+        """Open the database at ``url``, bringing its schema up to date unless told not to."""
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine, clock=clock)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def _write(self, actor: str) -> Iterator[_Tx]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                with session.begin():
+                    # Take the writers' lock first (see AuditHead).
+                    session.execute(update(m.AuditHead).where(m.AuditHead.id == 1)
+                                    .values(writes=m.AuditHead.writes + 1))
+                    head = session.get(m.AuditHead, 1, populate_existing=True)
+                    if head is None:
+                        raise NotFoundError("the audit trail has no head record",
+                                            where="audit_head")
+                    yield _Tx(session, actor, moment(self.now()), head)
+            except StaleDataError:
+                raise ConflictError("the record was changed by someone else while saving; "
+                                    "reload it and apply your change again") from None
+
+    # ------------------------------------------------------------------ users
+
+    def add_user(self, username: str, full_name: str, password_hash: str, *, actor: str,
+                 reason: str) -> UserRecord:
+        with self._write(actor) as tx:
+            if tx.session.scalar(select(m.User).where(m.User.username == username)):
+                raise ConflictError(f"user '{username}' already exists", where="username")
+            user = m.User(username=username, full_name=full_name, password_hash=password_hash,
+                          active=True, failed_logins=0, created_at=tx.at)
+            tx.session.add(user)
+            tx.session.flush()
+            tx.audit("create", "user", username, {"full_name": {"old": None, "new": full_name}},
+                     reason)
+            return _user(user)
+
+    def user_by_name(self, username: str) -> UserRecord | None:
+        with self._read() as s:
+            u = s.scalar(select(m.User).where(m.User.username == username))
+            return _user(u) if u else None
+
+    def user(self, user_id: int) -> UserRecord | None:
+        with self._read() as s:
+            u = s.get(m.User, user_id)
+            return _user(u) if u else None
+
+    def users(self) -> list[UserRecord]:
+        with self._read() as s:
+            return [_user(u) for u in s.scalars(select(m.User).order_by(m.User.username))]
+
+    def set_password(self, username: str, password_hash: str, *, actor: str, reason: str) -> None:
+        with self._write(actor) as tx:
+            u = tx.session.scalar(select(m.User).where(m.User.username == username))
+            if u is None:
+                raise NotFoundError(f"no user '{username}'")
+            u.password_hash = password_hash
+            tx.audit("password", "user", username, {"password": {"old": "***", "new": "***"}},
+                     reason)
+
+    def login_failed(self, username: str, *, threshold: int, lock_for: timedelta) -> UserRecord:
+        """Count a failed log-in; at ``threshold`` failures the account locks for ``lock_for``."""
+        with self._write(username) as tx:
+            u = tx.session.scalar(select(m.User).where(m.User.username == username))
+            if u is None:
+                raise NotFoundError(f"no user '{username}'")
+            u.failed_logins += 1
+            changes: dict[str, Any] = {"failed_logins": {"old": u.failed_logins - 1,
+                                                         "new": u.failed_logins}}
+            if u.failed_logins >= threshold:
+                until = moment(self.now() + lock_for)
+                changes["locked_until"] = {"old": u.locked_until, "new": until}
+                u.locked_until = until
+                u.failed_logins = 0
+            tx.audit("login_failed", "user", username, changes, "wrong password")
+            return _user(u)
+
+    def login_succeeded(self, username: str) -> None:
+        with self._write(username) as tx:
+            u = tx.session.scalar(select(m.User).where(m.User.username == username))
+            if u is None:
+                raise NotFoundError(f"no user '{username}'")
+            u.failed_logins = 0
+            u.locked_until = None
+            tx.audit("login", "user", username, {}, "log-in")
+
+    def add_membership(self, username: str, trial_id: str, role: str, site: str | None = None,
+                       *, actor: str, reason: str) -> None:
+        with self._write(actor) as tx:
+            u = tx.session.scalar(select(m.User).where(m.User.username == username))
+            if u is None:
+                raise NotFoundError(f"no user '{username}'")
+            if tx.session.get(m.Trial, trial_id) is None:
+                raise NotFoundError(f"no trial '{trial_id}'")
+            tx.session.add(m.Membership(user_id=u.id, trial_id=trial_id, site=site, role=role))
+            tx.audit("grant", "membership", f"{username}@{trial_id}",
+                     {"role": {"old": None, "new": role}, "site": {"old": None, "new": site}},
+                     reason)
+
+    def memberships(self, user_id: int) -> list[MembershipRecord]:
+        with self._read() as s:
+            rows = s.scalars(select(m.Membership).where(m.Membership.user_id == user_id)
+                             .order_by(m.Membership.trial_id, m.Membership.role))
+            return [MembershipRecord(r.trial_id, r.site, r.role) for r in rows]
+
+    # ------------------------------------------------------------------ sessions
+
+    def create_session(self, token_hash: str, user_id: int, expires: datetime) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.add(m.WebSession(token_hash=token_hash, user_id=user_id,
+                               created_at=moment(self.now()), expires_at=moment(expires)))
+
+    def session_user(self, token_hash: str) -> UserRecord | None:
+        """The user of a live session (None when unknown or expired)."""
+        with self._read() as s:
+            row = s.get(m.WebSession, token_hash)
+            if row is None or parse_moment(row.expires_at) <= self.now():
+                return None
+            u = s.get(m.User, row.user_id)
+            return _user(u) if u and u.active else None
+
+    def end_session(self, token_hash: str, username: str) -> None:
+        with self._write(username) as tx:
+            row = tx.session.get(m.WebSession, token_hash)
+            if row is not None:
+                tx.session.delete(row)
+            tx.audit("logout", "user", username, {}, "log-out")
+
+    # ------------------------------------------------------------------ trials
+
+    def import_protocol(self, document: Mapping[str, Any], *, source: str, actor: str,
+                        reason: str) -> ProtocolVersionRecord:
+        """Store a protocol document; a changed document becomes the trial's next version.
+
+        The same document again returns the version already stored (nothing is written).
+        """
+        trial_id = str(document.get("id", ""))
+        label = str(document.get("version", ""))
+        if not trial_id:
+            raise NotFoundError("the protocol has no id", where=source)
+        doc_digest = digest(document)
+        with self._write(actor) as tx:
+            trial = tx.session.get(m.Trial, trial_id)
+            if trial is not None:
+                latest = tx.session.scalar(select(m.ProtocolVersion).where(
+                    m.ProtocolVersion.trial_id == trial_id,
+                    m.ProtocolVersion.number == trial.latest_version))
+                if latest is not None and latest.digest == doc_digest:
+                    return _version(latest)
+                number = trial.latest_version + 1
+                trial.latest_version = number
+            else:
+                number = 1
+                trial = m.Trial(id=trial_id, created_at=tx.at, latest_version=1)
+                tx.session.add(trial)
+                tx.session.flush()
+            row = m.ProtocolVersion(trial_id=trial_id, number=number, label=label,
+                                    digest=doc_digest, document=canonical(document),
+                                    source=source, created_at=tx.at, created_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("create" if number == 1 else "amend", "protocol", f"{trial_id}#{number}",
+                     {"version": {"old": number - 1 or None, "new": number},
+                      "label": {"old": None, "new": label},
+                      "digest": {"old": None, "new": doc_digest}}, reason)
+            return _version(row)
+
+    def trials(self) -> list[TrialRecord]:
+        with self._read() as s:
+            counts = dict(s.execute(select(m.ProtocolVersion.trial_id, func.count())
+                                    .group_by(m.ProtocolVersion.trial_id)).all())
+            rows = s.execute(select(m.Trial, m.ProtocolVersion).join(
+                m.ProtocolVersion, (m.ProtocolVersion.trial_id == m.Trial.id)
+                & (m.ProtocolVersion.number == m.Trial.latest_version)).order_by(m.Trial.id))
+            return [TrialRecord(t.id, _version(v), counts.get(t.id, 0)) for t, v in rows]
+
+    def protocol_version(self, trial_id: str, number: int | None = None) -> ProtocolVersionRecord:
+        """One version of a trial's protocol (default: the latest)."""
+        with self._read() as s:
+            trial = s.get(m.Trial, trial_id)
+            if trial is None:
+                raise NotFoundError(f"no trial '{trial_id}'")
+            wanted = trial.latest_version if number is None else number
+            row = s.scalar(select(m.ProtocolVersion).where(
+                m.ProtocolVersion.trial_id == trial_id, m.ProtocolVersion.number == wanted))
+            if row is None:
+                raise NotFoundError(f"trial '{trial_id}' has no protocol version {wanted}")
+            return _version(row)
+
+    def protocol_version_by_id(self, version_id: int) -> ProtocolVersionRecord:
+        with self._read() as s:
+            row = s.get(m.ProtocolVersion, version_id)
+            if row is None:
+                raise NotFoundError(f"no protocol version {version_id}")
+            return _version(row)
+
+    def protocol_versions(self, trial_id: str) -> list[ProtocolVersionRecord]:
+        with self._read() as s:
+            if s.get(m.Trial, trial_id) is None:
+                raise NotFoundError(f"no trial '{trial_id}'")
+            rows = s.scalars(select(m.ProtocolVersion).where(m.ProtocolVersion.trial_id == trial_id)
+                             .order_by(m.ProtocolVersion.number))
+            return [_version(r) for r in rows]
+
+    # ------------------------------------------------------------------ patients
+
+    def add_patient(self, study_number: str, trial_id: str, site: str, record: Mapping[str, Any],
+                    identifiers: Mapping[str, Any], *, actor: str, reason: str) -> PatientRecordRow:
+        with self._write(actor) as tx:
+            if tx.session.get(m.Trial, trial_id) is None:
+                raise NotFoundError(f"no trial '{trial_id}'", where="trial_id")
+            if tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number)):
+                raise ConflictError(f"patient '{study_number}' already exists",
+                                    where="study_number")
+            row = m.Patient(study_number=study_number, trial_id=trial_id, site=site,
+                            record=canonical(record), identifiers=canonical(identifiers),
+                            created_at=tx.at, updated_at=tx.at, updated_by=actor)
+            tx.session.add(row)
+            try:
+                tx.session.flush()
+            except IntegrityError:
+                raise ConflictError(f"patient '{study_number}' already exists",
+                                    where="study_number") from None
+            changes = {"$.trial_id": {"old": None, "new": trial_id},
+                       "$.site": {"old": None, "new": site},
+                       **diff(None, dict(record), "$.record")}
+            changes.update({f"$.identifiers.{k}": {"old": None, "new": "***"} for k in identifiers})
+            tx.audit("create", "patient", study_number, changes, reason)
+            return _patient(row)
+
+    def update_patient(self, study_number: str, *, expected_version: int,
+                       record: Mapping[str, Any] | None = None,
+                       identifiers: Mapping[str, Any] | None = None,
+                       actor: str, reason: str) -> PatientRecordRow:
+        """Save a changed patient, refusing a save based on a stale version."""
+        with self._write(actor) as tx:
+            row = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
+            if row is None:
+                raise NotFoundError(f"no patient '{study_number}'")
+            if row.version != expected_version:
+                raise ConflictError(
+                    f"patient {study_number} was changed by {row.updated_by} at {row.updated_at} "
+                    f"(it is now version {row.version}; your copy is version {expected_version}); "
+                    "reload it and apply your change again", where="version")
+            changes: dict[str, Any] = {}
+            if record is not None:
+                changes.update(diff(json.loads(row.record), dict(record), "$.record"))
+                row.record = canonical(record)
+            if identifiers is not None:
+                old_ids = json.loads(row.identifiers)
+                for key in {*old_ids, *identifiers}:
+                    if old_ids.get(key) != identifiers.get(key):
+                        changes[f"$.identifiers.{key}"] = {"old": "***", "new": "***"}
+                row.identifiers = canonical(identifiers)
+            if not changes:
+                return _patient(row)
+            row.updated_at = tx.at
+            row.updated_by = actor
+            tx.session.flush()
+            tx.audit("update", "patient", study_number, changes, reason)
+            return _patient(row)
+
+    def patient(self, study_number: str) -> PatientRecordRow:
+        with self._read() as s:
+            row = s.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
+            if row is None:
+                raise NotFoundError(f"no patient '{study_number}'")
+            return _patient(row)
+
+    def patients(self, scopes: list[tuple[str, str | None]], *, offset: int = 0, limit: int = 50,
+                 trial_id: str | None = None) -> Page:
+        """Patients inside ``scopes`` ((trial, site or None for every site)), by study number."""
+        if not scopes:
+            return Page([], 0, offset, limit)
+        from sqlalchemy import and_, or_
+
+        cond = or_(*[and_(m.Patient.trial_id == t, *([m.Patient.site == site] if site else []))
+                     for t, site in scopes])
+        if trial_id is not None:
+            cond = and_(cond, m.Patient.trial_id == trial_id)
+        with self._read() as s:
+            total = s.scalar(select(func.count()).select_from(m.Patient).where(cond)) or 0
+            rows = s.scalars(select(m.Patient).where(cond).order_by(m.Patient.study_number)
+                             .offset(offset).limit(limit))
+            return Page([_patient(r) for r in rows], total, offset, limit)
+
+    def next_study_number(self, trial_id: str, prefix: str) -> str:
+        with self._read() as s:
+            count = s.scalar(select(func.count()).select_from(m.Patient)
+                             .where(m.Patient.trial_id == trial_id)) or 0
+            existing = set(s.scalars(select(m.Patient.study_number)))
+        n = count + 1
+        while f"{prefix}-{n:04d}" in existing:
+            n += 1
+        return f"{prefix}-{n:04d}"
+
+    # ------------------------------------------------------------------ screenings
+
+    def add_screening(self, study_number: str, protocol_version_id: int, patient_version: int,
+                      result: Mapping[str, Any], *, actor: str, reason: str) -> ScreeningRow:
+        """Store a screening result, naming the protocol version and patient version it used."""
+        with self._write(actor) as tx:
+            p = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
+            if p is None:
+                raise NotFoundError(f"no patient '{study_number}'")
+            if p.version != patient_version:
+                raise ConflictError(f"patient {study_number} changed while screening (now version "
+                                    f"{p.version}); screen again", where="patient_version")
+            v = tx.session.get(m.ProtocolVersion, protocol_version_id)
+            if v is None:
+                raise NotFoundError(f"no protocol version {protocol_version_id}")
+            row = m.Screening(patient_id=p.id, protocol_version_id=v.id,
+                              patient_version=patient_version, as_of=str(result["as_of"]),
+                              verdict=str(result["verdict"]), arm=result.get("arm"),
+                              result=canonical(result), created_at=tx.at, created_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("screen", "screening", study_number,
+                     {"screening_id": {"old": None, "new": row.id},
+                      "protocol": {"old": None, "new": f"{v.trial_id}#{v.number} ({v.label})"},
+                      "verdict": {"old": None, "new": row.verdict},
+                      "arm": {"old": None, "new": row.arm}}, reason)
+            return self._screening_row(row, p, v)
+
+    @staticmethod
+    def _screening_row(row: m.Screening, p: m.Patient, v: m.ProtocolVersion) -> ScreeningRow:
+        return ScreeningRow(row.id, p.study_number, v.trial_id, v.id, v.number, v.label,
+                            row.patient_version, row.as_of, row.verdict, row.arm,
+                            json.loads(row.result), row.created_at, row.created_by)
+
+    def screenings(self, study_number: str) -> list[ScreeningRow]:
+        with self._read() as s:
+            rows = s.execute(select(m.Screening, m.Patient, m.ProtocolVersion)
+                             .join(m.Patient, m.Patient.id == m.Screening.patient_id)
+                             .join(m.ProtocolVersion,
+                                   m.ProtocolVersion.id == m.Screening.protocol_version_id)
+                             .where(m.Patient.study_number == study_number)
+                             .order_by(m.Screening.id.desc()))
+            return [self._screening_row(r, p, v) for r, p, v in rows]
+
+    def screening(self, screening_id: int) -> ScreeningRow:
+        with self._read() as s:
+            row = s.execute(select(m.Screening, m.Patient, m.ProtocolVersion)
+                            .join(m.Patient, m.Patient.id == m.Screening.patient_id)
+                            .join(m.ProtocolVersion,
+                                  m.ProtocolVersion.id == m.Screening.protocol_version_id)
+                            .where(m.Screening.id == screening_id)).first()
+            if row is None:
+                raise NotFoundError(f"no screening {screening_id}")
+            return self._screening_row(*row)
+
+    # ------------------------------------------------------------------ signatures
+
+    def sign(self, user_id: int, meaning: str, record_type: str, record_id: str,
+             record_digest: str, *, reason: str, audit_id: str | None = None) -> SignatureRow:
+        """Store an e-signature bound to the digest of the signed record's content.
+
+        ``audit_id`` files the audit entry under another record id (a patient's study
+        number, so that the patient's trail shows the signature); default ``record_id``.
+        """
+        with self._write(self._username(user_id)) as tx:
+            sig = self._add_signature(tx, user_id, meaning, record_type, record_id, record_digest,
+                                      reason, audit_id or record_id)
+            return _signature(sig)
+
+    def _username(self, user_id: int) -> str:
+        u = self.user(user_id)
+        if u is None:
+            raise NotFoundError(f"no user {user_id}")
+        return u.username
+
+    def _add_signature(self, tx: _Tx, user_id: int, meaning: str, record_type: str,
+                       record_id: str, record_digest: str, reason: str, audit_id: str
+                       ) -> m.Signature:
+        u = tx.session.get(m.User, user_id)
+        if u is None:
+            raise NotFoundError(f"no user {user_id}")
+        sig = m.Signature(user_id=u.id, username=u.username, full_name=u.full_name,
+                          meaning=meaning, record_type=record_type, record_id=record_id,
+                          record_digest=record_digest, signed_at=tx.at)
+        tx.session.add(sig)
+        tx.session.flush()
+        tx.audit("sign", record_type, audit_id,
+                 {"record_id": {"old": None, "new": record_id},
+                  "signature": {"old": None, "new": f"{u.full_name} — {meaning}"},
+                  "record_digest": {"old": None, "new": record_digest}}, reason)
+        return sig
+
+    def signatures(self, record_type: str, record_id: str) -> list[SignatureRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.Signature).where(m.Signature.record_type == record_type,
+                                                       m.Signature.record_id == record_id)
+                             .order_by(m.Signature.id))
+            return [_signature(r) for r in rows]
+
+    # ------------------------------------------------------------------ enrolment
+
+    def enrol(self, study_number: str, screening_id: int, user_id: int, *, meaning: str,
+              record_digest: str, reason: str) -> EnrolmentRow:
+        """Enrol a patient on an eligible screening, under that screening's protocol version.
+
+        The investigator's e-signature confirming eligibility is stored in the same
+        transaction and bound to the screening result.
+        """
+        with self._write(self._username(user_id)) as tx:
+            p = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
+            if p is None:
+                raise NotFoundError(f"no patient '{study_number}'")
+            sc = tx.session.get(m.Screening, screening_id)
+            if sc is None or sc.patient_id != p.id:
+                raise NotFoundError(f"no screening {screening_id} of patient {study_number}",
+                                    where="screening_id")
+            if tx.session.scalar(select(m.Enrolment).where(m.Enrolment.patient_id == p.id)):
+                raise ConflictError(f"patient {study_number} is already enrolled")
+            v = tx.session.get(m.ProtocolVersion, sc.protocol_version_id)
+            assert v is not None  # foreign key
+            if sc.verdict != "eligible":
+                raise ConflictError(f"screening {screening_id} found the patient {sc.verdict}; "
+                                    "only an eligible screening can be confirmed",
+                                    where="screening_id")
+            if sc.patient_version != p.version:
+                raise ConflictError(f"patient {study_number} changed after screening "
+                                    f"{screening_id}; screen again before enrolling",
+                                    where="screening_id")
+            sig = self._add_signature(tx, user_id, meaning, "screening", str(sc.id),
+                                      record_digest, reason, study_number)
+            row = m.Enrolment(patient_id=p.id, trial_id=v.trial_id, protocol_version_id=v.id,
+                              screening_id=sc.id, signature_id=sig.id, arm=sc.arm,
+                              enrolled_at=tx.at, enrolled_by=tx.actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("enrol", "enrolment", study_number,
+                     {"trial": {"old": None, "new": v.trial_id},
+                      "protocol_version": {"old": None, "new": f"{v.number} ({v.label})"},
+                      "arm": {"old": None, "new": sc.arm}}, reason)
+            return self._enrolment_row(row, p, v, sig)
+
+    @staticmethod
+    def _enrolment_row(row: m.Enrolment, p: m.Patient, v: m.ProtocolVersion,
+                       sig: m.Signature) -> EnrolmentRow:
+        return EnrolmentRow(row.id, p.study_number, row.trial_id, v.id, v.number, v.label,
+                            row.screening_id, _signature(sig), row.arm, row.enrolled_at,
+                            row.enrolled_by, row.version)
+
+    def enrolment(self, study_number: str) -> EnrolmentRow | None:
+        with self._read() as s:
+            found = s.execute(select(m.Enrolment, m.Patient, m.ProtocolVersion, m.Signature)
+                              .join(m.Patient, m.Patient.id == m.Enrolment.patient_id)
+                              .join(m.ProtocolVersion,
+                                    m.ProtocolVersion.id == m.Enrolment.protocol_version_id)
+                              .join(m.Signature, m.Signature.id == m.Enrolment.signature_id)
+                              .where(m.Patient.study_number == study_number)).first()
+            return self._enrolment_row(*found) if found else None
+
+    def trial_counts(self, trial_id: str, arms: list[str]) -> TrialCounts:
+        """Screened, eligible (latest screening per patient) and enrolled, per arm."""
+        with self._read() as s:
+            latest = (select(func.max(m.Screening.id).label("id"))
+                      .join(m.Patient, m.Patient.id == m.Screening.patient_id)
+                      .join(m.ProtocolVersion,
+                            m.ProtocolVersion.id == m.Screening.protocol_version_id)
+                      .where(m.ProtocolVersion.trial_id == trial_id)
+                      .group_by(m.Screening.patient_id)).subquery()
+            rows = s.execute(select(m.Screening.verdict, m.Screening.arm)
+                             .where(m.Screening.id.in_(select(latest.c.id)))).all()
+            enrolled = s.execute(select(m.Enrolment.arm).where(m.Enrolment.trial_id == trial_id)
+                                 ).scalars().all()
+        by_arm: dict[str, dict[str, int]] = {a: {"screened": 0, "eligible": 0, "enrolled": 0}
+                                             for a in [*arms, "unassigned"]}
+        for verdict, arm in rows:
+            key = arm if arm in by_arm else "unassigned"
+            by_arm[key]["screened"] += 1
+            by_arm[key]["eligible"] += verdict == "eligible"
+        for arm in enrolled:
+            by_arm[arm if arm in by_arm else "unassigned"]["enrolled"] += 1
+        return TrialCounts(trial_id, len(rows), sum(v == "eligible" for v, _ in rows),
+                           len(enrolled), by_arm)
+
+    # ------------------------------------------------------------------ audit
+
+    def audit_entries(self, *, offset: int = 0, limit: int = 50, record_type: str | None = None,
+                      record_id: str | None = None, record_ids: list[str] | None = None) -> Page:
+        """Audit entries, newest first, optionally for one record or a set of records."""
+        conds = []
+        if record_type is not None:
+            conds.append(m.AuditEntry.record_type == record_type)
+        if record_id is not None:
+            conds.append(m.AuditEntry.record_id == record_id)
+        if record_ids is not None:
+            conds.append(m.AuditEntry.record_id.in_(record_ids))
+        with self._read() as s:
+            total = s.scalar(select(func.count()).select_from(m.AuditEntry).where(*conds)) or 0
+            rows = s.scalars(select(m.AuditEntry).where(*conds).order_by(m.AuditEntry.seq.desc())
+                             .offset(offset).limit(limit))
+            items = [AuditRow(r.seq, r.at, r.username, r.action, r.record_type, r.record_id,
+                              json.loads(r.changes), r.reason, r.hash) for r in rows]
+            return Page(items, total, offset, limit)
+
+    def verify_audit(self) -> ChainReport:
+        """Recompute the whole chain; every edited or deleted entry is reported."""
+        with self._read() as s:
+            head_row = s.get(m.AuditHead, 1)
+            head = (head_row.seq, head_row.hash) if head_row else None
+            links = (AuditLink(r.seq, r.prev_hash, r.hash, {
+                "seq": r.seq, "at": r.at, "username": r.username, "action": r.action,
+                "record_type": r.record_type, "record_id": r.record_id, "changes": r.changes,
+                "reason": r.reason}) for r in s.scalars(select(m.AuditEntry)
+                                                         .order_by(m.AuditEntry.seq)
+                                                         .execution_options(yield_per=1000)))
+            return verify_chain(links, head=head)
+

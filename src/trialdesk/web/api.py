@@ -1,0 +1,312 @@
+"""The JSON API under ``/api`` (OpenAPI at ``/api/openapi.json``).
+
+Every answer is an object with ``ok``; lists are paginated (``offset``, ``limit``,
+``total``, ``next``); every error has the one shape of :mod:`trialdesk.web.errors`.
+Unsafe calls need the ``X-CSRF-Token`` header (the value of the ``td_csrf`` cookie, also
+returned by ``POST /api/login``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.web import operations as ops
+from trialdesk.web.operations import csrf, principal
+from trialdesk.web.security import Principal
+from trialdesk.web.service import search, summary
+
+router = APIRouter(prefix="/api")
+
+TrialId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+StudyNumber = Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9-]{0,63}$")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Who = Annotated[Principal, Depends(principal)]
+StatusCode = Literal[
+    "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
+    "COMPLETED", "SUSPENDED", "TERMINATED", "WITHDRAWN", "UNKNOWN", "AVAILABLE"]
+Phase = Literal["EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA"]
+Site = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                        pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(_In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Identifiers(_In):
+    """Direct identifiers, shown only to investigators, coordinators and monitors."""
+
+    name: str | None = Field(default=None, max_length=200)
+    hospital_number: str | None = Field(default=None, max_length=64)
+
+
+class ScreenIn(_In):
+    patient: PatientRecord
+    trial_id: str | None = Field(default=None, max_length=64)
+    as_of: datetime | None = None
+
+
+class PatientIn(_In):
+    trial_id: str = Field(max_length=64)
+    site: Site
+    record: PatientRecord
+    identifiers: Identifiers = Identifiers()
+    reason: Reason
+
+
+class PatientUpdate(_In):
+    version: int = Field(ge=1)
+    record: PatientRecord | None = None
+    identifiers: Identifiers | None = None
+    reason: Reason
+
+
+class ScreeningIn(_In):
+    as_of: datetime | None = None
+    reason: Reason
+
+
+class EnrolIn(_In):
+    screening_id: int = Field(ge=1)
+    password: str = Field(min_length=1, max_length=1024)
+    reason: Reason
+
+
+class ProtocolVersionIn(_In):
+    document: dict[str, Any]
+    reason: Reason
+
+
+def _page(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    end = data["offset"] + len(data["items"])
+    nxt = str(request.url.include_query_params(offset=end)) if end < data["total"] else None
+    return {"ok": True, **data, "next": nxt}
+
+
+def _ids(ident: Identifiers | None) -> dict[str, str] | None:
+    if ident is None:
+        return None
+    return {k: v for k, v in ident.model_dump().items() if v}
+
+
+# ---------------------------------------------------------------------------- session
+
+
+@router.post("/login", tags=["session"])
+def login(body: LoginIn, request: Request) -> Response:
+    """Log in; sets the session and CSRF cookies and returns the CSRF token."""
+    ctx = ops.context(request)
+    user = ctx.auth.authenticate(body.username, body.password)
+    token = ctx.auth.start_session(user)
+    from trialdesk.web.security import Principal as _P
+    from trialdesk.web.security import token_hash
+
+    new = _P(user, (), token_hash(token))
+    csrf_token = ctx.auth.new_csrf(new)
+    response = JSONResponse({"ok": True, "user": {"username": user.username,
+                                                  "full_name": user.full_name},
+                             "csrf_token": csrf_token})
+    ctx.auth.set_cookies(response, session=token, csrf=csrf_token)
+    return response
+
+
+@router.post("/logout", tags=["session"], dependencies=[Depends(csrf)])
+def logout(request: Request, who: Who) -> Response:
+    ctx = ops.context(request)
+    user = who.require_user()
+    if who.session_hash:
+        ctx.store.end_session(who.session_hash, user.username)
+    response = JSONResponse({"ok": True})
+    ctx.auth.set_cookies(response, clear=True, csrf=ctx.auth.new_csrf(Principal(None)))
+    return response
+
+
+@router.get("/me", tags=["session"])
+def me(who: Who) -> dict[str, Any]:
+    user = who.require_user()
+    return {"ok": True, "username": user.username, "full_name": user.full_name,
+            "memberships": [{"trial_id": m.trial_id, "site": m.site, "role": m.role}
+                            for m in who.memberships]}
+
+
+# ---------------------------------------------------------------------------- trials
+
+
+@router.get("/trials", tags=["trials"])
+def trials(request: Request, q: Annotated[str | None, Query(max_length=200)] = None,
+           condition: Annotated[str | None, Query(max_length=200)] = None,
+           intervention: Annotated[str | None, Query(max_length=200)] = None,
+           phase: Phase | None = None, status: StatusCode | None = None,
+           age_years: Annotated[float | None, Query(ge=0, le=130)] = None,
+           offset: Offset = 0, limit: Limit = 25) -> dict[str, Any]:
+    """Search the registry by text, condition, intervention, phase, status and age."""
+    found = search(ops.context(request).catalogue.trials(), q=q, condition=condition,
+                   intervention=intervention, phase=phase, status=status, age_years=age_years)
+    items = [summary(e) for e in found[offset:offset + limit]]
+    return _page(request, {"items": items, "total": len(found), "offset": offset,
+                           "limit": limit})
+
+
+@router.get("/trials/{trial_id}", tags=["trials"])
+def trial(request: Request, trial_id: TrialId,
+          version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """The registry page of a trial (latest protocol version unless ``version`` is given)."""
+    return {"ok": True, **ops.trial_page(ops.context(request), trial_id, version)}
+
+
+@router.get("/trials/{trial_id}/versions", tags=["trials"])
+def versions(request: Request, trial_id: TrialId) -> dict[str, Any]:
+    rows = ops.context(request).store.protocol_versions(trial_id)
+    items = [{"number": v.number, "label": v.label, "digest": v.digest,
+              "created_at": v.created_at, "created_by": v.created_by} for v in rows]
+    return {"ok": True, "items": items, "total": len(items), "offset": 0, "limit": len(items),
+            "next": None}
+
+
+@router.get("/trials/{trial_id}/versions/{number}", tags=["trials"])
+def version_document(request: Request, trial_id: TrialId,
+                     number: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    v = ops.context(request).store.protocol_version(trial_id, number)
+    return {"ok": True, "trial_id": v.trial_id, "number": v.number, "label": v.label,
+            "digest": v.digest, "document": v.document}
+
+
+@router.post("/trials/{trial_id}/versions", tags=["trials"], status_code=201,
+             dependencies=[Depends(csrf)])
+def amend(request: Request, trial_id: TrialId, body: ProtocolVersionIn, who: Who
+          ) -> dict[str, Any]:
+    """Store an amended protocol as the trial's next version (administrator)."""
+    return {"ok": True, **ops.add_protocol_version(ops.context(request), who, trial_id,
+                                                   body.document, body.reason)}
+
+
+@router.get("/trials/{trial_id}/dashboard", tags=["trials"])
+def dashboard(request: Request, trial_id: TrialId, who: Who) -> dict[str, Any]:
+    return {"ok": True, **ops.dashboard(ops.context(request), who, trial_id)}
+
+
+@router.get("/trials/{trial_id}/export.csv", tags=["trials"], response_class=Response)
+def export(request: Request, trial_id: TrialId, who: Who) -> Response:
+    """De-identified patient table (statistician, administrator)."""
+    body = ops.deidentified_export(ops.context(request), who, trial_id)
+    return Response(body, media_type="text/csv", headers={
+        "content-disposition": f'attachment; filename="{trial_id}-deidentified.csv"'})
+
+
+@router.get("/trials/{trial_id}/audit", tags=["audit"])
+def trial_audit(request: Request, trial_id: TrialId, who: Who, offset: Offset = 0,
+                limit: Limit = 50) -> dict[str, Any]:
+    return _page(request, ops.audit_trail(ops.context(request), who, trial_id=trial_id,
+                                          offset=offset, limit=limit))
+
+
+@router.get("/audit/verify", tags=["audit"])
+def verify(request: Request, who: Who) -> dict[str, Any]:
+    return {"ok": True, **ops.audit_verify(ops.context(request), who)}
+
+
+# ---------------------------------------------------------------------------- screening
+
+
+@router.post("/screen", tags=["screening"])
+def screen(request: Request, body: ScreenIn) -> dict[str, Any]:
+    """Screen a patient record against one trial or every trial.
+
+    Nothing is stored and nothing changes, so this needs neither a log-in nor a CSRF token
+    (the registry's "which trials could this patient enter").
+    """
+    ctx = ops.context(request)
+    record = ops.checked_record(body.patient, today=ctx.store.now().date(), source="$.patient")
+    moment = ops.screening_moment(ctx, body.as_of)
+    if body.trial_id:
+        chosen = [ctx.catalogue.trial(body.trial_id)[1]]
+    else:
+        chosen = [e.compiled for e in ctx.catalogue.trials()]
+    results = []
+    for compiled in chosen:
+        result = ops.screen_now(compiled, record, moment).to_json()
+        results.append({**result, "hints": ops.resolution_hints(compiled, result)})
+    return {"ok": True, "patient_id": record.patient_id, "results": results}
+
+
+# ---------------------------------------------------------------------------- patients
+
+
+@router.get("/patients", tags=["patients"])
+def patients(request: Request, who: Who,
+             trial_id: Annotated[str | None, Query(max_length=64)] = None,
+             offset: Offset = 0, limit: Limit = 25) -> dict[str, Any]:
+    """The patients of the caller's trials and sites, by study number."""
+    return _page(request, ops.list_patients(ops.context(request), who, trial_id=trial_id,
+                                            offset=offset, limit=limit))
+
+
+@router.post("/patients", tags=["patients"], status_code=201, dependencies=[Depends(csrf)])
+def create_patient(request: Request, body: PatientIn, who: Who) -> dict[str, Any]:
+    ctx = ops.context(request)
+    row = ops.create_patient(ctx, who, trial_id=body.trial_id, site=body.site,
+                             record=body.record, identifiers=_ids(body.identifiers) or {},
+                             reason=body.reason)
+    return {"ok": True, **ops.patient_page(ctx, who, row.study_number)}
+
+
+@router.get("/patients/{study_number}", tags=["patients"])
+def patient(request: Request, study_number: StudyNumber, who: Who) -> dict[str, Any]:
+    return {"ok": True, **ops.patient_page(ops.context(request), who, study_number)}
+
+
+@router.put("/patients/{study_number}", tags=["patients"], dependencies=[Depends(csrf)])
+def update_patient(request: Request, study_number: StudyNumber, body: PatientUpdate,
+                   who: Who) -> dict[str, Any]:
+    """Save changed facts; refused with 409 when ``version`` is not the stored version."""
+    ctx = ops.context(request)
+    ops.update_patient(ctx, who, study_number, version=body.version, record=body.record,
+                       identifiers=_ids(body.identifiers), reason=body.reason)
+    return {"ok": True, **ops.patient_page(ctx, who, study_number)}
+
+
+@router.get("/patients/{study_number}/screenings", tags=["patients"])
+def screenings(request: Request, study_number: StudyNumber, who: Who) -> dict[str, Any]:
+    return {"ok": True, "items": ops.patient_page(ops.context(request), who,
+                                                  study_number)["screenings"]}
+
+
+@router.post("/patients/{study_number}/screenings", tags=["patients"], status_code=201,
+             dependencies=[Depends(csrf)])
+def screen_patient(request: Request, study_number: StudyNumber, body: ScreeningIn,
+                   who: Who) -> dict[str, Any]:
+    """Screen the stored patient against its trial's current protocol version; stored."""
+    return {"ok": True, **ops.screen_patient(ops.context(request), who, study_number,
+                                             as_of=body.as_of, reason=body.reason)}
+
+
+@router.post("/patients/{study_number}/enrolment", tags=["patients"], status_code=201,
+             dependencies=[Depends(csrf)])
+def enrol(request: Request, study_number: StudyNumber, body: EnrolIn, who: Who
+          ) -> dict[str, Any]:
+    """Confirm eligibility with an e-signature (password again) and enrol the patient."""
+    return {"ok": True, **ops.enrol_patient(ops.context(request), who, study_number,
+                                            screening_id=body.screening_id,
+                                            password=body.password, reason=body.reason)}
+
+
+@router.get("/patients/{study_number}/audit", tags=["audit"])
+def patient_audit(request: Request, study_number: StudyNumber, who: Who, offset: Offset = 0,
+                  limit: Limit = 50) -> dict[str, Any]:
+    ctx = ops.context(request)
+    row = ops.load_patient(ctx, who, study_number)
+    return _page(request, ops.audit_trail(ctx, who, trial_id=row.trial_id, offset=offset,
+                                          limit=limit, study_number=study_number))

@@ -1,0 +1,123 @@
+"""The web application: ``create_app(settings)`` gives a FastAPI app (ASGI).
+
+>>> from trialdesk.web.settings import Settings
+>>> app = create_app(Settings(database_url="sqlite:///:memory:", secret_key="k" * 32))
+>>> app.openapi()["info"]["title"]
+'trialdesk'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import trialdesk
+from trialdesk.store import Store
+from trialdesk.web import api, errors, pages
+from trialdesk.web.operations import WebContext
+from trialdesk.web.security import Auth
+from trialdesk.web.service import Catalogue
+from trialdesk.web.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+           (b"referrer-policy", b"same-origin")]
+
+
+class Guard:
+    """Security headers on every answer, and a limit on the size of every request body."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        docs = path in ("/api/docs", "/api/redoc")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += HEADERS
+                if not docs:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self._too_large(scope, send_with_headers)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            await self._too_large(scope, send_with_headers)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        body = errors.error_body(413, f"the request is larger than {self.max_body} bytes")
+        response = JSONResponse(body, status_code=413)
+        await response(scope, _no_body, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """The application on ``settings`` (or on an already open ``store``)."""
+    store = store or Store.open(settings.database_url)
+    app = FastAPI(title="trialdesk", version=trialdesk.__version__,
+                  description="Run interventional clinical trials from a machine-readable "
+                              "protocol: registry, screening, patients, audit trail.",
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None)
+    app.state.ctx = WebContext(store, settings, Auth(store, settings), Catalogue(store))
+    errors.install(app, pages.render_error)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, exc: ValidationError) -> Any:
+        body = errors.error_body(422, "invalid input", [
+            {"field": errors.field_path(tuple(e["loc"])), "reason": e["msg"]}
+            for e in exc.errors()])
+        body["error"] = f"{body['errors'][0]['field']}: {body['errors'][0]['reason']}"
+        if errors.wants_html(request):
+            return pages.render_error(request, body)
+        return JSONResponse(body, status_code=422)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "database": store.backend}
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The request-size limit leaves room for form fields around the largest upload.
+    app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024)
+    return app

@@ -1,0 +1,114 @@
+"""One error shape for every error, JSON for the API and a page for people.
+
+``{"ok": false, "error": "...", "status": 422, "title": "Invalid input",
+"errors": [{"field": "$.body.record.birth_date", "reason": "..."}]}`` — ``errors`` only
+for validation errors. Domain errors map to HTTP statuses here and nowhere else; an
+unexpected error is a 500 with no traceback in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trialdesk.errors import FactError, NotFoundError, ProtocolError, TrialdeskError
+from trialdesk.store.records import AccessError, ConflictError
+
+log = logging.getLogger("trialdesk.web")
+
+TITLES = {400: "Bad request", 401: "Log-in required", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 413: "Too large", 415: "Unsupported type",
+          422: "Invalid input", 500: "Server error"}
+
+
+def status_of(exc: TrialdeskError) -> int:
+    if isinstance(exc, AccessError):
+        return exc.status
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, (FactError, ProtocolError)):
+        return 422
+    return 400
+
+
+def error_body(status: int, message: str, errors: list[dict[str, str]] | None = None
+               ) -> dict[str, Any]:
+    body: dict[str, Any] = {"ok": False, "error": message, "status": status,
+                            "title": TITLES.get(status, "Error")}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic location as a JSON path: ``("body", "record", 0)`` → ``$.body.record[0]``."""
+    out = "$"
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and (part[:1].isupper() or "[" in part):
+            continue  # union member or validator names are not part of the path
+        else:
+            out += f".{part}"
+    return out
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        reason = {"missing": "required field is missing",
+                  "extra_forbidden": "unknown field"}.get(
+            err.get("type", ""), str(err.get("msg", "invalid")).removeprefix("Value error, "))
+        out.append({"field": field_path(tuple(err.get("loc", ()))), "reason": reason})
+    return out
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get(
+        "accept", "")
+
+
+def install(app: FastAPI, render_error: Any) -> None:
+    """Register the handlers; ``render_error(request, body)`` makes the HTML page."""
+
+    def respond(request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
+                ) -> Response:
+        if wants_html(request):
+            response: Response = render_error(request, body)
+        else:
+            response = JSONResponse(body, status_code=body["status"])
+        for k, v in (headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    @app.exception_handler(TrialdeskError)
+    async def domain(request: Request, exc: TrialdeskError) -> Response:
+        status = status_of(exc)
+        errors = [{"field": exc.where, "reason": exc.reason}] if exc.where and status == 422 \
+            else None
+        return respond(request, error_body(status, str(exc), errors))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(exc)
+        first = errors[0] if errors else {"field": "$", "reason": "invalid"}
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return respond(request, error_body(422, f"{first['field']}: {first['reason']}{more}",
+                                           errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail) if exc.detail else TITLES.get(exc.status_code, "Error")
+        return respond(request, error_body(exc.status_code, message), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return respond(request, error_body(500, "an unexpected error occurred; it has been logged"))

@@ -1,0 +1,334 @@
+"""The operations behind both the API and the pages, each checking the caller's role.
+
+Every operation takes the :class:`WebContext` and the :class:`Principal`; it checks the
+permission for the trial and site of the record it touches, validates the input, calls
+the core (screening) and the store, and returns plain dictionaries. The API returns them
+as JSON and the pages render them, so the two cannot disagree.
+
+Extension points for the cores that land later (schedule/, enrolment/, safety/,
+response/, outcomes/, cellproduct/): add an operation here with its permission from
+:mod:`trialdesk.web.roles`, a route in ``api.py`` and ``pages.py``, and its row in the
+role × endpoint test; e-signatures go through :func:`sign_record`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+
+from trialdesk.errors import NotFoundError
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.store import AccessError, Store
+from trialdesk.store.audit import digest
+from trialdesk.store.records import AuditRow, PatientRecordRow, ScreeningRow, SignatureRow
+from trialdesk.web.roles import SIGNATURE_MEANINGS, Permission
+from trialdesk.web.security import Auth, Principal
+from trialdesk.web.service import (
+    Catalogue,
+    age_at,
+    checked_record,
+    registry_page,
+    resolution_hints,
+    screen_now,
+    study_prefix,
+)
+from trialdesk.web.settings import Settings
+
+P = Permission
+
+
+@dataclass(frozen=True)
+class WebContext:
+    store: Store
+    settings: Settings
+    auth: Auth
+    catalogue: Catalogue
+
+
+def context(request: Request) -> WebContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, WebContext)
+    return ctx
+
+
+def principal(request: Request) -> Principal:
+    return context(request).auth.principal(request)
+
+
+async def csrf(request: Request) -> None:
+    await context(request).auth.check_csrf(request)
+
+
+def screening_moment(ctx: WebContext, as_of: datetime | None) -> datetime:
+    """The screening moment: as given (naive or converted to UTC), else now in UTC."""
+    if as_of is None:
+        return ctx.store.now().astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    return as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
+
+
+# ---------------------------------------------------------------------------- trials
+
+
+def trial_page(ctx: WebContext, trial_id: str, number: int | None = None) -> dict[str, Any]:
+    version, compiled = ctx.catalogue.trial(trial_id, number)
+    return registry_page(version, compiled, ctx.store.protocol_versions(trial_id))
+
+
+def add_protocol_version(ctx: WebContext, who: Principal, trial_id: str,
+                         document: dict[str, Any], reason: str) -> dict[str, Any]:
+    """An amendment: a new protocol version (validated and compiled before it is stored)."""
+    who.require(P.TRIAL_MANAGE, trial_id)
+    if document.get("id") != trial_id:
+        raise AccessError(f"the document is for trial '{document.get('id')}', not {trial_id}",
+                          where="$.document.id", status=422)
+    from trialdesk.protocol.load import protocol_from_data
+
+    protocol_from_data(document, source="$.document")
+    v = ctx.store.import_protocol(document, source="web", actor=who.username, reason=reason)
+    return {"trial_id": v.trial_id, "number": v.number, "label": v.label, "digest": v.digest}
+
+
+def dashboard(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, Any]:
+    who.require(P.DASHBOARD_READ, trial_id)
+    _, compiled = ctx.catalogue.trial(trial_id)
+    arms = [(a.id, a.label) for a in compiled.protocol.arms]
+    counts = ctx.store.trial_counts(trial_id, [a for a, _ in arms])
+    rows = [{"arm": a, "label": label, **counts.by_arm[a]} for a, label in arms]
+    if any(counts.by_arm["unassigned"].values()):
+        rows.append({"arm": None, "label": "No arm yet (undetermined, ineligible or randomised "
+                     "at enrolment)", **counts.by_arm["unassigned"]})
+    return {"trial_id": trial_id, "title": compiled.protocol.title, "screened": counts.screened,
+            "eligible": counts.eligible, "enrolled": counts.enrolled, "arms": rows}
+
+
+# ---------------------------------------------------------------------------- patients
+
+
+def _visible(who: Principal, row: PatientRecordRow, permission: Permission = P.PATIENT_READ
+             ) -> None:
+    who.require_user()
+    if not who.can(permission, row.trial_id, row.site):
+        if not who.can(P.PATIENT_READ, row.trial_id, row.site):
+            # Another trial's (or site's) patient is not even confirmed to exist.
+            raise NotFoundError(f"no patient '{row.study_number}'")
+        raise AccessError(f"your role in {row.trial_id} does not allow {permission.value}")
+
+
+def load_patient(ctx: WebContext, who: Principal, study_number: str,
+                 permission: Permission = P.PATIENT_READ) -> PatientRecordRow:
+    who.require_user()
+    try:
+        row = ctx.store.patient(study_number)
+    except NotFoundError:
+        raise NotFoundError(f"no patient '{study_number}'") from None
+    _visible(who, row, permission)
+    return row
+
+
+def patient_summary(who: Principal, row: PatientRecordRow) -> dict[str, Any]:
+    out: dict[str, Any] = {"study_number": row.study_number, "trial_id": row.trial_id,
+                           "site": row.site, "version": row.version,
+                           "updated_at": row.updated_at, "updated_by": row.updated_by}
+    if who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
+        out["identifiers"] = row.identifiers
+    return out
+
+
+def list_patients(ctx: WebContext, who: Principal, *, trial_id: str | None, offset: int,
+                  limit: int) -> dict[str, Any]:
+    who.require_user()
+    page = ctx.store.patients(who.scopes(P.PATIENT_READ), offset=offset, limit=limit,
+                              trial_id=trial_id)
+    items = []
+    for row in page.items:
+        enrolment = ctx.store.enrolment(row.study_number)
+        screenings = ctx.store.screenings(row.study_number)
+        items.append({**patient_summary(who, row),
+                      "latest_verdict": screenings[0].verdict if screenings else None,
+                      "enrolled_arm": enrolment.arm if enrolment else None,
+                      "enrolled": enrolment is not None})
+    return {"items": items, "total": page.total, "offset": page.offset, "limit": page.limit}
+
+
+def create_patient(ctx: WebContext, who: Principal, *, trial_id: str, site: str,
+                   record: PatientRecord, identifiers: dict[str, str], reason: str
+                   ) -> PatientRecordRow:
+    who.require(P.PATIENT_WRITE, trial_id, site)
+    ctx.catalogue.trial(trial_id)  # the trial exists
+    study_number = ctx.store.next_study_number(trial_id, study_prefix(trial_id))
+    record = record.model_copy(update={"patient_id": study_number})
+    checked_record(record, today=ctx.store.now().date(), source="$.record")
+    return ctx.store.add_patient(study_number, trial_id, site, record.model_dump(mode="json"),
+                                 {k: v for k, v in identifiers.items() if v}, actor=who.username,
+                                 reason=reason)
+
+
+def update_patient(ctx: WebContext, who: Principal, study_number: str, *, version: int,
+                   record: PatientRecord | None, identifiers: dict[str, str] | None,
+                   reason: str) -> PatientRecordRow:
+    row = load_patient(ctx, who, study_number, P.PATIENT_WRITE)
+    doc = None
+    if record is not None:
+        record = record.model_copy(update={"patient_id": row.study_number})
+        checked_record(record, today=ctx.store.now().date(), source="$.record")
+        doc = record.model_dump(mode="json")
+    return ctx.store.update_patient(study_number, expected_version=version, record=doc,
+                                    identifiers=identifiers, actor=who.username, reason=reason)
+
+
+def _record_of(row: PatientRecordRow) -> PatientRecord:
+    return PatientRecord.model_validate(row.record)
+
+
+def screening_view(ctx: WebContext, sc: ScreeningRow) -> dict[str, Any]:
+    version = ctx.store.protocol_version(sc.trial_id, sc.protocol_version_number)
+    compiled = ctx.catalogue.compile(version)
+    return {"id": sc.id, "created_at": sc.created_at, "created_by": sc.created_by,
+            "patient_version": sc.patient_version,
+            "protocol_version": {"number": sc.protocol_version_number,
+                                 "label": sc.protocol_version_label},
+            "result": sc.result, "hints": resolution_hints(compiled, sc.result),
+            "signatures": [signature_view(s) for s in ctx.store.signatures("screening",
+                                                                           str(sc.id))]}
+
+
+def signature_view(s: SignatureRow) -> dict[str, Any]:
+    return {"name": s.full_name, "username": s.username, "signed_at": s.signed_at,
+            "meaning": s.meaning, "record_type": s.record_type, "record_id": s.record_id,
+            "record_digest": s.record_digest, "manifestation": s.manifestation}
+
+
+def screen_patient(ctx: WebContext, who: Principal, study_number: str, *,
+                   as_of: datetime | None, reason: str) -> dict[str, Any]:
+    """Screen a stored patient against its trial's current protocol version and store it."""
+    row = load_patient(ctx, who, study_number, P.SCREENING_RUN)
+    version, compiled = ctx.catalogue.trial(row.trial_id)
+    result = screen_now(compiled, _record_of(row), screening_moment(ctx, as_of)).to_json()
+    sc = ctx.store.add_screening(study_number, version.id, row.version, result,
+                                 actor=who.username, reason=reason)
+    return screening_view(ctx, sc)
+
+
+def enrol_patient(ctx: WebContext, who: Principal, study_number: str, *, screening_id: int,
+                  password: str, reason: str) -> dict[str, Any]:
+    """Confirm eligibility with an e-signature (password again) and enrol."""
+    row = load_patient(ctx, who, study_number, P.ELIGIBILITY_CONFIRM)
+    signer = ctx.auth.confirm_password(who, password)
+    sc = ctx.store.screening(screening_id)
+    if sc.study_number != row.study_number:
+        raise NotFoundError(f"no screening {screening_id} of patient {study_number}",
+                            where="screening_id")
+    enrolment = ctx.store.enrol(study_number, screening_id, signer.id,
+                                meaning=SIGNATURE_MEANINGS[P.ELIGIBILITY_CONFIRM],
+                                record_digest=digest(sc.result), reason=reason)
+    return enrolment_view(ctx, study_number) or {"arm": enrolment.arm}
+
+
+def sign_record(ctx: WebContext, who: Principal, permission: Permission, *, study_number: str,
+                record_type: str, record_id: str, content: Any, password: str,
+                reason: str) -> SignatureRow:
+    """The e-signature for any record of a patient (dose sign-off, toxicity action, ...):
+    the password again, the meaning of the permission, bound to the digest of ``content``."""
+    load_patient(ctx, who, study_number, permission)
+    signer = ctx.auth.confirm_password(who, password)
+    return ctx.store.sign(signer.id, SIGNATURE_MEANINGS[permission], record_type, record_id,
+                          digest(content), reason=reason, audit_id=study_number)
+
+
+def enrolment_view(ctx: WebContext, study_number: str) -> dict[str, Any] | None:
+    e = ctx.store.enrolment(study_number)
+    if e is None:
+        return None
+    sc = ctx.store.screening(e.screening_id)
+    return {"trial_id": e.trial_id, "arm": e.arm, "enrolled_at": e.enrolled_at,
+            "enrolled_by": e.enrolled_by,
+            "protocol_version": {"number": e.protocol_version_number,
+                                 "label": e.protocol_version_label},
+            "screening_id": e.screening_id, "signature": signature_view(e.signature),
+            "signature_valid": digest(sc.result) == e.signature.record_digest}
+
+
+def patient_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+    row = load_patient(ctx, who, study_number)
+    record = dict(row.record)
+    if not who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
+        record.pop("birth_date", None)
+        record["age_years"] = age_at(row.record["birth_date"], ctx.store.now().date())
+    screenings = [screening_view(ctx, s) for s in ctx.store.screenings(study_number)]
+    return {**patient_summary(who, row), "record": record, "screenings": screenings,
+            "enrolment": enrolment_view(ctx, study_number),
+            "can_edit": who.can(P.PATIENT_WRITE, row.trial_id, row.site),
+            "can_screen": who.can(P.SCREENING_RUN, row.trial_id, row.site),
+            "can_confirm": who.can(P.ELIGIBILITY_CONFIRM, row.trial_id, row.site),
+            "can_audit": who.can(P.AUDIT_READ, row.trial_id, row.site),
+            # Filled in as the cores land: calendar (schedule/), adverse events (safety/),
+            # responses (response/), cell product (cellproduct/).
+            "calendar": None, "adverse_events": None, "responses": None}
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def _audit_json(e: AuditRow) -> dict[str, Any]:
+    return {"seq": e.seq, "at": e.at, "user": e.username, "action": e.action,
+            "record_type": e.record_type, "record_id": e.record_id, "changes": e.changes,
+            "reason": e.reason, "hash": e.hash}
+
+
+def audit_trail(ctx: WebContext, who: Principal, *, trial_id: str, offset: int, limit: int,
+                study_number: str | None = None) -> dict[str, Any]:
+    """The audit entries of one trial's records that the caller may see."""
+    who.require(P.AUDIT_READ, trial_id)
+    if study_number is not None:
+        row = load_patient(ctx, who, study_number, P.AUDIT_READ)
+        ids = [row.study_number]
+    else:
+        scopes = [s for s in who.scopes(P.AUDIT_READ) if s[0] == trial_id]
+        ids = [p.study_number for p in ctx.store.patients(scopes, limit=1_000_000).items]
+        whole_trial = any(site is None for _, site in scopes)
+        if whole_trial:
+            ids += [f"{trial_id}#{v.number}" for v in ctx.store.protocol_versions(trial_id)]
+    page = ctx.store.audit_entries(record_ids=ids, offset=offset, limit=limit)
+    return {"items": [_audit_json(e) for e in page.items], "total": page.total,
+            "offset": page.offset, "limit": page.limit}
+
+
+def audit_verify(ctx: WebContext, who: Principal) -> dict[str, Any]:
+    who.require_user()
+    if not who.can_anywhere(P.AUDIT_READ):
+        raise AccessError("your roles do not allow audit.read")
+    report = ctx.store.verify_audit()
+    return {"intact": report.ok, "entries": report.entries, "head_hash": report.head_hash,
+            "problems": report.problems}
+
+
+# ---------------------------------------------------------------------------- exports
+
+
+def deidentified_export(ctx: WebContext, who: Principal, trial_id: str) -> str:
+    """CSV, one row per patient: no identifiers, no birth date (age in years instead)."""
+    who.require(P.EXPORT_DEIDENTIFIED, trial_id)
+    scopes = [s for s in who.scopes(P.EXPORT_DEIDENTIFIED) if s[0] == trial_id]
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["study_number", "site", "sex", "age_years_at_screening", "diagnosis",
+                "latest_verdict", "screening_protocol_version", "enrolled", "arm",
+                "enrolment_protocol_version"])
+    for row in ctx.store.patients(scopes, limit=1_000_000).items:
+        screenings = ctx.store.screenings(row.study_number)
+        latest = screenings[0] if screenings else None
+        enrolment = ctx.store.enrolment(row.study_number)
+        age = (age_at(row.record["birth_date"], datetime.fromisoformat(latest.as_of).date())
+               if latest else "")
+        w.writerow([row.study_number, row.site, row.record.get("sex") or "", age,
+                    (row.record.get("diagnosis") or {}).get("primary", ""),
+                    latest.verdict if latest else "",
+                    latest.protocol_version_number if latest else "",
+                    "yes" if enrolment else "no", enrolment.arm if enrolment else "",
+                    enrolment.protocol_version_number if enrolment else ""])
+    return out.getvalue()

@@ -1,0 +1,502 @@
+"""The pages people use (server-rendered Jinja2, a little plain JavaScript).
+
+Every form carries the CSRF token and is validated with pydantic; a bad value re-renders
+the form with the field and the reason (status 422). Uploaded files are size-limited.
+Templates escape every value (autoescape on).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.datastructures import UploadFile
+
+from trialdesk.errors import FactError, TrialdeskError
+from trialdesk.facts.dictionary import DIAGNOSES, FACTS, FactKind
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.store import AccessError
+from trialdesk.web import operations as ops
+from trialdesk.web.api import Identifiers, Limit, Offset, Phase, StatusCode, StudyNumber, TrialId
+from trialdesk.web.errors import field_path, status_of
+from trialdesk.web.operations import csrf, principal
+from trialdesk.web.roles import Permission
+from trialdesk.web.security import CSRF_FIELD, Principal, token_hash
+from trialdesk.web.service import PHASE_LABELS, STATUS_LABELS, search, summary
+
+router = APIRouter(include_in_schema=False)
+Who = Annotated[Principal, Depends(principal)]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_env = Environment(loader=FileSystemLoader(TEMPLATES),
+                   autoescape=select_autoescape(default=True, default_for_string=True),
+                   trim_blocks=True, lstrip_blocks=True)
+_env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+_env.filters["label"] = lambda v: str(v).replace("_", " ")
+
+OUTCOME_LABEL = {"met": "met", "not_met": "not met", "unknown": "unknown"}
+OBSERVATION_NAMES = sorted(n for n, f in FACTS.items()
+                           if f.kind in (FactKind.LAB, FactKind.MEASUREMENT))
+OBS_ROWS = 6
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    ctx = ops.context(request)
+    who = ctx.auth.principal(request)
+    token = ctx.auth.csrf_token(request, who)
+    html = _env.get_template(template).render(
+        request=request, who=who, csrf_token=token, csrf_field=CSRF_FIELD,
+        outcome_label=OUTCOME_LABEL, status_labels=STATUS_LABELS, phases=PHASE_LABELS,
+        path=request.url.path, **values)
+    response = HTMLResponse(html, status_code=status)
+    if getattr(request.state, "csrf_new", None):
+        ctx.auth.set_cookies(response, csrf=token)
+    return response
+
+
+def render_error(request: Request, body: dict[str, Any]) -> HTMLResponse:
+    """The HTML face of the one error shape (used by the exception handlers)."""
+    return render(request, "error.html", status=body["status"], error=body)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _errors(exc: ValidationError, prefix: str = "$") -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        reason = {"missing": "required field is missing",
+                  "extra_forbidden": "unknown field"}.get(
+            err["type"], str(err["msg"]).removeprefix("Value error, "))
+        loc = tuple(err["loc"]) if prefix == "$" else (prefix.lstrip("$."), *err["loc"])
+        out.append({"field": field_path(loc), "reason": reason})
+    return out
+
+
+def _domain_errors(exc: TrialdeskError) -> list[dict[str, str]]:
+    return [{"field": exc.where or "$", "reason": exc.reason}]
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    limit = ops.context(request).settings.max_upload_bytes
+    form = await request.form(max_part_size=limit)
+    return {k: form.get(k) for k in form}
+
+
+async def _upload_text(value: Any, limit: int) -> str | None:
+    if not isinstance(value, UploadFile) or not value.filename:
+        return None
+    data = await value.read(limit + 1)
+    if len(data) > limit:
+        raise AccessError(f"the file is larger than {limit} bytes", where="file", status=413)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FactError("the file is not UTF-8 text", where="file") from None
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                        where=where) from None
+
+
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+
+class FactsForm(_Form):
+    """The screening form's patient facts (the common ones; a file carries everything)."""
+
+    birth_date: date
+    sex: str | None = Field(default=None, pattern="^(female|male)$")
+    diagnosis: str | None = Field(default=None, max_length=64)
+    risk_group: str | None = Field(default=None, pattern="^(low|intermediate|high)$")
+    stage: str | None = Field(default=None, max_length=64)
+    disease_status: str | None = Field(default=None, max_length=64)
+    status_date: date | None = None
+    performance_scale: str | None = Field(default=None, pattern="^(lansky|karnofsky|ecog)$")
+    performance_score: int | None = Field(default=None, ge=0, le=100)
+    performance_date: date | None = None
+    consent_date: date | None = None
+
+    def document(self, trial_ids: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        doc: dict[str, Any] = {"patient_id": "screening-form",
+                               "birth_date": self.birth_date.isoformat()}
+        if self.sex:
+            doc["sex"] = self.sex
+        if self.diagnosis:
+            doc["diagnosis"] = {"primary": self.diagnosis, "risk_group": self.risk_group,
+                                "stage": self.stage}
+        if self.disease_status:
+            doc["disease_status"] = [{"date": (self.status_date or date.today()).isoformat(),
+                                      "status": self.disease_status}]
+        if self.performance_scale and self.performance_score is not None:
+            doc["performance"] = [{"scale": self.performance_scale,
+                                   "score": self.performance_score,
+                                   "date": (self.performance_date or date.today()).isoformat()}]
+        if rows:
+            doc["observations"] = rows
+        if self.consent_date:
+            doc["consents"] = [{"trial_id": t, "signed": True,
+                                "date": self.consent_date.isoformat()} for t in trial_ids]
+        return doc
+
+
+class ObservationRow(_Form):
+    name: str = Field(max_length=64)
+    value: float
+    unit: str | None = Field(default=None, max_length=32)
+    date: date
+    ref_low: float | None = None
+    ref_high: float | None = None
+
+
+def _observation_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(OBS_ROWS):
+        raw = {k: form.get(f"obs_{k}_{i}") for k in ("name", "value", "unit", "date", "ref_low",
+                                                      "ref_high")}
+        if not any(isinstance(v, str) and v.strip() for v in raw.values()):
+            continue
+        try:
+            row = ObservationRow.model_validate(raw)
+        except ValidationError as exc:
+            raise FactError(_errors(exc)[0]["reason"],
+                            where=f"observation row {i + 1}: {_errors(exc)[0]['field']}") from None
+        rows.append({k: v for k, v in row.model_dump(mode="json").items() if v is not None})
+    return rows
+
+
+def _record(doc: Any, where: str) -> PatientRecord:
+    if not isinstance(doc, dict):
+        raise FactError("a patient record must be a JSON object", where=where)
+    doc.setdefault("patient_id", "uploaded")
+    return PatientRecord.model_validate(doc)
+
+
+# ---------------------------------------------------------------------------- session
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> Response:
+    return _redirect("/trials")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: Annotated[str, Query(max_length=300)] = "/trials"
+               ) -> Response:
+    return render(request, "login.html", next=next if next.startswith("/") else "/trials")
+
+
+class LoginForm(_Form):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    next: str = Field(default="/trials", max_length=300, pattern=r"^/([^/].*)?$")
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf)])
+async def login(request: Request) -> Response:
+    ctx = ops.context(request)
+    form = await _form(request)
+    try:
+        data = LoginForm.model_validate(form)
+        user = ctx.auth.authenticate(data.username, data.password)
+    except ValidationError as exc:
+        return render(request, "login.html", status=422, errors=_errors(exc),
+                      username=form.get("username") or "", next="/trials")
+    except AccessError as exc:
+        return render(request, "login.html", status=exc.status, message=exc.reason,
+                      username=data.username, next=data.next)
+    token = ctx.auth.start_session(user)
+    response = _redirect(data.next)
+    ctx.auth.set_cookies(response, session=token,
+                         csrf=ctx.auth.new_csrf(Principal(user, (), token_hash(token))))
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse, dependencies=[Depends(csrf)])
+def logout(request: Request, who: Who) -> Response:
+    ctx = ops.context(request)
+    if who.user and who.session_hash:
+        ctx.store.end_session(who.session_hash, who.user.username)
+    response = _redirect("/login")
+    ctx.auth.set_cookies(response, clear=True, csrf=ctx.auth.new_csrf(Principal(None)))
+    return response
+
+
+# ---------------------------------------------------------------------------- trials
+
+
+class TrialFilters(_Form):
+    q: str | None = Field(default=None, max_length=200)
+    condition: str | None = Field(default=None, max_length=200)
+    intervention: str | None = Field(default=None, max_length=200)
+    phase: Phase | None = None
+    status: StatusCode | None = None
+    age_years: float | None = Field(default=None, ge=0, le=130)
+
+
+@router.get("/trials", response_class=HTMLResponse)
+def trials(request: Request) -> Response:
+    raw = dict(request.query_params)
+    try:
+        filters = TrialFilters.model_validate(raw)
+    except ValidationError as exc:
+        return render(request, "trials.html", status=422, errors=_errors(exc), filters=raw,
+                      trials=[])
+    found = search(ops.context(request).catalogue.trials(), **filters.model_dump())
+    return render(request, "trials.html", filters=raw, trials=[summary(e) for e in found])
+
+
+@router.get("/trials/{trial_id}", response_class=HTMLResponse)
+def trial(request: Request, trial_id: TrialId, who: Who,
+          version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    page = ops.trial_page(ops.context(request), trial_id, version)
+    return render(request, "trial.html", trial=page,
+                  can_dashboard=who.can(Permission.DASHBOARD_READ, trial_id),
+                  can_audit=who.can(Permission.AUDIT_READ, trial_id),
+                  can_export=who.can(Permission.EXPORT_DEIDENTIFIED, trial_id))
+
+
+@router.get("/trials/{trial_id}/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, trial_id: TrialId, who: Who) -> Response:
+    who.require_user()
+    return render(request, "dashboard.html", board=ops.dashboard(ops.context(request), who,
+                                                                 trial_id))
+
+
+@router.get("/trials/{trial_id}/audit", response_class=HTMLResponse)
+def audit(request: Request, trial_id: TrialId, who: Who, offset: Offset = 0,
+          limit: Limit = 50) -> Response:
+    ctx = ops.context(request)
+    who.require_user()
+    trail = ops.audit_trail(ctx, who, trial_id=trial_id, offset=offset, limit=limit)
+    return render(request, "audit.html", trial_id=trial_id, trail=trail,
+                  verify=ops.audit_verify(ctx, who))
+
+
+# ---------------------------------------------------------------------------- screening
+
+
+def _screen_form_values(trials: list[dict[str, Any]], **values: Any) -> dict[str, Any]:
+    return {"trials": trials, "diagnoses": DIAGNOSES, "observation_names": OBSERVATION_NAMES,
+            "obs_rows": OBS_ROWS,
+            "statuses": FACTS["disease_status"].values or (), **values}
+
+
+@router.get("/screen", response_class=HTMLResponse)
+def screen_form(request: Request) -> Response:
+    entries = ops.context(request).catalogue.trials()
+    wanted = request.query_params.get("trial_id", "")
+    form = {"trial_id": wanted} if any(e.compiled.id == wanted for e in entries) else {}
+    return render(request, "screen.html", **_screen_form_values([summary(e) for e in entries],
+                                                                form=form))
+
+
+@router.post("/screen", response_class=HTMLResponse, dependencies=[Depends(csrf)])
+async def screen(request: Request) -> Response:
+    ctx = ops.context(request)
+    form = await _form(request)
+    entries = ctx.catalogue.trials()
+    listed = [summary(e) for e in entries]
+    trial_id = form.get("trial_id") or None
+    chosen = [e for e in entries if trial_id in (None, e.compiled.id)]
+    shown_form = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        if trial_id and not chosen:
+            raise FactError(f"no trial '{trial_id}'", where="trial_id")
+        text = await _upload_text(form.get("file"), ctx.settings.max_upload_bytes)
+        if text is None and (form.get("record_json") or "").strip():
+            text = str(form["record_json"])
+        if text is not None:
+            record = _record(_json(text, "file"), "file")
+        else:
+            facts = FactsForm.model_validate(form)
+            record = _record(facts.document([e.compiled.id for e in chosen],
+                                            _observation_rows(form)), "form")
+        record = ops.checked_record(record, today=ctx.store.now().date(), source="$")
+        as_of_text = form.get("as_of") or None
+        as_of = datetime.fromisoformat(as_of_text) if isinstance(as_of_text, str) else None
+    except ValidationError as exc:
+        return render(request, "screen.html", status=422, errors=_errors(exc),
+                      **_screen_form_values(listed, form=shown_form))
+    except ValueError as exc:
+        return render(request, "screen.html", status=422,
+                      errors=[{"field": "as_of", "reason": str(exc)}],
+                      **_screen_form_values(listed, form=shown_form))
+    except TrialdeskError as exc:
+        return render(request, "screen.html", status=status_of(exc),
+                      errors=_domain_errors(exc), **_screen_form_values(listed, form=shown_form))
+    moment = ops.screening_moment(ctx, as_of)
+    results: list[dict[str, Any]] = []
+    for e in chosen:
+        result = ops.screen_now(e.compiled, record, moment).to_json()
+        results.append({"result": result, "hints": ops.resolution_hints(e.compiled, result),
+                        "title": e.compiled.protocol.title})
+    order = {"eligible": 0, "undetermined": 1, "ineligible": 2}
+    results.sort(key=lambda r: order[r["result"]["verdict"]])
+    return render(request, "screen.html", results=results, as_of=moment.isoformat(),
+                  **_screen_form_values(listed, form=shown_form))
+
+
+# ---------------------------------------------------------------------------- patients
+
+
+@router.get("/patients", response_class=HTMLResponse)
+def patients(request: Request, who: Who, offset: Offset = 0, limit: Limit = 25,
+             trial_id: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    ctx = ops.context(request)
+    who.require_user()
+    page = ops.list_patients(ctx, who, trial_id=trial_id or None, offset=offset, limit=limit)
+    return render(request, "patients.html", page=page, trial_id=trial_id or "",
+                  can_create=bool(who.scopes(Permission.PATIENT_WRITE)))
+
+
+def _new_patient_values(who: Principal, **values: Any) -> dict[str, Any]:
+    return {"scopes": who.scopes(Permission.PATIENT_WRITE), **values}
+
+
+@router.get("/patients/new", response_class=HTMLResponse)
+def new_patient_form(request: Request, who: Who) -> Response:
+    who.require_user()
+    if not who.scopes(Permission.PATIENT_WRITE):
+        raise AccessError("your roles do not allow patient.write")
+    return render(request, "patient_new.html", **_new_patient_values(who, form={}))
+
+
+class PatientForm(_Form):
+    trial_id: str = Field(max_length=64)
+    site: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+    name: str | None = Field(default=None, max_length=200)
+    hospital_number: str | None = Field(default=None, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/patients", response_class=HTMLResponse, dependencies=[Depends(csrf)])
+async def create_patient(request: Request, who: Who) -> Response:
+    ctx = ops.context(request)
+    who.require_user()
+    form = await _form(request)
+    shown = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        data = PatientForm.model_validate(form)
+        text = await _upload_text(form.get("file"), ctx.settings.max_upload_bytes)
+        text = text if text is not None else str(form.get("record_json") or "")
+        if not text.strip():
+            raise FactError("give the patient record as a file or as JSON", where="record_json")
+        record = _record(_json(text, "record_json"), "record_json")
+        row = ops.create_patient(ctx, who, trial_id=data.trial_id, site=data.site,
+                                 record=record, identifiers=Identifiers(
+                                     name=data.name, hospital_number=data.hospital_number
+                                 ).model_dump(), reason=data.reason)
+    except ValidationError as exc:
+        return render(request, "patient_new.html", status=422, errors=_errors(exc),
+                      **_new_patient_values(who, form=shown))
+    except TrialdeskError as exc:
+        if isinstance(exc, AccessError) and exc.status in (401, 403):
+            raise
+        return render(request, "patient_new.html", status=status_of(exc),
+                      errors=_domain_errors(exc), **_new_patient_values(who, form=shown))
+    return _redirect(f"/patients/{row.study_number}")
+
+
+@router.get("/patients/{study_number}", response_class=HTMLResponse)
+def patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
+    return render(request, "patient.html",
+                  p=ops.patient_page(ops.context(request), who, study_number))
+
+
+@router.get("/patients/{study_number}/edit", response_class=HTMLResponse)
+def edit_form(request: Request, study_number: StudyNumber, who: Who) -> Response:
+    ctx = ops.context(request)
+    row = ops.load_patient(ctx, who, study_number, Permission.PATIENT_WRITE)
+    form = {"version": str(row.version), "record_json": json.dumps(row.record, indent=2,
+                                                                   ensure_ascii=False),
+            "name": row.identifiers.get("name", ""),
+            "hospital_number": row.identifiers.get("hospital_number", ""), "reason": ""}
+    return render(request, "patient_edit.html", study_number=study_number, form=form)
+
+
+class EditForm(_Form):
+    version: int = Field(ge=1)
+    record_json: str = Field(min_length=2, max_length=1_000_000)
+    name: str | None = Field(default=None, max_length=200)
+    hospital_number: str | None = Field(default=None, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/patients/{study_number}/edit", response_class=HTMLResponse,
+             dependencies=[Depends(csrf)])
+async def edit(request: Request, study_number: StudyNumber, who: Who) -> Response:
+    ctx = ops.context(request)
+    form = await _form(request)
+    shown = {k: v for k, v in form.items() if isinstance(v, str)}
+    ops.load_patient(ctx, who, study_number, Permission.PATIENT_WRITE)
+    try:
+        data = EditForm.model_validate(form)
+        record = _record(_json(data.record_json, "record_json"), "record_json")
+        ops.update_patient(ctx, who, study_number, version=data.version, record=record,
+                           identifiers=Identifiers(name=data.name,
+                                                   hospital_number=data.hospital_number
+                                                   ).model_dump(), reason=data.reason)
+    except ValidationError as exc:
+        return render(request, "patient_edit.html", status=422, errors=_errors(exc),
+                      study_number=study_number, form=shown)
+    except TrialdeskError as exc:
+        if isinstance(exc, AccessError) and exc.status in (401, 403):
+            raise
+        return render(request, "patient_edit.html", status=status_of(exc),
+                      errors=_domain_errors(exc), study_number=study_number, form=shown)
+    return _redirect(f"/patients/{study_number}")
+
+
+class ReasonForm(_Form):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/patients/{study_number}/screen", response_class=HTMLResponse,
+             dependencies=[Depends(csrf)])
+async def screen_patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
+    data = ReasonForm.model_validate(await _form(request))
+    ops.screen_patient(ops.context(request), who, study_number, as_of=None, reason=data.reason)
+    return _redirect(f"/patients/{study_number}#screenings")
+
+
+class EnrolForm(_Form):
+    screening_id: int = Field(ge=1)
+    password: str = Field(min_length=1, max_length=1024)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/patients/{study_number}/enrol", response_class=HTMLResponse,
+             dependencies=[Depends(csrf)])
+async def enrol(request: Request, study_number: StudyNumber, who: Who) -> Response:
+    ctx = ops.context(request)
+    try:
+        data = EnrolForm.model_validate(await _form(request))
+        ops.enrol_patient(ctx, who, study_number, screening_id=data.screening_id,
+                          password=data.password, reason=data.reason)
+    except ValidationError as exc:
+        return render(request, "patient.html", status=422, errors=_errors(exc),
+                      p=ops.patient_page(ctx, who, study_number))
+    except TrialdeskError as exc:
+        if isinstance(exc, AccessError) and exc.status == 403:
+            raise
+        return render(request, "patient.html", status=status_of(exc),
+                      errors=_domain_errors(exc), p=ops.patient_page(ctx, who, study_number))
+    return _redirect(f"/patients/{study_number}#enrolment")

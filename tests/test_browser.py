@@ -1,0 +1,97 @@
+"""In a real browser (Debian's chromium, headless, driven by Playwright): log in, search the
+registry, open NB-NK-2026, screen a patient and see the unknowns. Screenshots go to the
+tests' output directory (``out/tests/``) for a reviewer."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, demo_database: Path) -> Iterator[str]:
+    import uvicorn
+
+    from conftest import WebApp
+
+    target = tmp_path / "trialdesk.db"
+    shutil.copyfile(demo_database, target)
+    web = WebApp(f"sqlite:///{target}", seed=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        web.store.close()
+
+
+def test_log_in_search_open_the_trial_and_screen_a_patient(chromium: Any, live_server: str,
+                                                           output_dir: Path) -> None:
+    # A tablet in landscape.
+    context = chromium.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{live_server}/login")
+        page.get_by_label("User name").fill("investigator")
+        page.get_by_label("Password").fill("investigator-demo")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/trials")
+        assert "Demo Investigator" in page.inner_text("header")
+
+        page.get_by_label("Condition").fill("neuroblastoma")
+        page.get_by_label("Phase").select_option("PHASE3")
+        page.get_by_role("button", name="Search").click()
+        page.wait_for_url("**/trials?*")
+        assert "1 trial found" in page.inner_text("main")
+        page.screenshot(path=str(output_dir / "browser-1-search.png"), full_page=True)
+
+        page.get_by_role("link", name="Chemoimmunotherapy").first.click()
+        page.wait_for_url("**/trials/NB-NK-2026")
+        assert page.get_by_role("heading", name="Inclusion criteria").is_visible()
+        assert "NCT07375563" in page.inner_text("main")
+        page.screenshot(path=str(output_dir / "browser-2-trial.png"))
+
+        page.get_by_role("link", name="Screen a patient for this trial").click()
+        page.wait_for_url("**/screen?trial_id=NB-NK-2026")
+        page.get_by_label("Birth date").fill("2019-04-12")
+        page.get_by_label("Sex").select_option("female")
+        page.get_by_label("Primary diagnosis").select_option("neuroblastoma")
+        page.get_by_label("Risk group").select_option("high")
+        page.get_by_label("Disease status").select_option("refractory")
+        page.get_by_label("Status date").fill("2026-10-28")
+        page.get_by_label("Screening date and time").fill("2026-11-21T12:00")
+        page.get_by_role("button", name="Screen").click()
+        page.wait_for_selector("#results")
+        result = page.locator("section.result").first
+        assert "undetermined" in result.inner_text()
+        unknowns = page.locator(".unknowns").first
+        assert unknowns.is_visible()
+        assert "consent_signed" in unknowns.inner_text()
+        # Colour, not only text: an unknown criterion row has the unknown background.
+        colour = page.locator("tr.outcome-unknown").first.locator("td").first.evaluate(
+            "el => getComputedStyle(el).backgroundColor")
+        assert colour == "rgb(255, 243, 196)"
+        page.locator("#results").scroll_into_view_if_needed()
+        page.screenshot(path=str(output_dir / "browser-3-screening.png"))
+    finally:
+        context.close()

@@ -1,0 +1,232 @@
+"""The store on SQLite and on a real PostgreSQL server: migrations, versioned protocols,
+optimistic locking, one transaction per change with its audit entry, the audit chain."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from trialdesk.protocol.load import default_protocol_dir, read_document
+from trialdesk.store import ConflictError, Store
+from trialdesk.store.db import current_revision, head_revision
+
+NB_DOC: dict[str, Any] = read_document(default_protocol_dir() / "nb-nk-2026.yaml")
+PATIENT = {"patient_id": "NBNK-0001", "birth_date": "2019-04-12", "sex": "female"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+@pytest.fixture
+def store(database_url: str) -> Any:
+    s = Store.open(database_url, clock=Clock())
+    yield s
+    s.close()
+
+
+def _seeded(store: Store) -> Store:
+    store.import_protocol(NB_DOC, source="nb-nk-2026.yaml", actor="admin", reason="initial import")
+    store.add_patient("NBNK-0001", "NB-NK-2026", "MSK", PATIENT, {"name": "Anna K."},
+                      actor="coord", reason="new patient")
+    return store
+
+
+def _raw(store: Store, sql: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(sql))
+
+
+def test_migrations_bring_the_schema_to_head_and_match_the_models(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from trialdesk.store.models import Base
+
+    assert current_revision(store.engine) == head_revision()
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diffs == []
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    s = Store.open(f"sqlite:///{tmp_path / 'd' / 'trialdesk.db'}")
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert (tmp_path / "d" / "trialdesk.db").exists()
+
+
+def test_an_amendment_is_a_new_version_and_the_same_document_is_not(store: Store) -> None:
+    v1 = store.import_protocol(NB_DOC, source="a.yaml", actor="admin", reason="initial import")
+    again = store.import_protocol(NB_DOC, source="a.yaml", actor="admin", reason="re-import")
+    assert (v1.number, again.number, again.id) == (1, 1, v1.id)
+    amended = {**NB_DOC, "version": "1.1", "title": NB_DOC["title"] + " (amended)"}
+    v2 = store.import_protocol(amended, source="a.yaml", actor="admin", reason="amendment 1")
+    assert (v2.number, v2.label) == (2, "1.1")
+    assert [v.number for v in store.protocol_versions("NB-NK-2026")] == [1, 2]
+    assert store.protocol_version("NB-NK-2026").number == 2
+    assert store.protocol_version("NB-NK-2026", 1).document == NB_DOC
+    [trial] = store.trials()
+    assert (trial.id, trial.latest.number, trial.version_count) == ("NB-NK-2026", 2, 2)
+    actions = [e.action for e in store.audit_entries().items]
+    assert actions == ["amend", "create"]
+
+
+def test_a_save_based_on_a_stale_version_is_refused_with_a_clear_message(store: Store) -> None:
+    _seeded(store)
+    p = store.patient("NBNK-0001")
+    assert p.version == 1
+    changed = {**PATIENT, "sex": "male"}
+    saved = store.update_patient("NBNK-0001", expected_version=1, record=changed, actor="inv",
+                                 reason="sex corrected from birth certificate")
+    assert saved.version == 2
+    entries_before = store.audit_entries().total
+    with pytest.raises(ConflictError) as exc:
+        store.update_patient("NBNK-0001", expected_version=1, record=PATIENT, actor="coord",
+                             reason="stale edit")
+    message = str(exc.value)
+    assert "now version 2" in message and "your copy is version 1" in message
+    assert "changed by inv" in message
+    assert store.patient("NBNK-0001").record["sex"] == "male"
+    assert store.audit_entries().total == entries_before  # nothing half-written
+
+
+def test_every_change_is_audited_with_who_when_old_new_and_reason(store: Store) -> None:
+    _seeded(store)
+    store.update_patient("NBNK-0001", expected_version=1, record={**PATIENT, "sex": "male"},
+                         actor="inv", reason="sex corrected")
+    latest = store.audit_entries(record_type="patient", record_id="NBNK-0001").items[0]
+    assert (latest.username, latest.action, latest.reason) == ("inv", "update", "sex corrected")
+    assert latest.changes == {"$.record.sex": {"old": "female", "new": "male"}}
+    assert latest.at.endswith("Z") and latest.at.startswith("2026-11-21T12:00:")
+    created = store.audit_entries(record_type="patient", record_id="NBNK-0001").items[1]
+    assert created.changes["$.identifiers.name"] == {"old": None, "new": "***"}  # never in clear
+
+
+def test_a_failed_write_leaves_neither_the_change_nor_its_audit_entry(store: Store) -> None:
+    _seeded(store)
+    before = store.audit_entries().total
+    with pytest.raises(ValueError, match="reason"):
+        store.update_patient("NBNK-0001", expected_version=1, record={**PATIENT, "sex": "male"},
+                             actor="inv", reason="  ")
+    assert store.patient("NBNK-0001").record["sex"] == "female"
+    assert store.patient("NBNK-0001").version == 1
+    assert store.audit_entries().total == before
+
+
+def test_enrolled_patients_keep_their_protocol_version_and_screening_names_it(store: Store) -> None:
+    _seeded(store)
+    admin = store.add_user("inv", "Dr Ivanova", "x", actor="admin", reason="new investigator")
+    v1 = store.protocol_version("NB-NK-2026")
+    result = {"as_of": "2026-11-21T12:00:00", "verdict": "eligible", "arm": "A"}
+    sc = store.add_screening("NBNK-0001", v1.id, 1, result, actor="inv", reason="screening")
+    assert (sc.protocol_version_number, sc.protocol_version_label) == (1, "1.0")
+    enrolment = store.enrol("NBNK-0001", sc.id, admin.id, meaning="eligibility confirmed",
+                            record_digest="d" * 64, reason="eligibility confirmed")
+    store.import_protocol({**NB_DOC, "version": "2.0"}, source="a.yaml", actor="admin",
+                          reason="amendment 2")
+    kept = store.enrolment("NBNK-0001")
+    assert kept is not None and kept.protocol_version_number == 1 == enrolment.protocol_version_number
+    assert kept.signature.manifestation.startswith("Dr Ivanova (inv), 2026-11-21T12:00:")
+    assert kept.signature.manifestation.endswith("— eligibility confirmed")
+    with pytest.raises(ConflictError, match="already enrolled"):
+        store.enrol("NBNK-0001", sc.id, admin.id, meaning="eligibility confirmed",
+                    record_digest="d" * 64, reason="again")
+    counts = store.trial_counts("NB-NK-2026", ["A", "B"])
+    assert (counts.screened, counts.eligible, counts.enrolled) == (1, 1, 1)
+    assert counts.by_arm["A"] == {"screened": 1, "eligible": 1, "enrolled": 1}
+
+
+def test_an_ineligible_screening_cannot_be_confirmed(store: Store) -> None:
+    _seeded(store)
+    inv = store.add_user("inv", "Dr Ivanova", "x", actor="admin", reason="new investigator")
+    v1 = store.protocol_version("NB-NK-2026")
+    sc = store.add_screening("NBNK-0001", v1.id, 1,
+                             {"as_of": "2026-11-21T12:00:00", "verdict": "undetermined"},
+                             actor="inv", reason="screening")
+    with pytest.raises(ConflictError, match="undetermined"):
+        store.enrol("NBNK-0001", sc.id, inv.id, meaning="eligibility confirmed",
+                    record_digest="d" * 64, reason="confirm")
+    assert store.enrolment("NBNK-0001") is None
+
+
+def test_the_audit_trail_is_append_only_in_the_database(store: Store) -> None:
+    _seeded(store)
+    for sql in ("UPDATE audit_log SET reason = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"):
+            _raw(store, sql)
+    assert store.verify_audit().ok
+
+
+def _without_triggers(store: Store) -> None:
+    if store.backend == "postgresql":
+        _raw(store, "ALTER TABLE audit_log DISABLE TRIGGER USER")
+    else:
+        _raw(store, "DROP TRIGGER audit_log_no_update")
+        _raw(store, "DROP TRIGGER audit_log_no_delete")
+
+
+@pytest.mark.parametrize(("tamper", "expected"), [
+    ("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 2",
+     "entry 2: its content does not match its hash (edited)"),
+    ("DELETE FROM audit_log WHERE seq = 2", "entries 2–2 are missing (deleted)"),
+    ("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
+     "the trail ends at entry 3 but its head records entry 4"),
+    ("UPDATE audit_head SET hash = 'x'", "the trail ends at entry 4 but its head records entry 4"),
+])
+def test_verify_detects_every_edited_or_deleted_entry(store: Store, tamper: str,
+                                                      expected: str) -> None:
+    _seeded(store)
+    store.update_patient("NBNK-0001", expected_version=1, record={**PATIENT, "sex": "male"},
+                         actor="inv", reason="corrected")
+    assert store.verify_audit().ok and store.verify_audit().entries == 3
+    store.add_user("mon", "M. Monitor", "x", actor="admin", reason="new monitor")
+    _without_triggers(store)
+    _raw(store, tamper)
+    report = store.verify_audit()
+    assert not report.ok
+    assert any(p.startswith(expected) for p in report.problems), report.problems
+
+
+def test_concurrent_writers_never_fork_the_chain(store: Store) -> None:
+    _seeded(store)
+    errors: list[Exception] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(5):
+                store.add_user(f"u{n}_{i}", f"User {n}.{i}", "x", actor="admin", reason="bulk")
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = store.verify_audit()
+    assert report.ok, report.problems
+    assert report.entries == 2 + 15
+
+
+def test_login_failures_lock_the_account(store: Store) -> None:
+    store.add_user("inv", "Dr Ivanova", "x", actor="admin", reason="new investigator")
+    for _ in range(2):
+        u = store.login_failed("inv", threshold=3, lock_for=timedelta(minutes=15))
+        assert u.locked_until is None
+    u = store.login_failed("inv", threshold=3, lock_for=timedelta(minutes=15))
+    assert u.locked_until is not None and u.locked_until > "2026-11-21T12:14"
+    assert [e.action for e in store.audit_entries(record_type="user").items][:3] == [
+        "login_failed"] * 3
