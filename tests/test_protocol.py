@@ -208,3 +208,13 @@ def test_lint_unreached_and_unconfirmed() -> None:
     nb_codes = [f.code for f in lint(nb)]
     assert "dose-not-set" in nb_codes  # the NK-cell dose is not public
     assert nb_codes.count("unconfirmed") >= 5
+
+
+def test_lint_registry_age_not_enforced() -> None:
+    data = make()
+    data["registry"]["eligibility"] = {"minimum_age": "18 Years", "maximum_age": "75 Years"}
+    assert ("warning", "registry-age") in codes(data)
+    data["eligibility"]["inclusion"].append({"id": "I2", "text": "Adults", "rule": "age_years >= 18"})
+    assert ("warning", "registry-age") not in codes(data)
+    for compiled in load_directory(default_protocol_dir()).values():
+        assert "registry-age" not in [f.code for f in lint(compiled)], compiled.id

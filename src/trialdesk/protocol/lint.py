@@ -242,6 +242,7 @@ def lint(compiled: CompiledProtocol) -> list[Finding]:
 
     out += _arm_findings(compiled, src)
     out += _unreached(compiled, src)
+    out += _registry_ages(compiled, src)
     out += _unconfirmed(compiled, src)
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(out, key=lambda f: order[f.level])
@@ -309,6 +310,20 @@ def _arm_findings(compiled: CompiledProtocol, src: str) -> list[Finding]:
         out.append(Finding("warning", "arm-gap", f"{src}: arms",
                            f"a patient with {gap} may be eligible but no arm's rule applies"))
     return out
+
+
+def _registry_ages(compiled: CompiledProtocol, src: str) -> list[Finding]:
+    """The registry's age range is display text; only criteria screen. Say when none does."""
+    ages = compiled.protocol.registry.eligibility
+    if ages.minimum_age is None and ages.maximum_age is None:
+        return []
+    used = {n for e in compiled.rules.values() for n in facts_of(e)}
+    if used & {"age_years", "age_months"}:
+        return []
+    shown = f"{ages.minimum_age or '—'} to {ages.maximum_age or '—'}"
+    return [Finding("warning", "registry-age", f"{src}: registry.eligibility",
+                    f"the registry gives ages {shown} but no criterion uses age_years or "
+                    "age_months, so screening does not check age")]
 
 
 def _unreached(compiled: CompiledProtocol, src: str) -> list[Finding]:
