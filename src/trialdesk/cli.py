@@ -1498,6 +1498,76 @@ def record_delay(
     _say(_console(), f"{p.id} {patient_id}: course {course} delayed {days} days ({reason})")
 
 
+@safety_app.command("apply")
+@domain_errors
+def safety_apply_cmd(
+    document: Annotated[Path, typer.Argument(help="Adverse-event document (JSON), as for `ae check`.")],
+    trial: JTrialOpt,
+    rule: Annotated[str, typer.Option("--rule", help="The triggered toxicity rule, e.g. NBNK-CLS-G4.")],
+    confirmed_by: Annotated[str, typer.Option("--confirmed-by", help="The clinician who confirms.")],
+    patient: Annotated[str | None, typer.Option(
+        "--patient", help="Patient id (default: the document's patient_id).")] = None,
+    accept_unconfirmed: Annotated[bool, typer.Option(
+        "--accept-unconfirmed", help="Confirm a rule whose source is not confirmed.")] = False,
+    days: Annotated[int | None, typer.Option("--days", help="Days to delay the course.")] = None,
+    percent: Annotated[float | None, typer.Option(
+        "--percent", help="Dose or rate percentage, when the rule sets none.")] = None,
+    effective: Annotated[str | None, typer.Option(
+        "--from", help="Day it takes effect (default: the triggering event's date, else the "
+                       "confirmation day).")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="When the clinician confirmed (ISO date-time; default now).")] = None,
+    data: DataOpt = _DEFAULT_DATA,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Confirm a triggered toxicity rule's actions and apply them to the patient's calendar."""
+    from trialdesk.enrolment.journey import journey_calendar
+    from trialdesk.errors import SafetyError
+    from trialdesk.safety.check import check_document
+    from trialdesk.safety.rules import ActionKind
+    from trialdesk.schedule.actions import rule_proposal
+
+    p = _trial(_protocols(protocols), trial).protocol
+    check = check_document(_safety_file(document), p, source=str(document))
+    store = _store(data)
+    journey = _journey_for(store, p.id, patient or check.patient_id)
+    found = rule_proposal(check, p, rule)
+    kinds = {a.kind for a in found.actions}
+    if days is not None and ActionKind.DELAY_COURSE not in kinds:
+        raise SafetyError(f"rule {rule} does not delay a course", where="days")
+    if percent is not None and not kinds & {ActionKind.SLOW, ActionKind.REDUCE}:
+        raise SafetyError(f"rule {rule} neither slows nor reduces", where="percent")
+    now = datetime.now().replace(second=0, microsecond=0)
+    when = _moment(at, "--at") if at else now
+    start = _date(effective, "--from") if effective else (found.found_on or when.date())
+    updated = journey
+    for proposal in found.actions:
+        if proposal.unconfirmed and not accept_unconfirmed:
+            raise SafetyError(f"rule {rule} is not confirmed against its source "
+                              f"({proposal.source}); give --accept-unconfirmed to confirm it "
+                              "all the same", where="accept_unconfirmed")
+        confirmed = proposal.confirm(confirmed_by, when, accept_unconfirmed=accept_unconfirmed)
+        updated = updated.with_action(
+            p, confirmed, trial_id=check.trial, patient_id=check.patient_id, effective=start,
+            applied_at=now, days=days if proposal.kind is ActionKind.DELAY_COURSE else None,
+            percent=percent if proposal.kind in (ActionKind.SLOW, ActionKind.REDUCE) else None,
+            accept_unconfirmed=accept_unconfirmed)
+    store.save_journey(updated)
+    console = _console()
+    cal = journey_calendar(p, updated)
+    _say(console, f"{p.id} {updated.patient_id}: rule {rule} applied", "bold")
+    for applied in updated.actions[len(journey.actions):]:
+        _say(console, f"  {applied.shown()}")
+        if applied.course_number is not None and applied.days is not None:
+            moved = cal.event(f"c{applied.course_number}").date
+            _say(console, f"    course {applied.course_number} now starts "
+                          f"{moved.isoformat() if moved else '—'}; every later event moved")
+        else:
+            _say(console, f"    changed: {', '.join(applied.event_ids)}", "dim")
+    for advice in found.advice:
+        _say(console, f"  supportive care (advice, not on the calendar): {advice.advice}")
+
+
 # ---------------------------------------------------------------------------
 # The web application and its database: serve, db, audit.
 

@@ -22,6 +22,8 @@ from trialdesk.enrolment.consent import ConsentRecord
 from trialdesk.enrolment.enrol import Enrolment
 from trialdesk.errors import EnrolmentError, ScheduleError
 from trialdesk.protocol.model import Protocol
+from trialdesk.safety.rules import ProposedAction
+from trialdesk.schedule.actions import AppliedAction, apply_actions, resolve_action
 from trialdesk.schedule.dose import BodyMeasurement
 from trialdesk.schedule.plan import Calendar, plan
 from trialdesk.schedule.records import CourseDelay, EventRecord
@@ -47,6 +49,7 @@ class Journey(BaseModel):
     body: tuple[BodyMeasurement, ...] = ()
     records: tuple[EventRecord, ...] = ()
     delays: tuple[CourseDelay, ...] = ()
+    actions: tuple[AppliedAction, ...] = ()  # confirmed toxicity actions, in the order applied
 
     # ------------------------------------------------------------------ reading
 
@@ -141,13 +144,43 @@ class Journey(BaseModel):
         journey_calendar(protocol, journey)  # the moved calendar must still lay out
         return journey
 
+    def with_action(
+        self,
+        protocol: Protocol,
+        action: ProposedAction,
+        *,
+        trial_id: str,
+        patient_id: str,
+        effective: date,
+        applied_at: datetime,
+        days: int | None = None,
+        percent: float | None = None,
+        accept_unconfirmed: bool = False,
+    ) -> Journey:
+        """Apply a clinician-confirmed toxicity action to the calendar (see
+        :mod:`trialdesk.schedule.actions`); a delay is also kept with the course delays."""
+        calendar = journey_calendar(protocol, self)
+        applied = resolve_action(
+            calendar, self.records, action, trial_id=trial_id, patient_id=patient_id,
+            effective=effective, applied_at=applied_at, days=days, percent=percent,
+            accept_unconfirmed=accept_unconfirmed, previous=self.actions)
+        update: dict[str, object] = {"actions": (*self.actions, applied)}
+        delay = applied.course_delay()
+        if delay is not None:
+            check_delay(calendar, delay, self.records)
+            update["delays"] = (*self.delays, delay)
+        journey = self.model_copy(update=update)
+        journey_calendar(protocol, journey)  # the changed calendar must still lay out
+        return journey
+
 
 def journey_calendar(protocol: Protocol, journey: Journey, as_of: datetime | None = None,
                      *, start: date | None = None) -> Calendar:
     """The patient's calendar: the arm's plan from the start date, with what happened.
 
     ``start`` lays out a calendar for a journey whose start is not recorded yet; with
-    ``as_of`` every event gets its status on that moment.
+    ``as_of`` every event gets its status on that moment. Confirmed toxicity actions are
+    shown on their events (:func:`~trialdesk.schedule.actions.apply_actions`).
     """
     if journey.enrolment is None:
         raise EnrolmentError(f"is not enrolled in {journey.trial_id}",
@@ -169,4 +202,6 @@ def journey_calendar(protocol: Protocol, journey: Journey, as_of: datetime | Non
                     optional=e.optional, anchors=e.anchors, delays=journey.delays,
                     not_before=consent.signed_on if consent else None,
                     patient_id=journey.patient_id)
-    return reconcile(calendar, journey.records, as_of) if as_of is not None else calendar
+    if as_of is not None:
+        calendar = reconcile(calendar, journey.records, as_of)
+    return apply_actions(protocol, calendar, journey.actions)

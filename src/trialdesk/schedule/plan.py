@@ -49,6 +49,7 @@ __all__ = [
     "Event",
     "EventKind",
     "EventStatus",
+    "Modification",
     "body_on",
     "day_date",
     "optional_agents",
@@ -84,11 +85,49 @@ class EventStatus(StrEnum):
     STOP = "stop"
     MISSED = "missed"
     CANCELLED = "cancelled"
+    DISCONTINUED = "discontinued"  # the agent stopped by a confirmed toxicity action
     UNSCHEDULED = "unscheduled"  # a timed event whose anchor is not recorded
     NONE = ""  # spans (courses, milestones) have no status of their own
 
 
 _Date = date  # inside Event, "date" names the field
+
+
+@dataclass(frozen=True)
+class Modification:
+    """A confirmed toxicity action as the calendar shows it (see :mod:`trialdesk.schedule.actions`).
+
+    On an event it says how that event changed; in :attr:`Calendar.actions` it is the whole
+    action with the events it changed (``event_ids``).
+    """
+
+    kind: str
+    text: str
+    rule_id: str
+    source: str
+    unconfirmed: bool
+    confirmed_by: str
+    confirmed_at: datetime
+    reason: str = ""
+    effective: _Date | None = None
+    course_number: int | None = None
+    percent: float | None = None
+    days: int | None = None
+    event_ids: tuple[str, ...] = ()
+
+    def to_json(self, *, with_events: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind, "text": self.text, "rule_id": self.rule_id,
+            "source": self.source, "unconfirmed": self.unconfirmed,
+            "confirmed_by": self.confirmed_by,
+            "confirmed_at": self.confirmed_at.isoformat(timespec="minutes"),
+            "reason": self.reason,
+            "effective": self.effective.isoformat() if self.effective else None,
+            "course_number": self.course_number, "percent": self.percent, "days": self.days,
+        }
+        if with_events:
+            out["event_ids"] = list(self.event_ids)
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,6 +156,7 @@ class Event:
     record: EventRecord | None = None
     out_of_window: bool = False
     status_note: str | None = None
+    modifications: tuple[Modification, ...] = ()
 
     @property
     def earliest(self) -> _Date | None:
@@ -143,6 +183,7 @@ class Event:
             "status_note": self.status_note,
             "record": self.record.model_dump(mode="json", exclude_none=True)
             if self.record else None,
+            "modifications": [m.to_json(with_events=False) for m in self.modifications],
         }
 
 
@@ -165,6 +206,7 @@ class Calendar:
     notes: tuple[str, ...] = ()
     patient_id: str | None = None
     as_of: datetime | None = None
+    actions: tuple[Modification, ...] = ()  # confirmed toxicity actions, in the order applied
 
     def event(self, event_id: str) -> Event:
         """The event with this id, or a ScheduleError with the nearest ids."""
@@ -202,6 +244,7 @@ class Calendar:
             "optional": list(self.optional),
             "anchors": {k: v.isoformat(timespec="minutes") for k, v in self.anchors.items()},
             "delays": [d.model_dump(mode="json") for d in self.delays],
+            "actions": [a.to_json() for a in self.actions],
             "dose_notes": list(self.dose_notes), "notes": list(self.notes),
             "unconfirmed": self.unconfirmed,
             "events": [e.to_json() for e in self.events],

@@ -80,7 +80,11 @@ class EventRecord(BaseModel):
 
 
 class CourseDelay(BaseModel):
-    """A course postponed by ``days`` (e.g. toxicity not recovered); later events move too."""
+    """A course postponed by ``days`` (e.g. toxicity not recovered); later events move too.
+
+    ``rule_id`` names the protocol toxicity rule when the delay is a confirmed toxicity
+    action (:mod:`trialdesk.schedule.actions`).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,6 +93,7 @@ class CourseDelay(BaseModel):
     reason: str
     by: str
     recorded_on: date
+    rule_id: str | None = None
 
     @model_validator(mode="after")
     def _reasoned(self) -> CourseDelay:

@@ -15,6 +15,7 @@ _STATUS_STYLE = {
     EventStatus.PARTLY_GIVEN: "yellow", EventStatus.WITHHELD: "red",
     EventStatus.NOT_DONE: "red", EventStatus.STOP: "red", EventStatus.MISSED: "bold red",
     EventStatus.DUE: "bold yellow", EventStatus.CANCELLED: "dim", EventStatus.PLANNED: "",
+    EventStatus.DISCONTINUED: "red",
     EventStatus.UNSCHEDULED: "yellow", EventStatus.NONE: "",
 }
 
@@ -44,8 +45,9 @@ def _status(e: Event) -> Text:
 
 
 def calendar_view(calendar: Calendar) -> RenderableType:
-    """The title and notes (an enrolment override first), the table of events, the dose
-    working and the list of unconfirmed values used."""
+    """The title and notes (an enrolment override first), the delays and the confirmed
+    toxicity actions, the table of events, the dose working and the list of unconfirmed
+    values used."""
     title = Text.assemble(
         (f"{calendar.trial_id} v{calendar.protocol_version}", "bold"),
         f"  patient {calendar.patient_id or '—'}  arm {calendar.arm_id} ({calendar.arm_label})"
@@ -60,8 +62,17 @@ def calendar_view(calendar: Calendar) -> RenderableType:
     if calendar.optional:
         parts.append(Text(f"optional agents included: {', '.join(calendar.optional)}"))
     for d in calendar.delays:
+        rule = f" (rule {d.rule_id})" if d.rule_id and d.rule_id not in d.reason else ""
         parts.append(Text(f"course {d.course} delayed {d.days} d on {d.recorded_on.isoformat()} "
-                          f"by {d.by}: {d.reason}", style="yellow"))
+                          f"by {d.by}: {d.reason}{rule}", style="yellow"))
+    if calendar.actions:
+        parts.append(Text("Toxicity actions confirmed by a clinician", style="bold"))
+        for a in calendar.actions:
+            changed = f" ({len(a.event_ids)} event{'s' if len(a.event_ids) != 1 else ''})"
+            parts.append(Text(f"  {a.text}{changed}", style="bold yellow" if a.unconfirmed
+                              else "yellow"))
+            parts.append(Text(f"    because: {a.reason}", style="dim"))
+            parts.append(Text(f"    source: {a.source}", style="dim"))
     table = Table(show_lines=False, expand=False, header_style="bold")
     for column in ("Date", "Day", "Id", "Event", "Dose", "Status"):
         table.add_column(column, overflow="fold", no_wrap=column in ("Date", "Id", "Dose"),
@@ -79,6 +90,9 @@ def calendar_view(calendar: Calendar) -> RenderableType:
             dose = Text(e.dose.shown(), style="yellow" if e.dose.not_set else "")
             if e.dose.unconfirmed and not e.dose.not_set:
                 dose.append(" [unconfirmed]", style="yellow")
+            for m in e.modifications:
+                if m.kind == "reduce" and m.percent is not None:
+                    dose.append(f" (reduced to {m.percent:g}%)", style="bold yellow")
             marks = f" [unconfirmed: {'; '.join(e.dose.unconfirmed)}]" if e.dose.unconfirmed \
                 else ""
             courses = working.setdefault(f"{e.dose.agent}: {e.dose.working}{marks}", [])
