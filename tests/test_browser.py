@@ -95,3 +95,52 @@ def test_log_in_search_open_the_trial_and_screen_a_patient(chromium: Any, live_s
         page.screenshot(path=str(output_dir / "browser-3-screening.png"))
     finally:
         context.close()
+
+
+def test_enrol_see_the_calendar_and_enter_an_adverse_event(chromium: Any, live_server: str,
+                                                           output_dir: Path) -> None:
+    context = chromium.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("dialog", lambda dialog: dialog.accept())  # "Sign electronically?"
+    try:
+        page.goto(f"{live_server}/login?next=/patients/NBNK-0002")
+        page.get_by_label("User name").fill("investigator")
+        page.get_by_label("Password").fill("investigator-demo")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/patients/NBNK-0002")
+        assert "Form version 1.0 signed 2026-11-18" in page.inner_text("#consent")
+
+        page.get_by_label("Calendar day 1 (start date; can be set later)").fill("2026-11-21")
+        page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        page.get_by_role("button", name="Sign and enrol").click()
+        page.wait_for_url("**/patients/NBNK-0002#enrolment")
+        enrolment = page.inner_text("#enrolment")
+        assert "arm B" in enrolment and "I confirm the patient is eligible" in enrolment
+        page.screenshot(path=str(output_dir / "browser-4-enrolled.png"))
+
+        page.get_by_role("link", name="Calendar and doses").click()
+        page.wait_for_url("**/patients/NBNK-0002/calendar")
+        assert page.locator("ol.timeline li").count() >= 6
+        row = page.locator("tr#ev-c1\\.irinotecan\\.d1")
+        assert "51.5 mg/day" in row.inner_text() and "[unconfirmed]" in row.inner_text()
+        page.screenshot(path=str(output_dir / "browser-5-calendar.png"))
+        row.scroll_into_view_if_needed()
+        page.screenshot(path=str(output_dir / "browser-5b-doses.png"))
+
+        page.get_by_role("link", name="Adverse events").first.click()
+        page.wait_for_url("**/patients/NBNK-0002/adverse-events")
+        page.get_by_label("Term (CTCAE v5.0, or free text with its MedDRA term)").fill(
+            "Catheter related infection")
+        page.get_by_label("Grade", exact=True).select_option("2")
+        page.get_by_label("Onset", exact=True).fill("2026-11-21")
+        page.get_by_role("button", name="Record and check the protocol rules").click()
+        page.wait_for_url("**/adverse-events#latest")
+        proposed = page.locator("section.ae").last
+        text = proposed.inner_text()
+        assert "Catheter related infection — grade 2" in text
+        assert "NBNK-LINE-INFECTION" in text and "supportive care" in text
+        proposed.scroll_into_view_if_needed()
+        page.screenshot(path=str(output_dir / "browser-6-adverse-event.png"))
+    finally:
+        context.close()

@@ -18,6 +18,10 @@ from trialdesk.web.roles import Role
 
 TRIAL = "NB-NK-2026"
 PATIENT = "NBNK-0002"  # eligible, not enrolled, site Moscow
+JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
+# Routes about an enrolled patient's calendar, safety and response use JOURNEY.
+JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
+                  "/adverse-events", "/actions", "/responses", "/follow-ups")
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -77,6 +81,11 @@ ALL = set(ROLES)
 WRITERS = {"investigator", "coordinator"}
 AUDIT = {"administrator", "monitor"}
 DASH = {"administrator", "investigator", "coordinator", "monitor", "statistician"}
+CLINICAL = {"investigator", "coordinator", "pharmacist", "monitor"}  # not the statistician
+GIVERS = {"investigator", "coordinator", "pharmacist"}
+DOSE = {"investigator", "pharmacist"}
+INVESTIGATOR = {"investigator"}
+OUTCOMES = {"administrator", "statistician"}  # de-identified
 
 # (method, path template) -> (rule, request maker)
 EXPECTED: dict[tuple[str, str], Rule] = {
@@ -102,6 +111,31 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/patients/{study_number}/screenings"): patient_level(WRITERS, 201),
     ("POST", "/api/patients/{study_number}/enrolment"): patient_level({"investigator"}, 201),
     ("GET", "/api/patients/{study_number}/audit"): patient_level(AUDIT),
+    ("POST", "/api/patients/{study_number}/consents"): patient_level(WRITERS, 201),
+    ("GET", "/api/patients/{study_number}/calendar"): patient_level(CLINICAL),
+    ("GET", "/api/patients/{study_number}/calendar.ics"): patient_level(CLINICAL),
+    ("PUT", "/api/patients/{study_number}/calendar"): patient_level(WRITERS),
+    ("POST", "/api/patients/{study_number}/body"): patient_level(WRITERS, 201),
+    ("POST", "/api/patients/{study_number}/records"): patient_level(GIVERS, 201),
+    ("POST", "/api/patients/{study_number}/delays"): patient_level(WRITERS, 201),
+    ("POST", "/api/patients/{study_number}/dose-signatures"): patient_level(DOSE, 201),
+    ("GET", "/api/patients/{study_number}/adverse-events"): patient_level(CLINICAL),
+    ("POST", "/api/patients/{study_number}/adverse-events"): patient_level(WRITERS, 201),
+    ("PUT", "/api/patients/{study_number}/adverse-events/{ae_id}"): patient_level(WRITERS),
+    ("POST", "/api/patients/{study_number}/actions/{action_id}/confirmation"):
+        patient_level(INVESTIGATOR, 201),
+    ("GET", "/api/patients/{study_number}/responses"): patient_level(CLINICAL),
+    ("POST", "/api/patients/{study_number}/responses"): patient_level(INVESTIGATOR, 201),
+    ("POST", "/api/patients/{study_number}/follow-ups"): patient_level(WRITERS, 201),
+    ("GET", "/api/trials/{trial_id}/randomisation"): trial_level(AUDIT),
+    # NB-NK-2026 assigns arms by rule: an administrator passes the role check and is then
+    # refused on the content (422); everyone else is refused first.
+    ("POST", "/api/trials/{trial_id}/randomisation"): trial_level({"administrator"}, 422),
+    ("GET", "/api/trials/{trial_id}/outcomes"): trial_level(OUTCOMES),
+    ("GET", "/api/trials/{trial_id}/outcomes/km.png"): trial_level(OUTCOMES),
+    ("GET", "/api/trials/{trial_id}/exports/sdtm.zip"): trial_level(OUTCOMES),
+    ("GET", "/api/trials/{trial_id}/exports/fhir.json"): trial_level(OUTCOMES),
+    ("GET", "/api/trials/{trial_id}/reports/dsmb.pdf"): trial_level(OUTCOMES),
     ("GET", "/"): public(303),
     ("GET", "/login"): public(),
     ("GET", "/trials"): public(),
@@ -118,6 +152,23 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/edit"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/screen"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/enrol"): patient_level({"investigator"}, 303),
+    ("POST", "/patients/{study_number}/consent"): patient_level(WRITERS, 303),
+    ("GET", "/patients/{study_number}/calendar"): patient_level(CLINICAL),
+    ("POST", "/patients/{study_number}/calendar/settings"): patient_level(WRITERS, 303),
+    ("POST", "/patients/{study_number}/body"): patient_level(WRITERS, 303),
+    ("POST", "/patients/{study_number}/records"): patient_level(GIVERS, 303),
+    ("POST", "/patients/{study_number}/delays"): patient_level(WRITERS, 303),
+    ("POST", "/patients/{study_number}/doses/sign"): patient_level(DOSE, 303),
+    ("GET", "/patients/{study_number}/adverse-events"): patient_level(CLINICAL),
+    ("POST", "/patients/{study_number}/adverse-events"): patient_level(WRITERS, 303),
+    ("POST", "/patients/{study_number}/adverse-events/{ae_id}"): patient_level(WRITERS, 303),
+    ("POST", "/patients/{study_number}/actions/{action_id}/confirm"):
+        patient_level(INVESTIGATOR, 303),
+    ("GET", "/patients/{study_number}/responses"): patient_level(CLINICAL),
+    ("POST", "/patients/{study_number}/responses"): patient_level(INVESTIGATOR, 303),
+    ("POST", "/patients/{study_number}/follow-ups"): patient_level(WRITERS, 303),
+    ("GET", "/trials/{trial_id}/outcomes"): trial_level(OUTCOMES),
+    ("POST", "/trials/{trial_id}/randomisation"): trial_level({"administrator"}, 422),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -147,8 +198,15 @@ def test_every_route_has_a_row(web: Any) -> None:
 
 
 def _call(web: Any, client: Any, method: str, path: str) -> Any:
-    url = path.replace("{trial_id}", TRIAL).replace("{study_number}", PATIENT).replace(
+    patient = JOURNEY if any(r in path for r in JOURNEY_ROUTES) else PATIENT
+    url = path.replace("{trial_id}", TRIAL).replace("{study_number}", patient).replace(
         "{number}", "1")
+    if "{ae_id}" in url:
+        url = url.replace("{ae_id}", str(web.store.adverse_events(JOURNEY)[0].id))
+    if "{action_id}" in url:
+        url = url.replace("{action_id}", str(_confirmable_action(web)))
+    if url.endswith("/sdtm.zip"):
+        url += "?country=RUS"
     api = url.startswith("/api")
     headers = {"x-csrf-token": client.csrf or ""} if api else {"accept": "text/html"}
     form = {"csrf_token": client.csrf or ""}
@@ -164,7 +222,7 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
                           "reason": "new patient"}
     elif key == ("PUT", "/api/patients/{study_number}"):
         version = web.store.patient(PATIENT).version
-        kwargs["json"] = {"version": version, "record": {**RECORD, "sex": "female"},
+        kwargs["json"] = {"version": version, "record": RECORD,
                           "reason": "edit"}
     elif key == ("POST", "/api/patients/{study_number}/screenings"):
         kwargs["json"] = {"as_of": "2026-11-21T12:00:00", "reason": "screening"}
@@ -180,22 +238,134 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     elif key == ("POST", "/patients/{study_number}/edit"):
         version = web.store.patient(PATIENT).version
         kwargs["data"] = {**form, "version": str(version), "reason": "edit",
-                          "record_json": json.dumps({**RECORD, "sex": "female"})}
+                          "record_json": json.dumps(RECORD)}
     elif key == ("POST", "/patients/{study_number}/screen"):
         kwargs["data"] = {**form, "reason": "screening"}
     elif key == ("POST", "/patients/{study_number}/enrol"):
         kwargs["data"] = {**form, "screening_id": str(_eligible_screening(web)),
                           "password": web.logins.get(client.username, "x"), "reason": "enrol"}
+    elif path.startswith(("/api/patients/", "/patients/")) and method in ("POST", "PUT"):
+        body = _journey_body(web, client, path)
+        if api:
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = {**form, **{k: ("yes" if v is True else str(v))
+                                         for k, v in body.items()
+                                         if not isinstance(v, (dict, list))}}
+            if isinstance(body.get("document"), dict):
+                kwargs["data"]["document"] = json.dumps(body["document"])
+    elif key in (("POST", "/api/trials/{trial_id}/randomisation"),
+                 ("POST", "/trials/{trial_id}/randomisation")):
+        body = {"seed": 7, "reason": "generate"}
+        if api:
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = {**form, "seed": "7", "reason": "generate"}
     return client.request(method, url, **kwargs)
+
+
+INRC = json.loads((default_protocol_dir().parent / "examples" / "response" /
+                   "inrc-pr.json").read_text())
+
+
+def _investigator(web: Any) -> Any:
+    from trialdesk.web.security import Principal
+
+    user = web.store.user_by_name("investigator")
+    return Principal(user, tuple(web.store.memberships(user.id)))
+
+
+def _calendar(web: Any) -> dict[str, Any]:
+    from trialdesk.web.journeys import calendar_page
+
+    page: dict[str, Any] = calendar_page(web.app.state.ctx, _investigator(web), JOURNEY)
+    return page
+
+
+def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
+    """A valid body for each journey route (each call a new record where it must be)."""
+    tail = path.split("{study_number}", 1)[1]
+    password = web.logins.get(client.username, "x")
+    if tail == "/consents" or tail == "/consent":
+        return {"version": "1.0", "signed_on": "2026-11-18", "signed_by": "parent",
+                "reason": "consent"}
+    if tail in ("/calendar", "/calendar/settings"):
+        return {"version": web.store.journey(JOURNEY).version, "start": "2026-11-21",
+                "reason": "settings"}
+    if tail == "/body":
+        return {"on": "2026-11-21", "weight_kg": 21.0, "reason": "weighed"}
+    if tail == "/records":
+        event = next(r for r in _calendar(web)["recordable"] if r["administration"]
+                     and r["unit"] is not None)
+        dose = next(e for e in _calendar(web)["calendar"]["events"]
+                    if e["id"] == event["id"])["dose"]
+        return {"event_id": event["id"], "status": "given", "at": "2026-11-21T11:00",
+                "amount": dose["amount"] or dose["amount_max"], "unit": dose["unit"],
+                "reason": "given"}
+    if tail == "/delays":
+        return {"course": 5, "days": 1, "why": "count recovery", "reason": "delay"}
+    if tail in ("/dose-signatures", "/doses/sign"):
+        event = next(e for e in _calendar(web)["calendar"]["events"] if e["signable"])
+        return {"event_id": event["id"], "password": password, "reason": "sign-off"}
+    if tail == "/adverse-events":
+        return {"term": "Fever", "grade": 1, "onset": "2026-11-21", "meddra_term": "Fever",
+                "reason": "AE"}
+    if tail == "/adverse-events/{ae_id}":
+        ae = web.store.adverse_events(JOURNEY)[0]
+        return {"version": ae.version, "resolution": "2026-11-21", "reason": "resolved"}
+    if tail.startswith("/actions/"):
+        _, row = web.store.toxicity_action(_confirmable_action(web))
+        return {"version": row.version, "password": password, "accept_unconfirmed": True,
+                "reason": "confirm"}
+    if tail == "/responses":
+        return {"criteria": "INRC", "assessed_on": "2026-11-21", "document": INRC,
+                "reason": "assessment"}
+    if tail == "/follow-ups":
+        return {"kind": "last_contact", "occurred_on": "2026-11-21", "reason": "seen"}
+    raise AssertionError(f"no request maker for {path}")
+
+
+def _confirmable_action(web: Any) -> int:
+    """A proposed, confirmable action of JOURNEY (made once per test database)."""
+    for ae in web.store.adverse_events(JOURNEY):
+        for a in ae.actions:
+            if a.status == "proposed" and a.proposal["requires_confirmation"] and \
+                    a.kind == "discontinue_agent":
+                return int(a.id)
+    from trialdesk.safety.rules import ProposedAction
+
+    done = sum(1 for ae in web.store.adverse_events(JOURNEY) for a in ae.actions
+               if a.status == "confirmed")
+    agent = ("dinutuximab beta", "temozolomide", "irinotecan")[done]  # a new action each time
+    proposal = ProposedAction(
+        kind="discontinue_agent", agent=agent, scope="permanent",
+        reason="Anaphylaxis grade 3", rule_id="NBNK-ANAPHYLAXIS", source="test",
+        unconfirmed=True, requires_confirmation=True)
+    j = web.store.journey(JOURNEY)
+    row = web.store.add_adverse_event(
+        JOURNEY, document={"term": "Anaphylaxis", "grade": 3, "onset": "2026-11-21"},
+        lab=None, check={"rules": []}, course_number=1, course_id="IT",
+        proposals=[{"rule_id": proposal.rule_id, "kind": proposal.kind.value,
+                    "proposal": proposal.model_dump(mode="json"), "found_on": "2026-11-21"}],
+        expected_version=j.version, actor="test", reason="test set-up")
+    return int(row.actions[0].id)
 
 
 def _eligible_screening(web: Any) -> int:
     """A fresh eligible screening of PATIENT (and no enrolment yet)."""
+    from datetime import datetime
+
+    from trialdesk.criteria.verdict import screen_record
+    from trialdesk.facts.patient import PatientRecord
+
     version = web.store.protocol_version(TRIAL)
+    compiled = web.app.state.ctx.catalogue.compile(version)
     row = web.store.patient(PATIENT)
-    sc = web.store.add_screening(PATIENT, version.id, row.version, {
-        "as_of": "2026-11-21T12:00:00", "verdict": "eligible", "arm": "B"},
-        actor="test", reason="test screening")
+    result = screen_record(compiled, PatientRecord.model_validate(row.record),
+                           as_of=datetime(2026, 11, 21, 12, 0)).to_json()
+    assert result["verdict"] == "eligible"
+    sc = web.store.add_screening(PATIENT, version.id, row.version, result, actor="test",
+                                 reason="test screening")
     return int(sc.id)
 
 
@@ -238,7 +408,12 @@ def _unenrol(web: Any) -> None:
     from sqlalchemy import text
 
     with web.store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM enrolments"))
+        ids = "SELECT id FROM journeys WHERE patient_id = (SELECT id FROM patients WHERE " \
+              f"study_number = '{PATIENT}')"
+        conn.execute(text(f"DELETE FROM body_measurements WHERE journey_id IN ({ids})"))
+        conn.execute(text(f"DELETE FROM journeys WHERE id IN ({ids})"))
+        conn.execute(text("DELETE FROM enrolments WHERE patient_id = (SELECT id FROM patients "
+                          f"WHERE study_number = '{PATIENT}')"))
 
 
 def test_nobody_sees_another_trials_patients(access_web: Any) -> None:

@@ -190,9 +190,19 @@ def test_free_text_is_escaped_on_every_page(web: Any) -> None:
     number = created.json()["study_number"]
     c.post(f"/api/patients/{number}/screenings", headers={"x-csrf-token": c.csrf},
            json={"reason": PAYLOAD, "as_of": "2026-11-21T12:00:00"})
+    # The enrolled demo patient's journey pages carry free text too.
+    h = {"x-csrf-token": c.csrf}
+    assert c.post("/api/patients/NBNK-0001/adverse-events", headers=h, json={
+        "term": PAYLOAD, "meddra_term": PAYLOAD, "grade": 2, "onset": "2026-11-21",
+        "reason": PAYLOAD}).status_code == 201
+    assert c.post("/api/patients/NBNK-0001/follow-ups", headers=h, json={
+        "kind": "last_contact", "occurred_on": "2026-11-21", "note": PAYLOAD,
+        "reason": PAYLOAD}).status_code == 201
     pages = [c.get(u, headers=HTML) for u in (
         "/trials", "/trials/NB-NK-2026", f"/patients/{number}", "/patients",
-        f"/patients/{number}/edit", f"/trials?q={PAYLOAD}", f"/login?next={PAYLOAD}")]
+        f"/patients/{number}/edit", f"/trials?q={PAYLOAD}", f"/login?next={PAYLOAD}",
+        "/patients/NBNK-0001/adverse-events", "/patients/NBNK-0001/responses",
+        "/patients/NBNK-0001/calendar", "/trials/NB-NK-2026/dashboard")]
     pages.append(web.client("monitor").get("/trials/NB-NK-2026/audit", headers=HTML))
     pages.append(_screen(c, {"stage": PAYLOAD, "birth_date": "2019-04-12",
                              "diagnosis": "neuroblastoma", "as_of": PAYLOAD}))

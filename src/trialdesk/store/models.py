@@ -14,7 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -201,3 +201,207 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     writes: Mapped[int] = mapped_column(Integer)
+
+
+# ---------------------------------------------------------------------------- the patient journey
+# (migration 0002). Child records of a journey are written once and never edited: a
+# correction is a new record with its reason. Each change to a journey bumps the journey's
+# ``version``, so a change checked against a stale calendar is refused.
+
+
+class Consent(Base):
+    """A signed informed consent as recorded (``document``: the core ConsentRecord)."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"))
+    form_version: Mapped[str] = mapped_column(String(64))
+    signed_on: Mapped[str] = mapped_column(String(10))
+    signed_by: Mapped[str] = mapped_column(String(32))
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Journey(Base):
+    """An enrolled patient's calendar inputs: the core enrolment (frozen screening, arm,
+    override, variants, optional agents), the start date and the clinical anchors."""
+
+    __tablename__ = "journeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("enrolments.id"), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consents.id"))
+    document: Mapped[str] = mapped_column(Text)
+    arm_basis: Mapped[str] = mapped_column(String(16))
+    override_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    start_date: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    anchors: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class BodyMeasurement(Base):
+    __tablename__ = "body_measurements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    measured_on: Mapped[str] = mapped_column(String(10))
+    weight_kg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    height_cm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class EventRecord(Base):
+    """What happened to one calendar event (an administration given, partly given, withheld…)."""
+
+    __tablename__ = "event_records"
+    __table_args__ = (UniqueConstraint("journey_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"))
+    event_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    happened_at: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CourseDelay(Base):
+    __tablename__ = "course_delays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    course: Mapped[int] = mapped_column(Integer)
+    days: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class AdverseEvent(Base):
+    """An adverse event (``document``: the core AdverseEvent, CTCAE version kept), the lab it
+    was graded from, and the safety check made when it was entered."""
+
+    __tablename__ = "adverse_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    term: Mapped[str] = mapped_column(String(200))
+    grade: Mapped[int] = mapped_column(Integer)
+    onset: Mapped[str] = mapped_column(String(10))
+    course_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    course_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    lab: Mapped[str | None] = mapped_column(Text, nullable=True)
+    safety_check: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class ToxicityAction(Base):
+    """An action a protocol toxicity rule proposed for an adverse event; once a clinician
+    confirms it (e-signature) ``applied`` holds what it changed on the calendar."""
+
+    __tablename__ = "toxicity_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    adverse_event_id: Mapped[int] = mapped_column(ForeignKey("adverse_events.id"), index=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    proposal: Mapped[str] = mapped_column(Text)
+    found_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    applied: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signature_id: Mapped[int | None] = mapped_column(ForeignKey("signatures.id"), nullable=True)
+    confirmed_at: Mapped[str | None] = mapped_column(MOMENT, nullable=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class ResponseAssessment(Base):
+    """A response assessment (INRC 2017 time point, RECIST 1.1 baseline or time point) with
+    the result and its reasoning as computed when it was entered."""
+
+    __tablename__ = "response_assessments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    criteria: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    assessed_on: Mapped[str] = mapped_column(String(10))
+    overall: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class FollowUp(Base):
+    """A dated follow-up fact for the outcomes: last contact, death, second malignancy."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_on: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class AllocationList(Base):
+    """A sealed randomisation list: written once; its digest is recorded at generation and
+    its entries never leave the store (only the allocation made for a patient does)."""
+
+    __tablename__ = "allocation_lists"
+    __table_args__ = (UniqueConstraint("trial_id", "randomisation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"))
+    randomisation_id: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    entries: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[str] = mapped_column(MOMENT)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Allocation(Base):
+    """One allocation revealed from a list to one enrolled patient, in the order made."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (UniqueConstraint("list_id", "stratum", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("allocation_lists.id"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), unique=True)
+    stratum: Mapped[str] = mapped_column(String(200))
+    sequence: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    allocated_at: Mapped[str] = mapped_column(MOMENT)

@@ -166,3 +166,125 @@ class TrialCounts:
     eligible: int
     enrolled: int
     by_arm: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- the patient journey
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    """A recorded consent (``document``: the core ConsentRecord as JSON)."""
+
+    id: int
+    study_number: str
+    trial_id: str
+    document: dict[str, Any]
+    recorded_at: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class JourneyRow:
+    """Everything stored about one enrolled patient's calendar, as JSON documents of the core
+    values (enrolment, consents, allocation, body measurements, event records, delays,
+    applied toxicity actions) plus the calendar settings and the journey's version."""
+
+    id: int
+    study_number: str
+    trial_id: str
+    site: str
+    enrolment_id: int
+    document: dict[str, Any]
+    arm: str | None
+    arm_basis: str
+    override_by: str | None
+    override_reason: str | None
+    start: str | None
+    anchors: dict[str, str]
+    consents: tuple[dict[str, Any], ...]
+    allocation: dict[str, Any] | None
+    body: tuple[dict[str, Any], ...]
+    records: tuple[dict[str, Any], ...]
+    delays: tuple[dict[str, Any], ...]
+    actions: tuple[dict[str, Any], ...]
+    enrolled_at: str
+    updated_at: str
+    updated_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """A toxicity action proposed by a rule for an adverse event; confirmed or not yet."""
+
+    id: int
+    adverse_event_id: int
+    ordinal: int
+    rule_id: str
+    kind: str
+    proposal: dict[str, Any]
+    found_on: str | None
+    status: str
+    applied: dict[str, Any] | None
+    signature: SignatureRow | None
+    version: int
+
+
+@dataclass(frozen=True)
+class AdverseEventRow:
+    id: int
+    study_number: str
+    trial_id: str
+    site: str
+    term: str
+    grade: int
+    onset: str
+    course_number: int | None
+    course_id: str | None
+    document: dict[str, Any]
+    lab: dict[str, Any] | None
+    check: dict[str, Any]
+    recorded_at: str
+    recorded_by: str
+    updated_at: str
+    updated_by: str
+    version: int
+    actions: tuple[ActionRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    id: int
+    study_number: str
+    criteria: str
+    kind: str
+    assessed_on: str
+    overall: str | None
+    document: dict[str, Any]
+    result: dict[str, Any]
+    recorded_at: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class FollowUpRow:
+    id: int
+    study_number: str
+    kind: str
+    occurred_on: str
+    note: str
+    recorded_at: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class AllocationListInfo:
+    """What may be shown of a sealed list: its digest, size and how many were allocated."""
+
+    trial_id: str
+    randomisation_id: str
+    digest: str
+    entries: int
+    allocated: int
+    created_at: str
+    created_by: str

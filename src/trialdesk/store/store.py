@@ -20,21 +20,27 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from trialdesk.errors import NotFoundError
 from trialdesk.store import models as m
-from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, entry_hash, verify_chain
-from trialdesk.store.db import make_engine, upgrade
+from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, verify_chain
+from trialdesk.store.base import (
+    Clock,
+    StoreBase,
+    diff,
+    moment,
+    parse_moment,
+    signature_row,
+    utcnow,
+)
+from trialdesk.store.clinical import Allocate, ClinicalStore
 from trialdesk.store.records import (
     AuditRow,
     ConflictError,
@@ -50,72 +56,7 @@ from trialdesk.store.records import (
     UserRecord,
 )
 
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def moment(at: datetime) -> str:
-    """A moment as stored: ISO 8601 UTC with microseconds and ``Z``.
-
-    >>> moment(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
-    '2026-11-21T12:00:00.000000Z'
-    """
-    if at.tzinfo is None:
-        raise ValueError("a stored moment must be timezone-aware")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_moment(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-
-
-def diff(old: Any, new: Any, path: str = "$") -> dict[str, dict[str, Any]]:
-    """Old → new for every leaf that changed, by JSON path.
-
-    >>> diff({"a": 1, "b": [1, 2]}, {"a": 1, "b": [1, 3], "c": "x"})
-    {'$.b[1]': {'old': 2, 'new': 3}, '$.c': {'old': None, 'new': 'x'}}
-    """
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: dict[str, dict[str, Any]] = {}
-        for key in [*old, *(k for k in new if k not in old)]:
-            out.update(diff(old.get(key), new.get(key), f"{path}.{key}"))
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        out = {}
-        for i in range(max(len(old), len(new))):
-            out.update(diff(old[i] if i < len(old) else None, new[i] if i < len(new) else None,
-                            f"{path}[{i}]"))
-        return out
-    return {} if old == new else {path: {"old": old, "new": new}}
-
-
-@dataclass
-class _Tx:
-    """One write transaction: the session, who is writing, the moment, the audit head."""
-
-    session: Session
-    actor: str
-    at: str
-    head: m.AuditHead
-    entries: list[int] = field(default_factory=list)
-
-    def audit(self, action: str, record_type: str, record_id: str,
-              changes: Mapping[str, Any], reason: str) -> None:
-        if not reason.strip():
-            raise ValueError("every audited change needs a reason")
-        content = {
-            "seq": self.head.seq + 1, "at": self.at, "username": self.actor, "action": action,
-            "record_type": record_type, "record_id": record_id, "changes": canonical(changes),
-            "reason": reason,
-        }
-        new_hash = entry_hash(self.head.hash, content)
-        self.session.add(m.AuditEntry(prev_hash=self.head.hash, hash=new_hash, **content))
-        self.head.seq += 1
-        self.head.hash = new_hash
-        self.entries.append(self.head.seq)
+__all__ = ["Clock", "Store", "StoreBase", "diff", "moment", "parse_moment", "utcnow"]
 
 
 def _user(u: m.User) -> UserRecord:
@@ -134,59 +75,8 @@ def _patient(p: m.Patient) -> PatientRecordRow:
                             p.version)
 
 
-def _signature(s: m.Signature) -> SignatureRow:
-    return SignatureRow(s.id, s.username, s.full_name, s.meaning, s.record_type, s.record_id,
-                        s.record_digest, s.signed_at)
-
-
-class Store:
+class Store(ClinicalStore):
     """trialdesk's database. Open with :meth:`open`; every method is one transaction."""
-
-    def __init__(self, engine: Engine, *, clock: Clock = utcnow) -> None:
-        self.engine = engine
-        self.clock = clock
-
-    @classmethod
-    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow) -> Store:
-        """Open the database at ``url``, bringing its schema up to date unless told not to."""
-        engine = make_engine(url)
-        if migrate:
-            upgrade(engine)
-        return cls(engine, clock=clock)
-
-    @property
-    def backend(self) -> str:
-        return self.engine.dialect.name
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def now(self) -> datetime:
-        return self.clock()
-
-    # ------------------------------------------------------------------ transactions
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self.engine) as session:
-            yield session
-
-    @contextmanager
-    def _write(self, actor: str) -> Iterator[_Tx]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                with session.begin():
-                    # Take the writers' lock first (see AuditHead).
-                    session.execute(update(m.AuditHead).where(m.AuditHead.id == 1)
-                                    .values(writes=m.AuditHead.writes + 1))
-                    head = session.get(m.AuditHead, 1, populate_existing=True)
-                    if head is None:
-                        raise NotFoundError("the audit trail has no head record",
-                                            where="audit_head")
-                    yield _Tx(session, actor, moment(self.now()), head)
-            except StaleDataError:
-                raise ConflictError("the record was changed by someone else while saving; "
-                                    "reload it and apply your change again") from None
 
     # ------------------------------------------------------------------ users
 
@@ -529,7 +419,7 @@ class Store:
         with self._write(self._username(user_id)) as tx:
             sig = self._add_signature(tx, user_id, meaning, record_type, record_id, record_digest,
                                       reason, audit_id or record_id)
-            return _signature(sig)
+            return signature_row(sig)
 
     def _username(self, user_id: int) -> str:
         u = self.user(user_id)
@@ -537,38 +427,36 @@ class Store:
             raise NotFoundError(f"no user {user_id}")
         return u.username
 
-    def _add_signature(self, tx: _Tx, user_id: int, meaning: str, record_type: str,
-                       record_id: str, record_digest: str, reason: str, audit_id: str
-                       ) -> m.Signature:
-        u = tx.session.get(m.User, user_id)
-        if u is None:
-            raise NotFoundError(f"no user {user_id}")
-        sig = m.Signature(user_id=u.id, username=u.username, full_name=u.full_name,
-                          meaning=meaning, record_type=record_type, record_id=record_id,
-                          record_digest=record_digest, signed_at=tx.at)
-        tx.session.add(sig)
-        tx.session.flush()
-        tx.audit("sign", record_type, audit_id,
-                 {"record_id": {"old": None, "new": record_id},
-                  "signature": {"old": None, "new": f"{u.full_name} — {meaning}"},
-                  "record_digest": {"old": None, "new": record_digest}}, reason)
-        return sig
+    def signatures_for(self, record_type: str, record_id_prefix: str) -> list[SignatureRow]:
+        """Every signature of one kind whose record id starts with ``record_id_prefix``."""
+        with self._read() as s:
+            rows = s.scalars(select(m.Signature).where(
+                m.Signature.record_type == record_type,
+                m.Signature.record_id.startswith(record_id_prefix, autoescape=True))
+                .order_by(m.Signature.id))
+            return [signature_row(r) for r in rows]
 
     def signatures(self, record_type: str, record_id: str) -> list[SignatureRow]:
         with self._read() as s:
             rows = s.scalars(select(m.Signature).where(m.Signature.record_type == record_type,
                                                        m.Signature.record_id == record_id)
                              .order_by(m.Signature.id))
-            return [_signature(r) for r in rows]
+            return [signature_row(r) for r in rows]
 
     # ------------------------------------------------------------------ enrolment
 
     def enrol(self, study_number: str, screening_id: int, user_id: int, *, meaning: str,
-              record_digest: str, reason: str) -> EnrolmentRow:
-        """Enrol a patient on an eligible screening, under that screening's protocol version.
+              record_digest: str, reason: str, journey: Mapping[str, Any] | None = None,
+              allocate: Allocate | None = None, randomisation_id: str | None = None
+              ) -> EnrolmentRow:
+        """Enrol a patient on a screening, under that screening's protocol version.
 
         The investigator's e-signature confirming eligibility is stored in the same
-        transaction and bound to the screening result.
+        transaction and bound to the screening result. ``journey`` (the calendar inputs:
+        the core enrolment ``document``, ``arm``, ``arm_basis``, ``consent_id``, ``start``,
+        ``anchors`` and an ``override_by``/``override_reason``) is stored with it; only an
+        override lets a screening that is not eligible be enrolled. ``allocate`` randomises
+        the patient from the trial's sealed list in the same transaction.
         """
         with self._write(self._username(user_id)) as tx:
             p = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
@@ -582,9 +470,11 @@ class Store:
                 raise ConflictError(f"patient {study_number} is already enrolled")
             v = tx.session.get(m.ProtocolVersion, sc.protocol_version_id)
             assert v is not None  # foreign key
-            if sc.verdict != "eligible":
+            overridden = bool(journey and journey.get("override_by"))
+            if sc.verdict != "eligible" and not overridden:
                 raise ConflictError(f"screening {screening_id} found the patient {sc.verdict}; "
-                                    "only an eligible screening can be confirmed",
+                                    "only an eligible screening can be confirmed (or an "
+                                    "investigator's override with a reason)",
                                     where="screening_id")
             if sc.patient_version != p.version:
                 raise ConflictError(f"patient {study_number} changed after screening "
@@ -592,22 +482,25 @@ class Store:
                                     where="screening_id")
             sig = self._add_signature(tx, user_id, meaning, "screening", str(sc.id),
                                       record_digest, reason, study_number)
+            arm = journey.get("arm") if journey is not None else sc.arm
             row = m.Enrolment(patient_id=p.id, trial_id=v.trial_id, protocol_version_id=v.id,
-                              screening_id=sc.id, signature_id=sig.id, arm=sc.arm,
+                              screening_id=sc.id, signature_id=sig.id, arm=arm,
                               enrolled_at=tx.at, enrolled_by=tx.actor)
             tx.session.add(row)
             tx.session.flush()
             tx.audit("enrol", "enrolment", study_number,
                      {"trial": {"old": None, "new": v.trial_id},
                       "protocol_version": {"old": None, "new": f"{v.number} ({v.label})"},
-                      "arm": {"old": None, "new": sc.arm}}, reason)
+                      "arm": {"old": None, "new": arm}}, reason)
+            if journey is not None:
+                self._add_journey(tx, p, row, journey, allocate, randomisation_id, reason)
             return self._enrolment_row(row, p, v, sig)
 
     @staticmethod
     def _enrolment_row(row: m.Enrolment, p: m.Patient, v: m.ProtocolVersion,
                        sig: m.Signature) -> EnrolmentRow:
         return EnrolmentRow(row.id, p.study_number, row.trial_id, v.id, v.number, v.label,
-                            row.screening_id, _signature(sig), row.arm, row.enrolled_at,
+                            row.screening_id, signature_row(sig), row.arm, row.enrolled_at,
                             row.enrolled_by, row.version)
 
     def enrolment(self, study_number: str) -> EnrolmentRow | None:
@@ -631,8 +524,11 @@ class Store:
                       .group_by(m.Screening.patient_id)).subquery()
             rows = s.execute(select(m.Screening.verdict, m.Screening.arm)
                              .where(m.Screening.id.in_(select(latest.c.id)))).all()
-            enrolled = s.execute(select(m.Enrolment.arm).where(m.Enrolment.trial_id == trial_id)
-                                 ).scalars().all()
+            enrolled = [allocated or arm for arm, allocated in s.execute(
+                select(m.Enrolment.arm, m.Allocation.arm)
+                .outerjoin(m.Journey, m.Journey.enrolment_id == m.Enrolment.id)
+                .outerjoin(m.Allocation, m.Allocation.journey_id == m.Journey.id)
+                .where(m.Enrolment.trial_id == trial_id))]
         by_arm: dict[str, dict[str, int]] = {a: {"screened": 0, "eligible": 0, "enrolled": 0}
                                              for a in [*arms, "unassigned"]}
         for verdict, arm in rows:

@@ -8,7 +8,7 @@ returned by ``POST /api/login``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -80,9 +80,30 @@ class ScreeningIn(_In):
 
 
 class EnrolIn(_In):
+    """Confirm eligibility (e-signature) and enrol; the calendar settings are optional.
+
+    ``override_reason`` enrols an ineligible or undetermined patient (the signer is the
+    overriding investigator; ``override_arm`` only when the protocol's rule cannot assign
+    one); ``factors`` are stratification levels for a randomised trial.
+    """
+
     screening_id: int = Field(ge=1)
     password: str = Field(min_length=1, max_length=1024)
     reason: Reason
+    start: date | None = None
+    override_reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                      max_length=1000)] | None = None
+    override_arm: str | None = Field(default=None, max_length=64)
+    variants: dict[Annotated[str, StringConstraints(max_length=64)],
+                   Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=dict, max_length=20)
+    optional: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=20)
+    anchors: dict[Annotated[str, StringConstraints(max_length=64)], datetime] = Field(
+        default_factory=dict, max_length=10)
+    factors: dict[Annotated[str, StringConstraints(max_length=64)],
+                  Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=dict, max_length=20)
 
 
 class ProtocolVersionIn(_In):
@@ -298,9 +319,18 @@ def screen_patient(request: Request, study_number: StudyNumber, body: ScreeningI
 def enrol(request: Request, study_number: StudyNumber, body: EnrolIn, who: Who
           ) -> dict[str, Any]:
     """Confirm eligibility with an e-signature (password again) and enrol the patient."""
-    return {"ok": True, **ops.enrol_patient(ops.context(request), who, study_number,
-                                            screening_id=body.screening_id,
-                                            password=body.password, reason=body.reason)}
+    from trialdesk.web import journeys
+    from trialdesk.web.clinical_api import body_fields
+
+    ctx = ops.context(request)
+    with body_fields():
+        journeys.enrol_patient(
+            ctx, who, study_number, screening_id=body.screening_id, password=body.password,
+            reason=body.reason, start=body.start, override_reason=body.override_reason,
+            override_arm=body.override_arm, variants=body.variants, optional=body.optional,
+            anchors={k: v.replace(tzinfo=None) for k, v in body.anchors.items()},
+            factors=body.factors)
+    return {"ok": True, **(ops.enrolment_view(ctx, study_number) or {})}
 
 
 @router.get("/patients/{study_number}/audit", tags=["audit"])

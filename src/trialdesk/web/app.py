@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import trialdesk
 from trialdesk.store import Store
-from trialdesk.web import api, errors, pages
+from trialdesk.web import api, clinical_api, clinical_pages, errors, pages
 from trialdesk.web.operations import WebContext
 from trialdesk.web.security import Auth
 from trialdesk.web.service import Catalogue
@@ -116,7 +116,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         return {"ok": True, "database": store.backend}
 
     app.include_router(api.router)
+    app.include_router(clinical_api.router)
     app.include_router(pages.router)
+    app.include_router(clinical_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024)

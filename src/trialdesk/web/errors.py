@@ -16,7 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trialdesk.errors import FactError, NotFoundError, ProtocolError, TrialdeskError
+from trialdesk.errors import (
+    ClinicalError,
+    EnrolmentError,
+    FactError,
+    NotFoundError,
+    OutcomeError,
+    ProtocolError,
+    ResponseError,
+    SafetyError,
+    ScheduleError,
+    TrialdeskError,
+)
 from trialdesk.store.records import AccessError, ConflictError
 
 log = logging.getLogger("trialdesk.web")
@@ -26,6 +37,12 @@ TITLES = {400: "Bad request", 401: "Log-in required", 403: "Forbidden", 404: "No
           422: "Invalid input", 500: "Server error"}
 
 
+# A request refused on its content (an impossible value, a consent signed by the wrong
+# person, a dose record that does not fit its event, an impossible CTCAE grade…).
+INVALID = (FactError, ProtocolError, ClinicalError, ScheduleError, EnrolmentError, SafetyError,
+           ResponseError, OutcomeError)
+
+
 def status_of(exc: TrialdeskError) -> int:
     if isinstance(exc, AccessError):
         return exc.status
@@ -33,7 +50,7 @@ def status_of(exc: TrialdeskError) -> int:
         return 404
     if isinstance(exc, ConflictError):
         return 409
-    if isinstance(exc, (FactError, ProtocolError)):
+    if isinstance(exc, INVALID):
         return 422
     return 400
 

@@ -5,10 +5,13 @@ permission for the trial and site of the record it touches, validates the input,
 the core (screening) and the store, and returns plain dictionaries. The API returns them
 as JSON and the pages render them, so the two cannot disagree.
 
-Extension points for the cores that land later (schedule/, enrolment/, safety/,
-response/, outcomes/, cellproduct/): add an operation here with its permission from
-:mod:`trialdesk.web.roles`, a route in ``api.py`` and ``pages.py``, and its row in the
-role × endpoint test; e-signatures go through :func:`sign_record`.
+The patient journey (consent, enrolment, calendar, records, dose sign-off), adverse events
+and toxicity actions, responses and the trial's outcomes live beside this module in
+:mod:`~trialdesk.web.journeys`, :mod:`~trialdesk.web.safety`,
+:mod:`~trialdesk.web.responses` and :mod:`~trialdesk.web.outcomes`. A new capability adds
+an operation with its permission from :mod:`trialdesk.web.roles`, a route in the API and
+the pages, and its row in the role × endpoint test; e-signatures go through
+:func:`sign_record` or the store's signature in the same transaction.
 """
 
 from __future__ import annotations
@@ -102,8 +105,15 @@ def dashboard(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, Any]:
     if any(counts.by_arm["unassigned"].values()):
         rows.append({"arm": None, "label": "No arm yet (undetermined, ineligible or randomised "
                      "at enrolment)", **counts.by_arm["unassigned"]})
+    from trialdesk.web.outcomes import response_summary
+    from trialdesk.web.safety import term_grade_summary
+
     return {"trial_id": trial_id, "title": compiled.protocol.title, "screened": counts.screened,
-            "eligible": counts.eligible, "enrolled": counts.enrolled, "arms": rows}
+            "eligible": counts.eligible, "enrolled": counts.enrolled, "arms": rows,
+            "adverse_events": term_grade_summary(ctx.store.trial_adverse_events(trial_id)),
+            "responses": response_summary(ctx, trial_id),
+            "can_outcomes": who.can(P.EXPORT_DEIDENTIFIED, trial_id),
+            "can_randomise": who.can(P.RANDOMISATION_MANAGE, trial_id)}
 
 
 # ---------------------------------------------------------------------------- patients
@@ -214,21 +224,6 @@ def screen_patient(ctx: WebContext, who: Principal, study_number: str, *,
     return screening_view(ctx, sc)
 
 
-def enrol_patient(ctx: WebContext, who: Principal, study_number: str, *, screening_id: int,
-                  password: str, reason: str) -> dict[str, Any]:
-    """Confirm eligibility with an e-signature (password again) and enrol."""
-    row = load_patient(ctx, who, study_number, P.ELIGIBILITY_CONFIRM)
-    signer = ctx.auth.confirm_password(who, password)
-    sc = ctx.store.screening(screening_id)
-    if sc.study_number != row.study_number:
-        raise NotFoundError(f"no screening {screening_id} of patient {study_number}",
-                            where="screening_id")
-    enrolment = ctx.store.enrol(study_number, screening_id, signer.id,
-                                meaning=SIGNATURE_MEANINGS[P.ELIGIBILITY_CONFIRM],
-                                record_digest=digest(sc.result), reason=reason)
-    return enrolment_view(ctx, study_number) or {"arm": enrolment.arm}
-
-
 def sign_record(ctx: WebContext, who: Principal, permission: Permission, *, study_number: str,
                 record_type: str, record_id: str, content: Any, password: str,
                 reason: str) -> SignatureRow:
@@ -250,10 +245,13 @@ def enrolment_view(ctx: WebContext, study_number: str) -> dict[str, Any] | None:
             "protocol_version": {"number": e.protocol_version_number,
                                  "label": e.protocol_version_label},
             "screening_id": e.screening_id, "signature": signature_view(e.signature),
-            "signature_valid": digest(sc.result) == e.signature.record_digest}
+            "signature_valid": digest(sc.result) == e.signature.record_digest,
+            "version_id": e.protocol_version_id}
 
 
 def patient_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+    from trialdesk.web.journeys import enrolment_options, journey_summary
+
     row = load_patient(ctx, who, study_number)
     record = dict(row.record)
     if not who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
@@ -266,9 +264,10 @@ def patient_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str
             "can_screen": who.can(P.SCREENING_RUN, row.trial_id, row.site),
             "can_confirm": who.can(P.ELIGIBILITY_CONFIRM, row.trial_id, row.site),
             "can_audit": who.can(P.AUDIT_READ, row.trial_id, row.site),
-            # Filled in as the cores land: calendar (schedule/), adverse events (safety/),
-            # responses (response/), cell product (cellproduct/).
-            "calendar": None, "adverse_events": None, "responses": None}
+            "can_consent": who.can(P.PATIENT_WRITE, row.trial_id, row.site),
+            "can_clinical": who.can(P.CLINICAL_READ, row.trial_id, row.site),
+            **journey_summary(ctx, who, row),
+            "options": enrolment_options(ctx, row.trial_id)}
 
 
 # ---------------------------------------------------------------------------- audit
@@ -293,6 +292,8 @@ def audit_trail(ctx: WebContext, who: Principal, *, trial_id: str, offset: int, 
         whole_trial = any(site is None for _, site in scopes)
         if whole_trial:
             ids += [f"{trial_id}#{v.number}" for v in ctx.store.protocol_versions(trial_id)]
+            ids += [f"{trial_id}/{r.id}" for r in ctx.catalogue.trial(trial_id)[1]
+                    .protocol.randomisations]
     page = ctx.store.audit_entries(record_ids=ids, offset=offset, limit=limit)
     return {"items": [_audit_json(e) for e in page.items], "total": page.total,
             "offset": page.offset, "limit": page.limit}

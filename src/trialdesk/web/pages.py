@@ -276,8 +276,15 @@ def trial(request: Request, trial_id: TrialId, who: Who,
 @router.get("/trials/{trial_id}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, trial_id: TrialId, who: Who) -> Response:
     who.require_user()
-    return render(request, "dashboard.html", board=ops.dashboard(ops.context(request), who,
-                                                                 trial_id))
+    ctx = ops.context(request)
+    board = ops.dashboard(ctx, who, trial_id)
+    status = None
+    if who.can(Permission.RANDOMISATION_MANAGE, trial_id) or who.can(Permission.AUDIT_READ,
+                                                                     trial_id):
+        from trialdesk.web.journeys import randomisation_status
+
+        status = randomisation_status(ctx, who, trial_id)
+    return render(request, "dashboard.html", board=board, randomisation=status)
 
 
 @router.get("/trials/{trial_id}/audit", response_class=HTMLResponse)
@@ -475,28 +482,3 @@ async def screen_patient(request: Request, study_number: StudyNumber, who: Who) 
     data = ReasonForm.model_validate(await _form(request))
     ops.screen_patient(ops.context(request), who, study_number, as_of=None, reason=data.reason)
     return _redirect(f"/patients/{study_number}#screenings")
-
-
-class EnrolForm(_Form):
-    screening_id: int = Field(ge=1)
-    password: str = Field(min_length=1, max_length=1024)
-    reason: str = Field(min_length=1, max_length=500)
-
-
-@router.post("/patients/{study_number}/enrol", response_class=HTMLResponse,
-             dependencies=[Depends(csrf)])
-async def enrol(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
-    try:
-        data = EnrolForm.model_validate(await _form(request))
-        ops.enrol_patient(ctx, who, study_number, screening_id=data.screening_id,
-                          password=data.password, reason=data.reason)
-    except ValidationError as exc:
-        return render(request, "patient.html", status=422, errors=_errors(exc),
-                      p=ops.patient_page(ctx, who, study_number))
-    except TrialdeskError as exc:
-        if isinstance(exc, AccessError) and exc.status == 403:
-            raise
-        return render(request, "patient.html", status=status_of(exc),
-                      errors=_domain_errors(exc), p=ops.patient_page(ctx, who, study_number))
-    return _redirect(f"/patients/{study_number}#enrolment")

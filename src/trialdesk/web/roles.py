@@ -7,6 +7,12 @@ versions, lint) and screening a record that is not stored are open to everyone.
 Direct identifiers (name, hospital number) are shown only to the roles that work with the
 patient in person or verify source data: investigator, coordinator, monitor (ICH E6(R3)
 monitoring includes source data verification). Everyone else sees the study number.
+
+The clinical record (calendar with doses, adverse events, responses) is read by the roles
+that treat the patient, prepare the doses or verify the data (investigator, coordinator,
+pharmacist / cell-therapy lab, monitor); the statistician and the administrator see the
+trial's outcomes de-identified instead. The pharmacist records administrations and signs
+off doses; the monitor changes nothing.
 """
 
 from __future__ import annotations
@@ -26,14 +32,19 @@ class Role(StrEnum):
 class Permission(StrEnum):
     PATIENT_READ = "patient.read"
     PATIENT_IDENTIFIERS = "patient.identifiers"
-    PATIENT_WRITE = "patient.write"
+    PATIENT_WRITE = "patient.write"  # facts, consent, calendar settings, body, course delays
     SCREENING_RUN = "screening.run"
     ELIGIBILITY_CONFIRM = "eligibility.confirm"  # e-signature, then enrolment
-    DOSE_SIGN = "dose.sign"  # e-signature on an administration (schedule/, when it lands)
-    TOXICITY_CONFIRM = "toxicity.confirm"  # e-signature on a toxicity action (safety/)
+    CLINICAL_READ = "clinical.read"  # the calendar with doses, adverse events, responses
+    ADMINISTRATION_RECORD = "administration.record"  # given / partly given / withheld
+    DOSE_SIGN = "dose.sign"  # e-signature on a computed dose
+    ADVERSE_EVENT_RECORD = "adverse_event.record"
+    TOXICITY_CONFIRM = "toxicity.confirm"  # e-signature on a toxicity action
+    RESPONSE_RECORD = "response.record"  # response assessments and follow-up
     PRODUCT_RECORD = "product.record"  # cell product custody (cellproduct/, when it lands)
+    RANDOMISATION_MANAGE = "randomisation.manage"  # generate the sealed list
     AUDIT_READ = "audit.read"
-    EXPORT_DEIDENTIFIED = "export.deidentified"
+    EXPORT_DEIDENTIFIED = "export.deidentified"  # outcomes, SDTM, FHIR, DSMB report
     TRIAL_MANAGE = "trial.manage"  # new protocol versions (amendments)
     DASHBOARD_READ = "dashboard.read"
 
@@ -41,15 +52,19 @@ class Permission(StrEnum):
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMINISTRATOR: frozenset({P.PATIENT_READ, P.AUDIT_READ, P.TRIAL_MANAGE,
-                                   P.DASHBOARD_READ, P.EXPORT_DEIDENTIFIED}),
+                                   P.DASHBOARD_READ, P.EXPORT_DEIDENTIFIED,
+                                   P.RANDOMISATION_MANAGE}),
     Role.INVESTIGATOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.PATIENT_WRITE,
-                                  P.SCREENING_RUN, P.ELIGIBILITY_CONFIRM, P.DOSE_SIGN,
-                                  P.TOXICITY_CONFIRM, P.DASHBOARD_READ}),
+                                  P.SCREENING_RUN, P.ELIGIBILITY_CONFIRM, P.CLINICAL_READ,
+                                  P.ADMINISTRATION_RECORD, P.DOSE_SIGN, P.ADVERSE_EVENT_RECORD,
+                                  P.TOXICITY_CONFIRM, P.RESPONSE_RECORD, P.DASHBOARD_READ}),
     Role.COORDINATOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.PATIENT_WRITE,
-                                 P.SCREENING_RUN, P.DASHBOARD_READ}),
-    Role.PHARMACIST: frozenset({P.PATIENT_READ, P.DOSE_SIGN, P.PRODUCT_RECORD}),
-    Role.MONITOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.AUDIT_READ,
-                             P.DASHBOARD_READ}),
+                                 P.SCREENING_RUN, P.CLINICAL_READ, P.ADMINISTRATION_RECORD,
+                                 P.ADVERSE_EVENT_RECORD, P.DASHBOARD_READ}),
+    Role.PHARMACIST: frozenset({P.PATIENT_READ, P.CLINICAL_READ, P.ADMINISTRATION_RECORD,
+                                P.DOSE_SIGN, P.PRODUCT_RECORD}),
+    Role.MONITOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.CLINICAL_READ,
+                             P.AUDIT_READ, P.DASHBOARD_READ}),
     Role.STATISTICIAN: frozenset({P.PATIENT_READ, P.EXPORT_DEIDENTIFIED, P.DASHBOARD_READ}),
 }
 

@@ -1,0 +1,589 @@
+"""The patient journey in the database: consents, calendar inputs, event records, course
+delays, adverse events with their toxicity actions, response assessments, follow-up, and
+sealed randomisation lists with their allocations.
+
+The store keeps the core values as JSON documents (what the core validated is what is
+stored) and never interprets them; the web layer rebuilds the core values and checks
+every change against the patient's calendar *before* it asks the store to save it. So
+that such a check cannot go stale, every change to a journey names the journey version it
+was checked against (``expected_version``) and bumps it: a change based on a calendar that
+someone else has changed meanwhile is refused with who changed it and when.
+
+Every change is one transaction with its audit entries (filed under the patient's study
+number). Child records are written once and never edited; a sealed allocation list and its
+allocations are append-only in the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from trialdesk.errors import NotFoundError
+from trialdesk.store import models as m
+from trialdesk.store.audit import canonical
+from trialdesk.store.base import StoreBase, Tx, diff, signature_row
+from trialdesk.store.records import (
+    ActionRow,
+    AdverseEventRow,
+    AllocationListInfo,
+    ConflictError,
+    ConsentRow,
+    FollowUpRow,
+    JourneyRow,
+    ResponseRow,
+)
+
+Allocate = Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], Mapping[str, Any]]
+"""Given the sealed list's document and the allocations made so far (in order), the next
+allocation's document: it must carry ``stratum``, ``sequence`` and ``arm``."""
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _patient(tx: Tx, study_number: str) -> m.Patient:
+    p = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
+    if p is None:
+        raise NotFoundError(f"no patient '{study_number}'")
+    return p
+
+
+def _stale(what: str, row: m.Journey | m.AdverseEvent | m.ToxicityAction, expected: int,
+           who: str | None, when: str | None) -> ConflictError:
+    by = f" by {who} at {when}" if who and when else ""
+    return ConflictError(f"{what} was changed{by} (it is now version {row.version}; your copy is "
+                         f"version {expected}); reload it and apply your change again",
+                         where="version")
+
+
+class ClinicalStore(StoreBase):
+    """The journey part of :class:`~trialdesk.store.Store`."""
+
+    # ------------------------------------------------------------------ consents
+
+    def add_consent(self, study_number: str, document: Mapping[str, Any], *,
+                    patient_record: Mapping[str, Any] | None = None,
+                    expected_patient_version: int | None = None, actor: str,
+                    reason: str) -> ConsentRow:
+        """Store a signed consent; ``patient_record`` (when given) is the patient's record
+        with the consent entered, saved in the same transaction if it changed."""
+        with self._write(actor) as tx:
+            p = _patient(tx, study_number)
+            row = m.Consent(patient_id=p.id, trial_id=str(document["trial_id"]),
+                            form_version=str(document["version"]),
+                            signed_on=str(document["signed_on"]),
+                            signed_by=str(document["signed_by"]), document=canonical(document),
+                            recorded_at=tx.at, recorded_by=actor)
+            tx.session.add(row)
+            if patient_record is not None:
+                if expected_patient_version is not None and p.version != expected_patient_version:
+                    raise ConflictError(
+                        f"patient {study_number} was changed by {p.updated_by} at {p.updated_at} "
+                        f"(it is now version {p.version}); reload it and record the consent again",
+                        where="version")
+                changes = diff(json.loads(p.record), dict(patient_record), "$.record")
+                if changes:
+                    p.record = canonical(patient_record)
+                    p.updated_at = tx.at
+                    p.updated_by = actor
+                    tx.audit("update", "patient", study_number, changes, reason)
+            tx.session.flush()
+            tx.audit("consent", "consent", study_number, {
+                "consent_id": {"old": None, "new": row.id},
+                "form_version": {"old": None, "new": row.form_version},
+                "signed_on": {"old": None, "new": row.signed_on},
+                "signed_by": {"old": None, "new": row.signed_by},
+                "assent": {"old": None, "new": document.get("assent")}}, reason)
+            return ConsentRow(row.id, study_number, row.trial_id, dict(document), row.recorded_at,
+                              row.recorded_by)
+
+    def consents(self, study_number: str) -> list[ConsentRow]:
+        with self._read() as s:
+            rows = s.execute(select(m.Consent, m.Patient.study_number)
+                             .join(m.Patient, m.Patient.id == m.Consent.patient_id)
+                             .where(m.Patient.study_number == study_number)
+                             .order_by(m.Consent.id))
+            return [ConsentRow(c.id, sn, c.trial_id, json.loads(c.document), c.recorded_at,
+                               c.recorded_by) for c, sn in rows]
+
+    # ------------------------------------------------------------------ journeys
+
+    def _add_journey(self, tx: Tx, p: m.Patient, enrolment: m.Enrolment,
+                     journey: Mapping[str, Any], allocate: Allocate | None,
+                     randomisation_id: str | None, reason: str) -> None:
+        """The calendar inputs of a new enrolment (and its allocation), in the enrolment's
+        transaction."""
+        consent = tx.session.get(m.Consent, int(journey["consent_id"]))
+        if consent is None or consent.patient_id != p.id or consent.trial_id != enrolment.trial_id:
+            raise NotFoundError(f"no consent {journey['consent_id']} of patient "
+                                f"{p.study_number} in {enrolment.trial_id}", where="consent_id")
+        row = m.Journey(enrolment_id=enrolment.id, patient_id=p.id, trial_id=enrolment.trial_id,
+                        consent_id=consent.id, document=canonical(journey["document"]),
+                        arm_basis=str(journey["arm_basis"]),
+                        override_by=journey.get("override_by"),
+                        override_reason=journey.get("override_reason"),
+                        start_date=journey.get("start"),
+                        anchors=canonical(dict(journey.get("anchors") or {})),
+                        updated_at=tx.at, updated_by=tx.actor)
+        tx.session.add(row)
+        tx.session.flush()
+        changes: dict[str, Any] = {
+            "arm_basis": {"old": None, "new": row.arm_basis},
+            "consent_id": {"old": None, "new": consent.id},
+            "start": {"old": None, "new": row.start_date},
+            "anchors": {"old": None, "new": json.loads(row.anchors) or None}}
+        if row.override_by:
+            changes["override"] = {"old": None,
+                                   "new": f"{row.override_by}: {row.override_reason}"}
+        tx.audit("journey", "journey", p.study_number, changes, reason)
+        for doc in journey.get("body") or ():
+            tx.session.add(m.BodyMeasurement(
+                journey_id=row.id, measured_on=str(doc["on"]), weight_kg=doc.get("weight_kg"),
+                height_cm=doc.get("height_cm"), document=canonical(doc), recorded_at=tx.at,
+                recorded_by=tx.actor))
+            tx.audit("record", "body", p.study_number, diff(None, dict(doc), "$.body"), reason)
+        if allocate is not None:
+            if randomisation_id is None:
+                raise ValueError("an allocation needs the randomisation id")
+            self._allocate(tx, p, row, randomisation_id, allocate, reason)
+
+    def _allocate(self, tx: Tx, p: m.Patient, journey: m.Journey, randomisation_id: str,
+                  allocate: Allocate, reason: str) -> None:
+        lst = tx.session.scalar(select(m.AllocationList).where(
+            m.AllocationList.trial_id == journey.trial_id,
+            m.AllocationList.randomisation_id == randomisation_id))
+        if lst is None:
+            raise ConflictError(f"{journey.trial_id} has no sealed allocation list for "
+                                f"randomisation {randomisation_id}; an administrator generates it "
+                                "first", where="randomisation")
+        log = [json.loads(a.document) for a in tx.session.scalars(
+            select(m.Allocation).where(m.Allocation.list_id == lst.id).order_by(m.Allocation.id))]
+        made = dict(allocate(json.loads(lst.document), log))
+        row = m.Allocation(list_id=lst.id, journey_id=journey.id, stratum=str(made["stratum"]),
+                           sequence=int(made["sequence"]), arm=str(made["arm"]),
+                           document=canonical(made), allocated_at=tx.at)
+        tx.session.add(row)
+        try:
+            tx.session.flush()
+        except IntegrityError:
+            raise ConflictError("that allocation was taken meanwhile; randomise again",
+                                where="randomisation") from None
+        enrolment = tx.session.get(m.Enrolment, journey.enrolment_id)
+        assert enrolment is not None  # foreign key
+        enrolment.arm = row.arm  # the arm the patient is on, wherever it is shown
+        tx.session.flush()
+        tx.audit("randomise", "allocation", p.study_number, {
+            "arm": {"old": None, "new": row.arm}, "stratum": {"old": None, "new": row.stratum},
+            "sequence": {"old": None, "new": row.sequence},
+            "list_digest": {"old": None, "new": lst.digest}}, reason)
+
+    def _journey_row(self, s: Session, j: m.Journey) -> JourneyRow:
+        p = s.get(m.Patient, j.patient_id)
+        e = s.get(m.Enrolment, j.enrolment_id)
+        assert p is not None and e is not None  # foreign keys
+
+        def docs(model: Any, order: Any) -> tuple[dict[str, Any], ...]:
+            return tuple(json.loads(r.document) for r in s.scalars(
+                select(model).where(model.journey_id == j.id).order_by(order)))
+
+        consents = tuple(json.loads(c.document) for c in s.scalars(
+            select(m.Consent).where(m.Consent.patient_id == p.id,
+                                    m.Consent.trial_id == j.trial_id).order_by(m.Consent.id)))
+        allocation = s.scalar(select(m.Allocation).where(m.Allocation.journey_id == j.id))
+        actions = tuple(json.loads(a.applied) for a in s.scalars(
+            select(m.ToxicityAction).where(m.ToxicityAction.journey_id == j.id,
+                                           m.ToxicityAction.status == "confirmed")
+            .order_by(m.ToxicityAction.confirmed_at, m.ToxicityAction.id)) if a.applied)
+        arm = allocation.arm if allocation is not None else e.arm
+        return JourneyRow(
+            j.id, p.study_number, j.trial_id, p.site, e.id, json.loads(j.document), arm,
+            j.arm_basis, j.override_by, j.override_reason, j.start_date, json.loads(j.anchors),
+            consents, json.loads(allocation.document) if allocation else None,
+            docs(m.BodyMeasurement, m.BodyMeasurement.id),
+            docs(m.EventRecord, m.EventRecord.id), docs(m.CourseDelay, m.CourseDelay.id),
+            actions, e.enrolled_at, j.updated_at, j.updated_by, j.version)
+
+    def journey(self, study_number: str) -> JourneyRow | None:
+        """The patient's journey, or None when the patient has no calendar (not enrolled)."""
+        with self._read() as s:
+            j = s.scalar(select(m.Journey).join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                         .where(m.Patient.study_number == study_number))
+            return self._journey_row(s, j) if j is not None else None
+
+    def trial_journeys(self, trial_id: str) -> list[JourneyRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.Journey).join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Journey.trial_id == trial_id)
+                             .order_by(m.Patient.study_number))
+            return [self._journey_row(s, j) for j in rows]
+
+    def _journey_for_update(self, tx: Tx, study_number: str, expected_version: int
+                            ) -> tuple[m.Patient, m.Journey]:
+        p = _patient(tx, study_number)
+        j = tx.session.scalar(select(m.Journey).where(m.Journey.patient_id == p.id))
+        if j is None:
+            raise NotFoundError(f"patient {study_number} is not enrolled; there is no calendar")
+        if j.version != expected_version:
+            raise _stale(f"the calendar of {study_number}", j, expected_version, j.updated_by,
+                         j.updated_at)
+        j.updated_at = tx.at
+        j.updated_by = tx.actor
+        return p, j
+
+    def update_journey(self, study_number: str, *, expected_version: int,
+                       start: str | None = None, anchors: Mapping[str, str] | None = None,
+                       actor: str, reason: str) -> JourneyRow:
+        """Change the calendar settings (start date, clinical anchor times)."""
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            changes: dict[str, Any] = {}
+            if start is not None and start != j.start_date:
+                changes["start"] = {"old": j.start_date, "new": start}
+                j.start_date = start
+            if anchors is not None:
+                old = json.loads(j.anchors)
+                changes.update(diff(old, dict(anchors), "$.anchors"))
+                j.anchors = canonical(dict(anchors))
+            tx.session.flush()
+            tx.audit("update", "journey", study_number, changes, reason)
+            return self._journey_row(tx.session, j)
+
+    def _add_child(self, study_number: str, expected_version: int, actor: str, reason: str,
+                   make: Callable[[m.Journey, Tx], Any], record_type: str,
+                   changes: Mapping[str, Any]) -> JourneyRow:
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            row = make(j, tx)
+            tx.session.add(row)
+            try:
+                tx.session.flush()
+            except IntegrityError:
+                raise ConflictError(f"this {record_type.replace('_', ' ')} is already recorded",
+                                    where="event_id") from None
+            tx.audit("record", record_type, study_number, changes, reason)
+            return self._journey_row(tx.session, j)
+
+    def add_body_measurement(self, study_number: str, document: Mapping[str, Any], *,
+                             expected_version: int, actor: str, reason: str) -> JourneyRow:
+        def make(j: m.Journey, tx: Tx) -> m.BodyMeasurement:
+            return m.BodyMeasurement(journey_id=j.id, measured_on=str(document["on"]),
+                                     weight_kg=document.get("weight_kg"),
+                                     height_cm=document.get("height_cm"),
+                                     document=canonical(document), recorded_at=tx.at,
+                                     recorded_by=actor)
+        return self._add_child(study_number, expected_version, actor, reason, make, "body",
+                               diff(None, dict(document), "$.body"))
+
+    def add_event_record(self, study_number: str, document: Mapping[str, Any], *,
+                         expected_version: int, actor: str, reason: str) -> JourneyRow:
+        """What happened to one calendar event (one record per event)."""
+        def make(j: m.Journey, tx: Tx) -> m.EventRecord:
+            return m.EventRecord(journey_id=j.id, event_id=str(document["event_id"]),
+                                 status=str(document["status"]), happened_at=str(document["at"]),
+                                 amount=document.get("amount"), unit=document.get("unit"),
+                                 document=canonical(document), recorded_at=tx.at,
+                                 recorded_by=actor)
+        return self._add_child(study_number, expected_version, actor, reason, make,
+                               "event_record", diff(None, dict(document), "$.record"))
+
+    def add_course_delay(self, study_number: str, document: Mapping[str, Any], *,
+                         expected_version: int, actor: str, reason: str) -> JourneyRow:
+        def make(j: m.Journey, tx: Tx) -> m.CourseDelay:
+            return _delay_row(j, document, tx.at, actor)
+        return self._add_child(study_number, expected_version, actor, reason, make,
+                               "course_delay", diff(None, dict(document), "$.delay"))
+
+    # ------------------------------------------------------------------ adverse events
+
+    def add_adverse_event(self, study_number: str, *, document: Mapping[str, Any],
+                          lab: Mapping[str, Any] | None, check: Mapping[str, Any],
+                          course_number: int | None, course_id: str | None,
+                          proposals: Sequence[Mapping[str, Any]], expected_version: int,
+                          actor: str, reason: str) -> AdverseEventRow:
+        """An adverse event with the safety check made on entry and the actions its rules
+        propose (``proposals``: ``rule_id``, ``kind``, ``proposal``, ``found_on``)."""
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            row = m.AdverseEvent(journey_id=j.id, term=str(document["term"]),
+                                 grade=int(document["grade"]), onset=str(document["onset"]),
+                                 course_number=course_number, course_id=course_id,
+                                 document=canonical(document),
+                                 lab=canonical(lab) if lab is not None else None,
+                                 safety_check=canonical(check), recorded_at=tx.at,
+                                 recorded_by=actor, updated_at=tx.at, updated_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            for i, prop in enumerate(proposals, start=1):
+                tx.session.add(m.ToxicityAction(
+                    adverse_event_id=row.id, journey_id=j.id, ordinal=i,
+                    rule_id=str(prop["rule_id"]), kind=str(prop["kind"]),
+                    proposal=canonical(prop["proposal"]), found_on=prop.get("found_on"),
+                    status="proposed"))
+            tx.session.flush()
+            changes = {"adverse_event_id": {"old": None, "new": row.id},
+                       **diff(None, dict(document), "$.adverse_event")}
+            if lab is not None:
+                changes["$.lab"] = {"old": None, "new": lab.get("rule")}
+            changes["proposed_actions"] = {"old": None, "new": [
+                f"{p['rule_id']}: {p['proposal'].get('kind')}" for p in proposals] or None}
+            tx.audit("record", "adverse_event", study_number, changes, reason)
+            return self._ae_row(tx.session, row)
+
+    def update_adverse_event(self, ae_id: int, document: Mapping[str, Any], *,
+                             expected_version: int, actor: str, reason: str) -> AdverseEventRow:
+        """Save a follow-up of an adverse event (resolution, outcome…), optimistically locked."""
+        with self._write(actor) as tx:
+            row = tx.session.get(m.AdverseEvent, ae_id)
+            if row is None:
+                raise NotFoundError(f"no adverse event {ae_id}")
+            if row.version != expected_version:
+                raise _stale(f"adverse event {ae_id}", row, expected_version, row.updated_by,
+                             row.updated_at)
+            changes = diff(json.loads(row.document), dict(document), "$.adverse_event")
+            if not changes:
+                return self._ae_row(tx.session, row)
+            row.document = canonical(document)
+            row.term = str(document["term"])
+            row.grade = int(document["grade"])
+            row.onset = str(document["onset"])
+            row.updated_at = tx.at
+            row.updated_by = actor
+            tx.session.flush()
+            tx.audit("update", "adverse_event", self._study(tx.session, row.journey_id),
+                     {"adverse_event_id": {"old": ae_id, "new": ae_id}, **changes}, reason)
+            return self._ae_row(tx.session, row)
+
+    @staticmethod
+    def _study(s: Session, journey_id: int) -> str:
+        sn = s.scalar(select(m.Patient.study_number).join(
+            m.Journey, m.Journey.patient_id == m.Patient.id).where(m.Journey.id == journey_id))
+        assert sn is not None  # foreign keys
+        return str(sn)
+
+    def _ae_row(self, s: Session, row: m.AdverseEvent) -> AdverseEventRow:
+        j = s.get(m.Journey, row.journey_id)
+        assert j is not None
+        p = s.get(m.Patient, j.patient_id)
+        assert p is not None
+        actions = []
+        for a in s.scalars(select(m.ToxicityAction).where(
+                m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal)):
+            sig = s.get(m.Signature, a.signature_id) if a.signature_id else None
+            actions.append(ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
+                                     json.loads(a.proposal), a.found_on, a.status,
+                                     _load(a.applied), signature_row(sig) if sig else None,
+                                     a.version))
+        return AdverseEventRow(row.id, p.study_number, j.trial_id, p.site, row.term, row.grade,
+                               row.onset, row.course_number, row.course_id,
+                               json.loads(row.document), _load(row.lab),
+                               json.loads(row.safety_check), row.recorded_at, row.recorded_by,
+                               row.updated_at, row.updated_by, row.version, tuple(actions))
+
+    def adverse_event(self, ae_id: int) -> AdverseEventRow:
+        with self._read() as s:
+            row = s.get(m.AdverseEvent, ae_id)
+            if row is None:
+                raise NotFoundError(f"no adverse event {ae_id}")
+            return self._ae_row(s, row)
+
+    def adverse_events(self, study_number: str) -> list[AdverseEventRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.AdverseEvent)
+                             .join(m.Journey, m.Journey.id == m.AdverseEvent.journey_id)
+                             .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Patient.study_number == study_number)
+                             .order_by(m.AdverseEvent.onset, m.AdverseEvent.id))
+            return [self._ae_row(s, r) for r in rows]
+
+    def trial_adverse_events(self, trial_id: str) -> list[AdverseEventRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.AdverseEvent)
+                             .join(m.Journey, m.Journey.id == m.AdverseEvent.journey_id)
+                             .where(m.Journey.trial_id == trial_id)
+                             .order_by(m.AdverseEvent.id))
+            return [self._ae_row(s, r) for r in rows]
+
+    def toxicity_action(self, action_id: int) -> tuple[str, ActionRow]:
+        """The action and the study number of its patient."""
+        with self._read() as s:
+            a = s.get(m.ToxicityAction, action_id)
+            if a is None:
+                raise NotFoundError(f"no toxicity action {action_id}")
+            ae = s.get(m.AdverseEvent, a.adverse_event_id)
+            assert ae is not None
+            row = self._ae_row(s, ae)
+            return row.study_number, next(x for x in row.actions if x.id == action_id)
+
+    def confirm_action(self, action_id: int, *, expected_version: int, journey_version: int,
+                       user_id: int, meaning: str, record_digest: str,
+                       applied: Mapping[str, Any], delay: Mapping[str, Any] | None,
+                       reason: str) -> ActionRow:
+        """A clinician's confirmation of a proposed action: the e-signature, the action as
+        applied to the calendar and (for a course delay) the delay, in one transaction."""
+        username = self._signer(user_id)
+        with self._write(username) as tx:
+            a = tx.session.get(m.ToxicityAction, action_id)
+            if a is None:
+                raise NotFoundError(f"no toxicity action {action_id}")
+            study_number = self._study(tx.session, a.journey_id)
+            if a.version != expected_version:
+                raise _stale(f"toxicity action {action_id}", a, expected_version,
+                             a.confirmed_by, a.confirmed_at)
+            if a.status != "proposed":
+                raise ConflictError(f"toxicity action {action_id} is already {a.status} (by "
+                                    f"{a.confirmed_by} at {a.confirmed_at})", where="action")
+            _, j = self._journey_for_update(tx, study_number, journey_version)
+            sig = self._add_signature(tx, user_id, meaning, "toxicity_action", str(action_id),
+                                      record_digest, reason, study_number)
+            a.status = "confirmed"
+            a.applied = canonical(applied)
+            a.signature_id = sig.id
+            a.confirmed_at = tx.at
+            a.confirmed_by = username
+            if delay is not None:
+                tx.session.add(_delay_row(j, delay, tx.at, username))
+            tx.session.flush()
+            tx.audit("confirm", "toxicity_action", study_number, {
+                "action_id": {"old": None, "new": action_id},
+                "rule_id": {"old": None, "new": a.rule_id},
+                "status": {"old": "proposed", "new": "confirmed"},
+                "applied": {"old": None, "new": applied.get("event_ids")},
+                "delay": {"old": None, "new": dict(delay) if delay else None}}, reason)
+            return ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
+                             json.loads(a.proposal), a.found_on, a.status, dict(applied),
+                             signature_row(sig), a.version)
+
+    def _signer(self, user_id: int) -> str:
+        with self._read() as s:
+            u = s.get(m.User, user_id)
+            if u is None:
+                raise NotFoundError(f"no user {user_id}")
+            return u.username
+
+    # ------------------------------------------------------------------ responses, follow-up
+
+    def add_response(self, study_number: str, *, criteria: str, kind: str, assessed_on: str,
+                     overall: str | None, document: Mapping[str, Any],
+                     result: Mapping[str, Any], expected_version: int, actor: str,
+                     reason: str) -> ResponseRow:
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            row = m.ResponseAssessment(journey_id=j.id, criteria=criteria, kind=kind,
+                                       assessed_on=assessed_on, overall=overall,
+                                       document=canonical(document), result=canonical(result),
+                                       recorded_at=tx.at, recorded_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("record", "response", study_number, {
+                "response_id": {"old": None, "new": row.id},
+                "criteria": {"old": None, "new": criteria}, "kind": {"old": None, "new": kind},
+                "assessed_on": {"old": None, "new": assessed_on},
+                "overall": {"old": None, "new": overall},
+                **diff(None, dict(document), "$.assessment")}, reason)
+            return _response(row, study_number)
+
+    def responses(self, study_number: str) -> list[ResponseRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.ResponseAssessment)
+                             .join(m.Journey, m.Journey.id == m.ResponseAssessment.journey_id)
+                             .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Patient.study_number == study_number)
+                             .order_by(m.ResponseAssessment.assessed_on,
+                                       m.ResponseAssessment.id))
+            return [_response(r, study_number) for r in rows]
+
+    def add_follow_up(self, study_number: str, *, kind: str, occurred_on: str, note: str,
+                      expected_version: int, actor: str, reason: str) -> FollowUpRow:
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            row = m.FollowUp(journey_id=j.id, kind=kind, occurred_on=occurred_on, note=note,
+                             recorded_at=tx.at, recorded_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("record", "follow_up", study_number, {
+                "kind": {"old": None, "new": kind}, "on": {"old": None, "new": occurred_on},
+                "note": {"old": None, "new": note or None}}, reason)
+            return FollowUpRow(row.id, study_number, kind, occurred_on, note, row.recorded_at,
+                               actor)
+
+    def follow_ups(self, study_number: str) -> list[FollowUpRow]:
+        with self._read() as s:
+            rows = s.scalars(select(m.FollowUp)
+                             .join(m.Journey, m.Journey.id == m.FollowUp.journey_id)
+                             .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Patient.study_number == study_number)
+                             .order_by(m.FollowUp.occurred_on, m.FollowUp.id))
+            return [FollowUpRow(r.id, study_number, r.kind, r.occurred_on, r.note,
+                                r.recorded_at, r.recorded_by) for r in rows]
+
+    # ------------------------------------------------------------------ randomisation
+
+    def create_allocation_list(self, trial_id: str, randomisation_id: str, *, digest: str,
+                               document: Mapping[str, Any], entries: int, actor: str,
+                               reason: str) -> AllocationListInfo:
+        """Store a generated list once, sealed: the audit entry records its digest only."""
+        with self._write(actor) as tx:
+            if tx.session.get(m.Trial, trial_id) is None:
+                raise NotFoundError(f"no trial '{trial_id}'")
+            if tx.session.scalar(select(m.AllocationList).where(
+                    m.AllocationList.trial_id == trial_id,
+                    m.AllocationList.randomisation_id == randomisation_id)) is not None:
+                raise ConflictError(f"{trial_id} already has a sealed list for randomisation "
+                                    f"{randomisation_id}; a sealed list is never replaced",
+                                    where="randomisation")
+            row = m.AllocationList(trial_id=trial_id, randomisation_id=randomisation_id,
+                                   digest=digest, document=canonical(document), entries=entries,
+                                   created_at=tx.at, created_by=actor)
+            tx.session.add(row)
+            tx.session.flush()
+            tx.audit("generate", "allocation_list", f"{trial_id}/{randomisation_id}", {
+                "digest": {"old": None, "new": digest},
+                "entries": {"old": None, "new": entries}}, reason)
+            return AllocationListInfo(trial_id, randomisation_id, digest, entries, 0,
+                                      row.created_at, actor)
+
+    def allocation_list_info(self, trial_id: str, randomisation_id: str
+                             ) -> AllocationListInfo | None:
+        with self._read() as s:
+            row = s.scalar(select(m.AllocationList).where(
+                m.AllocationList.trial_id == trial_id,
+                m.AllocationList.randomisation_id == randomisation_id))
+            if row is None:
+                return None
+            made = s.scalar(select(func.count()).select_from(m.Allocation)
+                            .where(m.Allocation.list_id == row.id)) or 0
+            return AllocationListInfo(trial_id, randomisation_id, row.digest, row.entries, made,
+                                      row.created_at, row.created_by)
+
+    def sealed_allocations(self, trial_id: str, randomisation_id: str
+                           ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The sealed list and its allocations, for verification inside the server only."""
+        with self._read() as s:
+            row = s.scalar(select(m.AllocationList).where(
+                m.AllocationList.trial_id == trial_id,
+                m.AllocationList.randomisation_id == randomisation_id))
+            if row is None:
+                return None
+            log = [json.loads(a.document) for a in s.scalars(
+                select(m.Allocation).where(m.Allocation.list_id == row.id)
+                .order_by(m.Allocation.id))]
+            return json.loads(row.document), log
+
+
+def _delay_row(j: m.Journey, document: Mapping[str, Any], at: str, actor: str) -> m.CourseDelay:
+    return m.CourseDelay(journey_id=j.id, course=int(document["course"]),
+                         days=int(document["days"]), rule_id=document.get("rule_id"),
+                         document=canonical(document), recorded_at=at, recorded_by=actor)
+
+
+def _response(r: m.ResponseAssessment, study_number: str) -> ResponseRow:
+    return ResponseRow(r.id, study_number, r.criteria, r.kind, r.assessed_on, r.overall,
+                       json.loads(r.document), json.loads(r.result), r.recorded_at,
+                       r.recorded_by)
