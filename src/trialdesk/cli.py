@@ -1763,8 +1763,9 @@ def population_screen(
     again = "" if report.rescreened is None else (
         f"; re-screened {report.rescreened:,} patients, kept {len(report.reused_trials)} trials' "
         "other results")
+    phases = ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
     console.print(f"{pairs:,} patient × trial pairs in {seconds:.1f} s "
-                  f"({pairs / max(seconds, 1e-9):,.0f} pairs/s) with {engine}{again}; "
+                  f"({pairs / max(seconds, 1e-9):,.0f} pairs/s) with {engine} ({phases}){again}; "
                   f"output in {report.out}", highlight=False)
 
 
@@ -1806,7 +1807,8 @@ def population_explain(
                       highlight=False)
     else:
         console.print(f"[yellow]The population run recorded {found.stored['verdict']}; the data "
-                      "now gives the result above (the data changed since the run).[/]")
+                      "and protocol now give the result above (one of them changed since the "
+                      "run).[/]")
 
 
 @population_app.command("synth")

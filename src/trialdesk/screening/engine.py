@@ -1,0 +1,145 @@
+"""Engines that run a population plan: DuckDB embedded (default), Spark beyond one machine.
+
+An engine is a small surface — register Parquet files as a view, run a statement, fetch
+rows, materialise a table, write a query to Parquet — and the orchestration in
+:mod:`trialdesk.screening.run` is the same for every engine. Errors from an engine are
+wrapped with the SQL that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from trialdesk.errors import TrialdeskError
+from trialdesk.screening.plan import Flavour
+
+ENGINES = ("duckdb", "spark")
+
+
+def engine_error(name: str, exc: BaseException, sql: str) -> TrialdeskError:
+    text = " ".join(sql.split())
+    shown = text if len(text) <= 300 else text[:300] + " …"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TrialdeskError(f"{name} failed: {first}; while running: {shown}")
+
+
+class Engine(ABC):
+    """What the orchestration needs from an SQL engine."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.flavour = Flavour(self.name)
+
+    @abstractmethod
+    def register_files(self, view: str, files: Sequence[Path]) -> None:
+        """Make Parquet ``files`` queryable as ``view``."""
+
+    @abstractmethod
+    def execute(self, sql: str) -> None: ...
+
+    @abstractmethod
+    def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def dicts(self, sql: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def materialise(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once and keep it as table ``name``."""
+
+    @abstractmethod
+    def write(self, sql: str, directory: Path) -> None:
+        """Write the result of ``sql`` as Parquet files into ``directory``."""
+
+    def view(self, name: str, sql: str) -> None:
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def close(self) -> None:  # noqa: B027 - engines without resources need nothing
+        """Release the engine's resources."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class DuckDBEngine(Engine):
+    """DuckDB in this process (the default).
+
+    ``memory_limit`` caps DuckDB's own memory (it spills to ``temp_directory`` beyond it);
+    ``threads`` defaults to the machine's cores.
+    """
+
+    name = "duckdb"
+
+    def __init__(self, *, threads: int | None = None, memory_limit: str | None = "6GB",
+                 temp_directory: str | None = None) -> None:
+        super().__init__()
+        import duckdb
+
+        self._duckdb = duckdb
+        self.con = duckdb.connect(":memory:")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self._tmp = temp_directory or tempfile.mkdtemp(prefix="trialdesk-duckdb-")
+        self.con.execute(f"SET temp_directory = '{self._tmp}'")
+
+    def _run(self, sql: str) -> Any:
+        try:
+            return self.con.execute(sql)
+        except self._duckdb.Error as exc:
+            raise engine_error("duckdb", exc, sql) from None
+
+    def register_files(self, view: str, files: Sequence[Path]) -> None:
+        paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        self.view(view, f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return list(self._run(sql).fetchall())
+
+    def dicts(self, sql: str) -> list[dict[str, Any]]:
+        cursor = self._run(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def materialise(self, name: str, sql: str) -> None:
+        self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def write(self, sql: str, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        target = str(directory / "part-0.parquet").replace("'", "''")
+        self._run(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+
+    def close(self) -> None:
+        self.con.close()
+        if os.path.isdir(self._tmp):
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def make_engine(name: str, **options: Any) -> Engine:
+    """An engine by name: ``duckdb`` or ``spark`` (needs pyspark and a Java runtime)."""
+    if name == "duckdb":
+        return DuckDBEngine(**{k: v for k, v in options.items()
+                               if k in ("threads", "memory_limit", "temp_directory")})
+    if name == "spark":
+        from trialdesk.screening.spark import SparkEngine
+
+        return SparkEngine(**{k: v for k, v in options.items() if k in ("threads", "memory")})
+    raise TrialdeskError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
+
+
+__all__ = ["ENGINES", "DuckDBEngine", "Engine", "engine_error", "make_engine"]

@@ -1,0 +1,757 @@
+"""The compiled plan of a population screening, as SQL for DuckDB or Spark.
+
+A plan has two parts:
+
+* **facts** — statements that derive, once for every patient, the trial-independent facts
+  from the OMOP-shaped tables (``src_person``, ``src_measurement``, ...): the latest value on
+  or before the screening date of every fact the trials use, with its age in days; age in
+  completed years and months; the ×ULN ratio from each result's own reference range; the
+  bedside Schwartz eGFR; the treatment history. The result is one table, ``td_facts``.
+* **trials** — one query per trial over ``td_facts``: it applies the trial's look-back
+  windows (a value older than the window is missing), evaluates every criterion with the
+  criteria compiler (:func:`trialdesk.criteria.sql.to_sql`, Kleene logic as SQL NULL) and
+  returns one compact row per patient: the verdict, the arm, and bitmasks of the criteria
+  met and unknown and of the facts that have no value, by index.
+
+The semantics are those of :func:`trialdesk.facts.normalise.normalise` and
+:func:`trialdesk.criteria.verdict.screen`, rule for rule; a test compares the two on a
+synthetic population. Nothing here does I/O: the engines run the SQL.
+
+>>> from trialdesk.protocol.load import default_protocol_dir, load_protocol
+>>> plan = build_plan([load_protocol(default_protocol_dir() / "rumcess.yaml")],
+...                   as_of=datetime(2026, 11, 21))
+>>> [name for name, _ in plan.steps], plan.trials[0].criteria[0]
+(['td_facts'], ('I1', 'inclusion'))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from trialdesk.clinical import units
+from trialdesk.clinical.renal import SCHWARTZ_K, SCHWARTZ_MAX_AGE_YEARS, SCHWARTZ_MIN_AGE_YEARS
+from trialdesk.criteria.ast import Expr, facts_of
+from trialdesk.criteria.sql import to_sql
+from trialdesk.errors import ProtocolError, UnitError
+from trialdesk.facts.dictionary import (
+    DIAGNOSES,
+    FACTS,
+    HAEMATOLOGICAL,
+    ONCOHAEMATOLOGICAL,
+    FactKind,
+    FactType,
+)
+from trialdesk.protocol.load import CompiledProtocol
+from trialdesk.screening.flavour import (
+    Flavour,
+    date_sql,
+    number_sql,
+    text_sql,
+    timestamp_sql,
+    values_sql,
+)
+from trialdesk.screening.omop import (
+    ATTEST_PREFIX,
+    DIAGNOSIS_DETAILS,
+    DISEASE_FIELDS,
+    MEASUREMENT_FACTS,
+    OBSERVATION_SOURCES,
+    ObservationSource,
+    Tie,
+    ValueColumn,
+    measurement_sources,
+)
+
+#: Criteria and facts per trial are indexed by bits of a signed 64-bit integer.
+MAX_BITS = 63
+
+VERDICTS = ("ineligible", "eligible", "undetermined")
+TREATMENT_FACTS = ("prior_therapy_categories", "last_immunotherapy_date", "chronic_immunosuppression")
+XULN_LABS = ("alt", "ast", "alp", "bilirubin", "creatinine")
+
+
+# ---------------------------------------------------------------------------
+# What the input holds (gathered by the engine before planning)
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """Facts about the input that the plan depends on.
+
+    ``units``: every unit spelling seen per fact (None for no unit); ``small_ids``: per
+    table, whether every id lies in [0, 2⁴⁰); ``per_trial``: the (source, trial) pairs of
+    consent and attestation observations present; ``tables``: the tables present.
+    """
+
+    tables: frozenset[str] = frozenset({"person"})
+    units: Mapping[str, tuple[str | None, ...]] = field(default_factory=dict)
+    small_ids: Mapping[str, bool] = field(default_factory=dict)
+    per_trial: frozenset[tuple[str, str]] = frozenset()
+
+
+def unit_factor(fact: str, unit: str | None) -> float | None:
+    """The multiplier from ``unit`` to the fact's canonical unit (None: the fact has none).
+
+    The per-patient path converts each value with pint and rounds to 12 significant digits;
+    the plan multiplies by this factor and rounds the same way, which gives the same numbers.
+
+    >>> unit_factor("creatinine", "umol/L")
+    0.011312
+    >>> unit_factor("inr", None) is None
+    True
+    """
+    definition = FACTS[fact]
+    if definition.unit is None or definition.unit == "ULN":
+        if unit not in (None, "", definition.unit):
+            raise UnitError(f"{fact} has no unit, got '{unit}'")
+        return None
+    if not unit:
+        raise UnitError(f"{fact} needs a unit (e.g. {definition.unit})")
+    ureg = units.registry()
+    source, target = units.parse_unit(unit), units.parse_unit(definition.unit)
+    quantity = ureg.Quantity(1.0, source)
+    try:
+        factor = float(quantity.to(target).magnitude)
+        zero = float(ureg.Quantity(0.0, source).to(target).magnitude)
+    except Exception:
+        molar = units.MOLAR_MASS_G_PER_MOL.get(definition.substance or "")
+        if molar is None:
+            raise UnitError(f"unit '{unit}' does not fit {fact} ({definition.unit})") from None
+        try:
+            factor = float(quantity.to(target, "chemistry", mw=molar * ureg("g/mol")).magnitude)
+        except Exception:
+            raise UnitError(f"unit '{unit}' does not fit {fact} ({definition.unit})") from None
+        zero = 0.0
+    if zero != 0.0:
+        raise UnitError(f"unit '{unit}' of {fact} is not a plain multiple of {definition.unit}")
+    return factor
+
+
+# ---------------------------------------------------------------------------
+# Which facts the trials need
+
+
+def rule_facts(compiled: CompiledProtocol) -> list[str]:
+    """Facts named by a trial's criteria, in order of first use (the bit order)."""
+    seen: dict[str, None] = {}
+    for _, criterion in compiled.protocol.criteria:
+        for name in facts_of(compiled.rules[criterion.id]):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def _all_facts(compiled: CompiledProtocol) -> set[str]:
+    names = set(rule_facts(compiled))
+    for expr in compiled.arm_rules.values():
+        names.update(facts_of(expr))
+    return names
+
+
+def _dependencies(names: Iterable[str]) -> set[str]:
+    out = set(names)
+    for name in list(out):
+        if name.endswith("_x_uln"):
+            out.add(name.removesuffix("_x_uln"))
+        elif name == "gfr":
+            out.update({"measured_gfr", "height", "creatinine"})
+        elif name == "performance_score":
+            out.update({"lansky", "karnofsky"})
+        elif name == "pregnant":
+            out.update({"sex", "childbearing_potential"})
+        elif name in ("diagnosis_category", "oncohaematological", *DIAGNOSIS_DETAILS):
+            out.add("primary_diagnosis")
+    return out
+
+
+def window(compiled: CompiledProtocol, fact: str) -> int:
+    """The trial's look-back window for a dated fact, in days."""
+    kind = FACTS[fact].kind.value if fact in FACTS else "other"
+    return compiled.protocol.eligibility.lookback.days_for(fact, kind)
+
+
+def fingerprint(compiled: CompiledProtocol) -> str:
+    """A hash of everything in a protocol that screening depends on."""
+    p = compiled.protocol
+    doc = {"id": p.id, "version": p.version,
+           "criteria": [(k, c.id, c.expression) for k, c in p.criteria],
+           "arms": [(a.id, a.assignment.rule, a.assignment.randomisation) for a in p.arms],
+           "lookback": p.eligibility.lookback.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# The plan
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One trial's query and the index of its bitmasks."""
+
+    trial_id: str
+    version: str
+    fingerprint: str
+    criteria: tuple[tuple[str, str], ...]  # (id, kind), bit i = criterion i
+    facts: tuple[str, ...]  # bit j of absent_facts = fact j
+    arms: tuple[str, ...]
+    randomised: bool
+    sql: str
+
+    def sql_from(self, table: str) -> str:
+        """The query over another table of facts (e.g. only the patients to re-screen)."""
+        marker = "\n  FROM td_facts) g)"
+        assert self.sql.count(marker) == 1
+        return self.sql.replace(marker, f"\n  FROM {table}) g)")
+
+
+@dataclass(frozen=True)
+class PopulationPlan:
+    """The statement that builds ``td_facts``, then one query per trial."""
+
+    flavour: Flavour
+    as_of: datetime
+    steps: tuple[tuple[str, str], ...]  # (table name, SELECT)
+    trials: tuple[TrialPlan, ...]
+    dated: Mapping[str, tuple[int, ...]]  # dated fact → the distinct windows of the trials
+
+    @property
+    def on(self) -> date:
+        return self.as_of.date()
+
+    def show(self) -> str:
+        """The whole plan as SQL text, the way it will run."""
+        parts = [f"-- population screening plan ({self.flavour.name}), "
+                 f"as of {self.as_of.isoformat(timespec='minutes')}"]
+        parts += [f"CREATE TABLE {name} AS\n{sql};" for name, sql in self.steps]
+        parts += [f"-- trial {t.trial_id} {t.version}\n{t.sql};" for t in self.trials]
+        return "\n\n".join(parts)
+
+
+class _Columns:
+    """Collects the columns of ``td_facts``."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def add(self, name: str, sql: str) -> None:
+        self.items.setdefault(name, sql)
+
+
+def build_plan(
+    protocols: Sequence[CompiledProtocol],
+    *,
+    as_of: datetime,
+    flavour: Flavour = Flavour(),
+    stats: InputStats = InputStats(),
+) -> PopulationPlan:
+    """Compile ``protocols`` into a plan over the input ``stats`` describes."""
+    for compiled in protocols:
+        _check_size(compiled)
+    needed = set().union(*(_all_facts(c) for c in protocols)) if protocols else set()
+    base = _dependencies(needed)
+    on = as_of.date()
+    f = flavour
+    q = f.q
+    steps: list[tuple[str, str]] = []
+    cols = _Columns()
+    on_sql = date_sql(on)
+
+    # Person: birth date and sex; ages at the screening date.
+    steps.append(("td_person", (
+        "SELECT person_id, "
+        "make_date(CAST(year_of_birth AS INT), CAST(month_of_birth AS INT), "
+        "CAST(day_of_birth AS INT)) AS birth, "
+        "CASE CAST(gender_concept_id AS BIGINT) WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' "
+        "END AS sex FROM src_person")))
+    y, m, d = on.year, on.month, on.day
+    cols.add("sex", "p.sex")
+    cols.add("age_years", f"({y} - year(p.birth) - CASE WHEN month(p.birth) > {m} OR "
+                          f"(month(p.birth) = {m} AND day(p.birth) > {d}) THEN 1 ELSE 0 END)")
+    cols.add("age_months", f"(({y} - year(p.birth)) * 12 + ({m} - month(p.birth)) - "
+                           f"CASE WHEN {d} < day(p.birth) THEN 1 ELSE 0 END)")
+    joins: list[str] = []
+
+    # Diagnosis: the latest condition of the dictionary's vocabulary.
+    if "primary_diagnosis" in base:
+        if "condition_occurrence" in stats.tables:
+            key = f.order_key("condition_start_date", "condition_occurrence_id", Tie.FIRST,
+                              stats.small_ids.get("condition_occurrence", True))
+            steps.append(("td_condition", (
+                f"SELECT person_id, {f.arg_max('condition_source_value', key)} AS dx "
+                f"FROM src_condition_occurrence WHERE condition_start_date <= {on_sql} "
+                f"AND condition_source_value IN ({', '.join(text_sql(x) for x in DIAGNOSES)}) "
+                "GROUP BY person_id")))
+            joins.append("LEFT JOIN td_condition c ON c.person_id = p.person_id")
+            dx = "c.dx"
+        else:
+            dx = f"CAST(NULL AS {f.text()})"
+        haem = ", ".join(text_sql(x) for x in sorted(HAEMATOLOGICAL))
+        onco = ", ".join(text_sql(x) for x in sorted(ONCOHAEMATOLOGICAL))
+        cols.add("primary_diagnosis", dx)
+        cols.add("diagnosis_category", f"CASE WHEN {dx} IN ({haem}) THEN 'haematological' "
+                                       f"WHEN {dx} = 'other' THEN 'other' "
+                                       f"WHEN {dx} IS NOT NULL THEN 'solid_tumour' END")
+        cols.add("oncohaematological", f"CASE WHEN {dx} IS NOT NULL THEN {dx} IN ({onco}) END")
+
+    dated: dict[str, set[int]] = {}
+
+    # Measurements: the latest per fact, in the canonical unit.
+    wanted_m = sorted(x for x in base if x in MEASUREMENT_FACTS)
+    if wanted_m and "measurement" in stats.tables:
+        steps.append(("td_measurement", _measurements_sql(f, wanted_m, stats, on)))
+        joins.append("LEFT JOIN td_measurement m ON m.person_id = p.person_id")
+        for name in wanted_m:
+            cols.add(name, f"m.{q(name)}")
+            cols.add(name + "@age", f.days(on_sql, f"m.{q(name + '@date')}"))
+            if name in XULN_LABS:
+                cols.add(name + "@ratio", f"m.{q(name + '@ratio')}")
+    else:
+        for name in wanted_m:
+            cols.add(name, "CAST(NULL AS DOUBLE)")
+            cols.add(name + "@age", "CAST(NULL AS INT)")
+            if name in XULN_LABS:
+                cols.add(name + "@ratio", "CAST(NULL AS DOUBLE)")
+    for name in wanted_m:
+        dated[name] = set()
+    if "gfr" in base:
+        # Bedside Schwartz: eGFR = 0.413 × height (cm) / creatinine (mg/dL)
+        # (Schwartz 2009, JASN 20:629), the constant from trialdesk.clinical.renal.
+        height, creatinine = _col(cols, "height"), _col(cols, "creatinine")
+        cols.add("gfr@schwartz", f"CASE WHEN {creatinine} > 0 THEN "
+                 + f.round12(f"{number_sql(SCHWARTZ_K)} * {height} / {creatinine}") + " END")
+
+    # Observations: the latest per source (and per trial for consent and attestations).
+    sources = _observation_sources(base, protocols, stats)
+    if sources and "observation" in stats.tables:
+        steps.append(("td_observation", _observations_sql(f, sources, stats, on)))
+        joins.append("LEFT JOIN td_observation o ON o.person_id = p.person_id")
+        for column, (source, _) in sources.items():
+            for out, _kind in _observation_outputs(column, source):
+                cols.add(out, (f.days(on_sql, f"o.{q(_dated_column(out))}")
+                               if out.endswith("@age") else f"o.{q(out)}"))
+    else:
+        for column, (source, _) in sources.items():
+            for out, sql_type in _observation_outputs(column, source):
+                cols.add(out, f"CAST(NULL AS {_sql_type(sql_type, f)})")
+    for source, _ in sources.values():
+        if _is_dated(source):
+            dated[source.fact] = set()
+
+    if "hours_since_septic_shock_onset" in base:
+        onset = cols.items.get("septic_shock_onset")
+        seconds = f.seconds(timestamp_sql(as_of), onset or "CAST(NULL AS TIMESTAMP)")
+        cols.add("hours_since_septic_shock_onset",
+                 f"CASE WHEN {seconds} >= 0 THEN round({seconds} / 3600.0, 4) END")
+
+    # Treatments.
+    if base & set(TREATMENT_FACTS):
+        marker = cols.items.get("treatment_history_recorded", "CAST(NULL AS BOOLEAN)")
+        if "drug_exposure" in stats.tables:
+            steps.append(("td_drug", _drugs_sql(f, on)))
+            joins.append("LEFT JOIN td_drug dr ON dr.person_id = p.person_id")
+            recorded = f"(dr.person_id IS NOT NULL OR coalesce({marker}, FALSE))"
+            cols.add("prior_therapy_categories",
+                     f"CASE WHEN {recorded} THEN coalesce(dr.cats, {f.empty_text_list()}) END")
+            cols.add("last_immunotherapy_date", f"CASE WHEN {recorded} THEN dr.last_immuno END")
+            cols.add("chronic_immunosuppression",
+                     f"CASE WHEN {recorded} THEN coalesce(dr.chronic, FALSE) END")
+        else:
+            recorded = f"coalesce({marker}, FALSE)"
+            cols.add("prior_therapy_categories",
+                     f"CASE WHEN {recorded} THEN {f.empty_text_list()} END")
+            cols.add("last_immunotherapy_date", "CAST(NULL AS DATE)")
+            cols.add("chronic_immunosuppression", f"CASE WHEN {recorded} THEN FALSE END")
+
+    for compiled in protocols:
+        for name in dated:
+            dated[name].add(window(compiled, name))
+
+    # Facts under a trial's look-back windows, computed once for every distinct window:
+    # trials (and variants) with the same windows share the columns.
+    available = set(cols.items)
+    shared: dict[str, str] = {}  # expression → column
+    trials = tuple(_trial_plan(c, f, on, available, shared) for c in protocols)
+    select = ",\n  ".join(f"{sql} AS {q(name)}" for name, sql in cols.items.items())
+    windowed = "".join(f",\n  {sql} AS {q(name)}" for sql, name in shared.items())
+    # One statement: the parts are common table expressions, so nothing but the facts
+    # table itself is ever materialised.
+    ctes = ",\n".join(f"{name} AS (\n{sql}\n)" for name, sql in steps)
+    facts_sql = (f"WITH {ctes}\nSELECT t.*{windowed}\nFROM (SELECT p.person_id, "
+                 f"p.birth AS {q('@birth')},\n  {select}\nFROM td_person p\n  "
+                 + "\n  ".join(joins) + f"\nWHERE p.birth <= {on_sql}) t")
+    return PopulationPlan(f, as_of, (("td_facts", facts_sql),), trials,
+                          {k: tuple(sorted(v)) for k, v in dated.items()})
+
+
+def _col(cols: _Columns, name: str) -> str:
+    return cols.items.get(name, "CAST(NULL AS DOUBLE)")
+
+
+def _check_size(compiled: CompiledProtocol) -> None:
+    n_criteria = len(compiled.protocol.criteria)
+    n_facts = len(rule_facts(compiled))
+    if n_criteria > MAX_BITS or n_facts > MAX_BITS or len(compiled.protocol.arms) > MAX_BITS:
+        raise ProtocolError(
+            f"population screening handles up to {MAX_BITS} criteria, facts and arms per trial; "
+            f"this one has {n_criteria} criteria and {n_facts} facts", where=compiled.path or
+            compiled.id)
+
+
+def _sql_type(kind: FactType | str, f: Flavour) -> str:
+    return {FactType.NUMBER: "DOUBLE", FactType.INTEGER: "DOUBLE", FactType.BOOLEAN: "BOOLEAN",
+            FactType.STRING: f.text(), FactType.DATE: "TIMESTAMP", "age": "INT"}[kind]
+
+
+def _dated_column(age_column: str) -> str:
+    """The date column behind an ``<fact>@age`` column."""
+    return age_column.removesuffix("@age") + "@date"
+
+
+def _null(name: str, f: Flavour) -> str:
+    definition = FACTS.get(name)
+    if definition is None or definition.type is FactType.BOOLEAN:
+        return "CAST(NULL AS BOOLEAN)"
+    if definition.type is FactType.SET:
+        return f"CAST(NULL AS {'ARRAY<STRING>' if f.name == 'spark' else 'VARCHAR[]'})"
+    if definition.type is FactType.DATE:
+        return "CAST(NULL AS DATE)"
+    if definition.type is FactType.STRING:
+        return f"CAST(NULL AS {f.text()})"
+    return "CAST(NULL AS DOUBLE)"
+
+
+def _is_dated(source: ObservationSource) -> bool:
+    if source.per_trial or source.fact in DISEASE_FIELDS or source.fact in DIAGNOSIS_DETAILS:
+        return False
+    if source.fact in ("septic_shock_onset", "treatment_history_recorded",
+                       "childbearing_potential"):
+        return False
+    if source.fact == "pregnant":
+        return True
+    return FACTS[source.fact].dated
+
+
+def _observation_outputs(column: str, source: ObservationSource
+                         ) -> list[tuple[str, FactType | str]]:
+    """The ``td_facts`` columns one observation source yields."""
+    kind = source.type
+    if source.fact == "pregnant":
+        return [("pregnant@value", FactType.BOOLEAN), ("pregnant@age", "age")]
+    out: list[tuple[str, FactType | str]] = [(column, kind)]
+    if _is_dated(source):
+        out.append((column + "@age", "age"))
+    return out
+
+
+def _observation_sources(base: set[str], protocols: Sequence[CompiledProtocol],
+                         stats: InputStats) -> dict[str, tuple[ObservationSource, str]]:
+    """Output column → (source, trial qualifier or '')."""
+    out: dict[str, tuple[ObservationSource, str]] = {}
+    for source in OBSERVATION_SOURCES.values():
+        if source.per_trial:
+            continue
+        wanted = source.fact in base or (
+            source.fact == "septic_shock_onset" and "hours_since_septic_shock_onset" in base) or (
+            source.fact == "treatment_history_recorded" and base & set(TREATMENT_FACTS))
+        if wanted:
+            out[source.fact] = (source, "")
+    for compiled in protocols:
+        names = _all_facts(compiled)
+        for name in sorted(names):
+            if name == "consent_signed":
+                src = "consent"
+            elif name.startswith(ATTEST_PREFIX):
+                src = name
+            else:
+                continue
+            if (src, compiled.id) in stats.per_trial:
+                column = f"{name}@{compiled.id}"
+                out[column] = (ObservationSource(src, name, FactType.BOOLEAN, per_trial=True),
+                               compiled.id)
+    return out
+
+
+def _canonical(f: Flavour, value: str, factor: str) -> str:
+    """``value × factor`` rounded to 12 significant digits, as the per-patient path does.
+
+    A product that is already a short decimal (the nearest double to n/10⁴ with
+    |n| < 10¹²) rounds to itself, so the formatting is only paid for the others.
+    """
+    product = f"({value} * {factor})"
+    return (f"CASE WHEN abs({product}) < 1.0e8 AND "
+            f"round({product} * 10000.0e0) / 10000.0e0 = {product} "
+            f"THEN {product} ELSE {f.round12(product)} END")
+
+
+#: A (person, small id) pair grouped as one integer: person_id × 2¹⁰ + id. Grouping on one
+#: integer is several times faster than on two columns.
+PAIR_BITS = 10
+
+
+def _pair_key(f: Flavour, person: str, small: str, stats: InputStats) -> tuple[str, str, str]:
+    """(person_id, id, GROUP BY) expressions for grouping rows by person and a small id."""
+    if not stats.small_ids.get("person_pair", False):
+        return person, small, f"{person}, {small}"
+    key = f"({person} * {1 << PAIR_BITS} + {small})"
+    return (f.int_div(key, 1 << PAIR_BITS), f"({key} % {1 << PAIR_BITS})", key)
+
+
+def _units_table(pairs: Sequence[tuple[str, int]], stats: InputStats) -> str:
+    """Inline table (id, unit, factor) for the facts ``pairs`` (fact, id) that have a unit."""
+    rows = [("-1", "''", "CAST(NULL AS DOUBLE)")]  # keeps the table non-empty
+    for fact, i in pairs:
+        if FACTS[fact].unit in (None, "ULN"):
+            continue
+        for unit in stats.units.get(fact, ()):
+            factor = unit_factor(fact, unit)
+            if factor is not None:
+                rows.append((str(i), text_sql(unit or ""), number_sql(factor)))
+    return values_sql(rows, ("id", "unit", "factor"), "u")
+
+
+def _measurements_sql(f: Flavour, wanted: list[str], stats: InputStats, on: date) -> str:
+    q = f.q
+    ids = {fact: i for i, fact in enumerate(wanted)}
+    sources = [(s, ids[fact]) for s, fact in measurement_sources().items() if fact in ids]
+    mapping = values_sql([(text_sql(s), str(i)) for s, i in sources], ("source", "fid"), "s")
+    key = f.order_key("x.measurement_date", "x.measurement_id", Tie.FIRST,
+                      stats.small_ids.get("measurement", True))
+    # The latest row per patient and fact: its value, the factor of its unit into the fact's
+    # unit (a number aggregates faster than the unit's text), its upper limit of normal.
+    person, fid, group = _pair_key(f, "x.person_id", "s.fid", stats)
+    latest = (f"SELECT {person} AS person_id, {fid} AS fid, "
+              f"{f.arg_max('x.value_as_number', key)} AS v, "
+              f"{f.arg_max_null('u.factor', key)} AS factor, "
+              f"{f.arg_max_null('x.range_high', key)} AS rh, max(x.measurement_date) AS d "
+              f"FROM src_measurement x JOIN {mapping} ON x.measurement_source_value = s.source "
+              f"LEFT JOIN {_units_table(list(ids.items()), stats)} "
+              "ON u.id = s.fid AND u.unit = coalesce(x.unit_source_value, '') "
+              f"WHERE x.measurement_date <= {date_sql(on)} AND x.value_as_number IS NOT NULL "
+              f"GROUP BY {group}")
+    # Into the fact's unit before pivoting; ×ULN from the result's own reference range, in
+    # the result's own unit.
+    canonical = f"CASE WHEN l.factor IS NULL THEN l.v ELSE {_canonical(f, 'l.v', 'l.factor')} END"
+    ratio = _canonical(f, "l.v / l.rh", "1.0e0")
+    converted = (f"SELECT l.person_id, l.fid, {canonical} AS v, l.d, CASE WHEN l.rh > 0 THEN "
+                 f"{ratio} END AS ratio FROM ({latest}) l")
+    pivots = []
+    for fact, i in ids.items():
+        pivots.append(f"{f.pick('v', f'fid = {i}')} AS {q(fact)}")
+        pivots.append(f"{f.pick('d', f'fid = {i}')} AS {q(fact + '@date')}")
+        if fact in XULN_LABS:
+            pivots.append(f"{f.pick('ratio', f'fid = {i}')} AS {q(fact + '@ratio')}")
+    return f"SELECT person_id, {', '.join(pivots)} FROM ({converted}) c GROUP BY person_id"
+
+
+def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource, str]],
+                      stats: InputStats, on: date) -> str:
+    q = f.q
+    small = stats.small_ids.get("observation", True)
+    columns = list(sources)
+    fixed = [c for c in columns if not sources[c][0].per_trial]
+    trial = [c for c in columns if sources[c][0].per_trial]
+    parts = []
+    person, sid, group_by = _pair_key(f, "x.person_id", "s.sid", stats)
+    for group, joined in ((fixed, False), (trial, True)):
+        if not group:
+            continue
+        rows = [(text_sql(sources[c][0].source), text_sql(sources[c][1]), str(columns.index(c)),
+                 "TRUE" if sources[c][0].tie is Tie.LAST else "FALSE") for c in group]
+        mapping = values_sql(rows, ("source", "qualifier", "sid", "tie_last"), "s")
+        on_clause = "x.observation_source_value = s.source"
+        if joined:
+            on_clause += " AND x.qualifier_source_value = s.qualifier"
+        key = (f"CASE WHEN s.tie_last THEN "
+               f"{f.order_key('x.observation_date', 'x.observation_id', Tie.LAST, small)} ELSE "
+               f"{f.order_key('x.observation_date', 'x.observation_id', Tie.FIRST, small)} END")
+        by_kind: dict[ValueColumn, list[str]] = {}
+        for c in group:
+            by_kind.setdefault(sources[c][0].value_column, []).append(str(columns.index(c)))
+        has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
+                                for kind, sids in sorted(by_kind.items()))
+        parts.append(
+            f"SELECT {person} AS person_id, {sid} AS sid, "
+            f"{f.arg_max_null('x.value_as_number', key)} AS n, "
+            f"{f.arg_max_null('x.value_as_string', key)} AS s, "
+            f"{f.arg_max_null('x.observation_datetime', key)} AS t, "
+            f"{f.arg_max_null('x.unit_source_value', key)} AS u, max(x.observation_date) AS d "
+            f"FROM src_observation x JOIN {mapping} ON {on_clause} "
+            f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
+            f"GROUP BY {group_by}")
+    # Typed before pivoting: yes/no as BOOLEAN, numbers in the fact's unit.
+    bearing = [(sources[c][0].fact, columns.index(c)) for c in columns
+               if sources[c][0].value_column is ValueColumn.NUMBER and _unit_bearing(sources[c][0])]
+    canonical = f"CASE WHEN u.factor IS NULL THEN l.n ELSE {_canonical(f, 'l.n', 'u.factor')} END"
+    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, (l.s = 'true') AS b, l.s, l.t, l.d "
+             f"FROM ({' UNION ALL '.join(parts)}) l "
+             f"LEFT JOIN {_units_table(bearing, stats)} "
+             "ON u.id = l.sid AND u.unit = coalesce(l.u, '')")
+    pivots = []
+    for column, (source, _) in sources.items():
+        sid = f"sid = {columns.index(column)}"
+        outputs = _observation_outputs(column, source)
+        value = ("t" if source.value_column is ValueColumn.DATETIME
+                 else "b" if source.type is FactType.BOOLEAN
+                 else "n" if source.value_column is ValueColumn.NUMBER else "s")
+        pivots.append(f"{f.pick(value, sid)} AS {q(outputs[0][0])}")
+        if len(outputs) > 1:
+            pivots.append(f"{f.pick('d', sid)} AS {q(_dated_column(outputs[1][0]))}")
+    return f"SELECT person_id, {', '.join(pivots)} FROM ({typed}) c GROUP BY person_id"
+
+
+def _unit_bearing(source: ObservationSource) -> bool:
+    definition = FACTS.get(source.fact)
+    return (definition is not None and definition.kind is FactKind.FINDING
+            and definition.unit is not None and definition.is_numeric)
+
+
+def _drugs_sql(f: Flavour, on: date) -> str:
+    on_sql = date_sql(on)
+    given = f"drug_exposure_start_date <= {on_sql}"
+    return (
+        "SELECT person_id, "
+        f"{f.sorted_set(f'CASE WHEN {given} THEN therapy_category END')} AS cats, "
+        f"max(CASE WHEN {given} AND therapy_category = 'immunotherapy' THEN "
+        f"least(coalesce(drug_exposure_end_date, {on_sql}), {on_sql}) END) AS last_immuno, "
+        f"bool_or({given} AND therapy_category IN ('corticosteroid', 'immunosuppressant') "
+        "AND coalesce(chronic, FALSE) AND (drug_exposure_end_date IS NULL OR "
+        f"drug_exposure_end_date >= {on_sql})) AS chronic "
+        "FROM src_drug_exposure GROUP BY person_id")
+
+
+# ---------------------------------------------------------------------------
+# One trial
+
+
+def _gated(compiled: CompiledProtocol, name: str, f: Flavour, available: set[str]) -> str:
+    """The SQL of one fact for this trial: look-back windows applied."""
+    q = f.q
+
+    def fresh(fact: str, value: str | None = None) -> str:
+        column = q(value or fact)
+        if fact + "@age" not in available:
+            return _null(fact, f)
+        return f"CASE WHEN {q(fact + '@age')} <= {window(compiled, fact)} THEN {column} END"
+
+    if name.endswith("_x_uln"):
+        lab = name.removesuffix("_x_uln")
+        return fresh(lab, lab + "@ratio")
+    if name == "gfr":
+        age = q("age_years")
+        return (f"CASE WHEN {q('measured_gfr@age')} <= {window(compiled, 'measured_gfr')} "
+                f"THEN {q('measured_gfr')} "
+                f"WHEN {age} >= {SCHWARTZ_MIN_AGE_YEARS:g} AND {age} < {SCHWARTZ_MAX_AGE_YEARS + 1:g} "
+                f"AND {q('height@age')} <= {window(compiled, 'height')} "
+                f"AND {q('creatinine@age')} <= {window(compiled, 'creatinine')} "
+                f"THEN {q('gfr@schwartz')} END")
+    if name == "performance_score":
+        # Lansky under 16, Karnofsky from 16 (FACTS.md §5); the other scale is not converted.
+        return (f"CASE WHEN {q('age_years')} < 16 THEN {fresh('lansky')} "
+                f"ELSE {fresh('karnofsky')} END")
+    if name == "pregnant":
+        # Seed 000 E10: only patients of childbearing potential need a pregnancy test.
+        cbp = (q("childbearing_potential") if "childbearing_potential" in available
+               else "CAST(NULL AS BOOLEAN)")
+        value = (f"CASE WHEN {q('pregnant@age')} <= {window(compiled, 'pregnant')} "
+                 f"THEN {q('pregnant@value')} END") if "pregnant@age" in available \
+            else "CAST(NULL AS BOOLEAN)"
+        return (f"CASE WHEN {q('sex')} = 'male' THEN FALSE "
+                f"WHEN {q('sex')} = 'female' AND {cbp} = FALSE THEN FALSE ELSE {value} END")
+    if name == "consent_signed" or name.startswith(ATTEST_PREFIX):
+        column = f"{name}@{compiled.id}"
+        return q(column) if column in available else "CAST(NULL AS BOOLEAN)"
+    if name + "@age" in available:
+        return fresh(name)
+    if name in DIAGNOSIS_DETAILS:
+        return f"CASE WHEN {q('primary_diagnosis')} IS NOT NULL THEN {q(name)} END"
+    if name in available:
+        return q(name)
+    return _null(name, f)
+
+
+def _bits(flags: Sequence[str]) -> str:
+    if not flags:
+        return "CAST(0 AS BIGINT)"
+    return "CAST(" + " | ".join(f"(CASE WHEN {x} THEN {1 << i} ELSE 0 END)"
+                                for i, x in enumerate(flags)) + " AS BIGINT)"
+
+
+def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set[str],
+                shared: dict[str, str]) -> TrialPlan:
+    q = f.q
+    protocol = compiled.protocol
+    names = sorted(_all_facts(compiled))
+    columns = []
+    for n in names:
+        sql = _gated(compiled, n, f, available)
+        if sql.startswith("CASE"):
+            sql = q(shared.setdefault(sql, f"{n}#{len(shared)}"))
+        columns.append(f"{sql} AS {q(n)}")
+    gated = ",\n    ".join(columns)
+    criteria = [(c.id, kind) for kind, c in protocol.criteria]
+    exprs: list[Expr] = [compiled.rules[c.id] for _, c in protocol.criteria]
+    crit_sql = [to_sql(e, f.dialect, as_of=on) for e in exprs]
+    arms = [a.id for a in protocol.arms]
+    randomised = any(a.assignment.randomisation for a in protocol.arms)
+    arm_sql = {a.id: to_sql(compiled.arm_rules[a.id], f.dialect, as_of=on)
+               for a in protocol.arms if a.id in compiled.arm_rules}
+    facts = rule_facts(compiled)
+
+    inner = [f"{sql} AS {q(f'c{i}')}" for i, sql in enumerate(crit_sql)]
+    inner += [f"{sql} AS {q(f'a{k}')}" for k, sql in enumerate(arm_sql.values())]
+    carried = [q(name) for name in facts]
+    inner += carried
+    # The verdict from the two bitmasks (cheaper than evaluating the criteria again):
+    # ineligible when an inclusion is not met or an exclusion is met; eligible when every
+    # inclusion is met and every exclusion not met; otherwise undetermined.
+    incl = sum(1 << i for i, (_, k) in enumerate(criteria) if k == "inclusion")
+    excl = sum(1 << i for i, (_, k) in enumerate(criteria) if k == "exclusion")
+    not_met = "(~(met | unknown))"
+    verdict = (f"CASE WHEN ({not_met} & {incl}) <> 0 OR (met & {excl}) <> 0 THEN 0 "
+               f"WHEN (met & {incl}) = {incl} AND ({not_met} & {excl}) = {excl} THEN 1 "
+               "ELSE 2 END")
+    if randomised or not arm_sql:
+        arm = f"CAST(NULL AS {f.text()})"
+    else:
+        met = [f"coalesce({q(f'a{k}')}, FALSE)" for k in range(len(arm_sql))]
+        count = " + ".join(f"(CASE WHEN {x} THEN 1 ELSE 0 END)" for x in met)
+        which = " ".join(f"WHEN {x} THEN {text_sql(a)}" for x, a in zip(met, arm_sql, strict=True))
+        arm = f"CASE WHEN {count} = 1 THEN CASE {which} END END"
+    met_bits = _bits([q(f"c{i}") for i in range(len(criteria))])
+    unknown_bits = _bits([f"{q(f'c{i}')} IS NULL" for i in range(len(criteria))])
+    # Which facts are absent matters only where the verdict is undetermined.
+    absent_bits = (f"CASE WHEN v = 2 THEN {_bits([f'{c} IS NULL' for c in carried])} "
+                   "ELSE CAST(0 AS BIGINT) END")
+    verdict_names = " ".join(f"WHEN {i} THEN {text_sql(v)}" for i, v in enumerate(VERDICTS))
+    rest = "".join(f", {c}" for c in carried)
+    sql = (
+        f"SELECT person_id, {text_sql(compiled.id)} AS trial_id,\n"
+        f"  CASE v {verdict_names} END AS verdict,\n"
+        f"  CASE WHEN v = 0 THEN CAST(NULL AS {f.text()}) ELSE arm END AS arm,\n"
+        f"  met, unknown, {absent_bits} AS absent_facts\n"
+        f"FROM (SELECT person_id, {verdict} AS v, arm, met, unknown{rest}\n"
+        "FROM (SELECT person_id,\n"
+        f"  {arm} AS arm,\n  {met_bits} AS met,\n"
+        f"  {unknown_bits} AS unknown{rest}\n"
+        "FROM (SELECT person_id,\n    " + ",\n    ".join(inner) + "\n"
+        "FROM (SELECT person_id,\n    " + gated + "\n  FROM td_facts) g) c) m) r")
+    return TrialPlan(compiled.id, protocol.version, fingerprint(compiled), tuple(criteria),
+                     tuple(facts), tuple(arms), randomised, sql)
+
+
+__all__ = [
+    "MAX_BITS",
+    "VERDICTS",
+    "Flavour",
+    "InputStats",
+    "PopulationPlan",
+    "TrialPlan",
+    "build_plan",
+    "fingerprint",
+    "rule_facts",
+    "unit_factor",
+    "window",
+]
