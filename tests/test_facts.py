@@ -236,3 +236,12 @@ def test_bad_patient_files_name_the_field(changes: dict[str, Any], where: str,
         record(**changes)
     assert str(err.value).startswith(f"p.json: {where}")
     assert reason in str(err.value)
+
+
+def test_zero_creatinine_leaves_gfr_unknown() -> None:
+    fs = facts_of(observations=[
+        {"name": "creatinine", "value": 0, "unit": "mg/dL", "date": "2026-11-20"},
+        {"name": "height", "value": 120, "unit": "cm", "date": "2026-11-20"},
+    ])
+    assert "gfr" not in fs
+    assert "creatinine of 0" in fs.why_missing("gfr")

@@ -232,6 +232,8 @@ def _gfr(b: _Builder) -> None:
                   (("height", height), ("creatinine", creatinine)) if v is None]
         b.miss("gfr", "no measured GFR; bedside Schwartz needs height and creatinine ("
                       + "; ".join(absent) + ")")
+    elif float(creatinine.value) <= 0:  # type: ignore[arg-type]
+        b.miss("gfr", "no measured GFR; a creatinine of 0 gives no Schwartz estimate")
     else:
         h, scr = float(height.value), float(creatinine.value)  # type: ignore[arg-type]
         egfr = units.convert(schwartz_bedside(h, scr), "", "")
