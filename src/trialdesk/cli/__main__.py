@@ -1,0 +1,6 @@
+"""``python -m trialdesk.cli``."""
+
+from trialdesk.cli import main
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

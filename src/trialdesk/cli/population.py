@@ -1,0 +1,190 @@
+"""Population screening: population screen, explain, synth, trials, sql."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trialdesk.cli.common import (
+    ProtocolsOpt,
+    _console,
+    _protocols,
+    app,
+    domain_errors,
+    parse_moment,
+)
+from trialdesk.protocol.load import default_protocol_dir
+
+# --------------------------------------------------------------------------- population
+population_app = typer.Typer(
+    help="Population screening: every patient of a data set against every open trial.",
+    no_args_is_help=True)
+app.add_typer(population_app, name="population")
+
+_TRIALS_HELP = "Trials: 'open' (recruiting or available), 'all', or trial ids separated by commas."
+
+
+@population_app.command("screen")
+@domain_errors
+def population_screen(
+    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced at the end).")],
+    engine: Annotated[str, typer.Option("--engine", help="duckdb (embedded) or spark.")] = "duckdb",
+    trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
+    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    incremental: Annotated[bool, typer.Option(
+        "--incremental", help="Re-screen only patients whose data or result may have changed, "
+                              "and trials whose protocol changed; keep the rest.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="Engine threads.")] = None,
+    memory_limit: Annotated[str, typer.Option("--memory-limit",
+                                              help="DuckDB memory limit.")] = "6GB",
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Screen a population; write one compact row per patient × trial and a summary."""
+    import time
+
+    from trialdesk.screening.console import RichProgress, summary_tables
+    from trialdesk.screening.engine import ENGINES, make_engine
+    from trialdesk.screening.run import screen_population, select_trials
+
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
+    moment = parse_moment(on)
+    chosen = select_trials(_protocols(protocols), trials)
+    started = time.perf_counter()
+    with make_engine(engine, threads=threads, memory_limit=memory_limit) as runner, \
+            RichProgress(Console(stderr=True)) as bar:
+        report = screen_population(runner, data=data, out=out, protocols=chosen, as_of=moment,
+                                   incremental=incremental, progress=bar, clock=time.perf_counter,
+                                   protocols_dir=protocols or default_protocol_dir())
+    console = _console()
+    for table in summary_tables(report.summary, report.manifest):
+        console.print(table)
+    pairs = report.persons * len(chosen)
+    seconds = time.perf_counter() - started
+    again = "" if report.rescreened is None else (
+        f"; re-screened {report.rescreened:,} patients, kept {len(report.reused_trials)} trials' "
+        "other results")
+    phases = ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
+    console.print(f"{pairs:,} patient × trial pairs in {seconds:.1f} s "
+                  f"({pairs / max(seconds, 1e-9):,.0f} pairs/s) with {engine} ({phases}){again}; "
+                  f"output in {report.out}", highlight=False)
+
+
+@population_app.command("explain")
+@domain_errors
+def population_explain(
+    out: Annotated[Path, typer.Option("--out", help="Output directory of a screening run.")],
+    patient: Annotated[str, typer.Option("--patient", help="person_id.")],
+    trial: Annotated[str, typer.Option("--trial", help="Trial id.")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Tables (default: those the run read).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stable JSON document.")] = False,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Expand one patient × trial into the per-criterion explanation `screen` gives."""
+    from trialdesk.screening.engine import DuckDBEngine
+    from trialdesk.screening.output import read_manifest
+    from trialdesk.screening.run import explain_pair
+    from trialdesk.views import screening_report
+
+    manifest = read_manifest(out)
+    directory = protocols or (Path(manifest["protocols"]) if manifest and manifest.get(
+        "protocols") else None)
+    with DuckDBEngine(memory_limit=None) as runner:
+        found = explain_pair(runner, out=out, patient=patient, trial=trial,
+                             protocols=_protocols(directory), data=data)
+    if as_json:
+        doc = {"patient_id": found.result.patient_id, "results": [found.result.to_json()],
+               "stored": found.stored, "agrees": found.agrees}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        return
+    console = _console()
+    screening_report(console, found.result)
+    if found.stored is None:
+        console.print("[yellow]The run has no row for this patient (not in the data then, or "
+                      "born after the screening date).[/]")
+    elif found.agrees:
+        console.print(f"The population run's compact row agrees: {found.stored['verdict']}.",
+                      highlight=False)
+    else:
+        console.print(f"[yellow]The population run recorded {found.stored['verdict']}; the data "
+                      "and protocol now give the result above (one of them changed since the "
+                      "run).[/]")
+
+
+@population_app.command("synth")
+@domain_errors
+def population_synth(
+    patients: Annotated[int, typer.Option("--patients", min=1, help="Number of patients.")],
+    out: Annotated[Path, typer.Option("--out", help="New directory for the tables.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
+    on: Annotated[str | None, typer.Option("--on", help="Intended screening date (ISO).")] = None,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Write a synthetic population as OMOP-shaped Parquet tables."""
+    from trialdesk.screening.run import write_tables
+    from trialdesk.screening.synth import synthesise
+
+    moment = parse_moment(on)
+    trials_for_consent = list(_protocols(protocols).values())
+    counts = write_tables(out, synthesise(patients, seed=seed, on=moment.date(),
+                                          trials=trials_for_consent))
+    typer.echo(", ".join(f"{name}: {n:,} rows" for name, n in counts.items()) + f" in {out}")
+
+
+@population_app.command("trials")
+@domain_errors
+def population_trials(
+    variants: Annotated[int, typer.Option("--variants", min=0, help="How many variants.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the protocol files.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Write the seed protocols and N synthetic variants of them (for scale tests)."""
+    import yaml
+
+    from trialdesk.protocol.load import protocol_from_data, read_document
+    from trialdesk.screening.variants import make_variants
+
+    source = protocols or default_protocol_dir()
+    paths = sorted(p for p in source.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    seeds = [read_document(p) for p in paths]
+    docs = make_variants(seeds, variants, seed=seed)
+    for doc in docs:
+        protocol_from_data(doc, source=doc["id"])
+    out.mkdir(parents=True, exist_ok=True)
+    for path, doc in zip(paths, seeds, strict=True):
+        (out / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        del doc
+    for doc in docs:
+        (out / f"{doc['id']}.yaml").write_text(
+            yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    typer.echo(f"{len(seeds)} seed protocols and {len(docs)} variants in {out}")
+
+
+@population_app.command("sql")
+@domain_errors
+def population_sql(
+    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
+    engine: Annotated[str, typer.Option("--engine", help="duckdb or spark.")] = "duckdb",
+    trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
+    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Print the SQL a screening would run (input tables are checked first)."""
+    from trialdesk.screening.engine import ENGINES, DuckDBEngine
+    from trialdesk.screening.plan import Flavour, build_plan
+    from trialdesk.screening.run import gather_stats, load_inputs, select_trials
+
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
+    chosen = select_trials(_protocols(protocols), trials)
+    with DuckDBEngine(memory_limit=None) as runner:
+        stats = gather_stats(runner, load_inputs(runner, data))
+    plan = build_plan(chosen, as_of=parse_moment(on), flavour=Flavour(engine), stats=stats)
+    typer.echo(plan.show())

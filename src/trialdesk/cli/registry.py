@@ -1,0 +1,150 @@
+"""The registry commands: trials, show, screen, lint, schema, demo."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from trialdesk.cli.common import (
+    ProtocolsOpt,
+    _console,
+    _protocols,
+    _trial,
+    app,
+    domain_errors,
+    parse_moment,
+    read_patient_file,
+)
+from trialdesk.protocol.load import (
+    CompiledProtocol,
+    default_protocol_dir,
+    load_directory,
+)
+
+
+@app.command()
+@domain_errors
+def trials(protocols: ProtocolsOpt = None) -> None:
+    """List the registered trials."""
+    from trialdesk.views import trials_table
+
+    _console().print(trials_table(list(_protocols(protocols).values())))
+
+
+@app.command()
+@domain_errors
+def show(
+    trial_id: Annotated[str, typer.Argument(help="Trial id, e.g. NB-NK-2026.")],
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Show a trial as a registry page, with its arms and regimens."""
+    from trialdesk.views import registry_page
+
+    compiled = _trial(_protocols(protocols), trial_id)
+    registry_page(_console(), compiled)
+
+
+@app.command()
+@domain_errors
+def screen(
+    patient: Annotated[Path, typer.Argument(help="Patient file (JSON).")],
+    trial: Annotated[str | None, typer.Option("--trial", help="Only this trial.")] = None,
+    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stable JSON document.")] = False,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Screen a patient against every trial (or one): verdict, arm, every criterion explained."""
+    from trialdesk.criteria.verdict import screen_record
+    from trialdesk.facts.patient import patient_from_data
+    from trialdesk.views import screening_report
+
+    moment = parse_moment(on)
+    all_protocols = _protocols(protocols)
+    chosen = [_trial(all_protocols, trial)] if trial else list(all_protocols.values())
+    record = patient_from_data(read_patient_file(patient), today=date.today(),
+                               source=str(patient))
+    results = [screen_record(c, record, as_of=moment) for c in chosen]
+    if as_json:
+        doc = {"patient_id": record.patient_id, "results": [r.to_json() for r in results]}
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    for r in results:
+        screening_report(console, r)
+
+
+@app.command("lint")
+@domain_errors
+def lint_cmd(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Protocol files or directories.")] = None,
+) -> None:
+    """Report protocol problems; exit 1 if any is an error."""
+    from trialdesk.protocol.lint import lint
+    from trialdesk.protocol.load import load_protocol
+
+    compiled: list[CompiledProtocol] = []
+    for path in paths or [default_protocol_dir()]:
+        compiled += list(load_directory(path).values()) if path.is_dir() else [load_protocol(path)]
+    console = _console()
+    errors = 0
+    for c in compiled:
+        findings = lint(c)
+        errors += sum(f.level == "error" for f in findings)
+        for f in findings:
+            style = {"error": "bold red", "warning": "yellow", "info": "dim"}[f.level]
+            console.print(Text.assemble((f.level, style), f": {f.where}: [{f.code}] {f.message}"),
+                          highlight=False, soft_wrap=True)
+    console.print(f"{len(compiled)} protocols checked, {errors} errors", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@domain_errors
+def schema(
+    what: Annotated[str, typer.Argument(help="'patient' or 'protocol'.")],
+) -> None:
+    """Print the JSON Schema of a patient file or a protocol file."""
+    from trialdesk.facts.patient import PatientRecord
+    from trialdesk.protocol.model import Protocol
+
+    models: dict[str, Any] = {"patient": PatientRecord, "protocol": Protocol}
+    if what not in models:
+        raise typer.BadParameter("choose 'patient' or 'protocol'", param_hint="WHAT")
+    typer.echo(json.dumps(models[what].model_json_schema(), indent=2, ensure_ascii=False))
+
+
+@app.command()
+@domain_errors
+def demo(
+    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    protocols: ProtocolsOpt = None,
+    patients: Annotated[Path | None, typer.Option("--patients",
+                                                  help="Directory of patient files.")] = None,
+) -> None:
+    """The main job on embedded defaults: trials, NB-NK-2026, and the example patients screened."""
+    from trialdesk.criteria.verdict import screen_record
+    from trialdesk.facts.patient import patient_from_data
+    from trialdesk.views import registry_page, screening_matrix, trials_table
+
+    moment = parse_moment(on or "2026-11-21T12:00")
+    console = _console()
+    all_protocols = _protocols(protocols)
+    console.rule("[bold]Registered trials")
+    console.print(trials_table(list(all_protocols.values())))
+    if "NB-NK-2026" in all_protocols:
+        console.rule("[bold]NB-NK-2026")
+        registry_page(console, all_protocols["NB-NK-2026"])
+    directory = patients or default_protocol_dir().parent / "examples" / "patients"
+    rows = []
+    for path in sorted(directory.glob("*.json")):
+        record = patient_from_data(read_patient_file(path), today=date.today(), source=str(path))
+        rows.append((path.name, [screen_record(c, record, as_of=moment)
+                                 for c in all_protocols.values()]))
+    console.rule(f"[bold]Example patients screened on {moment.isoformat(timespec='minutes')}")
+    console.print(screening_matrix(rows, list(all_protocols)))

@@ -1,0 +1,160 @@
+"""The web application and its database: serve, db, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trialdesk.cli.common import (
+    ProtocolsOpt,
+    _err,
+    app,
+    domain_errors,
+)
+from trialdesk.protocol.load import default_protocol_dir
+
+# ---------------------------------------------------------------------------
+# The web application and its database: serve, db, audit.
+
+db_app = typer.Typer(help="The database: migrations, protocols, users.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+WebDataOpt = Annotated[Path, typer.Option(
+    "--data-dir", envvar="TRIALDESK_DATA_DIR",
+    help="Data directory: the SQLite database and the secret key (default ./data).")]
+DatabaseOpt = Annotated[str | None, typer.Option(
+    "--database-url", envvar="TRIALDESK_DATABASE_URL",
+    help="Database URL, e.g. postgresql://user@host/db (default: SQLite in the data directory).")]
+
+
+def _web_settings(data_dir: Path, database_url: str | None, **kwargs: Any) -> Any:
+    import os
+
+    from trialdesk.web.settings import Settings
+
+    return Settings.for_data_dir(data_dir, database_url=database_url,
+                                 secret_key=os.environ.get("TRIALDESK_SECRET_KEY"), **kwargs)
+
+
+def _open_store(data_dir: Path, database_url: str | None) -> Any:
+    from trialdesk.store import Store, sqlite_url
+
+    return Store.open(database_url or sqlite_url(data_dir))
+
+
+@app.command()
+@domain_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
+    data_dir: WebDataOpt = Path("data"),
+    database_url: DatabaseOpt = None,
+    demo_data: Annotated[bool, typer.Option("--demo", help="Load the demo trials, log-ins and "
+                                                           "patients (once).")] = False,
+    protocols: ProtocolsOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Prepare everything, print the address "
+                                                        "and log-ins, but do not serve.")] = False,
+) -> None:
+    """Start the web application (registry, screening, patients, audit trail)."""
+    from trialdesk.web.app import create_app
+    from trialdesk.web.demo import import_protocols, seed_demo
+
+    settings = _web_settings(data_dir, database_url)
+    store = _open_store(data_dir, settings.database_url)
+    protocol_dir = protocols or default_protocol_dir()
+    if demo_data:
+        logins = seed_demo(store, protocol_dir, protocol_dir.parent / "examples" / "patients")
+    else:
+        import_protocols(store, protocol_dir)
+        logins = []
+    application = create_app(settings, store)
+    url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/"
+    typer.echo(f"trialdesk web application: {url}")
+    typer.echo(f"database: {store.backend} ({settings.database_url.split('@')[-1]})")
+    if logins:
+        typer.echo("demo log-ins (user name / password):")
+        for login in logins:
+            typer.echo(f"  {login.username:<14} {login.password}")
+    elif not store.users():
+        typer.echo("no users yet: add one with `trialdesk db add-user`")
+    if check:
+        return
+    import uvicorn
+
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@db_app.command("upgrade")
+@domain_errors
+def db_upgrade(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
+    """Create the database or bring its schema to the newest migration."""
+    from trialdesk.store.db import current_revision
+
+    store = _open_store(data_dir, database_url)
+    typer.echo(f"database schema at revision {current_revision(store.engine)} ({store.backend})")
+
+
+@db_app.command("import-protocols")
+@domain_errors
+def db_import_protocols(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None,
+                        protocols: ProtocolsOpt = None) -> None:
+    """Store the protocol files; a changed file becomes the trial's next protocol version."""
+    from trialdesk.web.demo import import_protocols
+
+    store = _open_store(data_dir, database_url)
+    for trial_id in import_protocols(store, protocols or default_protocol_dir()):
+        v = store.protocol_version(trial_id)
+        typer.echo(f"{trial_id}: version {v.number} ({v.label})")
+
+
+@db_app.command("add-user")
+@domain_errors
+def db_add_user(
+    username: Annotated[str, typer.Argument(help="Log-in name.")],
+    name: Annotated[str, typer.Option("--name", help="Full name, shown with signatures.")],
+    trial: Annotated[list[str], typer.Option("--trial", help="Trial id (repeatable).")],
+    role: Annotated[str, typer.Option("--role", help="administrator, investigator, coordinator, "
+                                                     "pharmacist, monitor or statistician.")],
+    password: Annotated[str, typer.Option("--password", prompt=True, hide_input=True,
+                                          confirmation_prompt=True,
+                                          envvar="TRIALDESK_NEW_PASSWORD")],
+    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    data_dir: WebDataOpt = Path("data"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Add a user with a role in one or more trials."""
+    from trialdesk.web.roles import Role
+    from trialdesk.web.security import hash_password
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter(f"unknown role '{role}'", param_hint="--role")
+    if len(password) < 12:
+        raise typer.BadParameter("use at least 12 characters", param_hint="--password")
+    store = _open_store(data_dir, database_url)
+    for trial_id in trial:
+        store.protocol_version(trial_id)  # every trial exists before anything is written
+    store.add_user(username, name, hash_password(password), actor="cli",
+                   reason="user added from the command line")
+    for trial_id in trial:
+        store.add_membership(username, trial_id, role, site, actor="cli",
+                             reason="membership granted from the command line")
+    typer.echo(f"added {username} as {role} in {', '.join(trial)}")
+
+
+@audit_app.command("verify")
+@domain_errors
+def audit_verify(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
+    """Recompute the audit chain; exit 1 if any entry was edited or deleted."""
+    store = _open_store(data_dir, database_url)
+    report = store.verify_audit()
+    if report.ok:
+        typer.echo(f"audit trail intact: {report.entries} entries, head {report.head_hash}")
+        return
+    for problem in report.problems:
+        _err(problem)
+    typer.echo(f"audit trail BROKEN: {len(report.problems)} problems in {report.entries} entries")
+    raise typer.Exit(1)
