@@ -38,7 +38,7 @@ and optionally ``lower_limit``, ``upper_limit``, ``toxicity_grade``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -282,6 +282,22 @@ class Measurements:
                                            "best_pct_change", "reason"])
 
 
+def _start_row(
+    problems: list[RowProblem], events: EventTable | None, position: int, raw: dict[str, Any]
+) -> tuple[str | None, Callable[[str, str], None]]:
+    """The row's patient id, checked against the event table, and a way to record a problem."""
+    patient = _text(raw.get("patient_id"))
+
+    def problem(column: str, reason: str) -> None:
+        problems.append(RowProblem(position, patient, column, reason))
+
+    if patient is None:
+        problem("patient_id", "missing value")
+    elif (reason := _known_patient(events, patient)) is not None:
+        problem("patient_id", reason)
+    return patient, problem
+
+
 def validate_measurements(
     frame: pd.DataFrame, events: EventTable | None = None, *, where: str = "tumour measurements"
 ) -> Measurements:
@@ -291,17 +307,8 @@ def validate_measurements(
     rows = []
     seen: dict[tuple[str, date], int] = {}
     for position, raw in enumerate(frame.to_dict(orient="records"), start=1):
-        patient = _text(raw.get("patient_id"))
         count = len(problems)
-
-        def problem(column: str, reason: str, _row: int = position,
-                    _patient: str | None = patient) -> None:
-            problems.append(RowProblem(_row, _patient, column, reason))
-
-        if patient is None:
-            problem("patient_id", "missing value")
-        elif (reason := _known_patient(events, patient)) is not None:
-            problem("patient_id", reason)
+        patient, problem = _start_row(problems, events, position, raw)
         when = _cell(raw.get("assessment_date"), _parse_date, "assessment_date", problem,
                      required=True)
         size = _cell(raw.get("sum_diameters_mm"), _number, "sum_diameters_mm", problem,
@@ -361,17 +368,8 @@ def validate_exposure(
     problems: list[RowProblem] = []
     rows = []
     for position, raw in enumerate(frame.to_dict(orient="records"), start=1):
-        patient = _text(raw.get("patient_id"))
         count = len(problems)
-
-        def problem(column: str, reason: str, _row: int = position,
-                    _patient: str | None = patient) -> None:
-            problems.append(RowProblem(_row, _patient, column, reason))
-
-        if patient is None:
-            problem("patient_id", "missing value")
-        elif (reason := _known_patient(events, patient)) is not None:
-            problem("patient_id", reason)
+        patient, problem = _start_row(problems, events, position, raw)
         course = _cell(raw.get("course"), _whole, "course", problem, required=True)
         if course == 0:
             problem("course", "courses are numbered from 1")
@@ -420,17 +418,8 @@ def validate_labs(frame: pd.DataFrame, events: EventTable | None = None, *, wher
     problems: list[RowProblem] = []
     rows = []
     for position, raw in enumerate(frame.to_dict(orient="records"), start=1):
-        patient = _text(raw.get("patient_id"))
         count = len(problems)
-
-        def problem(column: str, reason: str, _row: int = position,
-                    _patient: str | None = patient) -> None:
-            problems.append(RowProblem(_row, _patient, column, reason))
-
-        if patient is None:
-            problem("patient_id", "missing value")
-        elif (reason := _known_patient(events, patient)) is not None:
-            problem("patient_id", reason)
+        patient, problem = _start_row(problems, events, position, raw)
         when = _cell(raw.get("date"), _parse_date, "date", problem, required=True)
         code = _text(raw.get("test_code"))
         # SDTMIG: --TESTCD is at most 8 characters, letters, digits and underscores,
