@@ -207,9 +207,9 @@ class WebApp:
 
     def __init__(self, database_url: str, *, seed: bool = True) -> None:
         from trialdesk.protocol.load import default_protocol_dir
+        from trialdesk.services.demo import demo_logins, seed_demo
         from trialdesk.store import Store
         from trialdesk.web.app import create_app
-        from trialdesk.web.demo import demo_logins, seed_demo
         from trialdesk.web.settings import Settings
 
         self.clock = TestClock()
@@ -242,7 +242,7 @@ class WebApp:
         return c
 
     def add_user(self, username: str, role: str, trial_id: str, site: str | None = None) -> None:
-        from trialdesk.web.security import hash_password
+        from trialdesk.services.accounts import hash_password
 
         password = f"{username}-pass"
         self.store.add_user(username, f"Test {username}", hash_password(password), actor="test",

@@ -1,406 +1,321 @@
-"""The patient journey on the command line: consent, enrol, randomise, calendar, record.
+"""One record of the trial: the command line works on the database the web application
+uses, through the same services, as a database user, with one audit trail.
 
-Every refusal is one line on stderr with exit code 1, and leaves every file as it was.
-Dates are fixed and lie before the day the suite runs (the example patients are dated up
-to 2026-11-21; nothing may be recorded in the future).
+Command line then web, web then command line (on SQLite and on the test PostgreSQL server),
+permissions on the command line, journal files brought over once, and every refusal one
+line on stderr with exit code 1 and nothing written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import stat
+import re
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from icalendar import Calendar as ICalendar
 from typer.testing import CliRunner
 
+from conftest import WebApp
 from trialdesk.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "patients"
+JOURNAL = Path(__file__).resolve().parent / "data" / "journal"
 runner = CliRunner()
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
+class Cli:
+    """The command line on one database."""
+
+    def __init__(self, url: str, tmp: Path) -> None:
+        self.env = {"TRIALDESK_DATABASE_URL": url, "TRIALDESK_DATA_DIR": str(tmp / "data"),
+                    "TRIALDESK_PASSWORD": "", "TRIALDESK_USER": ""}
+
+    def __call__(self, *args: Any, password: str | None = None) -> tuple[int, str, str]:
+        env = dict(self.env)
+        if password is not None:
+            env["TRIALDESK_PASSWORD"] = password
+        result = runner.invoke(app, [str(a) for a in args], env=env)
+        return result.exit_code, result.stdout, result.stderr
+
+    def ok(self, *args: Any, password: str | None = None) -> str:
+        code, out, err = self(*args, password=password)
+        assert code == 0, (args, out, err)
+        return out
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+def audit_count(w: WebApp) -> int:
+    return w.store.verify_audit().entries
 
 
-def refused(data: Path, *args: str, message: str) -> str:
-    """Run a command that must be refused: one line, exit 1, no file changed."""
-    before = snapshot(data) if data.exists() else {}
-    code, out, err = run(*args)
+def refused(cli: Cli, w: WebApp, *args: Any, message: str, password: str | None = None) -> str:
+    """A refusal: exit 1, one line on stderr naming the reason, nothing written."""
+    before = audit_count(w)
+    code, out, err = cli(*args, password=password)
     assert code == 1, (code, out, err)
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err, err
-    assert (snapshot(data) if data.exists() else {}) == before
+    assert audit_count(w) == before
     return err
 
 
-def patient_file(tmp: Path, name: str, change: Any = None) -> Path:
-    data = json.loads((EXAMPLES / f"{name}.json").read_text())
-    if change:
-        change(data)
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-    path = tmp / f"{name}-{digest}.json"
-    path.write_text(json.dumps(data))
-    return path
+def registered(out: str) -> str:
+    found = re.search(r"registered as (\S+) in", out)
+    assert found, out
+    return found.group(1)
 
 
-def consent_nb(data: Path, patient: Path = EXAMPLES / "nb-refractory.json") -> None:
-    code, out, err = run("consent", patient, "--trial", "NB-NK-2026", "--version", "1.0",
-                         "--signed-on", "2026-11-18", "--signed-by", "parent", "--by",
-                         "coordinator", "--on", "2026-11-18T10:00", "--data", data)
-    assert code == 0, err
-    assert "consent v1.0 signed 2026-11-18 by parent recorded for NB-001 (age 7)" in out
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> tuple[WebApp, Cli]:
+    """The demo application on SQLite or PostgreSQL with its clock at the real time, and the
+    command line on the same database."""
+    w = WebApp(database_url)
+    w.clock.at = datetime.now(UTC)
+    return w, Cli(database_url, tmp_path)
 
 
-def enrol_nb(data: Path, *extra: str) -> str:
-    consent_nb(data)
-    code, out, err = run("enrol", EXAMPLES / "nb-refractory.json", "--trial", "NB-NK-2026",
-                         "--by", "Dr Investigator", "--on", "2026-11-21T12:00", "--data", data,
-                         *extra)
-    assert code == 0, err
-    return out
+def test_command_line_then_web(live: tuple[WebApp, Cli]) -> None:
+    w, cli = live
+    today = datetime.now(UTC).date().isoformat()
+    nb = registered(cli.ok("patients", "import", EXAMPLES / "nb-refractory.json", "--trial",
+                           "NB-NK-2026", "--site", "Moscow", "--by", "coordinator",
+                           "--name", "Cli Patient", "--hospital-number", "H-77"))
+    cli.ok("consent", nb, "--version", "1.0", "--signed-on", "2026-11-18", "--signed-by",
+           "parent", "--by", "coordinator")
+    out = cli.ok("enrol", nb, "--by", "investigator", "--on", "2026-11-21T12:00", "--start",
+                 "2026-11-23", password="investigator-demo")
+    assert "eligible, arm A" in out and "arm A by the protocol's assignment rule" in out
+    cli.ok("record", "event", nb, "c1.irinotecan.d1", "--status", "given", "--dose", "42",
+           "--at", "2026-11-23T10:00", "--by", "pharmacist")
+    ae = cli.ok("ae", "record", nb, "--term", "Neutrophil count decreased", "--onset", today,
+                "--lab-value", "400", "--lab-unit", "/mm3", "--lln", "1800", "--by",
+                "coordinator")
+    assert "Neutrophil count decreased grade 4" in ae
+    ru = registered(cli.ok("patients", "import", EXAMPLES / "rumcess-eligible.json", "--trial",
+                           "RuMCeSS", "--site", "Moscow", "--by", "coordinator"))
+    cli.ok("consent", ru, "--version", "2.0", "--signed-on", "2026-11-21", "--signed-by",
+           "legal_representative", "--by", "coordinator")
+    cli.ok("enrol", ru, "--by", "investigator", "--on", "2026-11-21T12:00",
+           password="investigator-demo")
+    shown = cli.ok("randomise", ru, "--by", "coordinator")
+    arm = re.search(r"randomised to arm (\S+) at", shown)
+    assert arm, shown
+
+    # The web application sees the same patients, calendar, allocation and adverse event.
+    c: Any = w.client("coordinator")
+    page = c.get(f"/api/patients/{nb}").json()
+    assert page["enrolment"]["arm"] == "A"
+    assert page["identifiers"]["hospital_number"] == "H-77"
+    calendar = c.get(f"/api/patients/{nb}/calendar").json()
+    given = {e["id"]: e for e in calendar["calendar"]["events"]}["c1.irinotecan.d1"]
+    assert given["status"] == "given"
+    aes = c.get(f"/api/patients/{nb}/adverse-events").json()["items"]
+    assert [(a["term"], a["grade"]) for a in aes] == [("Neutrophil count decreased", 4)]
+    assert aes[0]["recorded_by"] == "coordinator"
+    web_alloc = c.get(f"/api/patients/{ru}").json()["journey"]["allocation"]
+    assert web_alloc["arm"] == arm.group(1)
+    html = c.get(f"/patients/{nb}")
+    assert html.status_code == 200 and nb in html.text
+    # One audit trail, with the command line's entries in it, intact.
+    monitor: Any = w.client("monitor")
+    trail = monitor.get(f"/api/patients/{nb}/audit?limit=200").json()["items"]
+    assert {"coordinator", "investigator", "pharmacist"} <= {e["user"] for e in trail}
+    assert "audit trail intact" in cli.ok("audit", "verify")
 
 
-def calendar_json(data: Path, patient: str, trial: str, as_of: str) -> dict[str, Any]:
-    code, out, err = run("calendar", patient, "--trial", trial, "--as-of", as_of, "--json",
-                         "--data", data)
-    assert code == 0, err
-    doc: dict[str, Any] = json.loads(out)
-    return doc
+def test_web_then_command_line(live: tuple[WebApp, Cli]) -> None:
+    w, cli = live
+    c: Any = w.client("pharmacist")
+    doc = json.loads(cli.ok("calendar", "NBNK-0001", "--by", "coordinator", "--json"))
+    planned = [e for e in doc["events"] if e["id"].startswith("c1.irinotecan.d")
+               and e["status"] != "given"]
+    target = planned[0]["id"]
+    r = c.post("/api/patients/NBNK-0001/records", headers={"x-csrf-token": c.csrf},
+               json={"event_id": target, "status": "given", "at": "2026-11-26T09:00:00",
+                     "amount": 42, "unit": "mg", "reason": "given on the ward"})
+    assert r.status_code == 201, r.text
+    doc = json.loads(cli.ok("calendar", "NBNK-0001", "--by", "coordinator", "--json"))
+    assert {e["id"]: e["status"] for e in doc["events"]}[target] == "given"
+    listed = json.loads(cli.ok("ae", "list", "NBNK-0001", "--by", "investigator", "--json"))
+    web_aes = w.client("investigator").get(  # type: ignore[attr-defined]
+        "/api/patients/NBNK-0001/adverse-events").json()["items"]
+    assert [a["id"] for a in listed] == [a["id"] for a in web_aes] and listed
+    patients = json.loads(cli.ok("patients", "list", "--by", "monitor", "--json"))
+    assert "NBNK-0001" in {p["study_number"] for p in patients["items"]}
+    assert "audit trail intact" in cli.ok("audit", "verify")
 
 
-def event(doc: dict[str, Any], event_id: str) -> dict[str, Any]:
-    return next(e for e in doc["events"] if e["id"] == event_id)
+def test_outcomes_and_exports_of_the_stored_trial(web: WebApp, tmp_path: Path) -> None:
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    out = cli.ok("outcomes", "--trial", "NB-NK-2026", "--by", "statistician", "--json")
+    summary = json.loads(out)
+    assert summary["trial"] == "NB-NK-2026"
+    pdf = tmp_path / "dsmb.pdf"
+    cli.ok("report", "dsmb", "--trial", "NB-NK-2026", "--out", pdf, "--by", "statistician")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    cli.ok("export", "fhir", "--trial", "NB-NK-2026", "--out", tmp_path / "fhir", "--by",
+           "statistician")
+    assert json.loads((tmp_path / "fhir" / "bundle.json").read_text())["resourceType"] == "Bundle"
+    # The coordinator is not allowed the de-identified analyses.
+    refused(cli, web, "outcomes", "--trial", "NB-NK-2026", "--by", "coordinator",
+            message="does not allow export.deidentified")
 
 
-# ---------------------------------------------------------------------------- NB-NK-2026
+def test_a_toxicity_action_confirmed_on_the_command_line_changes_the_calendar(
+        web: WebApp, tmp_path: Path) -> None:
+    """Capillary leak syndrome grade 4 during a DIT course: the protocol proposes to
+    discontinue dinutuximab beta; the investigator confirms it with an e-signature and the
+    later dinutuximab beta doses are discontinued on the calendar (web and command line)."""
+    web.clock.at = datetime.now(UTC)
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    today = datetime.now(UTC).date()
+    start = today.fromordinal(today.toordinal() - 25)  # course 2 (DIT) began on day 22
+    record = json.loads((EXAMPLES / "nb-refractory.json").read_text())
+    for obs in record["observations"]:
+        if obs["name"] in ("weight", "height"):  # measured before course 1
+            obs["date"] = start.fromordinal(start.toordinal() - 3).isoformat()
+    patient = tmp_path / "nb.json"
+    patient.write_text(json.dumps(record))
+    nb = registered(cli.ok("patients", "import", patient, "--trial", "NB-NK-2026", "--site",
+                           "Moscow", "--by", "coordinator"))
+    signed = start.fromordinal(start.toordinal() - 3)  # before the day -1 cell collection
+    cli.ok("consent", nb, "--version", "1.0", "--signed-on", signed.isoformat(), "--signed-by",
+           "parent", "--by", "coordinator")
+    cli.ok("enrol", nb, "--by", "investigator", "--on", "2026-11-21T12:00", "--start",
+           start.isoformat(), password="investigator-demo")
+    out = cli.ok("ae", "record", nb, "--term", "Capillary leak syndrome", "--grade", "4",
+                 "--onset", today.isoformat(), "--serious", "life_threatening", "--by",
+                 "investigator", "--json")
+    ae = json.loads(out)
+    assert ae["course_number"] == 2
+    proposed = [a for a in ae["actions"] if a["status"] == "proposed"
+                and a["requires_confirmation"]]
+    assert [a["kind"] for a in proposed] == ["discontinue_agent"], ae["actions"]
+    action = str(proposed[0]["id"])
+    refused(cli, web, "safety", "apply", nb, action, "--by", "investigator",
+            password="investigator-demo", message="accept_unconfirmed")
+    refused(cli, web, "safety", "apply", nb, action, "--by", "coordinator",
+            password="coordinator-demo", message="does not allow toxicity.confirm")
+    out = cli.ok("safety", "apply", nb, action, "--by", "investigator", "--accept-unconfirmed",
+                 password="investigator-demo")
+    assert "confirmed and applied" in out
+    doc = json.loads(cli.ok("calendar", nb, "--by", "coordinator", "--json"))
+    # "for the rest of the course": course 2's dinutuximab beta from the onset (day 5 =
+    # today) on; course 3's doses stay planned.
+    status = {e["id"]: e["status"] for e in doc["events"]}
+    later = [e for e in doc["events"] if e["id"] == "c2.dinutuximab-beta.d5"]
+    assert "changed: c2.dinutuximab-beta.d5" in out
+    assert status["c2.dinutuximab-beta.d5"] == "discontinued"
+    assert status["c3.dinutuximab-beta.d1"] == "planned"
+    c: Any = web.client("investigator")
+    web_events = {e["id"]: e for e in c.get(f"/api/patients/{nb}/calendar").json()[
+        "calendar"]["events"]}
+    assert {web_events[e["id"]]["status"] for e in later} == {"discontinued"}
+    code, _, err = cli("safety", "apply", nb, action, "--by", "investigator",
+                       "--accept-unconfirmed", password="investigator-demo")
+    assert code == 1 and "already" in err
 
 
-def test_nb_journey_end_to_end(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    out = enrol_nb(data, "--start", "2026-11-19")
-    assert "arm A by the protocol's assignment rule" in out
-    journey = json.loads((data / "NB-NK-2026" / "journeys" / "NB-001.json").read_text())
-    assert journey["schema_version"] == "trialdesk.journey/1"
-    assert journey["enrolment"]["screening"]["document"]["verdict"] == "eligible"
-    assert journey["body"][0] == {"on": "2026-11-16", "weight_kg": 21.4, "height_cm": 118.0,
-                                  "source": str(EXAMPLES / "nb-refractory.json")}
-    # Start 2026-11-19: day −1 = 11-18 (the consent day), course 2 on day 22 = 2026-12-10.
-    doc = calendar_json(data, "NB-001", "NB-NK-2026", "2026-11-21T12:00")
-    assert (doc["arm"], doc["start"]) == ("A", "2026-11-19")
-    assert event(doc, "mononuclear-cell-collection")["date"] == "2026-11-18"
-    assert event(doc, "c2")["date"] == "2026-12-10"
-    assert event(doc, "c1.irinotecan.d1")["dose"]["shown"] == "42.0 mg/day"
-    assert event(doc, "c1.irinotecan.d1")["status"] == "missed"
-    assert event(doc, "c1.irinotecan.d3")["status"] == "due"
-    # What happened: day 1 given on time, day 2 given a day late, temozolomide withheld.
-    for args in (("c1.irinotecan.d1", "--status", "given", "--dose", "42", "--at",
-                  "2026-11-19T09:00"),
-                 ("c1.irinotecan.d2", "--status", "given", "--dose", "40", "--at",
-                  "2026-11-21T09:00"),
-                 ("c1.temozolomide.d1", "--status", "withheld", "--reason", "vomiting",
-                  "--at", "2026-11-19T09:30")):
-        code, out, err = run("record", "event", "NB-001", *args, "--trial", "NB-NK-2026",
-                             "--by", "nurse", "--data", data)
-        assert code == 0, err
-    doc = calendar_json(data, "NB-001", "NB-NK-2026", "2026-11-21T12:00")
-    assert event(doc, "c1.irinotecan.d1")["status"] == "given"
-    late = event(doc, "c1.irinotecan.d2")
-    assert late["status"] == "given" and late["out_of_window"]
-    assert "actual 40 mg" in late["status_note"] and "planned 42.0 mg/day" in late["status_note"]
-    assert event(doc, "c1.temozolomide.d1")["status"] == "withheld"
-    # Course 2 delayed 7 days: 2026-12-10 → 12-17, NK day 7 → 12-23, course 5 (day 85 =
-    # 2027-02-11) → 2027-02-18; day −1 and course 1 stay.
-    code, out, err = run("record", "delay", "NB-001", "--trial", "NB-NK-2026", "--course", "2",
-                         "--days", "7", "--reason", "neutrophils not recovered", "--by",
-                         "Dr Investigator", "--on", "2026-11-21", "--data", data)
-    assert code == 0, err
-    doc = calendar_json(data, "NB-001", "NB-NK-2026", "2026-11-21T12:00")
-    assert [event(doc, f"c{n}")["date"] for n in (1, 2, 5)] == [
-        "2026-11-19", "2026-12-17", "2027-02-18"]
-    assert event(doc, "c2.autologous-nk-cells.d7")["date"] == "2026-12-23"
-    assert event(doc, "c2.autologous-nk-cells.d7")["dose"]["shown"] == "not set (cells/kg) [unconfirmed]"
-    # Weight falls to 19.0 kg (−11.2%) before course 3: from course 3, BSA 0.79 m²,
-    # irinotecan 39.5 mg; course 2 keeps 42.0 mg.
-    code, _, err = run("record", "body", "NB-001", "--trial", "NB-NK-2026", "--on", "2026-11-21",
-                       "--weight", "19.0", "--data", data)
-    assert code == 0, err
-    doc = calendar_json(data, "NB-001", "NB-NK-2026", "2026-11-21T12:00")
-    assert event(doc, "c2.irinotecan.d1")["dose"]["amount"] == 39.5
-    assert event(doc, "c1.irinotecan.d4")["dose"]["amount"] == 42.0
-    assert any("doses recomputed, weight 21.4 → 19 kg (-11.2%" in n for n in doc["dose_notes"])
+def test_permissions_on_the_command_line(web: WebApp, tmp_path: Path) -> None:
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    web.add_user("outsider", "coordinator", "REFNOT-R2")
+    web.add_user("leaver", "coordinator", "NB-NK-2026")
+    web.store.set_active("leaver", False, actor="test", reason="left the trial")
+    args = ("record", "body", "NBNK-0001", "--on", "2026-11-21", "--weight", "20")
+    refused(cli, web, *args, "--by", "outsider", message="no patient 'NBNK-0001'")
+    refused(cli, web, *args, "--by", "leaver", message="user 'leaver' is not active")
+    refused(cli, web, *args, "--by", "nobody", message="no user 'nobody'")
+    refused(cli, web, *args, "--by", "statistician", message="does not allow")
+    # A wrong signature password signs nothing; the failed attempt itself is audited.
+    signed = len(web.store.signatures_for("dose", "NBNK-0001/"))
+    code, _, err = cli("record", "sign", "NBNK-0001", "c2.irinotecan.d1", "--by", "pharmacist",
+                       password="wrong password")
+    assert code == 1 and "the password is wrong; nothing was signed" in err
+    assert len(web.store.signatures_for("dose", "NBNK-0001/")) == signed
+    refused(cli, web, "randomisation", "generate", "RuMCeSS", "--by", "coordinator",
+            message="does not allow randomisation.manage")
+    # Usage errors are exit 2 before anything is opened.
+    code, _, err = cli("record", "event", "NBNK-0001", "c1.irinotecan.d1", "--status", "eaten",
+                       "--by", "pharmacist")
+    assert code == 2 and "--status" in err
 
 
-def test_nb_calendar_table_and_ics(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    enrol_nb(data, "--start", "2026-11-19")
-    ics = tmp_path / "nb.ics"
-    code, out, err = run("calendar", "NB-001", "--trial", "NB-NK-2026", "--as-of", "2026-11-21",
-                         "--ics", ics, "--data", data)
-    assert code == 0, err
-    for text in ("NB-NK-2026 v1.0", "arm A", "Dose working", "c2.autologous-nk-cells.d7",
-                 "not set (cells/kg)", "Unconfirmed values used", "42.0 mg/day", "missed",
-                 f"iCalendar written to {ics}"):
-        assert text in out, text
-    parsed = ICalendar.from_ical(ics.read_bytes())
-    summaries = [str(e["SUMMARY"]) for e in parsed.walk("VEVENT")]
-    assert len(summaries) == 1 + 5 + 25 + 25 + 20 + 4 + 2  # day −1, courses, doses, assessments
-    assert any("course 2: autologous NK cells IV — not set" in s for s in summaries)
+def test_journal_files_are_imported_once(tmp_path: Path) -> None:
+    w = WebApp(f"sqlite:///{tmp_path / 'trialdesk.db'}")
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    args = ("db", "import-journal", JOURNAL, "--patients", EXAMPLES, "--site", "Moscow",
+            "--by", "administrator")
+    # The demo record already allocated the same list's first entry to its own patient: the
+    # file's allocation of that entry is refused before anything is written.
+    refused(cli, w, *args, message="entry 1 (stratum site=NRCH) was allocated to RU-001 in "
+                                   "the file but to RUMCES-0001 in the record")
 
 
-def test_override_is_kept_and_shown(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    lvef_50 = patient_file(tmp_path, "nb-refractory", lambda d: d["observations"].append(
-        {"name": "lvef", "value": 50, "unit": "%", "date": "2026-11-17"}))
-    consent_nb(data, lvef_50)
-    refused(data, "enrol", lvef_50, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T12:00", "--data", data,
-            message="the screening verdict is ineligible; enrolment needs an investigator's "
-                    "override with a reason")
-    code, out, err = run("enrol", lvef_50, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-                         "2026-11-21T12:00", "--override-by", "Dr B", "--override-reason",
-                         "repeat echo 58%", "--start", "2026-11-19", "--data", data)
-    assert code == 0, err
-    assert "ENROLLED BY OVERRIDE of a ineligible screening: Dr B: repeat echo 58%" in out
-    code, out, _ = run("calendar", "NB-001", "--trial", "NB-NK-2026", "--as-of", "2026-11-21",
-                       "--data", data)
-    assert "ENROLLED BY OVERRIDE" in out
-    doc = calendar_json(data, "NB-001", "NB-NK-2026", "2026-11-21")
-    assert doc["notes"][0].startswith("ENROLLED BY OVERRIDE")
+def test_journal_import_into_a_new_record(tmp_path: Path) -> None:
+    w = WebApp(f"sqlite:///{tmp_path / 'trialdesk.db'}", seed=False)
+    from trialdesk.protocol.load import default_protocol_dir
+    from trialdesk.services.demo import import_protocols
+
+    import_protocols(w.store, default_protocol_dir())
+    for trial in ("NB-NK-2026", "RuMCeSS"):
+        w.add_user(f"admin-{trial}", "administrator", trial)
+    w.store.add_membership("admin-NB-NK-2026", "RuMCeSS", "administrator", actor="test",
+                           reason="test")
+    w.add_user("nurse", "coordinator", "NB-NK-2026")
+    w.store.add_membership("nurse", "RuMCeSS", "coordinator", actor="test", reason="test")
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    args = ("db", "import-journal", JOURNAL, "--patients", EXAMPLES, "--site", "Moscow",
+            "--by", "admin-NB-NK-2026")
+    out = cli.ok(*args)
+    assert "NB-001 → NBNK-0001" in out and "RU-001 → RUMCES-0001" in out
+    before = audit_count(w)
+    again = cli.ok(*args)
+    assert "patients imported 0, already present 1" in again
+    assert audit_count(w) == before  # nothing imported twice
+    # The imported journeys are whole: the record, the delay, the allocation.
+    doc = json.loads(cli.ok("calendar", "NBNK-0001", "--by", "nurse", "--json"))
+    assert {e["id"]: e["status"] for e in doc["events"]}["c1.irinotecan.d1"] == "given"
+    assert [(d["course"], d["days"], d["reason"]) for d in doc["delays"]] == [(2, 7, "ANC 0.4")]
+    assert "randomised to arm SOC" in cli.ok("randomise", "RUMCES-0001", "--by", "nurse")
+    assert "OK: the list is the one generated" in cli.ok(
+        "randomisation", "verify", "RuMCeSS", "--by", "admin-NB-NK-2026")
+    imported = [e for e in w.store.audit_entries(limit=1000).items
+                if e.username == "admin-NB-NK-2026"]
+    assert len(imported) > 10
+    assert all("imported from" in e.reason for e in imported)
+    assert "audit trail intact" in cli.ok("audit", "verify")
 
 
-# ---------------------------------------------------------------------------- RuMCeSS
+def test_a_tampered_allocation_list_is_refused_naming_the_entry(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"
+    shutil.copytree(JOURNAL / "RuMCeSS", journal / "RuMCeSS")
+    path = journal / "RuMCeSS" / "randomisation" / "R1.list.json"
+    doc = json.loads(path.read_text())
+    entry = doc["entries"][4]
+    entry["arm"] = "MSC" if entry["arm"] != "MSC" else "SOC"
+    path.write_text(json.dumps(doc))
+    w = WebApp(f"sqlite:///{tmp_path / 'trialdesk.db'}", seed=False)
+    from trialdesk.protocol.load import default_protocol_dir
+    from trialdesk.services.demo import import_protocols
 
-
-def enrol_rumcess(data: Path, patient: Path = EXAMPLES / "rumcess-eligible.json") -> str:
-    code, _, err = run("consent", patient, "--trial", "RuMCeSS", "--version", "1.0",
-                       "--signed-on", "2026-11-21", "--signed-by", "legal_representative",
-                       "--by", "icu", "--on", "2026-11-21T07:30", "--data", data)
-    assert code == 0, err
-    code, out, err = run("enrol", patient, "--trial", "RuMCeSS", "--by", "Dr ICU", "--on",
-                         "2026-11-21T08:00", "--start", "2026-11-21", "--data", data)
-    assert code == 0, err
-    return out
-
-
-def generate(data: Path, seed: str = "20130507") -> str:
-    code, out, err = run("randomisation", "generate", "RuMCeSS", "--seed", seed, "--data", data)
-    assert code == 0, err
-    return out
-
-
-def test_randomisation_is_reproducible_from_the_seed(tmp_path: Path) -> None:
-    one, two, other = tmp_path / "one", tmp_path / "two", tmp_path / "other"
-    generate(one)
-    generate(two)
-    generate(other, "20130508")
-    path = Path("RuMCeSS") / "randomisation" / "R1.list.json"
-    assert (one / path).read_bytes() == (two / path).read_bytes()
-    first = json.loads((one / path).read_text())
-    assert first["seed"] == 20130507 and first["size_per_stratum"] == 30  # registry: 30
-    assert json.loads((other / path).read_text())["digest"] != first["digest"]
-    # The same patients randomised in the same order get the same arms in both.
-    arms = []
-    for data in (one, two):
-        for n in (1, 2, 3):
-            patient = patient_file(tmp_path, "rumcess-eligible",
-                                   lambda d, n=n: d.update(patient_id=f"RU-00{n}"))
-            enrol_rumcess(data, patient)
-            code, _, err = run("randomise", f"RU-00{n}", "--trial", "RuMCeSS", "--at",
-                               f"2026-11-21T09:0{n}+03:00", "--data", data)
-            assert code == 0, err
-        log = json.loads((data / "RuMCeSS" / "randomisation" / "R1.log.json").read_text())
-        arms.append([a["arm"] for a in log["allocations"]])
-    assert arms[0] == arms[1] == [e["arm"] for e in first["entries"][:3]]
-
-
-def test_randomisation_is_concealed(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    out = generate(data)
-    assert "MSC" not in out and "SOC" not in out  # no entry is shown
-    listed = data / "RuMCeSS" / "randomisation" / "R1.list.json"
-    assert stat.S_IMODE(listed.stat().st_mode) == 0o600
-    lst = json.loads(listed.read_text())
-    refused(data, "randomisation", "generate", "RuMCeSS", "--seed", "1", "--data", data,
-            message="a sealed list is never replaced")
-    enrol_rumcess(data)
-    code, out, err = run("randomise", "RU-001", "--trial", "RuMCeSS", "--at",
-                         "2026-11-21T09:00+03:00", "--data", data)
-    assert code == 0, err
-    arm = lst["entries"][0]["arm"]
-    other = "SOC" if arm == "MSC" else "MSC"
-    assert f"randomised to arm {arm}" in out and other not in out
-    assert "block" not in out
-    # Verification of a list edited in an entry not yet allocated does not reveal its arm.
-    entries = lst["entries"]
-    entries[5]["arm"] = "SOC" if entries[5]["arm"] == "MSC" else "MSC"
-    listed.write_text(json.dumps(lst))
-    code, out, _ = run("randomisation", "verify", "RuMCeSS", "--data", data)
-    assert code == 1
-    line = next(x for x in out.splitlines() if "entry 6" in x)
-    assert line.endswith("entry differs from the seed") and "MSC" not in line
-
-
-def test_verify_detects_a_tampered_list_and_log(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    generate(data)
-    enrol_rumcess(data)
-    code, _, err = run("randomise", "RU-001", "--trial", "RuMCeSS", "--at",
-                       "2026-11-21T09:00+03:00", "--data", data)
-    assert code == 0, err
-    code, out, _ = run("randomisation", "verify", "RuMCeSS", "--data", data)
-    assert code == 0 and "OK: the list is the one generated from its seed" in out
-    assert "32 entries, 1 allocations checked" in out  # whole blocks ≥ 30
-    rand = data / "RuMCeSS" / "randomisation"
-    good_list, good_log = (rand / "R1.list.json").read_bytes(), (rand / "R1.log.json").read_bytes()
-    # 1. an entry swapped in the list
-    lst = json.loads(good_list)
-    lst["entries"][0]["arm"] = "SOC" if lst["entries"][0]["arm"] == "MSC" else "MSC"
-    (rand / "R1.list.json").write_text(json.dumps(lst))
-    code, out, _ = run("randomisation", "verify", "RuMCeSS", "--data", data)
-    assert code == 1 and "digest mismatch" in out
-    # 2. the same, with the digest recomputed to match: regeneration from the seed finds it
-    from trialdesk.enrolment.randomisation import AllocationList, _digest_of
-
-    forged = AllocationList.model_validate(lst)
-    forged = forged.model_copy(update={"digest": _digest_of(forged)})
-    (rand / "R1.list.json").write_text(forged.model_dump_json())
-    code, out, _ = run("randomisation", "verify", "RuMCeSS", "--data", data)
-    assert code == 1 and "entry 1: entry differs from the seed" in out
-    # 3. the list intact, the logged arm edited
-    (rand / "R1.list.json").write_bytes(good_list)
-    log = json.loads(good_log)
-    log["allocations"][0]["arm"] = "SOC" if log["allocations"][0]["arm"] == "MSC" else "MSC"
-    (rand / "R1.log.json").write_text(json.dumps(log))
-    code, out, _ = run("randomisation", "verify", "RuMCeSS", "--data", data)
-    assert code == 1 and "patient RU-001" in out and "differs from the list" in out
-    # ... and no one can be randomised from a log that does not verify
-    other = patient_file(tmp_path, "rumcess-eligible", lambda d: d.update(patient_id="RU-002"))
-    enrol_rumcess(data, other)
-    refused(data, "randomise", "RU-002", "--trial", "RuMCeSS", "--at", "2026-11-21T10:00+03:00",
-            "--data", data, message="the allocation log does not match the list")
-
-
-def test_rumcess_calendar_after_randomisation(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    generate(data)
-    arm = json.loads((data / "RuMCeSS" / "randomisation" / "R1.list.json").read_text(
-        ))["entries"][0]["arm"]
-    enrol_rumcess(data)
-    code, _, err = run("randomise", "RU-001", "--trial", "RuMCeSS", "--at",
-                       "2026-11-21T09:00+03:00", "--data", data)
-    assert code == 0, err
-    doc = calendar_json(data, "RU-001", "RuMCeSS", "2026-11-21T12:00")
-    assert doc["arm"] == arm
-    assert doc["anchors"] == {"septic_shock_onset": "2026-11-21T06:00"}  # from the patient file
-    assert event(doc, "28-day-mortality.d28")["date"] == "2026-12-18"
-    if arm == "MSC":
-        msc = event(doc, "msc-infusion")
-        assert msc["deadline"] == "2026-11-21T16:00" and msc["status"] == "due"
-        assert msc["dose"]["shown"] == "71 × 10⁶ – 142 × 10⁶ cells"
-
-
-# ---------------------------------------------------------------------------- bad input
-
-
-def test_bad_input_is_refused_with_one_line_and_nothing_written(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    nb = EXAMPLES / "nb-refractory.json"
-    # randomising a patient who is not enrolled (and a trial without randomisation)
-    generate(data)
-    refused(data, "randomise", "RU-001", "--trial", "RuMCeSS", "--data", data,
-            message="patient RU-001: is not enrolled in RuMCeSS; enrol before randomising")
-    # enrolment before consent
-    refused(data, "enrol", nb, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T12:00", "--data", data, message="no consent recorded for NB-001")
-    consent_nb(data)
-    # a start date before consent (2026-11-18), and one whose day −1 falls before it
-    refused(data, "enrol", nb, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T12:00", "--start", "2026-11-10", "--data", data,
-            message="start: 2026-11-10 is before consent (2026-11-18)")
-    refused(data, "enrol", nb, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T12:00", "--start", "2026-11-18", "--data", data,
-            message="would fall on 2026-11-17, before consent (2026-11-18)")
-    code, _, err = run("enrol", nb, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-                       "2026-11-21T12:00", "--data", data)
-    assert code == 0, err
-    refused(data, "record", "start", "NB-001", "--trial", "NB-NK-2026", "--on", "2026-11-01",
-            "--data", data, message="start: 2026-11-01 is before consent (2026-11-18)")
-    # a second enrolment of the same patient in the same trial
-    refused(data, "enrol", nb, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T13:00", "--data", data,
-            message="patient NB-001: is already enrolled in NB-NK-2026 (since 2026-11-21 12:00")
-    # a weight of 0 or 400 kg
-    refused(data, "record", "body", "NB-001", "--trial", "NB-NK-2026", "--on", "2026-11-20",
-            "--weight", "0", "--data", data, message="weight_kg: must be greater than 0 kg")
-    refused(data, "record", "body", "NB-001", "--trial", "NB-NK-2026", "--on", "2026-11-20",
-            "--weight", "400", "--data", data,
-            message="weight_kg: 400.0 kg is above the plausibility limit of 350 kg")
-    # randomising a patient of a trial that assigns arms by rule
-    refused(data, "randomise", "NB-001", "--trial", "NB-NK-2026", "--data", data,
-            message="NB-NK-2026 assigns arms by rule, not by randomisation")
-    # a course delay of zero days, an unknown event
-    code, _, err = run("record", "start", "NB-001", "--trial", "NB-NK-2026", "--on",
-                       "2026-11-19", "--data", data)
-    assert code == 0, err
-    refused(data, "record", "delay", "NB-001", "--trial", "NB-NK-2026", "--course", "2",
-            "--days", "0", "--reason", "x", "--by", "y", "--data", data,
-            message="delay.days: Input should be greater than or equal to 1")
-    refused(data, "record", "event", "NB-001", "c1.irinotecan.d9", "--trial", "NB-NK-2026",
-            "--status", "given", "--dose", "42", "--by", "nurse", "--at", "2026-11-19T09:00",
-            "--data", data, message="no event 'c1.irinotecan.d9' on the calendar (did you mean")
-    refused(data, "record", "event", "NB-001", "c1.irinotecan.d1", "--trial", "NB-NK-2026",
-            "--status", "given", "--dose", "42", "--by", "nurse", "--at", "2026-12-19T09:00",
-            "--data", data, message="is after the time it was recorded")
-
-
-def test_height_missing_for_a_bsa_dose(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    # No height (the GFR comes from a measured GFR instead of bedside Schwartz).
-    no_height = patient_file(tmp_path, "nb-refractory", lambda d: d.update(observations=[
-        o for o in d["observations"] if o["name"] != "height"] + [
-        {"name": "measured_gfr", "value": 110, "unit": "mL/min/1.73m2", "date": "2026-11-16"}]))
-    consent_nb(data, no_height)
-    refused(data, "enrol", no_height, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-            "2026-11-21T12:00", "--start", "2026-11-19", "--data", data,
-            message="height_cm: no height recorded; irinotecan is dosed 50 mg/m²")
-    journey = json.loads((data / "NB-NK-2026" / "journeys" / "NB-001.json").read_text())
-    assert journey["enrolment"] is None  # nothing half-written
-    code, _, err = run("enrol", no_height, "--trial", "NB-NK-2026", "--by", "Dr A", "--on",
-                       "2026-11-21T12:00", "--data", data)
-    assert code == 0, err
-    refused(data, "calendar", "NB-001", "--trial", "NB-NK-2026", "--start", "2026-11-19",
-            "--data", data, message="no height recorded")
-    # A height measured after course 1 starts does not dose course 1 ...
-    code, _, err = run("record", "body", "NB-001", "--trial", "NB-NK-2026", "--on",
-                       "2026-11-20", "--height", "118", "--data", data)
-    assert code == 0, err
-    refused(data, "calendar", "NB-001", "--trial", "NB-NK-2026", "--start", "2026-11-19",
-            "--data", data, message="(course 1 starting 2026-11-19)")
-    # ... one measured before it does.
-    code, _, err = run("record", "body", "NB-001", "--trial", "NB-NK-2026", "--on",
-                       "2026-11-18", "--height", "118", "--data", data)
-    assert code == 0, err
-    code, out, err = run("calendar", "NB-001", "--trial", "NB-NK-2026", "--start", "2026-11-19",
-                         "--as-of", "2026-11-21", "--json", "--data", data)
-    assert code == 0, err
-    assert event(json.loads(out), "c1.irinotecan.d1")["dose"]["amount"] == 42.0
+    import_protocols(w.store, default_protocol_dir())
+    w.add_user("admin", "administrator", "RuMCeSS")
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    err = refused(cli, w, "db", "import-journal", journal, "--patients", EXAMPLES, "--site",
+                  "Moscow", "--by", "admin", message="nothing of RuMCeSS was imported")
+    assert "R1" in err
+    assert w.store.allocation_list_info("RuMCeSS", "R1") is None
 
 
 @pytest.mark.parametrize("args", [
-    ("enrol", "--help"), ("randomise", "--help"), ("calendar", "--help"),
-    ("randomisation", "verify", "--help"), ("record", "event", "--help")])
+    ("patients", "--help"), ("consent", "--help"), ("enrol", "--help"), ("calendar", "--help"),
+    ("record", "--help"), ("randomisation", "--help"), ("journey", "export", "--help"),
+    ("ae", "record", "--help"), ("safety", "apply", "--help"), ("response", "record", "--help"),
+    ("db", "import-journal", "--help"),
+])
 def test_help(args: tuple[str, ...]) -> None:
-    code, out, _ = run(*args)
-    assert code == 0 and "Usage" in out
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0 and "Usage" in result.stdout

@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from trialdesk.cli import app
 from trialdesk.criteria.verdict import screen_record
 from trialdesk.enrolment.consent import record_consent
 from trialdesk.enrolment.enrol import enrol
@@ -33,7 +31,7 @@ from trialdesk.facts.patient import patient_from_data
 from trialdesk.protocol.load import load_protocol
 from trialdesk.safety.check import check_document
 from trialdesk.safety.rules import ActionKind, ProposedAction
-from trialdesk.schedule.actions import apply_action, rule_proposal
+from trialdesk.schedule.actions import rule_proposal
 from trialdesk.schedule.dose import BodyMeasurement
 from trialdesk.schedule.plan import Calendar, EventStatus
 from trialdesk.schedule.records import EventRecord
@@ -263,9 +261,9 @@ def test_an_unconfirmed_rule_is_refused_without_the_clinicians_acceptance() -> N
 def test_an_action_not_confirmed_by_a_clinician_is_refused() -> None:
     found = rule_proposal(check_document(cls(4, "2026-12-16", 2), P), P, "NBNK-CLS-G4")
     with pytest.raises(SafetyError, match="not confirmed by a clinician") as err:
-        apply_action(P, J, found.actions[0], trial_id=P.id, patient_id="NB-001",
-                     effective=d("2026-12-16"), applied_at=datetime(2026, 12, 16, 10),
-                     accept_unconfirmed=True)
+        J.with_action(P, found.actions[0], trial_id=P.id, patient_id="NB-001",
+                      effective=d("2026-12-16"), applied_at=datetime(2026, 12, 16, 10),
+                      accept_unconfirmed=True)
     assert err.value.where == "confirmed_by"
     assert [a.kind.value for a in found.advice] == ["supportive_care"]
     advice = found.advice[0]
@@ -447,77 +445,3 @@ def test_old_journey_files_without_actions_still_load() -> None:
     j = applied(J, [action("pause", agent="dinutuximab beta").confirm("Dr A", AT)], d("2026-12-16"))
     again = Journey.model_validate_json(j.model_dump_json())
     assert again == j and again.actions[0].action.confirmed_by == "Dr A"
-
-
-# ---------------------------------------------------------------------------- command line
-
-
-runner = CliRunner()
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def test_cli_applies_a_confirmed_delay_and_the_calendar_shows_it(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    patient = ROOT / "examples" / "patients" / "nb-refractory.json"
-    for args in (("consent", patient, "--trial", "NB-NK-2026", "--version", "1.0", "--signed-on",
-                  "2026-11-18", "--signed-by", "parent", "--by", "coordinator", "--on",
-                  "2026-11-18T10:00"),
-                 ("enrol", patient, "--trial", "NB-NK-2026", "--by", "Dr I", "--on",
-                  "2026-11-21T12:00", "--start", "2026-11-19")):
-        code, _, err = run(*args, "--data", data)
-        assert code == 0, err
-    doc = json.loads(json.dumps(NEUTROPENIA))
-    for lab in (*doc["labs"], *doc["next_course"]["labs"]):
-        lab["date"] = "2026-11-21"
-    ae = tmp_path / "anc.json"
-    ae.write_text(json.dumps(doc))
-    apply = ("safety", "apply", ae, "--trial", "NB-NK-2026", "--rule", "NBNK-COUNT-RECOVERY",
-             "--confirmed-by", "Dr A", "--at", "2026-11-21T11:00", "--data", data)
-    for extra, message in (((), "give --accept-unconfirmed"),
-                           (("--accept-unconfirmed",), "days: rule NBNK-COUNT-RECOVERY delays"),
-                           (("--accept-unconfirmed", "--days", "7", "--patient", "NB-002"),
-                            "nothing recorded for patient NB-002"),
-                           (("--accept-unconfirmed", "--percent", "50"), "percent: rule")):
-        before = snapshot(data)
-        code, out, err = run(*apply, *extra)
-        assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, (code, out, err)
-        assert message in err, err
-        assert snapshot(data) == before
-    code, out, err = run(*apply, "--accept-unconfirmed", "--days", "7")
-    assert code == 0, err
-    assert "delay DIT (course 2) by 7 days" in out
-    # Start 2026-11-19: course 2 on day 22 = 2026-12-10, + 7 days = 2026-12-17.
-    assert "course 2 now starts 2026-12-17" in out
-    stored = json.loads((data / "NB-NK-2026" / "journeys" / "NB-001.json").read_text())
-    kept = stored["actions"][0]
-    assert kept["action"]["rule_id"] == "NBNK-COUNT-RECOVERY"
-    assert kept["action"]["confirmed_by"] == "Dr A" and kept["action"]["unconfirmed"] is True
-    assert kept["days"] == 7 and stored["delays"][0]["rule_id"] == "NBNK-COUNT-RECOVERY"
-    code, out, err = run("calendar", "NB-001", "--trial", "NB-NK-2026", "--as-of",
-                         "2026-11-21T12:00", "--json", "--data", data)
-    assert code == 0, err
-    cal = json.loads(out)
-    events = {e["id"]: e for e in cal["events"]}
-    assert events["c2"]["date"] == "2026-12-17" and events["c2"]["shifted_days"] == 7
-    assert events["c5"]["date"] == "2027-02-18"  # day 85 = 2027-02-11, + 7
-    assert events["c1"]["date"] == "2026-11-19"
-    assert cal["actions"][0]["rule_id"] == "NBNK-COUNT-RECOVERY"
-    assert events["c2"]["modifications"][0]["confirmed_by"] == "Dr A"
-    code, out, err = run("calendar", "NB-001", "--trial", "NB-NK-2026", "--as-of",
-                         "2026-11-21T12:00", "--data", data)
-    assert code == 0, err
-    text = " ".join(out.split())  # the table wraps long lines
-    assert "Toxicity actions confirmed by a clinician" in text
-    assert "rule NBNK-COUNT-RECOVERY [unconfirmed], confirmed by Dr A on 2026-11-21 11:00" in text
-    assert "toxicity rule NBNK-COUNT-RECOVERY" in text  # among the unconfirmed values used
-    # The same action is not applied twice.
-    code, _, err = run(*apply, "--accept-unconfirmed", "--days", "7")
-    assert code == 1 and "already applied" in err

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from trialdesk.errors import ConflictError
 from trialdesk.protocol.load import default_protocol_dir, read_document
-from trialdesk.store import ConflictError, Store
+from trialdesk.store import Store
 from trialdesk.store.db import current_revision, head_revision
 
 NB_DOC: dict[str, Any] = read_document(default_protocol_dir() / "nb-nk-2026.yaml")

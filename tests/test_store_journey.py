@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from trialdesk.errors import NotFoundError
+from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.protocol.load import default_protocol_dir, read_document
-from trialdesk.store import ConflictError, Store
+from trialdesk.store import Store
 
 NB_DOC: dict[str, Any] = read_document(default_protocol_dir() / "nb-nk-2026.yaml")
 RU_DOC: dict[str, Any] = read_document(default_protocol_dir() / "rumcess.yaml")

@@ -14,7 +14,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from trialdesk.protocol.load import default_protocol_dir
-from trialdesk.web.roles import Role
+from trialdesk.services.roles import Role
 
 TRIAL = "NB-NK-2026"
 PATIENT = "NBNK-0002"  # eligible, not enrolled, site Moscow
@@ -269,14 +269,14 @@ INRC = json.loads((default_protocol_dir().parent / "examples" / "response" /
 
 
 def _investigator(web: Any) -> Any:
-    from trialdesk.web.security import Principal
+    from trialdesk.services.accounts import Principal
 
     user = web.store.user_by_name("investigator")
     return Principal(user, tuple(web.store.memberships(user.id)))
 
 
 def _calendar(web: Any) -> dict[str, Any]:
-    from trialdesk.web.journeys import calendar_page
+    from trialdesk.services.journeys import calendar_page
 
     page: dict[str, Any] = calendar_page(web.app.state.ctx, _investigator(web), JOURNEY)
     return page

@@ -52,7 +52,7 @@ def test_every_kind_of_error_has_the_one_shape(web: Any) -> None:
 
 def test_an_unexpected_error_is_a_500_in_the_same_shape_without_a_traceback(
         web: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trialdesk.web import operations
+    from trialdesk.services import patients as operations
 
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals")

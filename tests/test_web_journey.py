@@ -191,8 +191,8 @@ def test_a_dose_sign_off_is_bound_to_the_dose(web: Any, enrolled: Api) -> None:
     body = error(pharmacist.post(url, {"event_id": "c1", "password": "pharmacist-demo",
                                        "reason": "x"}), 422)
     assert fields(body) == {"$.body.event_id"}
-    from trialdesk.web.journeys import calendar_page
-    from trialdesk.web.security import Principal
+    from trialdesk.services.accounts import Principal
+    from trialdesk.services.journeys import calendar_page
 
     ctx = web.app.state.ctx
 
@@ -373,8 +373,8 @@ def test_randomisation_takes_the_sealed_list_and_never_shows_its_entries(web: An
 def test_a_fresh_list_is_generated_once_by_the_administrator(tmp_path: Any) -> None:
     from conftest import WebApp
     from trialdesk.protocol.load import default_protocol_dir
-    from trialdesk.web.demo import import_protocols
-    from trialdesk.web.security import hash_password
+    from trialdesk.services.accounts import hash_password
+    from trialdesk.services.demo import import_protocols
 
     w = WebApp(f"sqlite:///{tmp_path / 't.db'}", seed=False)
     import_protocols(w.store, default_protocol_dir())

@@ -89,3 +89,37 @@ class OutcomeError(TrialdeskError):
     """Outcome data cannot be derived or imported."""
 
     code = "outcome_invalid"
+
+
+class ConflictError(TrialdeskError):
+    """A save based on a stale version, or a record that already exists."""
+
+    code = "conflict"
+
+
+class AccessError(TrialdeskError):
+    """Log-in failed, the session expired, or the role does not allow the action."""
+
+    code = "access_denied"
+
+    def __init__(self, reason: str, *, where: str | None = None, status: int = 403) -> None:
+        super().__init__(reason, where=where)
+        self.status = status
+
+
+class DatabaseError(TrialdeskError):
+    """The database cannot be opened, migrated or read."""
+
+    code = "database_error"
+
+
+class SettingsError(TrialdeskError):
+    """A setting is missing or unsafe."""
+
+    code = "settings_invalid"
+
+
+class ScreeningError(TrialdeskError):
+    """Population screening cannot read its input, write its output or run its engine."""
+
+    code = "screening_failed"

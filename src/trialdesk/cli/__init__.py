@@ -7,7 +7,7 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import registry, safety, outcomes, journey, web, population
+from trialdesk.cli import registry, patients, journey, safety, records, outcomes, web, population
 # isort: on
 
 __all__ = [
@@ -16,8 +16,10 @@ __all__ = [
     "main",
     "outcomes",
     "parse_moment",
+    "patients",
     "population",
     "read_patient_file",
+    "records",
     "registry",
     "safety",
     "web",

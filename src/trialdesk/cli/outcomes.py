@@ -25,6 +25,7 @@ from trialdesk.cli.common import (
     app,
     write_atomic,
 )
+from trialdesk.cli.session import DEFAULT_DATA_DIR, DatabaseOpt, DataDirOpt
 from trialdesk.errors import TrialdeskError
 
 # --------------------------------------------------------------------------- outcomes, plots, reports
@@ -35,7 +36,11 @@ from trialdesk.errors import TrialdeskError
 report_app = typer.Typer(help="Reports: the DSMB report (PDF).", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
-EventsOpt = Annotated[Path, typer.Option("--events", help="Event table (CSV or Parquet).")]
+EventsOpt = Annotated[Path | None, typer.Option(
+    "--events", help="Event table (CSV or Parquet); without it, the trial's stored record "
+                     "(with --by).")]
+StoredByOpt = Annotated[str | None, typer.Option(
+    "--by", envvar="TRIALDESK_USER", help="Your user name, to analyse the stored trial record.")]
 AesOpt = Annotated[Path | None, typer.Option("--aes", help="Adverse events (JSON).")]
 TumourOpt = Annotated[Path | None, typer.Option(
     "--tumour", "--responses", help="Tumour measurements and time-point responses (CSV).")]
@@ -101,6 +106,42 @@ def _read_json(path: Path) -> Any:
 class _OutcomeInputs:
     """The protocol and every given input file, validated (nothing is used half-read)."""
 
+    @classmethod
+    def stored(cls, trial: str, by: str | None, data_dir: Path, database: str | None, *,
+               country: str | None = None) -> _OutcomeInputs:
+        """The trial's stored record as the outcome inputs, de-identified (the statistician's
+        view): the same data the web application's outcomes page analyses."""
+        from trialdesk.cli.session import acting, open_services
+        from trialdesk.services import outcomes
+
+        if by is None:
+            raise typer.BadParameter("give --events (a file) or --by (your user name) to analyse "
+                                     "the stored trial", param_hint="--events")
+        ctx = open_services(data_dir, database)
+        data = outcomes.stored_inputs(ctx, acting(ctx, by), trial, country=country)
+        self = cls.__new__(cls)
+        self.compiled = data.compiled
+        self.protocol = data.compiled.protocol
+        assert data.events is not None  # stored_inputs refuses a trial without patients
+        self.events = data.events
+        self.aes, self.measurements, self.exposure = data.aes, data.measurements, data.exposure
+        self.labs = None
+        self.sources = (f"trialdesk database, trial {data.compiled.id}",)
+        self.notes = data.notes
+        return self
+
+    @classmethod
+    def given(cls, trial: str, events: Path | None, protocols: Path | None, by: str | None,
+              data_dir: Path, database: str | None, *, country: str | None = None,
+              **files: Path | None) -> _OutcomeInputs:
+        """From the files when an event table is given, else from the stored trial."""
+        if events is None:
+            if any(v is not None for v in files.values()):
+                raise typer.BadParameter("input files go with --events; the stored trial brings "
+                                         "its own", param_hint="--events")
+            return cls.stored(trial, by, data_dir, database, country=country)
+        return cls(trial, events, protocols, **files)
+
     def __init__(self, trial: str, events: Path, protocols: Path | None, *, aes: Path | None = None,
                  tumour: Path | None = None, exposure: Path | None = None,
                  labs: Path | None = None) -> None:
@@ -127,6 +168,7 @@ class _OutcomeInputs:
             _read_table(exposure), self.events, where=str(exposure))
         self.labs = None if labs is None else validate_labs(_read_table(labs), self.events,
                                                             where=str(labs))
+        self.notes: tuple[str, ...] = ()
         self.sources = tuple(f"{kind}: {path}" for kind, path in (
             ("protocol", self.compiled.path or self.compiled.id), ("events", events), ("adverse events", aes),
             ("tumour measurements", tumour), ("exposure", exposure), ("labs", labs)) if path is not None)
@@ -182,17 +224,20 @@ def _frame_table(frame: Any, title: str) -> Any:
 @outcome_errors
 def outcomes_cmd(
     trial: TrialOpt,
-    events: EventsOpt,
+    events: EventsOpt = None,
     endpoints: EndpointsOpt = None,
     time_unit: TimeUnitOpt = "auto",
     landmark: Annotated[str | None, typer.Option(
         "--landmark", help="Landmark times in the time unit, e.g. 24,60 (default 2 and 5 years).")] = None,
     as_json: JsonOpt = False,
     protocols: ProtocolsOpt = None,
+    by: StoredByOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
 ) -> None:
     """Endpoints patient by patient (ORR, OS, PFS, EFS, RFS, N-day mortality) with totals,
     Kaplan–Meier medians, landmark survival and the log-rank test between arms."""
-    inputs = _OutcomeInputs(trial, events, protocols)
+    inputs = _OutcomeInputs.given(trial, events, protocols, by, data_dir, database)
     summary = inputs.summary(endpoints, time_unit, landmark)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
@@ -308,8 +353,8 @@ def plot_cmd(
 @outcome_errors
 def report_dsmb_cmd(
     trial: TrialOpt,
-    events: EventsOpt,
     out: Annotated[Path, typer.Option("--out", help="Output PDF file.")],
+    events: EventsOpt = None,
     aes: AesOpt = None,
     tumour: TumourOpt = None,
     exposure: ExposureOpt = None,
@@ -319,6 +364,9 @@ def report_dsmb_cmd(
     endpoints: EndpointsOpt = None,
     time_unit: TimeUnitOpt = "auto",
     protocols: ProtocolsOpt = None,
+    by: StoredByOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
 ) -> None:
     """Write the DSMB report (PDF): enrolment, exposure, AEs by term, grade and relation,
     SAEs, deaths, stopping rules, response, survival and the plots."""
@@ -340,7 +388,8 @@ def report_dsmb_cmd(
             day = date.fromisoformat(cutoff)
         except ValueError:
             raise typer.BadParameter(f"'{cutoff}' is not an ISO date", param_hint="--cutoff") from None
-    inputs = _OutcomeInputs(trial, events, protocols, aes=aes, tumour=tumour, exposure=exposure)
+    inputs = _OutcomeInputs.given(trial, events, protocols, by, data_dir, database, aes=aes,
+                                  tumour=tumour, exposure=exposure)
     tables = []
     rules = getattr(inputs.protocol, "stopping_rules", [])
     if rules and inputs.aes is not None:
@@ -364,13 +413,19 @@ def report_dsmb_cmd(
 def export_cmd(
     kind: Annotated[str, typer.Argument(help="sdtm (CSV datasets) or fhir (R5 Bundle).")],
     trial: TrialOpt,
-    events: EventsOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing).")],
+    events: EventsOpt = None,
     aes: AesOpt = None,
     tumour: TumourOpt = None,
     exposure: ExposureOpt = None,
     labs: LabsOpt = None,
     protocols: ProtocolsOpt = None,
+    by: StoredByOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+    country: Annotated[str | None, typer.Option(
+        "--country", help="The sites' country for SDTM DM.COUNTRY (ISO 3166-1 alpha-3), with "
+                          "the stored trial.")] = None,
 ) -> None:
     """Export CDISC SDTM datasets (DM, AE, SUPPAE, EX, RS, LB as CSV) or FHIR R5 resources,
     validated before anything is written."""
@@ -378,7 +433,13 @@ def export_cmd(
         raise typer.BadParameter("choose sdtm or fhir", param_hint="KIND")
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file, not a folder", param_hint="--out")
-    inputs = _OutcomeInputs(trial, events, protocols, aes=aes, tumour=tumour, exposure=exposure, labs=labs)
+    if kind == "sdtm" and events is None and not country:
+        raise typer.BadParameter("SDTM DM requires COUNTRY and the record does not hold it: give "
+                                 "the sites' country (ISO 3166-1 alpha-3, e.g. RUS)",
+                                 param_hint="--country")
+    inputs = _OutcomeInputs.given(trial, events, protocols, by, data_dir, database,
+                                  country=country, aes=aes, tumour=tumour, exposure=exposure,
+                                  labs=labs)
     files: dict[str, bytes] = {}
     if kind == "sdtm":
         from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets, to_csv

@@ -48,7 +48,7 @@ def population_screen(
     import time
 
     from trialdesk.screening.console import RichProgress, summary_tables
-    from trialdesk.screening.engine import ENGINES, make_engine
+    from trialdesk.screening.engines import ENGINES, make_engine
     from trialdesk.screening.run import screen_population, select_trials
 
     if engine not in ENGINES:
@@ -177,7 +177,8 @@ def population_sql(
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Print the SQL a screening would run (input tables are checked first)."""
-    from trialdesk.screening.engine import ENGINES, DuckDBEngine
+    from trialdesk.screening.engine import DuckDBEngine
+    from trialdesk.screening.engines import ENGINES
     from trialdesk.screening.plan import Flavour, build_plan
     from trialdesk.screening.run import gather_stats, load_inputs, select_trials
 

@@ -13,6 +13,7 @@ from trialdesk.cli.common import (
     app,
     domain_errors,
 )
+from trialdesk.cli.session import DatabaseOpt, DataDirOpt, UserOpt, acting, open_services
 from trialdesk.protocol.load import default_protocol_dir
 
 # ---------------------------------------------------------------------------
@@ -22,14 +23,6 @@ db_app = typer.Typer(help="The database: migrations, protocols, users.", no_args
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
-
-WebDataOpt = Annotated[Path, typer.Option(
-    "--data-dir", envvar="TRIALDESK_DATA_DIR",
-    help="Data directory: the SQLite database and the secret key (default ./data).")]
-DatabaseOpt = Annotated[str | None, typer.Option(
-    "--database-url", envvar="TRIALDESK_DATABASE_URL",
-    help="Database URL, e.g. postgresql://user@host/db (default: SQLite in the data directory).")]
-
 
 def _web_settings(data_dir: Path, database_url: str | None, **kwargs: Any) -> Any:
     import os
@@ -51,7 +44,7 @@ def _open_store(data_dir: Path, database_url: str | None) -> Any:
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
-    data_dir: WebDataOpt = Path("data"),
+    data_dir: DataDirOpt = Path("data"),
     database_url: DatabaseOpt = None,
     demo_data: Annotated[bool, typer.Option("--demo", help="Load the demo trials, log-ins and "
                                                            "patients (once).")] = False,
@@ -60,8 +53,8 @@ def serve(
                                                         "and log-ins, but do not serve.")] = False,
 ) -> None:
     """Start the web application (registry, screening, patients, audit trail)."""
+    from trialdesk.services.demo import import_protocols, seed_demo
     from trialdesk.web.app import create_app
-    from trialdesk.web.demo import import_protocols, seed_demo
 
     settings = _web_settings(data_dir, database_url)
     store = _open_store(data_dir, settings.database_url)
@@ -90,7 +83,7 @@ def serve(
 
 @db_app.command("upgrade")
 @domain_errors
-def db_upgrade(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
+def db_upgrade(data_dir: DataDirOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
     """Create the database or bring its schema to the newest migration."""
     from trialdesk.store.db import current_revision
 
@@ -100,10 +93,10 @@ def db_upgrade(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = 
 
 @db_app.command("import-protocols")
 @domain_errors
-def db_import_protocols(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None,
+def db_import_protocols(data_dir: DataDirOpt = Path("data"), database_url: DatabaseOpt = None,
                         protocols: ProtocolsOpt = None) -> None:
     """Store the protocol files; a changed file becomes the trial's next protocol version."""
-    from trialdesk.web.demo import import_protocols
+    from trialdesk.services.demo import import_protocols
 
     store = _open_store(data_dir, database_url)
     for trial_id in import_protocols(store, protocols or default_protocol_dir()):
@@ -123,12 +116,12 @@ def db_add_user(
                                           confirmation_prompt=True,
                                           envvar="TRIALDESK_NEW_PASSWORD")],
     site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
-    data_dir: WebDataOpt = Path("data"),
+    data_dir: DataDirOpt = Path("data"),
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add a user with a role in one or more trials."""
-    from trialdesk.web.roles import Role
-    from trialdesk.web.security import hash_password
+    from trialdesk.services.accounts import hash_password
+    from trialdesk.services.roles import Role
 
     if role not in {r.value for r in Role}:
         raise typer.BadParameter(f"unknown role '{role}'", param_hint="--role")
@@ -147,7 +140,7 @@ def db_add_user(
 
 @audit_app.command("verify")
 @domain_errors
-def audit_verify(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
+def audit_verify(data_dir: DataDirOpt = Path("data"), database_url: DatabaseOpt = None) -> None:
     """Recompute the audit chain; exit 1 if any entry was edited or deleted."""
     store = _open_store(data_dir, database_url)
     report = store.verify_audit()
@@ -158,3 +151,76 @@ def audit_verify(data_dir: WebDataOpt = Path("data"), database_url: DatabaseOpt 
         _err(problem)
     typer.echo(f"audit trail BROKEN: {len(report.problems)} problems in {report.entries} entries")
     raise typer.Exit(1)
+
+
+@db_app.command("import-journal")
+@domain_errors
+def db_import_journal(
+    directory: Annotated[Path, typer.Argument(help="The journal directory (the former --data).")],
+    patients: Annotated[Path, typer.Option(
+        "--patients", help="Folder of the patient files the journeys were enrolled with.")],
+    site: Annotated[str, typer.Option("--site", help="The site of the imported patients.")],
+    by: UserOpt,
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Bring journey and randomisation files into the database, once (a second run imports
+    nothing); allocation lists are verified against their digests first."""
+    import json
+
+    from trialdesk.cli.common import read_patient_file
+    from trialdesk.errors import EnrolmentError
+    from trialdesk.facts.patient import patient_from_data
+    from trialdesk.services.journal import JournalFiles, check_journal, import_journal
+
+    if not directory.is_dir():
+        raise EnrolmentError("is not a directory", where=str(directory))
+
+    def doc(path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EnrolmentError(f"cannot read it: {exc}", where=str(path)) from None
+
+    ctx = open_services(data_dir, database_url)
+    who = acting(ctx, by)
+    today = ctx.store.now().date()
+    records = {}
+    for path in sorted(patients.glob("*.json")):
+        record = patient_from_data(read_patient_file(path), today=today, source=str(path))
+        records[record.patient_id] = record
+    plans = []
+    for trial_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        rand = trial_dir / "randomisation"
+        files = JournalFiles(
+            trial_id=trial_dir.name,
+            lists={p.name.removesuffix(".list.json"): doc(p)
+                   for p in sorted(rand.glob("*.list.json"))},
+            logs={p.name.removesuffix(".log.json"): doc(p) for p in sorted(rand.glob("*.log.json"))},
+            journeys={p.name: doc(p) for p in sorted((trial_dir / "journeys").glob("*.json"))})
+        plans.append((trial_dir, check_journal(ctx, who, files, records)))
+    for trial_dir, plan in plans:  # every trial checked before anything is written
+        report = import_journal(ctx, who, plan, records, site=site, source=str(trial_dir))
+        typer.echo(f"{report.trial_id}: lists imported {len(report.lists_imported)}, already "
+                   f"present {len(report.lists_present)}; patients imported "
+                   f"{len(report.patients_imported)}, already present "
+                   f"{len(report.patients_present)}")
+        for old, new in report.patients_imported:
+            typer.echo(f"  {old} → {new}")
+        for old in report.not_enrolled:
+            typer.echo(f"  {old}: not enrolled in the file; register it with `trialdesk patients "
+                       "import`")
+
+
+@db_app.command("deactivate-user")
+@domain_errors
+def db_deactivate_user(
+    username: Annotated[str, typer.Argument(help="Log-in name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Deactivate a user: they can no longer log in or act on the command line."""
+    store = _open_store(data_dir, database_url)
+    store.set_active(username, False, actor="cli", reason=reason)
+    typer.echo(f"{username} deactivated")

@@ -63,7 +63,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -84,13 +84,9 @@ from trialdesk.schedule.dose import BodyMeasurement, ComputedDose, compute_dose
 from trialdesk.schedule.plan import Calendar, Event, EventKind, EventStatus, Modification
 from trialdesk.schedule.records import CourseDelay, EventRecord
 
-if TYPE_CHECKING:
-    from trialdesk.enrolment.journey import Journey
-
 __all__ = [
     "AppliedAction",
     "RuleProposal",
-    "apply_action",
     "apply_actions",
     "resolve_action",
     "rule_proposal",
@@ -447,12 +443,6 @@ def resolve_action(
         course_number=number, course_id=course_id, percent=used_percent, percent_set_by=set_by,
         days=days, event_ids=tuple(ids), accepted_unconfirmed=accept_unconfirmed,
         applied_at=applied_at)
-
-
-def apply_action(protocol: Protocol, journey: Journey, action: ProposedAction,
-                 **options: Any) -> Journey:
-    """The journey with the confirmed ``action`` applied (see :meth:`Journey.with_action`)."""
-    return journey.with_action(protocol, action, **options)
 
 
 # ---------------------------------------------------------------------------- showing

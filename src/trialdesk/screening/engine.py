@@ -18,8 +18,6 @@ from typing import Any, ClassVar
 from trialdesk.errors import TrialdeskError
 from trialdesk.screening.plan import Flavour
 
-ENGINES = ("duckdb", "spark")
-
 
 def engine_error(name: str, exc: BaseException, sql: str) -> TrialdeskError:
     text = " ".join(sql.split())
@@ -130,16 +128,4 @@ class DuckDBEngine(Engine):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-def make_engine(name: str, **options: Any) -> Engine:
-    """An engine by name: ``duckdb`` or ``spark`` (needs pyspark and a Java runtime)."""
-    if name == "duckdb":
-        return DuckDBEngine(**{k: v for k, v in options.items()
-                               if k in ("threads", "memory_limit", "temp_directory")})
-    if name == "spark":
-        from trialdesk.screening.spark import SparkEngine
-
-        return SparkEngine(**{k: v for k, v in options.items() if k in ("threads", "memory")})
-    raise TrialdeskError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
-
-
-__all__ = ["ENGINES", "DuckDBEngine", "Engine", "engine_error", "make_engine"]
+__all__ = ["DuckDBEngine", "Engine", "engine_error"]

@@ -4,9 +4,10 @@ hash-chained audit trail. ORM classes stay inside this package; callers get the 
 records of :mod:`trialdesk.store.records`.
 """
 
+from trialdesk.errors import AccessError, ConflictError, DatabaseError
 from trialdesk.store.audit import ChainReport
-from trialdesk.store.db import DatabaseError, sqlite_url
-from trialdesk.store.records import AccessError, ConflictError, Page
+from trialdesk.store.db import sqlite_url
+from trialdesk.store.records import Page
 from trialdesk.store.store import Store, moment, utcnow
 
 __all__ = ["AccessError", "ChainReport", "ConflictError", "DatabaseError", "Page", "Store",

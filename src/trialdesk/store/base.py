@@ -14,11 +14,11 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from trialdesk.errors import NotFoundError
+from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.store import models as m
 from trialdesk.store.audit import canonical, entry_hash
 from trialdesk.store.db import make_engine, upgrade
-from trialdesk.store.records import ConflictError, SignatureRow
+from trialdesk.store.records import SignatureRow
 
 Clock = Callable[[], datetime]
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trialdesk.errors import NotFoundError
+from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.store import models as m
 from trialdesk.store.audit import canonical
 from trialdesk.store.base import StoreBase, Tx, diff, signature_row
@@ -32,7 +32,6 @@ from trialdesk.store.records import (
     ActionRow,
     AdverseEventRow,
     AllocationListInfo,
-    ConflictError,
     ConsentRow,
     FollowUpRow,
     JourneyRow,

@@ -16,15 +16,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from trialdesk.errors import TrialdeskError
+from trialdesk.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class DatabaseError(TrialdeskError):
-    """The database cannot be opened, migrated or read."""
-
-    code = "database_error"
 
 
 def sqlite_url(data_dir: str | os.PathLike[str]) -> str:

@@ -1,30 +1,9 @@
-"""What the store returns: frozen values, never ORM objects.
-
-Also the store's errors (subclasses of :class:`~trialdesk.errors.TrialdeskError`).
-"""
+"""What the store returns: frozen values, never ORM objects."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from trialdesk.errors import TrialdeskError
-
-
-class ConflictError(TrialdeskError):
-    """A save based on a stale version, or a record that already exists."""
-
-    code = "conflict"
-
-
-class AccessError(TrialdeskError):
-    """Log-in failed, the session expired, or the role does not allow the action."""
-
-    code = "access_denied"
-
-    def __init__(self, reason: str, *, where: str | None = None, status: int = 403) -> None:
-        super().__init__(reason, where=where)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trialdesk.errors import NotFoundError
+from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.store import models as m
 from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, verify_chain
 from trialdesk.store.base import (
@@ -43,7 +43,6 @@ from trialdesk.store.base import (
 from trialdesk.store.clinical import Allocate, ClinicalStore
 from trialdesk.store.records import (
     AuditRow,
-    ConflictError,
     EnrolmentRow,
     MembershipRecord,
     Page,
@@ -115,6 +114,17 @@ class Store(ClinicalStore):
             u.password_hash = password_hash
             tx.audit("password", "user", username, {"password": {"old": "***", "new": "***"}},
                      reason)
+
+    def set_active(self, username: str, active: bool, *, actor: str, reason: str) -> None:
+        """Activate or deactivate a user (a deactivated user can neither log in nor act)."""
+        with self._write(actor) as tx:
+            u = tx.session.scalar(select(m.User).where(m.User.username == username))
+            if u is None:
+                raise NotFoundError(f"no user '{username}'")
+            if u.active != active:
+                tx.audit("update", "user", username, {"active": {"old": u.active, "new": active}},
+                         reason)
+                u.active = active
 
     def login_failed(self, username: str, *, threshold: int, lock_for: timedelta) -> UserRecord:
         """Count a failed log-in; at ``threshold`` failures the account locks for ``lock_for``."""

@@ -9,36 +9,34 @@ returned by ``POST /api/login``).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from trialdesk.facts.patient import PatientRecord
-from trialdesk.web import operations as ops
-from trialdesk.web.operations import csrf, principal
-from trialdesk.web.security import Principal
-from trialdesk.web.service import search, summary
+from trialdesk.services import overview
+from trialdesk.services import patients as ops
+from trialdesk.services.accounts import Principal
+from trialdesk.services.catalogue import search, summary
+from trialdesk.services.context import screening_moment
+from trialdesk.web.deps import context, csrf
+from trialdesk.web.params import (
+    Limit,
+    Offset,
+    Phase,
+    Reason,
+    Site,
+    StatusCode,
+    StudyNumber,
+    TrialId,
+    Who,
+    _In,
+    body_fields,
+)
 
 router = APIRouter(prefix="/api")
-
-TrialId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-StudyNumber = Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9-]{0,63}$")]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Who = Annotated[Principal, Depends(principal)]
-StatusCode = Literal[
-    "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
-    "COMPLETED", "SUSPENDED", "TERMINATED", "WITHDRAWN", "UNKNOWN", "AVAILABLE"]
-Phase = Literal["EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA"]
-Site = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
-                                        pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoginIn(_In):
@@ -129,13 +127,12 @@ def _ids(ident: Identifiers | None) -> dict[str, str] | None:
 @router.post("/login", tags=["session"])
 def login(body: LoginIn, request: Request) -> Response:
     """Log in; sets the session and CSRF cookies and returns the CSRF token."""
-    ctx = ops.context(request)
+    ctx = context(request)
     user = ctx.auth.authenticate(body.username, body.password)
     token = ctx.auth.start_session(user)
-    from trialdesk.web.security import Principal as _P
     from trialdesk.web.security import token_hash
 
-    new = _P(user, (), token_hash(token))
+    new = Principal(user, (), token_hash(token))
     csrf_token = ctx.auth.new_csrf(new)
     response = JSONResponse({"ok": True, "user": {"username": user.username,
                                                   "full_name": user.full_name},
@@ -146,7 +143,7 @@ def login(body: LoginIn, request: Request) -> Response:
 
 @router.post("/logout", tags=["session"], dependencies=[Depends(csrf)])
 def logout(request: Request, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     user = who.require_user()
     if who.session_hash:
         ctx.store.end_session(who.session_hash, user.username)
@@ -174,7 +171,7 @@ def trials(request: Request, q: Annotated[str | None, Query(max_length=200)] = N
            age_years: Annotated[float | None, Query(ge=0, le=130)] = None,
            offset: Offset = 0, limit: Limit = 25) -> dict[str, Any]:
     """Search the registry by text, condition, intervention, phase, status and age."""
-    found = search(ops.context(request).catalogue.trials(), q=q, condition=condition,
+    found = search(context(request).catalogue.trials(), q=q, condition=condition,
                    intervention=intervention, phase=phase, status=status, age_years=age_years)
     items = [summary(e) for e in found[offset:offset + limit]]
     return _page(request, {"items": items, "total": len(found), "offset": offset,
@@ -185,12 +182,12 @@ def trials(request: Request, q: Annotated[str | None, Query(max_length=200)] = N
 def trial(request: Request, trial_id: TrialId,
           version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     """The registry page of a trial (latest protocol version unless ``version`` is given)."""
-    return {"ok": True, **ops.trial_page(ops.context(request), trial_id, version)}
+    return {"ok": True, **ops.trial_page(context(request), trial_id, version)}
 
 
 @router.get("/trials/{trial_id}/versions", tags=["trials"])
 def versions(request: Request, trial_id: TrialId) -> dict[str, Any]:
-    rows = ops.context(request).store.protocol_versions(trial_id)
+    rows = context(request).store.protocol_versions(trial_id)
     items = [{"number": v.number, "label": v.label, "digest": v.digest,
               "created_at": v.created_at, "created_by": v.created_by} for v in rows]
     return {"ok": True, "items": items, "total": len(items), "offset": 0, "limit": len(items),
@@ -200,7 +197,7 @@ def versions(request: Request, trial_id: TrialId) -> dict[str, Any]:
 @router.get("/trials/{trial_id}/versions/{number}", tags=["trials"])
 def version_document(request: Request, trial_id: TrialId,
                      number: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
-    v = ops.context(request).store.protocol_version(trial_id, number)
+    v = context(request).store.protocol_version(trial_id, number)
     return {"ok": True, "trial_id": v.trial_id, "number": v.number, "label": v.label,
             "digest": v.digest, "document": v.document}
 
@@ -210,19 +207,19 @@ def version_document(request: Request, trial_id: TrialId,
 def amend(request: Request, trial_id: TrialId, body: ProtocolVersionIn, who: Who
           ) -> dict[str, Any]:
     """Store an amended protocol as the trial's next version (administrator)."""
-    return {"ok": True, **ops.add_protocol_version(ops.context(request), who, trial_id,
+    return {"ok": True, **ops.add_protocol_version(context(request), who, trial_id,
                                                    body.document, body.reason)}
 
 
 @router.get("/trials/{trial_id}/dashboard", tags=["trials"])
 def dashboard(request: Request, trial_id: TrialId, who: Who) -> dict[str, Any]:
-    return {"ok": True, **ops.dashboard(ops.context(request), who, trial_id)}
+    return {"ok": True, **overview.dashboard(context(request), who, trial_id)}
 
 
 @router.get("/trials/{trial_id}/export.csv", tags=["trials"], response_class=Response)
 def export(request: Request, trial_id: TrialId, who: Who) -> Response:
     """De-identified patient table (statistician, administrator)."""
-    body = ops.deidentified_export(ops.context(request), who, trial_id)
+    body = ops.deidentified_export(context(request), who, trial_id)
     return Response(body, media_type="text/csv", headers={
         "content-disposition": f'attachment; filename="{trial_id}-deidentified.csv"'})
 
@@ -230,13 +227,13 @@ def export(request: Request, trial_id: TrialId, who: Who) -> Response:
 @router.get("/trials/{trial_id}/audit", tags=["audit"])
 def trial_audit(request: Request, trial_id: TrialId, who: Who, offset: Offset = 0,
                 limit: Limit = 50) -> dict[str, Any]:
-    return _page(request, ops.audit_trail(ops.context(request), who, trial_id=trial_id,
+    return _page(request, ops.audit_trail(context(request), who, trial_id=trial_id,
                                           offset=offset, limit=limit))
 
 
 @router.get("/audit/verify", tags=["audit"])
 def verify(request: Request, who: Who) -> dict[str, Any]:
-    return {"ok": True, **ops.audit_verify(ops.context(request), who)}
+    return {"ok": True, **ops.audit_verify(context(request), who)}
 
 
 # ---------------------------------------------------------------------------- screening
@@ -249,9 +246,9 @@ def screen(request: Request, body: ScreenIn) -> dict[str, Any]:
     Nothing is stored and nothing changes, so this needs neither a log-in nor a CSRF token
     (the registry's "which trials could this patient enter").
     """
-    ctx = ops.context(request)
+    ctx = context(request)
     record = ops.checked_record(body.patient, today=ctx.store.now().date(), source="$.patient")
-    moment = ops.screening_moment(ctx, body.as_of)
+    moment = screening_moment(ctx, body.as_of)
     if body.trial_id:
         chosen = [ctx.catalogue.trial(body.trial_id)[1]]
     else:
@@ -271,37 +268,37 @@ def patients(request: Request, who: Who,
              trial_id: Annotated[str | None, Query(max_length=64)] = None,
              offset: Offset = 0, limit: Limit = 25) -> dict[str, Any]:
     """The patients of the caller's trials and sites, by study number."""
-    return _page(request, ops.list_patients(ops.context(request), who, trial_id=trial_id,
+    return _page(request, ops.list_patients(context(request), who, trial_id=trial_id,
                                             offset=offset, limit=limit))
 
 
 @router.post("/patients", tags=["patients"], status_code=201, dependencies=[Depends(csrf)])
 def create_patient(request: Request, body: PatientIn, who: Who) -> dict[str, Any]:
-    ctx = ops.context(request)
+    ctx = context(request)
     row = ops.create_patient(ctx, who, trial_id=body.trial_id, site=body.site,
                              record=body.record, identifiers=_ids(body.identifiers) or {},
                              reason=body.reason)
-    return {"ok": True, **ops.patient_page(ctx, who, row.study_number)}
+    return {"ok": True, **overview.patient_page(ctx, who, row.study_number)}
 
 
 @router.get("/patients/{study_number}", tags=["patients"])
 def patient(request: Request, study_number: StudyNumber, who: Who) -> dict[str, Any]:
-    return {"ok": True, **ops.patient_page(ops.context(request), who, study_number)}
+    return {"ok": True, **overview.patient_page(context(request), who, study_number)}
 
 
 @router.put("/patients/{study_number}", tags=["patients"], dependencies=[Depends(csrf)])
 def update_patient(request: Request, study_number: StudyNumber, body: PatientUpdate,
                    who: Who) -> dict[str, Any]:
     """Save changed facts; refused with 409 when ``version`` is not the stored version."""
-    ctx = ops.context(request)
+    ctx = context(request)
     ops.update_patient(ctx, who, study_number, version=body.version, record=body.record,
                        identifiers=_ids(body.identifiers), reason=body.reason)
-    return {"ok": True, **ops.patient_page(ctx, who, study_number)}
+    return {"ok": True, **overview.patient_page(ctx, who, study_number)}
 
 
 @router.get("/patients/{study_number}/screenings", tags=["patients"])
 def screenings(request: Request, study_number: StudyNumber, who: Who) -> dict[str, Any]:
-    return {"ok": True, "items": ops.patient_page(ops.context(request), who,
+    return {"ok": True, "items": overview.patient_page(context(request), who,
                                                   study_number)["screenings"]}
 
 
@@ -310,7 +307,7 @@ def screenings(request: Request, study_number: StudyNumber, who: Who) -> dict[st
 def screen_patient(request: Request, study_number: StudyNumber, body: ScreeningIn,
                    who: Who) -> dict[str, Any]:
     """Screen the stored patient against its trial's current protocol version; stored."""
-    return {"ok": True, **ops.screen_patient(ops.context(request), who, study_number,
+    return {"ok": True, **ops.screen_patient(context(request), who, study_number,
                                              as_of=body.as_of, reason=body.reason)}
 
 
@@ -319,10 +316,9 @@ def screen_patient(request: Request, study_number: StudyNumber, body: ScreeningI
 def enrol(request: Request, study_number: StudyNumber, body: EnrolIn, who: Who
           ) -> dict[str, Any]:
     """Confirm eligibility with an e-signature (password again) and enrol the patient."""
-    from trialdesk.web import journeys
-    from trialdesk.web.clinical_api import body_fields
+    from trialdesk.services import journeys
 
-    ctx = ops.context(request)
+    ctx = context(request)
     with body_fields():
         journeys.enrol_patient(
             ctx, who, study_number, screening_id=body.screening_id, password=body.password,
@@ -336,7 +332,7 @@ def enrol(request: Request, study_number: StudyNumber, body: EnrolIn, who: Who
 @router.get("/patients/{study_number}/audit", tags=["audit"])
 def patient_audit(request: Request, study_number: StudyNumber, who: Who, offset: Offset = 0,
                   limit: Limit = 50) -> dict[str, Any]:
-    ctx = ops.context(request)
+    ctx = context(request)
     row = ops.load_patient(ctx, who, study_number)
     return _page(request, ops.audit_trail(ctx, who, trial_id=row.trial_id, offset=offset,
                                           limit=limit, study_number=study_number))

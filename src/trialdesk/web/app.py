@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import trialdesk
+from trialdesk.services.catalogue import Catalogue
 from trialdesk.store import Store
 from trialdesk.web import api, clinical_api, clinical_pages, errors, pages
-from trialdesk.web.operations import WebContext
+from trialdesk.web.deps import WebContext
 from trialdesk.web.security import Auth
-from trialdesk.web.service import Catalogue
 from trialdesk.web.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -98,7 +98,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
                               "protocol: registry, screening, patients, audit trail.",
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None)
-    app.state.ctx = WebContext(store, settings, Auth(store, settings), Catalogue(store))
+    auth = Auth(store, settings)
+    app.state.ctx = WebContext(store, Catalogue(store), auth.accounts, settings, auth)
     errors.install(app, pages.render_error)
 
     @app.exception_handler(ValidationError)

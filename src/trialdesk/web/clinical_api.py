@@ -8,8 +8,6 @@ Bundle, DSMB PDF) are plain responses with their media type.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,8 +15,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field, StringConstraints
 
-from trialdesk.errors import TrialdeskError
-from trialdesk.outcomes.events import EventTableError
 from trialdesk.safety.adverse_event import (
     ActionTaken,
     Attribution,
@@ -26,12 +22,9 @@ from trialdesk.safety.adverse_event import (
     Outcome,
     Seriousness,
 )
-from trialdesk.store import AccessError
-from trialdesk.web import journeys, outcomes, responses, safety
-from trialdesk.web import operations as ops
-from trialdesk.web.api import Reason, StudyNumber, TrialId, Who, _In
-from trialdesk.web.errors import status_of
-from trialdesk.web.operations import csrf
+from trialdesk.services import journeys, outcomes, responses, safety
+from trialdesk.web.deps import WebContext, context, csrf
+from trialdesk.web.params import Reason, StudyNumber, TrialId, Who, _In, body_fields, query_fields
 
 router = APIRouter(prefix="/api")
 
@@ -47,31 +40,6 @@ Mass = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 Length = Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)]
 Amount = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
-
-
-@contextmanager
-def body_fields() -> Iterator[None]:
-    """Name a refused input field as its JSON path in the request body."""
-    try:
-        yield
-    except TrialdeskError as exc:
-        where = exc.where
-        if (isinstance(exc, (AccessError, EventTableError)) or status_of(exc) != 422
-                or not where or where.startswith("$")):
-            raise
-        raise type(exc)(exc.reason, where=f"$.body.{where}") from None
-
-
-@contextmanager
-def query_fields() -> Iterator[None]:
-    """Name a refused query parameter as its JSON path."""
-    try:
-        yield
-    except TrialdeskError as exc:
-        if isinstance(exc, (AccessError, EventTableError)) or status_of(exc) != 422 or \
-                not exc.where or exc.where.startswith("$") or " " in exc.where:
-            raise
-        raise type(exc)(exc.reason, where=f"$.query.{exc.where}") from None
 
 
 # ---------------------------------------------------------------------------- bodies
@@ -208,8 +176,8 @@ class AllocationListIn(_In):
     reason: Reason
 
 
-def _ctx(request: Request) -> ops.WebContext:
-    return ops.context(request)
+def _ctx(request: Request) -> WebContext:
+    return context(request)
 
 
 Csrf = [Depends(csrf)]

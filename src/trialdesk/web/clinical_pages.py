@@ -16,16 +16,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from trialdesk.errors import NotFoundError, ResponseError, SafetyError, TrialdeskError
+from trialdesk.errors import AccessError, NotFoundError, ResponseError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
 from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
-from trialdesk.store import AccessError
-from trialdesk.web import journeys, outcomes, responses, safety
-from trialdesk.web import operations as ops
+from trialdesk.services import journeys, outcomes, overview, responses, safety
 from trialdesk.web.api import StudyNumber, TrialId
 from trialdesk.web.clinical_api import RowId
+from trialdesk.web.deps import context, csrf, principal
 from trialdesk.web.errors import status_of
-from trialdesk.web.operations import csrf, principal
 from trialdesk.web.pages import _domain_errors, _errors, _Form, _json, _redirect, render
 from trialdesk.web.security import Principal
 
@@ -37,7 +35,7 @@ ATTRIBUTION_ROWS = 3
 
 async def _multi_form(request: Request) -> dict[str, Any]:
     """The form's fields; a field given several times (checkboxes) is a list."""
-    limit = ops.context(request).settings.max_upload_bytes
+    limit = context(request).settings.max_upload_bytes
     form = await request.form(max_part_size=limit)
     out: dict[str, Any] = {}
     for key in form:
@@ -89,14 +87,14 @@ class ConsentForm(_Form):
 def _patient_page(request: Request, who: Principal, study_number: str) -> Callable[..., Response]:
     def page(errors: list[dict[str, str]], status: int, form: dict[str, Any]) -> Response:
         return render(request, "patient.html", status=status, errors=errors, form=form,
-                      p=ops.patient_page(ops.context(request), who, study_number))
+                      p=overview.patient_page(context(request), who, study_number))
     return page
 
 
 @router.post("/patients/{study_number}/consent", response_class=HTMLResponse,
              dependencies=Csrf)
 async def consent(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: ConsentForm) -> None:
         journeys.record_consent(ctx, who, study_number, version=d.version,
@@ -126,7 +124,7 @@ def _prefixed(form: dict[str, Any], prefix: str) -> dict[str, str]:
 @router.post("/patients/{study_number}/enrol", response_class=HTMLResponse, dependencies=Csrf)
 async def enrol(request: Request, study_number: StudyNumber, who: Who) -> Response:
     """Confirm eligibility with the e-signature and enrol (calendar settings optional)."""
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _multi_form(request)
     page = _patient_page(request, who, study_number)
     try:
@@ -162,7 +160,7 @@ def _calendar_page(request: Request, who: Principal, study_number: str
     def page(errors: list[dict[str, str]] | None = None, status: int = 200,
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "calendar.html", status=status, errors=errors, form=form or {},
-                      c=journeys.calendar_page(ops.context(request), who, study_number))
+                      c=journeys.calendar_page(context(request), who, study_number))
     return page
 
 
@@ -181,7 +179,7 @@ class SettingsForm(_Form):
 @router.post("/patients/{study_number}/calendar/settings", response_class=HTMLResponse,
              dependencies=Csrf)
 async def settings(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _multi_form(request)
     anchors = {}
     for name, value in _prefixed(form, "anchor_").items():
@@ -209,7 +207,7 @@ class BodyForm(_Form):
 
 @router.post("/patients/{study_number}/body", response_class=HTMLResponse, dependencies=Csrf)
 async def body(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: BodyForm) -> None:
         journeys.record_body(ctx, who, study_number, on=d.on, weight_kg=d.weight_kg,
@@ -235,7 +233,7 @@ class RecordForm(_Form):
 async def record(request: Request, study_number: StudyNumber, who: Who) -> Response:
     """Record an administration (given / partly given / withheld, the actual dose) or
     another calendar event."""
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: RecordForm) -> None:
         journeys.record_event(ctx, who, study_number, event_id=d.event_id, status=d.status,
@@ -256,7 +254,7 @@ class DelayForm(_Form):
 
 @router.post("/patients/{study_number}/delays", response_class=HTMLResponse, dependencies=Csrf)
 async def delay(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: DelayForm) -> None:
         journeys.record_delay(ctx, who, study_number, course=d.course, days=d.days, why=d.why,
@@ -275,7 +273,7 @@ class DoseSignForm(_Form):
 @router.post("/patients/{study_number}/doses/sign", response_class=HTMLResponse,
              dependencies=Csrf)
 async def sign_dose(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: DoseSignForm) -> None:
         journeys.sign_dose(ctx, who, study_number, event_id=d.event_id, password=d.password,
@@ -294,7 +292,7 @@ def _safety_page(request: Request, who: Principal, study_number: str) -> Callabl
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "adverse_events.html", status=status, errors=errors,
                       form=form or {}, rows=range(ATTRIBUTION_ROWS),
-                      s=safety.adverse_events_page(ops.context(request), who, study_number))
+                      s=safety.adverse_events_page(context(request), who, study_number))
     return page
 
 
@@ -352,7 +350,7 @@ def _attributions(form: dict[str, Any]) -> list[dict[str, str]]:
              dependencies=Csrf)
 async def adverse_event(request: Request, study_number: StudyNumber, who: Who) -> Response:
     """Enter an adverse event; the proposed protocol actions are shown on the page."""
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _multi_form(request)
 
     def run(d: AdverseEventForm) -> None:
@@ -394,7 +392,7 @@ class AdverseEventUpdateForm(_Form):
              dependencies=Csrf)
 async def adverse_event_update(request: Request, study_number: StudyNumber,
                                ae_id: RowId, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: AdverseEventUpdateForm) -> None:
         safety.update_adverse_event(ctx, who, study_number, ae_id, version=d.version,
@@ -420,7 +418,7 @@ class ConfirmForm(_Form):
 async def confirm_action(request: Request, study_number: StudyNumber,
                          action_id: RowId, who: Who) -> Response:
     """Confirm a proposed toxicity action (e-signature); it is applied to the calendar."""
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: ConfirmForm) -> None:
         safety.confirm_action(ctx, who, study_number, action_id, version=d.version,
@@ -440,7 +438,7 @@ def _responses_page(request: Request, who: Principal, study_number: str
     def page(errors: list[dict[str, str]] | None = None, status: int = 200,
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "responses.html", status=status, errors=errors, form=form or {},
-                      r=responses.responses_page(ops.context(request), who, study_number))
+                      r=responses.responses_page(context(request), who, study_number))
     return page
 
 
@@ -462,7 +460,7 @@ class ResponseForm(_Form):
              dependencies=Csrf)
 async def response_assessment(request: Request, study_number: StudyNumber, who: Who
                               ) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: ResponseForm) -> None:
         doc = _json(d.document, "document")
@@ -486,7 +484,7 @@ class FollowUpForm(_Form):
 @router.post("/patients/{study_number}/follow-ups", response_class=HTMLResponse,
              dependencies=Csrf)
 async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
 
     def run(d: FollowUpForm) -> None:
         responses.record_follow_up(ctx, who, study_number, kind=d.kind,
@@ -505,7 +503,7 @@ async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Re
 def trial_outcomes(request: Request, trial_id: TrialId, who: Who) -> Response:
     who.require_user()
     return render(request, "outcomes.html",
-                  o=outcomes.outcomes_page(ops.context(request), who, trial_id))
+                  o=outcomes.outcomes_page(context(request), who, trial_id))
 
 
 class AllocationListForm(_Form):
@@ -518,12 +516,12 @@ class AllocationListForm(_Form):
              dependencies=Csrf)
 async def randomisation_list(request: Request, trial_id: TrialId, who: Who) -> Response:
     """Generate the sealed allocation list (administrator)."""
-    ctx = ops.context(request)
+    ctx = context(request)
     who.require_user()
 
     def page(errors: list[dict[str, str]], status: int, form: dict[str, Any]) -> Response:
         return render(request, "dashboard.html", status=status, errors=errors,
-                      board=ops.dashboard(ctx, who, trial_id),
+                      board=overview.dashboard(ctx, who, trial_id),
                       randomisation=journeys.randomisation_status(ctx, who, trial_id))
 
     def run(d: AllocationListForm) -> None:

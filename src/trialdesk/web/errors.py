@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trialdesk.errors import (
+    AccessError,
     ClinicalError,
+    ConflictError,
     EnrolmentError,
     FactError,
     NotFoundError,
@@ -28,7 +30,6 @@ from trialdesk.errors import (
     ScheduleError,
     TrialdeskError,
 )
-from trialdesk.store.records import AccessError, ConflictError
 
 log = logging.getLogger("trialdesk.web")
 

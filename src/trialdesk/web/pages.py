@@ -18,17 +18,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile
 
-from trialdesk.errors import FactError, TrialdeskError
+from trialdesk.errors import AccessError, FactError, TrialdeskError
 from trialdesk.facts.dictionary import DIAGNOSES, FACTS, FactKind
 from trialdesk.facts.patient import PatientRecord
-from trialdesk.store import AccessError
-from trialdesk.web import operations as ops
+from trialdesk.services import overview
+from trialdesk.services import patients as ops
+from trialdesk.services.catalogue import PHASE_LABELS, STATUS_LABELS, search, summary
+from trialdesk.services.context import screening_moment
+from trialdesk.services.roles import Permission
 from trialdesk.web.api import Identifiers, Limit, Offset, Phase, StatusCode, StudyNumber, TrialId
+from trialdesk.web.deps import context, csrf, principal
 from trialdesk.web.errors import field_path, status_of
-from trialdesk.web.operations import csrf, principal
-from trialdesk.web.roles import Permission
 from trialdesk.web.security import CSRF_FIELD, Principal, token_hash
-from trialdesk.web.service import PHASE_LABELS, STATUS_LABELS, search, summary
 
 router = APIRouter(include_in_schema=False)
 Who = Annotated[Principal, Depends(principal)]
@@ -47,7 +48,7 @@ OBS_ROWS = 6
 
 
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    ctx = ops.context(request)
+    ctx = context(request)
     who = ctx.auth.principal(request)
     token = ctx.auth.csrf_token(request, who)
     html = _env.get_template(template).render(
@@ -85,7 +86,7 @@ def _domain_errors(exc: TrialdeskError) -> list[dict[str, str]]:
 
 
 async def _form(request: Request) -> dict[str, Any]:
-    limit = ops.context(request).settings.max_upload_bytes
+    limit = context(request).settings.max_upload_bytes
     form = await request.form(max_part_size=limit)
     return {k: form.get(k) for k in form}
 
@@ -211,7 +212,7 @@ class LoginForm(_Form):
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf)])
 async def login(request: Request) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _form(request)
     try:
         data = LoginForm.model_validate(form)
@@ -231,7 +232,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout", response_class=HTMLResponse, dependencies=[Depends(csrf)])
 def logout(request: Request, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     if who.user and who.session_hash:
         ctx.store.end_session(who.session_hash, who.user.username)
     response = _redirect("/login")
@@ -259,14 +260,14 @@ def trials(request: Request) -> Response:
     except ValidationError as exc:
         return render(request, "trials.html", status=422, errors=_errors(exc), filters=raw,
                       trials=[])
-    found = search(ops.context(request).catalogue.trials(), **filters.model_dump())
+    found = search(context(request).catalogue.trials(), **filters.model_dump())
     return render(request, "trials.html", filters=raw, trials=[summary(e) for e in found])
 
 
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial(request: Request, trial_id: TrialId, who: Who,
           version: Annotated[int | None, Query(ge=1)] = None) -> Response:
-    page = ops.trial_page(ops.context(request), trial_id, version)
+    page = ops.trial_page(context(request), trial_id, version)
     return render(request, "trial.html", trial=page,
                   can_dashboard=who.can(Permission.DASHBOARD_READ, trial_id),
                   can_audit=who.can(Permission.AUDIT_READ, trial_id),
@@ -276,12 +277,12 @@ def trial(request: Request, trial_id: TrialId, who: Who,
 @router.get("/trials/{trial_id}/dashboard", response_class=HTMLResponse)
 def dashboard(request: Request, trial_id: TrialId, who: Who) -> Response:
     who.require_user()
-    ctx = ops.context(request)
-    board = ops.dashboard(ctx, who, trial_id)
+    ctx = context(request)
+    board = overview.dashboard(ctx, who, trial_id)
     status = None
     if who.can(Permission.RANDOMISATION_MANAGE, trial_id) or who.can(Permission.AUDIT_READ,
                                                                      trial_id):
-        from trialdesk.web.journeys import randomisation_status
+        from trialdesk.services.journeys import randomisation_status
 
         status = randomisation_status(ctx, who, trial_id)
     return render(request, "dashboard.html", board=board, randomisation=status)
@@ -290,7 +291,7 @@ def dashboard(request: Request, trial_id: TrialId, who: Who) -> Response:
 @router.get("/trials/{trial_id}/audit", response_class=HTMLResponse)
 def audit(request: Request, trial_id: TrialId, who: Who, offset: Offset = 0,
           limit: Limit = 50) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     who.require_user()
     trail = ops.audit_trail(ctx, who, trial_id=trial_id, offset=offset, limit=limit)
     return render(request, "audit.html", trial_id=trial_id, trail=trail,
@@ -308,7 +309,7 @@ def _screen_form_values(trials: list[dict[str, Any]], **values: Any) -> dict[str
 
 @router.get("/screen", response_class=HTMLResponse)
 def screen_form(request: Request) -> Response:
-    entries = ops.context(request).catalogue.trials()
+    entries = context(request).catalogue.trials()
     wanted = request.query_params.get("trial_id", "")
     form = {"trial_id": wanted} if any(e.compiled.id == wanted for e in entries) else {}
     return render(request, "screen.html", **_screen_form_values([summary(e) for e in entries],
@@ -317,7 +318,7 @@ def screen_form(request: Request) -> Response:
 
 @router.post("/screen", response_class=HTMLResponse, dependencies=[Depends(csrf)])
 async def screen(request: Request) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _form(request)
     entries = ctx.catalogue.trials()
     listed = [summary(e) for e in entries]
@@ -349,7 +350,7 @@ async def screen(request: Request) -> Response:
     except TrialdeskError as exc:
         return render(request, "screen.html", status=status_of(exc),
                       errors=_domain_errors(exc), **_screen_form_values(listed, form=shown_form))
-    moment = ops.screening_moment(ctx, as_of)
+    moment = screening_moment(ctx, as_of)
     results: list[dict[str, Any]] = []
     for e in chosen:
         result = ops.screen_now(e.compiled, record, moment).to_json()
@@ -367,7 +368,7 @@ async def screen(request: Request) -> Response:
 @router.get("/patients", response_class=HTMLResponse)
 def patients(request: Request, who: Who, offset: Offset = 0, limit: Limit = 25,
              trial_id: Annotated[str | None, Query(max_length=64)] = None) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     who.require_user()
     page = ops.list_patients(ctx, who, trial_id=trial_id or None, offset=offset, limit=limit)
     return render(request, "patients.html", page=page, trial_id=trial_id or "",
@@ -396,7 +397,7 @@ class PatientForm(_Form):
 
 @router.post("/patients", response_class=HTMLResponse, dependencies=[Depends(csrf)])
 async def create_patient(request: Request, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     who.require_user()
     form = await _form(request)
     shown = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -425,12 +426,12 @@ async def create_patient(request: Request, who: Who) -> Response:
 @router.get("/patients/{study_number}", response_class=HTMLResponse)
 def patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
     return render(request, "patient.html",
-                  p=ops.patient_page(ops.context(request), who, study_number))
+                  p=overview.patient_page(context(request), who, study_number))
 
 
 @router.get("/patients/{study_number}/edit", response_class=HTMLResponse)
 def edit_form(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     row = ops.load_patient(ctx, who, study_number, Permission.PATIENT_WRITE)
     form = {"version": str(row.version), "record_json": json.dumps(row.record, indent=2,
                                                                    ensure_ascii=False),
@@ -450,7 +451,7 @@ class EditForm(_Form):
 @router.post("/patients/{study_number}/edit", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
 async def edit(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    ctx = ops.context(request)
+    ctx = context(request)
     form = await _form(request)
     shown = {k: v for k, v in form.items() if isinstance(v, str)}
     ops.load_patient(ctx, who, study_number, Permission.PATIENT_WRITE)
@@ -480,5 +481,5 @@ class ReasonForm(_Form):
              dependencies=[Depends(csrf)])
 async def screen_patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
     data = ReasonForm.model_validate(await _form(request))
-    ops.screen_patient(ops.context(request), who, study_number, as_of=None, reason=data.reason)
+    ops.screen_patient(context(request), who, study_number, as_of=None, reason=data.reason)
     return _redirect(f"/patients/{study_number}#screenings")

@@ -12,13 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from trialdesk.errors import TrialdeskError
-
-
-class SettingsError(TrialdeskError):
-    """A setting is missing or unsafe."""
-
-    code = "settings_invalid"
+from trialdesk.errors import SettingsError
 
 
 @dataclass(frozen=True)

@@ -44,12 +44,12 @@ from trialdesk.outcomes.summary import OutcomeSummary, choose_time_unit, endpoin
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.safety.adverse_event import AdverseEvent
 from trialdesk.schedule.plan import EventKind
+from trialdesk.services.accounts import Principal
+from trialdesk.services.catalogue import age_at
+from trialdesk.services.context import Services
+from trialdesk.services.journeys import core_journey
+from trialdesk.services.roles import Permission
 from trialdesk.store.records import JourneyRow
-from trialdesk.web.journeys import core_journey
-from trialdesk.web.operations import WebContext
-from trialdesk.web.roles import Permission
-from trialdesk.web.security import Principal
-from trialdesk.web.service import age_at
 
 P = Permission
 KM_ENDPOINTS = ("OS", "PFS", "EFS", "RFS")
@@ -75,7 +75,7 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text[:10]) if text else None
 
 
-def _patient_rows(ctx: WebContext, j: JourneyRow, notes: list[str]
+def _patient_rows(ctx: Services, j: JourneyRow, notes: list[str]
                   ) -> tuple[dict[str, Any] | None, list[TrialAdverseEvent],
                              list[dict[str, Any]], list[dict[str, Any]]]:
     """One patient's event-table row, adverse events, measurements and exposure."""
@@ -150,7 +150,7 @@ def _patient_rows(ctx: WebContext, j: JourneyRow, notes: list[str]
     return row, ae_records, measurements, exposure
 
 
-def _calendar(ctx: WebContext, j: JourneyRow) -> Any:
+def _calendar(ctx: Services, j: JourneyRow) -> Any:
     enrolment = ctx.store.enrolment(j.study_number)
     if enrolment is None:
         return None
@@ -163,7 +163,7 @@ def _calendar(ctx: WebContext, j: JourneyRow) -> Any:
         return None
 
 
-def trial_data(ctx: WebContext, trial_id: str, *, country: str | None = None) -> TrialData:
+def trial_data(ctx: Services, trial_id: str, *, country: str | None = None) -> TrialData:
     """The trial's stored data as the outcome cores' inputs (None where there is nothing).
 
     ``country`` (ISO 3166-1 alpha-3) is the sites' country when the caller gives it; the
@@ -220,7 +220,18 @@ def _no_patients(data: TrialData) -> OutcomeError:
                         where=data.compiled.id)
 
 
-def outcomes_page(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, Any]:
+def stored_inputs(ctx: Services, who: Principal, trial_id: str, *,
+                  country: str | None = None) -> TrialData:
+    """The trial's stored data for the outcome cores (de-identified), for a caller allowed the
+    de-identified export; refused when no patient has an arm yet."""
+    _require(who, trial_id)
+    data = trial_data(ctx, trial_id, country=country)
+    if data.events is None:
+        raise _no_patients(data)
+    return data
+
+
+def outcomes_page(ctx: Services, who: Principal, trial_id: str) -> dict[str, Any]:
     """The endpoint tables (per arm), the KM plots available and the notes."""
     _require(who, trial_id)
     data = trial_data(ctx, trial_id)
@@ -240,7 +251,7 @@ def outcomes_page(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, A
     return out
 
 
-def km_png(ctx: WebContext, who: Principal, trial_id: str, endpoint: str) -> bytes:
+def km_png(ctx: Services, who: Principal, trial_id: str, endpoint: str) -> bytes:
     from trialdesk.outcomes import plots
 
     _require(who, trial_id)
@@ -259,7 +270,7 @@ def km_png(ctx: WebContext, who: Principal, trial_id: str, endpoint: str) -> byt
     return plots.render(figure, "png")
 
 
-def sdtm_zip(ctx: WebContext, who: Principal, trial_id: str, *, country: str | None) -> bytes:
+def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | None) -> bytes:
     """DM, AE, SUPPAE, EX and RS as CSV in one zip, checked against SDTMIG v3.4 first.
 
     DM.COUNTRY is required by SDTMIG and not stored, so the caller gives the sites' country
@@ -286,7 +297,7 @@ def sdtm_zip(ctx: WebContext, who: Principal, trial_id: str, *, country: str | N
     return buffer.getvalue()
 
 
-def fhir_json(ctx: WebContext, who: Principal, trial_id: str) -> bytes:
+def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
     from trialdesk.outcomes.export_fhir import bundle_json, fhir_bundle, parse_bundle
 
     _require(who, trial_id)
@@ -303,7 +314,7 @@ def fhir_json(ctx: WebContext, who: Principal, trial_id: str) -> bytes:
     return body
 
 
-def dsmb_pdf(ctx: WebContext, who: Principal, trial_id: str) -> bytes:
+def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
     from trialdesk.outcomes.report import DsmbInputs, protocol_stopping_status
     from trialdesk.outcomes.report import dsmb_pdf as report
 
@@ -323,7 +334,7 @@ def dsmb_pdf(ctx: WebContext, who: Principal, trial_id: str) -> bytes:
         sources=(f"trialdesk database, data as of {today.isoformat()}",)))
 
 
-def response_summary(ctx: WebContext, trial_id: str) -> dict[str, Any]:
+def response_summary(ctx: Services, trial_id: str) -> dict[str, Any]:
     """Latest time-point response per patient, counted by response (for the dashboard)."""
     counts: dict[str, int] = {}
     assessed = 0

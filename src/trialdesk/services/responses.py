@@ -16,10 +16,10 @@ from typing import Any
 from trialdesk.errors import ResponseError, TrialdeskError
 from trialdesk.response import inrc, recist
 from trialdesk.response.documents import inrc_time_point, recist_series
-from trialdesk.web.journeys import load_journey
-from trialdesk.web.operations import WebContext
-from trialdesk.web.roles import Permission
-from trialdesk.web.security import Principal
+from trialdesk.services.accounts import Principal
+from trialdesk.services.context import Services
+from trialdesk.services.journeys import load_journey
+from trialdesk.services.roles import Permission
 
 P = Permission
 CRITERIA = {"INRC": "INRC 2017", "RECIST": "RECIST 1.1"}
@@ -77,7 +77,7 @@ def _series(baseline: dict[str, Any], points: list[dict[str, Any]]) -> dict[str,
     return {"baseline": baseline, "time_points": points}
 
 
-def record_response(ctx: WebContext, who: Principal, study_number: str, *, criteria: str,
+def record_response(ctx: Services, who: Principal, study_number: str, *, criteria: str,
                     kind: str, assessed_on: date, document: dict[str, Any],
                     reason: str) -> dict[str, Any]:
     """Assess and store one response assessment; the result carries the reasoning."""
@@ -150,7 +150,7 @@ def response_view(row: Any) -> dict[str, Any]:
             "recorded_by": row.recorded_by}
 
 
-def record_follow_up(ctx: WebContext, who: Principal, study_number: str, *, kind: str,
+def record_follow_up(ctx: Services, who: Principal, study_number: str, *, kind: str,
                      occurred_on: date, note: str, reason: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.PATIENT_WRITE)
     if occurred_on > ctx.store.now().date():
@@ -174,7 +174,7 @@ def record_follow_up(ctx: WebContext, who: Principal, study_number: str, *, kind
             "recorded_at": row.recorded_at, "recorded_by": row.recorded_by}
 
 
-def responses_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+def responses_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     trial, site = loaded.row.trial_id, loaded.row.site
     items = [response_view(r) for r in ctx.store.responses(study_number)]

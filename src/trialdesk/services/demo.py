@@ -24,13 +24,12 @@ from pathlib import Path
 from trialdesk.criteria.verdict import screen_record
 from trialdesk.facts.patient import patient_from_data
 from trialdesk.protocol.load import protocol_from_data, read_document
+from trialdesk.services import journeys, responses, safety
+from trialdesk.services.accounts import Principal, hash_password
+from trialdesk.services.catalogue import study_prefix
+from trialdesk.services.context import Services
+from trialdesk.services.roles import Role
 from trialdesk.store import Store
-from trialdesk.web import journeys, responses, safety
-from trialdesk.web.operations import WebContext
-from trialdesk.web.roles import Role
-from trialdesk.web.security import Auth, Principal, hash_password
-from trialdesk.web.service import Catalogue, study_prefix
-from trialdesk.web.settings import Settings
 
 DEMO_MOMENT = datetime(2026, 11, 21, 12, 0)
 
@@ -131,10 +130,9 @@ def seed_demo(store: Store, protocols: Path, patients: Path) -> list[DemoLogin]:
     return logins
 
 
-def _context(store: Store) -> WebContext:
-    """The operations' context, for seeding through the same checks as the pages."""
-    settings = Settings(database_url="demo", secret_key="demo seeding only, never served " * 2)
-    return WebContext(store, settings, Auth(store, settings), Catalogue(store))
+def _context(store: Store) -> Services:
+    """The services, for seeding through the same checks as the pages."""
+    return Services.open(store)
 
 
 def _who(store: Store, username: str) -> Principal:
@@ -153,7 +151,7 @@ def _earlier_today(now: datetime) -> datetime:
     return (midnight + (now - midnight) / 2).replace(second=0, microsecond=0)
 
 
-def _enrol(ctx: WebContext, store: Store, demo: DemoPatient, number: str, screening: int) -> None:
+def _enrol(ctx: Services, store: Store, demo: DemoPatient, number: str, screening: int) -> None:
     inv = _who(store, Role.INVESTIGATOR.value)
     today = store.now().date()
     reason = "eligibility confirmed; enrolment"
@@ -189,7 +187,7 @@ REFNOT_TIME_POINT = {"targets": {"L1": 30, "P1": 12}, "non_targets": {"N1": "pre
                      "new_lesions": False}
 
 
-def _nb_calendar(ctx: WebContext, store: Store, number: str) -> None:
+def _nb_calendar(ctx: Services, store: Store, number: str) -> None:
     """What happened so far on the NB-NK-2026 patient's calendar."""
     coord, inv = _who(store, Role.COORDINATOR.value), _who(store, Role.INVESTIGATOR.value)
     now = store.now().astimezone(UTC).replace(tzinfo=None)

@@ -14,18 +14,19 @@ from datetime import date
 from typing import Any
 
 from trialdesk.clinical import ctcae
-from trialdesk.errors import SafetyError, TrialdeskError
+from trialdesk.errors import ConflictError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import AdverseEvent
 from trialdesk.safety.check import check_document
 from trialdesk.safety.rules import ProposedAction, Status
 from trialdesk.schedule.actions import rule_proposal
 from trialdesk.schedule.plan import Calendar, EventKind
+from trialdesk.services.accounts import Principal
+from trialdesk.services.context import Services
+from trialdesk.services.journeys import load_journey, now, plain
+from trialdesk.services.patients import signature_view
+from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
-from trialdesk.store.records import ActionRow, AdverseEventRow, ConflictError
-from trialdesk.web.journeys import load_journey, now, plain
-from trialdesk.web.operations import WebContext, signature_view
-from trialdesk.web.roles import SIGNATURE_MEANINGS, Permission
-from trialdesk.web.security import Principal
+from trialdesk.store.records import ActionRow, AdverseEventRow
 
 P = Permission
 
@@ -62,7 +63,7 @@ def _lab_grade(lab: Mapping[str, Any]) -> ctcae.LabGrade:
         raise SafetyError(exc.reason, where=f"lab.{field}") from None
 
 
-def record_adverse_event(ctx: WebContext, who: Principal, study_number: str, *,
+def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
                          event: Mapping[str, Any], lab: Mapping[str, Any] | None,
                          course_number: int | None, reason: str) -> dict[str, Any]:
     """Validate (CTCAE v5.0), grade the lab if one is given, find the course, evaluate the
@@ -186,7 +187,7 @@ def adverse_event_view(row: AdverseEventRow) -> dict[str, Any]:
             "updated_at": row.updated_at, "updated_by": row.updated_by, "version": row.version}
 
 
-def adverse_events_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+def adverse_events_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     trial, site = loaded.row.trial_id, loaded.row.site
     cal = loaded.calendar_or_none()
@@ -203,7 +204,7 @@ def adverse_events_page(ctx: WebContext, who: Principal, study_number: str) -> d
             "can_confirm": who.can(P.TOXICITY_CONFIRM, trial, site)}
 
 
-def update_adverse_event(ctx: WebContext, who: Principal, study_number: str, ae_id: int, *,
+def update_adverse_event(ctx: Services, who: Principal, study_number: str, ae_id: int, *,
                          version: int, changes: Mapping[str, Any], reason: str
                          ) -> dict[str, Any]:
     """A follow-up of an event (resolution, outcome, action taken, expectedness, the day the
@@ -227,7 +228,7 @@ def update_adverse_event(ctx: WebContext, who: Principal, study_number: str, ae_
     return adverse_event_view(saved)
 
 
-def confirm_action(ctx: WebContext, who: Principal, study_number: str, action_id: int, *,
+def confirm_action(ctx: Services, who: Principal, study_number: str, action_id: int, *,
                    version: int, password: str, accept_unconfirmed: bool, days: int | None,
                    percent: float | None, reason: str) -> dict[str, Any]:
     """A clinician confirms a proposed action with an e-signature (the password again); the
@@ -250,7 +251,7 @@ def confirm_action(ctx: WebContext, who: Principal, study_number: str, action_id
     if version != row.version:
         raise ConflictError(f"action {action_id} changed (it is now version {row.version}; your "
                             f"copy is version {version}); reload it", where="version")
-    signer = ctx.auth.confirm_password(who, password)
+    signer = ctx.accounts.confirm_password(who, password)
     at = now(ctx)
     ae_row = ctx.store.adverse_event(row.adverse_event_id)
     effective = date.fromisoformat(row.found_on or ae_row.onset)

@@ -31,6 +31,8 @@ from trialdesk.enrolment.enrol import enrol as core_enrol
 from trialdesk.enrolment.journey import Journey, journey_calendar
 from trialdesk.enrolment.randomisation import AllocationList, generate_list
 from trialdesk.errors import (
+    AccessError,
+    ConflictError,
     EnrolmentError,
     FactError,
     NotFoundError,
@@ -45,18 +47,17 @@ from trialdesk.schedule.export import to_ics
 from trialdesk.schedule.plan import Calendar, Event, EventKind, optional_agents
 from trialdesk.schedule.records import CourseDelay, EventRecord, RecordStatus
 from trialdesk.schedule.status import allowed_statuses
-from trialdesk.store import AccessError
-from trialdesk.store.audit import digest
-from trialdesk.store.records import ConflictError, EnrolmentRow, JourneyRow, PatientRecordRow
-from trialdesk.web.operations import (
-    WebContext,
+from trialdesk.services.accounts import Principal
+from trialdesk.services.context import Services
+from trialdesk.services.patients import (
     checked_record,
     load_patient,
     screen_now,
     signature_view,
 )
-from trialdesk.web.roles import SIGNATURE_MEANINGS, Permission
-from trialdesk.web.security import Principal
+from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
+from trialdesk.store.audit import digest
+from trialdesk.store.records import EnrolmentRow, JourneyRow, PatientRecordRow
 
 P = Permission
 _PREFIXES = ("record.", "delay.", "consent.", "enrolment.", "body.", "adverse_event.",
@@ -85,7 +86,7 @@ def renamed(exc: TrialdeskError, names: Mapping[str, str]) -> TrialdeskError:
     return exc
 
 
-def now(ctx: WebContext) -> datetime:
+def now(ctx: Services) -> datetime:
     """The store's clock as naive UTC, to the second (clinical times are naive)."""
     return ctx.store.now().astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -138,7 +139,7 @@ class Loaded:
         return self.calendar(as_of)
 
 
-def load_journey(ctx: WebContext, who: Principal, study_number: str,
+def load_journey(ctx: Services, who: Principal, study_number: str,
                  permission: Permission = P.CLINICAL_READ) -> Loaded:
     row = load_patient(ctx, who, study_number, permission)
     journey = ctx.store.journey(study_number)
@@ -153,7 +154,7 @@ def load_journey(ctx: WebContext, who: Principal, study_number: str,
 # ---------------------------------------------------------------------------- consent
 
 
-def record_consent(ctx: WebContext, who: Principal, study_number: str, *, version: str,
+def record_consent(ctx: Services, who: Principal, study_number: str, *, version: str,
                    signed_on: date, signed_by: str, assent: bool | None,
                    reason: str) -> dict[str, Any]:
     """A signed consent, checked against the protocol's consent rules; the patient's record
@@ -216,7 +217,7 @@ def _body_from(record: PatientRecord) -> list[dict[str, Any]]:
             for day, values in sorted(found.items())]
 
 
-def enrol_patient(ctx: WebContext, who: Principal, study_number: str, *, screening_id: int,
+def enrol_patient(ctx: Services, who: Principal, study_number: str, *, screening_id: int,
                   password: str, reason: str, start: date | None = None,
                   override_reason: str | None = None, override_arm: str | None = None,
                   variants: Mapping[str, str] | None = None, optional: Sequence[str] = (),
@@ -231,7 +232,7 @@ def enrol_patient(ctx: WebContext, who: Principal, study_number: str, *, screeni
     patient needs ``override_reason`` (the signer is the overriding investigator).
     """
     row = load_patient(ctx, who, study_number, P.ELIGIBILITY_CONFIRM)
-    signer = ctx.auth.confirm_password(who, password)
+    signer = ctx.accounts.confirm_password(who, password)
     sc = ctx.store.screening(screening_id)
     if sc.study_number != row.study_number:
         raise NotFoundError(f"no screening {screening_id} of patient {study_number}",
@@ -315,7 +316,7 @@ def enrol_patient(ctx: WebContext, who: Principal, study_number: str, *, screeni
                  "body": body})
 
 
-def enrolment_options(ctx: WebContext, trial_id: str) -> dict[str, Any]:
+def enrolment_options(ctx: Services, trial_id: str) -> dict[str, Any]:
     """What an enrolment form offers for this trial: variants, optional agents, anchors,
     stratification factors, and whether a sealed list exists."""
     _, compiled = ctx.catalogue.trial(trial_id)
@@ -338,7 +339,7 @@ def enrolment_options(ctx: WebContext, trial_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- randomisation
 
 
-def generate_allocation_list(ctx: WebContext, who: Principal, trial_id: str, *,
+def generate_allocation_list(ctx: Services, who: Principal, trial_id: str, *,
                              seed: int | None, size: int | None, reason: str) -> dict[str, Any]:
     """Generate the trial's sealed list from a seed (a random one when not given) and store
     it once; only its digest and size are ever shown."""
@@ -364,7 +365,7 @@ def generate_allocation_list(ctx: WebContext, who: Principal, trial_id: str, *,
             "created_at": info.created_at, "created_by": info.created_by}
 
 
-def randomisation_status(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, Any]:
+def randomisation_status(ctx: Services, who: Principal, trial_id: str) -> dict[str, Any]:
     """The sealed list's digest and size and a verification of every allocation made; an
     entry not yet allocated is never described."""
     who.require_user()
@@ -416,7 +417,7 @@ def _signable(e: Event) -> bool:
                                                                     EventKind.TIMED)
 
 
-def calendar_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
     """The calendar as the page and the API show it: the events with their doses, working,
     [unconfirmed] marks and statuses; the courses as a timeline; the dose sign-offs."""
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
@@ -470,7 +471,7 @@ def calendar_page(ctx: WebContext, who: Principal, study_number: str) -> dict[st
     return out
 
 
-def calendar_ics(ctx: WebContext, who: Principal, study_number: str) -> bytes:
+def calendar_ics(ctx: Services, who: Principal, study_number: str) -> bytes:
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     cal = loaded.calendar_or_none(now(ctx))
     if cal is None:
@@ -479,7 +480,7 @@ def calendar_ics(ctx: WebContext, who: Principal, study_number: str) -> bytes:
     return to_ics(cal, ctx.store.now().astimezone(UTC))
 
 
-def calendar_json(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
+def calendar_json(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
     page = calendar_page(ctx, who, study_number)
     return {k: page[k] for k in ("study_number", "trial_id", "version", "header", "arm", "start",
                                  "anchors", "as_of", "missing", "calendar", "courses")}
@@ -498,7 +499,7 @@ def _checked(loaded: Loaded, change: Any) -> Journey:
         raise plain(exc) from None
 
 
-def update_settings(ctx: WebContext, who: Principal, study_number: str, *, version: int,
+def update_settings(ctx: Services, who: Principal, study_number: str, *, version: int,
                     start: date | None, anchors: Mapping[str, datetime] | None,
                     reason: str) -> dict[str, Any]:
     """Set the calendar's start (day 1) and the clinical anchor times."""
@@ -532,7 +533,7 @@ def update_settings(ctx: WebContext, who: Principal, study_number: str, *, versi
     return calendar_json(ctx, who, study_number)
 
 
-def record_body(ctx: WebContext, who: Principal, study_number: str, *, on: date,
+def record_body(ctx: Services, who: Principal, study_number: str, *, on: date,
                 weight_kg: float | None, height_cm: float | None, reason: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.PATIENT_WRITE)
     if on > ctx.store.now().date():
@@ -549,7 +550,7 @@ def record_body(ctx: WebContext, who: Principal, study_number: str, *, on: date,
     return calendar_json(ctx, who, study_number)
 
 
-def record_event(ctx: WebContext, who: Principal, study_number: str, *, event_id: str,
+def record_event(ctx: Services, who: Principal, study_number: str, *, event_id: str,
                  status: str, at: datetime, amount: float | None, unit: str | None,
                  by: str | None, reason: str | None, note: str) -> dict[str, Any]:
     """What happened to one calendar event; administrations by the roles that give doses,
@@ -581,7 +582,7 @@ def record_event(ctx: WebContext, who: Principal, study_number: str, *, event_id
     return calendar_json(ctx, who, study_number)
 
 
-def record_delay(ctx: WebContext, who: Principal, study_number: str, *, course: int, days: int,
+def record_delay(ctx: Services, who: Principal, study_number: str, *, course: int, days: int,
                  why: str, by: str | None, reason: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.PATIENT_WRITE)
     user = who.require_user()
@@ -597,7 +598,7 @@ def record_delay(ctx: WebContext, who: Principal, study_number: str, *, course: 
     return calendar_json(ctx, who, study_number)
 
 
-def sign_dose(ctx: WebContext, who: Principal, study_number: str, *, event_id: str,
+def sign_dose(ctx: Services, who: Principal, study_number: str, *, event_id: str,
               password: str, reason: str) -> dict[str, Any]:
     """Sign off a computed dose (the password again), bound to the digest of the dose."""
     loaded = load_journey(ctx, who, study_number, P.DOSE_SIGN)
@@ -613,14 +614,14 @@ def sign_dose(ctx: WebContext, who: Principal, study_number: str, *, event_id: s
     record_id = f"{study_number}/{event_id}"
     if len(record_id) > 64:
         raise FactError("the event id is too long to sign", where="event_id")
-    signer = ctx.auth.confirm_password(who, password)
+    signer = ctx.accounts.confirm_password(who, password)
     sig = ctx.store.sign(signer.id, SIGNATURE_MEANINGS[P.DOSE_SIGN], "dose", record_id,
                          digest(dose_content(study_number, event)), reason=reason,
                          audit_id=study_number)
     return {**signature_view(sig), "valid": True, "event_id": event_id}
 
 
-def journey_summary(ctx: WebContext, who: Principal, row: PatientRecordRow) -> dict[str, Any]:
+def journey_summary(ctx: Services, who: Principal, row: PatientRecordRow) -> dict[str, Any]:
     """For the patient page: consents, how the patient was enrolled, the allocation."""
     consents = [consent_view(c.document, c.recorded_at)
                 for c in ctx.store.consents(row.study_number) if c.trial_id == row.trial_id]

@@ -1,15 +1,15 @@
 """The operations behind both the API and the pages, each checking the caller's role.
 
-Every operation takes the :class:`WebContext` and the :class:`Principal`; it checks the
+Every operation takes the :class:`Services` and the :class:`Principal`; it checks the
 permission for the trial and site of the record it touches, validates the input, calls
 the core (screening) and the store, and returns plain dictionaries. The API returns them
 as JSON and the pages render them, so the two cannot disagree.
 
 The patient journey (consent, enrolment, calendar, records, dose sign-off), adverse events
 and toxicity actions, responses and the trial's outcomes live beside this module in
-:mod:`~trialdesk.web.journeys`, :mod:`~trialdesk.web.safety`,
-:mod:`~trialdesk.web.responses` and :mod:`~trialdesk.web.outcomes`. A new capability adds
-an operation with its permission from :mod:`trialdesk.web.roles`, a route in the API and
+:mod:`~trialdesk.services.journeys`, :mod:`~trialdesk.services.safety`,
+:mod:`~trialdesk.services.responses` and :mod:`~trialdesk.services.outcomes`. A new capability adds
+an operation with its permission from :mod:`trialdesk.services.roles`, a route in the API and
 the pages, and its row in the role × endpoint test; e-signatures go through
 :func:`sign_record` or the store's signature in the same transaction.
 """
@@ -18,21 +18,13 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from fastapi import Request
-
-from trialdesk.errors import NotFoundError
+from trialdesk.errors import AccessError, NotFoundError
 from trialdesk.facts.patient import PatientRecord
-from trialdesk.store import AccessError, Store
-from trialdesk.store.audit import digest
-from trialdesk.store.records import AuditRow, PatientRecordRow, ScreeningRow, SignatureRow
-from trialdesk.web.roles import SIGNATURE_MEANINGS, Permission
-from trialdesk.web.security import Auth, Principal
-from trialdesk.web.service import (
-    Catalogue,
+from trialdesk.services.accounts import Principal
+from trialdesk.services.catalogue import (
     age_at,
     checked_record,
     registry_page,
@@ -40,49 +32,23 @@ from trialdesk.web.service import (
     screen_now,
     study_prefix,
 )
-from trialdesk.web.settings import Settings
+from trialdesk.services.context import Services, screening_moment
+from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
+from trialdesk.store.audit import digest
+from trialdesk.store.records import AuditRow, PatientRecordRow, ScreeningRow, SignatureRow
 
 P = Permission
-
-
-@dataclass(frozen=True)
-class WebContext:
-    store: Store
-    settings: Settings
-    auth: Auth
-    catalogue: Catalogue
-
-
-def context(request: Request) -> WebContext:
-    ctx = request.app.state.ctx
-    assert isinstance(ctx, WebContext)
-    return ctx
-
-
-def principal(request: Request) -> Principal:
-    return context(request).auth.principal(request)
-
-
-async def csrf(request: Request) -> None:
-    await context(request).auth.check_csrf(request)
-
-
-def screening_moment(ctx: WebContext, as_of: datetime | None) -> datetime:
-    """The screening moment: as given (naive or converted to UTC), else now in UTC."""
-    if as_of is None:
-        return ctx.store.now().astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
-    return as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
 
 
 # ---------------------------------------------------------------------------- trials
 
 
-def trial_page(ctx: WebContext, trial_id: str, number: int | None = None) -> dict[str, Any]:
+def trial_page(ctx: Services, trial_id: str, number: int | None = None) -> dict[str, Any]:
     version, compiled = ctx.catalogue.trial(trial_id, number)
     return registry_page(version, compiled, ctx.store.protocol_versions(trial_id))
 
 
-def add_protocol_version(ctx: WebContext, who: Principal, trial_id: str,
+def add_protocol_version(ctx: Services, who: Principal, trial_id: str,
                          document: dict[str, Any], reason: str) -> dict[str, Any]:
     """An amendment: a new protocol version (validated and compiled before it is stored)."""
     who.require(P.TRIAL_MANAGE, trial_id)
@@ -94,26 +60,6 @@ def add_protocol_version(ctx: WebContext, who: Principal, trial_id: str,
     protocol_from_data(document, source="$.document")
     v = ctx.store.import_protocol(document, source="web", actor=who.username, reason=reason)
     return {"trial_id": v.trial_id, "number": v.number, "label": v.label, "digest": v.digest}
-
-
-def dashboard(ctx: WebContext, who: Principal, trial_id: str) -> dict[str, Any]:
-    who.require(P.DASHBOARD_READ, trial_id)
-    _, compiled = ctx.catalogue.trial(trial_id)
-    arms = [(a.id, a.label) for a in compiled.protocol.arms]
-    counts = ctx.store.trial_counts(trial_id, [a for a, _ in arms])
-    rows = [{"arm": a, "label": label, **counts.by_arm[a]} for a, label in arms]
-    if any(counts.by_arm["unassigned"].values()):
-        rows.append({"arm": None, "label": "No arm yet (undetermined, ineligible or randomised "
-                     "at enrolment)", **counts.by_arm["unassigned"]})
-    from trialdesk.web.outcomes import response_summary
-    from trialdesk.web.safety import term_grade_summary
-
-    return {"trial_id": trial_id, "title": compiled.protocol.title, "screened": counts.screened,
-            "eligible": counts.eligible, "enrolled": counts.enrolled, "arms": rows,
-            "adverse_events": term_grade_summary(ctx.store.trial_adverse_events(trial_id)),
-            "responses": response_summary(ctx, trial_id),
-            "can_outcomes": who.can(P.EXPORT_DEIDENTIFIED, trial_id),
-            "can_randomise": who.can(P.RANDOMISATION_MANAGE, trial_id)}
 
 
 # ---------------------------------------------------------------------------- patients
@@ -129,7 +75,7 @@ def _visible(who: Principal, row: PatientRecordRow, permission: Permission = P.P
         raise AccessError(f"your role in {row.trial_id} does not allow {permission.value}")
 
 
-def load_patient(ctx: WebContext, who: Principal, study_number: str,
+def load_patient(ctx: Services, who: Principal, study_number: str,
                  permission: Permission = P.PATIENT_READ) -> PatientRecordRow:
     who.require_user()
     try:
@@ -149,7 +95,7 @@ def patient_summary(who: Principal, row: PatientRecordRow) -> dict[str, Any]:
     return out
 
 
-def list_patients(ctx: WebContext, who: Principal, *, trial_id: str | None, offset: int,
+def list_patients(ctx: Services, who: Principal, *, trial_id: str | None, offset: int,
                   limit: int) -> dict[str, Any]:
     who.require_user()
     page = ctx.store.patients(who.scopes(P.PATIENT_READ), offset=offset, limit=limit,
@@ -165,7 +111,7 @@ def list_patients(ctx: WebContext, who: Principal, *, trial_id: str | None, offs
     return {"items": items, "total": page.total, "offset": page.offset, "limit": page.limit}
 
 
-def create_patient(ctx: WebContext, who: Principal, *, trial_id: str, site: str,
+def create_patient(ctx: Services, who: Principal, *, trial_id: str, site: str,
                    record: PatientRecord, identifiers: dict[str, str], reason: str
                    ) -> PatientRecordRow:
     who.require(P.PATIENT_WRITE, trial_id, site)
@@ -178,7 +124,7 @@ def create_patient(ctx: WebContext, who: Principal, *, trial_id: str, site: str,
                                  reason=reason)
 
 
-def update_patient(ctx: WebContext, who: Principal, study_number: str, *, version: int,
+def update_patient(ctx: Services, who: Principal, study_number: str, *, version: int,
                    record: PatientRecord | None, identifiers: dict[str, str] | None,
                    reason: str) -> PatientRecordRow:
     row = load_patient(ctx, who, study_number, P.PATIENT_WRITE)
@@ -195,7 +141,7 @@ def _record_of(row: PatientRecordRow) -> PatientRecord:
     return PatientRecord.model_validate(row.record)
 
 
-def screening_view(ctx: WebContext, sc: ScreeningRow) -> dict[str, Any]:
+def screening_view(ctx: Services, sc: ScreeningRow) -> dict[str, Any]:
     version = ctx.store.protocol_version(sc.trial_id, sc.protocol_version_number)
     compiled = ctx.catalogue.compile(version)
     return {"id": sc.id, "created_at": sc.created_at, "created_by": sc.created_by,
@@ -213,7 +159,7 @@ def signature_view(s: SignatureRow) -> dict[str, Any]:
             "record_digest": s.record_digest, "manifestation": s.manifestation}
 
 
-def screen_patient(ctx: WebContext, who: Principal, study_number: str, *,
+def screen_patient(ctx: Services, who: Principal, study_number: str, *,
                    as_of: datetime | None, reason: str) -> dict[str, Any]:
     """Screen a stored patient against its trial's current protocol version and store it."""
     row = load_patient(ctx, who, study_number, P.SCREENING_RUN)
@@ -224,18 +170,18 @@ def screen_patient(ctx: WebContext, who: Principal, study_number: str, *,
     return screening_view(ctx, sc)
 
 
-def sign_record(ctx: WebContext, who: Principal, permission: Permission, *, study_number: str,
+def sign_record(ctx: Services, who: Principal, permission: Permission, *, study_number: str,
                 record_type: str, record_id: str, content: Any, password: str,
                 reason: str) -> SignatureRow:
     """The e-signature for any record of a patient (dose sign-off, toxicity action, ...):
     the password again, the meaning of the permission, bound to the digest of ``content``."""
     load_patient(ctx, who, study_number, permission)
-    signer = ctx.auth.confirm_password(who, password)
+    signer = ctx.accounts.confirm_password(who, password)
     return ctx.store.sign(signer.id, SIGNATURE_MEANINGS[permission], record_type, record_id,
                           digest(content), reason=reason, audit_id=study_number)
 
 
-def enrolment_view(ctx: WebContext, study_number: str) -> dict[str, Any] | None:
+def enrolment_view(ctx: Services, study_number: str) -> dict[str, Any] | None:
     e = ctx.store.enrolment(study_number)
     if e is None:
         return None
@@ -249,27 +195,6 @@ def enrolment_view(ctx: WebContext, study_number: str) -> dict[str, Any] | None:
             "version_id": e.protocol_version_id}
 
 
-def patient_page(ctx: WebContext, who: Principal, study_number: str) -> dict[str, Any]:
-    from trialdesk.web.journeys import enrolment_options, journey_summary
-
-    row = load_patient(ctx, who, study_number)
-    record = dict(row.record)
-    if not who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
-        record.pop("birth_date", None)
-        record["age_years"] = age_at(row.record["birth_date"], ctx.store.now().date())
-    screenings = [screening_view(ctx, s) for s in ctx.store.screenings(study_number)]
-    return {**patient_summary(who, row), "record": record, "screenings": screenings,
-            "enrolment": enrolment_view(ctx, study_number),
-            "can_edit": who.can(P.PATIENT_WRITE, row.trial_id, row.site),
-            "can_screen": who.can(P.SCREENING_RUN, row.trial_id, row.site),
-            "can_confirm": who.can(P.ELIGIBILITY_CONFIRM, row.trial_id, row.site),
-            "can_audit": who.can(P.AUDIT_READ, row.trial_id, row.site),
-            "can_consent": who.can(P.PATIENT_WRITE, row.trial_id, row.site),
-            "can_clinical": who.can(P.CLINICAL_READ, row.trial_id, row.site),
-            **journey_summary(ctx, who, row),
-            "options": enrolment_options(ctx, row.trial_id)}
-
-
 # ---------------------------------------------------------------------------- audit
 
 
@@ -279,7 +204,7 @@ def _audit_json(e: AuditRow) -> dict[str, Any]:
             "reason": e.reason, "hash": e.hash}
 
 
-def audit_trail(ctx: WebContext, who: Principal, *, trial_id: str, offset: int, limit: int,
+def audit_trail(ctx: Services, who: Principal, *, trial_id: str, offset: int, limit: int,
                 study_number: str | None = None) -> dict[str, Any]:
     """The audit entries of one trial's records that the caller may see."""
     who.require(P.AUDIT_READ, trial_id)
@@ -299,7 +224,7 @@ def audit_trail(ctx: WebContext, who: Principal, *, trial_id: str, offset: int, 
             "offset": page.offset, "limit": page.limit}
 
 
-def audit_verify(ctx: WebContext, who: Principal) -> dict[str, Any]:
+def audit_verify(ctx: Services, who: Principal) -> dict[str, Any]:
     who.require_user()
     if not who.can_anywhere(P.AUDIT_READ):
         raise AccessError("your roles do not allow audit.read")
@@ -311,7 +236,7 @@ def audit_verify(ctx: WebContext, who: Principal) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- exports
 
 
-def deidentified_export(ctx: WebContext, who: Principal, trial_id: str) -> str:
+def deidentified_export(ctx: Services, who: Principal, trial_id: str) -> str:
     """CSV, one row per patient: no identifiers, no birth date (age in years instead)."""
     who.require(P.EXPORT_DEIDENTIFIED, trial_id)
     scopes = [s for s in who.scopes(P.EXPORT_DEIDENTIFIED) if s[0] == trial_id]

@@ -1,0 +1,59 @@
+"""The parameter and body types shared by the API's routers and the pages, and the
+contexts that name a refused input by its JSON path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal
+
+from fastapi import Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from trialdesk.errors import AccessError, TrialdeskError
+from trialdesk.outcomes.events import EventTableError
+from trialdesk.services.accounts import Principal
+from trialdesk.web.deps import principal
+from trialdesk.web.errors import status_of
+
+TrialId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+StudyNumber = Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9-]{0,63}$")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Who = Annotated[Principal, Depends(principal)]
+StatusCode = Literal[
+    "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
+    "COMPLETED", "SUSPENDED", "TERMINATED", "WITHDRAWN", "UNKNOWN", "AVAILABLE"]
+Phase = Literal["EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA"]
+Site = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                        pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@contextmanager
+def body_fields() -> Iterator[None]:
+    """Name a refused input field as its JSON path in the request body."""
+    try:
+        yield
+    except TrialdeskError as exc:
+        where = exc.where
+        if (isinstance(exc, (AccessError, EventTableError)) or status_of(exc) != 422
+                or not where or where.startswith("$")):
+            raise
+        raise type(exc)(exc.reason, where=f"$.body.{where}") from None
+
+
+@contextmanager
+def query_fields() -> Iterator[None]:
+    """Name a refused query parameter as its JSON path."""
+    try:
+        yield
+    except TrialdeskError as exc:
+        if isinstance(exc, (AccessError, EventTableError)) or status_of(exc) != 422 or \
+                not exc.where or exc.where.startswith("$") or " " in exc.where:
+            raise
+        raise type(exc)(exc.reason, where=f"$.query.{exc.where}") from None
