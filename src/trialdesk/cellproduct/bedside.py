@@ -125,7 +125,7 @@ def verify(protocol: Protocol, products: Mapping[str, Product], decisions: Seque
     per_kg, dose_refusals = _dose(protocol, product, weight_kg)
     refusals += dose_refusals
     warnings = []
-    if deadline_fields["deadline_met"] is False:
+    if deadline_fields.get("deadline_met") is False:
         warnings.append(f"the deadline {event.deadline:%Y-%m-%d %H:%M} has passed: a protocol "
                         "deviation to record with the infusion")
     return Verification(product.key, refusals=tuple(refusals), cells_per_kg=per_kg,

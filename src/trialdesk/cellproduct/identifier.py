@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stdnum.iso7064 import mod_37_2
 
@@ -150,7 +150,7 @@ class ProductCode:
     """An ISBT 128 product code: description code, type of donation, division.
 
     >>> code = ProductCode("S1234", "A")
-    >>> code.text, code.divided(0).text, code.divided(27).text
+    >>> code.text, code.divided(0).text, code.divided(1).divided(0).text
     ('S1234A00', 'S1234AA0', 'S1234ABa')
     """
 
@@ -174,12 +174,15 @@ class ProductCode:
         return f"{self.description}{self.donation_type}{self.division}"
 
     def divided(self, index: int) -> ProductCode:
-        """The code of the ``index``-th part (from 0) of a split: A0…Z0, then Aa…Zz."""
-        first, second = index % 26, index // 26
-        if second > 26:
-            raise IdentifierError(f"no division code for part {index + 1}", where="division")
-        tail = "0" if second == 0 else _DIVISION_SECOND[second - 1]
-        return ProductCode(self.description, self.donation_type, _DIVISION_FIRST[first] + tail)
+        """Part ``index`` (from 0) of a split: an undivided product's parts are A0…Z0; a
+        part's own parts keep its letter and add a…z (ST-001 division characters)."""
+        if not 0 <= index < 26:
+            raise IdentifierError(f"part {index + 1} of 26 at most", where="division")
+        if self.division == "00":
+            return replace(self, division=_DIVISION_FIRST[index] + "0")
+        if self.division[1] == "0":
+            return replace(self, division=self.division[0] + _DIVISION_SECOND[index])
+        raise IdentifierError(f"{self.text} is already divided twice", where="division")
 
     def __str__(self) -> str:
         return self.text

@@ -75,17 +75,15 @@ def render(fields: LabelFields) -> Label:
     barcode.drawOn(canvas, 5 * _MM, size - 22 * _MM)
     y = size - 28 * _MM
     din = fields.product_id.din
-    lines: list[tuple[str, float, str]] = [
-        ("Helvetica-Bold", 12, f"{din.facility} {din.year:02d} {din.sequence:06d} {din.flags}"),
-    ]
+    head = f"{din.facility} {din.year:02d} {din.sequence:06d} {din.flags}"
     canvas.setFont("Helvetica-Bold", 12)
-    canvas.drawString(5 * _MM, y, lines[0][2])
+    canvas.drawString(5 * _MM, y, head)
     # The check character is printed boxed after the flags (ST-001 keyboard entry).
-    x = 5 * _MM + canvas.stringWidth(lines[0][2], "Helvetica-Bold", 12) + 3 * _MM
+    x = 5 * _MM + canvas.stringWidth(head, "Helvetica-Bold", 12) + 3 * _MM
     canvas.rect(x - 1, y - 2.5, 10, 13, stroke=1, fill=0)
     canvas.drawString(x + 1, y, din.check)
     y -= 6 * _MM
-    body = [
+    body: list[tuple[str, float, str]] = [
         ("Helvetica", 10, f"Product code: {fields.product_id.code.text}"),
         ("Helvetica-Bold", 11, fields.product_type),
         ("Helvetica", 10, f"Collected: {fields.collected_on.isoformat()}"),

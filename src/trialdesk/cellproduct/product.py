@@ -7,7 +7,7 @@ not checked). An autologous product's donor is the patient; a third-party produc
 MSC from a bank) has a donor identity of its own and gets a recipient only when a dose is
 assigned. Functions here only build and check values; the store keeps them.
 
->>> from datetime import datetime
+>>> from datetime import datetime, timedelta
 >>> col = collect(ProductId(Din.make("A9999", 2026, 1), ProductCode("S0001", "A")),
 ...               spec_id="nk-collection", trial_id="NB-NK-2026",
 ...               donor=Donor("P-001", "autologous"), recipient="P-001",
@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from trialdesk.cellproduct.identifier import Din, ProductCode, ProductId
 from trialdesk.errors import TrialdeskError
+from trialdesk.protocol.model import ProductSpec
 
 
 class ProductError(TrialdeskError):
@@ -109,9 +110,10 @@ def derive(parent: Product, spec_id: str, *, stage: Stage, prepared_at: datetime
            storage: str | None = None) -> Product:
     """A product made from ``parent``: same DIN, a later stage, its own product code.
 
-    ``code`` is the new product description (processing, thawing); ``division`` splits the
-    parent's code into parts (aliquots), numbered from 0. A third-party product gets its
-    recipient here (a dose assigned to a patient); an autologous one keeps its donor's.
+    ``code`` gives the new product description and type of donation (processing, thawing;
+    its division is ignored); ``division`` splits the code into parts (aliquots), from 0.
+    A third-party product gets its recipient here (a dose assigned to a patient); an
+    autologous one keeps its donor's.
     """
     if _ORDER.index(stage) <= _ORDER.index(parent.stage) and not (stage == "aliquot" == parent.stage):
         raise ProductError(f"a {stage} cannot be made from a {parent.stage}", where="stage")
@@ -121,7 +123,10 @@ def derive(parent: Product, spec_id: str, *, stage: Stage, prepared_at: datetime
     if parent.expires_at is not None and prepared_at > parent.expires_at:
         raise ProductError(f"the parent {parent.key} expired {parent.expires_at:%Y-%m-%d %H:%M}",
                            where="parent")
-    base = code or parent.id.code
+    # A new description (processing, thawing) keeps the parent's division: the thawed dose of
+    # aliquot A0 is still part A0.
+    base = ProductCode(code.description, code.donation_type, parent.id.code.division) \
+        if code is not None else parent.id.code
     new_code = base.divided(division) if division is not None else base
     pid = ProductId(parent.id.din, new_code)
     if pid == parent.id:
@@ -165,6 +170,16 @@ def children(products: Iterable[Product], key: str) -> tuple[Product, ...]:
                         key=lambda p: p.id))
 
 
+def shelf_life_expiry(spec: ProductSpec, prepared_at: datetime) -> datetime | None:
+    """Expiry from the protocol's shelf life (its maximum hours from preparation, e.g. after
+    thaw); None when the protocol sets none — unknown, and a dose without expiry is refused
+    at the bedside."""
+    limit = spec.shelf_life_hours
+    if limit is None or limit.maximum is None:
+        return None
+    return prepared_at + timedelta(hours=limit.maximum)
+
+
 def with_expiry(product: Product, expires_at: datetime) -> Product:
     if expires_at < product.prepared_at:
         raise ProductError("expires before it was prepared", where="expiry")
@@ -172,4 +187,5 @@ def with_expiry(product: Product, expires_at: datetime) -> Product:
 
 
 __all__ = ["Counts", "Din", "Donor", "Product", "ProductCode", "ProductError", "ProductId",
-           "Stage", "children", "collect", "derive", "lineage", "with_expiry"]
+           "Stage", "children", "collect", "derive", "lineage", "shelf_life_expiry",
+           "with_expiry"]

@@ -7,7 +7,7 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import registry, safety, outcomes, journey, web, population
+from trialdesk.cli import registry, safety, outcomes, journey, web, population, product
 # isort: on
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "outcomes",
     "parse_moment",
     "population",
+    "product",
     "read_patient_file",
     "registry",
     "safety",
