@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
@@ -61,7 +63,9 @@ from trialdesk.cellproduct.release import (
     release_status,
 )
 from trialdesk.cli import app
-from trialdesk.protocol.load import default_protocol_dir, load_protocol
+from trialdesk.errors import ProtocolError
+from trialdesk.protocol.lint import lint
+from trialdesk.protocol.load import default_protocol_dir, load_protocol, protocol_from_data
 from trialdesk.protocol.model import Protocol
 from trialdesk.schedule.dose import BodyMeasurement
 from trialdesk.schedule.plan import Calendar, Event, EventStatus, plan
@@ -401,6 +405,11 @@ def test_dose_out_of_range_for_todays_weight(course2: tuple[Tree, Product, Event
     assert _codes(result) == {"dose_out_of_range"}
     assert result.cells_per_kg == pytest.approx(2.4e7 / 26)
     assert _codes(_verify(tree, dose, event, weight=None)) == {"dose_unknown"}
+    # A per-dose limit as well (fixture): the bag's count is checked whatever the weight.
+    tree.protocol = _with_spec(NK, {"nk-dose": {"dose_per_unit": {
+        "maximum": 2.0e7, "unit": "cells", "source": FIXTURE}}})
+    result = _verify(tree, dose, event, weight=20)
+    assert _codes(result) == {"dose_out_of_range"} and "per dose" in result.refusals[0].reason
 
 
 def test_one_person_verification_is_refused(course2: tuple[Tree, Product, Event]) -> None:
@@ -689,3 +698,61 @@ def test_cli_din_check_and_label(tmp_path: Path) -> None:
     assert wrote.exit_code == 0, wrote.stderr
     text = PdfReader(out).pages[0].extract_text()
     assert "P-001" in text and "Ivanov" not in text and AUTOLOGOUS_TEXT in text
+
+
+# --------------------------------------------------------------------------- protocol and lint
+
+
+def test_products_block_is_validated() -> None:
+    data = NBNK.model_dump(mode="json", by_alias=True)
+    cases = [
+        ("nk-dose", "parent", "nk-nothing", "unknown parent 'nk-nothing'"),
+        ("nk-aliquot", "parent", "nk-dose", "aliquot cannot come from dose nk-dose"),
+        ("nk-dose", "agent", "NK cells", "'NK cells' is not an agent of any course"),
+        ("nk-expansion", "origin", "third_party", "origin differs from its parent's"),
+        ("nk-collection", "parent", "nk-dose", "a collection has no parent"),
+    ]
+    for product_id, key, value, message in cases:
+        changed = json.loads(json.dumps(data))
+        next(p for p in changed["products"] if p["id"] == product_id)[key] = value
+        with pytest.raises(ProtocolError, match=message):
+            protocol_from_data(changed, source="nb-nk-2026.yaml")
+
+
+def test_lint_lists_product_limits_not_set_and_unconfirmed() -> None:
+    findings = [f for f in lint(load_protocol(default_protocol_dir() / "nb-nk-2026.yaml"))
+                if "products." in f.where]
+    where = {(f.code, f.where.split(": ", 1)[1]) for f in findings}
+    assert ("limit-not-set", "products.nk-dose.dose_per_kg") in where
+    assert ("unconfirmed", "products.nk-dose.dose_per_kg") in where
+    assert ("unconfirmed", "products.nk-expansion.release_tests.sterility") in where
+    assert ("limit-not-set", "products.nk-expansion.release_tests.sterility") not in where
+    rumcess = {f.where.split(": ", 1)[1] for f in lint(load_protocol(
+        default_protocol_dir() / "rumcess.yaml")) if "products.msc-dose.dose_per_kg" in f.where}
+    assert rumcess == set()  # the MSC dose range is seed 004's, confirmed
+
+
+def test_a_product_of_another_protocol_is_refused(course2: tuple[Tree, Product, Event]) -> None:
+    tree, dose, event = course2
+    stranger = replace(dose, spec_id="msc-dose", trial_id="RuMCeSS")
+    products = {**tree.products, stranger.key: stranger}
+    codes = _codes(_verify(tree, stranger, event, products=products))
+    assert {"wrong_trial", "not_released", "wrong_event"} <= codes
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(facility=st.from_regex(r"[A-Z][A-Z0-9]{4}", fullmatch=True),
+       year=st.integers(0, 99), sequence=st.integers(1, 999_999),
+       position=st.integers(0, 12), offset=st.integers(1, 35))
+def test_substitutions_and_transpositions_never_pass(facility: str, year: int, sequence: int,
+                                                     position: int, offset: int) -> None:
+    # ISO/IEC 7064:2003 §1.3: a pure MOD 37-2 system detects every single substitution and
+    # every adjacent transposition.
+    din = Din.make(facility, year, sequence)
+    body = din.din13
+    substituted = body[:position] + ALPHABET[(ALPHABET.index(body[position]) + offset) % 36] + \
+        body[position + 1:]
+    assert check_character(substituted) != din.check
+    if position < 12 and body[position] != body[position + 1]:
+        swapped = body[:position] + body[position + 1] + body[position] + body[position + 2:]
+        assert check_character(swapped) != din.check

@@ -25,7 +25,7 @@ from typing import Any
 from trialdesk.cellproduct.identifier import IdentifierError, parse_product_id
 from trialdesk.cellproduct.product import Product, ProductError, lineage
 from trialdesk.cellproduct.release import ReleaseDecision, release_status
-from trialdesk.protocol.model import Protocol
+from trialdesk.protocol.model import Protocol, SpecLimit
 from trialdesk.schedule.plan import Event, EventKind, EventStatus
 
 
@@ -112,11 +112,9 @@ def verify(protocol: Protocol, products: Mapping[str, Product], decisions: Seque
         refusals.append(Refusal("broken_chain", str(exc)))
         return Verification(pid.text, refusals=tuple(refusals), **base, **deadline_fields)
     refusals += _identity(protocol, product, patient_id)
-    specs = {s.id: s for s in protocol.products}
-    if product.spec_id in specs:
-        released, why = release_status(chain, specs, decisions)
-        if not released:
-            refusals.append(Refusal("not_released", why))
+    released, why = release_status(chain, {s.id: s for s in protocol.products}, decisions)
+    if not released:
+        refusals.append(Refusal("not_released", why))
     if product.expires_at is None:
         refusals.append(Refusal("expiry_unknown", "the product has no expiry recorded"))
     elif now >= product.expires_at:
@@ -197,12 +195,19 @@ def _dose(protocol: Protocol, product: Product,
         return None, [Refusal("dose_unknown", "the product's viable-cell count is not recorded")]
     if weight_kg is None or weight_kg <= 0:
         return None, [Refusal("dose_unknown", "today's weight is not recorded")]
+    per_unit = spec.dose_per_unit if spec else None
+    if per_unit is not None and not _within(cells, per_unit):
+        return None, [Refusal("dose_out_of_range", f"{cells:.3g} viable cells outside the "
+                                                   f"protocol's {per_unit.shown()} per dose")]
     per_kg = cells / weight_kg
     shown = f"{per_kg:.3g} cells/kg ({cells:.3g} cells at {weight_kg:g} kg)"
-    if limit.minimum is not None and per_kg < limit.minimum:
-        return per_kg, [Refusal("dose_out_of_range", f"{shown} is below the protocol's "
-                                                     f"{limit.shown()}")]
-    if limit.maximum is not None and per_kg > limit.maximum:
-        return per_kg, [Refusal("dose_out_of_range", f"{shown} is above the protocol's "
+    if not _within(per_kg, limit):
+        side = "below" if limit.minimum is not None and per_kg < limit.minimum else "above"
+        return per_kg, [Refusal("dose_out_of_range", f"{shown} is {side} the protocol's "
                                                      f"{limit.shown()}")]
     return per_kg, []
+
+
+def _within(value: float, limit: SpecLimit) -> bool:
+    return (limit.minimum is None or value >= limit.minimum) and (
+        limit.maximum is None or value <= limit.maximum)

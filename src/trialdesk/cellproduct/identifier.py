@@ -54,7 +54,7 @@ def check_character(din13: str) -> str:
     >>> check_character("G123489654321")  # ISO/IEC 7064 worked example
     'Y'
     """
-    if len(din13) != 13 or not din13.isalnum() or din13 != din13.upper():
+    if len(din13) != 13 or not (din13.isascii() and din13.isalnum()) or din13 != din13.upper():
         raise IdentifierError("a DIN is 13 letters or digits", where="DIN")
     return str(mod_37_2.calc_check_digit(din13))
 
@@ -123,7 +123,7 @@ def parse_din(text: str, *, require_check: bool = False) -> Din:
     raw = _SEPARATORS.sub("", text).upper()
     if raw.startswith("="):
         raw = raw[1:]
-    if not raw.replace("*", "").isalnum():
+    if not (raw.isascii() and raw.replace("*", "").isalnum()):
         raise IdentifierError(f"'{text}' has characters a DIN cannot have", where="product id")
     if len(raw) in (13, 15):
         if require_check:

@@ -116,7 +116,8 @@ def derive(parent: Product, spec_id: str, *, stage: Stage, prepared_at: datetime
     autologous one keeps its donor's.
     """
     if _ORDER.index(stage) <= _ORDER.index(parent.stage) and not (stage == "aliquot" == parent.stage):
-        raise ProductError(f"a {stage} cannot be made from a {parent.stage}", where="stage")
+        raise ProductError(f"{stage} cannot be made from {parent.stage} {parent.key}",
+                           where="stage")
     if prepared_at < parent.prepared_at:
         raise ProductError(f"prepared {prepared_at:%Y-%m-%d %H:%M}, before its parent "
                            f"({parent.prepared_at:%Y-%m-%d %H:%M})", where="prepared at")

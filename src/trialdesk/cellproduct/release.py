@@ -145,6 +145,12 @@ def evaluate(spec: ProductSpec, results: Sequence[TestResult], *,
     return tuple(out)
 
 
+def _same_spec(product: Product, spec: ProductSpec) -> None:
+    if spec.id != product.spec_id:
+        raise ProductError(f"product {product.key} is a {product.spec_id}, not a {spec.id}",
+                           where="specification")
+
+
 def _signed_after(product: Product, results: Sequence[TestResult], signed_at: datetime) -> None:
     last = max((r.tested_at for r in results), default=product.prepared_at)
     if signed_at < last:
@@ -159,9 +165,7 @@ def decide(product: Product, spec: ProductSpec, results: Sequence[TestResult],
     if signature.role != "lab_responsible":
         raise ProductError("the release is signed by the laboratory's responsible person",
                            where="signature")
-    if spec.id != product.spec_id:
-        raise ProductError(f"product {product.key} is a {product.spec_id}, not a {spec.id}",
-                           where="specification")
+    _same_spec(product, spec)
     _signed_after(product, results, signature.signed_at)
     verdicts = evaluate(spec, results, weight_kg=weight_kg)
     released = bool(verdicts) and all(v.outcome is Outcome.MET for v in verdicts)
@@ -185,6 +189,7 @@ def exceptional_release(product: Product, spec: ProductSpec, results: Sequence[T
                            where="signatures")
     if roles["investigator"].signer == roles["lab_responsible"].signer:
         raise ProductError("the two signatures must be two different people", where="signatures")
+    _same_spec(product, spec)
     for s in signatures:
         _signed_after(product, results, s.signed_at)
     verdicts = evaluate(spec, results, weight_kg=weight_kg)
@@ -203,6 +208,9 @@ def release_status(chain: Sequence[Product], specs: Mapping[str, ProductSpec],
     latest: dict[str, ReleaseDecision] = {}
     for d in sorted(decisions, key=lambda d: d.decided_at):
         latest[d.product] = d
+    unknown = [p.key for p in chain if p.spec_id not in specs]
+    if unknown:
+        return False, f"{', '.join(unknown)}: not a product type of this protocol"
     needed = [p for p in chain if specs[p.spec_id].release_tests] or [chain[-1]]
     for p in needed:
         found = latest.get(p.key)

@@ -709,8 +709,8 @@ class Protocol(_Model):
                 if parent is None:
                     raise ValueError(f"product {spec.id}: unknown parent '{spec.parent}'")
                 if order.index(parent.stage) >= order.index(spec.stage):
-                    raise ValueError(f"product {spec.id}: a {spec.stage} cannot come from a "
-                                     f"{parent.stage}")
+                    raise ValueError(f"product {spec.id}: {spec.stage} cannot come from "
+                                     f"{parent.stage} {parent.id}")
                 if parent.origin != spec.origin:
                     raise ValueError(f"product {spec.id}: origin differs from its parent's")
             if spec.agent is not None and spec.agent.casefold() not in agents:
