@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from trialdesk.cellproduct.bedside import Verification, verify
 from trialdesk.cellproduct.custody import Handover, accept, custody
+from trialdesk.cellproduct.history import history
 from trialdesk.cellproduct.identifier import (
     Din,
     IdentifierError,
@@ -756,3 +757,23 @@ def test_substitutions_and_transpositions_never_pass(facility: str, year: int, s
     if position < 12 and body[position] != body[position + 1]:
         swapped = body[:position] + body[position + 1] + body[position] + body[position + 2:]
         assert check_character(swapped) != din.check
+
+
+def test_history_traces_a_dose_to_donor_collection_release_and_custody(
+        course2: tuple[Tree, Product, Event]) -> None:
+    tree, dose, event = course2
+    check = _verify(tree, dose, event)
+    moves = {dose.key: [Handover("lab1", "nurse-a", "ward 3", dose.prepared_at + timedelta(hours=1),
+                                 20.0, "intact")]}
+    doc = history(tree.products, dose.key, decisions=tree.decisions, handovers=moves,
+                  verifications=[check])
+    doc = json.loads(json.dumps(doc))  # JSON-ready throughout
+    assert doc["donor"] == {"id": "P-001", "kind": "autologous"}
+    assert doc["collection"] == tree.collection.key
+    assert [p["stage"] for p in doc["line"]] == ["collection", "processing", "aliquot", "dose"]
+    assert doc["line"][-1]["custody"]["holder"] == "nurse-a"
+    assert [r["product"] for r in doc["releases"]] == [tree.batch.key]
+    assert doc["releases"][0]["signatures"][0]["role"] == "lab_responsible"
+    assert doc["bedside"][0]["accepted"] is True
+    whole = history(tree.products, tree.batch.key)
+    assert len(whole["derived"]) == 4  # the four aliquots
