@@ -152,7 +152,7 @@ def _identity(protocol: Protocol, product: Product, patient_id: str) -> list[Ref
     elif product.recipient != patient_id:
         out.append(Refusal("wrong_patient", f"the product belongs to {product.recipient}, not "
                                             f"{patient_id}"))
-    if product.autologous and product.donor.id != patient_id:
+    elif product.autologous and product.donor.id != patient_id:
         out.append(Refusal("wrong_patient", f"autologous cells of {product.donor.id}, not "
                                             f"{patient_id}"))
     return out
