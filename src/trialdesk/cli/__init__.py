@@ -7,7 +7,8 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import registry, patients, journey, safety, records, outcomes, web, population
+from trialdesk.cli import (registry, patients, journey, safety, records, outcomes, product, web,
+                           population)
 # isort: on
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "parse_moment",
     "patients",
     "population",
+    "product",
     "read_patient_file",
     "records",
     "registry",

@@ -43,7 +43,7 @@ from trialdesk.criteria.evaluate import evaluate
 from trialdesk.facts.dictionary import FactDef, FactDictionary, FactType
 from trialdesk.facts.model import FactSet, FactValue, Value
 from trialdesk.protocol.load import CompiledProtocol
-from trialdesk.protocol.model import CourseStep, Dose, Param, TimedStep
+from trialdesk.protocol.model import CourseStep, Dose, Param, ProductSpec, TimedStep
 
 MAX_COMBINATIONS = 20_000
 _AS_OF = datetime(2000, 1, 1)
@@ -398,7 +398,30 @@ def _unconfirmed(compiled: CompiledProtocol, src: str) -> list[Finding]:
         if stop.threshold.unconfirmed:
             note(f"stopping_rules.{stop.id}.threshold", f"the threshold {stop.threshold.shown()}",
                  stop.threshold.source)
+    for product in p.products:
+        if product.unconfirmed:
+            note(f"products.{product.id}", f"product {product.id} ({product.name})", product.source)
+        _product_limits(out, src, product)
     return out
+
+
+def _product_limits(out: list[Finding], src: str, product: ProductSpec) -> None:
+    """A product's dose, shelf life and release limits: unconfirmed, or not set at all."""
+    limits = [("dose_per_kg", "the dose per kg", product.dose_per_kg),
+              ("dose_per_unit", "the dose per unit", product.dose_per_unit),
+              ("shelf_life_hours", "the shelf life", product.shelf_life_hours)]
+    limits += [(f"release_tests.{t.id}", f"the {t.label} limit", t.limit)
+               for t in product.release_tests]
+    for name, what, limit in limits:
+        if limit is None:
+            continue
+        where = f"{src}: products.{product.id}.{name}"
+        if not limit.is_set:
+            out.append(Finding("warning", "limit-not-set", where,
+                               f"{what} is not set ({limit.note or limit.source})"))
+        if limit.unconfirmed:
+            out.append(Finding("warning", "unconfirmed", where,
+                               f"{what} {limit.shown()} is unconfirmed (source: {limit.source})"))
 
 
 def _dose(out: list[Finding], where: str, agent: str, dose: Dose) -> None:

@@ -501,6 +501,100 @@ class ConsentRules(_Model):
     source: str | None = None
 
 
+# ---------------------------------------------------------------------------
+# Cell products (trialdesk.cellproduct)
+
+
+class SpecLimit(_Model):
+    """A cell-product limit: at least ``minimum`` and/or at most ``maximum`` in ``unit``, or,
+    for a qualitative test, the ``expected`` result; with its source. A limit with none of
+    them is *not set*: what it is checked against is unknown, and nothing passes it.
+    """
+
+    minimum: float | None = Field(default=None, ge=0)
+    maximum: float | None = Field(default=None, ge=0)
+    unit: str | None = None
+    expected: str | None = None
+    source: str
+    unconfirmed: bool = False
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> SpecLimit:
+        if self.expected is not None and (self.minimum is not None or self.maximum is not None):
+            raise ValueError("give either an expected result or a minimum/maximum, not both")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum is above maximum")
+        return self
+
+    @property
+    def is_set(self) -> bool:
+        return self.minimum is not None or self.maximum is not None or self.expected is not None
+
+    def shown(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.expected is not None:
+            text = self.expected
+        elif self.minimum is not None and self.maximum is not None:
+            text = f"{self.minimum:g}–{self.maximum:g}{unit}"
+        elif self.minimum is not None:
+            text = f"≥ {self.minimum:g}{unit}"
+        elif self.maximum is not None:
+            text = f"≤ {self.maximum:g}{unit}"
+        else:
+            text = f"not set ({self.unit})" if self.unit else "not set"
+        return f"{text} [unconfirmed]" if self.unconfirmed else text
+
+
+class ReleaseTest(_Model):
+    """One release test of a cell product against its limit (``per_kg``: the result is
+    divided by the recipient's weight before it is compared, e.g. T cells per kg)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    kind: Literal["viable_cells", "viability", "identity", "purity", "t_cells", "sterility",
+                  "endotoxin", "mycoplasma", "other"]
+    marker: str | None = None  # e.g. CD56+CD3- for identity and purity
+    per_kg: bool = False
+    limit: SpecLimit
+
+
+class ProductSpec(_Model):
+    """One product type of the trial's cell product tree, with its release specification.
+
+    ``stage`` places it in the tree (collection → processing → aliquot → dose); ``parent``
+    names the product type it is derived from. A ``dose`` is given as the protocol's
+    administration ``agent``; ``dose_per_kg`` (viable cells/kg) is checked at the bedside
+    against the day's weight; ``shelf_life_hours`` is its expiry from preparation (thaw).
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    name: str
+    stage: Literal["collection", "processing", "aliquot", "dose"]
+    parent: str | None = None
+    origin: Literal["autologous", "third_party"]
+    agent: str | None = None
+    dose_per_kg: SpecLimit | None = None
+    dose_per_unit: SpecLimit | None = None
+    shelf_life_hours: SpecLimit | None = None
+    storage: str | None = None
+    release_tests: list[ReleaseTest] = []
+    source: str
+    unconfirmed: bool = False
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> ProductSpec:
+        if (self.stage == "collection") != (self.parent is None):
+            raise ValueError("a collection has no parent; every other product type names one")
+        if (self.stage == "dose") != (self.agent is not None):
+            raise ValueError("a dose names the administration agent it is given as; only a dose")
+        ids = [t.id for t in self.release_tests]
+        if len(set(ids)) != len(ids):
+            raise ValueError("release test ids repeated")
+        return self
+
+
 class Protocol(_Model):
     """A trial protocol; see the module docstring for its parts."""
 
@@ -521,6 +615,8 @@ class Protocol(_Model):
     # Safety rules (trialdesk.safety.rules / .stopping): each names its source.
     toxicity_rules: list[ToxicityRule] = []
     stopping_rules: list[StoppingRule] = []
+    # Cell products (trialdesk.cellproduct): the product tree and its specifications.
+    products: list[ProductSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
@@ -551,9 +647,7 @@ class Protocol(_Model):
 
     def _safety_references(self, courses: set[str], arms: set[str]) -> None:
         """Toxicity and stopping rules name courses, agents and arms that exist."""
-        agents = {a.agent.casefold() for c in self.courses for a in c.administrations}
-        agents |= {s.administration.agent.casefold() for arm in self.arms for s in arm.plan
-                   if isinstance(s, TimedStep) and s.administration is not None}
+        agents = self._plan_agents()
         ids = [r.id for r in self.toxicity_rules] + [r.id for r in self.stopping_rules]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -576,9 +670,7 @@ class Protocol(_Model):
     @model_validator(mode="after")
     def _dosing_references(self) -> Protocol:
         """Dosing rules name agents that exist; each agent has at most one rounding rule."""
-        agents = {a.agent.casefold() for c in self.courses for a in c.administrations}
-        agents |= {s.administration.agent.casefold() for arm in self.arms for s in arm.plan
-                   if isinstance(s, TimedStep) and s.administration is not None}
+        agents = self._plan_agents()
         seen: set[str] = set()
         for i, rounding in enumerate(self.dosing.rounding):
             names = [a.casefold() for a in rounding.agents] or ["*"]
@@ -594,6 +686,42 @@ class Protocol(_Model):
                     raise ValueError(
                         f"dosing.small_child[{i}]: '{name}' is not an agent of any course")
         return self
+
+    def _plan_agents(self) -> set[str]:
+        """Every administration agent of the courses and timed steps, case-folded."""
+        agents = {a.agent.casefold() for c in self.courses for a in c.administrations}
+        agents |= {s.administration.agent.casefold() for arm in self.arms for s in arm.plan
+                   if isinstance(s, TimedStep) and s.administration is not None}
+        return agents
+
+    @model_validator(mode="after")
+    def _product_references(self) -> Protocol:
+        """Product types have unique ids, existing parents of the stage before, and doses
+        given as an agent of the plan."""
+        agents = self._plan_agents()
+        specs = {p.id: p for p in self.products}
+        if len(specs) != len(self.products):
+            raise ValueError("product ids repeated")
+        order = ["collection", "processing", "aliquot", "dose"]
+        for spec in self.products:
+            if spec.parent is not None:
+                parent = specs.get(spec.parent)
+                if parent is None:
+                    raise ValueError(f"product {spec.id}: unknown parent '{spec.parent}'")
+                if order.index(parent.stage) >= order.index(spec.stage):
+                    raise ValueError(f"product {spec.id}: {spec.stage} cannot come from "
+                                     f"{parent.stage} {parent.id}")
+                if parent.origin != spec.origin:
+                    raise ValueError(f"product {spec.id}: origin differs from its parent's")
+            if spec.agent is not None and spec.agent.casefold() not in agents:
+                raise ValueError(f"product {spec.id}: '{spec.agent}' is not an agent of any course")
+        return self
+
+    def product(self, product_id: str) -> ProductSpec:
+        for p in self.products:
+            if p.id == product_id:
+                return p
+        raise KeyError(product_id)
 
     @property
     def criteria(self) -> list[tuple[str, Criterion]]:
