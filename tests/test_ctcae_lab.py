@@ -219,8 +219,18 @@ def test_every_band_edge(
     assert result.possible_grades == (expected,)
 
 
-def test_every_lab_term_has_edge_rows() -> None:
+def test_every_lab_table_has_edge_rows() -> None:
+    # every term, and every unit system of a term with separate mg/dL and mmol/L edges
     assert {row[0] for row in EDGES} == set(lab_terms())
+    tables = {(spec.key_name, spec.unit) for spec in LAB_TERMS}
+    covered = {(term, grade_lab(term, edges[0][0], unit, **inputs).unit)  # type: ignore[arg-type]
+               for term, unit, inputs, edges in EDGES}
+    assert covered == tables
+    # the abnormal-baseline, anticoagulation and x-baseline rules have rows of their own
+    ruled = {spec.name for spec in LAB_TERMS
+             if spec.abnormal_baseline or spec.alternative or spec.baseline_change}
+    with_baseline = {term for term, _, inputs, _ in EDGES if "baseline" in inputs}
+    assert ruled <= with_baseline
 
 
 # --------------------------------------------------------------------------- undecided grades
