@@ -197,6 +197,8 @@ EDGES: list[tuple[str, str, dict[str, object], list[Edge]]] = [
     # "urinary protein >=ULN - <1.0 g/24 hrs" | "Adult: ... 1.0 - <3.5 g/24 hrs" | ">=3.5 g/24 hrs"
     ("Proteinuria (24-hour urine protein)", "g/24h", {"uln": 0.15},
      [(0.15, 0, 1, 1), (1.0, 1, 2, 2), (3.5, 2, 3, 3)]),
+    # "Pediatric: Urine P/C (Protein/Creatinine) ratio 0.5 - 1.9" | ">1.9"
+    ("Proteinuria (urine protein/creatinine ratio)", "mg/mg", {}, [(1.9, 2, 2, 3)]),
 ]  # fmt: skip
 
 
@@ -250,6 +252,9 @@ UNKNOWN = [
     ("Acidosis", 7.32, "", {}, (0, 1), ("lln",)),
     ("Eosinophilia", 0.9, "10^9/L", {"uln": 0.5}, (0, 1), ("baseline",)),
     ("Hemoglobin increased", 18, "g/dL", {}, (0, 1, 2, 3), ("uln",)),
+    # below a ratio of 0.5 only the dipstick or a 24-hour collection can make it grade 1
+    ("Proteinuria (urine protein/creatinine ratio)", 0.49, "ratio", {}, (0, 1),
+     ("dipstick_or_24h_urine_protein",)),
     # fibrinogen: an abnormal (low) baseline could only lower the grade
     ("Fibrinogen decreased", 250, "mg/dL", {"lln": 400}, (0, 1, 2), ("baseline",)),
     ("Fibrinogen decreased", 100, "mg/dL", {"baseline": 150}, (0, 1, 2, 3, 4), ("lln",)),
@@ -269,6 +274,11 @@ def test_undecided_grades_list_what_is_missing(
     assert result.grade is None
     assert result.possible_grades == possible
     assert result.missing == missing
+
+
+def test_pediatric_protein_creatinine_ratio_lower_edge_is_inclusive() -> None:
+    # "ratio 0.5 - 1.9": 0.5 itself is grade 2
+    assert grade_lab("Proteinuria (urine protein/creatinine ratio)", 0.5, "ratio").grade == 2
 
 
 def test_inr_baseline_is_used_on_anticoagulation_and_said_unused_otherwise() -> None:

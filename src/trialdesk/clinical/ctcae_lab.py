@@ -274,6 +274,13 @@ _ANEMIA: Final = {
     2: "Hgb <10.0 - 8.0 g/dL; <6.2 - 4.9 mmol/L; <100 - 80g/L",
     3: "Hgb <8.0 g/dL; <4.9 mmol/L; <80 g/L; transfusion indicated", 4: _LIFE, 5: "Death",
 }  # fmt: skip
+_PROTEINURIA: Final = {
+    1: "1+ proteinuria; urinary protein ≥ULN - <1.0 g/24 hrs",
+    2: "Adult: 2+ and 3+ proteinuria; urinary protein 1.0 - <3.5 g/24 hrs; \n\n"
+       "Pediatric: Urine P/C (Protein/Creatinine) ratio 0.5 - 1.9",
+    3: "Adult: Urinary protein >=3.5 g/24 hrs; 4+ proteinuria;\n\n"
+       "Pediatric: Urine P/C (Protein/Creatinine) ratio >1.9",
+}  # fmt: skip
 _ANEMIA_ALTS: Final = _alts((3, "transfusion indicated"), (4, _LIFE))
 
 
@@ -571,13 +578,23 @@ LAB_TERMS: Final[tuple[LabTerm, ...]] = (
         "Proteinuria", "g/24h", _units("1", "g/24h", "g/24hrs", "g/24hr", "g/d", "g/day"),
         table("urinary protein, 24-hour collection (adult)", "below ULN",
               band(1, "[1xULN, 1.0)"), band(2, "[1.0, 3.5)"), band(3, "[3.5, inf)")),
-        {1: "1+ proteinuria; urinary protein ≥ULN - <1.0 g/24 hrs",
-         2: "Adult: 2+ and 3+ proteinuria; urinary protein 1.0 - <3.5 g/24 hrs; \n\n"
-            "Pediatric: Urine P/C (Protein/Creatinine) ratio 0.5 - 1.9",
-         3: "Adult: Urinary protein >=3.5 g/24 hrs; 4+ proteinuria;\n\n"
-            "Pediatric: Urine P/C (Protein/Creatinine) ratio >1.9"},
+        _PROTEINURIA,
         lookup="Proteinuria (24-hour urine protein)",
         note="24-hour urine protein; grades 2-3 by this rule are the adult ones",
+    ),
+    LabTerm(
+        # Pediatric: "Urine P/C (Protein/Creatinine) ratio 0.5 - 1.9" grade 2, ">1.9" grade 3.
+        # Below 0.5 the ratio decides nothing: grade 1 is "1+ proteinuria" (dipstick) or a
+        # 24-hour urine protein, so the grade stays open between 0 and 1.
+        "Proteinuria", "ratio", _units("1", "ratio", "", "1", "mg/mg", "g/g"),
+        table("urine protein/creatinine ratio (pediatric)", "not graded",
+              band(1, "(-inf, 0.5)", "1+ proteinuria; urinary protein ≥ULN - <1.0 g/24 hrs",
+                   ("dipstick_or_24h_urine_protein", True)),
+              band(2, "[0.5, 1.9]", "Pediatric: Urine P/C (Protein/Creatinine) ratio 0.5 - 1.9"),
+              band(3, "(1.9, inf)", "Pediatric: Urine P/C (Protein/Creatinine) ratio >1.9")),
+        _PROTEINURIA,
+        lookup="Proteinuria (urine protein/creatinine ratio)",
+        note="urine protein/creatinine ratio in mass units (mg/mg); the pediatric rule",
     ),
 )
 # fmt: on
