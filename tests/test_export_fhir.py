@@ -181,3 +181,39 @@ def test_birth_dates_are_written_only_when_given() -> None:
     subject = _resources(document, "ResearchSubject")[0]
     assert subject["subject"]["reference"] == full_url("Patient", "RuMCeSS-RU-01")
     assert _schema_errors(document) == []
+
+
+def test_lab_reference_range_interpretation_and_graded_ctcae() -> None:
+    import pandas as pd
+
+    from trialdesk.outcomes.inputs import validate_labs
+
+    def row(code: str, test: str, value: str, unit: str, low: str, high: str) -> dict[str, Any]:
+        return {"patient_id": "NB-01", "date": "2026-03-02", "test_code": code, "test": test, "value": value,
+                "unit": unit, "lower_limit": low, "upper_limit": high, "toxicity_grade": None}
+
+    events = read_event_table(EXAMPLES / "nb-nk-2026-events.csv")
+    labs = validate_labs(pd.DataFrame([
+        # aPTT 60 s, ULN 35: 1.71 x ULN, CTCAE v5.0 grade 2 (">1.5 - 2.5 x ULN"); high
+        row("APTT", "aPTT", "60", "s", "25", "35"),
+        # ALT 130 U/L, ULN 40: grade 2 if the baseline was normal, lower if it was not: no grade
+        row("ALT", "ALT", "130", "U/L", "5", "40"),
+        # platelets 200 x 10^9/L within 150-400: normal, grade 0
+        row("PLAT", "Platelets", "200", "10^9/L", "150", "400"),
+    ]), events)
+    document = json.loads(bundle_json(fhir_bundle("NB-NK-2026", events, labs=labs)))
+    found = {o["code"]["text"]: o for o in _resources(document, "Observation")
+             if o["category"][0]["coding"][0]["code"] == "laboratory"}
+    aptt, alt, platelets = found["aPTT"], found["ALT"], found["Platelets"]
+    assert aptt["code"]["coding"][0]["code"] == "3173-2"  # fact dictionary: aPTT = LOINC 3173-2
+    assert aptt["referenceRange"] == [
+        {"low": {"value": 25.0, "unit": "s"}, "high": {"value": 35.0, "unit": "s"}}
+    ]
+    assert aptt["interpretation"][0]["coding"][0]["code"] == "H"
+    assert aptt["component"][0]["valueCodeableConcept"]["text"] == "CTCAE v5.0 grade 2"
+    assert alt["interpretation"][0]["coding"][0]["code"] == "H"
+    assert "component" not in alt
+    assert platelets["interpretation"][0]["coding"][0]["code"] == "N"
+    assert platelets["component"][0]["valueCodeableConcept"]["text"] == "CTCAE v5.0 grade 0"
+    assert unresolved_references(document) == []
+    assert _schema_errors(document) == []
