@@ -64,10 +64,33 @@ def test_grade_lab_with_baseline() -> None:
 
 
 def test_grade_lab_errors_are_one_line() -> None:
-    err = one_line_error(*run("grade", "lab", "--term", "Anemia", "--value", "7", "--unit", "mmol/L"))
-    assert "unit: unit 'mmol/L' not accepted for 'Anemia'" in err
+    err = one_line_error(*run("grade", "lab", "--term", "Anemia", "--value", "7", "--unit", "U/L"))
+    assert "unit: unit 'U/L' not accepted for 'Anemia'" in err
     err = one_line_error(*run("grade", "lab", "--term", "Pain", "--value", "1", "--unit", "x"))
     assert "no CTCAE v5.0 lab table for 'Pain'" in err
+
+
+def test_grade_lab_asks_about_anticoagulation() -> None:
+    # CTCAE v5.0 INR increased: ">1.5 - 2.5; >1.5 - 2.5 x baseline if on anticoagulation";
+    # 2.0 on a baseline of 1.6 is 1.25 x baseline (grade 1) but 2.0 absolute (grade 2).
+    args = ("grade", "lab", "--term", "INR increased", "--value", "2.0", "--unit", "", "--baseline", "1.6")
+    code, out, _ = run(*args)
+    assert code == 0
+    assert out.splitlines()[0].endswith("grade not decided, one of 1, 2; needs anticoagulation")
+    code, out, _ = run(*args, "--anticoagulation")
+    assert code == 0 and out.splitlines()[0].endswith("grade 1")
+    code, out, _ = run(*args, "--no-anticoagulation", "--json")
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["grade"] == 2 and "baseline not used" in answer["rule"]
+
+
+def test_grade_lab_lists_what_could_raise_the_grade() -> None:
+    code, out, _ = run("grade", "lab", "--term", "Hyperkalemia", "--value", "5.7", "--unit", "mmol/L",
+                       "--uln", "5.0")
+    assert code == 0
+    assert "grade 2" in out.splitlines()[0]
+    assert "grade 3 if hospitalization indicated" in out
 
 
 def test_grade_lab_usage_error_exit_2() -> None:

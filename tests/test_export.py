@@ -16,6 +16,7 @@ from trialdesk.outcomes.export_fhir import (
     GRADE_CONCEPTS,
     bundle_json,
     fhir_bundle,
+    full_url,
     parse_bundle,
 )
 from trialdesk.outcomes.export_sdtm import (
@@ -340,7 +341,7 @@ def test_fhir_bundle_round_trips_through_the_library(
     subject = by_type["ResearchSubject"][1]
     assert subject["assignedComparisonGroup"] == "B"
     assert subject["period"] == {"start": "2026-03-10", "end": "2026-06-01"}
-    assert subject["subject"]["reference"] == "Patient/NB-NK-2026-002"
+    assert subject["subject"]["reference"] == full_url("Patient", "NB-NK-2026-002")
     fever, sepsis = by_type["AdverseEvent"]
     grade = fever["extension"][0]
     assert grade["url"] == AE_GRADE_EXTENSION
@@ -351,11 +352,14 @@ def test_fhir_bundle_round_trips_through_the_library(
         "autologous NK cells",
     ]
     assert sepsis["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "C48275"
+    # CTCAE v5.0 term list: Sepsis = MedDRA 10040047, NCIt C143827
     assert sepsis["code"]["coding"][0] == {
-        "system": "https://www.meddra.org",
+        "system": "http://terminology.hl7.org/CodeSystem/mdr",
+        "version": "20.1",
         "code": "10040047",
         "display": "Sepsis",
     }
+    assert sepsis["code"]["coding"][1]["code"] == "C143827"
     observations = {o["code"]["text"]: o for o in by_type["Observation"]}
     assert observations["Best overall response"]["valueCodeableConcept"]["text"] == "PR"
     assert observations["Overall response at time point"]["effectiveDateTime"] == "2026-04-12"

@@ -118,6 +118,18 @@ NEUTROPENIA = {
 }
 
 
+def test_inr_in_an_adverse_event_document_asks_about_anticoagulation() -> None:
+    # CTCAE v5.0 INR increased: ">1.5 - 2.5; >1.5 - 2.5 x baseline if on anticoagulation";
+    # 2.0 on a baseline of 1.6 (1.25 x) is grade 1 on anticoagulation, grade 2 without.
+    lab = {"term": "INR increased", "value": 2.0, "unit": "", "baseline": 1.6, "date": "2026-12-11"}
+    doc = {**NEUTROPENIA, "labs": [lab]}
+    assert check_document(doc, P).labs[0].grade.possible_grades == (1, 2)
+    on = {**doc, "labs": [{**lab, "anticoagulation": True}]}
+    assert check_document(on, P).labs[0].grade.grade == 1
+    off = {**doc, "labs": [{**lab, "anticoagulation": False}]}
+    assert check_document(off, P).labs[0].grade.grade == 2
+
+
 def test_grade_4_neutropenia_before_a_dit_course_delays_it_and_everything_after() -> None:
     check = check_document(NEUTROPENIA, P)
     assert check.labs[0].grade.grade == 4  # 400/mm³ < 500: CTCAE v5.0 grade 4

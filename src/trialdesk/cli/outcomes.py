@@ -455,7 +455,8 @@ def export_cmd(
         ident = inputs.protocol.registry.identification
         bundle = fhir_bundle(inputs.compiled.id, inputs.events, title=inputs.protocol.title,
                              nct_id=ident.nct_id, conditions=tuple(inputs.protocol.registry.conditions),
-                             arm_labels=inputs.arm_labels, aes=inputs.aes, measurements=inputs.measurements)
+                             arm_labels=inputs.arm_labels, aes=inputs.aes, measurements=inputs.measurements,
+                             labs=inputs.labs, exposure=inputs.exposure)
         data = bundle_json(bundle)
         parse_bundle(data)  # what is written must parse back
         files = {"bundle.json": data}

@@ -63,20 +63,33 @@ def grade_lab_cmd(
     baseline: Annotated[float | None, typer.Option("--baseline", help="Baseline value (same unit).")] = None,
     symptomatic: Annotated[bool | None, typer.Option("--symptomatic/--asymptomatic",
                                                       help="Symptoms, where the term needs them.")] = None,
+    anticoagulation: Annotated[bool | None, typer.Option(
+        "--anticoagulation/--no-anticoagulation",
+        help="On anticoagulation (INR is then graded x baseline); unset leaves it open.")] = None,
+    physiologic: Annotated[bool | None, typer.Option(
+        "--physiologic-consequences/--no-physiologic-consequences",
+        help="Physiologic consequences, where the term needs them (hyperuricemia).")] = None,
+    bleeding: Annotated[bool | None, typer.Option("--bleeding/--no-bleeding",
+                                                   help="Bleeding (aPTT, INR grade 3).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Grade a lab value by CTCAE v5.0 (an undecided grade lists the possible ones)."""
     from trialdesk.clinical.ctcae import grade_lab
 
-    g = grade_lab(term, value, unit, lln=lln, uln=uln, baseline=baseline, symptomatic=symptomatic)
+    g = grade_lab(term, value, unit, lln=lln, uln=uln, baseline=baseline, symptomatic=symptomatic,
+                  anticoagulation=anticoagulation, physiologic_consequences=physiologic, bleeding=bleeding)
     if as_json:
         typer.echo(json.dumps({"term": g.term, "value": g.value, "unit": g.unit, "grade": g.grade,
                                "possible_grades": list(g.possible_grades), "rule": g.rule,
-                               "missing": list(g.missing), "ctcae_version": g.ctcae_version,
-                               "source": g.source}, indent=2, ensure_ascii=False))
+                               "missing": list(g.missing), "raised_if": list(g.raised_if),
+                               "ctcae_version": g.ctcae_version, "source": g.source},
+                              indent=2, ensure_ascii=False))
         return
-    _grade_line(_console(), f"{g.term} {g.value:g} {g.unit} (CTCAE v{g.ctcae_version})", g.grade,
+    console = _console()
+    _grade_line(console, f"{g.term} {g.value:g} {g.unit} (CTCAE v{g.ctcae_version})", g.grade,
                 g.possible_grades, g.rule, g.source, g.missing)
+    for criterion in g.raised_if:
+        _say(console, f"  for the clinician: {criterion}", "yellow")
 
 
 @grade_app.command("fever")

@@ -2,9 +2,9 @@
 
 Source: NCI Common Terminology Criteria for Adverse Events (CTCAE) v5.0, published
 27 Nov 2017 (https://ctep.cancer.gov/protocoldevelopment/electronic_applications/ctc.htm).
-The lab bands, their wording and their edges (which end of a band is inclusive) are those
-of pharmaverse/admiral ``data-raw/adlb_grading/ncictcaev5.json``, which reproduces the v5.0
-text; e.g. neutrophils grade 2 is "<1.5 x 10e9/L", so 1.5 x 10^9/L itself is grade 1.
+The lab bands are read from the v5.0 grade text (``ctcae_lab``, where the conventions
+for edges, units and clinical criteria are written down); the band engine is
+``ctcae_bands``; MedDRA codes and SOCs of every term are in ``ctcae_codes``.
 
 Only v5.0 lives here. CTCAE v6.0 (NCI, 22 Jul 2025) moved several thresholds (neutrophils
 one grade up, "Platelet count decreased" replaced by "Thrombocytopenia", ALT/AST with an
@@ -12,8 +12,10 @@ abnormal baseline, sepsis grade 3), so a record graded under another version mus
 checked against these tables.
 
 A lab grade is *proposed* from the number. Where the v5.0 text also needs a clinical fact
-(symptoms, a baseline, a reference limit) that is not given, the result is unknown and
-lists the grades still possible; nothing is guessed.
+(symptoms, a baseline, a reference limit, anticoagulation) that is not given, the result
+is unknown and lists the grades still possible; nothing is guessed. Non-numeric "or"
+criteria that could raise the grade ("hospitalization indicated") are listed in
+``raised_if``.
 
 >>> grade_lab("Neutrophil count decreased", 800, "/mm3", lln=1800).grade
 3
@@ -24,19 +26,48 @@ lists the grades still possible; nothing is guessed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from itertools import pairwise
 from typing import Final
 
-from trialdesk.errors import ClinicalError, SafetyError
+from trialdesk.clinical.ctcae_bands import Band, BandTable, Bound, Outcome, Ref, band, evaluate, table
+from trialdesk.clinical.ctcae_lab import (
+    CLINICIAN_GRADED,
+    LAB_SOURCE,
+    LAB_TERMS,
+    LabTerm,
+    grade_term,
+    raise_by_facts,
+    raised_if,
+)
+from trialdesk.errors import ClinicalError, SafetyError, UnitError
+
+__all__ = [
+    "CLINICIAN_GRADED",
+    "CTCAE_VERSION",
+    "LAB_SOURCE",
+    "SOURCE",
+    "Band",
+    "BandTable",
+    "Bound",
+    "GradeDefinition",
+    "LabGrade",
+    "LabTerm",
+    "Ref",
+    "TermDefinition",
+    "canonical_term",
+    "grade_definitions",
+    "grade_fever",
+    "grade_lab",
+    "known_terms",
+    "lab_terms",
+    "term_definition",
+    "validate_grade",
+]
 
 CTCAE_VERSION: Final = "5.0"
 SOURCE: Final = "NCI CTCAE v5.0 (27 Nov 2017)"
-LAB_SOURCE: Final = (
-    "NCI CTCAE v5.0 (27 Nov 2017); bands as in pharmaverse/admiral data-raw/adlb_grading/ncictcaev5.json"
-)
+_LIFE: Final = "Life-threatening consequences; urgent intervention indicated"
 
 
 # --------------------------------------------------------------------------- result types
@@ -48,7 +79,9 @@ class LabGrade:
 
     ``grade`` is None when the inputs leave more than one grade possible; then
     ``possible_grades`` lists them and ``missing`` names the inputs that would decide.
-    ``value`` and ``unit`` are in the term's canonical unit.
+    ``value`` and ``unit`` are in the term's canonical unit. ``raised_if`` lists the
+    clinical criteria of the text that would give a higher grade whatever the value
+    ("grade 3 if hospitalization indicated"): for the clinician to confirm, never assumed.
     """
 
     term: str
@@ -60,6 +93,7 @@ class LabGrade:
     missing: tuple[str, ...] = ()
     source: str = LAB_SOURCE
     ctcae_version: str = CTCAE_VERSION
+    raised_if: tuple[str, ...] = ()
 
     @property
     def known(self) -> bool:
@@ -91,287 +125,6 @@ class TermDefinition:
     @property
     def allowed_grades(self) -> tuple[int, ...]:
         return tuple(d.grade for d in self.grades)
-
-
-# --------------------------------------------------------------------------- band tables
-
-
-class Ref(StrEnum):
-    """What a band edge is a multiple of."""
-
-    ABSOLUTE = "absolute"
-    LLN = "lln"
-    ULN = "uln"
-    BASELINE = "baseline"
-
-
-@dataclass(frozen=True)
-class Bound:
-    """One edge of a band: ``multiple`` x the reference value (1 for absolute edges)."""
-
-    multiple: Decimal
-    ref: Ref
-    inclusive: bool
-
-
-def _edge(text: str, inclusive: bool) -> Bound | None:
-    text = text.strip()
-    if text in ("-inf", "inf"):
-        return None
-    number, _, ref = text.partition("x")
-    return Bound(Decimal(number), Ref(ref.casefold()) if ref else Ref.ABSOLUTE, inclusive)
-
-
-@dataclass(frozen=True)
-class Band:
-    """The values that give ``grade``: ``lower`` < (or <=) value < (or <=) ``upper``.
-
-    ``interval`` is the band as written in the table, e.g. ``"[1.0, 1.5)"`` or
-    ``"(3.0xULN, 5.0xULN]"``. ``condition`` is a clinical fact the band also needs,
-    e.g. ``("symptomatic", True)``. ``text`` overrides the grade's definition when one
-    grade has several bands.
-    """
-
-    grade: int
-    interval: str
-    lower: Bound | None
-    upper: Bound | None
-    condition: tuple[str, bool] | None = None
-    text: str | None = None
-
-    def contains(self, value: Decimal, refs: Mapping[Ref, Decimal], flags: Mapping[str, bool]) -> bool | None:
-        """True or False, or None when a reference value it needs is missing."""
-        if self.condition is not None and flags[self.condition[0]] != self.condition[1]:
-            return False
-        undecided = False
-        for bound, is_lower in ((self.lower, True), (self.upper, False)):
-            if bound is None:
-                continue
-            ref = refs.get(bound.ref)
-            if ref is None:
-                undecided = True
-                continue
-            edge = bound.multiple * ref
-            if is_lower:
-                inside = value >= edge if bound.inclusive else value > edge
-            else:
-                inside = value <= edge if bound.inclusive else value < edge
-            if not inside:
-                return False
-        return None if undecided else True
-
-    def refs_needed(self) -> set[Ref]:
-        return {b.ref for b in (self.lower, self.upper) if b is not None} - {Ref.ABSOLUTE}
-
-
-def _band(grade: int, interval: str, text: str | None = None, when: tuple[str, bool] | None = None) -> Band:
-    """A band from interval notation: ``[`` ``]`` inclusive, ``(`` ``)`` exclusive."""
-    low, high = interval[1:-1].split(",")
-    lower = _edge(low, inclusive=interval[0] == "[")
-    upper = _edge(high, inclusive=interval[-1] == "]")
-    return Band(grade, interval, lower, upper, when, text)
-
-
-@dataclass(frozen=True)
-class BandTable:
-    """The bands of one grading rule; a value in no band is grade 0 (``zero_text``)."""
-
-    label: str
-    bands: tuple[Band, ...]
-    zero_text: str
-
-
-def _table(label: str, zero_text: str, *bands: Band) -> BandTable:
-    return BandTable(label, bands, zero_text)
-
-
-@dataclass(frozen=True)
-class LabTerm:
-    """A lab-defined CTCAE v5.0 term.
-
-    ``units`` maps each accepted unit (normalised spelling) to the factor that brings a
-    value into ``unit``; factors are exact powers of ten, so nothing is rounded.
-    ``abnormal_baseline`` replaces ``table`` when the baseline value is above ULN;
-    ``baseline_change`` is graded alongside ``table`` and the worse grade counts.
-    """
-
-    name: str
-    unit: str
-    units: Mapping[str, Decimal]
-    table: BandTable
-    definitions: Mapping[int, str]
-    abnormal_baseline: BandTable | None = None
-    baseline_change: BandTable | None = None
-    note: str = ""
-    source: str = LAB_SOURCE
-
-
-def _units(factor: str, *names: str) -> dict[str, Decimal]:
-    return dict.fromkeys(names, Decimal(factor))
-
-
-# Cell counts: 1/mm3 = 1/uL = 10^-3 x 10^9/L. Hb: 1 g/dL = 10 g/L. Na+ and K+ are
-# monovalent, so 1 mEq/L = 1 mmol/L exactly.
-_CELLS: Final = {
-    **_units("1", "10^9/l", "10*9/l", "x10^9/l", "10e9/l", "10^3/ul", "10*3/ul", "k/ul"),
-    **_units("0.001", "/mm3", "/ul", "cells/mm3", "cells/ul"),
-}
-_HB: Final = {**_units("1", "g/l"), **_units("10", "g/dl")}
-_IONS: Final = _units("1", "mmol/l", "meq/l")
-# Terms graded as multiples of ULN or baseline: the ratio has no unit, so value, ULN and
-# baseline only have to share one of these units; nothing is converted.
-_ENZYME: Final = _units("1", "u/l", "iu/l", "ukat/l")
-_BILIRUBIN: Final = _units("1", "mg/dl", "umol/l")
-_CREATININE: Final = _units("1", "mg/dl", "umol/l", "mmol/l")
-_SECONDS: Final = _units("1", "s", "sec", "seconds")
-_RATIO: Final = _units("1", "", "1", "ratio", "inr")
-
-_LIFE: Final = "Life-threatening consequences; urgent intervention indicated"
-
-
-def _times(ref: str, edges: Iterable[str], *, first_inclusive: bool = False) -> tuple[Band, ...]:
-    """Consecutive bands ``(e0, e1], (e1, e2], ..., (en, inf)`` in multiples of ``ref``."""
-    cuts = [*edges]
-    bands = []
-    for grade, (low, high) in enumerate(zip(cuts, [*cuts[1:], "inf"], strict=True), start=1):
-        left = "[" if grade == 1 and first_inclusive else "("
-        right = ")" if high == "inf" else "]"
-        upper = "inf" if high == "inf" else f"{high}x{ref}"
-        bands.append(_band(grade, f"{left}{low}x{ref}, {upper}{right}"))
-    return tuple(bands)
-
-
-def _hepatic(
-    name: str,
-    unit: str,
-    units: Mapping[str, Decimal],
-    uln: tuple[str, ...],
-    base: tuple[str, ...],
-    *,
-    base_inclusive: bool,
-) -> LabTerm:
-    """ALT, AST, ALP or bilirubin: x ULN if the baseline was normal, x baseline if abnormal.
-
-    ``uln`` and ``base`` are the lower edges of grades 1-4; ``base_inclusive`` says whether
-    the x-baseline grade 1 edge is inclusive ("1.5 - 3.0 x baseline") or not
-    (">1.0 - 1.5 x baseline"), as in admiral ncictcaev5.json. The v5.0 wording is rebuilt
-    from the same edges, so text and bands cannot drift apart.
-    """
-
-    def wording(edges: tuple[str, ...], first: str) -> list[str]:
-        ranges = [f">{lo} - {hi}" for lo, hi in pairwise(edges[1:])]
-        return [f"{first} - {edges[1]}", *ranges, f">{edges[-1]}"]
-
-    first_base = base[0] if base_inclusive else f">{base[0]}"
-    definitions = {
-        grade: f"{u} x ULN if baseline was normal; {b} x baseline if baseline was abnormal"
-        for grade, (u, b) in enumerate(
-            zip(wording(uln, ">ULN"), wording(base, first_base), strict=True), start=1
-        )
-    }
-    return LabTerm(
-        name,
-        unit,
-        units,
-        BandTable("baseline normal, x ULN", _times("ULN", uln), "not above ULN"),
-        definitions,
-        abnormal_baseline=BandTable(
-            "baseline abnormal, x baseline",
-            _times("baseline", base, first_inclusive=base_inclusive),
-            f"below the grade 1 edge of {base[0]} x an abnormal baseline",
-        ),
-    )
-
-
-# fmt: off
-_LAB_TERMS: Final[tuple[LabTerm, ...]] = (
-    LabTerm(
-        "Neutrophil count decreased", "10^9/L", _CELLS,
-        _table("absolute count", "not below LLN",
-               _band(1, "[1.5, 1xLLN)"), _band(2, "[1.0, 1.5)"),
-               _band(3, "[0.5, 1.0)"), _band(4, "(-inf, 0.5)")),
-        {1: "<LLN - 1500/mm3; <LLN - 1.5 x 10e9/L", 2: "<1500 - 1000/mm3; <1.5 - 1.0 x 10e9/L",
-         3: "<1000 - 500/mm3; <1.0 - 0.5 x 10e9/L", 4: "<500/mm3; <0.5 x 10e9/L"},
-    ),
-    LabTerm(
-        "Platelet count decreased", "10^9/L", _CELLS,
-        _table("absolute count", "not below LLN",
-               _band(1, "[75, 1xLLN)"), _band(2, "[50, 75)"),
-               _band(3, "[25, 50)"), _band(4, "(-inf, 25)")),
-        {1: "<LLN - 75,000/mm3; <LLN - 75.0 x 10e9/L",
-         2: "<75,000 - 50,000/mm3; <75.0 - 50.0 x 10e9/L",
-         3: "<50,000 - 25,000/mm3; <50.0 - 25.0 x 10e9/L", 4: "<25,000/mm3; <25.0 x 10e9/L"},
-    ),
-    LabTerm(
-        "Anemia", "g/L", _HB,
-        _table("haemoglobin", "not below LLN",
-               _band(1, "[100, 1xLLN)"), _band(2, "[80, 100)"), _band(3, "(-inf, 80)")),
-        {1: "Hgb <LLN - 10.0 g/dL; <LLN - 6.2 mmol/L; <LLN - 100 g/L",
-         2: "Hgb <10.0 - 8.0 g/dL; <6.2 - 4.9 mmol/L; <100 - 80 g/L",
-         3: "Hgb <8.0 g/dL; <4.9 mmol/L; <80 g/L; transfusion indicated", 4: _LIFE, 5: "Death"},
-        # The v5.0 mmol/L edges (6.2, 4.9) are not a power-of-ten conversion of the g/dL
-        # edges, so mmol/L is refused rather than converted.
-        note="grades 4 and 5 are clinical, not set by the haemoglobin value",
-    ),
-    _hepatic("Alanine aminotransferase increased", "U/L", _ENZYME,
-             ("1", "3.0", "5.0", "20.0"), ("1.5", "3.0", "5.0", "20.0"), base_inclusive=True),
-    _hepatic("Aspartate aminotransferase increased", "U/L", _ENZYME,
-             ("1", "3.0", "5.0", "20.0"), ("1.5", "3.0", "5.0", "20.0"), base_inclusive=True),
-    _hepatic("Alkaline phosphatase increased", "U/L", _ENZYME,
-             ("1", "2.5", "5.0", "20.0"), ("2.0", "2.5", "5.0", "20.0"), base_inclusive=True),
-    _hepatic("Blood bilirubin increased", "mg/dL", _BILIRUBIN,
-             ("1", "1.5", "3.0", "10.0"), ("1.0", "1.5", "3.0", "10.0"), base_inclusive=False),
-    LabTerm(
-        "Creatinine increased", "mg/dL", _CREATININE,
-        BandTable("x ULN", _times("ULN", ("1", "1.5", "3.0", "6.0")), "not above ULN"),
-        {1: ">ULN - 1.5 x ULN", 2: ">1.5 - 3.0 x baseline; >1.5 - 3.0 x ULN",
-         3: ">3.0 baseline; >3.0 - 6.0 x ULN", 4: ">6.0 x ULN"},
-        baseline_change=_table("x baseline", "not above 1.5 x baseline",
-                               _band(2, "(1.5xbaseline, 3.0xbaseline]"),
-                               _band(3, "(3.0xbaseline, inf)")),
-    ),
-    LabTerm(
-        "Hyponatremia", "mmol/L", _IONS,
-        # The integer ranges 125-129 and 120-124 are read as half-open intervals so that
-        # no value (e.g. 129.5) falls between two bands.
-        _table("serum sodium", "not below LLN",
-               _band(1, "[130, 1xLLN)"),
-               _band(2, "[125, 130)", "125-129 mmol/L and asymptomatic", ("symptomatic", False)),
-               _band(3, "[125, 130)", "125-129 mmol/L symptomatic", ("symptomatic", True)),
-               _band(3, "[120, 125)", "120-124 mmol/L regardless of symptoms"),
-               _band(4, "(-inf, 120)")),
-        {1: "<LLN - 130 mmol/L", 2: "125-129 mmol/L and asymptomatic",
-         3: "125-129 mmol/L symptomatic; 120-124 mmol/L regardless of symptoms",
-         4: "<120 mmol/L; life-threatening consequences", 5: "Death"},
-    ),
-    LabTerm(
-        "Hypokalemia", "mmol/L", _IONS,
-        _table("serum potassium", "not below LLN",
-               _band(1, "[3.0, 1xLLN)", when=("symptomatic", False)),
-               _band(2, "[3.0, 1xLLN)", when=("symptomatic", True)),
-               _band(3, "[2.5, 3.0)"), _band(4, "(-inf, 2.5)")),
-        {1: "<LLN - 3.0 mmol/L", 2: "Symptomatic with <LLN - 3.0 mmol/L; intervention indicated",
-         3: "<3.0 - 2.5 mmol/L; hospitalization indicated",
-         4: "<2.5 mmol/L; life-threatening consequences", 5: "Death"},
-    ),
-    LabTerm(
-        "Activated partial thromboplastin time prolonged", "s", _SECONDS,
-        BandTable("x ULN", _times("ULN", ("1", "1.5", "2.5")), "not above ULN"),
-        {1: ">ULN - 1.5 x ULN", 2: ">1.5 - 2.5 x ULN", 3: ">2.5 x ULN; bleeding"},
-        note="grade 3 is also given for bleeding, whatever the value",
-    ),
-    LabTerm(
-        "INR increased", "1", _RATIO,
-        _table("absolute INR", "not above 1.2",
-               _band(1, "(1.2, 1.5]"), _band(2, "(1.5, 2.5]"), _band(3, "(2.5, inf)")),
-        {1: ">1.2 - 1.5; >1 - 1.5 x baseline if on anticoagulation; monitoring only indicated",
-         2: ">1.5 - 2.5; >1.5 - 2.5 x baseline if on anticoagulation; dose adjustment indicated",
-         3: ">2.5; >2.5 times above baseline if on anticoagulation"},
-        # The x baseline rule needs the anticoagulation status, which is clinical.
-        note="absolute rule only: for a patient on anticoagulation v5.0 grades x baseline",
-    ),
-)
-# fmt: on
 
 
 # --------------------------------------------------------------------------- clinical terms
@@ -534,7 +287,9 @@ def _key(term: str) -> str:
     return " ".join(term.split()).casefold()
 
 
-_LAB_BY_KEY: Final = {_key(t.name): t for t in _LAB_TERMS}
+_LAB_BY_KEY: Final[dict[str, tuple[LabTerm, ...]]] = {}
+for _spec in LAB_TERMS:
+    _LAB_BY_KEY[_key(_spec.key_name)] = (*_LAB_BY_KEY.get(_key(_spec.key_name), ()), _spec)
 # Short names people type for lab terms; results always carry the CTCAE name.
 _LAB_ALIASES: Final = {
     "alt increased": "Alanine aminotransferase increased",
@@ -549,7 +304,7 @@ _DEFINITIONS_BY_KEY: Final[dict[str, TermDefinition]] = {
             t.source,
             t.note,
         )
-        for t in _LAB_TERMS
+        for t in LAB_TERMS
     },
     **{_key(t.term): t for t in _CLINICAL_TERMS},
 }
@@ -564,7 +319,7 @@ def lab_terms() -> tuple[str, ...]:
     >>> "Anemia" in lab_terms()
     True
     """
-    return tuple(t.name for t in _LAB_TERMS)
+    return tuple(dict.fromkeys(t.key_name for t in LAB_TERMS))
 
 
 def known_terms() -> tuple[str, ...]:
@@ -628,94 +383,6 @@ def validate_grade(term: str, grade: int) -> int:
 # --------------------------------------------------------------------------- lab grading
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """Grades still possible under one rule, the rule text when only one is, and why not."""
-
-    possible: frozenset[int]
-    text: str | None
-    missing: frozenset[str] = field(default_factory=frozenset)
-
-
-def _union(a: _Outcome, b: _Outcome, *, decides: str | None = None) -> _Outcome:
-    possible = a.possible | b.possible
-    if len(possible) == 1:
-        return _Outcome(possible, a.text or b.text)
-    extra = {decides} if decides and a.possible != b.possible else set()
-    return _Outcome(possible, None, a.missing | b.missing | extra)
-
-
-def _describe(band: Band, table: BandTable, definitions: Mapping[int, str]) -> str:
-    text = band.text or definitions.get(band.grade, "")
-    return f"grade {band.grade}: {text} [{table.label}: {band.interval}]"
-
-
-def _evaluate(
-    table: BandTable,
-    value: Decimal,
-    refs: Mapping[Ref, Decimal],
-    flags: Mapping[str, bool | None],
-    definitions: Mapping[int, str],
-) -> _Outcome:
-    for band in table.bands:
-        if band.condition is not None and flags.get(band.condition[0]) is None:
-            # Grade both ways; the fact only matters if the two answers differ.
-            name = band.condition[0]
-            yes = _evaluate(table, value, refs, {**flags, name: True}, definitions)
-            no = _evaluate(table, value, refs, {**flags, name: False}, definitions)
-            return _union(yes, no, decides=name)
-    known_flags = {k: v for k, v in flags.items() if v is not None}
-    hits: list[Band] = []
-    open_bands: list[Band] = []
-    for band in table.bands:
-        inside = band.contains(value, refs, known_flags)
-        if inside:
-            hits.append(band)
-        elif inside is None:
-            open_bands.append(band)
-    if hits:
-        best = max(hits, key=lambda b: b.grade)
-        return _Outcome(frozenset({best.grade}), _describe(best, table, definitions))
-    if not open_bands:
-        return _Outcome(frozenset({0}), f"grade 0: {table.zero_text} [{table.label}]")
-    missing = {r.value for b in open_bands for r in b.refs_needed() if r not in refs}
-    return _Outcome(frozenset({0, *(b.grade for b in open_bands)}), None, frozenset(missing))
-
-
-def _grade_term(
-    spec: LabTerm, value: Decimal, refs: Mapping[Ref, Decimal], flags: Mapping[str, bool | None]
-) -> _Outcome:
-    normal = _evaluate(spec.table, value, refs, flags, spec.definitions)
-    if spec.abnormal_baseline is not None:
-        uln, baseline = refs.get(Ref.ULN), refs.get(Ref.BASELINE)
-        if uln is None:
-            abnormal = _evaluate(spec.abnormal_baseline, value, refs, flags, spec.definitions)
-            merged = _union(normal, abnormal)
-            return _Outcome(merged.possible, merged.text, merged.missing | {"uln"})
-        if baseline is None:
-            top = max(normal.possible)
-            if top == 0:
-                return normal
-            # An abnormal baseline lies above ULN and each x-baseline edge is at least
-            # the x-ULN edge of the same grade, so that rule can only give this grade
-            # or a lower one.
-            return _Outcome(frozenset(range(top + 1)), None, frozenset({"baseline"}))
-        if baseline > uln:
-            return _evaluate(spec.abnormal_baseline, value, refs, flags, spec.definitions)
-        return normal
-    if spec.baseline_change is not None:
-        # Creatinine: x ULN and x baseline are both graded; the worse grade counts.
-        change = _evaluate(spec.baseline_change, value, refs, flags, spec.definitions)
-        possible = frozenset(max(a, b) for a in normal.possible for b in change.possible)
-        if len(possible) > 1:
-            return _Outcome(possible, None, normal.missing | change.missing)
-        (grade,) = possible
-        if grade == 0:
-            return _Outcome(possible, f"{normal.text}; {change.text}")
-        return _Outcome(possible, normal.text if max(normal.possible) == grade else change.text)
-    return normal
-
-
 def _decimal(raw: object, name: str, *, positive: bool = False) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal):
         raise ClinicalError(f"must be a number, got {raw!r}", where=name)
@@ -737,15 +404,48 @@ def _normalise_unit(unit: str) -> str:
     return unit.replace(" ", "").replace("×", "x").casefold()
 
 
-def _lab_term(term: str) -> LabTerm:
+def _lab_variants(term: str) -> tuple[LabTerm, ...]:
     key = _key(term)
-    spec = _LAB_BY_KEY.get(key) or _LAB_BY_KEY.get(_key(_LAB_ALIASES.get(key, "")))
-    if spec is None:
+    found = _LAB_BY_KEY.get(key) or _LAB_BY_KEY.get(_key(_LAB_ALIASES.get(key, "")))
+    if found is None:
         known = ", ".join(lab_terms())
         raise ClinicalError(
             f"no CTCAE v{CTCAE_VERSION} lab table for {term!r}; lab terms: {known}", where="term"
         )
-    return spec
+    return found
+
+
+def _pint_factor(unit: str, target: str) -> Decimal | None:
+    """The factor from ``unit`` to ``target`` when pint converts one into the other."""
+    from trialdesk.clinical.units import convert
+
+    try:
+        return Decimal(str(convert(1.0, unit, target)))
+    except UnitError:
+        return None
+
+
+def _lab_spec(term: str, unit: str) -> tuple[LabTerm, Decimal]:
+    """The table for ``term`` in the unit system of ``unit``, and the factor into its unit.
+
+    Listed spellings convert by exact factors; any other unit that pint converts into a
+    table's unit (``10^3/mL``, ``x10E3/uL``, ``mg/L``) is accepted for the terms graded on
+    an absolute scale. A unit that converts into none is refused, listing the accepted ones.
+    """
+    variants = _lab_variants(term)
+    spelled = _normalise_unit(unit)
+    for spec in variants:
+        if spelled in spec.units:
+            return spec, spec.units[spelled]
+    for spec in variants:
+        factor = _pint_factor(unit, spec.unit) if spec.convert and unit.strip() else None
+        if factor is not None and factor > 0:
+            return spec, factor
+    accepted = ", ".join(dict.fromkeys(repr(u) for spec in variants for u in spec.units))
+    also = " or any unit convertible to one of them" if any(s.convert for s in variants) else ""
+    raise ClinicalError(
+        f"unit {unit!r} not accepted for {variants[0].name!r}; accepted: {accepted}{also}", where="unit"
+    )
 
 
 Number = float | int | Decimal
@@ -760,60 +460,82 @@ def grade_lab(
     uln: Number | None = None,
     baseline: Number | None = None,
     symptomatic: bool | None = None,
+    anticoagulation: bool | None = None,
+    physiologic_consequences: bool | None = None,
+    bleeding: bool | None = None,
 ) -> LabGrade:
     """Propose the CTCAE v5.0 grade of a lab value.
 
-    ``lln``, ``uln`` and ``baseline`` are in the same unit as ``value``. Units convert
-    only by exact powers of ten (cells /mm3 -> 10^9/L; Hb g/dL -> g/L); terms graded as
-    multiples of ULN or baseline accept any listed unit unconverted. ALT, AST, ALP and
-    bilirubin use the x-baseline rule when ``baseline`` > ``uln``. A missing limit,
-    baseline or symptom status that could change the grade gives an unknown grade
-    listing the possible ones.
+    ``lln``, ``uln`` and ``baseline`` are in the same unit as ``value``. Terms graded on
+    an absolute scale accept any unit that converts into theirs (cells /mm3, 10^3/uL or
+    K/uL -> 10^9/L; Hb g/dL -> g/L); where CTCAE gives separate mg/dL and mmol/L edges,
+    the value is graded by the edges of its own unit system. Terms graded as multiples of
+    ULN or baseline accept any listed unit unconverted. ALT, AST, ALP, GGT and bilirubin
+    use the x-baseline rule when ``baseline`` > ``uln`` (fibrinogen when ``baseline`` <
+    ``lln``); INR is graded x baseline when on ``anticoagulation``. A missing limit,
+    baseline or clinical fact that could change the grade gives an unknown grade listing
+    the possible ones.
 
     >>> grade_lab("Hyponatremia", 127, "mmol/L", lln=135).possible_grades
     (2, 3)
     >>> grade_lab("ALT increased", 130, "U/L", uln=40, baseline=30).grade
     2
+    >>> grade_lab("INR increased", 2.0, "", baseline=1.5).possible_grades
+    (1, 2)
     """
-    spec = _lab_term(term)
-    factor = spec.units.get(_normalise_unit(unit))
-    if factor is None:
-        accepted = ", ".join(repr(u) for u in spec.units)
-        raise ClinicalError(
-            f"unit {unit!r} not accepted for {spec.name!r}; accepted: {accepted}", where="unit"
-        )
+    spec, factor = _lab_spec(term, unit)
     number = _decimal(value, "value") * factor
     refs: dict[Ref, Decimal] = {Ref.ABSOLUTE: Decimal(1)}
     limits = (("lln", lln, Ref.LLN), ("uln", uln, Ref.ULN), ("baseline", baseline, Ref.BASELINE))
     for name, raw, ref in limits:
         if raw is not None:
             refs[ref] = _decimal(raw, name, positive=True) * factor
-    outcome = _grade_term(spec, number, refs, {"symptomatic": symptomatic})
-    return _result(spec.name, number, spec.unit, outcome, spec.note, LAB_SOURCE)
+    flags = {
+        "symptomatic": symptomatic,
+        "anticoagulation": anticoagulation,
+        "physiologic_consequences": physiologic_consequences,
+        "bleeding": bleeding,
+    }
+    outcome = raise_by_facts(spec, grade_term(spec, number, refs, flags), flags)
+    note = spec.note
+    if spec.alternative is not None and flags.get(spec.alternative[0]) is False and baseline is not None:
+        note = ", ".join(filter(None, [note, f"baseline not used: no {spec.alternative[0]}"]))
+    higher = raised_if(spec, outcome.possible, flags) if outcome.possible != {0} else ()
+    return _result(spec.name, number, spec.unit, outcome, note, spec.source, higher)
 
 
-def _result(term: str, value: Decimal, unit: str, outcome: _Outcome, note: str, source: str) -> LabGrade:
+def _result(
+    term: str,
+    value: Decimal,
+    unit: str,
+    outcome: Outcome,
+    note: str,
+    source: str,
+    higher: tuple[str, ...] = (),
+) -> LabGrade:
     possible = tuple(sorted(outcome.possible))
     if len(possible) == 1:
         rule = f"{outcome.text} ({note})" if note else outcome.text or ""
-        return LabGrade(term, float(value), unit, possible[0], possible, rule, source=source)
+        return LabGrade(
+            term, float(value), unit, possible[0], possible, rule, source=source, raised_if=higher
+        )
     missing = tuple(sorted(outcome.missing))
     needed = " and ".join(missing) or "more information"
     rule = f"grade is one of {', '.join(map(str, possible))}: {needed} needed to decide"
-    return LabGrade(term, float(value), unit, None, possible, rule, missing, source)
+    return LabGrade(term, float(value), unit, None, possible, rule, missing, source, raised_if=higher)
 
 
 # --------------------------------------------------------------------------- fever
 
 # CTCAE v5.0 "Fever" (unchanged in v6.0): G1 38.0-39.0, G2 >39.0-40.0, G3 >40.0 for
 # <=24 h, G4 >40.0 for >24 h (degrees C). The 24 h split is the "over_24h" condition.
-_FEVER: Final = _table(
+_FEVER: Final = table(
     "body temperature",
     "below 38.0 degrees C, no fever",
-    _band(1, "[38.0, 39.0]"),
-    _band(2, "(39.0, 40.0]"),
-    _band(3, "(40.0, inf)", when=("over_24h", False)),
-    _band(4, "(40.0, inf)", when=("over_24h", True)),
+    band(1, "[38.0, 39.0]"),
+    band(2, "(39.0, 40.0]"),
+    band(3, "(40.0, inf)", when=("over_24h", False)),
+    band(4, "(40.0, inf)", when=("over_24h", True)),
 )
 _FEVER_HOURS: Final = Decimal(24)
 # Outside this range a "body temperature" is almost surely Fahrenheit or a typing error.
@@ -841,7 +563,7 @@ def grade_fever(temperature_c: Number, hours_above_40: Number | None = None) -> 
     if hours_above_40 is not None:
         over_24h = _decimal(hours_above_40, "hours_above_40") > _FEVER_HOURS
     definitions = grade_definitions("Fever")
-    outcome = _evaluate(_FEVER, temperature, {Ref.ABSOLUTE: Decimal(1)}, {"over_24h": over_24h}, definitions)
+    outcome = evaluate(_FEVER, temperature, {Ref.ABSOLUTE: Decimal(1)}, {"over_24h": over_24h}, definitions)
     if len(outcome.possible) > 1:
-        outcome = _Outcome(outcome.possible, None, frozenset({"hours_above_40"}))
+        outcome = Outcome(outcome.possible, None, frozenset({"hours_above_40"}))
     return _result("Fever", temperature, "Cel", outcome, "", SOURCE)

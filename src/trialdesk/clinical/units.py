@@ -54,7 +54,21 @@ _SPELLINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^\s*%\s*$"), "percent"),
     (re.compile(r"^\s*(?:iu|IU|ME)\s*$"), "IU"),
     (re.compile(r"^\s*(?:x\s*)?ULN\s*$", re.I), "ULN"),
+    # Thousands and millions per microlitre, as analysers print them (K/uL, thou/uL, M/uL).
+    (re.compile(r"^\s*(?:k|thou|thous)\s*/\s*(?:µl|ul|μl|mm3|mm³)\s*$", re.I), "tenpow3/uL"),
+    (re.compile(r"^\s*(?:m|mil|mill)\s*/\s*(?:µl|ul|μl|mm3|mm³)\s*$", re.I), "tenpow6/uL"),
 ]
+
+# Any other power of ten per volume: 10^3/mL, x10E3/uL, 10*3/mm3, ×10⁶/µL. The exponent
+# needs its operator (or superscript digits), so "109/L" is never read as 10^9/L here.
+_POWER_PER_VOLUME = re.compile(
+    r"^\s*(?:x|×|\*)?\s*10\s*(?:(?:\^|\*\*|\*|e)\s*(\d{1,2})|([⁰¹²³⁴⁵⁶⁷⁸⁹]{1,2}))"
+    r"\s*/\s*(l|dl|ml|µl|ul|μl|nl|pl|mm3|mm³|mm\^3)\s*$",
+    re.I,
+)
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+_VOLUME = {"l": "L", "dl": "dL", "ml": "mL", "µl": "uL", "ul": "uL", "μl": "uL", "nl": "nL", "pl": "pL",
+           "mm3": "mm**3", "mm³": "mm**3", "mm^3": "mm**3"}
 
 
 @lru_cache(maxsize=1)
@@ -69,6 +83,10 @@ def registry() -> pint.UnitRegistry:
     # "× upper limit of normal" is a pure ratio.
     ureg.define("ULN = [] = xULN")
     ureg.define("cell = [] = cells")
+    # Powers of ten as dimensionless units, so that "10^3/mL" is a unit and not a number
+    # times a unit (pint refuses scaling factors in unit expressions).
+    for exponent in range(1, 19):
+        ureg.define(f"tenpow{exponent} = 1e{exponent}")
     return ureg
 
 
@@ -83,7 +101,13 @@ def normalise_unit(text: str) -> str:
     for pattern, replacement in _SPELLINGS:
         if pattern.match(text):
             return replacement
-    return text.strip().replace("µ", "u").replace("μ", "u").replace("^", "**")
+    power = _POWER_PER_VOLUME.match(text)
+    if power:
+        exponent = int((power.group(1) or power.group(2)).translate(_SUPERSCRIPT))
+        volume = _VOLUME[power.group(3).casefold()]
+        return f"tenpow{exponent}/{volume}" if exponent else f"1/{volume}"
+    plain = text.strip().replace("µ", "u").replace("μ", "u").replace("^", "**")
+    return f"1{plain}" if plain.startswith("/") else plain
 
 
 def parse_unit(text: str, *, where: str | None = None) -> pint.Unit:

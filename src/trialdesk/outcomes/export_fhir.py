@@ -1,29 +1,47 @@
-"""FHIR R5 export: ResearchStudy, Patient, ResearchSubject, AdverseEvent and Observation.
+"""FHIR R5 export: ResearchStudy, Patient, ResearchSubject, AdverseEvent, Observation and
+MedicationAdministration, in one Bundle whose references all resolve inside it.
 
 Every resource is built as a ``fhir.resources`` model (pydantic), so constructing it
 validates it against the FHIR R5 (5.0.0) structure definitions the library ships;
 :func:`fhir_bundle` returns them in a ``collection`` Bundle and :func:`bundle_json`
-serialises it. What maps where:
+serialises it. Each entry's ``fullUrl`` is a ``urn:uuid:`` (a name-based UUID of the
+resource type and id, so the same input gives the same file) and every reference holds
+exactly that ``fullUrl`` (FHIR R5 §2.1.3.4 "Resolving references in Bundles"). What maps
+where:
 
 * **ResearchStudy** — the protocol: identifiers (trialdesk id, NCT number), title,
   conditions, one ``comparisonGroup`` per arm.
-* **Patient** — only an identifier: the event table holds nothing more about the person.
+* **Patient** — identifier; ``gender`` from the event table's ``sex`` (M/F); ``birthDate``
+  only when the caller passes it (the event table holds ages, never birth dates);
+  ``deceasedDateTime`` from the death date, else ``deceasedBoolean`` false.
 * **ResearchSubject** — one per patient: the study, the patient, the assigned arm
   (``assignedComparisonGroup`` = the arm's ``linkId``) and the period from enrolment to
   death or last contact.
-* **AdverseEvent** — term (with its MedDRA preferred term as text when given), onset and
-  resolution, seriousness (``adverse-event-seriousness``: serious / non-serious), outcome
-  as text, each agent as a ``suspectEntity`` with its attribution, and the CTCAE grade in
-  the ``ae-grade`` extension of the HL7 Adverse Event Clinical Research IG v1.0.1
-  (R5-based), coded with the NCI Thesaurus grade concepts of the HL7 value set
+* **AdverseEvent** — the CTCAE term coded with its MedDRA v20.1 LLT code (HL7 system
+  ``http://terminology.hl7.org/CodeSystem/mdr``) and NCIt code from the CTCAE v5.0 term
+  list, onset and resolution, seriousness (``adverse-event-seriousness``), outcome as
+  text, each agent as a ``suspectEntity`` with its attribution, and the CTCAE grade in the
+  ``ae-grade`` extension of the HL7 Adverse Event Clinical Research IG v1.0.1 (R5-based),
+  coded with the NCI Thesaurus grade concepts of the HL7 value set
   ``adverse-event-clinical-research-grades`` (C41338 … C41337, C48275).
-* **Observation** — best overall response per patient and each time-point response
+* **Observation** (laboratory) — category ``laboratory``, the test coded in LOINC from the
+  fact dictionary (CDISC LBTESTCD -> fact), the date, value and unit, the reference range,
+  an interpretation (L/N/H from the range; L or H from a CTCAE grade of 1 or more of a
+  "decreased"/"increased" term) and the CTCAE grade as a component.
+* **Observation** (response) — category ``imaging``; best overall response per patient
+  (effective over the follow-up period) and each time-point response
   (``valueCodeableConcept`` text CR, PR, …; ``method`` text INRC 2017 or RECIST 1.1).
+* **MedicationAdministration** — one per agent per course: the agent, the patient, the
+  dates, dose and route when given, and the ResearchSubject as supporting information.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -34,23 +52,30 @@ from fhir.resources.adverseevent import (
     AdverseEventSuspectEntity,
     AdverseEventSuspectEntityCausality,
 )
+from fhir.resources.annotation import Annotation
 from fhir.resources.bundle import Bundle, BundleEntry
 from fhir.resources.codeableconcept import CodeableConcept
+from fhir.resources.codeablereference import CodeableReference
 from fhir.resources.coding import Coding
 from fhir.resources.extension import Extension
 from fhir.resources.identifier import Identifier
-from fhir.resources.observation import Observation
+from fhir.resources.medicationadministration import MedicationAdministration, MedicationAdministrationDosage
+from fhir.resources.observation import Observation, ObservationComponent, ObservationReferenceRange
 from fhir.resources.patient import Patient
 from fhir.resources.period import Period
+from fhir.resources.quantity import Quantity
 from fhir.resources.reference import Reference
 from fhir.resources.researchstudy import ResearchStudy, ResearchStudyComparisonGroup
 from fhir.resources.researchsubject import ResearchSubject
 from fhir.resources.resource import Resource
 from pydantic import ValidationError
 
-from trialdesk.errors import OutcomeError
+from trialdesk.clinical.ctcae import grade_lab
+from trialdesk.clinical.ctcae_codes import MEDDRA_VERSION, term_codes
+from trialdesk.errors import OutcomeError, TrialdeskError
+from trialdesk.facts.dictionary import FACTS
 from trialdesk.outcomes.events import EventTable
-from trialdesk.outcomes.inputs import AdverseEvents, Measurements, TrialAdverseEvent
+from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements, TrialAdverseEvent
 
 FHIR_VERSION = "5.0.0"
 TRIALDESK_SYSTEM = "urn:trialdesk"
@@ -68,12 +93,49 @@ GRADE_CONCEPTS: dict[int, tuple[str, str]] = {
     5: ("C48275", "Grade 5 Death Related to Adverse Event"),
 }
 _CRITERIA = {"INRC": "INRC 2017", "RECIST": "RECIST 1.1"}
+# HL7 terminology: MedDRA, LOINC, observation categories and interpretations.
+MEDDRA_SYSTEM = "http://terminology.hl7.org/CodeSystem/mdr"
+LOINC_SYSTEM = "http://loinc.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+_INTERPRETATION = {"L": "Low", "N": "Normal", "H": "High"}
+# Fixed namespace of trialdesk's name-based resource UUIDs (a random uuid4, chosen once).
+_NAMESPACE = uuid.UUID("7d0c5f3e-2b0a-4f8e-9a55-3c1f4b2e6d10")
+#: CDISC LBTESTCD (SDTM CT codelist C65047) -> (fact with its LOINC code, CTCAE v5.0 term
+#: graded from it, interpretation a CTCAE grade >= 1 implies: L below LLN, H above ULN).
+LAB_TESTS: dict[str, tuple[str, str | None, str | None]] = {
+    "NEUT": ("anc", "Neutrophil count decreased", "L"),
+    "PLAT": ("platelets", "Platelet count decreased", "L"),
+    "HGB": ("hemoglobin", "Anemia", "L"),
+    "ALT": ("alt", "Alanine aminotransferase increased", "H"),
+    "AST": ("ast", "Aspartate aminotransferase increased", "H"),
+    "ALP": ("alp", "Alkaline phosphatase increased", "H"),
+    "BILI": ("bilirubin", "Blood bilirubin increased", "H"),
+    "CREAT": ("creatinine", "Creatinine increased", "H"),
+    "SODIUM": ("sodium", None, None),
+    "K": ("potassium", None, None),
+    "APTT": ("aptt", "Activated partial thromboplastin time prolonged", "H"),
+    "INR": ("inr", None, "H"),
+}
 
 
 def _id(text: str) -> str:
     """A FHIR id: letters, digits, '-' and '.', at most 64 characters."""
     cleaned = "".join(c if c.isalnum() or c in "-." else "-" for c in text)
     return cleaned[:64]
+
+
+def full_url(resource_type: str, resource_id: str) -> str:
+    """The ``urn:uuid:`` fullUrl of a resource: a name-based (v5) UUID of type and id.
+
+    >>> full_url("Patient", "NB-NK-2026-NB-01")
+    'urn:uuid:85e94c97-50ee-5084-aa67-fc5fb7d97737'
+    """
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, f'{resource_type}/{resource_id}')}"
+
+
+def _ref(resource_type: str, resource_id: str) -> Reference:
+    return Reference(reference=full_url(resource_type, _id(resource_id)))
 
 
 def _text(text: str) -> CodeableConcept:
@@ -86,6 +148,15 @@ def _date(value: Any) -> str | None:
     return pd.Timestamp(value).date().isoformat()
 
 
+def _category(code: str, display: str) -> list[CodeableConcept]:
+    return [CodeableConcept(coding=[Coding(system=OBSERVATION_CATEGORY, code=code, display=display)])]
+
+
+def _gender(sex: Any) -> str:
+    # FHIR administrative-gender; SDTM SEX M/F (anything else is not stated here).
+    return {"M": "male", "F": "female"}.get(str(sex or "").strip().upper(), "unknown")
+
+
 def fhir_bundle(
     study_id: str,
     events: EventTable,
@@ -96,13 +167,18 @@ def fhir_bundle(
     arm_labels: dict[str, str] | None = None,
     aes: AdverseEvents | None = None,
     measurements: Measurements | None = None,
+    labs: Labs | None = None,
+    exposure: Exposure | None = None,
+    birth_dates: Mapping[str, date | str] | None = None,
 ) -> Bundle:
     """Every resource of one trial's outcome data in a ``collection`` Bundle.
 
-    Raises :class:`OutcomeError` naming the resource if the library refuses one.
+    ``birth_dates`` (patient id -> date) is given only where the caller's role may see
+    birth dates; without it Patient has no ``birthDate``. Raises :class:`OutcomeError`
+    naming the resource if the library refuses one.
     """
     labels = arm_labels or {}
-    study_ref = f"ResearchStudy/{_id(study_id)}"
+    births = birth_dates or {}
     resources: list[Resource] = []
     try:
         identifiers = [Identifier(system=TRIALDESK_SYSTEM, value=study_id)]
@@ -115,21 +191,7 @@ def fhir_bundle(
                              for arm in events.arms] or None,
         ))
         for record in events.frame.to_dict(orient="records"):
-            patient = record["patient_id"]
-            patient_id = _id(f"{study_id}-{patient}")
-            resources.append(Patient(id=patient_id,
-                                     identifier=[Identifier(system=f"{TRIALDESK_SYSTEM}:{study_id}",
-                                                            value=patient)]))
-            end = record["death_date"] if not pd.isna(record["death_date"]) else record["last_contact_date"]
-            resources.append(ResearchSubject(
-                id=_id(f"{study_id}-{patient}-subject"), status="active",
-                study=Reference(reference=study_ref), subject=Reference(reference=f"Patient/{patient_id}"),
-                assignedComparisonGroup=_id(record["arm"]),
-                period=Period(start=_date(record["enrolment_date"]), end=_date(end)),
-            ))
-            if record["best_response"]:
-                resources.append(_response(study_id, patient, "best", "Best overall response",
-                                           record["best_response"], record["response_criteria"], None))
+            resources.extend(_patient(study_id, record, births.get(record["patient_id"])))
         if measurements is not None:
             criteria = dict(zip(events.frame["patient_id"], events.frame["response_criteria"], strict=True))
             for m in measurements.frame.to_dict(orient="records"):
@@ -138,36 +200,82 @@ def fhir_bundle(
                                                "Overall response at time point", m["overall_response"],
                                                criteria.get(m["patient_id"]), m["assessment_date"]))
         if aes is not None:
-            for index, record in enumerate(aes.records, start=1):
-                resources.append(_adverse_event(study_id, study_ref, index, record))
+            for index, ae_record in enumerate(aes.records, start=1):
+                resources.append(_adverse_event(study_id, index, ae_record))
+        if labs is not None:
+            for index, lab in enumerate(labs.frame.to_dict(orient="records"), start=1):
+                resources.append(_lab(study_id, index, lab))
+        if exposure is not None:
+            for index, given in enumerate(exposure.frame.to_dict(orient="records"), start=1):
+                resources.append(_administration(study_id, index, given))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise OutcomeError(f"{first['msg']} at {'.'.join(str(p) for p in first['loc'])}",
                            where=f"FHIR R5 {exc.title}") from None
-    return Bundle(type="collection", entry=[BundleEntry(resource=r, fullUrl=f"urn:trialdesk:"
-                                                        f"{r.get_resource_type()}/{r.id}")
-                                            for r in resources])
+    return Bundle(type="collection", entry=[
+        BundleEntry(resource=r, fullUrl=full_url(r.get_resource_type(), str(r.id))) for r in resources
+    ])
+
+
+def _patient(study: str, record: dict[str, Any], birth: date | str | None) -> list[Resource]:
+    patient = record["patient_id"]
+    patient_id = _id(f"{study}-{patient}")
+    death = _date(record.get("death_date"))
+    person = Patient(
+        id=patient_id,
+        identifier=[Identifier(system=f"{TRIALDESK_SYSTEM}:{study}", value=patient)],
+        gender=_gender(record.get("sex")),
+        birthDate=_date(birth),
+        deceasedDateTime=death,
+        deceasedBoolean=None if death else False,
+    )
+    end = record["death_date"] if death else record["last_contact_date"]
+    subject = ResearchSubject(
+        id=_id(f"{study}-{patient}-subject"), status="active",
+        study=_ref("ResearchStudy", study), subject=_ref("Patient", patient_id),
+        assignedComparisonGroup=_id(record["arm"]),
+        period=Period(start=_date(record["enrolment_date"]), end=_date(end)),
+    )
+    out: list[Resource] = [person, subject]
+    if record["best_response"]:
+        # Best overall response is a summary over the follow-up, so its effective time is
+        # that period (enrolment to death or last contact).
+        period = Period(start=_date(record["enrolment_date"]), end=_date(end))
+        out.append(_response(study, patient, "best", "Best overall response", record["best_response"],
+                             record["response_criteria"], None, period))
+    return out
 
 
 def _response(study: str, patient: str, key: str, name: str, value: str, criteria: str | None,
-              when: Any) -> Observation:
+              when: Any, period: Period | None = None) -> Observation:
     return Observation(
         id=_id(f"{study}-{patient}-response-{key}"), status="final", code=_text(name),
-        subject=Reference(reference=f"Patient/{_id(f'{study}-{patient}')}"),
-        focus=[Reference(reference=f"ResearchSubject/{_id(f'{study}-{patient}-subject')}")],
-        valueCodeableConcept=_text(value), effectiveDateTime=_date(when),
+        category=_category("imaging", "Imaging"),
+        subject=_ref("Patient", f"{study}-{patient}"),
+        focus=[_ref("ResearchSubject", f"{study}-{patient}-subject")],
+        valueCodeableConcept=_text(value), effectiveDateTime=_date(when), effectivePeriod=period,
         method=_text(_CRITERIA.get(criteria or "", criteria or "not stated")),
     )
 
 
-def _adverse_event(study: str, study_ref: str, index: int, record: TrialAdverseEvent) -> FhirAdverseEvent:
+def _grade_concept(grade: int, version: str = "5.0") -> CodeableConcept:
+    text = f"CTCAE v{version} grade {grade}"
+    if grade not in GRADE_CONCEPTS:
+        return CodeableConcept(text=text)
+    code, display = GRADE_CONCEPTS[grade]
+    return CodeableConcept(coding=[Coding(system=NCI_THESAURUS, code=code, display=display)], text=text)
+
+
+def _adverse_event(study: str, index: int, record: TrialAdverseEvent) -> FhirAdverseEvent:
     ae = record.event
-    code, display = GRADE_CONCEPTS[ae.grade]
-    grade = CodeableConcept(coding=[Coding(system=NCI_THESAURUS, code=code, display=display)],
-                            text=f"CTCAE v{ae.ctcae_version} grade {ae.grade}")
-    term = CodeableConcept(text=ae.term, coding=[Coding(system="https://www.meddra.org",
-                                                        code=ae.meddra_code, display=ae.meddra_term)]
-                           if ae.meddra_code else None)
+    codes = term_codes(ae.term)
+    codings = []
+    if codes is not None:
+        codings.append(Coding(system=MEDDRA_SYSTEM, version=MEDDRA_VERSION, code=codes.meddra_code,
+                              display=codes.term))
+        codings.append(Coding(system=NCI_THESAURUS, code=codes.nci_code, display=codes.term))
+    elif ae.meddra_code:
+        codings.append(Coding(system=MEDDRA_SYSTEM, code=ae.meddra_code, display=ae.meddra_term))
     serious = "serious" if ae.serious else "non-serious"
     occurrence = Period(start=ae.onset.isoformat(),
                         end=ae.resolution.isoformat() if ae.resolution else None)
@@ -177,16 +285,143 @@ def _adverse_event(study: str, study_ref: str, index: int, record: TrialAdverseE
     ) for a in ae.attributions]
     return FhirAdverseEvent(
         id=_id(f"{study}-ae-{index}"), status="completed" if ae.resolution or ae.fatal else "in-progress",
-        actuality="actual", code=term,
-        subject=Reference(reference=f"Patient/{_id(f'{study}-{record.patient_id}')}"),
-        study=[Reference(reference=study_ref)], occurrencePeriod=occurrence,
+        actuality="actual", code=CodeableConcept(text=ae.term, coding=codings or None),
+        subject=_ref("Patient", f"{study}-{record.patient_id}"),
+        study=[_ref("ResearchStudy", study)], occurrencePeriod=occurrence,
         seriousness=CodeableConcept(coding=[Coding(system=SERIOUSNESS_SYSTEM, code=serious)],
                                     text=", ".join(sorted(s.value for s in ae.seriousness)) or None),
         outcome=[_text(ae.outcome.value)] if ae.outcome else None,
         suspectEntity=suspects or None,
-        extension=[Extension(url=AE_GRADE_EXTENSION, valueCodeableConcept=grade)],
-        note=None,
+        extension=[Extension(url=AE_GRADE_EXTENSION,
+                             valueCodeableConcept=_grade_concept(ae.grade, ae.ctcae_version))],
     )
+
+
+def _number(text: Any) -> float | None:
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _limit(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _lab_grade(lab: dict[str, Any], term: str | None, value: float | None) -> int | None:
+    """The recorded CTCAE grade, or the one graded from value and limits when it is certain."""
+    recorded = lab.get("toxicity_grade")
+    if recorded is not None and not pd.isna(recorded):
+        return int(recorded)
+    if term is None or value is None:
+        return None
+    try:
+        graded = grade_lab(term, value, str(lab.get("unit") or ""), lln=_limit(lab.get("lower_limit")),
+                           uln=_limit(lab.get("upper_limit")))
+    except TrialdeskError:
+        return None  # a unit or value the CTCAE table does not take: no grade, not a guess
+    return graded.grade
+
+
+def _interpretation(value: float | None, low: float | None, high: float | None, grade: int | None,
+                    direction: str | None) -> CodeableConcept | None:
+    code = None
+    if value is not None and (low is not None or high is not None):
+        code = "L" if low is not None and value < low else "H" if high is not None and value > high else "N"
+    elif grade and direction:
+        # A CTCAE grade of 1 or more of a "decreased" term means below LLN (an "increased"
+        # term, above ULN), whatever the limits were.
+        code = direction
+    if code is None:
+        return None
+    return CodeableConcept(coding=[Coding(system=INTERPRETATION_SYSTEM, code=code,
+                                          display=_INTERPRETATION[code])])
+
+
+def _lab(study: str, index: int, lab: dict[str, Any]) -> Observation:
+    test_code = str(lab["test_code"]).upper()
+    fact_name, term, direction = LAB_TESTS.get(test_code, (None, None, None))
+    fact = FACTS.get(fact_name) if fact_name else None
+    codings = []
+    if fact is not None and fact.code and fact.code.startswith("LOINC "):
+        loinc = fact.code.removeprefix("LOINC ")
+        codings.append(Coding(system=LOINC_SYSTEM, code=loinc, display=fact.description))
+    value = _number(lab["value"])
+    unit = lab.get("unit") or None
+    low, high = _limit(lab.get("lower_limit")), _limit(lab.get("upper_limit"))
+    grade = _lab_grade(lab, term, value)
+    ranges = None
+    if low is not None or high is not None:
+        ranges = [ObservationReferenceRange(
+            low=Quantity(value=low, unit=unit) if low is not None else None,
+            high=Quantity(value=high, unit=unit) if high is not None else None,
+        )]
+    interpretation = _interpretation(value, low, high, grade, direction)
+    components = None
+    if grade is not None:
+        components = [ObservationComponent(code=_text("CTCAE v5.0 grade"),
+                                           valueCodeableConcept=_grade_concept(grade))]
+    patient = lab["patient_id"]
+    return Observation(
+        id=_id(f"{study}-lab-{index}"), status="final",
+        category=_category("laboratory", "Laboratory"),
+        code=CodeableConcept(coding=codings or None, text=lab["test"]),
+        subject=_ref("Patient", f"{study}-{patient}"),
+        focus=[_ref("ResearchSubject", f"{study}-{patient}-subject")],
+        effectiveDateTime=_date(lab["date"]),
+        valueQuantity=Quantity(value=value, unit=unit) if value is not None else None,
+        valueString=None if value is not None else str(lab["value"]),
+        referenceRange=ranges,
+        interpretation=[interpretation] if interpretation else None,
+        component=components,
+    )
+
+
+def _administration(study: str, index: int, given: dict[str, Any]) -> MedicationAdministration:
+    patient = given["patient_id"]
+    dose = _limit(given.get("dose"))
+    dosage = None
+    if dose is not None or given.get("route"):
+        dosage = MedicationAdministrationDosage(
+            dose=Quantity(value=dose, unit=given.get("dose_unit") or None) if dose is not None else None,
+            route=_text(given["route"]) if given.get("route") else None,
+        )
+    course = f"course {given['course']}" + (f" ({given['course_id']})" if given.get("course_id") else "")
+    return MedicationAdministration(
+        id=_id(f"{study}-ex-{index}"), status="completed",
+        medication=CodeableReference(concept=_text(given["agent"])),
+        subject=_ref("Patient", f"{study}-{patient}"),
+        supportingInformation=[_ref("ResearchSubject", f"{study}-{patient}-subject")],
+        occurencePeriod=Period(start=_date(given["start_date"]), end=_date(given.get("end_date"))),
+        dosage=dosage,
+        note=[Annotation(text=course)],
+    )
+
+
+def references(document: Mapping[str, Any]) -> list[str]:
+    """Every ``reference`` string anywhere in a Bundle's JSON, in document order."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key == "reference" and isinstance(item, str):
+                    found.append(item)
+                else:
+                    walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(document)
+    return found
+
+
+def unresolved_references(document: Mapping[str, Any]) -> list[str]:
+    """The references of a Bundle that no entry's ``fullUrl`` answers (empty when all resolve)."""
+    urls = {entry.get("fullUrl") for entry in document.get("entry", [])}
+    return [r for r in references(document) if r not in urls]
 
 
 def bundle_json(bundle: Bundle) -> bytes:

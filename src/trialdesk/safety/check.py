@@ -53,6 +53,11 @@ class LabResult(_Doc):
     uln: float | None = None
     baseline: float | None = None
     symptomatic: bool | None = None
+    # CTCAE v5.0 facts some lab terms need: INR is graded x baseline "if on anticoagulation",
+    # hyperuricemia by "physiologic consequences", aPTT and INR grade 3 by "bleeding".
+    anticoagulation: bool | None = None
+    physiologic_consequences: bool | None = None
+    bleeding: bool | None = None
     date: dt.date | None = None
 
 
@@ -230,7 +235,10 @@ def check_document(data: Any, protocol: Protocol, *, source: str = "<document>")
     for i, lab in enumerate(doc.labs):
         try:
             grade = ctcae.grade_lab(lab.term, lab.value, lab.unit, lln=lab.lln, uln=lab.uln,
-                                    baseline=lab.baseline, symptomatic=lab.symptomatic)
+                                    baseline=lab.baseline, symptomatic=lab.symptomatic,
+                                    anticoagulation=lab.anticoagulation,
+                                    physiologic_consequences=lab.physiologic_consequences,
+                                    bleeding=lab.bleeding)
         except TrialdeskError as exc:
             raise SafetyError(exc.reason, where=f"{source}: $.labs[{i}].{exc.where}") from None
         labs.append(GradedLab(grade, lab.date))
