@@ -64,6 +64,8 @@ def ae_record(
     lln: Annotated[float | None, typer.Option("--lln", help="The lab's lower limit of normal.")] = None,
     uln: Annotated[float | None, typer.Option("--uln", help="The lab's upper limit of normal.")] = None,
     baseline: Annotated[float | None, typer.Option("--baseline", help="Baseline value.")] = None,
+    anticoagulation: Annotated[bool | None, typer.Option(
+        "--anticoagulation/--no-anticoagulation", help="On anticoagulation (INR).")] = None,
     reason: ReasonOpt = "adverse event recorded",
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
@@ -86,7 +88,7 @@ def ae_record(
             raise typer.BadParameter("a lab value needs --term and --lab-unit",
                                      param_hint="--lab-value")
         lab = {"term": term, "value": lab_value, "unit": lab_unit, "lln": lln, "uln": uln,
-               "baseline": baseline}
+               "baseline": baseline, "anticoagulation": anticoagulation}
     ctx = open_services(data_dir, database)
     ae = safety.record_adverse_event(ctx, acting(ctx, by), study_number, event=event, lab=lab,
                                      course_number=course, reason=reason_given(reason))

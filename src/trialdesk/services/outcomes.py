@@ -308,7 +308,7 @@ def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
     bundle = fhir_bundle(trial_id, data.events, title=p.title,
                          nct_id=p.registry.identification.nct_id,
                          conditions=tuple(p.registry.conditions), arm_labels=data.arm_labels,
-                         aes=data.aes, measurements=data.measurements)
+                         aes=data.aes, measurements=data.measurements, exposure=data.exposure)
     body = bundle_json(bundle)
     parse_bundle(body)  # what is served must parse back
     return body

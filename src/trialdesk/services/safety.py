@@ -57,7 +57,10 @@ def _lab_grade(lab: Mapping[str, Any]) -> ctcae.LabGrade:
     try:
         return ctcae.grade_lab(str(lab["term"]), lab["value"], str(lab["unit"]),
                                lln=lab.get("lln"), uln=lab.get("uln"),
-                               baseline=lab.get("baseline"), symptomatic=lab.get("symptomatic"))
+                               baseline=lab.get("baseline"), symptomatic=lab.get("symptomatic"),
+                               anticoagulation=lab.get("anticoagulation"),
+                               physiologic_consequences=lab.get("physiologic_consequences"),
+                               bleeding=lab.get("bleeding"))
     except TrialdeskError as exc:
         field = exc.where or "value"
         raise SafetyError(exc.reason, where=f"lab.{field}") from None

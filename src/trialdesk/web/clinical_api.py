@@ -107,6 +107,9 @@ class LabIn(_In):
     uln: Number | None = None
     baseline: Number | None = None
     symptomatic: bool | None = None
+    anticoagulation: bool | None = None
+    physiologic_consequences: bool | None = None
+    bleeding: bool | None = None
 
 
 class AdverseEventIn(_In):
