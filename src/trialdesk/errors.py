@@ -89,3 +89,15 @@ class OutcomeError(TrialdeskError):
     """Outcome data cannot be derived or imported."""
 
     code = "outcome_invalid"
+
+
+class RegistryError(TrialdeskError):
+    """A registry record cannot be imported, or a registry search is malformed."""
+
+    code = "registry_invalid"
+
+
+class ReviewError(TrialdeskError):
+    """A review of an imported criterion is refused (unknown criterion, unsigned, bad rule)."""
+
+    code = "review_refused"

@@ -7,7 +7,7 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import registry, safety, outcomes, journey, web, population
+from trialdesk.cli import registry, registry_import, safety, outcomes, journey, web, population
 # isort: on
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "population",
     "read_patient_file",
     "registry",
+    "registry_import",
     "safety",
     "web",
     "write_atomic",
