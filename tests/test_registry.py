@@ -603,7 +603,7 @@ EXTRACT = [
     (
         "Eastern Cooperative Oncology Group (ECOG) performance status of 0 to 2",
         "inclusion",
-        [("ecog", "<=", 2, None)],
+        [("ecog", "between", 0, None)],  # a range 0-2 as written; the rule is "ecog <= 2"
     ),
     # NCT04207047
     ("Male or female, age 18 years and older.", "inclusion", [("age_years", ">=", 18, "year")]),
@@ -625,7 +625,7 @@ EXTRACT = [
     (
         "Eastern Cooperative Oncology Group (ECOG) Performance Status (PS): 0 -2.",
         "inclusion",
-        [("ecog", "<=", 2, None)],
+        [("ecog", "between", 0, None)],
     ),
     # NCT06388018
     (
@@ -706,6 +706,12 @@ def test_at_least_sixty_extractor_sentences() -> None:
 
 
 DRAFTS = [
+    ("Eastern Cooperative Oncology Group (ECOG) Performance Status (PS): 0 -2.", "inclusion", "ecog <= 2"),
+    (
+        "Patients' Eastern Cooperative Group (ECOG) performance status must be 0, 1, or 2",
+        "inclusion",
+        "ecog <= 2",
+    ),
     (
         "creatinine ≤ 1.5 × ULN or GFR ≥ 70 mL/min/1.73 m²",
         "inclusion",

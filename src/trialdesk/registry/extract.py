@@ -95,12 +95,15 @@ _UNIT_SPELLINGS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^ml\s*/\s*min(?:ute)?\s*/\s*1\.73\s*m\s*\^?\s*2$", re.I), "mL/min/1.73m2"),
     (re.compile(r"^ml\s*/\s*min(?:ute)?$", re.I), "mL/min"),
     (re.compile(r"^%$"), "%"),
+    (re.compile(r"^kgs?$", re.I), "kg"),
+    (re.compile(r"^(?:pounds|lbs?)$", re.I), "lb"),
+    (re.compile(r"^meq\s*/\s*l$", re.I), "mEq/L"),
 ]
 _UNIT = (
     r"(?:x|×|\*)?\s*10\s*\^?\s*[39]\s*/\s*(?:l|ul|mm3|mm\^3)\b|(?:k|thou)\s*/\s*(?:ul|mm3)\b|"
     r"cells\s*/\s*(?:mm3|mm\^3|ul)\b|/\s*(?:mm3|mm\^3|cu\.?\s*mm|ul|ml)\b|per\s+(?:cu\.?\s*mm|mm3|ul)\b|"
     r"g(?:m|r)?\s*/\s*dl\b|g\s*/\s*l\b|mg\s*/\s*dl\b|u(?:mol|M)\s*/\s*l\b|mmol\s*/\s*l\b|"
-    r"i?u\s*/\s*l\b|ml\s*/\s*min(?:ute)?(?:\s*/\s*1\.73\s*m\s*\^?\s*2)?|%|cells\b"
+    r"i?u\s*/\s*l\b|ml\s*/\s*min(?:ute)?(?:\s*/\s*1\.73\s*m\s*\^?\s*2)?|%|cells\b|kgs?\b"
 )
 
 
@@ -140,8 +143,10 @@ _OPS_AFTER: list[tuple[str, str]] = [
     (r"or (?:less|lower|below|fewer|under)|and (?:below|under|younger)", "<="),
 ]
 _OP_BEFORE = re.compile("|".join(f"(?:{p})" for p, _ in _OPS_BEFORE), re.I)
-_ULN = (r"(?:x|×|times)?\s*(?:the\s+)?(?:institutional\s+)?"
-        r"(?:ULN|upper limits? of (?:the\s+)?normal|norm(?:al)?\b)")
+_ULN = (
+    r"(?:x|×|times)?\s*(?:the\s+)?(?:institutional\s+)?"
+    r"(?:ULN|upper limits?(?: of (?:the\s+)?normal)?|max(?:imum)?\s+normal(?:\s+values?)?|norm(?:al)?\b)"
+)
 
 
 @dataclass(frozen=True)
@@ -178,10 +183,12 @@ def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+# A unit the extractor does not know is kept as written (a threshold, but never a rule).
+_RAW_UNIT = r"meq\s*/\s*l\b|pounds\b|lbs?\b|(?:[a-z]{1,5}\s*/\s*[a-z][a-z0-9.]{0,5})\b"
 _COMPARISON = re.compile(
     rf"(?P<op>{_OP_BEFORE.pattern})?\s*(?:of\s+|is\s+|:\s*)?(?P<a>{_NUM})\s*"
     rf"(?:(?P<dash>-|to|and)\s*(?P<b>{_NUM})\s*)?"
-    rf"(?P<uln>{_ULN})?\s*(?P<unit>{_UNIT})?\s*(?P<uln2>{_ULN})?\s*"
+    rf"(?P<uln>{_ULN})?\s*(?P<unit>{_UNIT}|{_RAW_UNIT})?\s*(?P<uln2>{_ULN})?\s*"
     rf"(?P<after>{'|'.join(p for p, _ in _OPS_AFTER)})?",
     re.I,
 )
@@ -197,7 +204,8 @@ def comparisons(text: str, start: int = 0, end: int | None = None) -> list[Found
     for m in _COMPARISON.finditer(text, start, stop):
         op_word, after = m.group("op"), m.group("after")
         uln = bool(m.group("uln") or m.group("uln2"))
-        unit = "ULN" if uln else unit_of(m.group("unit"))
+        written = m.group("unit")
+        unit = "ULN" if uln else unit_of(written) or (re.sub(r"\s+", "", written) if written else None)
         if m.group("b") is not None and m.group("dash") in ("-", "to") and not op_word:
             out.append(("between", _number(m.group("a")), _number(m.group("b")), unit, m.start("a"), m.end()))
             continue
@@ -224,17 +232,19 @@ _LABS: list[tuple[str, str, tuple[str | None, ...]]] = [
         ("/mm3", "10^9/L", "10^3/uL"),
     ),
     ("platelets", r"\bplatelets?(?: count)?|\bPLT(?: count)?\b", ("/mm3", "10^9/L", "10^3/uL")),
-    ("hemoglobin", r"\bha?emoglobin\b|\bHg?b\b|\bHGB\b", ("g/dL", "g/L", "mmol/L")),
+    ("hemoglobin", r"\bha?emoglobin\b(?!\s*A1c)|\bHg?b\b(?!\s*A1c)|\bHGB\b", ("g/dL", "g/L", "mmol/L")),
     ("creatinine", r"\b(?:serum )?creatinine\b(?! clearance)", ("mg/dL", "umol/L", "ULN")),
     ("bilirubin", r"\b(?:total )?bilirubin\b", ("mg/dL", "umol/L", "ULN")),
     ("ast", r"\bAST\b|\bSGOT\b|aspartate (?:amino)?transferase", ("U/L", "ULN")),
     ("alt", r"\bALT\b|\bSGPT\b|alanine (?:amino)?transferase", ("U/L", "ULN")),
     ("alp", r"\bALP\b|alkaline phosphatase", ("U/L", "ULN")),
-    ("inr", r"\bINR\b", (None,)),
+    ("inr", r"\bINR\b|international normali[sz]ed ratio", (None,)),
+    ("weight", r"(?<!birth )(?<!birth)\b(?:body )?weight\b(?! loss| gain| change)", ("kg", "lb")),
     ("lvef", r"\bLVEF\b|ejection fraction", ("%",)),
     ("sodium", r"\bsodium\b", ("mmol/L",)),
     ("potassium", r"\bpotassium\b", ("mmol/L",)),
 ]
+_DURATION = re.compile(r"\s*(?:years?|months?|weeks?|days?|hours?|h)\b", re.I)
 _TRANSAMINASES = re.compile(r"\b(?:hepatic )?transaminases\b", re.I)
 _ULN_FACTS = {"creatinine", "bilirubin", "ast", "alt", "alp"}
 _PERFORMANCE = [
@@ -243,12 +253,40 @@ _PERFORMANCE = [
     ("ecog", r"\bECOG\b|\bZubrod\b|\bWHO performance\b|Eastern Cooperative (?:Oncology )?Group"),
 ]
 _AGE = re.compile(
-    r"\bage[ds]?\b|\byears? (?:old|of age)\b|\bmonths? (?:old|of age)\b|\bat the time of\b", re.I
+    r"\bage[ds]?\b|\byears? (?:old|of age)\b|\bmonths? (?:old|of age)\b|\bat the time of\b|"
+    r"\b(?:men|women|adults?|males?|females?)\b",
+    re.I,
 )
 _AGE_UNIT = re.compile(r"\s*(years?|yrs?|months?|weeks?|days?|hours?)\b", re.I)
 _RANGE_UNIT = re.compile(r"\s*(?:to|-)\s*\d+\s*(years?|months?)", re.I)
+_SHARED_UNIT = re.compile(rf"\s*(?:or|and)\s*(?:<|>|≤|≥)\s*{_NUM}\s*(years?|months?)\b", re.I)
+
+
+def _shared_unit(text: str, end: int) -> str | None:
+    """ "<30 or >69 years old": the first number takes the unit of the second."""
+    m = _SHARED_UNIT.match(text, end)
+    return m.group(2) if m else None
+
+
 _LIFE = re.compile(r"life expectancy|expected survival|expected lifespan|life span", re.I)
 _TIME_UNIT = re.compile(r"\s*(years?|months?|weeks?|days?|hours?)\b", re.I)
+
+
+def fact_of_name(name: str) -> str | None:
+    """The dictionary fact a test or score name refers to (None when it knows none).
+
+    >>> [fact_of_name(n) for n in ("Absolute neutrophil count", "HbA1c", "ECOG performance status")]
+    ['anc', None, 'ecog']
+    """
+    for fact, pattern, _ in _LABS:
+        if re.search(pattern, name, re.I):
+            return fact
+    if _TRANSAMINASES.search(name):
+        return "ast"
+    for fact, pattern in _PERFORMANCE:
+        if re.search(pattern, name, re.I):
+            return fact
+    return "life_expectancy" if _LIFE.search(name) else None
 
 
 @dataclass(frozen=True)
@@ -295,19 +333,24 @@ def _lab_atoms(text: str, kind: str) -> list[Atom]:
         found = comparisons(text, group[-1][2], window_end)
         if found:
             op, value, high, unit, s, e = found[0]
+            if unit is None and _DURATION.match(text, e):
+                i = j
+                continue  # "stable for < 3 months": a duration, not a value of the test
             if re.search(r"[.;]\s", text[group[-1][2] : s]):
                 i = j
                 continue
             facts = list(dict.fromkeys(fact for fact, _, _ in group))
             pieces = []
             thresholds = []
+            unruled: list[Threshold] = []
             for fact in facts:
                 name = f"{fact}_x_uln" if unit == "ULN" and fact in _ULN_FACTS else fact
                 if unit == "ULN" and fact not in _ULN_FACTS:
                     continue
-                if unit not in allowed[fact] and not (unit is None and None in allowed[fact]):
-                    continue
                 t = Threshold(name, op, value, unit, s, e, high)
+                if unit not in allowed[fact] and not (unit is None and None in allowed[fact]):
+                    unruled.append(t)  # read, but no rule: the unit is missing or unknown
+                    continue
                 thresholds.append(t)
                 pieces.append(t.rule())
             if pieces:
@@ -332,6 +375,8 @@ def _lab_atoms(text: str, kind: str) -> list[Atom]:
                         tuple(thresholds),
                     )
                 )
+            if unruled:
+                atoms.append(Atom("", (), unit, group[0][1], e, 0.0, "laboratory threshold", tuple(unruled)))
         i = j
     return atoms
 
@@ -361,10 +406,17 @@ def _performance_atoms(text: str) -> list[Atom]:
             return []
         op, value, high, unit, _, end = found[0]
         if op == "between":
-            if fact == "ecog" and value == 0 and high is not None:
-                op, value = "<=", high
-            else:
+            if not (fact == "ecog" and value == 0 and high is not None):
                 return []
+            # "ECOG 0-1": read as the range it is; on a scale from 0 the rule is "<= 1"
+            if unit is not None:
+                return []
+            threshold = Threshold(fact, op, value, unit, first, end, high)
+            return [
+                Atom(
+                    f"{fact} <= {high:g}", (fact,), None, first, end, 0.85, "performance status", (threshold,)
+                )
+            ]
     if unit not in (None, "%"):
         return []
     return [
@@ -413,13 +465,18 @@ def _age_atoms(text: str) -> list[Atom]:
             re.I,
         ):
             continue  # "for patients > 16 years of age": a condition on another part, not a bound
-        unit_match = _AGE_UNIT.match(text, e) or re.compile(r"\s*(?:to|-)\s*\d+\s*(years?|months?)").match(
-            text, e
-        )
-        if unit_match is None:
+        unit_match = _AGE_UNIT.match(text, e) or _RANGE_UNIT.match(text, e)
+        shared = _shared_unit(text, e)
+        if unit_match is not None:
+            word, end = unit_match.group(1).lower(), unit_match.end()
+        elif shared is not None:
+            word, end = shared.lower(), e
+        elif re.search(r"\bage[ds]?\s*(?:of\s*)?$", text[max(0, s - 10) : s], re.I):
+            word, end = "years", e  # "aged 18 - 65": an age without a unit is in years
+        else:
             continue
-        word = unit_match.group(1).lower()
-        end = unit_match.end()
+        if re.search(r"gestation", text[max(0, s - 30) : s], re.I):
+            continue  # gestational age is not the patient's age
         if not _AGE.search(text[max(0, s - 50) : end + 25]):
             continue
         if _LIFE.search(text[max(0, s - 40) : s]) or re.search(
