@@ -948,3 +948,11 @@ def test_cli_import_reports_a_bad_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["registry", "import", str(bad), "--out", str(out)])
     assert result.exit_code == 1
     assert "failed   " in result.output and "$.protocolSection" in result.output
+
+
+def test_lint_says_a_protocol_is_a_draft(imported: dict[str, Imported]) -> None:
+    from trialdesk.protocol.lint import lint
+
+    findings = lint(protocol_from_data(imported["NCT05594173"].document, source="NCT05594173"))
+    drafts = [f for f in findings if f.code == "draft"]
+    assert len(drafts) == 1 and drafts[0].message.startswith("9 criteria await review (I-age, I1, E1")

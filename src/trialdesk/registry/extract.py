@@ -460,7 +460,8 @@ def _age_atoms(text: str) -> list[Atom]:
         if any(a.start <= s < a.end for a in atoms):
             continue
         if re.search(
-            r"\bfor\s+(?:patients|individuals|those|children|subjects|participants)\b[^.;]*$",
+            r"\bfor\s+(?:patients|individuals|those|children|subjects|participants|adolescents|adults|"
+            r"women|men|females|males)\b[^.;]*$",
             text[max(0, s - 30) : s],
             re.I,
         ):
@@ -605,7 +606,8 @@ def _consent_atoms(text: str, kind: str) -> list[Atom]:
     if m is None or (re.search(r"\bassent\b", text, re.I) and kind == "exclusion"):
         return []
     low = text.lower()
-    if kind == "inclusion" and re.search(r"sign|provide|give|obtain|willing|able|written|document", low):
+    consents = r"sign|provide|give|obtain|willing|able|written|document|informed consent|consent form"
+    if kind == "inclusion" and re.search(consents, low) and not re.search(r"\bno\b|\bnot\b|\bunable\b", low):
         return [Atom("consent_signed", ("consent_signed",), None, m.start(), m.end(), 0.8, "consent")]
     if kind == "exclusion" and re.search(
         r"\black of\b|\bno\b|\bnot\b|\bunable\b|\brefus|\breject|\binability", low
@@ -644,7 +646,9 @@ def thresholds_in(text: str, kind: str = "inclusion") -> list[Threshold]:
 
 def _atoms(t: str, kind: str) -> list[Atom]:
     atoms = _lab_atoms(t, kind) + _performance_atoms(t) + _age_atoms(t) + _life_atoms(t)
-    atoms += _therapy_atoms(t, kind) + _pregnancy_atoms(t, kind) + _consent_atoms(t, kind) + _sex_atoms(t)
+    atoms += _therapy_atoms(t, kind) + _pregnancy_atoms(t, kind) + _consent_atoms(t, kind)
+    if kind == "inclusion":  # "Women only"; in an exclusion a sex word qualifies something else
+        atoms += _sex_atoms(t)
     atoms.sort(key=lambda a: a.start)
     kept: list[Atom] = []
     for a in atoms:  # overlapping finds: keep the first, longer one
