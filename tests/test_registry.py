@@ -26,7 +26,7 @@ from trialdesk.facts.model import FactSet, FactValue
 from trialdesk.protocol.load import protocol_from_data
 from trialdesk.protocol.model import GeoPoint, Location, Registry
 from trialdesk.registry.export import held, to_v2
-from trialdesk.registry.extract import draft_item, thresholds_in
+from trialdesk.registry.extract import draft_item, normalise_text, thresholds_in
 from trialdesk.registry.gazetteer import resolve_place
 from trialdesk.registry.importer import Failed, Imported, import_bytes
 from trialdesk.registry.items import split_criteria
@@ -742,8 +742,8 @@ def test_drafts_are_rules_that_check(text: str, kind: str, rule: str) -> None:
     draft = draft_item(text, kind)
     assert draft.rule == rule
     bind(parse(rule), BASE)  # raises if the rule does not type-check
-    d = draft.draft(text)
-    assert d.span and d.facts and 0 < d.confidence <= 1
+    d = draft.draft()
+    assert d.span and d.span in normalise_text(text) and d.facts and 0 < d.confidence <= 1
 
 
 def test_hedged_items_get_lower_confidence() -> None:
@@ -956,3 +956,21 @@ def test_lint_says_a_protocol_is_a_draft(imported: dict[str, Imported]) -> None:
     findings = lint(protocol_from_data(imported["NCT05594173"].document, source="NCT05594173"))
     drafts = [f for f in findings if f.code == "draft"]
     assert len(drafts) == 1 and drafts[0].message.startswith("9 criteria await review (I-age, I1, E1")
+
+
+def test_condition_through_the_record_mesh_terms(registries: dict[str, Registry]) -> None:
+    from trialdesk.protocol.model import MeshTerm, MeshTerms
+
+    # A record whose condition text does not say neuroblastoma, but whose MeSH terms do
+    # (MeSH D009447 Neuroblastoma); and one that says ganglioneuroblastoma (synonym table).
+    base = registries["NCT03281889"]
+    by_mesh = _with(
+        base,
+        conditions=["Relapsed GNB"],
+        keywords=[],
+        mesh=MeshTerms(conditions=[MeshTerm(id="D009447", term="Neuroblastoma")]),
+    )
+    by_name = _with(base, conditions=["Ganglioneuroblastoma"], keywords=[], mesh=None)
+    other = _with(base, conditions=["Medulloblastoma"], keywords=[], mesh=None)
+    trials = [("MESH", by_mesh, [], False), ("NAME", by_name, [], False), ("OTHER", other, [], False)]
+    assert [h.trial_id for h in search(trials, Query(condition="neuroblastoma"))] == ["MESH", "NAME"]

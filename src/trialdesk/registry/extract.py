@@ -666,13 +666,15 @@ class ItemDraft:
     rule: str | None
     atoms: tuple[Atom, ...] = field(default=())
     confidence: float = 0.0
+    text: str = ""  # the item as the extractor read it (escapes undone, operators unified)
 
-    def draft(self, text: str) -> Draft:
+    def draft(self) -> Draft:
+        """The draft a protocol keeps with the criterion: rule, matched span, facts, units."""
         if self.rule is None:
             return Draft(method="none: investigator question")
         atoms = [a for a in self.atoms if a.rule]
         units = sorted({a.unit for a in atoms if a.unit})
-        span = text[min(a.start for a in atoms) : max(a.end for a in atoms)]
+        span = self.text[min(a.start for a in atoms) : max(a.end for a in atoms)]
         facts = list(dict.fromkeys(f for a in atoms for f in a.facts))
         return Draft(
             rule=self.rule,
@@ -714,7 +716,7 @@ def draft_item(text: str, kind: str) -> ItemDraft:
     confidence = min(a.confidence for a in atoms) * (0.5 + 0.5 * coverage)
     if _HEDGES.search(t):
         confidence *= 0.7
-    return ItemDraft(rule, tuple(atoms), confidence)
+    return ItemDraft(rule, tuple(atoms), confidence, t)
 
 
 def _nested_alternatives(text: str) -> bool:

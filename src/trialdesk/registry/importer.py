@@ -205,7 +205,7 @@ def import_study(study: Study) -> Imported:
         prefix = "I" if item.kind == "inclusion" else "E"
         cid = f"{prefix}{sum(1 for c in target if c['id'][1:].isdigit()) + 1}"
         answer = draft_item(item.text, item.kind)
-        d = answer.draft(item.text)
+        d = answer.draft()
         drafts += answer.rule is not None
         target.append(
             _criterion(

@@ -36,8 +36,8 @@ SYNONYMS: dict[str, tuple[tuple[str, ...], str]] = {
     "septic shock": (("sepsis", "shock, septic"), "MeSH descriptor Shock, Septic (D012772), under Sepsis"),
     "neuroblastoma": (
         ("ganglioneuroblastoma",),
-        "WHO Classification of Tumours, Paediatric Tumours (5th ed., 2023): peripheral "
-        "neuroblastic tumours = neuroblastoma, ganglioneuroblastoma, ganglioneuroma",
+        "International Neuroblastoma Pathology Classification (Shimada et al., Cancer 1999;86:364): "
+        "peripheral neuroblastic tumours are neuroblastoma, ganglioneuroblastoma and ganglioneuroma",
     ),
     "nsclc": (
         ("non-small cell lung cancer", "carcinoma, non-small-cell lung"),
