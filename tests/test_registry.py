@@ -974,3 +974,15 @@ def test_condition_through_the_record_mesh_terms(registries: dict[str, Registry]
     other = _with(base, conditions=["Medulloblastoma"], keywords=[], mesh=None)
     trials = [("MESH", by_mesh, [], False), ("NAME", by_name, [], False), ("OTHER", other, [], False)]
     assert [h.trial_id for h in search(trials, Query(condition="neuroblastoma"))] == ["MESH", "NAME"]
+
+
+def test_a_bad_xml_date_names_the_element() -> None:
+    data = (
+        (CTGOV / "NCT01339988.xml").read_bytes().replace(b"<start_date>June 2011", b"<start_date>Summer 2011")
+    )
+    [result] = import_bytes(data, name="x.xml")
+    assert isinstance(result, Failed)
+    assert (result.where, result.reason) == (
+        "x.xml: start_date",
+        "not a date like 'June 2011' or 'March 15, 2008': 'Summer 2011'",
+    )

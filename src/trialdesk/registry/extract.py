@@ -272,19 +272,23 @@ _LIFE = re.compile(r"life expectancy|expected survival|expected lifespan|life sp
 _TIME_UNIT = re.compile(r"\s*(years?|months?|weeks?|days?|hours?)\b", re.I)
 
 
+_LAB_NAMES = [(fact, re.compile(pattern, re.I)) for fact, pattern, _ in _LABS]
+_SCALE_NAMES = [(fact, re.compile(pattern, re.I)) for fact, pattern in _PERFORMANCE]
+
+
 def fact_of_name(name: str) -> str | None:
     """The dictionary fact a test or score name refers to (None when it knows none).
 
     >>> [fact_of_name(n) for n in ("Absolute neutrophil count", "HbA1c", "ECOG performance status")]
     ['anc', None, 'ecog']
     """
-    for fact, pattern, _ in _LABS:
-        if re.search(pattern, name, re.I):
+    for fact, pattern in _LAB_NAMES:
+        if pattern.search(name):
             return fact
     if _TRANSAMINASES.search(name):
         return "ast"
-    for fact, pattern in _PERFORMANCE:
-        if re.search(pattern, name, re.I):
+    for fact, pattern in _SCALE_NAMES:
+        if pattern.search(name):
             return fact
     return "life_expectancy" if _LIFE.search(name) else None
 
@@ -305,8 +309,8 @@ class Atom:
 
 def _mentions(text: str) -> list[tuple[str, int, int]]:
     found: list[tuple[str, int, int]] = []
-    for fact, pattern, _ in _LABS:
-        found += [(fact, m.start(), m.end()) for m in re.finditer(pattern, text, re.I)]
+    for fact, pattern in _LAB_NAMES:
+        found += [(fact, m.start(), m.end()) for m in pattern.finditer(text)]
     for m in _TRANSAMINASES.finditer(text):
         found += [("ast", m.start(), m.end()), ("alt", m.start(), m.end())]
     # "creatinine clearance" is gfr, not creatinine: the lookahead above handles it
@@ -382,7 +386,7 @@ def _lab_atoms(text: str, kind: str) -> list[Atom]:
 
 
 def _performance_atoms(text: str) -> list[Atom]:
-    scales = [(fact, m) for fact, pattern in _PERFORMANCE for m in re.finditer(pattern, text, re.I)]
+    scales = [(fact, m) for fact, pattern in _SCALE_NAMES for m in pattern.finditer(text)]
     if not scales:
         return []
     names = sorted({f for f, _ in scales})

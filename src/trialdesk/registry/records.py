@@ -146,8 +146,7 @@ class _Reader:
 
 
 def _org(r: _Reader, d: Mapping[str, Any], path: str, name_key: str = "name") -> Organisation:
-    name = r.text(d, name_key, path, required=True)
-    assert name is not None  # required above
+    name = r.text(d, name_key, path, required=True) or ""
     return Organisation.model_validate({"name": name, "class": d.get("class")})
 
 

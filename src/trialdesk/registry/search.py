@@ -198,8 +198,9 @@ def _record_conditions(r: Registry) -> list[str]:
     return [_norm(t) for t in terms]
 
 
-def _contains(haystack: str, needle: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
+def _word(needle: str) -> re.Pattern[str]:
+    """A pattern finding ``needle`` as whole words (compiled once per search, not per record)."""
+    return re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)")
 
 
 def nearest_site(r: Registry, lat: float, lon: float) -> tuple[float, str] | None:
@@ -219,33 +220,38 @@ def _phase(text: str) -> str:
     return f"PHASE{t}" if t.isdigit() else t
 
 
-def _text_score(r: Registry, criteria: Sequence[str], words: list[str]) -> tuple[float, list[str]] | None:
-    fields = [
-        (
-            3.0,
-            "title",
-            _norm(
-                f"{r.identification.brief_title} {r.identification.official_title or ''} "
-                f"{r.identification.acronym or ''}"
-            ),
-        ),
-        (3.0, "conditions", " | ".join(_record_conditions(r))),
-        (
-            2.0,
-            "interventions",
-            _norm(
-                " | ".join(
-                    [i.name for i in r.arms_interventions.interventions]
-                    + [n for i in r.arms_interventions.interventions for n in i.other_names]
-                    + ([m.term for m in r.mesh.interventions] if r.mesh else [])
-                )
-            ),
-        ),
-        (1.0, "criteria", _norm(" | ".join(criteria))),
+@dataclass(frozen=True)
+class Entry:
+    """A trial prepared for search: its registry part and its text fields, normalised once."""
+
+    trial_id: str
+    registry: Registry
+    draft: bool
+    conditions: tuple[str, ...]
+    fields: tuple[tuple[float, str, str], ...]  # (weight, field name, normalised text)
+
+
+def entry(trial_id: str, r: Registry, criteria: Sequence[str] = (), draft: bool = False) -> Entry:
+    """Prepare one trial for :func:`search` (title, conditions, interventions, criteria)."""
+    ident, arms = r.identification, r.arms_interventions
+    conditions = tuple(_record_conditions(r))
+    interventions = [i.name for i in arms.interventions] + [
+        n for i in arms.interventions for n in i.other_names
     ]
+    interventions += [m.term for m in r.mesh.interventions] if r.mesh else []
+    fields = (
+        (3.0, "title", _norm(f"{ident.brief_title} {ident.official_title or ''} {ident.acronym or ''}")),
+        (3.0, "conditions", " | ".join(conditions)),
+        (2.0, "interventions", _norm(" | ".join(interventions))),
+        (1.0, "criteria", _norm(" | ".join(criteria))),
+    )
+    return Entry(trial_id, r, draft, conditions, fields)
+
+
+def _text_score(e: Entry, words: list[tuple[str, re.Pattern[str]]]) -> tuple[float, list[str]] | None:
     score, matched = 0.0, []
-    for word in words:
-        hits = [(w, name) for w, name, text in fields if _contains(text, word)]
+    for word, pattern in words:
+        hits = [(w, name) for w, name, text in e.fields if pattern.search(text)]
         if not hits:
             return None
         score += sum(w for w, _ in hits)
@@ -253,15 +259,18 @@ def _text_score(r: Registry, criteria: Sequence[str], words: list[str]) -> tuple
     return score, matched
 
 
-def search(trials: Iterable[tuple[str, Registry, Sequence[str], bool]], query: Query) -> list[Hit]:
-    """Rank ``(trial id, registry, criteria texts, is draft)`` for ``query``.
+def search(trials: Iterable[Entry | tuple[str, Registry, Sequence[str], bool]], query: Query) -> list[Hit]:
+    """Rank trials (:class:`Entry`, or ``(trial id, registry, criteria texts, is draft)``) for ``query``.
 
     Every given filter must hold; text words must each appear somewhere. With a place,
     results are ordered by distance to the nearest site, else by score.
     """
-    words = [_norm(w) for w in re.findall(r"[\w-]+", query.text or "")]
+    words = [(w, _word(w)) for w in (_norm(x) for x in re.findall(r"[\w-]+", query.text or ""))]
+    terms = [(t, _word(t)) for t in condition_terms(query.condition)] if query.condition else []
     hits: list[Hit] = []
-    for trial_id, r, criteria, draft in trials:
+    for trial in trials:
+        e = trial if isinstance(trial, Entry) else entry(*trial)
+        trial_id, r, draft = e.trial_id, e.registry, e.draft
         matched: list[str] = []
         score = 0.0
         if query.status and r.status.overall_status != re.sub(r"[\s,-]+", "_", query.status.strip().upper()):
@@ -277,16 +286,13 @@ def search(trials: Iterable[tuple[str, Registry, Sequence[str], bool]], query: Q
         if query.age and not fits_age(query.age, r.eligibility.minimum_age, r.eligibility.maximum_age):
             continue
         if query.condition:
-            record_terms = _record_conditions(r)
-            found = [
-                t for t in condition_terms(query.condition) if any(_contains(rt, t) for rt in record_terms)
-            ]
+            found = [t for t, pattern in terms if any(pattern.search(rt) for rt in e.conditions)]
             if not found:
                 continue
             score += 3.0
             matched.append(f"condition '{found[0]}'")
         if words:
-            text = _text_score(r, criteria, words)
+            text = _text_score(e, words)
             if text is None:
                 continue
             score += text[0]
