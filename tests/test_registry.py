@@ -986,3 +986,17 @@ def test_a_bad_xml_date_names_the_element() -> None:
         "x.xml: start_date",
         "not a date like 'June 2011' or 'March 15, 2008': 'Summer 2011'",
     )
+
+
+def test_donor_and_recipient_headings_set_kind_and_group() -> None:
+    text = (
+        "Recipient Inclusion Criteria:\n\n* a\n\nRecipient Exclusion Criteria:\n\n* b\n\n"
+        "Donor Inclusion Criteria:\n\n* c\n\nDONOR EXCLUSION CRITERIA:\n\n* d"
+    )
+    items = split_criteria(text)
+    assert [(i.kind, i.group, i.text) for i in items] == [
+        ("inclusion", "Recipient", "a"),
+        ("exclusion", "Recipient", "b"),
+        ("inclusion", "Donor", "c"),
+        ("exclusion", "DONOR", "d"),
+    ]

@@ -47,21 +47,30 @@ def unescape(text: str) -> str:
     return _ESCAPE.sub(r"\1", text)
 
 
-def _heading(line: str) -> tuple[str | None, str] | None:
-    """(kind or None, heading text) when ``line`` is a heading, else None."""
+_PLAIN = re.compile(r"^(key|main|general|additional)?\s*(inclusion|exclusion)s?(\s+criteria)?$", re.I)
+_KIND = re.compile(r"^(?P<who>.*?)\b(?P<kind>inclusion|exclusion)s?\b(?:\s+criteria)?(?P<rest>.*)$", re.I)
+
+
+def _heading(line: str) -> tuple[str | None, str | None] | None:
+    """(kind or None, group or None) when ``line`` is a heading, else None.
+
+    "Exclusion Criteria:" sets the kind; "Donor Inclusion Criteria:" sets the kind and the
+    group "Donor"; "For parent participants:" or "DISEASE CHARACTERISTICS:" only the group.
+    """
     s = line.strip().strip("*_#").strip()
     if not s or len(s) > 90:
         return None
-    low = s.lower()
+    title = s.rstrip(":").strip()
     ends = s.endswith(":")
-    if re.match(r"^(key\s+|main\s+|general\s+|additional\s+)?exclusion(s)?\b(\s+criteria)?", low):
-        return "exclusion", s.rstrip(":")
-    if re.match(r"^(key\s+|main\s+|general\s+|additional\s+)?inclusion(s)?\b(\s+criteria)?", low):
-        return "inclusion", s.rstrip(":")
-    if re.match(r"^(eligibility|selection)\s+criteria\b", low):
-        return "inclusion", s.rstrip(":")
-    if ends and (s.isupper() or _HEADING_WORDS.search(s)) and len(s.split()) <= 10:
-        return None, s.rstrip(":")
+    short = len(s.split()) <= 10
+    m = _KIND.match(title)
+    if m and short and (_PLAIN.match(title) or ends or "criteria" in title.lower()):
+        who = f"{m.group('who')} {m.group('rest')}".strip(" -–,()")
+        return m.group("kind").lower(), (who or None) if not _PLAIN.match(title) else None
+    if re.match(r"^(eligibility|selection)\s+criteria\b", title, re.I):
+        return "inclusion", None
+    if ends and (s.isupper() or _HEADING_WORDS.search(s)) and short:
+        return None, title
     return None
 
 
@@ -97,7 +106,7 @@ def split_criteria(text: str | None) -> list[Item]:
             close()
             found, title = heading
             if found is not None:
-                kind, group, top = found, None, None
+                kind, group, top = found, title, None
             else:
                 group = title
             blank_before = False
