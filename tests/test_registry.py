@@ -706,6 +706,19 @@ def test_at_least_sixty_extractor_sentences() -> None:
 
 
 DRAFTS = [
+    # NCT03934567 inclusion 2 (grade is left to the reviewer)
+    (
+        "Histologically confirmed grade 1, 2, or 3a follicular lymphoma (FL)",
+        "inclusion",
+        "primary_diagnosis == 'lymphoma' and diagnosis_confirmation == 'histological'",
+    ),
+    # NCT01642004 inclusion 2
+    (
+        "Subjects with histologically or cytologically-documented squamous cell NSCLC who present with "
+        "Stage IIIB/IV",
+        "inclusion",
+        "primary_diagnosis == 'lung_cancer' and diagnosis_confirmation in ['histological', 'cytological']",
+    ),
     ("Eastern Cooperative Oncology Group (ECOG) Performance Status (PS): 0 -2.", "inclusion", "ecog <= 2"),
     (
         "Patients' Eastern Cooperative Group (ECOG) performance status must be 0, 1, or 2",
@@ -744,6 +757,18 @@ def test_drafts_are_rules_that_check(text: str, kind: str, rule: str) -> None:
     bind(parse(rule), BASE)  # raises if the rule does not type-check
     d = draft.draft()
     assert d.span and d.span in normalise_text(text) and d.facts and 0 < d.confidence <= 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Patients with a history of other malignancies, except melanoma",  # NCT06388018-like: not a diagnosis
+        # the dictionary has no value for CLL
+        "Pathologically confirmed CLL/SLL according to the 2018 revised IWCLL NCI-WG guidelines",
+    ],
+)
+def test_no_diagnosis_draft(text: str) -> None:
+    assert draft_item(text, "inclusion").rule is None
 
 
 def test_hedged_items_get_lower_confidence() -> None:

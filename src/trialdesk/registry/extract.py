@@ -620,6 +620,67 @@ def _consent_atoms(text: str, kind: str) -> list[Atom]:
     return []
 
 
+# Diagnosis names to the dictionary's primary_diagnosis values (trialdesk.facts.dictionary).
+_DIAGNOSES = [
+    ("ganglioneuroblastoma", r"\bganglioneuroblastoma\b"),
+    ("neuroblastoma", r"(?<!ganglio)\bneuroblastoma\b"),
+    ("melanoma", r"\bmelanoma\b"),
+    ("lung_cancer", r"\bNSCLC\b|non-small[- ]cell lung|small[- ]cell lung|\blung (?:cancer|carcinoma)\b"),
+    ("breast_cancer", r"\bbreast (?:cancer|carcinoma)\b"),
+    ("colorectal_cancer", r"\bcolorectal (?:cancer|carcinoma)\b"),
+    ("renal_cell_carcinoma", r"\brenal cell carcinoma\b"),
+    ("gastric_cancer", r"\bgastric (?:cancer|carcinoma)\b"),
+    ("ovarian_cancer", r"\bovarian (?:cancer|carcinoma)\b"),
+    ("prostate_cancer", r"\bprostate (?:cancer|carcinoma)\b"),
+    ("acute_myeloid_leukaemia", r"\bacute myeloid leuka?emia\b|\bAML\b"),
+    ("acute_lymphoblastic_leukaemia", r"\bacute lymphoblastic leuka?emia\b|\bB-precursor ALL\b"),
+    ("multiple_myeloma", r"\bmultiple myeloma\b"),
+    ("myelodysplastic_syndrome", r"\bmyelodysplastic syndrome\b"),
+    ("lymphoma", r"(?<!small )\b(?:follicular |hodgkin |non-hodgkin |b-cell )?lymphoma\b"),
+]
+_DIAGNOSIS_NAMES = [(value, re.compile(pattern, re.I)) for value, pattern in _DIAGNOSES]
+
+
+def _diagnosis_atoms(text: str) -> list[Atom]:
+    """ "Histologically confirmed neuroblastoma": the diagnosis and how it was confirmed.
+
+    Only the first line of an inclusion item is read; an item that names several diagnoses or
+    qualifies one (grade, stage, remission) gets a low confidence, for the reviewer to finish.
+    """
+    first = text.split("\n")[0]
+    found = [(value, m) for value, pattern in _DIAGNOSIS_NAMES for m in pattern.finditer(first)]
+    if not found or re.search(r"\bhistory of\b|\bprior\b|\bother than\b|\bexcept\b", first, re.I):
+        return []
+    values = list(dict.fromkeys(v for v, _ in found))
+    rule = (
+        f"primary_diagnosis == '{values[0]}'"
+        if len(values) == 1
+        else "primary_diagnosis in [" + ", ".join(f"'{v}'" for v in values) + "]"
+    )
+    how = [
+        c
+        for c, p in (("histological", r"histolog|patholog"), ("cytological", r"cytolog"))
+        if re.search(p, first, re.I)
+    ]
+    if len(how) == 1:
+        rule += f" and diagnosis_confirmation == '{how[0]}'"
+    elif how:
+        rule += " and diagnosis_confirmation in [" + ", ".join(f"'{c}'" for c in how) + "]"
+    start = min(m.start() for _, m in found)
+    end = max(m.end() for _, m in found)
+    return [
+        Atom(
+            rule,
+            ("primary_diagnosis",) + (("diagnosis_confirmation",) if how else ()),
+            None,
+            start,
+            end,
+            0.6,
+            "diagnosis",
+        )
+    ]
+
+
 _SEX = re.compile(r"^\s*(?:(?:only\s+)?(women|females?|men|males?)(?:\s+only)?)\b", re.I)
 
 
@@ -652,7 +713,7 @@ def _atoms(t: str, kind: str) -> list[Atom]:
     atoms = _lab_atoms(t, kind) + _performance_atoms(t) + _age_atoms(t) + _life_atoms(t)
     atoms += _therapy_atoms(t, kind) + _pregnancy_atoms(t, kind) + _consent_atoms(t, kind)
     if kind == "inclusion":  # "Women only"; in an exclusion a sex word qualifies something else
-        atoms += _sex_atoms(t)
+        atoms += _sex_atoms(t) + _diagnosis_atoms(t)
     atoms.sort(key=lambda a: a.start)
     kept: list[Atom] = []
     for a in atoms:  # overlapping finds: keep the first, longer one
