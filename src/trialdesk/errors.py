@@ -123,3 +123,13 @@ class ScreeningError(TrialdeskError):
     """Population screening cannot read its input, write its output or run its engine."""
 
     code = "screening_failed"
+class RegistryError(TrialdeskError):
+    """A registry record cannot be imported, or a registry search is malformed."""
+
+    code = "registry_invalid"
+
+
+class ReviewError(TrialdeskError):
+    """A review of an imported criterion is refused (unknown criterion, unsigned, bad rule)."""
+
+    code = "review_refused"

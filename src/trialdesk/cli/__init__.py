@@ -7,8 +7,8 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import (registry, patients, journey, safety, records, outcomes, product, web,
-                           population)
+from trialdesk.cli import (registry, registry_import, patients, journey, safety, records, outcomes,
+                           product, web, population)
 # isort: on
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "read_patient_file",
     "records",
     "registry",
+    "registry_import",
     "safety",
     "web",
     "write_atomic",

@@ -17,6 +17,7 @@ from typing import Any
 
 from trialdesk.criteria.ast import facts_of, to_text
 from trialdesk.criteria.evaluate import evaluate
+from trialdesk.errors import ProtocolError
 from trialdesk.facts.model import FactSet, FactValue
 from trialdesk.facts.normalise import normalise
 from trialdesk.facts.patient import PatientRecord
@@ -165,8 +166,20 @@ def verdict_of(outcomes: list[tuple[str, Outcome]]) -> Verdict:
     return Verdict.UNDETERMINED
 
 
+def require_reviewed(compiled: CompiledProtocol) -> None:
+    """Refuse a draft protocol: imported criteria screen only after a person reviewed them."""
+    pending = compiled.protocol.unreviewed
+    if pending:
+        shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+        raise ProtocolError(
+            f"is a draft and cannot screen: {len(pending)} criteria not reviewed ({shown}); "
+            "an investigator must accept, edit or reject each draft first",
+            where=f"trial {compiled.id}")
+
+
 def screen(compiled: CompiledProtocol, facts: FactSet, *, patient_id: str) -> ScreeningResult:
     """Screen ``facts`` against ``compiled``; every criterion keeps its evidence."""
+    require_reviewed(compiled)
     protocol = compiled.protocol
     results: list[CriterionResult] = []
     for kind, criterion in protocol.criteria:
@@ -211,6 +224,7 @@ def _arm(verdict: Verdict, arms: list[ArmResult]) -> tuple[str | None, str]:
 def screen_record(compiled: CompiledProtocol, record: PatientRecord, *,
                   as_of: datetime) -> ScreeningResult:
     """Normalise ``record`` for ``compiled`` at ``as_of`` and screen it."""
+    require_reviewed(compiled)
     facts = normalise(record, trial_id=compiled.id, lookback=compiled.protocol.eligibility.lookback,
                       as_of=as_of)
     return screen(compiled, facts, patient_id=record.patient_id)

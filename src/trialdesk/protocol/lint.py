@@ -243,6 +243,7 @@ def lint(compiled: CompiledProtocol) -> list[Finding]:
     out += _arm_findings(compiled, src)
     out += _unreached(compiled, src)
     out += _registry_ages(compiled, src)
+    out += _unreviewed(compiled, src)
     out += _unconfirmed(compiled, src)
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(out, key=lambda f: order[f.level])
@@ -324,6 +325,16 @@ def _registry_ages(compiled: CompiledProtocol, src: str) -> list[Finding]:
     return [Finding("warning", "registry-age", f"{src}: registry.eligibility",
                     f"the registry gives ages {shown} but no criterion uses age_years or "
                     "age_months, so screening does not check age")]
+
+
+def _unreviewed(compiled: CompiledProtocol, src: str) -> list[Finding]:
+    """An imported protocol screens only once a person has reviewed every draft."""
+    pending = compiled.protocol.unreviewed
+    if not pending:
+        return []
+    return [Finding("warning", "draft", f"{src}: eligibility",
+                    f"{len(pending)} criteria await review ({', '.join(pending)}); "
+                    "the protocol is a draft and cannot screen")]
 
 
 def _unreached(compiled: CompiledProtocol, src: str) -> list[Finding]:

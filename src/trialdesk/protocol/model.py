@@ -19,9 +19,10 @@ is ``unconfirmed: true`` and trialdesk shows that mark wherever it is used.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,34 +59,73 @@ class Param(_Model):
 # Registry metadata (ClinicalTrials.gov API v2 module names)
 
 
+class Organisation(_Model):
+    name: str
+    org_class: str | None = Field(default=None, alias="class")
+
+
+class SecondaryId(_Model):
+    id: str
+    type: str | None = None
+    domain: str | None = None
+    link: str | None = None
+
+
 class Identification(_Model):
     nct_id: str | None = None
     org_study_id: str | None = None
     secondary_ids: list[str] = []
+    secondary_id_infos: list[SecondaryId] = []
+    organization: Organisation | None = None
     acronym: str | None = None
     brief_title: str
     official_title: str | None = None
+
+
+# A registry date: "YYYY-MM" or "YYYY-MM-DD", as ClinicalTrials.gov gives it (day optional).
+RegistryDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}(-\d{2})?$")]
+DateType = Literal["ACTUAL", "ESTIMATED"]
 
 
 class Status(_Model):
     overall_status: Literal[
         "NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING",
         "COMPLETED", "SUSPENDED", "TERMINATED", "WITHDRAWN", "UNKNOWN", "AVAILABLE",
+        "NO_LONGER_AVAILABLE", "TEMPORARILY_NOT_AVAILABLE", "APPROVED_FOR_MARKETING", "WITHHELD",
     ]
     display_status: str | None = None
-    start_date: str | None = None
-    completion_date: str | None = None
+    last_known_status: str | None = None
+    why_stopped: str | None = None
+    status_verified_date: RegistryDate | None = None
+    start_date: RegistryDate | None = None
+    start_date_type: DateType | None = None
+    primary_completion_date: RegistryDate | None = None
+    primary_completion_date_type: DateType | None = None
+    completion_date: RegistryDate | None = None
+    completion_date_type: DateType | None = None
+    first_submitted: RegistryDate | None = None
+    first_posted: RegistryDate | None = None
+    last_update_posted: RegistryDate | None = None
 
 
-class Organisation(_Model):
-    name: str
-    org_class: str | None = Field(default=None, alias="class")
+class ResponsibleParty(_Model):
+    type: str | None = None
+    investigator_full_name: str | None = None
+    investigator_title: str | None = None
+    investigator_affiliation: str | None = None
 
 
 class Sponsor(_Model):
     lead_sponsor: Organisation
     collaborators: list[Organisation] = []
+    responsible_party: ResponsibleParty | None = None
     funder_type: str | None = None
+
+
+class Oversight(_Model):
+    has_dmc: bool | None = None
+    is_fda_regulated_drug: bool | None = None
+    is_fda_regulated_device: bool | None = None
 
 
 class Description(_Model):
@@ -103,15 +143,19 @@ class Design(_Model):
     phases: list[str] = []
     allocation: Literal["RANDOMIZED", "NON_RANDOMIZED", "NA"] = "NA"
     intervention_model: str | None = None
+    intervention_model_description: str | None = None
+    observational_model: str | None = None
+    time_perspective: str | None = None
     masking: str = "NONE"
     masking_description: str | None = None
+    who_masked: list[str] = []
     primary_purpose: str | None = None
     enrollment: Enrollment | None = None
 
 
 class ArmGroup(_Model):
     label: str
-    type: str
+    type: str | None = None
     description: str | None = None
     intervention_names: list[str] = []
 
@@ -120,6 +164,8 @@ class Intervention(_Model):
     type: str
     name: str
     description: str | None = None
+    arm_group_labels: list[str] = []
+    other_names: list[str] = []
 
 
 class ArmsInterventions(_Model):
@@ -132,6 +178,11 @@ class RegistryEligibility(_Model):
     minimum_age: str | None = None
     maximum_age: str | None = None
     healthy_volunteers: bool = False
+    # The registry's own text and derived fields, kept as given (registry import).
+    criteria_text: str | None = None
+    std_ages: list[str] = []
+    study_population: str | None = None
+    sampling_method: str | None = None
 
 
 class Outcome(_Model):
@@ -143,29 +194,70 @@ class Outcome(_Model):
 class Outcomes(_Model):
     primary: list[Outcome] = []
     secondary: list[Outcome] = []
+    other: list[Outcome] = []
 
 
 class Contact(_Model):
+    name: str | None = None
+    role: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class Official(_Model):
     name: str
+    affiliation: str | None = None
     role: str | None = None
 
 
+class GeoPoint(_Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
 class Location(_Model):
-    facility: str
+    facility: str | None = None
+    status: str | None = None
     city: str | None = None
+    state: str | None = None
+    zip: str | None = None
     country: str | None = None
+    geo: GeoPoint | None = None
+    contacts: list[Contact] = []
 
 
 class ContactsLocations(_Model):
     central_contacts: list[Contact] = []
+    overall_officials: list[Official] = []
     locations: list[Location] = []
     location_count: int | None = None
+
+
+class Reference(_Model):
+    citation: str
+    pmid: str | None = None
+    type: str | None = None
+
+
+class MeshTerm(_Model):
+    id: str
+    term: str
+
+
+class MeshTerms(_Model):
+    """MeSH terms from the registry's derived section (condition and intervention browse)."""
+
+    conditions: list[MeshTerm] = []
+    condition_ancestors: list[MeshTerm] = []
+    interventions: list[MeshTerm] = []
+    intervention_ancestors: list[MeshTerm] = []
 
 
 class Registry(_Model):
     identification: Identification
     status: Status
     sponsor: Sponsor
+    oversight: Oversight | None = None
     description: Description
     conditions: list[str]
     keywords: list[str] = []
@@ -174,6 +266,8 @@ class Registry(_Model):
     eligibility: RegistryEligibility = RegistryEligibility()
     outcomes: Outcomes = Outcomes()
     contacts_locations: ContactsLocations = ContactsLocations()
+    references: list[Reference] = []
+    mesh: MeshTerms | None = None
     source: str
 
 
@@ -181,11 +275,48 @@ class Registry(_Model):
 # Eligibility
 
 
+class Draft(_Model):
+    """What the rule extractor proposed for a criterion (:mod:`trialdesk.registry.extract`).
+
+    ``rule`` is None when nothing computable was found: the criterion is then an
+    investigator question with its original text.
+    """
+
+    rule: str | None = None
+    span: str | None = None
+    facts: list[str] = []
+    unit: str | None = None
+    confidence: float = Field(default=0.0, ge=0, le=1)
+    method: str | None = None
+
+
+class Review(_Model):
+    """A criterion's review: ``draft`` until a person accepts, edits or rejects it.
+
+    ``edited`` means the rule (or question) now on the criterion is the reviewer's;
+    ``rejected`` means the draft rule was set aside and the criterion is a question.
+    """
+
+    state: Literal["draft", "accepted", "edited", "rejected"] = "draft"
+    by: str | None = None
+    at: datetime | None = None
+    draft: Draft | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _signed(self) -> Review:
+        if self.state != "draft" and (not self.by or self.at is None):
+            raise ValueError(f"a review '{self.state}' needs who ('by') and when ('at')")
+        return self
+
+
 class Criterion(_Model):
     """One criterion: the original text, and a rule or an attestation question.
 
     A criterion that cannot be computed from data becomes an attestation: the
     investigator answers the ``attest`` question yes or no, and the rule is that answer.
+    A criterion with a ``review`` came from a registry import; one without was written
+    into the protocol by hand and is reviewed with it.
     """
 
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
@@ -193,6 +324,11 @@ class Criterion(_Model):
     rule: str | None = None
     attest: str | None = None
     note: str | None = None
+    review: Review | None = None
+
+    @property
+    def unreviewed(self) -> bool:
+        return self.review is not None and self.review.state == "draft"
 
     @model_validator(mode="after")
     def _rule_or_attest(self) -> Criterion:
@@ -729,6 +865,16 @@ class Protocol(_Model):
         return [("inclusion", c) for c in self.eligibility.inclusion] + [
             ("exclusion", c) for c in self.eligibility.exclusion
         ]
+
+    @property
+    def unreviewed(self) -> list[str]:
+        """Ids of criteria whose draft no person has reviewed yet."""
+        return [c.id for _, c in self.criteria if c.unreviewed]
+
+    @property
+    def is_draft(self) -> bool:
+        """A protocol with unreviewed criteria is a draft: it must not screen or enrol."""
+        return bool(self.unreviewed)
 
     @property
     def attestations(self) -> list[Attestation]:

@@ -1,0 +1,164 @@
+"""The registry import and search commands: ClinicalTrials.gov records in, trials found.
+
+``trialdesk registry import`` reads files (no network) and writes one draft protocol file
+per study; ``trialdesk registry search`` ranks protocol files by text, condition, age, sex
+and distance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trialdesk.cli.common import JsonOpt, ProtocolsOpt, _console, _say, app, domain_errors, write_atomic
+
+registry_app = typer.Typer(
+    help="ClinicalTrials.gov records: import them as draft protocols, search them.", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".xml"))
+        else:
+            found.append(path)
+    return found
+
+
+@registry_app.command("import")
+@domain_errors
+def import_cmd(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Record files or folders (v2 JSON, search responses, XML).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the protocol files (one per NCT id).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import registry records as draft protocols; print what each study held. Exit 1 if any failed."""
+    import yaml
+
+    from trialdesk.errors import RegistryError
+    from trialdesk.registry.importer import Failed, import_bytes
+
+    if not out.is_dir():
+        raise RegistryError("the output folder does not exist", where=str(out))
+    results: list[Any] = []
+    for path in _files(paths):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            results.append(Failed(str(path), f"cannot read file: {exc.strerror}"))
+            continue
+        for result in import_bytes(data, name=str(path)):
+            if not isinstance(result, Failed):
+                text = yaml.safe_dump(result.document, sort_keys=False, allow_unicode=True, width=100)
+                header = (
+                    f"# {result.nct_id}: imported from {result.where} ({result.format}).\n"
+                    "# Draft: every criterion needs an investigator's review before it can screen.\n"
+                )
+                write_atomic(out / f"{result.nct_id}.yaml", (header + text).encode("utf-8"))
+            results.append(result)
+    failed = [r for r in results if isinstance(r, Failed)]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "imported": [r.summary() for r in results if not isinstance(r, Failed)],
+                    "failed": [r.summary() for r in failed],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        console = _console()
+        for r in results:
+            if isinstance(r, Failed):
+                _say(console, f"failed   {r.where}: {r.reason}", "bold red")
+                continue
+            _say(console, f"imported {r.nct_id} ({r.format}) -> {out / (r.nct_id + '.yaml')}", "bold")
+            _say(console, f"  modules: {', '.join(r.modules)}")
+            _say(
+                console,
+                f"  criteria items: {r.inclusion} inclusion, {r.exclusion} exclusion; "
+                f"drafts: {r.drafts}; investigator questions: {r.questions}",
+            )
+            for problem in r.problems:
+                _say(console, f"  problem: {problem}", "yellow")
+        _say(console, f"{len(results) - len(failed)} studies imported, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@registry_app.command("search")
+@domain_errors
+def search_cmd(
+    text: Annotated[
+        str | None,
+        typer.Argument(help="Words to find in title, conditions, keywords, interventions and criteria."),
+    ] = None,
+    condition: Annotated[
+        str | None, typer.Option("--condition", help="A condition (MeSH terms and synonyms count).")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="e.g. RECRUITING.")] = None,
+    phase: Annotated[str | None, typer.Option("--phase", help="e.g. PHASE2 or 2.")] = None,
+    age: Annotated[str | None, typer.Option("--age", help="Patient age: 6y, 18m, 10d.")] = None,
+    sex: Annotated[str | None, typer.Option("--sex", help="F or M.")] = None,
+    near: Annotated[str | None, typer.Option("--near", help="A place name or LAT,LON.")] = None,
+    km: Annotated[
+        float | None, typer.Option("--km", help="Only trials with a site within this distance.")
+    ] = None,
+    as_json: JsonOpt = False,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Search trials by text, condition, status, phase, age, sex and distance to the nearest site."""
+    from trialdesk.cli.common import _protocols
+    from trialdesk.registry.gazetteer import resolve_place
+    from trialdesk.registry.search import Query, parse_age, search
+
+    compiled = _protocols(protocols)
+    registries = [c.protocol.registry for c in compiled.values()]
+    point = resolve_place(near, registries) if near else None
+    query = Query(
+        text=text,
+        condition=condition,
+        status=status,
+        phase=phase,
+        age=parse_age(age) if age else None,
+        sex=sex,
+        near=point,
+        km=km,
+    )
+    hits = search(
+        [
+            (c.id, c.protocol.registry, [x.text for _, x in c.protocol.criteria], c.protocol.is_draft)
+            for c in compiled.values()
+        ],
+        query,
+    )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"query": query.to_json(), "results": [h.to_json() for h in hits]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    console = _console()
+    if point is not None:
+        _say(console, f"near {point.name} ({point.lat:.4f}, {point.lon:.4f}; {point.source})", "dim")
+    for h in hits:
+        distance = f"{h.km:.0f} km ({h.site})" if h.km is not None else ""
+        draft = " [draft]" if h.draft else ""
+        _say(console, f"{h.trial_id}{draft}  {h.status}  {', '.join(h.phases) or '-'}  {distance}", "bold")
+        _say(console, f"  {h.title}")
+        if h.matched:
+            _say(console, f"  matched: {', '.join(h.matched)}", "dim")
+    _say(console, f"{len(hits)} trials found")

@@ -1,0 +1,324 @@
+"""Search ranking over registry records: text, condition with synonyms, age, sex, distance.
+
+Pure functions over protocols already loaded; the database full-text index calls the
+same filters and distance once it holds the candidates.
+
+>>> round(great_circle_km(55.7558, 37.6173, 59.9343, 30.3351))  # Moscow to St Petersburg
+633
+>>> fits_age(Age(12, "month"), "6 Months", "12 Months"), fits_age(Age(13, "month"), None, "12 Months")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trialdesk.errors import RegistryError
+from trialdesk.protocol.model import Registry
+from trialdesk.registry.gazetteer import Place
+from trialdesk.registry.records import age_limit
+
+# Mean Earth radius R1 = 6371.0088 km (IUGG; Moritz, "Geodetic Reference System 1980",
+# Bulletin Géodésique 54:395, 1980) for the haversine great-circle distance.
+EARTH_RADIUS_KM = 6371.0088
+
+# Condition synonyms the record's own MeSH terms may not carry. Each names its source.
+SYNONYMS: dict[str, tuple[tuple[str, ...], str]] = {
+    "sepsis": (
+        ("septic shock", "severe sepsis", "septicemia", "shock, septic"),
+        "MeSH descriptor Sepsis (D018805): narrower descriptor Shock, Septic (D012772); "
+        "entry terms Severe Sepsis, Septicemia",
+    ),
+    "septic shock": (("sepsis", "shock, septic"), "MeSH descriptor Shock, Septic (D012772), under Sepsis"),
+    "neuroblastoma": (
+        ("ganglioneuroblastoma",),
+        "International Neuroblastoma Pathology Classification (Shimada et al., Cancer 1999;86:364): "
+        "peripheral neuroblastic tumours are neuroblastoma, ganglioneuroblastoma and ganglioneuroma",
+    ),
+    "nsclc": (
+        ("non-small cell lung cancer", "carcinoma, non-small-cell lung"),
+        "MeSH descriptor Carcinoma, Non-Small-Cell Lung (D002289), entry term NSCLC",
+    ),
+    "all": (
+        ("acute lymphoblastic leukemia", "precursor cell lymphoblastic leukemia-lymphoma"),
+        "MeSH descriptor Precursor Cell Lymphoblastic Leukemia-Lymphoma (D054198)",
+    ),
+    "cll": (
+        ("chronic lymphocytic leukemia", "leukemia, lymphocytic, chronic, b-cell"),
+        "MeSH descriptor Leukemia, Lymphocytic, Chronic, B-Cell (D015451), entry term CLL",
+    ),
+    "atopic dermatitis": (
+        ("eczema, atopic", "dermatitis, atopic"),
+        "MeSH descriptor Dermatitis, Atopic (D003876), entry term Atopic Eczema",
+    ),
+}
+_SPELLING = [
+    (re.compile(p), r)
+    for p, r in (
+        (r"leukaem", "leukem"),
+        (r"tumour", "tumor"),
+        (r"anaem", "anem"),
+        (r"haem", "hem"),
+        (r"oedema", "edema"),
+    )
+]
+
+
+def _norm(text: str) -> str:
+    out = text.casefold()
+    for pattern, repl in _SPELLING:
+        out = pattern.sub(repl, out)
+    return out
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance on a sphere of the mean Earth radius."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True)
+class Age:
+    """A patient's age in completed units (``unit`` year, month, week, day)."""
+
+    amount: float
+    unit: str
+
+    def days(self) -> float:
+        return (
+            self.amount * {"year": 365.25, "month": 30.4375, "week": 7, "day": 1, "hour": 1 / 24}[self.unit]
+        )
+
+    def completed(self, unit: str) -> float:
+        """The age in completed ``unit``s (12 months is 1 completed year)."""
+        if unit == self.unit:
+            return self.amount
+        if {unit, self.unit} == {"year", "month"}:
+            return self.amount * 12 if unit == "month" else math.floor(self.amount / 12)
+        size = Age(1, unit).days()
+        return math.floor(self.days() / size + 1e-9)
+
+
+def parse_age(text: str) -> Age:
+    """``6y``, ``18m``, ``3w``, ``10d`` (or ``6 years``) to an :class:`Age`.
+
+    >>> parse_age("6y"), parse_age("18 months")
+    (Age(amount=6.0, unit='year'), Age(amount=18.0, unit='month'))
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(y|yr|years?|m|mo|months?|w|weeks?|d|days?)\s*", text, re.I)
+    if m is None:
+        raise RegistryError(f"not an age like 6y, 18m, 3w or 10d: {text!r}", where="--age")
+    unit = {"y": "year", "m": "month", "w": "week", "d": "day"}[m.group(2)[0].lower()]
+    return Age(float(m.group(1)), unit)
+
+
+def fits_age(age: Age, minimum: str | None, maximum: str | None) -> bool:
+    """Whether ``age`` lies within the registry limits, both ends included, each compared in
+    its own unit (a 12-month-old fits a maximum of "12 Months" and of "1 Year")."""
+    low, high = age_limit(minimum), age_limit(maximum)
+    if low is not None and age.completed(low[1]) < low[0]:
+        return False
+    return not (high is not None and age.completed(high[1]) > high[0])
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str | None = None
+    condition: str | None = None
+    status: str | None = None
+    phase: str | None = None
+    age: Age | None = None
+    sex: str | None = None
+    near: Place | None = None
+    km: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "condition": self.condition,
+            "status": self.status,
+            "phase": self.phase,
+            "age": f"{self.age.amount:g} {self.age.unit}" if self.age else None,
+            "sex": self.sex,
+            "near": {
+                "name": self.near.name,
+                "lat": self.near.lat,
+                "lon": self.near.lon,
+                "source": self.near.source,
+            }
+            if self.near
+            else None,
+            "km": self.km,
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    trial_id: str
+    title: str
+    status: str
+    phases: list[str]
+    score: float
+    km: float | None = None
+    site: str | None = None
+    matched: list[str] = field(default_factory=list)
+    draft: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id,
+            "title": self.title,
+            "status": self.status,
+            "phases": self.phases,
+            "score": round(self.score, 3),
+            "km": None if self.km is None else round(self.km, 1),
+            "nearest_site": self.site,
+            "matched": self.matched,
+            "draft": self.draft,
+        }
+
+
+def condition_terms(condition: str) -> list[str]:
+    """The condition and its synonyms from :data:`SYNONYMS`."""
+    key = _norm(condition.strip())
+    extra = SYNONYMS.get(key, ((), ""))[0]
+    return [key, *(_norm(t) for t in extra)]
+
+
+def _record_conditions(r: Registry) -> list[str]:
+    terms = [*r.conditions, *r.keywords]
+    if r.mesh is not None:
+        terms += [m.term for m in r.mesh.conditions + r.mesh.condition_ancestors]
+    return [_norm(t) for t in terms]
+
+
+def _word(needle: str) -> re.Pattern[str]:
+    """A pattern finding ``needle`` as whole words (compiled once per search, not per record)."""
+    return re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)")
+
+
+def nearest_site(r: Registry, lat: float, lon: float) -> tuple[float, str] | None:
+    """(km, site) of the site nearest to the point, among sites with a geo point."""
+    best: tuple[float, str] | None = None
+    for loc in r.contacts_locations.locations:
+        if loc.geo is None:
+            continue
+        d = great_circle_km(lat, lon, loc.geo.lat, loc.geo.lon)
+        if best is None or d < best[0]:
+            best = (d, ", ".join(x for x in (loc.facility, loc.city, loc.country) if x))
+    return best
+
+
+def _phase(text: str) -> str:
+    t = text.strip().upper().replace(" ", "")
+    return f"PHASE{t}" if t.isdigit() else t
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A trial prepared for search: its registry part and its text fields, normalised once."""
+
+    trial_id: str
+    registry: Registry
+    draft: bool
+    conditions: tuple[str, ...]
+    fields: tuple[tuple[float, str, str], ...]  # (weight, field name, normalised text)
+
+
+def entry(trial_id: str, r: Registry, criteria: Sequence[str] = (), draft: bool = False) -> Entry:
+    """Prepare one trial for :func:`search` (title, conditions, interventions, criteria)."""
+    ident, arms = r.identification, r.arms_interventions
+    conditions = tuple(_record_conditions(r))
+    interventions = [i.name for i in arms.interventions] + [
+        n for i in arms.interventions for n in i.other_names
+    ]
+    interventions += [m.term for m in r.mesh.interventions] if r.mesh else []
+    fields = (
+        (3.0, "title", _norm(f"{ident.brief_title} {ident.official_title or ''} {ident.acronym or ''}")),
+        (3.0, "conditions", " | ".join(conditions)),
+        (2.0, "interventions", _norm(" | ".join(interventions))),
+        (1.0, "criteria", _norm(" | ".join(criteria))),
+    )
+    return Entry(trial_id, r, draft, conditions, fields)
+
+
+def _text_score(e: Entry, words: list[tuple[str, re.Pattern[str]]]) -> tuple[float, list[str]] | None:
+    score, matched = 0.0, []
+    for word, pattern in words:
+        hits = [(w, name) for w, name, text in e.fields if pattern.search(text)]
+        if not hits:
+            return None
+        score += sum(w for w, _ in hits)
+        matched += [f"'{word}' in {name}" for _, name in hits]
+    return score, matched
+
+
+def search(trials: Iterable[Entry | tuple[str, Registry, Sequence[str], bool]], query: Query) -> list[Hit]:
+    """Rank trials (:class:`Entry`, or ``(trial id, registry, criteria texts, is draft)``) for ``query``.
+
+    Every given filter must hold; text words must each appear somewhere. With a place,
+    results are ordered by distance to the nearest site, else by score.
+    """
+    words = [(w, _word(w)) for w in (_norm(x) for x in re.findall(r"[\w-]+", query.text or ""))]
+    terms = [(t, _word(t)) for t in condition_terms(query.condition)] if query.condition else []
+    hits: list[Hit] = []
+    for trial in trials:
+        e = trial if isinstance(trial, Entry) else entry(*trial)
+        trial_id, r, draft = e.trial_id, e.registry, e.draft
+        matched: list[str] = []
+        score = 0.0
+        if query.status and r.status.overall_status != re.sub(r"[\s,-]+", "_", query.status.strip().upper()):
+            continue
+        if query.phase and _phase(query.phase) not in r.design.phases:
+            continue
+        if query.sex:
+            wanted = {"F": "FEMALE", "M": "MALE"}.get(query.sex.strip().upper()[:1])
+            if wanted is None:
+                raise RegistryError(f"sex must be F or M, not {query.sex!r}", where="--sex")
+            if r.eligibility.sex not in ("ALL", wanted):
+                continue
+        if query.age and not fits_age(query.age, r.eligibility.minimum_age, r.eligibility.maximum_age):
+            continue
+        if query.condition:
+            found = [t for t, pattern in terms if any(pattern.search(rt) for rt in e.conditions)]
+            if not found:
+                continue
+            score += 3.0
+            matched.append(f"condition '{found[0]}'")
+        if words:
+            text = _text_score(e, words)
+            if text is None:
+                continue
+            score += text[0]
+            matched += text[1]
+        km = site = None
+        if query.near is not None:
+            near = nearest_site(r, query.near.lat, query.near.lon)
+            if near is not None:
+                km, site = near
+            if query.km is not None and (km is None or km > query.km):
+                continue
+        hits.append(
+            Hit(
+                trial_id,
+                r.identification.brief_title,
+                r.status.overall_status,
+                list(r.design.phases),
+                score,
+                km,
+                site,
+                matched,
+                draft,
+            )
+        )
+    if query.near is not None:
+        hits.sort(key=lambda h: (h.km is None, h.km or 0.0, -h.score, h.trial_id))
+    else:
+        hits.sort(key=lambda h: (-h.score, h.trial_id))
+    return hits
