@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trialdesk.facts.biomarkers import Gd2Threshold
 from trialdesk.facts.dictionary import Attestation, FactDictionary, with_attestations
 from trialdesk.safety.rules import ToxicityRule
 from trialdesk.safety.stopping import StoppingRule
@@ -501,6 +502,30 @@ class ConsentRules(_Model):
     source: str | None = None
 
 
+class Gd2Rule(_Model):
+    """GD2 positivity as the protocol defines it (see :mod:`trialdesk.facts.biomarkers`)."""
+
+    method: Literal["ihc", "flow_cytometry", "marrow_immunocytology"]
+    threshold_percent: Param
+
+    @model_validator(mode="after")
+    def _percent(self) -> Gd2Rule:
+        v = self.threshold_percent.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100:
+            raise ValueError("threshold_percent.value must be a percentage above 0, at most 100")
+        return self
+
+    def threshold(self) -> Gd2Threshold:
+        return Gd2Threshold(self.method, float(self.threshold_percent.value),  # type: ignore[arg-type]
+                            self.threshold_percent.unconfirmed)
+
+
+class Biomarkers(_Model):
+    """Protocol settings for biomarker facts."""
+
+    gd2: Gd2Rule | None = None
+
+
 class Protocol(_Model):
     """A trial protocol; see the module docstring for its parts."""
 
@@ -521,6 +546,8 @@ class Protocol(_Model):
     # Safety rules (trialdesk.safety.rules / .stopping): each names its source.
     toxicity_rules: list[ToxicityRule] = []
     stopping_rules: list[StoppingRule] = []
+    # Biomarker settings (trialdesk.facts.biomarkers).
+    biomarkers: Biomarkers = Biomarkers()
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
