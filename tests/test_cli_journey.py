@@ -155,7 +155,10 @@ def test_nb_calendar_table_and_ics(tmp_path: Path) -> None:
         assert text in out, text
     parsed = ICalendar.from_ical(ics.read_bytes())
     summaries = [str(e["SUMMARY"]) for e in parsed.walk("VEVENT")]
-    assert len(summaries) == 1 + 5 + 25 + 25 + 20 + 4 + 2  # day −1, courses, doses, assessments
+    # day −1, courses, doses, assessments; samples: GD2 and FCGR on day −1, immune profile
+    # and drug exposure before each of the 4 DIT courses (the GD2 sample at progression is
+    # undated, so not exported)
+    assert len(summaries) == 1 + 5 + 25 + 25 + 20 + 4 + 2 + 2 + 4 + 4
     assert any("course 2: autologous NK cells IV — not set" in s for s in summaries)
 
 

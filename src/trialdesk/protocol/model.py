@@ -363,13 +363,35 @@ PlanStep = CourseStep | ProcedureStep | TimedStep | MilestoneStep
 
 
 class Sampling(_Model):
-    """A sampling schedule: what is measured on which study days."""
+    """A sampling schedule: what is measured, when, and in which specimen or tube.
 
-    measurements: list[str]
-    days: list[int]
+    When: on study ``days``; ``before_courses`` (course day 1 of every course with one of
+    these ids, before its first administration); ``before`` a timed step of the arm (RuMCeSS: before the MSC
+    infusion, on the day of its anchor); ``at_event`` (``progression``: not dated, taken
+    when the event is recorded). Any combination; at least one.
+    """
+
+    measurements: list[str] = Field(min_length=1)
+    days: list[int] = []
+    before_courses: list[str] = []
+    before: str | None = None
+    at_event: Literal["progression"] | None = None
+    specimen: str | None = None  # e.g. serum, EDTA whole blood, arterial blood, bone marrow
+    tube: str | None = None  # e.g. SST (gold top), K2-EDTA (lavender top), blood-gas syringe
     window_days: int = Field(default=0, ge=0)
     source: str
     unconfirmed: bool = False
+
+    @model_validator(mode="after")
+    def _when(self) -> Sampling:
+        if not (self.days or self.before_courses or self.before or self.at_event):
+            raise ValueError("say when: days, before_courses, before or at_event")
+        return self
+
+    def what(self) -> str:
+        """The measurements and the specimen/tube, as the calendar shows them."""
+        where = ", ".join(x for x in (self.specimen, self.tube) if x)
+        return ", ".join(self.measurements) + (f" ({where})" if where else "")
 
 
 class Assignment(_Model):
@@ -561,6 +583,15 @@ class Protocol(_Model):
         courses = {c.id for c in self.courses}
         randomisations = {r.id: r for r in self.randomisations}
         for arm in self.arms:
+            timed = {step.timed for step in arm.plan if isinstance(step, TimedStep)}
+            for sampling in arm.sampling:
+                for course_id in sampling.before_courses:
+                    if course_id not in courses:
+                        raise ValueError(f"arm {arm.id}: sampling before unknown course "
+                                         f"'{course_id}'")
+                if sampling.before is not None and sampling.before not in timed:
+                    raise ValueError(f"arm {arm.id}: sampling before '{sampling.before}': no "
+                                     "timed step of that name in the arm")
             for step in arm.plan:
                 if isinstance(step, CourseStep) and step.course not in courses:
                     raise ValueError(f"arm {arm.id}: unknown course '{step.course}'")
