@@ -7,11 +7,12 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
-from trialdesk.cli import registry, safety, outcomes, journey, web, population
+from trialdesk.cli import registry, safety, outcomes, biomarkers, journey, web, population
 # isort: on
 
 __all__ = [
     "app",
+    "biomarkers",
     "journey",
     "main",
     "outcomes",

@@ -24,6 +24,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -185,6 +186,7 @@ def ph_test(result: CoxResult, *, transform: str = "km") -> pd.DataFrame:
     test = proportional_hazard_test(result.fitter_, result.design_, time_transform=transform)
     summary = test.summary[["test_statistic", "p"]].copy()
     summary.index = [str(i[0] if isinstance(i, tuple) else i) for i in summary.index]
+    summary = summary.reindex(result.hazard_ratios_.index)  # the model's term order
     summary.index.name = "term"
     return summary
 
@@ -222,6 +224,10 @@ class Forest:
     reference: str | None = None
     compared: str | None = None
     missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().split("\n")[0].split(". ")[0]
 
 
 def _lr_test(full: float, reduced: float, df: int) -> tuple[float, float]:
@@ -262,16 +268,25 @@ def _hr_row(frame: pd.DataFrame, sub: str, level: str, term: str, duration_col: 
     row: dict[str, Any] = {"subgroup": sub, "level": level, "n": len(frame),
                            "events": int(frame[event_col].sum()), "estimate": math.nan,
                            "lower": math.nan, "upper": math.nan, "note": ""}
-    if frame[group_col].nunique() < 2 or row["events"] == 0:
-        row["note"] = "not estimable: one arm only or no events"
+    events_by_arm = frame.groupby(frame[group_col].astype(str))[event_col].sum()
+    if len(events_by_arm) < 2 or (events_by_arm == 0).any():
+        # One arm without events gives a monotone likelihood: no finite estimate.
+        row["note"] = "not estimable: an arm with no patients or no events"
         return row
-    try:
-        fit = cox_ph(frame, duration_col=duration_col, event_col=event_col, group_col=group_col,
-                     reference=base, alpha=alpha)
-    except OutcomeError as exc:
-        row["note"] = f"not estimable: {exc.reason}"
-        return row
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = cox_ph(frame, duration_col=duration_col, event_col=event_col,
+                         group_col=group_col, reference=base, alpha=alpha)
+        except OutcomeError as exc:
+            row["note"] = f"not estimable: {exc.reason}"
+            return row
     hr = fit.hazard_ratios_.loc[term]
+    if not all(math.isfinite(float(hr[c])) for c in ("hazard_ratio", "lower", "upper")):
+        row["note"] = "not estimable: no finite confidence interval"
+        return row
+    if caught:
+        row["note"] = "convergence warning: " + str(caught[0].message).strip().split("\n")[0]
     row.update(estimate=float(hr["hazard_ratio"]), lower=float(hr["lower"]),
                upper=float(hr["upper"]))
     return row
@@ -291,12 +306,16 @@ def _cox_interaction(frame: pd.DataFrame, sub: str, group_col: str, base: str, o
     inter = [c for c in design.columns if c.startswith("arm_x_")]
     out: dict[str, Any] = {"subgroup": sub, "test": "Cox likelihood ratio, arm × subgroup",
                            "statistic": math.nan, "df": len(inter), "p": math.nan, "note": ""}
-    try:
-        full = CoxPHFitter().fit(design, "_t", "_e")
-        reduced = CoxPHFitter().fit(design.drop(columns=inter), "_t", "_e")
-    except Exception as exc:  # lifelines raises several kinds on a degenerate subgroup
-        out["note"] = f"not estimable: {exc}"
-        return out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            full = CoxPHFitter().fit(design, "_t", "_e")
+            reduced = CoxPHFitter().fit(design.drop(columns=inter), "_t", "_e")
+        except Exception as exc:  # lifelines raises several kinds on a degenerate subgroup
+            out["note"] = f"not estimable: {_first_line(exc)}"
+            return out
+    if caught:
+        out["note"] = "convergence warning: " + str(caught[0].message).strip().split("\n")[0]
     out["statistic"], out["p"] = _lr_test(full.log_likelihood_, reduced.log_likelihood_,
                                           len(inter))
     return out
@@ -338,8 +357,8 @@ def _response_interaction(frame: pd.DataFrame, sub: str, response_col: str,
 
     y = frame[response_col].astype(int)
     levels = sorted(frame[sub].astype(str).unique())
-    out: dict[str, Any] = {"subgroup": sub, "statistic": math.nan, "df": len(levels) - 1,
-                           "p": math.nan, "note": ""}
+    out: dict[str, Any] = {"subgroup": sub, "test": "", "statistic": math.nan,
+                           "df": len(levels) - 1, "p": math.nan, "note": ""}
     if two_arms and group_col:
         import statsmodels.api as sm
 
@@ -351,12 +370,16 @@ def _response_interaction(frame: pd.DataFrame, sub: str, response_col: str,
         for level in levels[1:]:
             full[f"arm_x_{level}"] = full["arm"] * full[f"lvl_{level}"]
         out["test"] = "logistic likelihood ratio, arm × subgroup"
-        try:
-            f = sm.Logit(y, sm.add_constant(full, has_constant="add")).fit(disp=0)
-            r = sm.Logit(y, sm.add_constant(base, has_constant="add")).fit(disp=0)
-        except Exception as exc:  # perfect separation, singular matrix
-            out["note"] = f"not estimable: {exc}"
-            return out
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                f = sm.Logit(y, sm.add_constant(full, has_constant="add")).fit(disp=0)
+                r = sm.Logit(y, sm.add_constant(base, has_constant="add")).fit(disp=0)
+            except Exception as exc:  # perfect separation, singular matrix
+                out["note"] = f"not estimable: {_first_line(exc)}"
+                return out
+        if caught:
+            out["note"] = "warning: " + str(caught[0].message).strip().split("\n")[0]
         out["statistic"], out["p"] = _lr_test(f.llf, r.llf, len(levels) - 1)
         return out
     counts = pd.crosstab(frame[sub].astype(str), y).reindex(columns=[0, 1], fill_value=0)
@@ -467,8 +490,6 @@ def mixed_model_formula() -> str:
 
 
 def _mixed_model(data: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    import warnings
-
     import statsmodels.formula.api as smf
 
     if data["patient_id"].nunique() < 3:
@@ -513,6 +534,7 @@ def free_days_table(events: pd.DataFrame, episodes: pd.DataFrame, support: str, 
         raise OutcomeError(f"unknown support '{support}'; one of {', '.join(SUPPORT_KINDS)}",
                            where="support")
     kinds = SUPPORT_KINDS[support]
+    _check_episodes(episodes)
     rows = []
     for _, e in events.iterrows():
         start = _as_date(e["enrolment_date"])
@@ -533,6 +555,31 @@ def free_days_table(events: pd.DataFrame, episodes: pd.DataFrame, support: str, 
     out = pd.DataFrame(rows, columns=["patient_id", "arm", "free_days", "note"])
     out["free_days"] = out["free_days"].astype("Int64")  # whole days; unknown stays <NA>
     return out
+
+
+EPISODE_KINDS = ("rrt", "invasive_ventilation", "non_invasive_ventilation")
+
+
+def _check_episodes(episodes: pd.DataFrame, where: str = "episodes") -> None:
+    missing = [c for c in ("patient_id", "kind", "start_date", "end_date")
+               if c not in episodes.columns]
+    if missing:
+        raise OutcomeError(f"missing column(s): {', '.join(missing)}", where=where)
+    bad = episodes.index[~episodes["kind"].isin(EPISODE_KINDS)]
+    if len(bad):
+        raise OutcomeError(f"kind must be one of {', '.join(EPISODE_KINDS)}; rows "
+                           f"{_row_numbers(bad)}", where=f"{where}: kind")
+    starts = pd.to_datetime(episodes["start_date"], errors="coerce", format="ISO8601")
+    ends = pd.to_datetime(episodes["end_date"], errors="coerce", format="ISO8601")
+    for column, parsed, required in (("start_date", starts, True), ("end_date", ends, False)):
+        given = episodes[column].notna() if not required else pd.Series(True, episodes.index)
+        bad = episodes.index[parsed.isna() & given]
+        if len(bad):
+            raise OutcomeError(f"not an ISO date in rows {_row_numbers(bad)}",
+                               where=f"{where}: {column}")
+    bad = episodes.index[ends.notna() & (ends < starts)]
+    if len(bad):
+        raise OutcomeError(f"ends before it starts in rows {_row_numbers(bad)}", where=where)
 
 
 def compare_free_days(table: pd.DataFrame) -> dict[str, Any]:
@@ -561,7 +608,7 @@ def _as_date(value: Any) -> date | None:
     if isinstance(value, str):
         return date.fromisoformat(value) if value.strip() else None
     if isinstance(value, pd.Timestamp):
-        return value.date()
+        return None if pd.isna(value) else value.date()
     return value if isinstance(value, date) else None
 
 
