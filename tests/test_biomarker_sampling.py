@@ -14,12 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from trialdesk.errors import ProtocolError
+from trialdesk.errors import ProtocolError, TrialdeskError
+from trialdesk.facts.normalise import normalise
+from trialdesk.facts.patient import patient_from_data
 from trialdesk.protocol.load import load_protocol, protocol_from_data, read_document
+from trialdesk.protocol.model import LookBack
 from trialdesk.schedule.dose import BodyMeasurement
 from trialdesk.schedule.export import to_ics
 from trialdesk.schedule.plan import Calendar, Event, EventKind, EventStatus, plan
 from trialdesk.schedule.records import CourseDelay
+from trialdesk.schedule.samples import (
+    Sample,
+    SampleResult,
+    attach_result,
+    check_sample,
+    patient_entries,
+    sample_record,
+)
 from trialdesk.schedule.status import reconcile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,3 +138,58 @@ def test_bad_sampling_schedules_are_refused(change: dict[str, object], reason: s
     with pytest.raises(ProtocolError) as err:
         protocol_from_data(data, source="rumcess-test")
     assert reason in err.value.reason
+
+
+# --- a sample and its results ----------------------------------------------------------
+
+
+def test_a_result_attaches_to_its_sample_and_becomes_a_fact() -> None:
+    cal = plan(RUMCESS, "MSC", date(2026, 11, 21), body=[ADULT],
+               anchors={"septic_shock_onset": ONSET})
+    sample = check_sample(cal, Sample(
+        sample_id="RU-01-S1", patient_id="RU-01", event_id="s1.before-msc-infusion",
+        collected_at=datetime(2026, 11, 21, 9, 40), specimen="serum", tube="SST",
+        processing="centrifuged 1500 g × 10 min, 3 aliquots", storage="−80 °C, box 3, pos. 14",
+        by="nurse"))
+    sample = attach_result(sample, SampleResult(fact="il6", value=0.45, unit="ng/mL",
+                                                reported_at=datetime(2026, 11, 22, 10),
+                                                by="lab"))
+    sample = attach_result(sample, SampleResult(fact="procalcitonin", value=12.5, unit="ng/mL",
+                                                reported_at=datetime(2026, 11, 22, 10),
+                                                by="lab"))
+    # The sampling event is done once the sample is recorded.
+    done = reconcile(cal, [sample_record(sample)], as_of=datetime(2026, 11, 22, 12))
+    assert done.event("s1.before-msc-infusion").status is EventStatus.DONE
+    # The results are dated on collection and read as facts in the canonical unit.
+    observations, findings = patient_entries(sample)
+    record = patient_from_data({"patient_id": "RU-01", "birth_date": "1980-01-01",
+                                "observations": [o.model_dump(mode="json") for o in observations]},
+                               today=date(2026, 11, 22))
+    facts = normalise(record, trial_id="RuMCeSS", lookback=LookBack(default_days=7, source="t"),
+                      as_of=datetime(2026, 11, 22, 12))
+    assert facts["il6"].value == 450.0 and facts["il6"].observed == date(2026, 11, 21)
+    assert facts["procalcitonin"].value == 12.5 and findings == []
+
+
+@pytest.mark.parametrize(("event_id", "result", "where", "reason"), [
+    ("c1", None, "sample.event_id", "no event 'c1'"),
+    ("28-day-mortality.d28", None, "sample.event_id", "not a sampling event"),
+    ("s1.d2", {"fact": "il6", "value": 5, "unit": "mmol/L"}, "result il6.unit", "does not fit"),
+    ("s1.d2", {"fact": "il6", "value": 5, "unit": "pg/mL", "reported_at": "2026-11-20T10:00"},
+     "result il6.reported_at", "before the sample was collected"),
+    ("s1.d2", {"fact": "septic_shock", "value": 1}, "result septic_shock.fact",
+     "not a laboratory value"),
+    ("s1.d2", {"fact": "anti_drug_antibodies", "value": "weak"},
+     "result anti_drug_antibodies.value", "positive, negative"),
+])
+def test_bad_samples_and_results_are_refused(event_id: str, result: dict[str, object] | None,
+                                             where: str, reason: str) -> None:
+    cal = plan(RUMCESS, "MSC", date(2026, 11, 21), body=[ADULT],
+               anchors={"septic_shock_onset": ONSET})
+    sample = Sample(sample_id="S-1", patient_id="RU-01", event_id=event_id,
+                    collected_at=datetime(2026, 11, 22, 8), specimen="serum", by="nurse")
+    with pytest.raises(TrialdeskError) as err:
+        checked = check_sample(cal, sample)
+        attach_result(checked, SampleResult.model_validate(
+            {"reported_at": "2026-11-22T12:00", "by": "lab", **(result or {})}))
+    assert where in (err.value.where or "") and reason in err.value.reason
