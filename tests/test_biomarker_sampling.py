@@ -61,10 +61,10 @@ def test_nbnk_immune_and_exposure_samples_before_each_dit_course() -> None:
     assert iso(exposure) == DIT_STARTS and "(serum)" in exposure[0].name
     # The seeds give no time points: every sample carries the unconfirmed mark.
     assert all(e.unconfirmed for e in samples(cal, ""))
-    # The sample comes before the course's first dose on the same day.
-    day = [e for e in cal.events if e.date == date(2026, 12, 14)]
-    kinds = [e.kind for e in day]
-    assert kinds.index(EventKind.SAMPLING) > kinds.index(EventKind.COURSE)
+    # The samples are listed before the course's first dose on the same day.
+    kinds = [e.kind for e in cal.events if e.date == date(2026, 12, 14)]
+    assert kinds[:3] == [EventKind.COURSE, EventKind.SAMPLING, EventKind.SAMPLING]
+    assert kinds[3] is EventKind.ADMINISTRATION
     # Arm B has a fifth DIT course, so a fifth pre-course sample (day 106 = 2027-03-08).
     arm_b = plan(NBNK, "B", date(2026, 11, 23), body=[CHILD])
     assert iso(samples(arm_b, "NK cells")) == [*DIT_STARTS, "2027-03-08"]
@@ -105,6 +105,8 @@ def test_rumcess_baseline_before_the_msc_infusion_then_days_2_to_28() -> None:
                          "2026-12-18"]
     baseline = labs[0]
     assert baseline.name.startswith("Sampling before the MSC infusion: IL-6, IL-10")
+    on_day_1 = [e.id for e in cal.events if e.date == date(2026, 11, 21)]
+    assert on_day_1.index("s1.before-msc-infusion") < on_day_1.index("msc-infusion")
     assert "(serum)" in baseline.name
     assert "due by 2026-11-21 16:00" in (baseline.note or "")
     gas = samples(cal, "arterial partial oxygen pressure")

@@ -541,7 +541,7 @@ def plan(
                     f"{e.date.isoformat()}, before consent ({not_before.isoformat()})",
                     where="start")
     order = {e.id: i for i, e in enumerate(events)}
-    events.sort(key=lambda e: (e.date or start, _KIND_ORDER[e.kind],
+    events.sort(key=lambda e: (e.date or start, _kind_order(e),
                                e.deadline.time() if e.deadline else datetime.min.time(),
                                order[e.id]))
     events = [replace(e, day=_study_day(start, e.date) if e.date else None) for e in events]
@@ -556,6 +556,13 @@ def plan(
 _KIND_ORDER = {EventKind.DECISION: 0, EventKind.COURSE: 1, EventKind.ADMISSION: 2,
                EventKind.PROCEDURE: 3, EventKind.TIMED: 4, EventKind.ADMINISTRATION: 5,
                EventKind.SAMPLING: 6, EventKind.ASSESSMENT: 7, EventKind.MILESTONE: 8}
+
+
+def _kind_order(e: Event) -> float:
+    """A sample taken before a course or a timed step is listed before its doses."""
+    if e.kind is EventKind.SAMPLING and (e.anchor is not None or e.course_number is not None):
+        return _KIND_ORDER[EventKind.TIMED] - 0.5
+    return _KIND_ORDER[e.kind]
 
 
 def _assessment_name(name: str, criteria: str | None) -> str:
