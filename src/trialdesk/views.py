@@ -74,8 +74,11 @@ def regimen_lines(p: Protocol, arm_id: str) -> list[str]:
         lines.append(f"Assessment: {a.name}{crit}, {when}")
     for s in arm.sampling:
         mark = " [unconfirmed]" if s.unconfirmed else ""
-        lines.append(f"Sampling: {', '.join(s.measurements)} on days "
-                     f"{', '.join(str(d) for d in s.days)}{mark}")
+        moments = [f"days {', '.join(str(d) for d in s.days)}"] if s.days else []
+        moments += [f"before each {c} course" for c in s.before_courses]
+        moments += [f"before the {s.before}"] if s.before else []
+        moments += [f"at {s.at_event}"] if s.at_event else []
+        lines.append(f"Sampling: {s.what()}, {'; '.join(moments)}{mark}")
     return lines
 
 

@@ -8,11 +8,12 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
 from trialdesk.cli import (registry, registry_import, patients, journey, safety, records, outcomes,
-                           product, web, population)
+                           biomarkers, product, web, population)
 # isort: on
 
 __all__ = [
     "app",
+    "biomarkers",
     "journey",
     "main",
     "outcomes",

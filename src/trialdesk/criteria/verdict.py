@@ -225,6 +225,7 @@ def screen_record(compiled: CompiledProtocol, record: PatientRecord, *,
                   as_of: datetime) -> ScreeningResult:
     """Normalise ``record`` for ``compiled`` at ``as_of`` and screen it."""
     require_reviewed(compiled)
+    gd2 = compiled.protocol.biomarkers.gd2
     facts = normalise(record, trial_id=compiled.id, lookback=compiled.protocol.eligibility.lookback,
-                      as_of=as_of)
+                      as_of=as_of, gd2=gd2.threshold() if gd2 else None)
     return screen(compiled, facts, patient_id=record.patient_id)

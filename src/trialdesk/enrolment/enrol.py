@@ -25,6 +25,7 @@ from trialdesk.enrolment.allocation import Allocation, Allocator, verify_allocat
 from trialdesk.enrolment.consent import ConsentRecord
 from trialdesk.enrolment.randomisation import AllocationList, RandomisationScheme
 from trialdesk.errors import EnrolmentError, ScheduleError
+from trialdesk.facts.model import FactSet
 from trialdesk.protocol.model import Protocol, Randomisation, TimedStep
 from trialdesk.schedule.plan import resolve_optional, resolve_variants
 
@@ -35,6 +36,7 @@ __all__ = [
     "allocate",
     "complete_factors",
     "enrol",
+    "factors_from_facts",
     "randomisation_of",
     "scheme_of",
 ]
@@ -178,6 +180,35 @@ def complete_factors(scheme: RandomisationScheme, given: Mapping[str, str]) -> d
         if name not in out and len(levels) == 1:
             out[name] = levels[0]
     return out
+
+
+def factors_from_facts(scheme: RandomisationScheme, facts: FactSet,
+                       given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Factor levels read from the patient's facts where a factor is named after a fact
+    (a biomarker such as ``fcgr3a_genotype``), on top of ``given`` (site, ...).
+
+    A fact that is unknown is refused with the reason: a stratum is never guessed.
+
+    >>> from datetime import datetime
+    >>> from trialdesk.facts.model import FactValue
+    >>> s = RandomisationScheme(id="x", arms={"A": 1, "B": 1}, method="permuted_blocks",
+    ...     block_sizes=(2,), strata={"fcgr3a_genotype": ("V/V", "V/F", "F/F")})
+    >>> facts = FactSet(datetime(2026, 1, 1), {"fcgr3a_genotype": FactValue(
+    ...     "fcgr3a_genotype", "V/F")})
+    >>> factors_from_facts(s, facts)
+    {'fcgr3a_genotype': 'V/F'}
+    """
+    from trialdesk.facts.dictionary import FACTS
+
+    out = dict(given or {})
+    for name in scheme.balancing_factors:
+        if name in out or name not in FACTS:
+            continue
+        if name not in facts:
+            raise EnrolmentError(f"{FACTS[name].description} is unknown ({facts.why_missing(name)})"
+                                 ": record it before randomising", where=f"strata.{name}")
+        out[name] = str(facts[name].value)
+    return complete_factors(scheme, out)
 
 
 def enrol(

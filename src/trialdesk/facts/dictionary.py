@@ -57,6 +57,10 @@ class FactDef:
     # For labs: the substance for mass <-> molar conversion (see clinical.units).
     substance: str | None = None
     dated: bool = False  # subject to a look-back window
+    # Derived from structured patient-file entries the population engine does not read
+    # (GD2 specimens, support episodes, SOFA assessments): screening a population leaves
+    # it unknown, and ``protocol lint`` says so for a rule that names it.
+    per_patient: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -138,6 +142,100 @@ def _xuln(lab: str) -> FactDef:
 
 def _finding(name: str, description: str) -> FactDef:
     return FactDef(name, FactType.BOOLEAN, FactKind.FINDING, description, dated=True)
+
+
+def _per_patient(name: str, type_: FactType, description: str, derivation: str, *,
+                 values: tuple[str, ...] | None = None, unit: str | None = None,
+                 maximum: float | None = None) -> FactDef:
+    return FactDef(name, type_, FactKind.DERIVED, description, unit=unit, values=values,
+                   minimum=0 if maximum is not None else None, maximum=maximum,
+                   derivation=derivation, dated=True, per_patient=True)
+
+
+#: Methods a GD2 specimen is measured by (seed 001: how GD2 positivity was confirmed).
+GD2_METHODS = ("ihc", "flow_cytometry", "marrow_immunocytology")
+#: FCGR genotypes as the alleles are usually named (FCGR2A H131R, FCGR3A V158F).
+FCGR2A_GENOTYPES = ("H/H", "H/R", "R/R")
+FCGR3A_GENOTYPES = ("V/V", "V/F", "F/F")
+#: LOINC codes below were checked against LOINC term pages or laboratory catalogues that
+#: quote them (loinc.org, Mayo/LabCorp/Northwell test catalogues); facts with no code
+#: have no LOINC term that fits (dinutuximab beta level, GD2 %, ADCC, genotypes here).
+_BIOMARKER_FACTS: tuple[FactDef, ...] = (
+    # Immune profile (seed 001: NK cells, monocytes, the capacity for ADCC).
+    _lab("alc", "/mm3", "absolute lymphocyte count", "LOINC 731-0", 1e6),
+    _lab("monocytes", "/mm3", "absolute monocyte count", "LOINC 742-7", 1e6),
+    _lab("nk_cells", "/mm3", "NK cells (CD3−CD56+) per µL of blood",
+         "LOINC 9728-7", 1e6),  # CD3-CD16+CD56+ (Natural killer) cells [#/volume] in Blood
+    FactDef("adcc_lysis", FactType.NUMBER, FactKind.MEASUREMENT,
+            "antibody-dependent cellular cytotoxicity: % specific lysis (the assay's "
+            "effector:target ratio is shown in the evidence)", unit="%", minimum=0,
+            maximum=100, dated=True),
+    FactDef("nk_cytotoxicity_lysis", FactType.NUMBER, FactKind.MEASUREMENT,
+            "NK-cell cytotoxicity: % specific lysis (effector:target ratio in the evidence)",
+            unit="%", minimum=0, maximum=100, dated=True),
+    # GD2 expression, latest specimen per method (seed 001: level, heterogeneity, method).
+    FactDef("gd2_ihc_percent", FactType.NUMBER, FactKind.MEASUREMENT,
+            "GD2-positive tumour cells by immunohistochemistry, latest specimen", unit="%",
+            minimum=0, maximum=100, dated=True),
+    FactDef("gd2_ihc_h_score", FactType.NUMBER, FactKind.MEASUREMENT,
+            "GD2 H-score by immunohistochemistry (0–300), latest specimen", minimum=0,
+            maximum=300, dated=True),
+    FactDef("gd2_flow_percent", FactType.NUMBER, FactKind.MEASUREMENT,
+            "GD2-positive cells by flow cytometry, latest specimen", unit="%", minimum=0,
+            maximum=100, dated=True),
+    FactDef("gd2_marrow_percent", FactType.NUMBER, FactKind.MEASUREMENT,
+            "GD2-positive tumour cells by immunocytology of bone marrow, latest specimen",
+            unit="%", minimum=0, maximum=100, dated=True),
+    _per_patient("gd2_status", FactType.STRING,
+                 "GD2 status by the protocol's method and threshold",
+                 "the specimens of the protocol's method on their latest date: positive if "
+                 "every one reaches the protocol's threshold, negative if none does, "
+                 "discordant otherwise", values=("positive", "negative", "discordant")),
+    _per_patient("gd2_heterogeneous", FactType.BOOLEAN,
+                 "GD2 expression discordant between specimens (lesions or dates)",
+                 "specimens of the protocol's method in the look-back window fall on both "
+                 "sides of the protocol's threshold"),
+    # Fc-gamma receptor genotypes and KIR (germline: no look-back window).
+    FactDef("fcgr2a_genotype", FactType.STRING, FactKind.FINDING,
+            "FCGR2A H131R genotype", values=FCGR2A_GENOTYPES),
+    FactDef("fcgr3a_genotype", FactType.STRING, FactKind.FINDING,
+            "FCGR3A V158F genotype", values=FCGR3A_GENOTYPES),
+    FactDef("kir_genotype", FactType.STRING, FactKind.FINDING,
+            "KIR haplotype group (optional finding)", values=("A/A", "B/x")),
+    FactDef("kir_ligand_missing", FactType.BOOLEAN, FactKind.FINDING,
+            "an inhibitory KIR whose HLA ligand the patient lacks (optional finding)"),
+    # Drug exposure.
+    FactDef("dinutuximab_beta_level", FactType.NUMBER, FactKind.LAB,
+            "dinutuximab beta serum concentration", unit="ug/mL", minimum=0, maximum=1000,
+            dated=True),
+    FactDef("anti_drug_antibodies", FactType.STRING, FactKind.FINDING,
+            "anti-drug antibodies against the anti-GD2 antibody (HACA/ADA)",
+            values=("positive", "negative"), dated=True),
+    # Sepsis: cytokines, organ markers, oxygenation, organ support (seed 004).
+    _lab("il6", "pg/mL", "interleukin-6", "LOINC 26881-3", 1e7),
+    _lab("il10", "pg/mL", "interleukin-10", "LOINC 26848-2", 1e7),
+    _lab("procalcitonin", "ng/mL", "procalcitonin", "LOINC 33959-8", 1e4),
+    _lab("crp", "mg/L", "C-reactive protein", "LOINC 1988-5", 1e3),
+    _lab("pao2", "mmHg", "arterial partial pressure of oxygen", "LOINC 2703-7", 800),
+    FactDef("fio2", FactType.NUMBER, FactKind.MEASUREMENT,
+            "fraction of inspired oxygen, in percent", unit="%", code="LOINC 3150-0",
+            minimum=21, maximum=100, dated=True),
+    _per_patient("pao2_fio2", FactType.NUMBER,
+                 "PaO₂/FiO₂ ratio (Horowitz index, LOINC 50984-4)",
+                 "latest PaO₂ ÷ FiO₂ (as a fraction) recorded on the same day; "
+                 "see trialdesk.clinical.sepsis.pao2_fio2", unit="mmHg", maximum=4000),
+    _per_patient("sofa_score", FactType.INTEGER,
+                 "SOFA score (Vincent 1996, Intensive Care Med 22:707)",
+                 "sum of the six organ scores of the latest complete SOFA assessment; "
+                 "unknown when any component is missing", maximum=24),
+    _per_patient("on_rrt", FactType.BOOLEAN, "on renal replacement therapy",
+                 "a renal replacement therapy episode open on the screening date"),
+    _per_patient("on_invasive_ventilation", FactType.BOOLEAN, "on invasive ventilation",
+                 "an invasive ventilation episode open on the screening date"),
+    _per_patient("on_non_invasive_ventilation", FactType.BOOLEAN,
+                 "on non-invasive ventilation",
+                 "a non-invasive ventilation episode open on the screening date"),
+)
 
 
 _FACTS: tuple[FactDef, ...] = (
@@ -282,7 +380,7 @@ _FACTS: tuple[FactDef, ...] = (
             derivation="a signed consent record for this trial dated on or before screening"),
 )
 
-FACTS: Mapping[str, FactDef] = MappingProxyType({f.name: f for f in _FACTS})
+FACTS: Mapping[str, FactDef] = MappingProxyType({f.name: f for f in (*_FACTS, *_BIOMARKER_FACTS)})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import TypeVar
 
 from trialdesk.clinical import units
+from trialdesk.facts.biomarkers import Gd2Threshold, gd2_status
 from trialdesk.facts.dictionary import (
     FACTS,
     HAEMATOLOGICAL,
@@ -98,8 +99,13 @@ def normalise(
     trial_id: str,
     lookback: LookBack,
     as_of: datetime,
+    gd2: Gd2Threshold | None = None,
 ) -> FactSet:
-    """The facts of ``record`` at ``as_of`` for screening against ``trial_id``."""
+    """The facts of ``record`` at ``as_of`` for screening against ``trial_id``.
+
+    ``gd2`` is the protocol's GD2 method and threshold (``biomarkers.gd2``); without it
+    GD2 status and heterogeneity stay unknown.
+    """
     b = _Builder(as_of, lookback)
     on = b.on
 
@@ -117,6 +123,7 @@ def normalise(
     _observations(record, b)
     _performance(record, b)
     _findings(record, b)
+    _biomarkers(record, b, gd2)
     _treatments(record, b)
     _pregnancy(record, b)
 
@@ -184,9 +191,28 @@ def _disease(record: PatientRecord, b: _Builder) -> None:
             break
 
 
+_GD2_FACTS = {"ihc": "gd2_ihc_percent", "flow_cytometry": "gd2_flow_percent",
+              "marrow_immunocytology": "gd2_marrow_percent"}
+
+
+def _specimen_observations(record: PatientRecord) -> list[Observation]:
+    """GD2 specimens and cytotoxicity assays as the observations they give a fact."""
+    out: list[Observation] = []
+    for s in record.gd2_specimens:
+        if s.percent_positive is not None:
+            out.append(Observation(name=_GD2_FACTS[s.method], value=s.percent_positive,
+                                   unit="%", date=s.date))
+        if s.h_score is not None:
+            out.append(Observation(name="gd2_ihc_h_score", value=s.h_score, date=s.date))
+    for a in record.cytotoxicity_assays:
+        name = "adcc_lysis" if a.assay == "adcc" else "nk_cytotoxicity_lysis"
+        out.append(Observation(name=name, value=a.lysis_percent, unit="%", date=a.date))
+    return out
+
+
 def _observations(record: PatientRecord, b: _Builder) -> None:
     by_name: dict[str, list[Observation]] = {}
-    for obs in record.observations:
+    for obs in [*record.observations, *_specimen_observations(record)]:
         by_name.setdefault(obs.name, []).append(obs)
     latest: dict[str, Observation] = {}
     for name, items in by_name.items():
@@ -272,6 +298,85 @@ def _findings(record: PatientRecord, b: _Builder) -> None:
             number = canonical_value(name, float(entry.value), entry.unit, where=f"finding {name}")
             value = int(number) if fact.type is FactType.INTEGER and number.is_integer() else number
         b.put(name, value, observed=entry.date, source=f"finding on {entry.date}")
+
+
+def _biomarkers(record: PatientRecord, b: _Builder, gd2: Gd2Threshold | None) -> None:
+    from trialdesk.clinical.sepsis import pao2_fio2, sofa, sofa_inputs
+
+    # Say which site and E:T ratio a GD2 or lysis value came from.
+    for fact, items in (("adcc_lysis", [a for a in record.cytotoxicity_assays
+                                        if a.assay == "adcc"]),
+                        ("nk_cytotoxicity_lysis", [a for a in record.cytotoxicity_assays
+                                                   if a.assay == "nk_cytotoxicity"])):
+        value = b.values.get(fact)
+        chosen = [a for a in items if a.date == (value.observed if value else None)]
+        if value is not None and chosen:
+            a = chosen[0]
+            b.put(fact, value.value, observed=a.date,
+                  source=f"{a.lysis_percent:g}% lysis at E:T {a.effector_target_ratio} on {a.date}")
+    for method, fact in _GD2_FACTS.items():
+        value = b.values.get(fact)
+        if value is not None:
+            sites = [s.site for s in record.gd2_specimens
+                     if s.method == method and s.date == value.observed]
+            b.put(fact, value.value, observed=value.observed,
+                  source=f"{value.source} ({', '.join(sites)})")
+
+    if gd2 is None:
+        for name in ("gd2_status", "gd2_heterogeneous"):
+            b.miss(name, "the protocol sets no GD2 method and threshold")
+    else:
+        window = b.lookback.days_for("gd2_status", FactKind.DERIVED.value)
+        since = date.fromordinal(b.on.toordinal() - window)
+        result = gd2_status(record.gd2_specimens, gd2, on=b.on, since=since)
+        if result.status is None:
+            b.miss("gd2_status", result.evidence)
+            b.miss("gd2_heterogeneous", result.evidence)
+        else:
+            b.put("gd2_status", result.status, observed=result.observed, source=result.evidence)
+            b.put("gd2_heterogeneous", bool(result.heterogeneous), observed=result.observed,
+                  source=result.evidence)
+
+    # PaO2/FiO2 from a PaO2 and an FiO2 of the same day.
+    pao2, fio2 = b.values.get("pao2"), b.values.get("fio2")
+    if pao2 is None or fio2 is None:
+        b.miss("pao2_fio2", "needs a PaO₂ and an FiO₂ in the look-back window")
+    elif pao2.observed != fio2.observed:
+        b.miss("pao2_fio2", f"the latest PaO₂ ({pao2.observed}) and FiO₂ ({fio2.observed}) "
+                            "are not of the same day")
+    else:
+        ratio = pao2_fio2(float(pao2.value), float(fio2.value) / 100)  # type: ignore[arg-type]
+        b.put("pao2_fio2", ratio, observed=pao2.observed,
+              source=f"PaO₂ {pao2.value:g} mmHg ÷ FiO₂ {float(fio2.value) / 100:g} "  # type: ignore[arg-type]
+                     f"on {pao2.observed}")
+
+    assessments = sorted((a for a in record.sofa if a.date <= b.on), key=lambda a: a.date)
+    if not assessments:
+        b.miss("sofa_score", "no SOFA assessment recorded")
+    for assessment in reversed(assessments):
+        score = sofa(sofa_inputs(assessment))
+        on = assessment.date
+        if score.total is not None:
+            if b.fresh("sofa_score", on):
+                parts = ", ".join(f"{k} {v}" for k, v in score.organs.items())
+                b.put("sofa_score", score.total, observed=on,
+                      source=f"SOFA on {on}: {parts} ({score.source})")
+            break
+        b.miss("sofa_score", f"SOFA on {on} is incomplete: "
+                             + "; ".join(f"{k}: {v}" for k, v in score.missing.items()))
+
+    for kind, fact in (("rrt", "on_rrt"), ("invasive_ventilation", "on_invasive_ventilation"),
+                       ("non_invasive_ventilation", "on_non_invasive_ventilation")):
+        if record.support_episodes is None:
+            b.miss(fact, "organ support (RRT, ventilation) not recorded")
+            continue
+        open_now = [e for e in record.support_episodes if e.kind == kind and e.start <= b.on
+                    and (e.end is None or e.end >= b.on)]
+        if open_now:
+            b.put(fact, True, observed=open_now[0].start,
+                  source=f"{kind.replace('_', ' ')} since {open_now[0].start}")
+        else:
+            b.put(fact, False, source=f"no {kind.replace('_', ' ')} episode open on {b.on}")
 
 
 def _treatments(record: PatientRecord, b: _Builder) -> None:

@@ -134,6 +134,71 @@ class PregnancyStatus(_Model):
     method: Literal["test", "clinical"] = "test"
 
 
+class Gd2Specimen(_Model):
+    """GD2 expression in one specimen (seed 001: level, lesion, and how it was confirmed)."""
+
+    date: dt.date
+    site: str = Field(min_length=1, description="lesion or site, e.g. 'primary, left adrenal'")
+    method: Literal["ihc", "flow_cytometry", "marrow_immunocytology"]
+    percent_positive: float | None = Field(default=None, ge=0, le=100)
+    intensity: int | None = Field(default=None, ge=0, le=3)
+    h_score: int | None = Field(default=None, ge=0, le=300)
+    specimen_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Gd2Specimen:
+        if self.percent_positive is None and self.h_score is None:
+            raise ValueError("give percent_positive or h_score")
+        if self.h_score is not None and self.method != "ihc":
+            raise ValueError("an H-score is an immunohistochemistry result")
+        return self
+
+
+class CytotoxicityAssay(_Model):
+    """ADCC or NK-cell cytotoxicity: % specific lysis at an effector:target ratio."""
+
+    date: dt.date
+    assay: Literal["adcc", "nk_cytotoxicity"]
+    lysis_percent: float = Field(ge=0, le=100)
+    effector_target_ratio: str = Field(pattern=r"^\d+(\.\d+)?:1$",
+                                       description="effector:target ratio, e.g. '10:1'")
+    target_cells: str | None = None
+    antibody: str | None = None
+
+
+class SupportEpisode(_Model):
+    """Renal replacement therapy or ventilation from ``start`` to ``end`` (open if absent)."""
+
+    kind: Literal["rrt", "invasive_ventilation", "non_invasive_ventilation"]
+    start: dt.date
+    end: dt.date | None = None
+    modality: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SupportEpisode:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class SofaAssessment(_Model):
+    """The components of one SOFA score (Vincent 1996), each optional; see clinical.sofa."""
+
+    date: dt.date
+    pao2_fio2: float | None = Field(default=None, ge=0, le=4000)  # mmHg
+    respiratory_support: bool | None = None
+    platelets: float | None = Field(default=None, ge=0, le=10000)  # 10^3/µL
+    bilirubin: float | None = Field(default=None, ge=0, le=100)  # mg/dL
+    mean_arterial_pressure: float | None = Field(default=None, ge=0, le=300)  # mmHg
+    dopamine: float | None = Field(default=None, ge=0, le=100)  # µg/kg/min, ≥ 1 h
+    dobutamine: float | None = Field(default=None, ge=0, le=100)
+    epinephrine: float | None = Field(default=None, ge=0, le=10)
+    norepinephrine: float | None = Field(default=None, ge=0, le=10)
+    glasgow_coma_scale: int | None = Field(default=None, ge=3, le=15)
+    creatinine: float | None = Field(default=None, ge=0, le=50)  # mg/dL
+    urine_output: float | None = Field(default=None, ge=0, le=20000)  # mL/day
+
+
 class PatientRecord(_Model):
     """One patient's record; see the module docstring."""
 
@@ -150,6 +215,10 @@ class PatientRecord(_Model):
     consents: list[Consent] = []
     attestations: list[AttestationAnswer] = []
     pregnancy: list[PregnancyStatus] = []
+    gd2_specimens: list[Gd2Specimen] = []
+    cytotoxicity_assays: list[CytotoxicityAssay] = []
+    support_episodes: list[SupportEpisode] | None = None
+    sofa: list[SofaAssessment] = []
 
 
 def _dated(record: PatientRecord) -> list[tuple[str, dt.date]]:
@@ -157,11 +226,13 @@ def _dated(record: PatientRecord) -> list[tuple[str, dt.date]]:
     if record.diagnosis and record.diagnosis.date:
         out.append(("$.diagnosis.date", record.diagnosis.date))
     for name in ("disease_status", "observations", "performance", "findings", "consents",
-                 "attestations", "pregnancy"):
+                 "attestations", "pregnancy", "gd2_specimens", "cytotoxicity_assays", "sofa"):
         for i, entry in enumerate(getattr(record, name)):
             out.append((f"$.{name}[{i}].date", entry.date))
     for i, t in enumerate(record.treatments or []):
         out.append((f"$.treatments[{i}].start", t.start))
+    for i, e in enumerate(record.support_episodes or []):
+        out.append((f"$.support_episodes[{i}].start", e.start))
     return out
 
 
@@ -240,8 +311,6 @@ def canonical_value(name: str, value: float, unit: str | None, *, where: str) ->
 
 def patient_from_data(data: Any, *, today: dt.date, source: str = "<patient>") -> PatientRecord:
     """Validate a patient document; one clear FactError for the first problem found."""
-    from trialdesk.protocol.load import json_path
-
     if not isinstance(data, dict):
         raise FactError("a patient file must be a JSON object", where=source)
     try:
@@ -251,6 +320,7 @@ def patient_from_data(data: Any, *, today: dt.date, source: str = "<patient>") -
         reason = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
             err["type"], str(err["msg"]).removeprefix("Value error, "))
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        raise FactError(reason + more, where=f"{source}: {json_path(err['loc'])}") from None
+        path = "$" + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
+        raise FactError(reason + more, where=f"{source}: {path}") from None
     check_record(record, today=today, source=source)
     return record

@@ -288,6 +288,9 @@ class CoxResult:
     hazard_ratios_: pd.DataFrame
     concordance_: float
     log_likelihood_: float
+    # The encoded data the model was fitted on (``_duration``, ``_event``, the terms and
+    # strata): what residual-based checks such as the proportional-hazards test need.
+    design_: pd.DataFrame | None = None
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -367,6 +370,7 @@ def cox_ph(
         hazard_ratios_=hazard_ratios,
         concordance_=float(fitter.concordance_index_),
         log_likelihood_=float(fitter.log_likelihood_),
+        design_=design,
     )
 
 

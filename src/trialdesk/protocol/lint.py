@@ -240,6 +240,15 @@ def lint(compiled: CompiledProtocol) -> list[Finding]:
             out.append(Finding("error", "never-met", f"{src}: {cid}",
                                "no patient can meet this criterion"))
 
+    for cid, expr in inclusions + exclusions:
+        for name in sorted(facts_of(expr)):
+            fact = d.get(name)
+            if fact is not None and fact.per_patient:
+                out.append(Finding(
+                    "info", "per-patient-only", f"{src}: {cid}",
+                    f"{name} is derived from patient-file entries population screening does "
+                    "not read: screening a population leaves it unknown"))
+
     out += _arm_findings(compiled, src)
     out += _unreached(compiled, src)
     out += _registry_ages(compiled, src)
@@ -368,6 +377,10 @@ def _unconfirmed(compiled: CompiledProtocol, src: str) -> list[Finding]:
     lb = p.eligibility.lookback
     if lb.unconfirmed:
         note("eligibility.lookback", "the look-back window", lb.source)
+    gd2 = p.biomarkers.gd2
+    if gd2 is not None and gd2.threshold_percent.unconfirmed:
+        note("biomarkers.gd2", f"the GD2 threshold {gd2.threshold().shown()}",
+             gd2.threshold_percent.source)
     for name, param in p.parameters.items():
         if param.unconfirmed:
             note(f"parameters.{name}", f"{name} = {param.shown()}", param.source)

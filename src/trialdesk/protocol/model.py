@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trialdesk.facts.biomarkers import Gd2Threshold
 from trialdesk.facts.dictionary import Attestation, FactDictionary, with_attestations
 from trialdesk.safety.rules import ToxicityRule
 from trialdesk.safety.stopping import StoppingRule
@@ -498,13 +499,35 @@ PlanStep = CourseStep | ProcedureStep | TimedStep | MilestoneStep
 
 
 class Sampling(_Model):
-    """A sampling schedule: what is measured on which study days."""
+    """A sampling schedule: what is measured, when, and in which specimen or tube.
 
-    measurements: list[str]
-    days: list[int]
+    When: on study ``days``; ``before_courses`` (course day 1 of every course with one of
+    these ids, before its first administration); ``before`` a timed step of the arm (RuMCeSS: before the MSC
+    infusion, on the day of its anchor); ``at_event`` (``progression``: not dated, taken
+    when the event is recorded). Any combination; at least one.
+    """
+
+    measurements: list[str] = Field(min_length=1)
+    days: list[int] = []
+    before_courses: list[str] = []
+    before: str | None = None
+    at_event: Literal["progression"] | None = None
+    specimen: str | None = None  # e.g. serum, EDTA whole blood, arterial blood, bone marrow
+    tube: str | None = None  # e.g. SST (gold top), K2-EDTA (lavender top), blood-gas syringe
     window_days: int = Field(default=0, ge=0)
     source: str
     unconfirmed: bool = False
+
+    @model_validator(mode="after")
+    def _when(self) -> Sampling:
+        if not (self.days or self.before_courses or self.before or self.at_event):
+            raise ValueError("say when: days, before_courses, before or at_event")
+        return self
+
+    def what(self) -> str:
+        """The measurements and the specimen/tube, as the calendar shows them."""
+        where = ", ".join(x for x in (self.specimen, self.tube) if x)
+        return ", ".join(self.measurements) + (f" ({where})" if where else "")
 
 
 class Assignment(_Model):
@@ -729,6 +752,28 @@ class ProductSpec(_Model):
         if len(set(ids)) != len(ids):
             raise ValueError("release test ids repeated")
         return self
+class Gd2Rule(_Model):
+    """GD2 positivity as the protocol defines it (see :mod:`trialdesk.facts.biomarkers`)."""
+
+    method: Literal["ihc", "flow_cytometry", "marrow_immunocytology"]
+    threshold_percent: Param
+
+    @model_validator(mode="after")
+    def _percent(self) -> Gd2Rule:
+        v = self.threshold_percent.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100:
+            raise ValueError("threshold_percent.value must be a percentage above 0, at most 100")
+        return self
+
+    def threshold(self) -> Gd2Threshold:
+        return Gd2Threshold(self.method, float(self.threshold_percent.value),  # type: ignore[arg-type]
+                            self.threshold_percent.unconfirmed)
+
+
+class Biomarkers(_Model):
+    """Protocol settings for biomarker facts."""
+
+    gd2: Gd2Rule | None = None
 
 
 class Protocol(_Model):
@@ -753,6 +798,8 @@ class Protocol(_Model):
     stopping_rules: list[StoppingRule] = []
     # Cell products (trialdesk.cellproduct): the product tree and its specifications.
     products: list[ProductSpec] = []
+    # Biomarker settings (trialdesk.facts.biomarkers).
+    biomarkers: Biomarkers = Biomarkers()
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
@@ -766,6 +813,15 @@ class Protocol(_Model):
         courses = {c.id for c in self.courses}
         randomisations = {r.id: r for r in self.randomisations}
         for arm in self.arms:
+            timed = {step.timed for step in arm.plan if isinstance(step, TimedStep)}
+            for sampling in arm.sampling:
+                for course_id in sampling.before_courses:
+                    if course_id not in courses:
+                        raise ValueError(f"arm {arm.id}: sampling before unknown course "
+                                         f"'{course_id}'")
+                if sampling.before is not None and sampling.before not in timed:
+                    raise ValueError(f"arm {arm.id}: sampling before '{sampling.before}': no "
+                                     "timed step of that name in the arm")
             for step in arm.plan:
                 if isinstance(step, CourseStep) and step.course not in courses:
                     raise ValueError(f"arm {arm.id}: unknown course '{step.course}'")

@@ -10,6 +10,10 @@
   weeks "in the absence of disease progression").
 * An assessment given ``every_courses: n`` falls on the last day of every n-th course,
   before the next one starts; one given a ``day`` falls on that study day.
+* Sampling (protocol ``arms[].sampling``) falls on study days, on day 1 of the named
+  courses (NB-NK-2026: before each DIT course), on the day of a timed step's anchor
+  (RuMCeSS: before the MSC infusion), or at an event (progression: undated until it
+  happens); each event names its measurements and specimen/tube.
 * A timed step (RuMCeSS: MSC infusion within 10 h of septic-shock onset) is placed by
   its clinical anchor: the calendar shows its deadline as a time. An anchor that is not
   recorded leaves the deadline unknown, never guessed.
@@ -39,6 +43,7 @@ from trialdesk.protocol.model import (
     MilestoneStep,
     ProcedureStep,
     Protocol,
+    Sampling,
     TimedStep,
 )
 from trialdesk.schedule.dose import BodyMeasurement, ComputedDose, compute_dose, weight_change_percent
@@ -486,6 +491,7 @@ def plan(
         shift = shift_of(original)
         return original + timedelta(days=shift), shift
 
+    timed_by_step: dict[str, Event] = {}
     for step in arm.plan:
         if isinstance(step, ProcedureStep):
             p = step.procedure
@@ -499,7 +505,8 @@ def plan(
                                 step.milestone, on, end=end, shifted_days=shift,
                                 status=EventStatus.NONE))
         elif isinstance(step, TimedStep):
-            events.append(_timed(step, anchors, body, start, unique, dose_for, wanted))
+            timed_by_step[step.timed] = _timed(step, anchors, body, start, unique, dose_for, wanted)
+            events.append(timed_by_step[step.timed])
 
     for c in courses:
         events += _course_events(protocol, c, unique, dose_for, wanted, dosing_body[c.number - 1])
@@ -524,14 +531,7 @@ def plan(
                 _assessment_name(assessment.name, assessment.criteria), on,
                 window_days=assessment.window_days, shifted_days=shift, unconfirmed=marks))
     for i, sampling in enumerate(arm.sampling, start=1):
-        marks = ((f"sampling days {', '.join(map(str, sampling.days))}"),) \
-            if sampling.unconfirmed else ()
-        for day in sampling.days:
-            on, shift = at_day(day)
-            events.append(Event(
-                unique(f"s{i}.d{day}"), EventKind.SAMPLING,
-                "Sampling: " + ", ".join(sampling.measurements), on,
-                window_days=sampling.window_days, shifted_days=shift, unconfirmed=marks))
+        events += _sampling_events(i, sampling, courses, timed_by_step, at_day, unique)
 
     if not_before is not None:
         for e in events:
@@ -541,7 +541,7 @@ def plan(
                     f"{e.date.isoformat()}, before consent ({not_before.isoformat()})",
                     where="start")
     order = {e.id: i for i, e in enumerate(events)}
-    events.sort(key=lambda e: (e.date or start, _KIND_ORDER[e.kind],
+    events.sort(key=lambda e: (e.date or start, _kind_order(e),
                                e.deadline.time() if e.deadline else datetime.min.time(),
                                order[e.id]))
     events = [replace(e, day=_study_day(start, e.date) if e.date else None) for e in events]
@@ -558,8 +558,52 @@ _KIND_ORDER = {EventKind.DECISION: 0, EventKind.COURSE: 1, EventKind.ADMISSION: 
                EventKind.SAMPLING: 6, EventKind.ASSESSMENT: 7, EventKind.MILESTONE: 8}
 
 
+def _kind_order(e: Event) -> float:
+    """A sample taken before a course or a timed step is listed before its doses."""
+    if e.kind is EventKind.SAMPLING and (e.anchor is not None or e.course_number is not None):
+        return _KIND_ORDER[EventKind.TIMED] - 0.5
+    return _KIND_ORDER[e.kind]
+
+
 def _assessment_name(name: str, criteria: str | None) -> str:
     return f"{name} ({criteria})" if criteria else name
+
+
+def _sampling_events(i: int, sampling: Sampling, courses: Sequence[_Course],
+                     timed: Mapping[str, Event], at_day: Any, unique: Any) -> list[Event]:
+    """The calendar events of one sampling schedule (see :class:`Sampling`)."""
+    mark = ("the sampling schedule",) if sampling.unconfirmed else ()
+    what = sampling.what()
+    common: dict[str, Any] = {"window_days": sampling.window_days, "unconfirmed": mark}
+    out: list[Event] = []
+    for day in sampling.days:
+        on, shift = at_day(day)
+        out.append(Event(unique(f"s{i}.d{day}"), EventKind.SAMPLING, f"Sampling: {what}", on,
+                         shifted_days=shift, **common))
+    for c in courses:
+        if c.step.course in sampling.before_courses:
+            out.append(Event(
+                unique(f"c{c.number}.s{i}"), EventKind.SAMPLING,
+                f"Sampling before course {c.number}: {what}", c.start, course_number=c.number,
+                course_id=c.step.course, course_day=1, shifted_days=c.shift,
+                condition=c.step.condition, **common))
+    if sampling.before is not None:
+        step = timed[sampling.before]
+        deadline = (f"; the infusion is due by {step.deadline.strftime('%Y-%m-%d %H:%M')}"
+                    if step.deadline else "")
+        out.append(Event(
+            unique(f"s{i}.before-{_slug(sampling.before)}"), EventKind.SAMPLING,
+            f"Sampling before the {sampling.before}: {what}", step.date, anchor=step.anchor,
+            status=EventStatus.PLANNED if step.date else EventStatus.UNSCHEDULED,
+            note=(f"before the {sampling.before}{deadline}" if step.date else
+                  f"{(step.anchor or '').replace('_', ' ')} not recorded: date unknown"),
+            **common))
+    if sampling.at_event == "progression":
+        out.append(Event(
+            unique(f"s{i}.at-progression"), EventKind.SAMPLING, f"Sampling at progression: {what}",
+            None, condition="at disease progression", status=EventStatus.UNSCHEDULED,
+            note="taken when progression is recorded", **common))
+    return out
 
 
 def _timed(step: TimedStep, anchors: Mapping[str, datetime], body: Sequence[BodyMeasurement],

@@ -138,6 +138,8 @@ def reconcile(calendar: Calendar, records: Sequence[EventRecord], as_of: datetim
             else:
                 out.append(replace(e, status=EventStatus.DUE if e.date and today >= e.date
                                    else EventStatus.PLANNED))
+        elif e.date is None:  # a sample taken at an event (progression) not yet recorded
+            out.append(replace(e, status=EventStatus.UNSCHEDULED))
         else:
             assert e.earliest is not None and e.latest is not None
             if today > e.latest:
