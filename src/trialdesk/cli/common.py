@@ -7,19 +7,16 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from trialdesk.errors import FactError, NotFoundError, TrialdeskError
-from trialdesk.protocol.load import (
-    CompiledProtocol,
-    default_protocol_dir,
-    load_directory,
-    read_document,
-)
+
+if TYPE_CHECKING:
+    from trialdesk.protocol.load import CompiledProtocol
 
 app = typer.Typer(
     name="trialdesk",
@@ -61,7 +58,12 @@ def domain_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _protocols(directory: Path | None) -> dict[str, CompiledProtocol]:
-    return load_directory(directory or default_protocol_dir())
+    """The protocols of a folder (default: the bundled ones), compiled once per file content
+    (see :mod:`trialdesk.cli.protocol_cache`)."""
+    from trialdesk.cli.protocol_cache import load_directory_cached
+    from trialdesk.protocol.paths import default_protocol_dir
+
+    return load_directory_cached(directory or default_protocol_dir())
 
 
 def _trial(protocols: dict[str, CompiledProtocol], trial_id: str) -> CompiledProtocol:
@@ -93,6 +95,8 @@ def parse_moment(text: str | None) -> datetime:
 
 def read_patient_file(path: Path) -> Any:
     """A patient file is JSON whatever its name; errors are FactErrors naming the file."""
+    from trialdesk.protocol.load import read_document
+
     return read_document(path, FactError, as_json=True)
 
 

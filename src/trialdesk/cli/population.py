@@ -17,7 +17,7 @@ from trialdesk.cli.common import (
     domain_errors,
     parse_moment,
 )
-from trialdesk.protocol.load import default_protocol_dir
+from trialdesk.protocol.paths import default_protocol_dir
 
 # --------------------------------------------------------------------------- population
 population_app = typer.Typer(

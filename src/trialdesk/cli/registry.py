@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -20,11 +20,10 @@ from trialdesk.cli.common import (
     parse_moment,
     read_patient_file,
 )
-from trialdesk.protocol.load import (
-    CompiledProtocol,
-    default_protocol_dir,
-    load_directory,
-)
+from trialdesk.protocol.paths import default_protocol_dir
+
+if TYPE_CHECKING:
+    from trialdesk.protocol.load import CompiledProtocol
 
 
 @app.command()
@@ -85,7 +84,7 @@ def lint_cmd(
 ) -> None:
     """Report protocol problems; exit 1 if any is an error."""
     from trialdesk.protocol.lint import lint
-    from trialdesk.protocol.load import load_protocol
+    from trialdesk.protocol.load import load_directory, load_protocol
 
     compiled: list[CompiledProtocol] = []
     for path in paths or [default_protocol_dir()]:

@@ -22,7 +22,6 @@ from trialdesk.cli.common import (
     domain_errors,
 )
 from trialdesk.errors import NotFoundError
-from trialdesk.protocol.load import read_document
 
 # --------------------------------------------------------------------------- grading, safety, response
 # CTCAE v5.0 and ASTCT grading, adverse-event checks against a protocol's toxicity rules,
@@ -169,6 +168,7 @@ def grade_icans_cmd(
 
 def _safety_file(path: Path) -> Any:
     from trialdesk.errors import SafetyError
+    from trialdesk.protocol.load import read_document
 
     return read_document(path, SafetyError, as_json=True)
 
@@ -297,6 +297,7 @@ def safety_stopping_cmd(
 
 def _response_file(path: Path) -> Any:
     from trialdesk.errors import ResponseError
+    from trialdesk.protocol.load import read_document
 
     return read_document(path, ResponseError, as_json=True)
 

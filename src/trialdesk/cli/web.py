@@ -14,7 +14,7 @@ from trialdesk.cli.common import (
     domain_errors,
 )
 from trialdesk.cli.session import DatabaseOpt, DataDirOpt, UserOpt, acting, open_services
-from trialdesk.protocol.load import default_protocol_dir
+from trialdesk.protocol.paths import default_protocol_dir
 
 # ---------------------------------------------------------------------------
 # The web application and its database: serve, db, audit.

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 
 class FactType(StrEnum):
@@ -409,6 +410,14 @@ class FactDictionary:
 
     def names(self) -> list[str]:
         return sorted(self.facts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A read-only mapping cannot be pickled; rebuild it (compiled protocols are cached).
+        return (_rebuild_dictionary, (dict(self.facts),))
+
+
+def _rebuild_dictionary(facts: dict[str, FactDef]) -> FactDictionary:
+    return FactDictionary(MappingProxyType(facts))
 
 
 def with_attestations(attestations: Iterable[Attestation]) -> FactDictionary:

@@ -22,6 +22,7 @@ from trialdesk.criteria.parser import parse
 from trialdesk.criteria.typecheck import bind
 from trialdesk.errors import CriteriaError, NotFoundError, ProtocolError, TrialdeskError
 from trialdesk.protocol.model import Criterion, Protocol
+from trialdesk.protocol.paths import default_protocol_dir as default_protocol_dir
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,3 @@ def load_directory(directory: str | os.PathLike[str]) -> dict[str, CompiledProto
     return found
 
 
-def default_protocol_dir() -> Path:
-    """Where the bundled protocols are: $TRIALDESK_PROTOCOLS, ./protocols, or the checkout's."""
-    env = os.environ.get("TRIALDESK_PROTOCOLS")
-    if env:
-        return Path(env)
-    here = Path.cwd() / "protocols"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[3] / "protocols"
