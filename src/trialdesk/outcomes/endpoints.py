@@ -87,7 +87,7 @@ class EndpointDefinitions(BaseModel):
     ('relapse',)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # FDA, Clinical Trial Endpoints for the Approval of Cancer Drugs and Biologics (2018):
     # PFS is progression or death. Relapse after CR is progression under both INRC 2017

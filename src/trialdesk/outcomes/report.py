@@ -59,7 +59,7 @@ class CountRule(BaseModel):
     be related to a study agent). The rule is met when the count reaches ``threshold``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     count: Literal["patients_with_ae", "deaths", "deaths_related"]

@@ -22,7 +22,7 @@ from trialdesk.response import inrc, recist
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 NotInvolvedText = Literal["not_involved"]

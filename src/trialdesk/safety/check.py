@@ -40,7 +40,7 @@ SCHEMA = "trialdesk.ae-check/1"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LabResult(_Doc):
