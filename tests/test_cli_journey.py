@@ -304,7 +304,7 @@ def test_rumcess_calendar_after_randomisation(tmp_path: Path) -> None:
     doc = calendar_json(data, "RU-001", "RuMCeSS", "2026-11-21T12:00")
     assert doc["arm"] == arm
     assert doc["anchors"] == {"septic_shock_onset": "2026-11-21T06:00"}  # from the patient file
-    assert event(doc, "28-day-mortality.d28")["date"] == "2026-12-18"
+    assert event(doc, "28-day-mortality.d28")["date"] == "2026-12-19"  # day 0 = 2026-11-21
     if arm == "MSC":
         msc = event(doc, "msc-infusion")
         assert msc["deadline"] == "2026-11-21T16:00" and msc["status"] == "due"

@@ -46,6 +46,7 @@ from scipy.stats import binomtest
 
 from trialdesk.errors import OutcomeError
 from trialdesk.outcomes.events import EventTable
+from trialdesk.schedule.plan import study_day
 
 EventKind = Literal["relapse", "progression", "second_malignancy", "death"]
 ResponseCode = Literal["CR", "PR", "MR", "SD", "PD", "NE"]
@@ -448,7 +449,9 @@ def _first_event(
 
 
 def _days(start: pd.Timestamp, end: pd.Timestamp) -> int:
-    return int((end - start).days)
+    # Day 0 is the enrolment (randomisation) date and day N is N days later: the numbering a
+    # protocol's calendar uses with ``day_numbering.start_is_day: 0`` (RuMCeSS day 28).
+    return study_day(start.date(), end.date(), start_is_day=0)
 
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
