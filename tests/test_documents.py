@@ -254,3 +254,19 @@ def test_outcomes_refuses_bad_tables_in_one_line(tmp_path: Path) -> None:
         _one_clean_line(result, name)
     result = runner.invoke(app, ["outcomes", "--trial", "NB-NK-2026", "--events", str(events)])
     assert result.exit_code == 0, result.stderr
+
+
+def test_safety_and_response_documents_are_strict_too(tmp_path: Path) -> None:
+    safety = json.loads((ROOT / "examples" / "safety" / "nb-dit-cls.json").read_text(encoding="utf-8"))
+    safety["course_number"] = "2"
+    path = tmp_path / "ae.json"
+    path.write_text(json.dumps(safety), encoding="utf-8")
+    result = runner.invoke(app, ["ae", "check", str(path), "--trial", "NB-NK-2026"])
+    assert result.exit_code == 1 and "$.course_number: must be a whole number" in result.stderr
+    response = json.loads((ROOT / "examples" / "response" / "inrc-pr.json").read_text(encoding="utf-8"))
+    response["new_lesions"]["soft_tissue"] = 0
+    path = tmp_path / "inrc.json"
+    path.write_text(json.dumps(response), encoding="utf-8")
+    result = runner.invoke(app, ["response", "inrc", str(path)])
+    assert result.exit_code == 1 and "new_lesions.soft_tissue" in result.stderr
+    assert "must be true or false, got 0" in result.stderr

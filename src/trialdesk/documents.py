@@ -245,7 +245,8 @@ _EXPECTED = {
 }
 
 
-def _reason(err: Mapping[str, Any]) -> str:
+def plain_reason(err: Mapping[str, Any]) -> str:
+    """A pydantic error's reason in plain words ("must be true or false, got 0")."""
     if err["type"] == "extra_forbidden":
         return "unknown field"
     if err["type"] == "missing":
@@ -263,7 +264,7 @@ def validation_error(exc: ValidationError, error: ErrorType = ProtocolError, *,
     # For unions pydantic reports every member's failure; keep the most specific one.
     first = max(errors, key=lambda e: len(_clean_loc(e["loc"])))
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return error(f"{_reason(first)}{more}", where=f"{where}: {json_path(_clean_loc(first['loc']))}")
+    return error(f"{plain_reason(first)}{more}", where=f"{where}: {json_path(_clean_loc(first['loc']))}")
 
 
 def validate(model: type[M], data: Any, error: ErrorType = ProtocolError, *, where: str) -> M:
@@ -279,12 +280,19 @@ def validate(model: type[M], data: Any, error: ErrorType = ProtocolError, *, whe
     ...
     trialdesk.errors.ProtocolError: p.json: $.pregnant: must be true or false, got 0
     """
-    check_values(data, error, where=where)
     try:
-        text = json.dumps(data, default=_iso, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise error(f"not a JSON document: {exc}", where=where) from None
-    try:
-        return model.model_validate_json(text, strict=True)
+        return model.model_validate_json(as_json_text(data, error, where=where), strict=True)
     except ValidationError as exc:
         raise validation_error(exc, error, where=where) from None
+
+
+def as_json_text(data: Any, error: ErrorType = ProtocolError, *, where: str) -> str:
+    """``data`` checked (:func:`check_values`) and written as JSON, for pydantic's strict JSON
+    mode (``model_validate_json(text, strict=True)``): there a boolean is only ``true`` or
+    ``false`` and a date only an ISO date text, yet enums, tuples and dates still read
+    from their JSON forms. Dates already parsed (YAML, Python callers) become ISO texts."""
+    check_values(data, error, where=where)
+    try:
+        return json.dumps(data, default=_iso, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise error(f"not a JSON document: {exc}", where=where) from None
