@@ -270,3 +270,11 @@ def test_safety_and_response_documents_are_strict_too(tmp_path: Path) -> None:
     result = runner.invoke(app, ["response", "inrc", str(path)])
     assert result.exit_code == 1 and "new_lesions.soft_tissue" in result.stderr
     assert "must be true or false, got 0" in result.stderr
+
+
+def test_yaml_alias_expansion_is_bounded() -> None:
+    # Ten levels of ten aliases: 10¹⁰ values if expanded; refused after a million.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    with pytest.raises(ProtocolError, match="more than 1,000,000 values in one document"):
+        parse_yaml("\n".join(lines), where="p.yaml")
