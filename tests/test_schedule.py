@@ -17,7 +17,7 @@ import pytest
 from icalendar import Calendar as ICalendar
 
 from trialdesk.errors import ClinicalError, ScheduleError
-from trialdesk.protocol.load import load_protocol
+from trialdesk.protocol.load import load_protocol, protocol_from_data, read_document
 from trialdesk.protocol.model import Dose, Dosing, Param, Protocol, RoundingRule
 from trialdesk.schedule.dose import BodyMeasurement, compute_dose
 from trialdesk.schedule.export import to_ics
@@ -542,3 +542,12 @@ def test_json_document() -> None:
     assert iso["dose"]["amount"] == 140.0 and iso["dose"]["each"] == 70.0
     assert iso["dose"]["shown"] == "140 mg/day (2 × 70 mg)"
     assert "isotretinoin 160 mg/m²" in doc["unconfirmed"]
+
+
+def test_a_day_beyond_the_calendar_is_a_schedule_error() -> None:
+    # Found by tests/test_fuzz_inputs.py: an administration on course day 5,000,000.
+    doc = read_document(ROOT / "protocols" / "nb-nk-2026.yaml")
+    doc["courses"][0]["administrations"][0]["days"] = [5_000_000]
+    far = protocol_from_data(doc).protocol
+    with pytest.raises(ScheduleError, match="outside the calendar"):
+        plan(far, "A", d("2026-11-23"), body=[body(21.4, 118)])

@@ -24,12 +24,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from trialdesk.errors import ScheduleError, TrialdeskError
 from trialdesk.protocol.model import (
@@ -400,6 +401,25 @@ class _Course:
     shift: int = 0
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _within_calendar(fn: Callable[P, R]) -> Callable[P, R]:
+    """A day beyond the calendar (a protocol day of 5,000,000) is a ScheduleError, not an overflow."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OverflowError:
+            raise ScheduleError("a day of the plan falls outside the calendar (years 1–9999); check the "
+                                "protocol's days, course lengths and delays", where="day") from None
+
+    return wrapper
+
+
+@_within_calendar
 def plan(
     protocol: Protocol,
     arm_id: str,
