@@ -278,3 +278,11 @@ def test_yaml_alias_expansion_is_bounded() -> None:
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
     with pytest.raises(ProtocolError, match="more than 1,000,000 values in one document"):
         parse_yaml("\n".join(lines), where="p.yaml")
+
+
+def test_text_that_is_not_unicode_is_refused_naming_the_field() -> None:
+    raw = NB_PATIENT.read_text(encoding="utf-8").replace('"NB-002"', '"NB\\ud800"', 1)
+    with pytest.raises(FactError) as caught:
+        parse_json(raw, FactError, where="p.json")
+    assert caught.value.where == "p.json: $.patient_id"
+    assert "not valid Unicode" in caught.value.reason

@@ -179,9 +179,9 @@ def read_document(path: Path, error: ErrorType = ProtocolError, *, as_json: bool
 
 
 def check_values(data: Any, error: ErrorType = ProtocolError, *, where: str) -> None:
-    """Refuse non-finite numbers, integers beyond :data:`MAX_INTEGER`, nesting deeper than
-    :data:`MAX_DEPTH` and documents of more than :data:`MAX_NODES` values; the error names
-    the field.
+    """Refuse non-finite numbers, integers beyond :data:`MAX_INTEGER`, text that is not
+    Unicode, nesting deeper than :data:`MAX_DEPTH` and documents of more than
+    :data:`MAX_NODES` values; the error names the field.
 
     >>> check_values({"dose": [1, float("inf")]}, where="p.yaml")
     Traceback (most recent call last):
@@ -195,7 +195,15 @@ def check_values(data: Any, error: ErrorType = ProtocolError, *, where: str) -> 
         count += 1
         if count > MAX_NODES:
             raise error(f"more than {MAX_NODES:,} values in one document", where=where)
-        if isinstance(value, bool) or value is None or isinstance(value, str):
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # "\ud800" in JSON: a lone surrogate, not a character
+                    raise error("text that is not valid Unicode (a lone surrogate)",
+                                where=f"{where}: {json_path(loc)}") from None
+            continue
+        if isinstance(value, bool) or value is None:
             continue
         if isinstance(value, float):
             if not math.isfinite(value):
