@@ -96,13 +96,14 @@ def test_a_course_delay_moves_its_pre_course_sample() -> None:
                                              "2027-02-22"]
 
 
-def test_rumcess_baseline_before_the_msc_infusion_then_days_2_to_28() -> None:
+def test_rumcess_baseline_before_the_msc_infusion_then_days_1_to_28() -> None:
     cal = plan(RUMCESS, "MSC", date(2026, 11, 21), body=[ADULT],
                anchors={"septic_shock_onset": ONSET})
     labs = samples(cal, "IL-6")
-    # Days 2, 3, 7, 14, 28 from 2026-11-21: 22, 23, 27 Nov, 4 and 18 Dec.
-    assert iso(labs) == ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-27", "2026-12-04",
-                         "2026-12-18"]
+    # RuMCeSS counts from day 0 = randomisation (2026-11-21), as its 28-day mortality does:
+    # days 1, 2, 7, 14, 28 are 22, 23, 28 Nov, 5 and 19 Dec.
+    assert iso(labs) == ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-28", "2026-12-05",
+                         "2026-12-19"]
     baseline = labs[0]
     assert baseline.name.startswith("Sampling before the MSC infusion: IL-6, IL-10")
     on_day_1 = [e.id for e in cal.events if e.date == date(2026, 11, 21)]
@@ -113,10 +114,10 @@ def test_rumcess_baseline_before_the_msc_infusion_then_days_2_to_28() -> None:
     assert iso(gas)[0] == "2026-11-21"
     assert "arterial blood, heparinised blood-gas syringe" in gas[0].name
     assert iso(samples(cal, "electrocardiogram")) == ["2026-11-21", "2026-11-22", "2026-11-23",
-                                                      "2026-11-27", "2026-12-04", "2026-12-18"]
+                                                      "2026-11-28", "2026-12-05", "2026-12-19"]
 
 
-def test_rumcess_baseline_is_undated_without_the_onset_and_soc_samples_on_day_1() -> None:
+def test_rumcess_baseline_is_undated_without_the_onset_and_soc_samples_from_day_0() -> None:
     cal = plan(RUMCESS, "MSC", date(2026, 11, 21), body=[ADULT])
     undated = [e for e in samples(cal, "IL-6") if e.date is None]
     assert [e.id for e in undated] == ["s1.before-msc-infusion"]
@@ -124,8 +125,8 @@ def test_rumcess_baseline_is_undated_without_the_onset_and_soc_samples_on_day_1(
     assert baseline.status is EventStatus.UNSCHEDULED
     assert "septic shock onset not recorded" in (baseline.note or "")
     soc = plan(RUMCESS, "SOC", date(2026, 11, 21), body=[ADULT])
-    assert iso(samples(soc, "IL-6")) == ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-27",
-                                         "2026-12-04", "2026-12-18"]
+    assert iso(samples(soc, "IL-6")) == ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-28",
+                                         "2026-12-05", "2026-12-19"]
 
 
 @pytest.mark.parametrize(("change", "reason"), [

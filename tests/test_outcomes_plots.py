@@ -191,17 +191,34 @@ def test_km_svg_has_labels_and_numbers_at_risk(hand: EventTable) -> None:
     ):
         assert label in texts, label
     assert any(t.startswith("log-rank p = ") for t in texts)
-    # The at-risk table: first column with the arm labels, then one pair per later tick.
+    # The at-risk table: per arm its label, then one number under each tick.
     start = texts.index("At risk")
-    assert texts[start + 1].split() == ["Arm", "A", "3"]
-    assert texts[start + 2].split() == ["Arm", "B", "2"]
-    pairs = [int(t) for t in texts[start + 3 : start + 3 + 2 * (len(TICKS) - 1)]]
-    printed_a, printed_b = pairs[0::2], pairs[1::2]
-    assert [3, *printed_a] == [3, 2, 1, 0, 0, 0, 0]
-    assert [2, *printed_b] == [2, 2, 2, 2, 2, 1, 0]
+    width = len(TICKS) + 1
+    assert texts[start + 1] == "Arm A" and texts[start + 1 + width] == "Arm B"
+    printed_a = [int(t) for t in texts[start + 2 : start + 1 + width]]
+    printed_b = [int(t) for t in texts[start + 2 + width : start + 1 + 2 * width]]
+    assert printed_a == [3, 2, 1, 0, 0, 0, 0]
+    assert printed_b == [2, 2, 2, 2, 2, 1, 0]
     # Same as R's convention (time >= t) here, because no time falls on a tick.
-    assert tte.kaplan_meier.at_risk(TICKS).loc["A"].tolist() == [3, *printed_a]
-    assert at_risk_text(tte.kaplan_meier, TICKS).loc["B"].tolist() == [2, *printed_b]
+    assert tte.kaplan_meier.at_risk(TICKS).loc["A"].tolist() == printed_a
+    assert at_risk_text(tte.kaplan_meier, TICKS).loc["B"].tolist() == printed_b
+
+
+def test_km_of_an_arm_of_two_without_follow_up_shows_two_at_risk_and_says_why_no_curve() -> None:
+    # Two patients enrolled and last seen on the same day: both at risk at day 0 (everyone
+    # enrolled is at risk at time 0, R survival's n.risk), none at day 7; no curve to draw.
+    events = validate_event_table(pd.DataFrame({
+        "patient_id": ["P1", "P2"], "arm": ["A", "A"], "enrolment_date": [_day(0)] * 2,
+        "last_contact_date": [_day(0)] * 2}), arms=["A", "B"])
+    tte = summarise(events, EndpointChoice(("OS",)), trial="T", time_unit="days").time_to_event["OS"]
+    assert tte.kaplan_meier is not None
+    assert at_risk_text(tte.kaplan_meier, [0, 7]).loc["A"].tolist() == [2, 0]
+    assert tte.kaplan_meier.at_risk([0]).loc["A"].tolist() == [2]
+    texts = svg_texts(render(km_figure(tte.kaplan_meier, title="OS", time_unit="days"), "svg"))
+    start = texts.index("At risk")
+    assert texts[start + 1 : start + 4] == ["Arm A", "2", "0"]
+    assert "Arm A (n=2, no follow-up yet)" in texts
+    assert any(t.startswith("No follow-up yet") for t in texts)
 
 
 def test_png_is_a_real_image_and_rendering_is_reproducible(hand: EventTable) -> None:

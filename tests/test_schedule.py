@@ -17,7 +17,7 @@ import pytest
 from icalendar import Calendar as ICalendar
 
 from trialdesk.errors import ClinicalError, ScheduleError
-from trialdesk.protocol.load import load_protocol
+from trialdesk.protocol.load import load_protocol, protocol_from_data, read_document
 from trialdesk.protocol.model import Dose, Dosing, Param, Protocol, RoundingRule
 from trialdesk.schedule.dose import BodyMeasurement, compute_dose
 from trialdesk.schedule.export import to_ics
@@ -216,8 +216,9 @@ ONSET = datetime(2026, 11, 21, 6, 0)
     (71.0, 71e6, 142e6), (50.0, 50e6, 100e6), (120.0, 120e6, 240e6)])
 def test_rumcess_msc_calendar(weight: float, low: float, high: float) -> None:
     # Onset 2026-11-21 06:00 + 10 h → deadline 2026-11-21 16:00 (a time, not a day).
-    # Sampling days 1, 2, 3, 7, 14, 28 from the start 2026-11-21: 21, 22, 23, 27 Nov,
-    # 4 and 18 Dec; 28-day mortality on day 28 = 2026-12-18.
+    # RuMCeSS counts day 0 = randomisation (2026-11-21), like its 28-day mortality:
+    # sampling days 0, 1, 2, 7, 14, 28 are 21, 22, 23, 28 Nov, 5 and 19 Dec; the 28-day
+    # mortality assessment is on day 28 = 2026-11-21 + 28 days = 2026-12-19.
     cal = plan(RUMCESS, "MSC", d("2026-11-21"), body=[body(weight, on=d("2026-11-21"))],
                anchors={"septic_shock_onset": ONSET})
     msc = cal.event("msc-infusion")
@@ -227,10 +228,11 @@ def test_rumcess_msc_calendar(weight: float, low: float, high: float) -> None:
                                 f"{low / 1e6:g} × 10⁶–{high / 1e6:g} × 10⁶ cells")
     sampled = [e for e in cal.events if e.kind is EventKind.SAMPLING and "IL-6" in e.name]
     assert [e.date.isoformat() for e in sampled] == [  # type: ignore[union-attr]
-        "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-27", "2026-12-04", "2026-12-18"]
+        "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-28", "2026-12-05", "2026-12-19"]
     assert all(m in sampled[0].name for m in
                ("IL-6", "IL-10", "creatinine", "bilirubin", "procalcitonin", "CRP"))
-    assert cal.event("28-day-mortality.d28").date == d("2026-12-18")
+    assert cal.event("28-day-mortality.d28").date == d("2026-12-19")
+    assert cal.event("28-day-mortality.d28").day == 28
 
 
 def test_rumcess_deadline_unknown_without_onset_and_soc_has_no_infusion() -> None:
@@ -240,7 +242,7 @@ def test_rumcess_deadline_unknown_without_onset_and_soc_has_no_infusion() -> Non
     assert "not recorded" in (msc.note or "")
     soc = plan(RUMCESS, "SOC", d("2026-11-21"))
     assert not any(e.kind is EventKind.TIMED for e in soc.events)
-    assert soc.event("28-day-mortality.d28").date == d("2026-12-18")
+    assert soc.event("28-day-mortality.d28").date == d("2026-12-19")  # 28 days after day 0
 
 
 # ---------------------------------------------------------------------------- dinutuximab beta
@@ -525,8 +527,8 @@ def test_ics_export_parses_back() -> None:
     assert msc.decoded("DTEND") == datetime(2026, 11, 21, 16, 0)
     assert "by 16:00" in str(msc["SUMMARY"])
     day28 = next(e for e in events if str(e["UID"]).startswith("28-day-mortality"))
-    assert day28.decoded("DTSTART") == d("2026-12-18")
-    assert day28.decoded("DTEND") == d("2026-12-19")  # exclusive end of an all-day event
+    assert day28.decoded("DTSTART") == d("2026-12-19")  # day 0 = 2026-11-21
+    assert day28.decoded("DTEND") == d("2026-12-20")  # exclusive end of an all-day event
     assert str(day28["UID"]) == "28-day-mortality.d28.RU-001.RuMCeSS@trialdesk"
     with pytest.raises(ScheduleError, match="needs a timezone"):
         to_ics(cal, datetime(2026, 11, 21, 12, 0))
@@ -540,3 +542,12 @@ def test_json_document() -> None:
     assert iso["dose"]["amount"] == 140.0 and iso["dose"]["each"] == 70.0
     assert iso["dose"]["shown"] == "140 mg/day (2 × 70 mg)"
     assert "isotretinoin 160 mg/m²" in doc["unconfirmed"]
+
+
+def test_a_day_beyond_the_calendar_is_a_schedule_error() -> None:
+    # Found by tests/test_fuzz_inputs.py: an administration on course day 5,000,000.
+    doc = read_document(ROOT / "protocols" / "nb-nk-2026.yaml")
+    doc["courses"][0]["administrations"][0]["days"] = [5_000_000]
+    far = protocol_from_data(doc).protocol
+    with pytest.raises(ScheduleError, match="outside the calendar"):
+        plan(far, "A", d("2026-11-23"), body=[body(21.4, 118)])

@@ -11,8 +11,10 @@ last 6 weeks" excludes.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -249,8 +251,28 @@ def test_group_unknown_without_the_answer(protocol: CompiledProtocol) -> None:
     result = run(protocol, data)
     assert result.verdict.value == "eligible"  # not an eligibility criterion
     assert result.arm is None
-    assert result.arm_note == "arm undetermined: data missing for the assignment rule"
+    # Both group rules read the investigator's answer about planned chemotherapy.
+    assert result.arm_note == ("arm undetermined: data missing for the assignment rule "
+                               "(attest.chemotherapy_planned)")
+    assert result.arm_missing_facts == ["attest.chemotherapy_planned"]
+    assert result.to_json()["arm_missing_facts"] == ["attest.chemotherapy_planned"]
     assert [a.outcome.value for a in result.arms if a.outcome] == ["unknown", "unknown"]
+    assert [[m.fact for m in a.missing] for a in result.arms if a.rule] == [
+        ["attest.chemotherapy_planned"], ["attest.chemotherapy_planned"]]
+
+
+def test_group_unknown_is_explained_on_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trialdesk.cli import app
+
+    data = example("refnot-eligible")
+    attest("chemotherapy_planned", None)(data)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    result = CliRunner().invoke(app, ["screen", str(path), "--trial", "REFNOT-R2", "--on", "2026-11-21"])
+    assert result.exit_code == 0, result.stderr
+    assert "To decide the arm, record: attest.chemotherapy_planned" in result.stdout
 
 
 # --- the example patients -------------------------------------------------------------

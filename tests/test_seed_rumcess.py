@@ -194,6 +194,7 @@ def test_eligible_patient_is_randomised_not_assigned(protocol: CompiledProtocol)
     assert result.verdict.value == "eligible"
     assert result.arm is None
     assert result.arm_note == "by randomisation (R1) at enrolment"
+    assert result.arm_missing_facts == []  # no assignment rule needs a fact
     assert [(a.id, a.randomisation, a.rule, a.outcome) for a in result.arms] == [
         ("MSC", "R1", None, None), ("SOC", "R1", None, None)]
 
@@ -262,3 +263,40 @@ def test_registry_block(protocol: CompiledProtocol) -> None:
     assert r.design.enrollment is not None and r.design.enrollment.count == 30
     assert (r.eligibility.minimum_age, r.eligibility.maximum_age) == ("17 Years", "75 Years")
     assert r.sponsor.funder_type == "NETWORK"
+
+
+# --- 28-day mortality: the calendar and the outcomes count the same days ---------------
+
+
+@pytest.mark.parametrize("start", ["2026-11-21", "2027-02-20", "2028-02-28"])
+def test_calendar_day_28_is_the_end_of_the_outcomes_28_day_window(
+        protocol: CompiledProtocol, start: str) -> None:
+    # Seed 004: 28-day mortality, day 0 = randomisation (the day of septic-shock onset) and
+    # day 28 = 28 days later. A death on the calendar's day-28 assessment date is a 28-day
+    # death; a death the day after is not; a last contact on that date makes a survivor.
+    import pandas as pd
+
+    from trialdesk.outcomes.endpoints import short_term_mortality
+    from trialdesk.outcomes.events import validate_event_table
+    from trialdesk.schedule.dose import BodyMeasurement
+    from trialdesk.schedule.plan import plan
+
+    begin = datetime.fromisoformat(start).date()
+    assert protocol.protocol.day_numbering.start_is_day == 0
+    for arm in ("MSC", "SOC"):
+        body = [BodyMeasurement(on=begin, weight_kg=71.0, height_cm=175.0)]
+        day28 = plan(protocol.protocol, arm, begin, body=body).event("28-day-mortality.d28")
+        assert day28.date is not None and day28.day == 28
+        assert (day28.date - begin).days == 28
+        after = (pd.Timestamp(day28.date) + pd.Timedelta(days=1)).date().isoformat()
+        events = validate_event_table(pd.DataFrame({
+            "patient_id": ["P1", "P2", "P3", "P4"], "arm": [arm] * 4,
+            "enrolment_date": [start] * 4,
+            "death_date": [day28.date.isoformat(), after, None, None],
+            "last_contact_date": [None, None, day28.date.isoformat(),
+                                  (day28.date - pd.Timedelta(days=1)).isoformat()]}))
+        table = short_term_mortality(events).table.set_index("patient_id")
+        assert table["reason"].to_dict() == {
+            "P1": "died on day 28", "P2": "alive on day 28 (died day 29)", "P3": "alive on day 28",
+            "P4": "not evaluable: alive at last contact on day 27"}
+        assert table["counted"].tolist() == [True, False, False, False]

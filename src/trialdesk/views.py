@@ -171,6 +171,8 @@ def screening_report(console: Console, r: ScreeningResult) -> None:
     if r.missing_facts:
         console.print(f"To resolve the unknowns, record: {', '.join(r.missing_facts)}",
                       highlight=False)
+    if r.arm is None and r.arm_missing_facts:
+        console.print(f"To decide the arm, record: {', '.join(r.arm_missing_facts)}", highlight=False)
     console.print()
 
 

@@ -77,14 +77,18 @@ def outcome_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def _read_table(path: Path) -> Any:
     """A CSV (every cell as text, empty = missing) or Parquet file as a DataFrame."""
+    import io
+
     import pandas as pd
 
+    from trialdesk.documents import decode
     from trialdesk.errors import OutcomeError
 
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            text = decode(path.read_bytes(), OutcomeError, where=str(path))
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except (OSError, ValueError, ImportError) as exc:
@@ -93,14 +97,10 @@ def _read_table(path: Path) -> Any:
 
 
 def _read_json(path: Path) -> Any:
+    from trialdesk.documents import read_document
     from trialdesk.errors import OutcomeError
 
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OutcomeError(f"cannot read file: {exc.strerror}", where=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise OutcomeError(f"malformed JSON: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}") from None
+    return read_document(path, OutcomeError, as_json=True)
 
 
 class _OutcomeInputs:

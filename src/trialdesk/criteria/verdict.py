@@ -10,6 +10,7 @@ The JSON form (:meth:`ScreeningResult.to_json`) is a stable document, described 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -102,11 +103,13 @@ class ArmResult:
     rule: str | None
     randomisation: str | None
     outcome: Outcome | None
+    missing: tuple[Missing, ...] = ()  # the facts that leave the assignment rule unknown
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "label": self.label, "rule": self.rule,
                 "randomisation": self.randomisation,
-                "outcome": self.outcome.value if self.outcome else None}
+                "outcome": self.outcome.value if self.outcome else None,
+                "missing": [m.to_json() for m in self.missing]}
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,12 @@ class ScreeningResult:
     @property
     def missing_facts(self) -> list[str]:
         """Facts whose absence leaves a criterion unknown (what would resolve it)."""
-        seen: dict[str, None] = {}
-        for c in self.criteria:
-            if c.outcome is Outcome.UNKNOWN:
-                for m in c.missing:
-                    seen.setdefault(m.fact, None)
-        return list(seen)
+        return _facts_of_missing(c.missing for c in self.criteria if c.outcome is Outcome.UNKNOWN)
+
+    @property
+    def arm_missing_facts(self) -> list[str]:
+        """Facts whose absence leaves the arm undetermined (what the assignment rules need)."""
+        return _facts_of_missing(a.missing for a in self.arms)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,9 +145,14 @@ class ScreeningResult:
             "arm": self.arm,
             "arm_note": self.arm_note,
             "missing_facts": self.missing_facts,
+            "arm_missing_facts": self.arm_missing_facts,
             "criteria": [c.to_json() for c in self.criteria],
             "arms": [a.to_json() for a in self.arms],
         }
+
+
+def _facts_of_missing(groups: Iterable[tuple[Missing, ...]]) -> list[str]:
+    return list(dict.fromkeys(m.fact for group in groups for m in group))
 
 
 def _explain(names: list[str], facts: FactSet, outcome: Outcome
@@ -196,8 +204,9 @@ def screen(compiled: CompiledProtocol, facts: FactSet, *, patient_id: str) -> Sc
     for arm_def in protocol.arms:
         rule = compiled.arm_rules.get(arm_def.id)
         arm_outcome = Outcome.of(evaluate(rule, facts)) if rule is not None else None
+        arm_missing = _explain(facts_of(rule), facts, arm_outcome)[1] if rule and arm_outcome else ()
         arms.append(ArmResult(arm_def.id, arm_def.label, to_text(rule) if rule else None,
-                              arm_def.assignment.randomisation, arm_outcome))
+                              arm_def.assignment.randomisation, arm_outcome, arm_missing))
     arm, note = _arm(verdict, arms)
     return ScreeningResult(protocol.id, protocol.version, patient_id, facts.as_of, verdict,
                            arm, note, tuple(results), tuple(arms))
@@ -217,7 +226,8 @@ def _arm(verdict: Verdict, arms: list[ArmResult]) -> tuple[str | None, str]:
     if len(met) > 1:
         return None, f"assignment rules overlap: arms {', '.join(met)} all apply"
     if any(a.outcome is Outcome.UNKNOWN for a in arms):
-        return None, "arm undetermined: data missing for the assignment rule"
+        needed = _facts_of_missing(a.missing for a in arms if a.outcome is Outcome.UNKNOWN)
+        return None, f"arm undetermined: data missing for the assignment rule ({', '.join(needed)})"
     return None, "no arm's assignment rule applies"
 
 

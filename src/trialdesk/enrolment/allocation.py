@@ -58,7 +58,7 @@ class Allocation(BaseModel):
     block (Matts & Lachin 1988).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     patient_id: str
     stratum: str
@@ -75,7 +75,7 @@ class AllocationState(BaseModel):
     The caller persists it with each allocation and passes it back for the next one.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     list_digest: str
     allocated: int = 0

@@ -50,7 +50,7 @@ class Signer(StrEnum):
 class ConsentRecord(BaseModel):
     """One signed consent form, as recorded."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     trial_id: str
     patient_id: str

@@ -45,7 +45,7 @@ __all__ = [
 class FrozenScreening(BaseModel):
     """The screening an enrolment was based on, exactly as it was, with its digest."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     document: dict[str, Any]
     digest: str
@@ -77,7 +77,7 @@ def _digest(document: Mapping[str, Any]) -> str:
 class Override(BaseModel):
     """An investigator's explicit decision to enrol despite the screening verdict."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     investigator: str
     reason: str
@@ -91,7 +91,7 @@ class Override(BaseModel):
 class Enrolment(BaseModel):
     """A patient's enrolment in one trial."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     trial_id: str
     protocol_version: str

@@ -37,7 +37,7 @@ SCHEMA = "trialdesk.journey/1"
 class Journey(BaseModel):
     """Everything recorded about one patient in one trial, in the order it happened."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: Literal["trialdesk.journey/1"] = "trialdesk.journey/1"
     trial_id: str

@@ -118,7 +118,7 @@ class RandomisationScheme(BaseModel):
     trialdesk.errors.EnrolmentError: randomisation.arms.B: ratio must be a whole number ≥ 1, got 0
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str
     arms: dict[str, StrictInt]
@@ -329,7 +329,7 @@ class _Draws:
 class AllocationEntry(BaseModel):
     """One line of a permuted-block list; ``sequence`` and ``block`` count from 1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     stratum: str
     sequence: int
@@ -346,7 +346,7 @@ class AllocationList(BaseModel):
     out of ``repr`` so that logging a list never prints the allocations.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     algorithm: str
     scheme: RandomisationScheme
@@ -543,7 +543,7 @@ def minimisation_arm(
 class Discrepancy(BaseModel):
     """One problem found by verification; ``patient_id`` is set for allocation problems."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     problem: str
     patient_id: str | None = None
@@ -555,7 +555,7 @@ class VerificationReport(BaseModel):
     """The outcome of :func:`verify_list` or
     :func:`trialdesk.enrolment.allocation.verify_allocations`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     list_digest: str
     entries_checked: int

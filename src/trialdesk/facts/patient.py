@@ -17,15 +17,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trialdesk.clinical import units
+from trialdesk.documents import validate
 from trialdesk.errors import FactError, UnitError
 from trialdesk.facts.dictionary import FACTS, THERAPY_CATEGORIES, FactKind, FactType
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Diagnosis(_Model):
@@ -313,14 +314,6 @@ def patient_from_data(data: Any, *, today: dt.date, source: str = "<patient>") -
     """Validate a patient document; one clear FactError for the first problem found."""
     if not isinstance(data, dict):
         raise FactError("a patient file must be a JSON object", where=source)
-    try:
-        record = PatientRecord.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        reason = {"extra_forbidden": "unknown field", "missing": "required field is missing"}.get(
-            err["type"], str(err["msg"]).removeprefix("Value error, "))
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        path = "$" + "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"])
-        raise FactError(reason + more, where=f"{source}: {path}") from None
+    record = validate(PatientRecord, data, FactError, where=source)
     check_record(record, today=today, source=source)
     return record

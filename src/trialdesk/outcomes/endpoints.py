@@ -46,6 +46,7 @@ from scipy.stats import binomtest
 
 from trialdesk.errors import OutcomeError
 from trialdesk.outcomes.events import EventTable
+from trialdesk.schedule.plan import study_day
 
 EventKind = Literal["relapse", "progression", "second_malignancy", "death"]
 ResponseCode = Literal["CR", "PR", "MR", "SD", "PD", "NE"]
@@ -87,7 +88,7 @@ class EndpointDefinitions(BaseModel):
     ('relapse',)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # FDA, Clinical Trial Endpoints for the Approval of Cancer Drugs and Biologics (2018):
     # PFS is progression or death. Relapse after CR is progression under both INRC 2017
@@ -190,25 +191,53 @@ class Proportion:
     table: pd.DataFrame
     arms: tuple[str, ...]
     confidence_level: float
+    # The column a patient's result is read from (ORR: best_response). While no patient of
+    # an arm has it, the arm's rate is not derived: shown as such, never as 0/n.
+    derived_from: str | None = None
+    derived_what: str = "result"
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Per arm, then all arms: patients, denominator, count, rate, ci_lower, ci_upper."""
+        """Per arm, then all arms: patients, derived (patients whose result is derived),
+        denominator, count, rate, ci_lower, ci_upper, and ``shown``: the rate for people."""
         rows = {}
         for arm in (*self.arms, ALL_ARMS):
             table = self.table if arm == ALL_ARMS else self.table[self.table["arm"] == arm]
-            n = int(table["in_denominator"].sum())
-            count = int((table["counted"] & table["in_denominator"]).sum())
+            derived = len(table) if self.derived_from is None else int(table[self.derived_from].notna().sum())
+            n = int(table["in_denominator"].sum()) if derived else 0
+            count = int((table["counted"] & table["in_denominator"]).sum()) if derived else 0
             low, high = clopper_pearson(count, n, self.confidence_level)
+            rate = count / n if n else math.nan
+            if len(table) and not derived:
+                shown = f"not derived: no {self.derived_what} derived yet"
+            else:
+                shown = format_rate(count, n, rate, (low, high), self.confidence_level)
+                if derived < len(table):
+                    shown += f"; {self.derived_what} not derived for {len(table) - derived} of {len(table)}"
             rows[arm] = {
                 "patients": len(table),
+                "derived": derived,
                 "denominator": n,
                 "count": count,
-                "rate": count / n if n else math.nan,
+                "rate": rate,
                 "ci_lower": low,
                 "ci_upper": high,
+                "shown": shown,
             }
         return _summary_frame(rows)
+
+
+def format_rate(count: int, n: int, rate: float, ci: tuple[float, float], level: float = 0.95) -> str:
+    """A rate for people: three decimals, with its confidence interval.
+
+    >>> format_rate(0, 2, 0.0, clopper_pearson(0, 2))
+    '0/2 = 0.000 (95% CI 0.000–0.842)'
+    >>> format_rate(0, 0, math.nan, (math.nan, math.nan))
+    'no patient in the denominator'
+    """
+    if not n:
+        return "no patient in the denominator"
+    return f"{count}/{n} = {rate:.3f} ({level:.0%} CI {ci[0]:.3f}–{ci[1]:.3f})"
 
 
 # --- endpoints -----------------------------------------------------------------------
@@ -242,7 +271,7 @@ def objective_response_rate(
         response = record["best_response"]
         if response is None or response == "NE":
             evaluable = False
-            reason = "no response assessment" if response is None else "not evaluable (NE)"
+            reason = "best overall response not derived" if response is None else "not evaluable (NE)"
         else:
             evaluable = True
             kind = "responder" if response in responders else "non-responder"
@@ -267,6 +296,8 @@ def objective_response_rate(
         table=_frame(rows, ORR_COLUMNS),
         arms=events.arms,
         confidence_level=definitions.confidence_level,
+        derived_from="best_response",
+        derived_what="best overall response",
     )
 
 
@@ -448,7 +479,9 @@ def _first_event(
 
 
 def _days(start: pd.Timestamp, end: pd.Timestamp) -> int:
-    return int((end - start).days)
+    # Day 0 is the enrolment (randomisation) date and day N is N days later: the numbering a
+    # protocol's calendar uses with ``day_numbering.start_is_day: 0`` (RuMCeSS day 28).
+    return study_day(start.date(), end.date(), start_is_day=0)
 
 
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

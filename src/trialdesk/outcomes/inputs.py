@@ -431,6 +431,8 @@ def validate_labs(frame: pd.DataFrame, events: EventTable | None = None, *, wher
         for column in ("test", "value"):
             if _text(raw.get(column)) is None:
                 problem(column, "missing value")
+        if _non_finite(_text(raw.get("value"))):  # a result may be text ("positive"), never NaN
+            problem("value", f"not a finite number: {_text(raw.get('value'))!r}")
         low = _cell(raw.get("lower_limit"), _number, "lower_limit", problem)
         high = _cell(raw.get("upper_limit"), _number, "upper_limit", problem)
         if low is not None and high is not None and low > high:
@@ -455,6 +457,14 @@ def validate_labs(frame: pd.DataFrame, events: EventTable | None = None, *, wher
 
 
 # --- cells ------------------------------------------------------------------------------
+
+
+def _non_finite(text: str | None) -> bool:
+    """True for a text Python reads as NaN or ±infinity ("nan", "Infinity", "1e400")."""
+    try:
+        return text is not None and not math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _whole(value: Any) -> int | None:

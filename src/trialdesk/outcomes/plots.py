@@ -23,7 +23,6 @@ from typing import Any, Literal
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from lifelines.plotting import add_at_risk_counts
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -100,9 +99,11 @@ def km_figure(
 ) -> Figure:
     """Kaplan–Meier curves per arm with censoring marks and a numbers-at-risk table.
 
-    The table under the plot is lifelines' ``add_at_risk_counts`` (KMunicate layout, Morris
-    TP et al., BMJ Open 2019;9:e030215): at each tick, patients still at risk at the end
-    of that instant. A log-rank p-value is printed when given.
+    The table under the plot gives, at each tick, the patients still at risk at the end of
+    that instant (KMunicate layout, Morris TP et al., BMJ Open 2019;9:e030215), except at
+    time 0, where every patient of the arm is at risk (as R's ``survival`` counts it): an
+    arm whose patients have no follow-up yet shows its size there, not 0, and says "no
+    follow-up yet" instead of drawing an empty curve. A log-rank p-value is printed when given.
     """
     fitters = list(km.fitters_.values())
     n_groups = len(fitters)
@@ -113,11 +114,16 @@ def km_figure(
         ticks = _time_ticks(longest, time_unit)
         for index, (group, fitter) in enumerate(km.fitters_.items()):
             n = int(fitter.event_table["removed"].sum())
+            waiting = float(fitter.durations.max()) <= 0
             fitter.plot_survival_function(
                 ax=ax, ci_show=show_ci, show_censors=True, color=PALETTE[index % len(PALETTE)],
-                label=f"{_arm_name(group)} (n={n})", ci_alpha=0.15,
-                censor_styles={"marker": "|", "ms": 9, "mew": 1.5},
+                label=f"{_arm_name(group)} (n={n}{', no follow-up yet' if waiting else ''})",
+                ci_alpha=0.15, censor_styles={"marker": "|", "ms": 9, "mew": 1.5},
             )
+        if longest <= 0:
+            ax.text(0.5, 0.5, "No follow-up yet: every patient's time is 0,\n"
+                    "so there is no curve to draw", transform=ax.transAxes, ha="center", va="center",
+                    color="#555555")
         ax.set_xlim(0, ticks[-1])
         ax.set_ylim(0, 1.02)
         ax.set_xticks(ticks)
@@ -131,10 +137,20 @@ def km_figure(
         if logrank is not None:
             ax.text(0.98, 0.96, f"log-rank p = {_p(logrank.p_value)}", transform=ax.transAxes,
                     ha="right", va="top")
-        labels = [f"{_arm_name(g)}" for g in km.fitters_]
-        add_at_risk_counts(*fitters, ax=ax, fig=figure, rows_to_show=["At risk"], xticks=ticks,
-                           labels=labels, ypos=-0.6)
+        _at_risk_rows(ax, km, ticks)
     return figure
+
+
+def _at_risk_rows(ax: Any, km: KaplanMeierResult, ticks: Sequence[float]) -> None:
+    """The numbers-at-risk table under the x axis: one row per arm, a number under each tick."""
+    under_ticks = mpl.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    top = -0.24
+    ax.text(-0.02, top, "At risk", transform=ax.transAxes, ha="right", va="center", fontweight="bold")
+    for row, (group, counts) in enumerate(at_risk_text(km, ticks).iterrows(), start=1):
+        y = top - 0.08 * row
+        ax.text(-0.02, y, _arm_name(str(group)), transform=ax.transAxes, ha="right", va="center")
+        for tick, count in counts.items():
+            ax.text(float(tick), y, str(count), transform=under_ticks, ha="center", va="center")
 
 
 def _arm_name(group: str) -> str:
@@ -401,11 +417,12 @@ def ae_heatmap_figure(aes: AdverseEvents, *, title: str | None = None) -> Figure
 
 
 def at_risk_text(km: KaplanMeierResult, ticks: Sequence[float]) -> pd.DataFrame:
-    """Numbers at risk per group at ``ticks`` in lifelines' plot convention (end of instant).
+    """Numbers at risk per group at ``ticks``, at the end of each instant (KMunicate), except
+    at time 0, where every patient is at risk.
 
     This is what :func:`km_figure` prints under the curves; it equals
-    :meth:`KaplanMeierResult.at_risk` except at a tick where someone's time is exactly
-    the tick, who counts there as no longer at risk.
+    :meth:`KaplanMeierResult.at_risk` except at a tick after 0 where someone's time is
+    exactly the tick, who counts there as no longer at risk.
     """
     rows = {}
     for group, fitter in km.fitters_.items():
@@ -413,7 +430,7 @@ def at_risk_text(km: KaplanMeierResult, ticks: Sequence[float]) -> pd.DataFrame:
         counts = []
         for tick in ticks:
             upto = table.loc[:tick]
-            counts.append(int(upto["at_risk"].iloc[-1] - upto["removed"].iloc[-1]) if len(upto)
+            counts.append(int(upto["at_risk"].iloc[-1] - upto["removed"].iloc[-1]) if len(upto) and tick > 0
                           else int(table["at_risk"].iloc[0]))
         rows[group] = counts
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(ticks))

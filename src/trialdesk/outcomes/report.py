@@ -13,10 +13,11 @@ deaths, related deaths, against a threshold).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -59,7 +60,7 @@ class CountRule(BaseModel):
     be related to a study agent). The rule is met when the count reaches ``threshold``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     count: Literal["patients_with_ae", "deaths", "deaths_related"]
@@ -332,9 +333,10 @@ def proportion_table(summary: OutcomeSummary) -> pd.DataFrame:
     for prop in summary.proportions.values():
         level = f"{prop.confidence_level:.0%}"
         for arm, s in prop.summary.iterrows():
+            derived = bool(s["derived"]) or not s["patients"]
             rows.append({
                 "endpoint": prop.name, "arm": arm, "count / denominator":
-                f"{int(s['count'])} / {int(s['denominator'])}",
+                f"{int(s['count'])} / {int(s['denominator'])}" if derived else "not derived",
                 "rate": _pct(s["rate"]), f"{level} CI (exact)":
                 f"{_pct(s['ci_lower'])}–{_pct(s['ci_upper'])}" if s["denominator"] else "—",
                 "not in denominator": int(s["patients"] - s["denominator"]),
@@ -407,7 +409,10 @@ class DsmbInputs:
 
 
 def dsmb_pdf(inputs: DsmbInputs) -> bytes:
-    """The DSMB report as PDF bytes (A4 landscape; the same inputs give the same bytes)."""
+    """The DSMB report as PDF bytes (A4 landscape; the same inputs give the same bytes).
+
+    The cover's contents list exactly the sections and figures that follow it.
+    """
     cutoff = inputs.cutoff or data_cutoff(inputs.events, inputs.aes)
     buffer = io.BytesIO()
     with mpl.rc_context(_RC):
@@ -415,66 +420,89 @@ def dsmb_pdf(inputs: DsmbInputs) -> bytes:
                     "CreationDate": None, "Creator": "trialdesk"}
         with PdfPages(buffer, metadata=metadata) as pdf:
             pages = _Pages(inputs.trial, cutoff, pdf)
-            _cover(pages, inputs, cutoff)
-            pages.table("1. Enrolment", enrolment_table(inputs.events),
-                        "Patients per arm as in the event table; deaths from any cause.")
-            if inputs.exposure is not None:
-                pages.table("2. Exposure", exposure_table(inputs.exposure, inputs.events),
-                            "Courses started per agent (one row per agent per course in the exposure file).")
-            else:
-                pages.note("2. Exposure", "No exposure file was given.")
-            if inputs.aes is not None and len(inputs.aes):
-                version = inputs.aes.records[0].event.ctcae_version
-                grade_note = (f"Patients, counted once per term at their worst grade (CTCAE v{version}). "
-                              "≥G3: grade 3 or worse.")
-                pages.table("3. Adverse events by term and worst grade",
-                            ae_grade_table(inputs.aes, inputs.events), grade_note)
-                pages.table("4. Adverse events by relation to each agent",
-                            ae_relation_table(inputs.aes),
-                            "Events; related = possible, probable or definite (NCI CTEP attribution "
-                            "scale); not related = unrelated or unlikely.")
-                pages.table("5. Serious adverse events", sae_listing(inputs.aes, inputs.events),
-                            "Serious by any ICH E2A criterion.", empty="No serious adverse event.")
-            else:
-                pages.note("3-5. Adverse events", "No adverse-event file was given.")
-            pages.table("6. Deaths", death_listing(inputs.events, inputs.aes),
-                        "Deaths from the event table; fatal AE terms from the adverse-event file.",
-                        empty="No death.")
-            if inputs.stopping is not None:
-                pages.table("7. Stopping rules", inputs.stopping,
-                            "Each rule's count against its threshold. [unconfirmed] marks a rule or "
-                            "threshold not confirmed from the protocol document.")
-            else:
-                pages.note("7. Stopping rules", "No stopping-rule status file was given.")
-            if inputs.events.frame["best_response"].notna().any():
-                pages.table("8. Best overall response", response_table(inputs.events),
-                            "Best overall response as recorded in the event table.")
-            else:
-                pages.note("8. Best overall response", "No best overall response is recorded.")
-            if inputs.summary.proportions:
-                pages.table("9. Response and mortality rates", proportion_table(inputs.summary),
-                            "; ".join(f"{p.name}: {p.definition}"
-                                      for p in inputs.summary.proportions.values()))
-            if inputs.summary.time_to_event:
-                definitions = "; ".join(f"{t.endpoint.name}: {t.endpoint.definition}"
-                                        for t in inputs.summary.time_to_event.values())
-                pages.table("10. Survival", survival_table(inputs.summary),
-                            f"Kaplan–Meier (lifelines); CI log-log. {definitions}.")
-            for name, tte in inputs.summary.time_to_event.items():
-                if tte.kaplan_meier is not None:
-                    pages.figure(km_figure(tte.kaplan_meier, title=f"{tte.endpoint.name} — {inputs.trial}",
-                                           y_label=f"{name} probability", time_unit=inputs.summary.time_unit,
-                                           logrank=tte.logrank))
-            pages.figure(swimmer_figure(inputs.events, exposure=inputs.exposure,
-                                        measurements=inputs.measurements,
-                                        time_unit=inputs.summary.time_unit,
-                                        title=f"Time on study — {inputs.trial}"))
-            if inputs.measurements is not None:
-                pages.figure(waterfall_figure(inputs.measurements, inputs.events,
-                                              title=f"Best change in tumour size — {inputs.trial}"))
-            if inputs.aes is not None and len(inputs.aes):
-                pages.figure(ae_heatmap_figure(inputs.aes))
+            sections = _sections(inputs)
+            _cover(pages, inputs, cutoff, [title for title, _ in sections])
+            for _, draw in sections:
+                draw(pages)
     return buffer.getvalue()
+
+
+Section = tuple[str, Callable[["_Pages"], None]]
+
+
+def _sections(inputs: DsmbInputs) -> list[Section]:
+    """The report's sections and figures in order: (contents line, how to draw it)."""
+    out: list[Section] = []
+
+    def table(title: str, frame: pd.DataFrame, note: str = "", empty: str = "No rows.") -> None:
+        out.append((title, lambda pages: pages.table(title, frame, note, empty=empty)))
+
+    def note(title: str, text: str, listed: str) -> None:
+        out.append((listed, lambda pages: pages.note(title, text)))
+
+    def figure(title: str, make: Callable[[], Figure]) -> None:
+        out.append((f"Figure: {title}", lambda pages: pages.figure(make())))
+
+    table("1. Enrolment", enrolment_table(inputs.events),
+          "Patients per arm as in the event table; deaths from any cause.")
+    if inputs.exposure is not None:
+        table("2. Exposure", exposure_table(inputs.exposure, inputs.events),
+              "Courses started per agent (one row per agent per course in the exposure file).")
+    else:
+        note("2. Exposure", "No exposure file was given.", "2. Exposure (no file given)")
+    aes = inputs.aes if inputs.aes is not None and len(inputs.aes) else None
+    if aes is not None:
+        version = aes.records[0].event.ctcae_version
+        table("3. Adverse events by term and worst grade", ae_grade_table(aes, inputs.events),
+              f"Patients, counted once per term at their worst grade (CTCAE v{version}). "
+              "≥G3: grade 3 or worse.")
+        table("4. Adverse events by relation to each agent", ae_relation_table(aes),
+              "Events; related = possible, probable or definite (NCI CTEP attribution "
+              "scale); not related = unrelated or unlikely.")
+        table("5. Serious adverse events", sae_listing(aes, inputs.events),
+              "Serious by any ICH E2A criterion.", empty="No serious adverse event.")
+    else:
+        note("3-5. Adverse events", "No adverse-event file was given.",
+             "3-5. Adverse events (no file given)")
+    table("6. Deaths", death_listing(inputs.events, inputs.aes),
+          "Deaths from the event table; fatal AE terms from the adverse-event file.", empty="No death.")
+    if inputs.stopping is not None:
+        table("7. Stopping rules", inputs.stopping,
+              "Each rule's count against its threshold. [unconfirmed] marks a rule or "
+              "threshold not confirmed from the protocol document.")
+    else:
+        note("7. Stopping rules", "No stopping-rule status file was given.",
+             "7. Stopping rules (no file given)")
+    if inputs.events.frame["best_response"].notna().any():
+        table("8. Best overall response", response_table(inputs.events),
+              "Best overall response as recorded in the event table.")
+    else:
+        note("8. Best overall response", "No best overall response is recorded.",
+             "8. Best overall response (none recorded)")
+    summary = inputs.summary
+    if summary.proportions:
+        table("9. Response and mortality rates", proportion_table(summary),
+              "; ".join(f"{p.name}: {p.definition}" for p in summary.proportions.values()))
+    if summary.time_to_event:
+        definitions = "; ".join(f"{t.endpoint.name}: {t.endpoint.definition}"
+                                for t in summary.time_to_event.values())
+        table("10. Survival", survival_table(summary),
+              f"Kaplan–Meier (lifelines); CI log-log. {definitions}.")
+    for name, tte in summary.time_to_event.items():
+        if tte.kaplan_meier is not None:
+            figure(f"Kaplan–Meier, {tte.endpoint.name}", functools.partial(
+                km_figure, tte.kaplan_meier, title=f"{tte.endpoint.name} — {inputs.trial}",
+                y_label=f"{name} probability", time_unit=summary.time_unit, logrank=tte.logrank))
+    figure("swimmer (time on study)", functools.partial(
+        swimmer_figure, inputs.events, exposure=inputs.exposure, measurements=inputs.measurements,
+        time_unit=summary.time_unit, title=f"Time on study — {inputs.trial}"))
+    if inputs.measurements is not None:
+        figure("waterfall (best change in tumour size)", functools.partial(
+            waterfall_figure, inputs.measurements, inputs.events,
+            title=f"Best change in tumour size — {inputs.trial}"))
+    if aes is not None:
+        figure("adverse-event heat-map", functools.partial(ae_heatmap_figure, aes))
+    return out
 
 
 class _Pages:
@@ -571,7 +599,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _cover(pages: _Pages, inputs: DsmbInputs, cutoff: date) -> None:
+def _cover(pages: _Pages, inputs: DsmbInputs, cutoff: date, contents: list[str]) -> None:
     figure = pages._page()
     figure.text(0.04, 0.86, f"{inputs.trial}: report to the Data and Safety Monitoring Board",
                 fontsize=18, fontweight="bold")
@@ -583,10 +611,5 @@ def _cover(pages: _Pages, inputs: DsmbInputs, cutoff: date) -> None:
              f"Endpoints: {', '.join(e['name'] for e in inputs.summary.to_json()['endpoints'])}",
              "", "Made from:", *[f"  {s}" for s in inputs.sources]]
     figure.text(0.04, 0.72, "\n".join(lines), fontsize=10, va="top", linespacing=1.6)
-    contents = ["1. Enrolment", "2. Exposure", "3. Adverse events by term and worst grade",
-                "4. Adverse events by relation to each agent", "5. Serious adverse events",
-                "6. Deaths", "7. Stopping rules", "8. Best overall response",
-                "9. Response and mortality rates", "10. Survival", "Figures: Kaplan–Meier, swimmer, "
-                "waterfall, AE heat-map"]
     figure.text(0.60, 0.72, "Contents\n" + "\n".join(contents), fontsize=10, va="top", linespacing=1.6)
     pages._save(figure)

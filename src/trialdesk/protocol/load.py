@@ -7,22 +7,30 @@ the criterion and the position inside the rule.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from trialdesk.criteria.ast import Expr
 from trialdesk.criteria.parser import parse
 from trialdesk.criteria.typecheck import bind
-from trialdesk.errors import CriteriaError, NotFoundError, ProtocolError, TrialdeskError
+from trialdesk.documents import json_path, read_document, validate
+from trialdesk.errors import CriteriaError, NotFoundError, ProtocolError
 from trialdesk.protocol.model import Criterion, Protocol
 from trialdesk.protocol.paths import default_protocol_dir as default_protocol_dir
+
+__all__ = [
+    "CompiledProtocol",
+    "compile_protocol",
+    "default_protocol_dir",
+    "json_path",
+    "load_directory",
+    "load_protocol",
+    "protocol_from_data",
+    "read_document",
+]
 
 
 @dataclass(frozen=True)
@@ -44,57 +52,6 @@ class CompiledProtocol:
             if c.id == criterion_id:
                 return c
         raise NotFoundError(f"no criterion '{criterion_id}' in {self.id}")
-
-
-def json_path(loc: Iterable[int | str]) -> str:
-    """Format a pydantic error location as a JSON path: ``$.arms[0].plan``."""
-    out = "$"
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _pydantic_reason(err: Mapping[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown field"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # Union members show up as extra path parts ("CourseStep", "function-after[...]").
-    return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
-
-
-def validation_error(source: str, exc: ValidationError) -> ProtocolError:
-    errors = exc.errors()
-    # For unions pydantic reports every member's failure; keep the most specific one.
-    first = max(errors, key=lambda e: len(_clean_loc(e["loc"])))
-    path = json_path(_clean_loc(first["loc"]))
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return ProtocolError(f"{_pydantic_reason(first)}{more}", where=f"{source}: {path}")
-
-
-def read_document(path: Path, error: type[TrialdeskError] = ProtocolError, *,
-                  as_json: bool | None = None) -> Any:
-    """Read a YAML or JSON document (JSON by suffix unless ``as_json`` says);
-    unreadable or malformed input is one ``error`` line naming the file and position."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"cannot read file: {exc.strerror}", where=str(path)) from None
-    try:
-        if as_json or (as_json is None and path.suffix == ".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"malformed JSON: {exc.msg}", where=f"{path}:{exc.lineno}:{exc.colno}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"malformed YAML: {problem}", where=loc) from None
 
 
 def compile_protocol(protocol: Protocol, *, source: str = "<protocol>") -> CompiledProtocol:
@@ -123,10 +80,7 @@ def compile_protocol(protocol: Protocol, *, source: str = "<protocol>") -> Compi
 def protocol_from_data(data: Any, *, source: str = "<protocol>") -> CompiledProtocol:
     if not isinstance(data, dict):
         raise ProtocolError("a protocol must be a mapping at the top level", where=source)
-    try:
-        protocol = Protocol.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(source, exc) from None
+    protocol = validate(Protocol, data, ProtocolError, where=source)
     return compile_protocol(protocol, source=source)
 
 

@@ -33,7 +33,7 @@ from trialdesk.safety.stopping import StoppingRule
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------
@@ -774,6 +774,18 @@ class Biomarkers(_Model):
     """Protocol settings for biomarker facts."""
 
     gd2: Gd2Rule | None = None
+class DayNumbering(_Model):
+    """How the protocol counts study days.
+
+    ``start_is_day: 1`` (the default, the oncology convention): the start is day 1, the day
+    before it day −1, there is no day 0. ``start_is_day: 0``: the start (randomisation) is
+    day 0 and day N is N days later, as an N-day endpoint counts (RuMCeSS: 28-day mortality);
+    the calendar and the outcomes then name the same date "day 28".
+    """
+
+    start_is_day: Literal[0, 1] = 1
+    source: str | None = None
+    unconfirmed: bool = False
 
 
 class Protocol(_Model):
@@ -790,6 +802,7 @@ class Protocol(_Model):
     variants: dict[str, Variant] = {}
     parameters: dict[str, Param] = {}
     bsa_formula: Literal["mosteller", "dubois", "haycock", "gehan_george"] = "mosteller"
+    day_numbering: DayNumbering = DayNumbering()
     # Dose computation and consent settings (trialdesk.schedule, trialdesk.enrolment).
     dosing: Dosing = Dosing()
     consent: ConsentRules | None = None

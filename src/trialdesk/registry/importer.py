@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from trialdesk.documents import validation_error
 from trialdesk.errors import ProtocolError, RegistryError
-from trialdesk.protocol.load import compile_protocol, validation_error
+from trialdesk.protocol.load import compile_protocol
 from trialdesk.protocol.model import Protocol, Registry
 from trialdesk.registry.extract import draft_item
 from trialdesk.registry.items import split_criteria
@@ -239,7 +240,7 @@ def import_study(study: Study) -> Imported:
     try:
         protocol = Protocol.model_validate(document)
     except ValidationError as exc:  # a record value the model refuses
-        raise validation_error(study.where, exc) from None
+        raise validation_error(exc, RegistryError, where=study.where) from None
     compile_protocol(protocol, source=study.where)  # every draft parses and type-checks
     n_inc = sum(c["id"][1:].isdigit() for c in inclusion)
     return Imported(

@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from trialdesk.documents import as_json_text, plain_reason
 from trialdesk.errors import ResponseError, TrialdeskError
 from trialdesk.response import inrc, recist
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 NotInvolvedText = Literal["not_involved"]
@@ -90,12 +91,11 @@ def _validate(model: type[_Doc], data: Any, source: str) -> Any:
     if not isinstance(data, dict):
         raise ResponseError("a response document is a JSON object", where=source)
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(as_json_text(data, ResponseError, where=source), strict=True)
     except ValidationError as exc:
         errors = exc.errors()
         first = max(errors, key=lambda e: len(e["loc"]))
-        reason = "unknown field" if first["type"] == "extra_forbidden" else str(first["msg"])
-        raise ResponseError(reason, where=f"{source}: {_path(first['loc'])}") from None
+        raise ResponseError(plain_reason(first), where=f"{source}: {_path(first['loc'])}") from None
 
 
 def inrc_time_point(data: Any, *, source: str = "<document>") -> inrc.InrcTimePoint:

@@ -98,7 +98,7 @@ class Outcome(StrEnum):
 class AgentAttribution(BaseModel):
     """How strongly one agent (drug, cell product, procedure) is linked to the event."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     agent: str
     attribution: Attribution
@@ -130,7 +130,7 @@ class AdverseEvent(BaseModel):
     trialdesk.errors.SafetyError: adverse_event.grade: grade 4 does not exist for 'Pain' ...
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     term: str
     grade: int

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trialdesk.clinical import ctcae
 from trialdesk.clinical.ctcae import LabGrade
+from trialdesk.documents import as_json_text, plain_reason
 from trialdesk.errors import SafetyError, TrialdeskError
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.adverse_event import AdverseEvent, Expectedness, ReportingDeadline, expedited_reporting
@@ -40,7 +41,7 @@ SCHEMA = "trialdesk.ae-check/1"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LabResult(_Doc):
@@ -198,15 +199,14 @@ def reporting_for(ae: AdverseEvent) -> Reporting:
 def _doc_error(source: str, exc: ValidationError) -> SafetyError:
     first = exc.errors()[0]
     path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-    reason = "unknown field" if first["type"] == "extra_forbidden" else str(first["msg"])
-    return SafetyError(reason, where=f"{source}: {path}")
+    return SafetyError(plain_reason(first), where=f"{source}: {path}")
 
 
 def parse_document(data: Any, *, source: str = "<document>") -> AeDocument:
     if not isinstance(data, dict):
         raise SafetyError("an adverse-event document is a JSON object", where=source)
     try:
-        return AeDocument.model_validate(data)
+        return AeDocument.model_validate_json(as_json_text(data, SafetyError, where=source), strict=True)
     except ValidationError as exc:
         raise _doc_error(source, exc) from None
 
@@ -301,7 +301,7 @@ def check_trial_events(
     if not isinstance(data, dict):
         raise SafetyError("an events document is a JSON object", where=source)
     try:
-        doc = TrialEvents.model_validate(data)
+        doc = TrialEvents.model_validate_json(as_json_text(data, SafetyError, where=source), strict=True)
     except ValidationError as exc:
         raise _doc_error(source, exc) from None
     if doc.trial is not None and doc.trial != protocol.id:

@@ -50,7 +50,7 @@ from trialdesk.safety.adverse_event import FREE_TEXT_GRADES, AdverseEvent
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- rule model

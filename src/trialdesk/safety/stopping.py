@@ -42,7 +42,7 @@ class StoppingRule(BaseModel):
     attribution to those agents (empty: any agent of the record).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
     title: str

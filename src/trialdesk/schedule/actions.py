@@ -122,7 +122,7 @@ class AppliedAction(BaseModel):
     the clinician accepted a rule whose source is not confirmed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     trial_id: str
     patient_id: str

@@ -63,7 +63,7 @@ class BodyMeasurement(BaseModel):
 check the unit (pounds?) and the digits
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     on: date
     weight_kg: float | None = None

@@ -28,12 +28,13 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from trialdesk.errors import ScheduleError, TrialdeskError
 from trialdesk.protocol.model import (
@@ -259,21 +260,37 @@ class Calendar:
 # ---------------------------------------------------------------------------- helpers
 
 
-def day_date(start: date, day: int) -> date:
-    """The date of study (or course) day ``day`` counted from ``start`` = day 1; no day 0.
+def day_date(start: date, day: int, *, start_is_day: int = 1) -> date:
+    """The date of study (or course) day ``day`` counted from ``start``.
+
+    By default ``start`` is day 1 and there is no day 0; with ``start_is_day=0`` (a
+    protocol's ``day_numbering``) ``start`` is day 0 and day N is N days later.
 
     >>> day_date(date(2026, 11, 23), 1), day_date(date(2026, 11, 23), -1)
     (datetime.date(2026, 11, 23), datetime.date(2026, 11, 22))
     >>> day_date(date(2026, 11, 23), 22)
     datetime.date(2026, 12, 14)
+    >>> day_date(date(2026, 11, 23), 28, start_is_day=0)
+    datetime.date(2026, 12, 21)
     """
+    if start_is_day == 0:
+        return start + timedelta(days=day)
     if day == 0:
         raise ScheduleError("there is no day 0 (day −1 is the day before day 1)", where="day")
     return start + timedelta(days=day - 1 if day > 0 else day)
 
 
-def _study_day(start: date, on: date) -> int:
+def study_day(start: date, on: date, *, start_is_day: int = 1) -> int:
+    """The study day of ``on``: the inverse of :func:`day_date`.
+
+    >>> study_day(date(2026, 11, 23), date(2026, 12, 21), start_is_day=0)
+    28
+    >>> study_day(date(2026, 11, 23), date(2026, 11, 22))
+    -1
+    """
     offset = (on - start).days
+    if start_is_day == 0:
+        return offset
     return offset + 1 if offset >= 0 else offset
 
 
@@ -389,6 +406,25 @@ class _Course:
     shift: int = 0
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _within_calendar(fn: Callable[P, R]) -> Callable[P, R]:
+    """A day beyond the calendar (a protocol day of 5,000,000) is a ScheduleError, not an overflow."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OverflowError:
+            raise ScheduleError("a day of the plan falls outside the calendar (years 1–9999); check the "
+                                "protocol's days, course lengths and delays", where="day") from None
+
+    return wrapper
+
+
+@_within_calendar
 def plan(
     protocol: Protocol,
     arm_id: str,
@@ -486,8 +522,10 @@ def plan(
         used.add(out)
         return out
 
+    numbering = protocol.day_numbering.start_is_day
+
     def at_day(day: int) -> tuple[date, int]:
-        original = day_date(start, day)
+        original = day_date(start, day, start_is_day=numbering)
         shift = shift_of(original)
         return original + timedelta(days=shift), shift
 
@@ -537,14 +575,15 @@ def plan(
         for e in events:
             if e.date is not None and e.kind is not EventKind.TIMED and e.date < not_before:
                 raise ScheduleError(
-                    f"{e.name} (day {_study_day(start, e.date)}) would fall on "
+                    f"{e.name} (day {study_day(start, e.date, start_is_day=numbering)}) would fall on "
                     f"{e.date.isoformat()}, before consent ({not_before.isoformat()})",
                     where="start")
     order = {e.id: i for i, e in enumerate(events)}
     events.sort(key=lambda e: (e.date or start, _kind_order(e),
                                e.deadline.time() if e.deadline else datetime.min.time(),
                                order[e.id]))
-    events = [replace(e, day=_study_day(start, e.date) if e.date else None) for e in events]
+    events = [replace(e, day=study_day(start, e.date, start_is_day=numbering) if e.date else None)
+              for e in events]
     return Calendar(
         trial_id=protocol.id, protocol_version=protocol.version, arm_id=arm.id,
         arm_label=arm.label, start=start, bsa_formula=protocol.bsa_formula,

@@ -45,7 +45,7 @@ class EventRecord(BaseModel):
     trialdesk.errors.ScheduleError: record.reason: a withheld or not-done event needs a reason
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     event_id: str = Field(min_length=1)
     status: RecordStatus
@@ -86,7 +86,7 @@ class CourseDelay(BaseModel):
     action (:mod:`trialdesk.schedule.actions`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     course: int = Field(ge=1)
     days: int = Field(ge=1)
