@@ -286,9 +286,10 @@ def patient_form(compiled: CompiledProtocol) -> PatientForm:
         fields["diagnosis_date"] = FormField("diagnosis_date", "Date of diagnosis",
                                              "diagnosis", Widget.DATE)
     if any(f.section == "disease" and f.name != "septic_shock_onset" for f in fields.values()):
-        fields["disease_date"] = FormField("disease_date", "Date of this disease assessment",
-                                           "disease", Widget.DATE,
-                                           hint="the date the disease course below was assessed")
+        fields = {"disease_date": FormField("disease_date", "Date of this disease assessment",
+                                            "disease", Widget.DATE,
+                                            hint="the date the disease course below was "
+                                                 "assessed"), **fields}
     all_fields = list(fields.values()) + (list(_treatment_fields()) if treatment else [])
     sections = tuple(
         Section(sid, title, tuple(f for f in all_fields if f.section == sid),

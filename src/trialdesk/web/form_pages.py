@@ -26,10 +26,14 @@ router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api", tags=["forms"])
 
 
-def _problems(exc: TrialdeskError) -> list[str]:
+def _refused(exc: TrialdeskError) -> tuple[list[str], int]:
+    """The problems to show beside the form and the status; a refused login or role is
+    not a form problem and goes to the one error page."""
+    if isinstance(exc, AccessError) and exc.status in (401, 403):
+        raise exc
     if isinstance(exc, FormError):
-        return exc.problems
-    return [f"{exc.where}: {exc.reason}" if exc.where else exc.reason]
+        return exc.problems, status_of(exc)
+    return [f"{exc.where}: {exc.reason}" if exc.where else exc.reason], status_of(exc)
 
 
 async def _submitted(request: Request) -> dict[str, str]:
@@ -68,11 +72,10 @@ async def register(request: Request, trial_id: TrialId, who: Who) -> Response:
                          "hospital_number": data.get("hospital_number", "").strip()},
             screen=data.get("action") != "draft")
     except TrialdeskError as exc:
-        if isinstance(exc, AccessError) and exc.status in (401, 403):
-            raise
-        return _page(request, status=status_of(exc), heading=f"New patient for {trial_id}",
+        problems, status = _refused(exc)
+        return _page(request, status=status, heading=f"New patient for {trial_id}",
                      action=f"/trials/{trial_id}/patients", values=data,
-                     form_errors=_problems(exc), **page)
+                     form_errors=problems, **page)
     return RedirectResponse(f"/patients/{row.study_number}/form", status_code=303)
 
 
@@ -90,16 +93,14 @@ async def save_form(request: Request, study_number: StudyNumber, who: Who) -> Re
     data = await _submitted(request)
     page = form_ops.form_page(ctx, who, study_number)
     try:
-        version = int(data.get("version") or 0)
-        form_ops.update_from_form(ctx, who, study_number, version=version, data=data,
+        version = data.get("version", "")
+        if not version.isdigit():
+            raise FormError(["Record version: reload the page and try again"])
+        form_ops.update_from_form(ctx, who, study_number, version=int(version), data=data,
                                   reason=data.get("reason", ""),
                                   screen=data.get("action") != "draft")
-    except (TrialdeskError, ValueError) as exc:
-        if isinstance(exc, AccessError) and exc.status in (401, 403):
-            raise
-        problems = (_problems(exc) if isinstance(exc, TrialdeskError)
-                    else ["Record version: reload the page and try again"])
-        status = status_of(exc) if isinstance(exc, TrialdeskError) else 422
+    except TrialdeskError as exc:
+        problems, status = _refused(exc)
         return _page(request, status=status, heading=f"Patient {study_number}",
                      action=f"/patients/{study_number}/form", form_errors=problems,
                      **{**page, "values": data})
