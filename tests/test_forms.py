@@ -174,5 +174,23 @@ def test_the_record_reads_as_a_table_grouped_like_the_form() -> None:
     assert table["The investigator's questions"][0]["label"] == "Acute intolerance reaction?"
     assert table["Identity and demographics"][0] == {
         "label": "Date of birth", "value": "2019-04-12", "date": "", "detail": ""}
-    hidden = record_table(record, show_birth_date=False)[0]["rows"]
+    hidden = record_table(record, show_birth_date=False, age_years=7)[0]["rows"]
+    assert hidden[0] == {"label": "Age", "value": "7 years", "date": "", "detail": ""}
     assert all(r["label"] != "Date of birth" for r in hidden)
+
+
+REFNOT = patient_form(load_protocol(default_protocol_dir() / "refnot-r2.yaml"))
+
+
+def test_an_empty_treatment_history_is_unknown_unless_said_to_be_none() -> None:
+    base = {"birth_date": "1970-01-01"}
+    assert parse_form(REFNOT, base, today=TODAY).treatments is None
+    assert parse_form(REFNOT, {**base, "treatment.none": "yes"}, today=TODAY).treatments == []
+    rows = {**base, "treatment1.agent": "cisplatin", "treatment1.category": "chemotherapy",
+            "treatment1.start": "2025-01-10", "treatment1.end": "2025-04-01"}
+    (given,) = parse_form(REFNOT, rows, today=TODAY).treatments or []
+    assert (given.agent, given.category, given.chronic) == ("cisplatin", "chemotherapy", False)
+    with pytest.raises(FormError) as caught:
+        parse_form(REFNOT, {**base, "treatment1.agent": "cisplatin"}, today=TODAY)
+    assert caught.value.problems == [
+        "Treatment 1: give the agent, its category and its start date"]

@@ -103,3 +103,14 @@ def test_the_same_form_through_the_api(web: Any) -> None:
                  json={**body, "values": {**filled(), "creatinine": "Infinity"}})
     assert bad.status_code == 422
     assert bad.json()["error"].startswith("Serum creatinine: enter a finite number")
+
+
+def test_the_facts_table_hides_the_birth_date_from_roles_without_identifiers(web: Any) -> None:
+    c = web.client("coordinator")
+    r = _post(c, f"/trials/{TRIAL}/patients", {**filled(), "site": "Moscow", "action": "draft"})
+    number = r.headers["location"].split("/")[2]
+    assert "2019-04-12" in c.get(f"/patients/{number}").text
+    page = web.client("statistician").get(f"/patients/{number}")
+    assert page.status_code == 200
+    # Born 2019-04-12, on the test clock's day 2026-11-21: 7 completed years.
+    assert "2019-04-12" not in page.text and "7 years" in page.text

@@ -19,7 +19,7 @@ from typing import Any
 from trialdesk.clinical import units
 from trialdesk.criteria.ast import facts_of
 from trialdesk.errors import NotFoundError
-from trialdesk.facts.dictionary import FACTS, FactDef, FactKind, FactType
+from trialdesk.facts.dictionary import FACTS, THERAPY_CATEGORIES, FactDef, FactKind, FactType
 from trialdesk.protocol.load import CompiledProtocol
 
 #: Sections in the order a clinician reads a patient file (issue 11, item 1).
@@ -228,9 +228,10 @@ TREATMENT_ROWS = 4
 
 
 def _treatment_fields() -> tuple[FormField, ...]:
-    from trialdesk.facts.dictionary import THERAPY_CATEGORIES
-
-    out: list[FormField] = []
+    out = [FormField("treatment.none", "No treatment before screening", "treatment",
+                     Widget.YESNO, hint="answer yes only when the history is known to be "
+                                        "empty; leave the rows empty and this unanswered "
+                                        "when the history is not known")]
     for i in range(1, TREATMENT_ROWS + 1):
         out += [FormField(f"treatment{i}.agent", f"Treatment {i}: agent or regimen",
                           "treatment", Widget.TEXT),

@@ -77,6 +77,8 @@ def form_values(form: PatientForm, record: PatientRecord, trial_id: str) -> dict
                 out[f.name] = _text(entry.value)
         if entry is not None:
             out[f"{f.name}.date"] = _text(entry.date)
+    if record.treatments == []:
+        out["treatment.none"] = "yes"
     for i, t in enumerate((record.treatments or [])[:TREATMENT_ROWS], start=1):
         for name in ("agent", "category", "start", "end", "chronic"):
             out[f"treatment{i}.{name}"] = _text(getattr(t, name))

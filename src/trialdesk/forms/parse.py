@@ -241,7 +241,7 @@ def parse_form(form: PatientForm, data: Mapping[str, Any], *, today: dt.date,
             r.bad("Primary diagnosis", "choose the primary diagnosis")
         else:
             doc["diagnosis"] = _model(r, Diagnosis, diagnosis, "Diagnosis")
-    treatments = _treatments(r) if form.has("treatment1.agent") else None
+    treatments = _treatments(r) if form.has("treatment.none") else None
     if treatments is not None:
         doc["treatments"] = treatments
     doc.update(lists)
@@ -307,8 +307,11 @@ def _model(r: _Reader, cls: Any, data: dict[str, Any], label: str) -> Any:
         return None
 
 
-def _treatments(r: _Reader) -> list[Treatment]:
+def _treatments(r: _Reader) -> list[Treatment] | None:
+    """The treatment rows; none filled is unknown unless "no treatment" is answered yes
+    (an empty history would otherwise read as "never treated")."""
     out: list[Treatment] = []
+    none = r.yesno("treatment.none", "No treatment before screening")
     for i in range(1, TREATMENT_ROWS + 1):
         key = f"treatment{i}"
         agent = r.text(f"{key}.agent")
@@ -321,12 +324,16 @@ def _treatments(r: _Reader) -> list[Treatment]:
             r.bad(f"Treatment {i}", "give the agent, its category and its start date")
             continue
         t = _model(r, Treatment, {"agent": agent, "category": category, "start": start,
-                                  "end": end, "chronic": r.yesno(f"{key}.chronic", f"Treatment "
-                                                                 f"{i}: chronic") or False},
+                                  "end": end, "chronic": r.yesno(
+                                      f"{key}.chronic", f"Treatment {i}: chronic and ongoing")
+                                  or False},
                    f"Treatment {i}")
         if t is not None:
             out.append(t)
-    return out
+    if out and none:
+        r.bad("No treatment before screening", "answer no or leave it unanswered when "
+                                               "treatments are listed")
+    return out if out or none else None
 
 
 def _not_before_birth(r: _Reader, doc: dict[str, Any], birth: dt.date) -> None:

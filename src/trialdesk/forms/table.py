@@ -71,13 +71,17 @@ def _label(name: str) -> str:
 
 
 def record_table(record: PatientRecord, *, questions: dict[str, str] | None = None,
-                 show_birth_date: bool = True) -> list[dict[str, Any]]:
+                 show_birth_date: bool = True, age_years: int | None = None
+                 ) -> list[dict[str, Any]]:
     """Every entry of ``record`` as rows (label, value with unit, date, detail), in the
-    form's sections; ``questions`` gives attestation ids their question text."""
+    form's sections; ``questions`` gives attestation ids their question text. Without the
+    birth date (a role that may not see identifiers) ``age_years`` is shown instead."""
     rows: dict[str, list[dict[str, str]]] = {sid: [] for sid, _ in SECTIONS}
     ident = rows["identity"]
     if show_birth_date:
         ident.append(_row("Date of birth", record.birth_date))
+    elif age_years is not None:
+        ident.append(_row("Age", f"{age_years} years"))
     if record.sex:
         ident.append(_row("Sex recorded at birth", record.sex))
     if record.childbearing_potential is not None:

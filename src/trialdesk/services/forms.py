@@ -18,7 +18,7 @@ from trialdesk.forms.fill import form_values, merge_record
 from trialdesk.forms.parse import parse_form
 from trialdesk.forms.table import record_table, section_states
 from trialdesk.services.accounts import Principal
-from trialdesk.services.catalogue import screen_now
+from trialdesk.services.catalogue import age_at, screen_now
 from trialdesk.services.context import Services, screening_moment
 from trialdesk.services.patients import create_patient, load_patient, screen_patient, update_patient
 from trialdesk.services.roles import Permission
@@ -109,6 +109,8 @@ def readable_record(ctx: Services, who: Principal, study_number: str) -> list[di
     """The stored record as a table grouped like the form (no birth date for roles that
     may not see identifiers)."""
     row = load_patient(ctx, who, study_number)
+    shown = who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site)
     return record_table(PatientRecord.model_validate(row.record),
-                        questions=questions(ctx, row.trial_id),
-                        show_birth_date=who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site))
+                        questions=questions(ctx, row.trial_id), show_birth_date=shown,
+                        age_years=None if shown else age_at(row.record["birth_date"],
+                                                            ctx.store.now().date()))
