@@ -114,3 +114,15 @@ def test_the_facts_table_hides_the_birth_date_from_roles_without_identifiers(web
     assert page.status_code == 200
     # Born 2019-04-12, on the test clock's day 2026-11-21: 7 completed years.
     assert "2019-04-12" not in page.text and "7 years" in page.text
+
+
+def test_check_shows_each_section_before_saving_and_stores_nothing(web: Any) -> None:
+    c = web.client("coordinator")
+    before = _count(web)
+    r = _post(c, f"/trials/{TRIAL}/patients", {**filled(), "site": "Moscow", "action": "check",
+                                               "end_induction_response": "PR"})
+    assert r.status_code == 200 and _count(web) == before
+    assert "not saved yet" in r.text and 'id="verdict">ineligible<' in r.text
+    # nb-nk-2026.yaml E4: refractory with a good response (PR) at the end of induction.
+    assert re.search(r"applies: excluded</span> <strong>E4</strong>", r.text)
+    assert 'value="PR" selected' in r.text  # what was chosen is kept

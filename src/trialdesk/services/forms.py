@@ -91,6 +91,23 @@ def update_from_form(ctx: Services, who: Principal, study_number: str, *, versio
     return row
 
 
+def check(ctx: Services, who: Principal, trial_id: str, data: Mapping[str, Any], *,
+          study_number: str | None = None) -> dict[str, Any]:
+    """The section states and verdict the submitted values would give — written into the
+    stored record of ``study_number`` if given — nothing stored ("Check" before saving;
+    raises :class:`FormError` like saving would)."""
+    who.require_user()
+    compiled = ctx.catalogue.trial(trial_id)[1]
+    form = patient_form(compiled)
+    record = _parse(ctx, form, who, data, study_number or "check")
+    if study_number is not None:
+        row = load_patient(ctx, who, study_number, P.PATIENT_WRITE)
+        record = merge_record(PatientRecord.model_validate(row.record), record)
+    result = screen_now(compiled, record, screening_moment(ctx, None)).to_json()
+    return {"states": section_states(form, result), "verdict": result["verdict"],
+            "arm": result["arm"], "as_of": result["as_of"]}
+
+
 def form_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
     """The stored patient in the trial's form, with each section's criteria and the verdict
     computed now from the saved record (not stored)."""

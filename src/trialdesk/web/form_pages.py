@@ -63,6 +63,10 @@ async def register(request: Request, trial_id: TrialId, who: Who) -> Response:
     page = form_ops.new_form(ctx, who, trial_id)
     site = data.get("site", "").strip() or (page["sites"][0] if page["sites"] else "")
     try:
+        if data.get("action") == "check":
+            return _page(request, heading=f"New patient for {trial_id}",
+                         action=f"/trials/{trial_id}/patients", values=data, checked=True,
+                         **{**page, **form_ops.check(ctx, who, trial_id, data)})
         if not site:
             raise FormError(["Site: enter the site that registers the patient"])
         row = form_ops.create_from_form(
@@ -93,6 +97,11 @@ async def save_form(request: Request, study_number: StudyNumber, who: Who) -> Re
     data = await _submitted(request)
     page = form_ops.form_page(ctx, who, study_number)
     try:
+        if data.get("action") == "check":
+            return _page(request, heading=f"Patient {study_number}", checked=True,
+                         action=f"/patients/{study_number}/form",
+                         **{**page, "values": data, **form_ops.check(
+                             ctx, who, page["trial_id"], data, study_number=study_number)})
         version = data.get("version", "")
         if not version.isdigit():
             raise FormError(["Record version: reload the page and try again"])
