@@ -79,7 +79,8 @@ def test_edit_asks_for_a_reason_when_a_saved_value_changes(web: Any) -> None:
     same = _post(c, f"/patients/{number}/form", {**values, "action": "draft"})
     assert same.status_code == 303 and web.store.patient(number).version == row.version
     changed = _post(c, f"/patients/{number}/form", {**values, "lvef": "58", "action": "draft"})
-    assert changed.status_code == 422 and "Reason for the change" in changed.text
+    assert changed.status_code == 422
+    assert "Reason for the change: a saved value changed; say why" in changed.text
     assert web.store.patient(number).version == row.version
     saved = _post(c, f"/patients/{number}/form",
                   {**values, "lvef": "58", "reason": "echo report corrected"})
@@ -126,3 +127,13 @@ def test_check_shows_each_section_before_saving_and_stores_nothing(web: Any) -> 
     # nb-nk-2026.yaml E4: refractory with a good response (PR) at the end of induction.
     assert re.search(r"applies: excluded</span> <strong>E4</strong>", r.text)
     assert 'value="PR" selected' in r.text  # what was chosen is kept
+
+
+def test_registration_fields_are_checked_in_words(web: Any) -> None:
+    c = web.client("coordinator")
+    before = _count(web)
+    r = _post(c, f"/trials/{TRIAL}/patients", {**filled(), "site": "<Moscow>",
+                                               "hospital_number": "9" * 65})
+    assert r.status_code == 422 and _count(web) == before
+    assert "Site: enter the site&#39;s name" in r.text
+    assert "Hospital number: shorten it to 64 characters or fewer" in r.text

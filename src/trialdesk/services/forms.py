@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trialdesk.errors import AccessError
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import PatientForm, patient_form
 from trialdesk.forms.fill import form_values, merge_record
-from trialdesk.forms.parse import parse_form
+from trialdesk.forms.parse import FormError, parse_form
 from trialdesk.forms.table import record_table, section_states
 from trialdesk.services.accounts import Principal
 from trialdesk.services.catalogue import age_at, screen_now
@@ -81,8 +80,9 @@ def update_from_form(ctx: Services, who: Principal, study_number: str, *, versio
                                       row.study_number))
     if record.model_dump(mode="json") != row.record:
         if not reason.strip():
-            raise AccessError("a saved value changed: say why (reason for the change)",
-                              where="Reason for the change", status=422)
+            raise FormError(["Reason for the change: a saved value changed; say why"])
+        if len(reason) > 500:
+            raise FormError(["Reason for the change: shorten it to 500 characters or fewer"])
         row = update_patient(ctx, who, study_number, version=version, record=record,
                              identifiers=None, reason=reason)
     if screen and who.can(P.SCREENING_RUN, row.trial_id, row.site):

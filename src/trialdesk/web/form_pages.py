@@ -7,6 +7,7 @@ problem named by its field's label and what was typed kept.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -48,6 +49,27 @@ def _page(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
                   today=today, **values)
 
 
+_SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
+
+
+def _registration(data: dict[str, str], sites: list[str]) -> tuple[str, dict[str, str], str]:
+    """The site, the direct identifiers and the reason of a registration, checked."""
+    site = data.get("site", "").strip() or (sites[0] if sites else "")
+    name, number = data.get("name", "").strip(), data.get("hospital_number", "").strip()
+    reason = data.get("reason", "").strip() or "new patient registered by form"
+    problems = []
+    if not _SITE.fullmatch(site):
+        problems.append("Site: enter the site's name (letters, digits, spaces, '.', '_' or "
+                        "'-', up to 64 characters)")
+    for label, value, most in (("Name", name, 200), ("Hospital number", number, 64),
+                               ("Reason for the entry", reason, 500)):
+        if len(value) > most:
+            problems.append(f"{label}: shorten it to {most} characters or fewer")
+    if problems:
+        raise FormError(problems)
+    return site, {"name": name, "hospital_number": number}, reason
+
+
 @router.get("/trials/{trial_id}/patients/new", response_class=HTMLResponse)
 def new_patient(request: Request, trial_id: TrialId, who: Who) -> Response:
     page = form_ops.new_form(context(request), who, trial_id)
@@ -61,20 +83,15 @@ async def register(request: Request, trial_id: TrialId, who: Who) -> Response:
     ctx = context(request)
     data = await _submitted(request)
     page = form_ops.new_form(ctx, who, trial_id)
-    site = data.get("site", "").strip() or (page["sites"][0] if page["sites"] else "")
     try:
         if data.get("action") == "check":
             return _page(request, heading=f"New patient for {trial_id}",
                          action=f"/trials/{trial_id}/patients", values=data, checked=True,
                          **{**page, **form_ops.check(ctx, who, trial_id, data)})
-        if not site:
-            raise FormError(["Site: enter the site that registers the patient"])
-        row = form_ops.create_from_form(
-            ctx, who, trial_id, site=site, data=data, reason=data.get("reason", "").strip()
-            or "new patient registered by form",
-            identifiers={"name": data.get("name", "").strip(),
-                         "hospital_number": data.get("hospital_number", "").strip()},
-            screen=data.get("action") != "draft")
+        site, identifiers, reason = _registration(data, page["sites"])
+        row = form_ops.create_from_form(ctx, who, trial_id, site=site, data=data,
+                                        reason=reason, identifiers=identifiers,
+                                        screen=data.get("action") != "draft")
     except TrialdeskError as exc:
         problems, status = _refused(exc)
         return _page(request, status=status, heading=f"New patient for {trial_id}",
