@@ -108,5 +108,6 @@ def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  #
         facts = page.locator("table.facts-table", has_text="Laboratory results")
         assert "35 µmol/L" in facts.inner_text()
         _no_overflow(page)
+        _no_axe_violations(page)
     finally:
         context.close()
