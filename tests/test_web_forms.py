@@ -33,6 +33,8 @@ def _count(web: Any) -> int:
 
 def test_register_by_form_screen_and_see_each_section(web: Any) -> None:
     c = web.client("coordinator")
+    assert f'href="/trials/{TRIAL}/patients/new"' in c.get("/patients").text
+    assert f'href="/trials/{TRIAL}/patients/new"' in c.get("/patients/new").text  # bulk page
     page = c.get(f"/trials/{TRIAL}/patients/new")
     assert page.status_code == 200
     for label in ("Date of birth", "Serum creatinine", "Serum creatinine: unit",
