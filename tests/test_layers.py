@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 CORES = ("errors", "documents", "protocol", "registry", "criteria", "facts", "clinical", "schedule",
          "enrolment", "safety", "response", "outcomes", "cellproduct", "views")
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(CORES, 0), "screening": 1, "store": 1, "services": 2, "web": 3, "cli": 3,
+    **dict.fromkeys(CORES, 0), "screening": 1, "store": 1, "forms": 1, "services": 2, "web": 3, "cli": 3,
 }
 INTERFACES = ("web", "cli")
 # `trialdesk serve` starts the web application: the command line may import it, never the

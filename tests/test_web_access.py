@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from trialdesk.protocol.load import default_protocol_dir
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.forms.build import patient_form
+from trialdesk.forms.fill import form_values
+from trialdesk.protocol.load import default_protocol_dir, load_protocol
 from trialdesk.services.roles import Role
 
 TRIAL = "NB-NK-2026"
@@ -25,6 +28,9 @@ JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses"
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
+# The same record typed into the trial's form (field name -> text).
+FORM = form_values(patient_form(load_protocol(default_protocol_dir() / "nb-nk-2026.yaml")),
+                   PatientRecord.model_validate(RECORD), TRIAL)
 
 # Who asks: (label, role or None for anonymous, membership)
 # membership: "member" (trial, every site), "site" (trial, another site), "other" (other trial).
@@ -127,6 +133,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/patients/{study_number}/responses"): patient_level(CLINICAL),
     ("POST", "/api/patients/{study_number}/responses"): patient_level(INVESTIGATOR, 201),
     ("POST", "/api/patients/{study_number}/follow-ups"): patient_level(WRITERS, 201),
+    ("GET", "/api/trials/{trial_id}/form"): public(),
+    ("POST", "/api/trials/{trial_id}/form"): create_rule(201),
     ("GET", "/api/trials/{trial_id}/randomisation"): trial_level(AUDIT),
     # NB-NK-2026 assigns arms by rule: an administrator passes the role check and is then
     # refused on the content (422); everyone else is refused first.
@@ -149,6 +157,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients"): create_rule(303),
     ("GET", "/patients/{study_number}"): patient_level(ALL),
     ("GET", "/patients/{study_number}/edit"): patient_level(WRITERS),
+    ("GET", "/trials/{trial_id}/patients/new"): trial_level(WRITERS),
+    ("POST", "/trials/{trial_id}/patients"): create_rule(303),
+    ("GET", "/patients/{study_number}/form"): patient_level(WRITERS),
+    ("POST", "/patients/{study_number}/form"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/edit"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/screen"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/enrol"): patient_level({"investigator"}, 303),
@@ -239,6 +251,14 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         version = web.store.patient(PATIENT).version
         kwargs["data"] = {**form, "version": str(version), "reason": "edit",
                           "record_json": json.dumps(RECORD)}
+    elif key == ("POST", "/api/trials/{trial_id}/form"):
+        kwargs["json"] = {"site": "Moscow", "values": FORM, "reason": "new patient"}
+    elif key == ("POST", "/trials/{trial_id}/patients"):
+        kwargs["data"] = {**form, **FORM, "site": "Moscow", "action": "draft"}
+    elif key == ("POST", "/patients/{study_number}/form"):
+        version = web.store.patient(PATIENT).version
+        kwargs["data"] = {**form, **FORM, "version": str(version), "reason": "form edit",
+                          "action": "draft"}
     elif key == ("POST", "/patients/{study_number}/screen"):
         kwargs["data"] = {**form, "reason": "screening"}
     elif key == ("POST", "/patients/{study_number}/enrol"):

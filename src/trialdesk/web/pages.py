@@ -25,6 +25,7 @@ from trialdesk.services import overview
 from trialdesk.services import patients as ops
 from trialdesk.services.catalogue import PHASE_LABELS, STATUS_LABELS, search, summary
 from trialdesk.services.context import screening_moment
+from trialdesk.services.forms import readable_record
 from trialdesk.services.roles import Permission
 from trialdesk.web.api import Identifiers, Limit, Offset, Phase, StatusCode, StudyNumber, TrialId
 from trialdesk.web.deps import context, csrf, principal
@@ -372,7 +373,8 @@ def patients(request: Request, who: Who, offset: Offset = 0, limit: Limit = 25,
     who.require_user()
     page = ops.list_patients(ctx, who, trial_id=trial_id or None, offset=offset, limit=limit)
     return render(request, "patients.html", page=page, trial_id=trial_id or "",
-                  can_create=bool(who.scopes(Permission.PATIENT_WRITE)))
+                  can_create=bool(who.scopes(Permission.PATIENT_WRITE)),
+                  write_trials=sorted({t for t, _ in who.scopes(Permission.PATIENT_WRITE)}))
 
 
 def _new_patient_values(who: Principal, **values: Any) -> dict[str, Any]:
@@ -425,8 +427,9 @@ async def create_patient(request: Request, who: Who) -> Response:
 
 @router.get("/patients/{study_number}", response_class=HTMLResponse)
 def patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    return render(request, "patient.html",
-                  p=overview.patient_page(context(request), who, study_number))
+    ctx = context(request)
+    return render(request, "patient.html", p=overview.patient_page(ctx, who, study_number),
+                  facts=readable_record(ctx, who, study_number))
 
 
 @router.get("/patients/{study_number}/edit", response_class=HTMLResponse)

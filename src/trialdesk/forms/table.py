@@ -1,0 +1,130 @@
+"""A patient record as a readable table, and a screening beside the form's sections.
+
+>>> state_words("exclusion", "not_met")
+('does not apply', True)
+>>> state_words("inclusion", "not_met")
+('not met', False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trialdesk.facts.dictionary import FACTS, FactKind
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.forms.build import KIND_SECTION, SECTIONS, PatientForm, label_of
+from trialdesk.forms.parse import unit_text
+
+
+def state_words(kind: str, outcome: str) -> tuple[str, bool | None]:
+    """The words for a criterion's outcome and whether it is good news (None: unknown).
+
+    For an exclusion criterion "not met" is good news: the exclusion does not apply.
+    """
+    if outcome == "unknown":
+        return "unknown", None
+    if kind == "exclusion":
+        return ("applies: excluded", False) if outcome == "met" else ("does not apply", True)
+    if kind == "arm":
+        return ("assigned", True) if outcome == "met" else ("not this arm", None)
+    return ("met", True) if outcome == "met" else ("not met", False)
+
+
+def section_states(form: PatientForm, result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per section, the criteria its fields decide with their state in ``result``."""
+    by_id = {c["id"]: c for c in result.get("criteria", [])}
+    arms = {f"arm:{a['id']}": a for a in result.get("arms", [])}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in form.sections:
+        rows = []
+        for cid in s.criteria:
+            if cid in by_id:
+                c = by_id[cid]
+                words, good = state_words(c["kind"], c["outcome"])
+                rows.append({"id": cid, "kind": c["kind"], "text": c["text"],
+                             "outcome": c["outcome"], "words": words, "good": good})
+            elif cid in arms and arms[cid]["outcome"] is not None:
+                a = arms[cid]
+                words, good = state_words("arm", a["outcome"])
+                rows.append({"id": a["id"], "kind": "arm", "text": a["label"],
+                             "outcome": a["outcome"], "words": words, "good": good})
+        out[s.id] = rows
+    return out
+
+
+def _row(label: str, value: Any, unit: str | None = None, date: Any = None,
+         detail: str = "") -> dict[str, str]:
+    if isinstance(value, bool):
+        shown = "yes" if value else "no"
+    elif isinstance(value, float):
+        shown = f"{value:g}"
+    else:
+        shown = str(value).replace("_", " ") if value is not None else "—"
+    if unit:
+        shown = f"{shown} {unit_text(unit)}"
+    return {"label": label, "value": shown, "date": str(date) if date else "", "detail": detail}
+
+
+def _label(name: str) -> str:
+    fact = FACTS.get(name)
+    return label_of(fact.description) if fact else name.replace("_", " ")
+
+
+def record_table(record: PatientRecord, *, questions: dict[str, str] | None = None,
+                 show_birth_date: bool = True, age_years: int | None = None
+                 ) -> list[dict[str, Any]]:
+    """Every entry of ``record`` as rows (label, value with unit, date, detail), in the
+    form's sections; ``questions`` gives attestation ids their question text. Without the
+    birth date (a role that may not see identifiers) ``age_years`` is shown instead."""
+    rows: dict[str, list[dict[str, str]]] = {sid: [] for sid, _ in SECTIONS}
+    ident = rows["identity"]
+    if show_birth_date:
+        ident.append(_row("Date of birth", record.birth_date))
+    elif age_years is not None:
+        ident.append(_row("Age", f"{age_years} years"))
+    if record.sex:
+        ident.append(_row("Sex recorded at birth", record.sex))
+    if record.childbearing_potential is not None:
+        ident.append(_row("Of childbearing potential", record.childbearing_potential))
+    d = record.diagnosis
+    if d is not None:
+        for label, value in (("Primary diagnosis", d.primary), ("Confirmed", d.confirmation),
+                             ("Risk group", d.risk_group), ("Risk classification", d.risk_system),
+                             ("Stage", d.stage)):
+            if value is not None:
+                rows["diagnosis"].append(_row(label, value, date=d.date))
+    for e in sorted(record.disease_status, key=lambda e: e.date):
+        for name, value in e.model_dump(exclude_none=True).items():
+            if name != "date":
+                label = "Disease status" if name == "status" else _label(name)
+                rows["disease"].append(_row(label, value, date=e.date))
+    for o in sorted(record.observations, key=lambda o: (o.name, o.date)):
+        fact = FACTS.get(o.name)
+        section = "lab" if fact is None or fact.kind is FactKind.LAB else "findings"
+        ref = (f"reference {o.ref_low:g}–{o.ref_high:g}" if o.ref_low is not None
+               and o.ref_high is not None else "")
+        rows[section].append(_row(_label(o.name), o.value, o.unit, o.date, ref))
+    for p in sorted(record.performance, key=lambda p: (p.scale, p.date)):
+        rows["performance"].append(_row(_label(p.scale), p.score, date=p.date))
+    for f in sorted(record.findings, key=lambda f: (f.name, f.date)):
+        fact = FACTS.get(f.name)
+        section = KIND_SECTION.get(fact.kind, "findings") if fact else "findings"
+        rows[section].append(_row(_label(f.name), f.value, f.unit, f.date))
+    for pr in record.pregnancy:
+        rows["findings"].append(_row("Pregnant", pr.pregnant, date=pr.date, detail=pr.method))
+    if record.treatments is not None and not record.treatments:
+        rows["treatment"].append(_row("Treatments", "none"))
+    for t in record.treatments or []:
+        rows["treatment"].append(_row(t.agent, t.category, date=t.start,
+                                      detail=(f"until {t.end}" if t.end else "ongoing")
+                                      + (", chronic" if t.chronic else "")))
+    for c in record.consents:
+        rows["consent"].append(_row(f"Consent for {c.trial_id}", c.signed, date=c.date,
+                                    detail=f"version {c.version or '—'}, signed by the "
+                                           f"{c.signed_by.replace('_', ' ')}"))
+    for a in record.attestations:
+        question = (questions or {}).get(a.id, f"{a.trial_id} {a.id.upper()}")
+        rows["questions"].append(_row(question, a.value, date=a.date,
+                                      detail=f"answered by {a.by or 'the investigator'}"))
+    titles = dict(SECTIONS)
+    return [{"id": sid, "title": titles[sid], "rows": r} for sid, r in rows.items() if r]
