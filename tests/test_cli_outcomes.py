@@ -189,7 +189,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         run("report", "dsmb", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path / "r.docx")[0]
         == 2
     )
-    assert run("export", "odm", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path)[0] == 2
+    assert run("export", "xml", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path)[0] == 2
     assert run("outcomes", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--landmark", "two")[0] == 2
     code, _, err = run("outcomes", "--trial", "NB-NK-2027", "--events", NB_EVENTS)
     assert code == 1 and "did you mean NB-NK-2026?" in err
@@ -302,7 +302,7 @@ def test_export_sdtm_writes_valid_csv_datasets(tmp_path: Path) -> None:
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
         f"{n}.csv" for n in sorted(["ae", "dm", "ds", "ex", "lb", "rs", "se", "suppae", "sv", "ta", "te",
-                                    "ti", "ts", "tv"])
+                                    "ti", "tr", "ts", "tv"])
     ]
     dm = pd.read_csv(out / "dm.csv", dtype=str, keep_default_na=False)
     assert len(dm) == 12 and set(dm["DOMAIN"]) == {"DM"}

@@ -156,7 +156,7 @@ def datasets(events: EventTable, aes: AdverseEvents, measurements: Measurements)
 
 
 def test_every_dataset_has_the_sdtmig_columns_in_order(datasets: dict[str, pd.DataFrame]) -> None:
-    assert list(datasets) == ["DM", "AE", "SUPPAE", "EX", "RS", "LB", "DS"]
+    assert list(datasets) == ["DM", "AE", "SUPPAE", "EX", "RS", "TR", "LB", "DS"]
     for name, frame in datasets.items():
         assert list(frame.columns) == [v.name for v in SPEC[name]], name
         assert all(len(v.label) <= 40 for v in SPEC[name])

@@ -45,7 +45,7 @@ def _row(frame: pd.DataFrame, **where: object) -> pd.DataFrame:
 
 
 def test_the_example_trial_is_a_complete_valid_package(package: dict[str, pd.DataFrame]) -> None:
-    assert list(package) == ["DM", "AE", "SUPPAE", "EX", "RS", "LB", "DS", "SE", "SV",
+    assert list(package) == ["DM", "AE", "SUPPAE", "EX", "RS", "TR", "LB", "DS", "SE", "SV",
                              "TS", "TA", "TE", "TV", "TI"]
     assert validate_sdtm(package) == []
     for name, frame in package.items():
@@ -88,6 +88,12 @@ def test_visit_known_answers(package: dict[str, pd.DataFrame]) -> None:
     assert lb[["VISITNUM", "VISIT"]].values.tolist() == [[3, "COURSE 2"]]
     rs = _row(package["RS"], USUBJID="NB-NK-2026-NB-01", RSDTC="2026-04-12")
     assert rs[["VISITNUM", "VISIT"]].values.tolist() == [[3.01, "UNSCHEDULED 3.01"]]
+    # Tumour sums (examples/outcomes/nb-nk-2026-tumour.csv): the baseline scan of 2026-02-26
+    # is before enrolment (screening, no visit); 85 mm on 2026-04-12 is at the same visit as RS.
+    tr = _row(package["TR"], USUBJID="NB-NK-2026-NB-01")
+    assert tr[["TRTESTCD", "TRSTRESN", "TRSTRESU", "EPOCH"]].values.tolist()[:2] == [
+        ["SUMDIAM", 83.0, "mm", "SCREENING"], ["SUMDIAM", 85.0, "mm", "TREATMENT"]]
+    assert pd.isna(tr["VISITNUM"].iloc[0]) and tr["VISITNUM"].iloc[1] == 3.01
     sv = _row(package["SV"], USUBJID="NB-NK-2026-NB-01")
     assert sv["VISITNUM"].tolist()[:4] == [1, 2, 3, 3.01]
 
@@ -176,5 +182,22 @@ def test_define_xml_passes_odmlib_and_lists_every_variable(package: dict[str, pd
 def test_reviewers_guide_says_what_stays_empty(package: dict[str, pd.DataFrame]) -> None:
     guide = reviewers_guide("NB-NK-2026", package)
     assert "AEHLT, AEHLTCD, AEHLGT and AEHLGTCD are empty: they need a licensed MedDRA" in guide
-    assert "ts.xpt (17 records)" in guide
+    assert "ts.xpt (17 records)" in guide and "there is no TU" in guide
     assert "cdisc" in guide.lower() and "rules engine" in guide
+
+
+def test_without_exposure_no_element_is_guessed() -> None:
+    from examplekit import EXAMPLES, read_csv
+    from trialdesk.outcomes.events import validate_event_table
+    from trialdesk.protocol.load import default_protocol_dir, load_protocol
+
+    protocol = load_protocol(default_protocol_dir() / "rumcess.yaml").protocol
+    events = validate_event_table(read_csv(EXAMPLES / "rumcess-events.csv"), arms=["MSC", "SOC"])
+    package = sdtm_datasets(protocol.id, events, protocol=protocol)
+    assert validate_sdtm(package) == []
+    assert package["SE"].empty and package["DS"]["EPOCH"].isna().all()
+    assert package["DM"]["ACTARMCD"].isna().all() and package["DM"]["ARMNRS"].isna().all()
+    # rumcess.yaml: the MSC arm's one treatment is the timed MSC infusion; SOC has none.
+    ta = package["TA"]
+    assert _row(ta, ARMCD="MSC")["ETCD"].tolist() == ["SCRN", "TMSCINFU", "FU"]
+    assert _row(ta, ARMCD="SOC")["ETCD"].tolist() == ["SCRN", "FU"]

@@ -218,6 +218,22 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("DSSTDTC", "Start Date/Time of Disposition Event", "Char", "Exp"),
            _v("DSSTDY", "Study Day of Start of Disposition Event", "Num", "Perm")),
+    "TR": (*_ID,
+           _v("TRSEQ", "Sequence Number", "Num", "Req"),
+           _v("TRLNKID", "Link ID", "Char", "Exp"),
+           _v("TRTESTCD", "Tumor/Lesion Assessment Short Name", "Char", "Req"),
+           _v("TRTEST", "Tumor/Lesion Assessment Test Name", "Char", "Req"),
+           _v("TRORRES", "Result or Finding in Original Units", "Char", "Exp"),
+           _v("TRORRESU", "Original Units", "Char", "Exp"),
+           _v("TRSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+           _v("TRSTRESN", "Numeric Result/Finding in Standard Units", "Num", "Exp"),
+           _v("TRSTRESU", "Standard Units", "Char", "Exp"),
+           _v("TREVAL", "Evaluator", "Char", "Exp"),
+           _v("VISITNUM", "Visit Number", "Num", "Exp"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
+           _v("TRDTC", "Date/Time of Tumor/Lesion Measurement", "Char", "Exp"),
+           _v("TRDY", "Study Day of Tumor/Lesion Measurement", "Num", "Perm")),
     "SE": (*_ID,
            _v("SESEQ", "Sequence Number", "Num", "Req"),
            _v("ETCD", "Element Code", "Char", "Req"),
@@ -283,6 +299,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "SUPPAE": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"),
     "EX": ("STUDYID", "USUBJID", "EXSEQ"), "RS": ("STUDYID", "USUBJID", "RSSEQ"),
     "LB": ("STUDYID", "USUBJID", "LBSEQ"), "DS": ("STUDYID", "USUBJID", "DSSEQ"),
+    "TR": ("STUDYID", "USUBJID", "TRSEQ"),
     "SE": ("STUDYID", "USUBJID", "SESEQ"), "SV": ("STUDYID", "USUBJID", "VISITNUM"),
     "TS": ("STUDYID", "TSPARMCD", "TSSEQ"), "TA": ("STUDYID", "ARMCD", "TAETORD"),
     "TE": ("STUDYID", "ETCD"), "TV": ("STUDYID", "VISITNUM", "ARMCD"), "TI": ("STUDYID", "IETESTCD"),
@@ -290,13 +307,14 @@ KEYS: dict[str, tuple[str, ...]] = {
 # The SDTM class of each dataset (define.xml def:Class).
 CLASSES: dict[str, str] = {
     "DM": "SPECIAL PURPOSE", "SE": "SPECIAL PURPOSE", "SV": "SPECIAL PURPOSE",
-    "AE": "EVENTS", "DS": "EVENTS", "EX": "INTERVENTIONS", "LB": "FINDINGS", "RS": "FINDINGS",
+    "AE": "EVENTS", "DS": "EVENTS", "EX": "INTERVENTIONS",
+    "LB": "FINDINGS", "RS": "FINDINGS", "TR": "FINDINGS",
     "SUPPAE": "RELATIONSHIP", "TS": "TRIAL DESIGN", "TA": "TRIAL DESIGN", "TE": "TRIAL DESIGN",
     "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN",
 }
 LABELS: dict[str, str] = {
     "DM": "Demographics", "SE": "Subject Elements", "SV": "Subject Visits", "AE": "Adverse Events",
-    "DS": "Disposition", "EX": "Exposure", "LB": "Laboratory Test Results",
+    "DS": "Disposition", "EX": "Exposure", "LB": "Laboratory Test Results", "TR": "Tumor/Lesion Results",
     "RS": "Disease Response and Clin Classification", "SUPPAE": "Supplemental Qualifiers for AE",
     "TS": "Trial Summary", "TA": "Trial Arms", "TE": "Trial Elements", "TV": "Trial Visits",
     "TI": "Trial Inclusion/Exclusion Criteria",
@@ -359,9 +377,9 @@ def sdtm_datasets(
             for patient, when in zip(labs.frame["patient_id"], labs.frame["date"], strict=True):
                 dated.setdefault(patient, []).append(when)
         if measurements is not None:
-            for m in measurements.frame.to_dict(orient="records"):
-                if m["overall_response"] and not m["baseline"]:
-                    dated.setdefault(m["patient_id"], []).append(m["assessment_date"])
+            for patient, when in zip(measurements.frame["patient_id"], measurements.frame["assessment_date"],
+                                     strict=True):
+                dated.setdefault(patient, []).append(when)
         paths = design.with_unscheduled(paths, dated)
     at = _At(paths)
     deaths = {p: d for p, d in zip(events.frame["patient_id"], events.frame["death_date"], strict=True)
@@ -372,6 +390,8 @@ def sdtm_datasets(
     if exposure is not None:
         datasets["EX"] = _ex(study_id, exposure, usubjid, day, at)
     datasets["RS"] = _rs(study_id, events, measurements, usubjid, day, at)
+    if measurements is not None and len(measurements.frame):
+        datasets["TR"] = _tr(study_id, measurements, usubjid, day, at)
     if labs is not None:
         datasets["LB"] = _lb(study_id, labs, usubjid, day, at)
     datasets["DS"] = _ds(study_id, events, usubjid, day, at, randomised=protocol is not None
@@ -579,6 +599,25 @@ def _rs(study: str, events: EventTable, measurements: Measurements | None, usubj
     return pd.DataFrame(rows, columns=columns)
 
 
+def _tr(study: str, measurements: Measurements, usubjid: Any, day: Any, at: _At) -> pd.DataFrame:
+    """TR from the sums of target-lesion diameters: the inputs give no lesion-level data, so
+    there is no TU and each record is the SUMDIAM test (CDISC CT TRTESTCD)."""
+    rows = []
+    sequence: dict[str, int] = {}
+    for m in measurements.frame.to_dict(orient="records"):
+        patient = m["patient_id"]
+        seq = sequence[patient] = sequence.get(patient, 0) + 1
+        value = m["sum_diameters_mm"]
+        text = None if pd.isna(value) else f"{value:g}"
+        rows.append({"STUDYID": study, "DOMAIN": "TR", "USUBJID": usubjid(patient), "TRSEQ": seq,
+                     "TRLNKID": None, "TRTESTCD": "SUMDIAM", "TRTEST": "Sum of Diameter",
+                     "TRORRES": text, "TRORRESU": "mm" if text else None, "TRSTRESC": text,
+                     "TRSTRESN": None if text is None else float(value), "TRSTRESU": "mm" if text else None,
+                     "TREVAL": "INVESTIGATOR", **at.visit(patient, m["assessment_date"]),
+                     "TRDTC": _iso(m["assessment_date"]), "TRDY": day(patient, m["assessment_date"])})
+    return pd.DataFrame(rows)
+
+
 def _lb(study: str, labs: Labs, usubjid: Any, day: Any, at: _At) -> pd.DataFrame:
     rows = []
     sequence: dict[str, int] = {}
@@ -720,7 +759,7 @@ def cross_checks(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
                         findings.append(Finding(name, "EPOCH", row, f"{epoch!r} is not an epoch of TA"))
     if "SV" in datasets:
         visits = set(zip(datasets["SV"]["USUBJID"], datasets["SV"]["VISITNUM"], strict=True))
-        for name in ("LB", "RS"):
+        for name in ("LB", "RS", "TR"):
             frame = datasets.get(name)
             if frame is None:
                 continue

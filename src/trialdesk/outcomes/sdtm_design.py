@@ -31,7 +31,7 @@ import pandas as pd
 
 from trialdesk.outcomes.events import EventTable
 from trialdesk.outcomes.inputs import Exposure
-from trialdesk.protocol.model import CourseStep, Protocol
+from trialdesk.protocol.model import CourseStep, Protocol, TimedStep
 
 SCREENING, TREATMENT, FOLLOW_UP = "SCREENING", "TREATMENT", "FOLLOW-UP"
 
@@ -69,11 +69,12 @@ class Path:
     visits: tuple[Visit, ...]
 
     def epoch(self, when: Any) -> str | None:
-        """The epoch a date falls in: the last element started on or before it."""
-        if when is None or pd.isna(when):
+        """The epoch a date falls in: the last element started on or before it; a date
+        before enrolment (a baseline scan) is screening."""
+        if when is None or pd.isna(when) or not self.spans:
             return None
         on = pd.Timestamp(when).date()
-        found = None
+        found = SCREENING
         for span in self.spans:
             if span.start <= on:
                 found = span.epoch
@@ -135,10 +136,33 @@ def _arm_courses(protocol: Protocol, arm_id: str) -> list[str]:
     return [s.course for s in arm.plan if isinstance(s, CourseStep) for _ in range(s.repeats)]
 
 
+def _timed_code(name: str) -> str:
+    """ETCD of a timed treatment step: "T" and its name's letters, at most 8 characters."""
+    return ("T" + re.sub(r"[^A-Z0-9]", "", name.upper()))[:8]
+
+
+def _arm_elements(protocol: Protocol, arm_id: str) -> list[str]:
+    """The treatment elements of an arm in plan order: its courses (by repeats) and its
+    timed steps that give a study treatment."""
+    arm = next(a for a in protocol.arms if a.id == arm_id)
+    out: list[str] = []
+    for step in arm.plan:
+        if isinstance(step, CourseStep):
+            out += [step.course] * step.repeats
+        elif isinstance(step, TimedStep) and step.administration is not None:
+            out.append(_timed_code(step.timed))
+    return out
+
+
+def _timed_names(protocol: Protocol) -> dict[str, str]:
+    return {_timed_code(s.timed): s.timed for a in protocol.arms for s in a.plan
+            if isinstance(s, TimedStep) and s.administration is not None}
+
+
 def _ta(protocol: Protocol, study: str) -> pd.DataFrame:
     rows = []
     for arm in protocol.arms:
-        order = ["SCRN", *_arm_courses(protocol, arm.id), "FU"]
+        order = ["SCRN", *_arm_elements(protocol, arm.id), "FU"]
         for i, element in enumerate(order, start=1):
             epoch = SCREENING if element == "SCRN" else FOLLOW_UP if element == "FU" else TREATMENT
             rows.append({"STUDYID": study, "DOMAIN": "TA", "ARMCD": arm.id, "ARM": arm.label,
@@ -152,14 +176,23 @@ def _element_name(protocol: Protocol, etcd: str) -> str:
         return "Enrolment to first dose"
     if etcd == "FU":
         return "Follow-up"
+    timed = _timed_names(protocol)
+    if etcd in timed:
+        return timed[etcd]
     return next(c.name for c in protocol.courses if c.id == etcd)
 
 
 def _te(protocol: Protocol, study: str) -> pd.DataFrame:
-    used = dict.fromkeys(c for a in protocol.arms for c in _arm_courses(protocol, a.id))
+    used = dict.fromkeys(c for a in protocol.arms for c in _arm_elements(protocol, a.id))
+    timed = _timed_names(protocol)
     rows = [{"STUDYID": study, "DOMAIN": "TE", "ETCD": "SCRN", "ELEMENT": _element_name(protocol, "SCRN"),
              "TESTRL": "Enrolment", "TEENRL": "First administration of study treatment", "TEDUR": None}]
     for course_id in used:
+        if course_id in timed:
+            rows.append({"STUDYID": study, "DOMAIN": "TE", "ETCD": course_id, "ELEMENT": timed[course_id],
+                         "TESTRL": f"Start of {timed[course_id]}", "TEENRL": "Start of the next element",
+                         "TEDUR": None})
+            continue
         length = course_length(protocol, course_id)
         rows.append({"STUDYID": study, "DOMAIN": "TE", "ETCD": course_id,
                      "ELEMENT": _element_name(protocol, course_id),
@@ -168,7 +201,8 @@ def _te(protocol: Protocol, study: str) -> pd.DataFrame:
                      else "Start of the next element",
                      "TEDUR": f"P{length}D" if length else None})
     rows.append({"STUDYID": study, "DOMAIN": "TE", "ETCD": "FU", "ELEMENT": "Follow-up",
-                 "TESTRL": "End of the last course", "TEENRL": "Death or end of follow-up", "TEDUR": None})
+                 "TESTRL": "End of the last treatment element", "TEENRL": "Death or end of follow-up",
+                 "TEDUR": None})
     return pd.DataFrame(rows)
 
 
@@ -239,7 +273,9 @@ def _ts(protocol: Protocol, study: str, subjects: int) -> pd.DataFrame:
 
 
 def subject_paths(protocol: Protocol, events: EventTable, exposure: Exposure | None) -> dict[str, Path]:
-    """Every subject's elements and visits from the enrolment date and the exposure records."""
+    """Every subject's elements and visits from the enrolment date and the exposure records.
+    Without exposure records nobody's elements are known: no SE, no EPOCH (unknown is not
+    guessed); the enrolment visit is."""
     starts: dict[str, list[tuple[int, str, date]]] = {}
     if exposure is not None:
         frame = exposure.frame
@@ -270,7 +306,7 @@ def subject_paths(protocol: Protocol, events: EventTable, exposure: Exposure | N
             visits.append(Visit(number + 1, f"COURSE {number}", start))
         if courses and spans[-1].end is not None and (end is None or spans[-1].end < end):
             spans.append(Span("FU", spans[-1].end, end, FOLLOW_UP))
-        paths[patient] = Path(tuple(spans), tuple(visits))
+        paths[patient] = Path(tuple(spans) if exposure is not None else (), tuple(visits))
     return paths
 
 

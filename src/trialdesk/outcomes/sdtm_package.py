@@ -216,7 +216,7 @@ CHECKS: tuple[str, ...] = (
     "other DS DEATH exists; every fatal AE is a death in DM and ends on the death date",
     "DM.ARMCD is an arm of TA; EPOCH values are epochs of TA; with exposure given, a missing actual "
     "arm has ARMNRS",
-    "LB and RS visits are in SV",
+    "LB, RS and TR visits are in SV",
     "SAS XPORT v5: names at most 8, labels at most 40 characters, values ASCII of at most 200 bytes",
     "define.xml: odmlib's Define-XML 2.1 checks (element order, OID uniqueness and references, "
     "conformance schema)",
@@ -250,7 +250,12 @@ def reviewers_guide(study_id: str, datasets: Mapping[str, pd.DataFrame]) -> str:
              "and stays empty.",
              "EPOCH and SE come from what was given (a course element starts on its first "
              "administration); VISITNUM/VISIT: course visits on day 1 of each course, other dates "
-             "are unscheduled visits (n.01, n.02 ...).", "",
+             "are unscheduled visits (n.01, n.02 ...). Without exposure data no element is known: "
+             "SE is empty and EPOCH unknown.",
+             "TR holds the sums of target-lesion diameters (SUMDIAM) as recorded; there is no TU: "
+             "the inputs have no lesion-level identification.",
+             "LBTOXGR is the CTCAE v5.0 grade recorded with each result; LBNRIND compares the "
+             "result with the reference range given with it.", "",
              "## Checked before writing", "", *[f"- {c}" for c in CHECKS], "",
              "## Not run here", "",
              "The CDISC open rules engine needs a rules cache from the CDISC Library (network and an "
