@@ -201,3 +201,25 @@ def test_without_exposure_no_element_is_guessed() -> None:
     ta = package["TA"]
     assert _row(ta, ARMCD="MSC")["ETCD"].tolist() == ["SCRN", "TMSCINFU", "FU"]
     assert _row(ta, ARMCD="SOC")["ETCD"].tolist() == ["SCRN", "FU"]
+
+
+def test_lbtoxgr_from_the_ctcae_grading(inputs: Inputs) -> None:
+    from trialdesk.errors import OutcomeError
+    from trialdesk.outcomes.inputs import validate_labs
+
+    def labs(value: str, grade: str | None, lln: str | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"patient_id": ["NB-01"], "date": ["2026-03-02"], "test_code": ["NEUT"],
+                             "test": ["Neutrophils"], "value": [value], "unit": ["10^9/L"],
+                             "lower_limit": [lln], "upper_limit": [None], "toxicity_grade": [grade]})
+
+    def grade(frame: pd.DataFrame) -> object:
+        return _package(inputs, labs=validate_labs(frame, inputs.events))["LB"]["LBTOXGR"].iloc[0]
+
+    # CTCAE v5.0 Neutrophil count decreased: grade 4 <0.5 x 10^9/L; grade 1 <LLN - 1.5.
+    assert grade(labs("0.3", None)) == "4"  # derived: the value decides it
+    assert grade(labs("2.5", None)) is None  # needs the LLN: unknown, not guessed
+    assert grade(labs("2.5", None, lln="1.8")) == "0"  # at or above the LLN
+    assert grade(labs("1.2", "2")) == "2"  # recorded and consistent
+    refused = r"recorded CTCAE grade 3, the CTCAE v5\.0 grade of the value is 4"
+    with pytest.raises(OutcomeError, match=refused):
+        grade(labs("0.3", "3"))

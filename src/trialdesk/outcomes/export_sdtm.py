@@ -635,11 +635,49 @@ def _lb(study: str, labs: Labs, usubjid: Any, day: Any, at: _At) -> pd.DataFrame
             "LBSTNRLO": None if pd.isna(r["lower_limit"]) else r["lower_limit"],
             "LBSTNRHI": None if pd.isna(r["upper_limit"]) else r["upper_limit"],
             "LBNRIND": _range_indicator(numeric, r["lower_limit"], r["upper_limit"]),
-            "LBTOXGR": None if pd.isna(r["toxicity_grade"]) else str(int(r["toxicity_grade"])),
+            "LBTOXGR": _toxicity_grade(r, numeric),
             **at.visit(r["patient_id"], r["date"]),
             "LBDTC": _iso(r["date"]), "LBDY": day(r["patient_id"], r["date"]),
         })
     return pd.DataFrame(rows)
+
+
+# LBTESTCD (CDISC SDTM Controlled Terminology, LBTESTCD codelist) -> the CTCAE v5.0 term
+# graded from that test's value in one direction (NCI CTCAE v5.0, "Investigations" and
+# "Blood and lymphatic system disorders"). Tests graded in two directions (potassium,
+# sodium, calcium, glucose ...) need the reported term and are not graded here.
+LB_CTCAE_TERMS: dict[str, str] = {
+    "NEUT": "Neutrophil count decreased", "PLAT": "Platelet count decreased",
+    "WBC": "White blood cell decreased", "LYM": "Lymphocyte count decreased",
+    "ALT": "Alanine aminotransferase increased", "AST": "Aspartate aminotransferase increased",
+    "BILI": "Blood bilirubin increased", "CREAT": "Creatinine increased",
+    "ALP": "Alkaline phosphatase increased", "GGT": "GGT increased", "LIPASE": "Lipase increased",
+    "AMYLASE": "Serum amylase increased", "CK": "CPK increased",
+}
+
+
+def lab_grade(test_code: str, value: float | None, unit: str | None, low: float, high: float) -> int | None:
+    """The CTCAE v5.0 grade of a lab value when it is decided by the value and the given
+    range alone (:func:`trialdesk.clinical.ctcae.grade_lab`); None when a limit, the
+    baseline or a clinical fact is missing, or the test is not graded one way.
+
+    >>> lab_grade("NEUT", 0.3, "10^9/L", float("nan"), float("nan"))
+    4
+    >>> lab_grade("NEUT", 2.5, "10^9/L", float("nan"), float("nan")) is None  # needs the LLN
+    True
+    """
+    term = LB_CTCAE_TERMS.get(test_code.upper())
+    if term is None or value is None or not unit:
+        return None
+    from trialdesk.clinical.ctcae import grade_lab
+    from trialdesk.errors import TrialdeskError
+
+    try:
+        graded = grade_lab(term, value, unit, lln=None if pd.isna(low) else low,
+                           uln=None if pd.isna(high) else high)
+    except TrialdeskError:  # a unit the term is not graded in
+        return None
+    return graded.grade
 
 
 def _range_indicator(value: float | None, low: float, high: float) -> str | None:
@@ -651,6 +689,20 @@ def _range_indicator(value: float | None, low: float, high: float) -> str | None
     if not pd.isna(high) and value > high:
         return "HIGH"
     return "NORMAL" if not (pd.isna(low) or pd.isna(high)) else None
+
+
+def _toxicity_grade(r: Mapping[str, Any], numeric: float | None) -> str | None:
+    """LBTOXGR: the grade recorded with the result, else the CTCAE v5.0 grade when the value
+    and the given range decide it. A recorded grade the value contradicts is refused."""
+    graded = lab_grade(r["test_code"], numeric, r["unit"], r["lower_limit"], r["upper_limit"])
+    if pd.isna(r["toxicity_grade"]):
+        return None if graded is None else str(graded)
+    recorded = int(r["toxicity_grade"])
+    if graded is not None and graded != recorded:
+        raise OutcomeError(f"{r['patient_id']} {r['date'].date()} {r['test_code']} {r['value']} {r['unit']}: "
+                           f"recorded CTCAE grade {recorded}, the CTCAE v5.0 grade of the value is {graded}",
+                           where="labs.toxicity_grade")
+    return str(recorded)
 
 
 def _limit(value: float) -> str | None:

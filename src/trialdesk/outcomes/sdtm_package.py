@@ -254,8 +254,11 @@ def reviewers_guide(study_id: str, datasets: Mapping[str, pd.DataFrame]) -> str:
              "SE is empty and EPOCH unknown.",
              "TR holds the sums of target-lesion diameters (SUMDIAM) as recorded; there is no TU: "
              "the inputs have no lesion-level identification.",
-             "LBTOXGR is the CTCAE v5.0 grade recorded with each result; LBNRIND compares the "
-             "result with the reference range given with it.", "",
+             "LBTOXGR is the CTCAE v5.0 grade recorded with each result, or, when none was recorded, "
+             "the grade the value and the given range decide (one-directional terms: NEUT, PLAT, WBC, "
+             "LYM, ALT, AST, BILI, CREAT, ALP, GGT, LIPASE, AMYLASE, CK); a recorded grade the value "
+             "contradicts is refused. LBNRIND compares the result with the reference range given "
+             "with it.", "",
              "## Checked before writing", "", *[f"- {c}" for c in CHECKS], "",
              "## Not run here", "",
              "The CDISC open rules engine needs a rules cache from the CDISC Library (network and an "
