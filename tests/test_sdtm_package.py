@@ -223,3 +223,13 @@ def test_lbtoxgr_from_the_ctcae_grading(inputs: Inputs) -> None:
     refused = r"recorded CTCAE grade 3, the CTCAE v5\.0 grade of the value is 4"
     with pytest.raises(OutcomeError, match=refused):
         grade(labs("0.3", "3"))
+
+
+def test_every_variable_fits_xport_v5() -> None:
+    # SAS XPORT v5 (FDA Study Data Technical Conformance Guide): names of at most 8
+    # characters, labels of at most 40, in ASCII.
+    for name, variables in SPEC.items():
+        assert len(name) <= 8
+        for v in variables:
+            assert len(v.name) <= 8 and v.name.isascii() and v.name.isupper(), (name, v.name)
+            assert len(v.label) <= 40 and v.label.isascii(), (name, v.label)
