@@ -189,7 +189,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         run("report", "dsmb", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path / "r.docx")[0]
         == 2
     )
-    assert run("export", "odm", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path)[0] == 2
+    assert run("export", "xml", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--out", tmp_path)[0] == 2
     assert run("outcomes", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--landmark", "two")[0] == 2
     code, _, err = run("outcomes", "--trial", "NB-NK-2027", "--events", NB_EVENTS)
     assert code == 1 and "did you mean NB-NK-2026?" in err
@@ -294,17 +294,15 @@ def test_export_sdtm_writes_valid_csv_datasets(tmp_path: Path) -> None:
         NB_EXPOSURE,
         "--labs",
         NB_LABS,
+        "--format",
+        "csv",
         "--out",
         out,
     )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "ae.csv",
-        "dm.csv",
-        "ex.csv",
-        "lb.csv",
-        "rs.csv",
-        "suppae.csv",
+        f"{n}.csv" for n in sorted(["ae", "dm", "ds", "ex", "lb", "rs", "se", "suppae", "sv", "ta", "te",
+                                    "ti", "tr", "ts", "tv"])
     ]
     dm = pd.read_csv(out / "dm.csv", dtype=str, keep_default_na=False)
     assert len(dm) == 12 and set(dm["DOMAIN"]) == {"DM"}
@@ -312,6 +310,24 @@ def test_export_sdtm_writes_valid_csv_datasets(tmp_path: Path) -> None:
     ae = pd.read_csv(out / "ae.csv", dtype=str, keep_default_na=False)
     assert set(ae["AETOXGR"]) <= {"1", "2", "3", "4", "5"}
     assert "wrote" in stdout
+
+
+def test_export_sdtm_writes_an_xpt_package_with_define_xml(tmp_path: Path) -> None:
+    from trialdesk.outcomes.sdtm_package import check_define, read_xpt
+
+    out = tmp_path / "sdtm"
+    code, _, err = run("export", "sdtm", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--aes", NB_AES,
+                       "--exposure", NB_EXPOSURE, "--out", out)
+    assert code == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["ae.xpt", "define.xml", "dm.xpt", "ds.xpt", "ex.xpt", "reviewers-guide.md", "rs.xpt",
+                     "se.xpt", "suppae.xpt", "sv.xpt", "ta.xpt", "te.xpt", "ti.xpt", "ts.xpt", "tv.xpt"]
+    assert check_define((out / "define.xml").read_bytes()) == []
+    dm, labels = read_xpt((out / "dm.xpt").read_bytes())
+    assert len(dm) == 12 and labels["ACTARM"] == "Description of Actual Arm"
+    code, _, err = run("export", "sdtm", "--trial", "NB-NK-2026", "--events", NB_EVENTS, "--format", "sas",
+                       "--out", tmp_path / "x")
+    assert code == 2 and "choose xpt or csv" in err
 
 
 def test_export_sdtm_refuses_uncoded_events_and_writes_nothing(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def datasets(events: EventTable, aes: AdverseEvents, measurements: Measurements)
 
 
 def test_every_dataset_has_the_sdtmig_columns_in_order(datasets: dict[str, pd.DataFrame]) -> None:
-    assert list(datasets) == ["DM", "AE", "SUPPAE", "EX", "RS", "LB"]
+    assert list(datasets) == ["DM", "AE", "SUPPAE", "EX", "RS", "TR", "LB", "DS"]
     for name, frame in datasets.items():
         assert list(frame.columns) == [v.name for v in SPEC[name]], name
         assert all(len(v.label) <= 40 for v in SPEC[name])
@@ -183,7 +183,14 @@ def test_dm_values(datasets: dict[str, pd.DataFrame]) -> None:
     # Unknown sex is "U" (SEX codelist), unknown age stays empty, death is flagged.
     assert dm.loc["002", ["SEX", "DTHDTC", "DTHFL"]].tolist() == ["U", "2026-06-01", "Y"]
     assert pd.isna(dm.loc["002", "AGE"]) and dm.loc["002", "AGEU"] is None
-    assert dm["ACTARMCD"].isna().all()  # the actual arm is not recorded in the inputs
+    # The actual arm is what was given: 001 has exposure records, 002 none (SDTMIG v3.4 DM:
+    # ACTARMCD null only with ARMNRS, codelist ARMNULRS).
+    assert dm.loc["001", ["ACTARMCD", "ACTARM", "ARMNRS"]].tolist() == ["A", "Arm A: refractory", None]
+    assert dm.loc["002", ["ACTARMCD", "ARMNRS"]].tolist() == [None, "ASSIGNED, NOT TREATED"]
+    # The death is a DS disposition event on DM.DTHDTC.
+    assert datasets["DS"][["USUBJID", "DSDECOD", "DSCAT", "DSSTDTC"]].values.tolist() == [
+        ["NB-NK-2026-002", "DEATH", "DISPOSITION EVENT", "2026-06-01"]
+    ]
 
 
 def test_ae_values_and_supplemental_qualifiers(datasets: dict[str, pd.DataFrame]) -> None:
@@ -218,7 +225,15 @@ def test_ae_values_and_supplemental_qualifiers(datasets: dict[str, pd.DataFrame]
     ]
     # Study day 1 is the enrolment day (2026-03-01): onset 03-20 is day 20.
     assert fever[["AESTDTC", "AEENDTC", "AESTDY", "AEENDY"]].tolist() == ["2026-03-20", "2026-03-22", 20, 22]
+    # MedDRA LLT code and SOC of the CTCAE v5.0 term "Fever" (NCI CTCAE v5.0 term list,
+    # MedDRA v20.1); the HLT/HLGT need a licensed MedDRA and stay empty.
+    assert fever[["AELLTCD", "AESOC", "AESOCCD", "AEBODSYS", "AEBDSYCD"]].tolist() == [
+        10016558, "General disorders and administration site conditions", 10018065,
+        "General disorders and administration site conditions", 10018065]
+    assert pd.isna(fever["AEHLT"]) and pd.isna(fever["AEHLGTCD"])
     sepsis = ae.loc["NB-NK-2026-002"]
+    # A fatal event without an end date ends on the death date (DM.DTHDTC 2026-06-01).
+    assert sepsis[["AEENDTC", "AEENDY"]].tolist() == ["2026-06-01", 84]
     assert sepsis[["AETOXGR", "AESDTH", "AEOUT", "AEREL", "AEPTCD"]].tolist() == [
         "5",
         "Y",

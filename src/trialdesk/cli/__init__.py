@@ -8,7 +8,7 @@ from trialdesk.cli.common import app, main, parse_moment, read_patient_file, wri
 # Importing a module registers its commands on ``app``; this order is the order of --help.
 # isort: off
 from trialdesk.cli import (registry, registry_import, patients, journey, safety, records, outcomes,
-                           biomarkers, product, web, population)
+                           odm, biomarkers, product, web, population)
 # isort: on
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "biomarkers",
     "journey",
     "main",
+    "odm",
     "outcomes",
     "parse_moment",
     "patients",

@@ -411,7 +411,7 @@ def report_dsmb_cmd(
 @app.command("export")
 @outcome_errors
 def export_cmd(
-    kind: Annotated[str, typer.Argument(help="sdtm (CSV datasets) or fhir (R5 Bundle).")],
+    kind: Annotated[str, typer.Argument(help="sdtm (SDTM package), fhir (R5 Bundle) or odm (ODM 1.3.2).")],
     trial: TrialOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing).")],
     events: EventsOpt = None,
@@ -426,11 +426,15 @@ def export_cmd(
     country: Annotated[str | None, typer.Option(
         "--country", help="The sites' country for SDTM DM.COUNTRY (ISO 3166-1 alpha-3), with "
                           "the stored trial.")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="SDTM datasets as xpt (SAS XPORT v5 with define.xml) or csv.")] = "xpt",
 ) -> None:
-    """Export CDISC SDTM datasets (DM, AE, SUPPAE, EX, RS, LB as CSV) or FHIR R5 resources,
-    validated before anything is written."""
-    if kind not in ("sdtm", "fhir"):
-        raise typer.BadParameter("choose sdtm or fhir", param_hint="KIND")
+    """Export an SDTM-IG 3.4 package (XPT v5 datasets, define.xml, reviewer's notes; or CSV),
+    FHIR R5 resources or CDISC ODM 1.3.2, validated before anything is written."""
+    if kind not in ("sdtm", "fhir", "odm"):
+        raise typer.BadParameter("choose sdtm, fhir or odm", param_hint="KIND")
+    if fmt not in ("xpt", "csv"):
+        raise typer.BadParameter("choose xpt or csv", param_hint="--format")
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file, not a folder", param_hint="--out")
     if kind == "sdtm" and events is None and not country:
@@ -442,13 +446,16 @@ def export_cmd(
                                   labs=labs)
     files: dict[str, bytes] = {}
     if kind == "sdtm":
-        from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets, to_csv
+        files = _sdtm_files(inputs, fmt)
+    elif kind == "odm":
+        from datetime import UTC, datetime
 
-        datasets = sdtm_datasets(inputs.compiled.id, inputs.events, arm_labels=inputs.arm_labels,
-                                 aes=inputs.aes, exposure=inputs.exposure,
-                                 measurements=inputs.measurements, labs=inputs.labs)
-        require_valid(datasets)
-        files = {f"{name.lower()}.csv": to_csv(frame) for name, frame in datasets.items()}
+        from trialdesk.outcomes.export_odm import eligibility_facts, odm_xml
+
+        files = {f"{inputs.compiled.id.lower()}-odm.xml": odm_xml(
+            inputs.protocol, inputs.events, facts=eligibility_facts(inputs.compiled.rules),
+            aes=inputs.aes, labs=inputs.labs, measurements=inputs.measurements, exposure=inputs.exposure,
+            created=datetime.now(UTC).replace(microsecond=0, tzinfo=None))}
     else:
         from trialdesk.outcomes.export_fhir import bundle_json, fhir_bundle, parse_bundle
 
@@ -464,3 +471,25 @@ def export_cmd(
     for name, data in files.items():
         write_atomic(out / name, data)
         typer.echo(f"wrote {out / name}")
+
+
+def _sdtm_files(inputs: _OutcomeInputs, fmt: str) -> dict[str, bytes]:
+    """The SDTM package's files, checked before any is written."""
+    from datetime import UTC, datetime
+
+    from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets, to_csv
+
+    datasets = sdtm_datasets(inputs.compiled.id, inputs.events, arm_labels=inputs.arm_labels,
+                             aes=inputs.aes, exposure=inputs.exposure,
+                             measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol)
+    require_valid(datasets)
+    if fmt == "csv":
+        return {f"{name.lower()}.csv": to_csv(frame) for name, frame in datasets.items()}
+    from trialdesk.outcomes.sdtm_package import define_xml, reviewers_guide, to_xpt
+
+    files = {f"{name.lower()}.xpt": to_xpt(name, frame) for name, frame in datasets.items()}
+    guide = reviewers_guide(inputs.compiled.id, datasets)
+    files["define.xml"] = define_xml(inputs.compiled.id, datasets, title=inputs.protocol.title,
+                                     created=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
+    files["reviewers-guide.md"] = guide.encode("utf-8")
+    return files

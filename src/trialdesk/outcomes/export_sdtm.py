@@ -37,9 +37,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from trialdesk.clinical.ctcae_codes import term_codes
 from trialdesk.errors import OutcomeError
+from trialdesk.outcomes import sdtm_design as design
 from trialdesk.outcomes.events import EventTable
 from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements
+from trialdesk.outcomes.sdtm_design import ascii_text
+from trialdesk.protocol.model import Protocol
 from trialdesk.safety.adverse_event import ActionTaken, Outcome, Seriousness
 
 SDTMIG_VERSION = "3.4"
@@ -56,6 +60,13 @@ CODELISTS: dict[str, frozenset[str]] = {
                       "DRUG INTERRUPTED", "DRUG WITHDRAWN", "NOT APPLICABLE", "UNKNOWN"}),
     "TOXGR": frozenset({"0", "1", "2", "3", "4", "5"}),
     "ROUTE": frozenset({"INTRAVENOUS", "ORAL", "SUBCUTANEOUS", "INTRAMUSCULAR", "INTRATHECAL"}),
+    "NRIND": frozenset({"HIGH", "LOW", "NORMAL", "ABNORMAL"}),
+    "ARMNULRS": frozenset({"ASSIGNED, NOT TREATED", "NOT ASSIGNED", "SCREEN FAILURE",
+                           "UNPLANNED TREATMENT"}),
+    "EPOCH": frozenset({"SCREENING", "TREATMENT", "FOLLOW-UP"}),
+    "NCOMPLT": frozenset({"DEATH"}),
+    "PROTMLST": frozenset({"RANDOMIZED"}),
+    "IECAT": frozenset({"INCLUSION", "EXCLUSION"}),
 }
 
 _OUTCOME = {Outcome.RECOVERED: "RECOVERED/RESOLVED", Outcome.RECOVERING: "RECOVERING/RESOLVING",
@@ -110,14 +121,24 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("ARM", "Description of Planned Arm", "Char", "Exp"),
            _v("ACTARMCD", "Actual Arm Code", "Char", "Exp"),
            _v("ACTARM", "Description of Actual Arm", "Char", "Exp"),
+           _v("ARMNRS", "Reason Arm and/or Actual Arm is Null", "Char", "Exp", "ARMNULRS"),
+           _v("ACTARMUD", "Description of Unplanned Actual Arm", "Char", "Exp"),
            _v("COUNTRY", "Country", "Char", "Req")),
     "AE": (*_ID,
            _v("AESEQ", "Sequence Number", "Num", "Req"),
            _v("AETERM", "Reported Term for the Adverse Event", "Char", "Req"),
            _v("AELLT", "Lowest Level Term", "Char", "Exp"),
+           _v("AELLTCD", "Lowest Level Term Code", "Num", "Exp"),
            _v("AEDECOD", "Dictionary-Derived Term", "Char", "Req"),
            _v("AEPTCD", "Preferred Term Code", "Num", "Exp"),
+           _v("AEHLT", "High Level Term", "Char", "Exp"),
+           _v("AEHLTCD", "High Level Term Code", "Num", "Exp"),
+           _v("AEHLGT", "High Level Group Term", "Char", "Exp"),
+           _v("AEHLGTCD", "High Level Group Term Code", "Num", "Exp"),
            _v("AEBODSYS", "Body System or Organ Class", "Char", "Exp"),
+           _v("AEBDSYCD", "Body System or Organ Class Code", "Num", "Exp"),
+           _v("AESOC", "Primary System Organ Class", "Char", "Exp"),
+           _v("AESOCCD", "Primary System Organ Class Code", "Num", "Exp"),
            _v("AESER", "Serious Event", "Char", "Exp", "NY"),
            _v("AEACN", "Action Taken with Study Treatment", "Char", "Exp", "ACN"),
            _v("AEREL", "Causality", "Char", "Exp"),
@@ -129,6 +150,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("AESLIFE", "Is Life Threatening", "Char", "Perm", "NY"),
            _v("AESMIE", "Other Medically Important Serious Event", "Char", "Perm", "NY"),
            _v("AETOXGR", "Standard Toxicity Grade", "Char", "Perm", "TOXGR"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("AESTDTC", "Start Date/Time of Adverse Event", "Char", "Exp"),
            _v("AEENDTC", "End Date/Time of Adverse Event", "Char", "Exp"),
            _v("AESTDY", "Study Day of Start of Adverse Event", "Num", "Perm"),
@@ -150,6 +172,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("EXDOSE", "Dose", "Num", "Exp"),
            _v("EXDOSU", "Dose Units", "Char", "Exp"),
            _v("EXROUTE", "Route of Administration", "Char", "Perm", "ROUTE"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("EXSTDTC", "Start Date/Time of Treatment", "Char", "Exp"),
            _v("EXENDTC", "End Date/Time of Treatment", "Char", "Exp"),
            _v("EXSTDY", "Study Day of Start of Treatment", "Num", "Perm"),
@@ -162,6 +185,9 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("RSORRES", "Result or Finding in Original Units", "Char", "Exp"),
            _v("RSSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
            _v("RSEVAL", "Evaluator", "Char", "Exp"),
+           _v("VISITNUM", "Visit Number", "Num", "Exp"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("RSDTC", "Date/Time of Assessment", "Char", "Exp"),
            _v("RSDY", "Study Day of Assessment", "Num", "Perm")),
     "LB": (*_ID,
@@ -175,9 +201,123 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("LBSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
            _v("LBSTRESN", "Numeric Result/Finding in Standard Units", "Num", "Exp"),
            _v("LBSTRESU", "Standard Units", "Char", "Exp"),
+           _v("LBSTNRLO", "Reference Range Lower Limit-Std Units", "Num", "Exp"),
+           _v("LBSTNRHI", "Reference Range Upper Limit-Std Units", "Num", "Exp"),
+           _v("LBNRIND", "Reference Range Indicator", "Char", "Exp", "NRIND"),
            _v("LBTOXGR", "Standard Toxicity Grade", "Char", "Perm", "TOXGR"),
+           _v("VISITNUM", "Visit Number", "Num", "Exp"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("LBDTC", "Date/Time of Specimen Collection", "Char", "Exp"),
            _v("LBDY", "Study Day of Specimen Collection", "Num", "Perm")),
+    "DS": (*_ID,
+           _v("DSSEQ", "Sequence Number", "Num", "Req"),
+           _v("DSTERM", "Reported Term for the Disposition Event", "Char", "Req"),
+           _v("DSDECOD", "Standardized Disposition Term", "Char", "Req"),
+           _v("DSCAT", "Category for Disposition Event", "Char", "Exp"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
+           _v("DSSTDTC", "Start Date/Time of Disposition Event", "Char", "Exp"),
+           _v("DSSTDY", "Study Day of Start of Disposition Event", "Num", "Perm")),
+    "TR": (*_ID,
+           _v("TRSEQ", "Sequence Number", "Num", "Req"),
+           _v("TRLNKID", "Link ID", "Char", "Exp"),
+           _v("TRTESTCD", "Tumor/Lesion Assessment Short Name", "Char", "Req"),
+           _v("TRTEST", "Tumor/Lesion Assessment Test Name", "Char", "Req"),
+           _v("TRORRES", "Result or Finding in Original Units", "Char", "Exp"),
+           _v("TRORRESU", "Original Units", "Char", "Exp"),
+           _v("TRSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+           _v("TRSTRESN", "Numeric Result/Finding in Standard Units", "Num", "Exp"),
+           _v("TRSTRESU", "Standard Units", "Char", "Exp"),
+           _v("TREVAL", "Evaluator", "Char", "Exp"),
+           _v("VISITNUM", "Visit Number", "Num", "Exp"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
+           _v("TRDTC", "Date/Time of Tumor/Lesion Measurement", "Char", "Exp"),
+           _v("TRDY", "Study Day of Tumor/Lesion Measurement", "Num", "Perm")),
+    "SE": (*_ID,
+           _v("SESEQ", "Sequence Number", "Num", "Req"),
+           _v("ETCD", "Element Code", "Char", "Req"),
+           _v("ELEMENT", "Description of Element", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Req", "EPOCH"),
+           _v("SESTDTC", "Start Date/Time of Element", "Char", "Req"),
+           _v("SEENDTC", "End Date/Time of Element", "Char", "Exp"),
+           _v("SESTDY", "Study Day of Start of Element", "Num", "Perm"),
+           _v("SEENDY", "Study Day of End of Element", "Num", "Perm")),
+    "SV": (*_ID,
+           _v("VISITNUM", "Visit Number", "Num", "Req"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("SVUPDES", "Description of Unplanned Visit", "Char", "Perm"),
+           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
+           _v("SVSTDTC", "Start Date/Time of Observation", "Char", "Exp"),
+           _v("SVENDTC", "End Date/Time of Observation", "Char", "Exp"),
+           _v("SVSTDY", "Study Day of Start of Observation", "Num", "Perm"),
+           _v("SVENDY", "Study Day of End of Observation", "Num", "Perm")),
+    "TS": (*_ID[:2],
+           _v("TSSEQ", "Sequence Number", "Num", "Req"),
+           _v("TSGRPID", "Group ID", "Char", "Perm"),
+           _v("TSPARMCD", "Trial Summary Parameter Short Name", "Char", "Req"),
+           _v("TSPARM", "Trial Summary Parameter", "Char", "Req"),
+           _v("TSVAL", "Parameter Value", "Char", "Exp"),
+           _v("TSVALNF", "Parameter Null Flavor", "Char", "Perm"),
+           _v("TSVALCD", "Parameter Value Code", "Char", "Exp"),
+           _v("TSVCDREF", "Name of the Reference Terminology", "Char", "Exp"),
+           _v("TSVCDVER", "Version of the Reference Terminology", "Char", "Exp")),
+    "TA": (*_ID[:2],
+           _v("ARMCD", "Planned Arm Code", "Char", "Req"),
+           _v("ARM", "Description of Planned Arm", "Char", "Req"),
+           _v("TAETORD", "Planned Order of Element within Arm", "Num", "Req"),
+           _v("ETCD", "Element Code", "Char", "Req"),
+           _v("ELEMENT", "Description of Element", "Char", "Perm"),
+           _v("TABRANCH", "Branch", "Char", "Exp"),
+           _v("TATRANS", "Transition Rule", "Char", "Exp"),
+           _v("EPOCH", "Epoch", "Char", "Req", "EPOCH")),
+    "TE": (*_ID[:2],
+           _v("ETCD", "Element Code", "Char", "Req"),
+           _v("ELEMENT", "Description of Element", "Char", "Req"),
+           _v("TESTRL", "Rule for Start of Element", "Char", "Req"),
+           _v("TEENRL", "Rule for End of Element", "Char", "Perm"),
+           _v("TEDUR", "Planned Duration of Element", "Char", "Perm")),
+    "TV": (*_ID[:2],
+           _v("VISITNUM", "Visit Number", "Num", "Req"),
+           _v("VISIT", "Visit Name", "Char", "Perm"),
+           _v("VISITDY", "Planned Study Day of Visit", "Num", "Perm"),
+           _v("ARMCD", "Planned Arm Code", "Char", "Exp"),
+           _v("ARM", "Description of Planned Arm", "Char", "Perm"),
+           _v("TVSTRL", "Visit Start Rule", "Char", "Req")),
+    "TI": (*_ID[:2],
+           _v("IETESTCD", "Incl/Excl Criterion Short Name", "Char", "Req"),
+           _v("IETEST", "Inclusion/Exclusion Criterion", "Char", "Req"),
+           _v("IECAT", "Inclusion/Exclusion Category", "Char", "Req", "IECAT"),
+           _v("TIRL", "Inclusion/Exclusion Criterion Rule", "Char", "Perm"),
+           _v("TIVERS", "Protocol Criteria Versions", "Char", "Perm")),
+}
+
+# Natural keys (SDTMIG v3.4 dataset metadata, "Key Variables"), checked for uniqueness and
+# written to define.xml as KeySequence.
+KEYS: dict[str, tuple[str, ...]] = {
+    "DM": ("STUDYID", "USUBJID"), "AE": ("STUDYID", "USUBJID", "AESEQ"),
+    "SUPPAE": ("STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"),
+    "EX": ("STUDYID", "USUBJID", "EXSEQ"), "RS": ("STUDYID", "USUBJID", "RSSEQ"),
+    "LB": ("STUDYID", "USUBJID", "LBSEQ"), "DS": ("STUDYID", "USUBJID", "DSSEQ"),
+    "TR": ("STUDYID", "USUBJID", "TRSEQ"),
+    "SE": ("STUDYID", "USUBJID", "SESEQ"), "SV": ("STUDYID", "USUBJID", "VISITNUM"),
+    "TS": ("STUDYID", "TSPARMCD", "TSSEQ"), "TA": ("STUDYID", "ARMCD", "TAETORD"),
+    "TE": ("STUDYID", "ETCD"), "TV": ("STUDYID", "VISITNUM", "ARMCD"), "TI": ("STUDYID", "IETESTCD"),
+}
+# The SDTM class of each dataset (define.xml def:Class).
+CLASSES: dict[str, str] = {
+    "DM": "SPECIAL PURPOSE", "SE": "SPECIAL PURPOSE", "SV": "SPECIAL PURPOSE",
+    "AE": "EVENTS", "DS": "EVENTS", "EX": "INTERVENTIONS",
+    "LB": "FINDINGS", "RS": "FINDINGS", "TR": "FINDINGS",
+    "SUPPAE": "RELATIONSHIP", "TS": "TRIAL DESIGN", "TA": "TRIAL DESIGN", "TE": "TRIAL DESIGN",
+    "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN",
+}
+LABELS: dict[str, str] = {
+    "DM": "Demographics", "SE": "Subject Elements", "SV": "Subject Visits", "AE": "Adverse Events",
+    "DS": "Disposition", "EX": "Exposure", "LB": "Laboratory Test Results", "TR": "Tumor/Lesion Results",
+    "RS": "Disease Response and Clin Classification", "SUPPAE": "Supplemental Qualifiers for AE",
+    "TS": "Trial Summary", "TA": "Trial Arms", "TE": "Trial Elements", "TV": "Trial Visits",
+    "TI": "Trial Inclusion/Exclusion Criteria",
 }
 
 
@@ -208,9 +348,12 @@ def sdtm_datasets(
     exposure: Exposure | None = None,
     measurements: Measurements | None = None,
     labs: Labs | None = None,
+    protocol: Protocol | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every dataset the inputs allow: DM and RS always (RS from best responses and
-    time-point responses), AE and SUPPAE with adverse events, EX with exposure, LB with labs."""
+    """Every dataset the inputs allow: DM, DS and RS always (RS from best responses and
+    time-point responses), AE and SUPPAE with adverse events, EX with exposure, LB with labs;
+    with the protocol also the trial design (TS, TA, TE, TV, TI), the subjects' elements and
+    visits (SE, SV), and EPOCH, VISITNUM and VISIT in the event and finding domains."""
     if not study_id.strip():
         raise OutcomeError("must not be empty", where="study id")
     labels = dict(arm_labels or {})
@@ -226,15 +369,56 @@ def sdtm_datasets(
         delta = (pd.Timestamp(when) - start[patient]).days
         return delta + 1 if delta >= 0 else delta
 
+    paths: dict[str, design.Path] = {}
+    if protocol is not None:
+        paths = design.subject_paths(protocol, events, exposure)
+        dated: dict[str, list[Any]] = {}
+        if labs is not None:
+            for patient, when in zip(labs.frame["patient_id"], labs.frame["date"], strict=True):
+                dated.setdefault(patient, []).append(when)
+        if measurements is not None:
+            for patient, when in zip(measurements.frame["patient_id"], measurements.frame["assessment_date"],
+                                     strict=True):
+                dated.setdefault(patient, []).append(when)
+        paths = design.with_unscheduled(paths, dated)
+    at = _At(paths)
+    deaths = {p: d for p, d in zip(events.frame["patient_id"], events.frame["death_date"], strict=True)
+              if not pd.isna(d)}
     datasets = {"DM": _dm(study_id, events, labels, exposure, usubjid)}
     if aes is not None:
-        datasets["AE"], datasets["SUPPAE"] = _ae(study_id, aes, usubjid, day)
+        datasets["AE"], datasets["SUPPAE"] = _ae(study_id, aes, usubjid, day, at, deaths)
     if exposure is not None:
-        datasets["EX"] = _ex(study_id, exposure, usubjid, day)
-    datasets["RS"] = _rs(study_id, events, measurements, usubjid, day)
+        datasets["EX"] = _ex(study_id, exposure, usubjid, day, at)
+    datasets["RS"] = _rs(study_id, events, measurements, usubjid, day, at)
+    if measurements is not None and len(measurements.frame):
+        datasets["TR"] = _tr(study_id, measurements, usubjid, day, at)
     if labs is not None:
-        datasets["LB"] = _lb(study_id, labs, usubjid, day)
+        datasets["LB"] = _lb(study_id, labs, usubjid, day, at)
+    datasets["DS"] = _ds(study_id, events, usubjid, day, at, randomised=protocol is not None
+                         and protocol.registry.design.allocation == "RANDOMIZED")
+    if protocol is not None:
+        elements = {e: n for e, n in zip(*(design.trial_design(protocol, study_id, subjects=0)["TE"][c]
+                                           for c in ("ETCD", "ELEMENT")), strict=True)}
+        datasets["SE"], datasets["SV"] = design.se_sv(study_id, paths, usubjid, day, elements)
+        datasets.update(design.trial_design(protocol, study_id, subjects=len(events.frame)))
     return {name: _ordered(name, frame) for name, frame in datasets.items()}
+
+
+class _At:
+    """EPOCH and visit of a subject's date, when the protocol gave the subjects' paths."""
+
+    def __init__(self, paths: Mapping[str, design.Path]) -> None:
+        self.paths = paths
+
+    def epoch(self, patient: str, when: Any) -> str | None:
+        path = self.paths.get(patient)
+        return path.epoch(when) if path else None
+
+    def visit(self, patient: str, when: Any) -> dict[str, Any]:
+        path = self.paths.get(patient)
+        visit = path.visit(when) if path else None
+        return {"VISITNUM": visit.number if visit else None, "VISIT": visit.name if visit else None,
+                "EPOCH": path.epoch(when) if path else None}
 
 
 def _iso(value: Any) -> Any:
@@ -268,9 +452,42 @@ def _dm(study: str, events: EventTable, labels: dict[str, str], exposure: Exposu
             "AGE": None if _blank(age) is None else float(str(age)),
             "AGEU": None if _blank(age) is None else "YEARS",
             "SEX": sex, "ARMCD": r["arm"], "ARM": labels.get(r["arm"], r["arm"]),
-            "ACTARMCD": None, "ACTARM": None, "COUNTRY": _blank(r.get("country")),
+            **_actual_arm(r["patient_id"], r["arm"], labels, exposure, first_dose),
+            "ACTARMUD": None, "COUNTRY": _blank(r.get("country")),
         })
     return pd.DataFrame(rows)
+
+
+def _actual_arm(patient: str, arm: str, labels: dict[str, str], exposure: Exposure | None,
+                first_dose: Mapping[str, Any]) -> dict[str, Any]:
+    """ACTARMCD/ACTARM from what was given: the planned arm when any study treatment was
+    recorded; empty with ARMNRS "ASSIGNED, NOT TREATED" when exposure was given and none of
+    it is the subject's; empty without a reason when no exposure was given at all (unknown)."""
+    if exposure is None:
+        return {"ACTARMCD": None, "ACTARM": None, "ARMNRS": None}
+    if patient in first_dose:
+        return {"ACTARMCD": arm, "ACTARM": labels.get(arm, arm), "ARMNRS": None}
+    return {"ACTARMCD": None, "ACTARM": None, "ARMNRS": "ASSIGNED, NOT TREATED"}
+
+
+def _ds(study: str, events: EventTable, usubjid: Any, day: Any, at: _At, *,
+        randomised: bool) -> pd.DataFrame:
+    """Disposition: the randomisation milestone (randomised trials) and every death, on the
+    date DM.DTHDTC gives, so DM, DS and a fatal AE tell the same story."""
+    rows = []
+    for r in events.frame.to_dict(orient="records"):
+        patient = r["patient_id"]
+        found = []
+        if randomised:
+            found.append(("RANDOMIZED", "PROTOCOL MILESTONE", r["enrolment_date"]))
+        if not pd.isna(r["death_date"]):
+            found.append(("DEATH", "DISPOSITION EVENT", r["death_date"]))
+        for seq, (decod, category, when) in enumerate(found, start=1):
+            rows.append({"STUDYID": study, "DOMAIN": "DS", "USUBJID": usubjid(patient), "DSSEQ": seq,
+                         "DSTERM": decod, "DSDECOD": decod, "DSCAT": category,
+                         "EPOCH": at.epoch(patient, when), "DSSTDTC": _iso(when),
+                         "DSSTDY": day(patient, when)})
+    return pd.DataFrame(rows, columns=[v.name for v in SPEC["DS"]])
 
 
 def _blank(value: Any) -> Any:
@@ -280,7 +497,8 @@ def _blank(value: Any) -> Any:
     return text or None
 
 
-def _ae(study: str, aes: AdverseEvents, usubjid: Any, day: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _ae(study: str, aes: AdverseEvents, usubjid: Any, day: Any, at: _At,
+        deaths: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, supp = [], []
     sequence: dict[str, int] = {}
     # One qualifier name per agent across the dataset: AEREL1 is always the same agent.
@@ -291,17 +509,27 @@ def _ae(study: str, aes: AdverseEvents, usubjid: Any, day: Any) -> tuple[pd.Data
         seq = sequence[record.patient_id] = sequence.get(record.patient_id, 0) + 1
         subject = usubjid(record.patient_id)
         serious = ae.serious
+        codes = term_codes(ae.term) if ae.is_ctcae_term else None
+        end = ae.resolution
+        if end is None and ae.outcome == Outcome.FATAL and record.patient_id in deaths:
+            end = pd.Timestamp(deaths[record.patient_id]).date()  # a fatal event ends with the death
         row: dict[str, Any] = {
             "STUDYID": study, "DOMAIN": "AE", "USUBJID": subject, "AESEQ": seq, "AETERM": ae.term,
-            "AELLT": ae.term if ae.is_ctcae_term else None, "AEDECOD": ae.meddra_term,
-            "AEPTCD": int(ae.meddra_code) if ae.meddra_code else None, "AEBODSYS": None,
+            "AELLT": codes.term if codes else None,
+            "AELLTCD": int(codes.meddra_code) if codes else None, "AEDECOD": ae.meddra_term,
+            "AEPTCD": int(ae.meddra_code) if ae.meddra_code else None,
+            "AEHLT": None, "AEHLTCD": None, "AEHLGT": None, "AEHLGTCD": None,
+            "AEBODSYS": codes.soc if codes else None,
+            "AEBDSYCD": int(codes.soc_code) if codes else None,
+            "AESOC": codes.soc if codes else None, "AESOCCD": int(codes.soc_code) if codes else None,
+            "EPOCH": at.epoch(record.patient_id, ae.onset),
             "AESER": "Y" if serious else "N",
             "AEACN": _ACTION[ae.action_taken] if ae.action_taken else None,
             "AEREL": _relation(ae),
             "AEOUT": _OUTCOME[ae.outcome] if ae.outcome else None,
             "AETOXGR": str(ae.grade), "AESTDTC": ae.onset.isoformat(),
-            "AEENDTC": ae.resolution.isoformat() if ae.resolution else None,
-            "AESTDY": day(record.patient_id, ae.onset), "AEENDY": day(record.patient_id, ae.resolution),
+            "AEENDTC": end.isoformat() if end else None,
+            "AESTDY": day(record.patient_id, ae.onset), "AEENDY": day(record.patient_id, end),
         }
         for flag, criteria in _SERIOUS_FLAGS:
             row[flag] = ("Y" if any(c in ae.seriousness for c in criteria) else "N") if serious else None
@@ -327,7 +555,7 @@ def _relation(ae: Any) -> str | None:
     return "RELATED" if ae.suspected_related else "NOT RELATED"
 
 
-def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any) -> pd.DataFrame:
+def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any, at: _At) -> pd.DataFrame:
     rows = []
     sequence: dict[str, int] = {}
     for r in exposure.frame.to_dict(orient="records"):
@@ -338,6 +566,7 @@ def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any) -> pd.DataFrame:
             "EXGRPID": f"C{r['course']}" + (f"-{r['course_id']}" if r["course_id"] else ""),
             "EXTRT": r["agent"].upper(), "EXDOSE": None if pd.isna(r["dose"]) else r["dose"],
             "EXDOSU": r["dose_unit"], "EXROUTE": _ROUTE.get(route, route) if route else None,
+            "EPOCH": at.epoch(r["patient_id"], r["start_date"]),
             "EXSTDTC": _iso(r["start_date"]), "EXENDTC": _iso(r["end_date"]),
             "EXSTDY": day(r["patient_id"], r["start_date"]), "EXENDY": day(r["patient_id"], r["end_date"]),
         })
@@ -345,7 +574,7 @@ def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any) -> pd.DataFrame:
 
 
 def _rs(study: str, events: EventTable, measurements: Measurements | None, usubjid: Any,
-        day: Any) -> pd.DataFrame:
+        day: Any, at: _At) -> pd.DataFrame:
     rows = []
     sequence: dict[str, int] = {}
     criteria = dict(zip(events.frame["patient_id"], events.frame["response_criteria"], strict=True))
@@ -356,7 +585,7 @@ def _rs(study: str, events: EventTable, measurements: Measurements | None, usubj
                      "RSTESTCD": code, "RSTEST": name,
                      "RSCAT": _CRITERIA.get(criteria.get(patient) or ""),
                      "RSORRES": result, "RSSTRESC": result, "RSEVAL": "INVESTIGATOR",
-                     "RSDTC": _iso(when), "RSDY": day(patient, when)})
+                     **at.visit(patient, when), "RSDTC": _iso(when), "RSDY": day(patient, when)})
 
     if measurements is not None:
         for m in measurements.frame.to_dict(orient="records"):
@@ -370,7 +599,26 @@ def _rs(study: str, events: EventTable, measurements: Measurements | None, usubj
     return pd.DataFrame(rows, columns=columns)
 
 
-def _lb(study: str, labs: Labs, usubjid: Any, day: Any) -> pd.DataFrame:
+def _tr(study: str, measurements: Measurements, usubjid: Any, day: Any, at: _At) -> pd.DataFrame:
+    """TR from the sums of target-lesion diameters: the inputs give no lesion-level data, so
+    there is no TU and each record is the SUMDIAM test (CDISC CT TRTESTCD)."""
+    rows = []
+    sequence: dict[str, int] = {}
+    for m in measurements.frame.to_dict(orient="records"):
+        patient = m["patient_id"]
+        seq = sequence[patient] = sequence.get(patient, 0) + 1
+        value = m["sum_diameters_mm"]
+        text = None if pd.isna(value) else f"{value:g}"
+        rows.append({"STUDYID": study, "DOMAIN": "TR", "USUBJID": usubjid(patient), "TRSEQ": seq,
+                     "TRLNKID": None, "TRTESTCD": "SUMDIAM", "TRTEST": "Sum of Diameter",
+                     "TRORRES": text, "TRORRESU": "mm" if text else None, "TRSTRESC": text,
+                     "TRSTRESN": None if text is None else float(value), "TRSTRESU": "mm" if text else None,
+                     "TREVAL": "INVESTIGATOR", **at.visit(patient, m["assessment_date"]),
+                     "TRDTC": _iso(m["assessment_date"]), "TRDY": day(patient, m["assessment_date"])})
+    return pd.DataFrame(rows)
+
+
+def _lb(study: str, labs: Labs, usubjid: Any, day: Any, at: _At) -> pd.DataFrame:
     rows = []
     sequence: dict[str, int] = {}
     for r in labs.frame.to_dict(orient="records"):
@@ -384,10 +632,77 @@ def _lb(study: str, labs: Labs, usubjid: Any, day: Any) -> pd.DataFrame:
             "LBTESTCD": r["test_code"].upper(), "LBTEST": r["test"], "LBORRES": r["value"],
             "LBORRESU": r["unit"], "LBORNRLO": _limit(r["lower_limit"]), "LBORNRHI": _limit(r["upper_limit"]),
             "LBSTRESC": r["value"], "LBSTRESN": numeric, "LBSTRESU": r["unit"],
-            "LBTOXGR": None if pd.isna(r["toxicity_grade"]) else str(int(r["toxicity_grade"])),
+            "LBSTNRLO": None if pd.isna(r["lower_limit"]) else r["lower_limit"],
+            "LBSTNRHI": None if pd.isna(r["upper_limit"]) else r["upper_limit"],
+            "LBNRIND": _range_indicator(numeric, r["lower_limit"], r["upper_limit"]),
+            "LBTOXGR": _toxicity_grade(r, numeric),
+            **at.visit(r["patient_id"], r["date"]),
             "LBDTC": _iso(r["date"]), "LBDY": day(r["patient_id"], r["date"]),
         })
     return pd.DataFrame(rows)
+
+
+# LBTESTCD (CDISC SDTM Controlled Terminology, LBTESTCD codelist) -> the CTCAE v5.0 term
+# graded from that test's value in one direction (NCI CTCAE v5.0, "Investigations" and
+# "Blood and lymphatic system disorders"). Tests graded in two directions (potassium,
+# sodium, calcium, glucose ...) need the reported term and are not graded here.
+LB_CTCAE_TERMS: dict[str, str] = {
+    "NEUT": "Neutrophil count decreased", "PLAT": "Platelet count decreased",
+    "WBC": "White blood cell decreased", "LYM": "Lymphocyte count decreased",
+    "ALT": "Alanine aminotransferase increased", "AST": "Aspartate aminotransferase increased",
+    "BILI": "Blood bilirubin increased", "CREAT": "Creatinine increased",
+    "ALP": "Alkaline phosphatase increased", "GGT": "GGT increased", "LIPASE": "Lipase increased",
+    "AMYLASE": "Serum amylase increased", "CK": "CPK increased",
+}
+
+
+def lab_grade(test_code: str, value: float | None, unit: str | None, low: float, high: float) -> int | None:
+    """The CTCAE v5.0 grade of a lab value when it is decided by the value and the given
+    range alone (:func:`trialdesk.clinical.ctcae.grade_lab`); None when a limit, the
+    baseline or a clinical fact is missing, or the test is not graded one way.
+
+    >>> lab_grade("NEUT", 0.3, "10^9/L", float("nan"), float("nan"))
+    4
+    >>> lab_grade("NEUT", 2.5, "10^9/L", float("nan"), float("nan")) is None  # needs the LLN
+    True
+    """
+    term = LB_CTCAE_TERMS.get(test_code.upper())
+    if term is None or value is None or not unit:
+        return None
+    from trialdesk.clinical.ctcae import grade_lab
+    from trialdesk.errors import TrialdeskError
+
+    try:
+        graded = grade_lab(term, value, unit, lln=None if pd.isna(low) else low,
+                           uln=None if pd.isna(high) else high)
+    except TrialdeskError:  # a unit the term is not graded in
+        return None
+    return graded.grade
+
+
+def _range_indicator(value: float | None, low: float, high: float) -> str | None:
+    """LBNRIND (NRIND codelist) against the given reference range; empty without one."""
+    if value is None or (pd.isna(low) and pd.isna(high)):
+        return None
+    if not pd.isna(low) and value < low:
+        return "LOW"
+    if not pd.isna(high) and value > high:
+        return "HIGH"
+    return "NORMAL" if not (pd.isna(low) or pd.isna(high)) else None
+
+
+def _toxicity_grade(r: Mapping[str, Any], numeric: float | None) -> str | None:
+    """LBTOXGR: the grade recorded with the result, else the CTCAE v5.0 grade when the value
+    and the given range decide it. A recorded grade the value contradicts is refused."""
+    graded = lab_grade(r["test_code"], numeric, r["unit"], r["lower_limit"], r["upper_limit"])
+    if pd.isna(r["toxicity_grade"]):
+        return None if graded is None else str(graded)
+    recorded = int(r["toxicity_grade"])
+    if graded is not None and graded != recorded:
+        raise OutcomeError(f"{r['patient_id']} {r['date'].date()} {r['test_code']} {r['value']} {r['unit']}: "
+                           f"recorded CTCAE grade {recorded}, the CTCAE v5.0 grade of the value is {graded}",
+                           where="labs.toxicity_grade")
+    return str(recorded)
 
 
 def _limit(value: float) -> str | None:
@@ -404,8 +719,10 @@ def _ordered(name: str, frame: pd.DataFrame) -> pd.DataFrame:
                 frame[variable.name] = frame[variable.name].astype("Int64")
         else:
             column = frame[variable.name].astype(object)
-            frame[variable.name] = column.where(column.notna(), None)
+            frame[variable.name] = column.where(column.notna(), None).map(
+                lambda v: None if v is None else ascii_text(str(v)))
     return frame
+
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -435,12 +752,73 @@ def validate_sdtm(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
         if "DOMAIN" in frame.columns and (frame["DOMAIN"] != name).any():
             findings.append(Finding(name, "DOMAIN", None, f"must be {name!r} on every row"))
         seq = f"{name}SEQ"
-        if seq in frame.columns and frame.duplicated(["USUBJID", seq]).any():
+        if seq in frame.columns and "USUBJID" in frame.columns and frame.duplicated(["USUBJID", seq]).any():
             findings.append(Finding(name, seq, None, "not unique within USUBJID"))
+        keys = [k for k in KEYS.get(name, ()) if k in frame.columns]
+        if seq not in frame.columns and keys and frame.duplicated(keys).any():
+            findings.append(Finding(name, None, None, f"key {', '.join(keys)} is not unique"))
         if name != "DM" and "USUBJID" in frame.columns and "DM" in datasets:
             for row, subject in enumerate(frame["USUBJID"], start=1):
                 if subject not in subjects:
                     findings.append(Finding(name, "USUBJID", row, f"{subject} is not in DM"))
+    return findings + cross_checks(datasets)
+
+
+def cross_checks(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
+    """What one dataset says about another: deaths in DM, DS and AE; arms in DM and TA;
+    the actual arm or its reason; epochs in TA; visits of LB and RS in SV."""
+    findings: list[Finding] = []
+    if "DM" not in datasets:
+        return [Finding("DM", None, None, "every SDTM submission has DM")]
+    dm = datasets["DM"]
+    death = {u: d for u, d, f in zip(dm["USUBJID"], dm["DTHDTC"], dm["DTHFL"], strict=True) if f == "Y"}
+    dm_rows = zip(dm["USUBJID"], dm["DTHFL"], dm["DTHDTC"], strict=True)
+    for row, (subject, flag, when) in enumerate(dm_rows, 1):
+        if (flag == "Y") != (when is not None and not pd.isna(when)):
+            findings.append(Finding("DM", "DTHFL", row, f"{subject}: DTHFL and DTHDTC disagree"))
+        actual, reason = dm.loc[row - 1, "ACTARMCD"], dm.loc[row - 1, "ARMNRS"]
+        if "EX" in datasets and actual is None and reason is None:
+            findings.append(Finding("DM", "ARMNRS", row, f"{subject}: no actual arm and no reason"))
+    if "DS" in datasets:
+        ds = datasets["DS"]
+        ds_deaths = {u: d for u, d, t in zip(ds["USUBJID"], ds["DSSTDTC"], ds["DSDECOD"], strict=True)
+                     if t == "DEATH"}
+        for subject, when in death.items():
+            if ds_deaths.get(subject) != when:
+                findings.append(Finding("DS", "DSDECOD", None,
+                                        f"{subject}: DM.DTHFL is Y but DS has no DEATH on {when}"))
+        for subject in ds_deaths.keys() - death.keys():
+            findings.append(Finding("DS", "DSDECOD", None, f"{subject}: DEATH in DS, DM.DTHFL is not Y"))
+    if "AE" in datasets:
+        ae = datasets["AE"]
+        ae_rows = zip(ae["USUBJID"], ae["AEOUT"], ae["AEENDTC"], strict=True)
+        for row, (subject, out, end) in enumerate(ae_rows, 1):
+            if out == "FATAL" and subject not in death:
+                findings.append(Finding("AE", "AEOUT", row, f"{subject}: fatal AE, DM.DTHFL is not Y"))
+            elif out == "FATAL" and end != death[subject]:
+                findings.append(Finding("AE", "AEENDTC", row,
+                                        f"{subject}: a fatal AE ends on the death date {death[subject]}"))
+    if "TA" in datasets:
+        arms = set(datasets["TA"]["ARMCD"])
+        epochs = set(datasets["TA"]["EPOCH"])
+        for row, arm in enumerate(dm["ARMCD"], 1):
+            if arm not in arms:
+                findings.append(Finding("DM", "ARMCD", row, f"{arm!r} is not an arm of TA"))
+        for name, frame in datasets.items():
+            if "EPOCH" in frame.columns and name != "TA":
+                for row, epoch in enumerate(frame["EPOCH"], 1):
+                    if epoch is not None and not pd.isna(epoch) and epoch not in epochs:
+                        findings.append(Finding(name, "EPOCH", row, f"{epoch!r} is not an epoch of TA"))
+    if "SV" in datasets:
+        visits = set(zip(datasets["SV"]["USUBJID"], datasets["SV"]["VISITNUM"], strict=True))
+        for name in ("LB", "RS", "TR"):
+            frame = datasets.get(name)
+            if frame is None:
+                continue
+            for row, key in enumerate(zip(frame["USUBJID"], frame["VISITNUM"], strict=True), 1):
+                if not pd.isna(key[1]) and key not in visits:
+                    findings.append(Finding(name, "VISITNUM", row,
+                                            f"visit {key[1]} of {key[0]} is not in SV"))
     return findings
 
 
