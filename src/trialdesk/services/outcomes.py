@@ -287,7 +287,8 @@ def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | Non
     if data.events is None:
         raise _no_patients(data)
     datasets = sdtm_datasets(trial_id, data.events, arm_labels=data.arm_labels, aes=data.aes,
-                             exposure=data.exposure, measurements=data.measurements)
+                             exposure=data.exposure, measurements=data.measurements,
+                             protocol=data.compiled.protocol)
     require_valid(datasets)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
