@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from trialdesk.cli.common import (
 )
 from trialdesk.protocol.load import default_protocol_dir
 
+if TYPE_CHECKING:
+    from trialdesk.screening.concepts import ConceptMap
+
 # --------------------------------------------------------------------------- population
 population_app = typer.Typer(
     help="Population screening: every patient of a data set against every open trial.",
@@ -26,22 +30,48 @@ population_app = typer.Typer(
 app.add_typer(population_app, name="population")
 
 _TRIALS_HELP = "Trials: 'open' (recruiting or available), 'all', or trial ids separated by commas."
+_DATA_HELP = ("OMOP CDM tables: a folder of Parquet or CSV files (one per table, or a folder per "
+              "table) or a DuckDB database file.")
+_ON_HELP = ("Screening date or date-time (ISO), or 'data-end' for the data's latest "
+            "observation_period_end_date.")
+_CONCEPTS_HELP = "A concept map file extending the shipped one (same shape; see 'population concepts')."
+
+
+def _moment(on: str | None, data: Path) -> datetime:
+    """``--on``: a date, a date-time, or ``data-end``."""
+    if on != "data-end":
+        return parse_moment(on)
+    from trialdesk.screening.engine import DuckDBEngine
+    from trialdesk.screening.sources import data_end
+
+    with DuckDBEngine(memory_limit=None) as runner:
+        end = data_end(runner, data)
+    return datetime.combine(end, datetime.min.time())
+
+
+def _concept_map(path: Path | None) -> ConceptMap | None:
+    if path is None:
+        return None
+    from trialdesk.screening.concepts import concept_map
+
+    return concept_map(path)
 
 
 @population_app.command("screen")
 @domain_errors
 def population_screen(
-    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
+    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced at the end).")],
     engine: Annotated[str, typer.Option("--engine", help="duckdb (embedded) or spark.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
-    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    on: Annotated[str | None, typer.Option("--on", help=_ON_HELP)] = None,
     incremental: Annotated[bool, typer.Option(
         "--incremental", help="Re-screen only patients whose data or result may have changed, "
                               "and trials whose protocol changed; keep the rest.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="Engine threads.")] = None,
     memory_limit: Annotated[str, typer.Option("--memory-limit",
                                               help="DuckDB memory limit.")] = "6GB",
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Screen a population; write one compact row per patient × trial and a summary."""
@@ -53,14 +83,15 @@ def population_screen(
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
-    moment = parse_moment(on)
+    moment = _moment(on, data)
     chosen = select_trials(_protocols(protocols), trials)
     started = time.perf_counter()
     with make_engine(engine, threads=threads, memory_limit=memory_limit) as runner, \
             RichProgress(Console(stderr=True)) as bar:
         report = screen_population(runner, data=data, out=out, protocols=chosen, as_of=moment,
                                    incremental=incremental, progress=bar, clock=time.perf_counter,
-                                   protocols_dir=protocols or default_protocol_dir())
+                                   protocols_dir=protocols or default_protocol_dir(),
+                                   concepts=_concept_map(concepts))
     console = _console()
     for table in summary_tables(report.summary, report.manifest):
         console.print(table)
@@ -170,7 +201,7 @@ def population_trials(
 @population_app.command("sql")
 @domain_errors
 def population_sql(
-    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
+    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
     engine: Annotated[str, typer.Option("--engine", help="duckdb or spark.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
     on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
@@ -186,5 +217,64 @@ def population_sql(
     chosen = select_trials(_protocols(protocols), trials)
     with DuckDBEngine(memory_limit=None) as runner:
         stats = gather_stats(runner, load_inputs(runner, data))
-    plan = build_plan(chosen, as_of=parse_moment(on), flavour=Flavour(engine), stats=stats)
+    plan = build_plan(chosen, as_of=_moment(on, data), flavour=Flavour(engine), stats=stats)
     typer.echo(plan.show())
+
+
+@population_app.command("concepts")
+@domain_errors
+def population_concepts(
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+) -> None:
+    """Print the concept map: which OMOP concepts carry which fact, and the source of each."""
+    from rich.table import Table
+
+    from trialdesk.screening.concepts import concept_map
+
+    cmap = concept_map(concepts)
+    table = Table("kind", "fact", "concept id", "meaning", "source", title=f"Concept map ({cmap.where})")
+    for row in cmap.rows():
+        table.add_row(*row)
+    _console().print(table)
+
+
+@population_app.command("coverage")
+@domain_errors
+def population_coverage(
+    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
+    trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Per fact the trials need, how many persons have a value; unmapped concepts and units."""
+    from rich.table import Table
+
+    from trialdesk.screening.coverage import coverage
+    from trialdesk.screening.engine import DuckDBEngine
+    from trialdesk.screening.run import load_inputs, select_trials
+
+    chosen = select_trials(_protocols(protocols), trials)
+    with DuckDBEngine(memory_limit=None) as runner:
+        inputs = load_inputs(runner, data, concepts=_concept_map(concepts))
+        vocabulary = bool(runner.rows("SELECT count(*) FROM information_schema.tables "
+                                      "WHERE table_name = 'omop_concept'")[0][0])
+        report = coverage(runner, inputs, chosen, vocabulary=vocabulary)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2, default=str))
+        return
+    console = _console()
+    facts = Table("fact", "persons with a value", title=f"Facts the trials need ({report.persons:,} persons)")
+    for fact, n in report.facts.items():
+        facts.add_row(fact, "derived / not read from a table" if n is None else f"{n:,}")
+    console.print(facts)
+    for name, rows in report.unmapped.items():
+        unmapped = Table("concept id", "name", "rows", title=f"{name}: concepts mapped to no fact (top)")
+        for concept, label, count in rows:
+            unmapped.add_row(str(concept), label or "", f"{count:,}")
+        console.print(unmapped)
+    if report.units:
+        units = Table("fact", "concept id", "unit", "rows", "reason", title="Units that cannot be converted")
+        for fact, concept, unit, count, reason in report.units:
+            units.add_row(fact, str(concept), str(unit), f"{count:,}", reason)
+        console.print(units)

@@ -19,7 +19,9 @@ from trialdesk.criteria.verdict import ScreeningResult, screen_record
 from trialdesk.errors import FactError, NotFoundError, TrialdeskError
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.protocol.load import CompiledProtocol
-from trialdesk.screening import checks
+from trialdesk.screening import checks, sources
+from trialdesk.screening.cdm import VOCABULARY, Translator, is_coded, text_number_query
+from trialdesk.screening.concepts import ConceptMap, concept_map
 from trialdesk.screening.engine import Engine
 from trialdesk.screening.incremental import change_sql, fingerprint_sql
 from trialdesk.screening.omop import TABLES, records_from_rows
@@ -80,57 +82,36 @@ def select_trials(protocols: Mapping[str, CompiledProtocol], which: str = "open"
 # Input
 
 
-def find_tables(data: Path) -> dict[str, list[Path]]:
-    """Parquet files per table: ``<data>/<table>.parquet`` or ``<data>/<table>/*.parquet``."""
-    if not data.is_dir():
-        raise FactError("not a directory of tables", where=str(data))
-    found: dict[str, list[Path]] = {}
-    for name, spec in TABLES.items():
-        single = data / f"{name}.parquet"
-        folder = data / name
-        files = [single] if single.is_file() else (
-            sorted(folder.rglob("*.parquet")) if folder.is_dir() else [])
-        if files:
-            found[name] = files
-        elif spec.required:
-            raise FactError(f"table '{name}' not found ({name}.parquet or {name}/*.parquet)",
-                            where=str(data))
-    return found
-
-
-def _families(files: Sequence[Path]) -> dict[str, str]:
-    import pyarrow.parquet as pq
-
-    families: dict[str, str] = {}
-    for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:  # pyarrow raises several kinds for a broken file
-            raise FactError(f"not a readable Parquet file: {str(exc).splitlines()[0]}",
-                            where=str(path)) from None
-        for name, arrow_type in zip(schema.names, schema.types, strict=True):
-            family = checks.arrow_family(arrow_type)
-            if families.get(name, "null") == "null":
-                families[name] = family
-    return families
-
-
-def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True
-                ) -> dict[str, checks.TableInput]:
+def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True,
+                concepts: ConceptMap | None = None) -> dict[str, checks.TableInput]:
     """Register the tables of ``data`` on ``engine`` and check them; FactError on bad input.
 
-    ``check_rows=False`` checks the columns only (for looking up one patient)."""
+    Tables coded with OMOP concept ids are translated first (:mod:`trialdesk.screening.cdm`)
+    through ``concepts`` (default: the shipped concept map). ``check_rows=False`` checks the
+    columns only (for looking up one patient)."""
+    found = sources.register(engine, data)
+    vocabulary = {v: sources.has_rows(engine, f"omop_{v}") for v in VOCABULARY if v in found}
+    translator = Translator(concepts or concept_map(), engine.flavour, vocabulary)
+    coded = {name for name, src in found.items() if is_coded(name, src.families)}
+    if coded or (("person" in found) and "birth_datetime" in found["person"].families):
+        coded.add("person")
     inputs: dict[str, checks.TableInput] = {}
-    for name, files in find_tables(data).items():
-        spec = TABLES[name]
-        where = str(files[0] if len(files) == 1 else files[0].parent)
-        engine.register_files(f"raw_{name}", files)
+    for name, spec in TABLES.items():
+        if name not in found:
+            continue
+        where = found[name].where
+        if name in coded:
+            engine.view(f"raw_{name}", translator.table(name, found[name].families))
+            families = sources.families_of(engine, f"raw_{name}")
+        else:
+            engine.view(f"raw_{name}", f"SELECT * FROM omop_{name}")
+            families = dict(found[name].families)
 
         def example(table: str = name) -> dict[str, Any]:
-            found = engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")
-            return found[0] if found else {}
+            rows = engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")
+            return rows[0] if rows else {}
 
-        table = checks.check_schema(spec, where, _families(files), example)
+        table = checks.check_schema(spec, where, families, example)
         inputs[name] = table
         row_checks = checks.row_checks(table, engine.flavour) if check_rows else []
         if row_checks:
@@ -144,6 +125,13 @@ def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True
             if duplicate:
                 raise FactError(f"person_id {duplicate[0][0]!r} appears more than once",
                                 where=f"{where}: person.person_id")
+        if name == "measurement" and name in coded and check_rows:
+            bad = engine.rows(text_number_query())
+            if bad:
+                concept, text, count, example_id = bad[0]
+                raise FactError(f"value {text!r} is not a number (concept {concept}, {count} rows; "
+                                f"e.g. measurement_id {example_id})",
+                                where=f"{where}: measurement.value_as_number")
         engine.view(f"src_{name}", checks.typed_view(table, engine.flavour))
     return inputs
 
@@ -158,7 +146,12 @@ def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> Inp
         if problems:
             problem = problems[0]
             row = engine.dicts(f"SELECT * FROM src_{table} WHERE {problem.condition} LIMIT 1")
-            raise FactError(f"{problem.reason}; example row: "
+            per_concept = ""
+            if "concept_id" in engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")[0]:
+                counted = engine.rows(f"SELECT concept_id, count(*) FROM raw_{table} WHERE "
+                                      f"{problem.condition} GROUP BY concept_id ORDER BY 2 DESC")
+                per_concept = " (" + ", ".join(f"concept {c}: {n} rows" for c, n in counted) + ")"
+            raise FactError(f"{problem.reason}{per_concept}; example row: "
                             f"{checks.format_row(row[0] if row else {})}",
                             where=f"{inputs[table].where}: {table}.{problem.column}")
     id_ranges = {name: tuple(engine.rows(checks.id_query(t))[0]) for name, t in inputs.items()}
@@ -196,6 +189,7 @@ def screen_population(
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
     protocols_dir: Path | None = None,
+    concepts: ConceptMap | None = None,
 ) -> RunReport:
     """Screen every patient of ``data`` against ``protocols`` and write ``out``.
 
@@ -210,7 +204,7 @@ def screen_population(
     timer = _Timer(clock)
     data, out = data.resolve(), out.resolve()
     bar.phase("Checking the input tables")
-    inputs = load_inputs(engine, data)
+    inputs = load_inputs(engine, data, concepts=concepts)
     stats = gather_stats(engine, inputs)
     timer.lap("check")
     plan = build_plan(protocols, as_of=as_of, flavour=engine.flavour, stats=stats)
@@ -441,7 +435,6 @@ __all__ = [
     "Progress",
     "RunReport",
     "explain_pair",
-    "find_tables",
     "gather_stats",
     "load_inputs",
     "load_records",
