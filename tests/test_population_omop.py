@@ -309,3 +309,76 @@ def test_missing_person_table_is_one_line(tmp_path: Path) -> None:
     (data / "PERSON.csv").unlink()
     with pytest.raises(FactError, match="table 'person' not found"), DuckDBEngine(memory_limit=None) as e:
         load_inputs(e, data)
+
+
+# ---------------------------------------------------------------------------
+# Reference ranges for results without their own
+
+#: A site's reference-range table, made up for this test (not clinical values): ALT upper
+#: limit 30 U/L under 18 years, 40 U/L from 18.
+RANGES = ("fact,sex,age_low_years,age_high_years,low,high,unit,source\n"
+          "alt,,0,18,0,30,U/L,test table\n"
+          "alt,,18,,0,40,U/L,test table\n")
+
+
+def _age(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def test_reference_ranges_by_age_band(synthea: Path, tmp_path: Path,
+                                      protocols: dict[str, Any]) -> None:
+    ranges = tmp_path / "ranges.csv"
+    ranges.write_text(RANGES)
+    on = date(2022, 10, 10)
+    with DuckDBEngine(memory_limit="2GB") as engine:
+        screen_population(engine, data=synthea, out=tmp_path / "out",
+                          protocols=select_trials(protocols, "all"),
+                          as_of=datetime.combine(on, datetime.min.time()), ranges=ranges)
+        facts = {r["person_id"]: r for r in engine.dicts("SELECT * FROM td_facts")}
+    births = {p["person_id"]: date(p["year_of_birth"], p["month_of_birth"], p["day_of_birth"])
+              for p in _read(synthea, "person")}
+    latest = independent_latest(synthea, on)
+    bands = set()
+    for person, row in facts.items():
+        if (person, "alt") not in latest:
+            assert row["alt@ratio"] is None
+            continue
+        value, days = latest[(person, "alt")]
+        measured = date.fromordinal(on.toordinal() - days)
+        high = 30.0 if _age(births[person], measured) < 18 else 40.0
+        bands.add(high)
+        assert row["alt@ratio"] == float(f"{value / high:.12g}"), person
+        assert row["ast@ratio"] is None  # no range for AST in the table
+    assert bands == {40.0}  # Synthea27Nj's ALT results are all from adults
+    # A child of 11 (the CSV data set), ALT 45 [U]/L (UCUM concept 8645): 45 / 30.
+    data = _coded(tmp_path, value="45", unit_concept=8645)
+    (data / "MEASUREMENT.csv").write_text((data / "MEASUREMENT.csv").read_text().replace(
+        "3016723", "3006923"))
+    with DuckDBEngine(memory_limit=None) as engine:
+        screen_population(engine, data=data, out=tmp_path / "child",
+                          protocols=select_trials(protocols, "all"),
+                          as_of=datetime(2026, 11, 21), ranges=ranges)
+        child = engine.dicts("SELECT * FROM td_facts")[0]
+    assert (child["alt"], child["alt@ratio"]) == (45.0, 1.5)
+
+
+def test_overlapping_or_bad_ranges_are_one_line(tmp_path: Path) -> None:
+    data = _coded(tmp_path)
+    overlapping = tmp_path / "overlap.csv"
+    overlapping.write_text(RANGES.replace("alt,,18,,0,40", "alt,,10,,0,40").replace("U/L", "mg/dL"))
+    (data / "MEASUREMENT.csv").write_text((data / "MEASUREMENT.csv").read_text().replace(
+        "3016723", "3006923"))  # the creatinine row becomes an ALT row in mg/dL
+    message = _fails(data, tmp_path, "--ranges", str(overlapping))
+    assert "2 ranges fit measurement_id" in message
+    bad = tmp_path / "bad.csv"
+    bad.write_text(RANGES.replace("alt,,0,18", "alt,M,0,18"))
+    message = _fails(data, tmp_path, "--ranges", str(bad))
+    assert "sex male/female or empty" in message and "bad.csv" in message
+
+
+def test_a_junk_row_is_one_line(tmp_path: Path) -> None:
+    data = _coded(tmp_path)
+    with (data / "MEASUREMENT.csv").open("a") as handle:
+        handle.write(",,,,,,,\n")  # an empty table's placeholder row, as some exports hold
+    message = _fails(data, tmp_path)
+    assert "measurement.measurement_id: must not be empty" in message

@@ -34,6 +34,9 @@ _DATA_HELP = ("OMOP CDM tables: a folder of Parquet or CSV files (one per table,
               "table) or a DuckDB database file.")
 _ON_HELP = ("Screening date or date-time (ISO), or 'data-end' for the data's latest "
             "observation_period_end_date.")
+_RANGES_HELP = ("Reference ranges (CSV or Parquet: fact, sex, age_low_years, age_high_years, low, "
+                "high, unit, source) for results without their own; default: the data's "
+                "reference_range table.")
 _CONCEPTS_HELP = "A concept map file extending the shipped one (same shape; see 'population concepts')."
 
 
@@ -72,6 +75,7 @@ def population_screen(
     memory_limit: Annotated[str, typer.Option("--memory-limit",
                                               help="DuckDB memory limit.")] = "6GB",
     concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+    ranges: Annotated[Path | None, typer.Option("--ranges", help=_RANGES_HELP)] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Screen a population; write one compact row per patient × trial and a summary."""
@@ -91,7 +95,7 @@ def population_screen(
         report = screen_population(runner, data=data, out=out, protocols=chosen, as_of=moment,
                                    incremental=incremental, progress=bar, clock=time.perf_counter,
                                    protocols_dir=protocols or default_protocol_dir(),
-                                   concepts=_concept_map(concepts))
+                                   concepts=_concept_map(concepts), ranges=ranges)
     console = _console()
     for table in summary_tables(report.summary, report.manifest):
         console.print(table)
@@ -244,6 +248,7 @@ def population_coverage(
     data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
     concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+    ranges: Annotated[Path | None, typer.Option("--ranges", help=_RANGES_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     protocols: ProtocolsOpt = None,
 ) -> None:
@@ -256,7 +261,7 @@ def population_coverage(
 
     chosen = select_trials(_protocols(protocols), trials)
     with DuckDBEngine(memory_limit=None) as runner:
-        inputs = load_inputs(runner, data, concepts=_concept_map(concepts))
+        inputs = load_inputs(runner, data, concepts=_concept_map(concepts), ranges=ranges)
         vocabulary = bool(runner.rows("SELECT count(*) FROM information_schema.tables "
                                       "WHERE table_name = 'omop_concept'")[0][0])
         report = coverage(runner, inputs, chosen, vocabulary=vocabulary)
@@ -273,6 +278,11 @@ def population_coverage(
         for concept, label, count in rows:
             unmapped.add_row(str(concept), label or "", f"{count:,}")
         console.print(unmapped)
+    if report.ranges:
+        used = Table("fact", "reference range", "results", title="Reference ranges of the results")
+        for fact, source, count in report.ranges:
+            used.add_row(fact, source or "none (× ULN unknown)", f"{count:,}")
+        console.print(used)
     if report.units:
         units = Table("fact", "concept id", "unit", "rows", "reason", title="Units that cannot be converted")
         for fact, concept, unit, count, reason in report.units:

@@ -37,7 +37,7 @@ from trialdesk.screening.omop import MEASUREMENT_FACTS
 
 #: Tables screening reads, and the vocabulary tables used when present.
 VOCABULARY = ("concept", "concept_ancestor", "concept_relationship")
-EXTRA_TABLES = ("observation_period", *VOCABULARY)
+EXTRA_TABLES = ("observation_period", "reference_range", *VOCABULARY)
 
 _CONCEPT_COLUMN = {"measurement": "measurement_concept_id",
                    "condition_occurrence": "condition_concept_id",
@@ -241,4 +241,65 @@ def text_number_query() -> str:
             f"AND measurement_source_value IN ({facts}) GROUP BY concept_id ORDER BY 3 DESC LIMIT 1")
 
 
-__all__ = ["EXTRA_TABLES", "VOCABULARY", "Translator", "is_coded", "text_number_query", "ucum_sql"]
+
+
+# ---------------------------------------------------------------------------
+# Reference ranges for results that carry none
+
+#: Columns of a reference-range table (given with the data as ``reference_range`` or by
+#: the site with ``--ranges``): one range per fact, unit, sex and age band in years
+#: [age_low_years, age_high_years); an empty sex or bound matches every person.
+RANGE_COLUMNS = ("fact", "sex", "age_low_years", "age_high_years", "low", "high", "unit", "source")
+OWN_RANGE = "the result's own reference range"
+
+
+def ranged_measurement_sql(columns: list[str], f: Flavour) -> str:
+    """``raw_measurement`` with ``range_low``/``range_high`` taken from ``td_ranges`` where
+    the row has neither, and ``range_source`` saying which range it is and where from.
+
+    ``columns`` are those of ``raw_measurement_unranged``; ``raw_person`` gives sex and birth.
+    """
+    keep = [f"m.{f.q(c)}" for c in columns if c not in ("range_low", "range_high")]
+    own = "(m.range_low IS NOT NULL OR m.range_high IS NOT NULL)"
+    day = f.try_date("m.measurement_date")
+    y, mo, d = ("CAST(p.year_of_birth AS INT)", "CAST(p.month_of_birth AS INT)",
+                "CAST(p.day_of_birth AS INT)")
+    age = (f"(year({day}) - {y} - CASE WHEN month({day}) < {mo} OR (month({day}) = {mo} AND "
+           f"day({day}) < {d}) THEN 1 ELSE 0 END)")
+    sex = ("CASE CAST(p.gender_concept_id AS BIGINT) WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' "
+           "END")
+    return (f"SELECT {', '.join(keep)}, "
+            f"CASE WHEN {own} THEN CAST(m.range_low AS DOUBLE) ELSE r.low END AS range_low, "
+            f"CASE WHEN {own} THEN CAST(m.range_high AS DOUBLE) ELSE r.high END AS range_high, "
+            f"CASE WHEN {own} THEN {text_sql(OWN_RANGE)} ELSE r.source END AS range_source, "
+            "r.range_id "
+            "FROM raw_measurement_unranged m "
+            "LEFT JOIN raw_person p ON CAST(p.person_id AS BIGINT) = CAST(m.person_id AS BIGINT) "
+            f"LEFT JOIN td_ranges r ON NOT {own} AND r.fact = m.measurement_source_value "
+            "AND r.unit IS NOT DISTINCT FROM m.unit_source_value "
+            f"AND (r.sex IS NULL OR r.sex = {sex}) "
+            f"AND (r.age_low_years IS NULL OR {age} >= r.age_low_years) "
+            f"AND (r.age_high_years IS NULL OR {age} < r.age_high_years)")
+
+
+def ranges_sql(source: str, f: Flavour) -> str:
+    """``td_ranges`` from a registered reference-range table, units in the parser's spelling."""
+    t = f.text()
+    return (f"SELECT row_number() OVER (ORDER BY fact, sex, age_low_years, unit) AS range_id, "
+            f"CAST(fact AS {t}) AS fact, CAST(nullif(trim(CAST(sex AS {t})), '') AS {t}) AS sex, "
+            "CAST(age_low_years AS DOUBLE) AS age_low_years, "
+            "CAST(age_high_years AS DOUBLE) AS age_high_years, CAST(low AS DOUBLE) AS low, "
+            f"CAST(high AS DOUBLE) AS high, {ucum_sql(f'CAST(unit AS {t})')} AS unit, "
+            f"CAST(source AS {t}) AS source FROM {source}")
+
+
+def range_overlap_query() -> str:
+    """A measurement row that two reference ranges fit (the table must not overlap)."""
+    return ("SELECT measurement_id, measurement_source_value, count(*) FROM raw_measurement "
+            "WHERE range_id IS NOT NULL GROUP BY measurement_id, measurement_source_value "
+            "HAVING count(*) > 1 LIMIT 1")
+
+
+__all__ = ["EXTRA_TABLES", "OWN_RANGE", "RANGE_COLUMNS", "VOCABULARY", "Translator", "is_coded",
+           "range_overlap_query", "ranged_measurement_sql", "ranges_sql", "text_number_query",
+           "ucum_sql"]

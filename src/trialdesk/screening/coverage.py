@@ -15,10 +15,11 @@ from trialdesk.errors import UnitError
 from trialdesk.facts.dictionary import DIAGNOSES
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.screening import checks
+from trialdesk.screening.cdm import OWN_RANGE
 from trialdesk.screening.engine import Engine
 from trialdesk.screening.flavour import text_sql
 from trialdesk.screening.omop import MEASUREMENT_FACTS, OBSERVATION_SOURCES
-from trialdesk.screening.plan import TREATMENT_FACTS, _all_facts, _dependencies, unit_factor
+from trialdesk.screening.plan import TREATMENT_FACTS, XULN_LABS, _all_facts, _dependencies, unit_factor
 
 TOP = 20
 
@@ -31,13 +32,15 @@ class Coverage:
     facts: dict[str, int | None] = field(default_factory=dict)  # None: not read from the data
     unmapped: dict[str, list[tuple[Any, str | None, int]]] = field(default_factory=dict)
     units: list[tuple[str, Any, str | None, int, str]] = field(default_factory=list)
+    ranges: list[tuple[str, str | None, int]] = field(default_factory=list)  # fact, source, rows
 
     def to_json(self) -> dict[str, Any]:
         return {"persons": self.persons, "facts": self.facts,
                 "unmapped": {k: [{"concept_id": c, "name": n, "rows": r} for c, n, r in v]
                              for k, v in self.unmapped.items()},
                 "units": [{"fact": f, "concept_id": c, "unit": u, "rows": r, "reason": why}
-                          for f, c, u, r, why in self.units]}
+                          for f, c, u, r, why in self.units],
+                "ranges": [{"fact": f, "source": s, "rows": r} for f, s, r in self.ranges]}
 
 
 def needed_facts(protocols: Sequence[CompiledProtocol]) -> list[str]:
@@ -104,11 +107,23 @@ def coverage(engine: Engine, inputs: Mapping[str, checks.TableInput],
                 unit_factor(str(fact), unit)
             except UnitError as exc:
                 report.units.append((str(fact), concept, unit, int(n), exc.reason))
+    if "measurement" in inputs:
+        labs = ", ".join(text_sql(lab) for lab in XULN_LABS)
+        source = "range_source" if _has_column(engine, "measurement", "range_source") else \
+            f"CASE WHEN range_high IS NOT NULL THEN {text_sql(OWN_RANGE)} END"
+        report.ranges = [(str(f), s, int(n)) for f, s, n in engine.rows(
+            f"SELECT measurement_source_value, {source}, count(*) FROM raw_measurement "
+            f"WHERE measurement_source_value IN ({labs}) AND value_as_number IS NOT NULL "
+            "GROUP BY ALL ORDER BY 1, 2")]
     return report
 
 
+def _has_column(engine: Engine, table: str, column: str) -> bool:
+    return column in {str(r[0]) for r in engine.rows(f"DESCRIBE raw_{table}")}
+
+
 def _has_concepts(engine: Engine, table: str) -> bool:
-    return "concept_id" in {str(r[0]) for r in engine.rows(f"DESCRIBE raw_{table}")}
+    return _has_column(engine, table, "concept_id")
 
 
 __all__ = ["Coverage", "coverage", "needed_facts"]

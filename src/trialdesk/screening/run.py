@@ -20,8 +20,17 @@ from trialdesk.errors import FactError, NotFoundError, TrialdeskError
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.screening import checks, sources
-from trialdesk.screening.cdm import VOCABULARY, Translator, is_coded, text_number_query
-from trialdesk.screening.concepts import ConceptMap, concept_map
+from trialdesk.screening.cdm import (
+    RANGE_COLUMNS,
+    VOCABULARY,
+    Translator,
+    is_coded,
+    range_overlap_query,
+    ranged_measurement_sql,
+    ranges_sql,
+    text_number_query,
+)
+from trialdesk.screening.concepts import ConceptMap, concept_map, lab_facts
 from trialdesk.screening.engine import Engine
 from trialdesk.screening.incremental import change_sql, fingerprint_sql
 from trialdesk.screening.omop import TABLES, records_from_rows
@@ -83,13 +92,17 @@ def select_trials(protocols: Mapping[str, CompiledProtocol], which: str = "open"
 
 
 def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True,
-                concepts: ConceptMap | None = None) -> dict[str, checks.TableInput]:
+                concepts: ConceptMap | None = None, ranges: Path | None = None
+                ) -> dict[str, checks.TableInput]:
     """Register the tables of ``data`` on ``engine`` and check them; FactError on bad input.
 
     Tables coded with OMOP concept ids are translated first (:mod:`trialdesk.screening.cdm`)
     through ``concepts`` (default: the shipped concept map). ``check_rows=False`` checks the
-    columns only (for looking up one patient)."""
+    columns only (for looking up one patient). Reference ranges for results without one come
+    from ``ranges`` (a CSV or Parquet file) or else a ``reference_range`` table in ``data``."""
     found = sources.register(engine, data)
+    if ranges is not None:
+        found["reference_range"] = sources.register_file(engine, "reference_range", ranges)
     vocabulary = {v: sources.has_rows(engine, f"omop_{v}") for v in VOCABULARY if v in found}
     translator = Translator(concepts or concept_map(), engine.flavour, vocabulary)
     coded = {name for name, src in found.items() if is_coded(name, src.families)}
@@ -100,12 +113,15 @@ def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True,
         if name not in found:
             continue
         where = found[name].where
+        view = f"raw_{name}_unranged" if name == "measurement" and "reference_range" in found \
+            else f"raw_{name}"
         if name in coded:
-            engine.view(f"raw_{name}", translator.table(name, found[name].families))
-            families = sources.families_of(engine, f"raw_{name}")
+            engine.view(view, translator.table(name, found[name].families))
         else:
-            engine.view(f"raw_{name}", f"SELECT * FROM omop_{name}")
-            families = dict(found[name].families)
+            engine.view(view, f"SELECT * FROM omop_{name}")
+        if view != f"raw_{name}":
+            _add_ranges(engine, found["reference_range"], view)
+        families = sources.families_of(engine, f"raw_{name}")
 
         def example(table: str = name) -> dict[str, Any]:
             rows = engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")
@@ -134,6 +150,32 @@ def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True,
                                 where=f"{where}: measurement.value_as_number")
         engine.view(f"src_{name}", checks.typed_view(table, engine.flavour))
     return inputs
+
+
+def _add_ranges(engine: Engine, ranges: sources.Source, unranged: str) -> None:
+    """``raw_measurement`` over ``unranged`` with reference ranges from the range table where
+    a result has none; FactError on a bad or overlapping range table."""
+    missing = [c for c in RANGE_COLUMNS if c not in ranges.families]
+    if missing:
+        raise FactError(f"missing column(s) {', '.join(missing)}; a reference-range table has: "
+                        f"{', '.join(RANGE_COLUMNS)}", where=ranges.where)
+    engine.materialise("td_ranges", ranges_sql("omop_reference_range", engine.flavour))
+    labs = ", ".join(f"'{f}'" for f in lab_facts())
+    bad = engine.dicts(
+        f"SELECT * FROM td_ranges WHERE fact IS NULL OR fact NOT IN ({labs}) OR high IS NULL "
+        "OR high <= 0 OR (low IS NOT NULL AND low > high) OR source IS NULL OR trim(source) = '' "
+        "OR (sex IS NOT NULL AND sex NOT IN ('male', 'female')) LIMIT 1")
+    if bad:
+        raise FactError("a range needs a laboratory fact, sex male/female or empty, a positive "
+                        f"high above its low, and a source; example row: {checks.format_row(bad[0])}",
+                        where=ranges.where)
+    columns = list(sources.families_of(engine, unranged))
+    engine.view("raw_measurement", ranged_measurement_sql(columns, engine.flavour))
+    overlap = engine.rows(range_overlap_query())
+    if overlap:
+        measurement_id, fact, count = overlap[0]
+        raise FactError(f"{count} ranges fit measurement_id {measurement_id} ({fact}); ranges "
+                        "of one fact, unit and sex must not overlap in age", where=ranges.where)
 
 
 def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> InputStats:
@@ -190,6 +232,7 @@ def screen_population(
     clock: Callable[[], float] | None = None,
     protocols_dir: Path | None = None,
     concepts: ConceptMap | None = None,
+    ranges: Path | None = None,
 ) -> RunReport:
     """Screen every patient of ``data`` against ``protocols`` and write ``out``.
 
@@ -204,7 +247,7 @@ def screen_population(
     timer = _Timer(clock)
     data, out = data.resolve(), out.resolve()
     bar.phase("Checking the input tables")
-    inputs = load_inputs(engine, data, concepts=concepts)
+    inputs = load_inputs(engine, data, concepts=concepts, ranges=ranges)
     stats = gather_stats(engine, inputs)
     timer.lap("check")
     plan = build_plan(protocols, as_of=as_of, flavour=engine.flavour, stats=stats)

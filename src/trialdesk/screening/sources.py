@@ -99,6 +99,28 @@ def _folder_tables(data: Path) -> dict[str, tuple[str, list[Path]]]:
     return found
 
 
+def register_file(engine: Engine, name: str, path: Path) -> Source:
+    """One table from one Parquet or CSV file, as ``omop_<name>``."""
+    kind = path.suffix.lower().lstrip(".")
+    if not path.is_file() or kind not in ("parquet", "csv"):
+        raise FactError("not a Parquet or CSV file", where=str(path))
+    _register(engine, name, kind, [path])
+    return Source(name, str(path), families_of(engine, f"omop_{name}"))
+
+
+def _register(engine: Engine, name: str, kind: str, files: list[Path]) -> None:
+    if kind == "parquet":
+        _check_parquet(files)
+        engine.register_files(f"omop_{name}_files", files)
+        source = f"SELECT * FROM omop_{name}_files"
+    else:
+        if engine.name != "duckdb":
+            raise FactError("CSV tables are read with --engine duckdb", where=str(files[0]))
+        paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        source = f"SELECT * FROM read_csv([{paths}], header = true, union_by_name = true)"
+    _lower_view(engine, f"omop_{name}", source)
+
+
 def register(engine: Engine, data: Path) -> dict[str, Source]:
     """Register the tables of ``data`` (folder or DuckDB file) as ``omop_<table>`` views."""
     out: dict[str, Source] = {}
@@ -117,16 +139,7 @@ def register(engine: Engine, data: Path) -> dict[str, Source]:
                 out[name] = Source(name, f"{data}: {real}", families_of(engine, f"omop_{name}"))
     elif data.is_dir():
         for name, (kind, files) in _folder_tables(data).items():
-            if kind == "parquet":
-                _check_parquet(files)
-                engine.register_files(f"omop_{name}_files", files)
-                source = f"SELECT * FROM omop_{name}_files"
-            else:
-                if engine.name != "duckdb":
-                    raise FactError("CSV tables are read with --engine duckdb", where=str(files[0]))
-                paths = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-                source = f"SELECT * FROM read_csv([{paths}], header = true, union_by_name = true)"
-            _lower_view(engine, f"omop_{name}", source)
+            _register(engine, name, kind, files)
             where = str(files[0] if len(files) == 1 else files[0].parent)
             out[name] = Source(name, where, families_of(engine, f"omop_{name}"))
     else:
@@ -152,4 +165,4 @@ def data_end(engine: Engine, data: Path) -> Any:
     return end[0][0]
 
 
-__all__ = ["Source", "data_end", "families_of", "family", "has_rows", "register"]
+__all__ = ["Source", "data_end", "families_of", "family", "has_rows", "register", "register_file"]
