@@ -26,20 +26,21 @@ from trialdesk.screening.omop import MEASUREMENT_FACTS
 from trialdesk.screening.run import load_inputs, screen_population, select_trials
 from trialdesk.screening.sources import data_end
 
-SYNTHEA_ZIP = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "omop" / "synthea27nj" / \
-    "Synthea27NjParquet_5.4.zip"
-if not SYNTHEA_ZIP.is_file():  # the worktree's neighbour, or the main checkout's
-    SYNTHEA_ZIP = Path("/work/shared/omop/synthea27nj/Synthea27NjParquet_5.4.zip")
+#: OHDSI EunomiaDatasets Synthea27Nj, OMOP CDM v5.4 (see /work/shared/omop/README.md).
+SYNTHEA_ZIP = Path("/work/shared/omop/synthea27nj/Synthea27NjParquet_5.4.zip")
 runner = CliRunner()
+
+
+def unzip_synthea(root: Path) -> Path:
+    """Synthea27Nj unzipped into ``root`` (without the __MACOSX folder)."""
+    with zipfile.ZipFile(SYNTHEA_ZIP) as archive:
+        archive.extractall(root, [n for n in archive.namelist() if not n.startswith("__MACOSX")])
+    return root / "Synthea27NjParquet"
 
 
 @pytest.fixture(scope="module")
 def synthea(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthea27Nj unzipped (without the __MACOSX folder)."""
-    root = tmp_path_factory.mktemp("synthea")
-    with zipfile.ZipFile(SYNTHEA_ZIP) as archive:
-        archive.extractall(root, [n for n in archive.namelist() if not n.startswith("__MACOSX")])
-    return root / "Synthea27NjParquet"
+    return unzip_synthea(tmp_path_factory.mktemp("synthea"))
 
 
 @pytest.fixture(scope="module")

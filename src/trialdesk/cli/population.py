@@ -31,7 +31,12 @@ app.add_typer(population_app, name="population")
 
 _TRIALS_HELP = "Trials: 'open' (recruiting or available), 'all', or trial ids separated by commas."
 _DATA_HELP = ("OMOP CDM tables: a folder of Parquet or CSV files (one per table, or a folder per "
-              "table) or a DuckDB database file.")
+              "table), a DuckDB database file, or postgresql://user@host/db?schema=cdm "
+              "(with --engine postgres).")
+
+
+def _data(text: str) -> Path | str:
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
 _ON_HELP = ("Screening date or date-time (ISO), or 'data-end' for the data's latest "
             "observation_period_end_date.")
 _RANGES_HELP = ("Reference ranges (CSV or Parquet: fact, sex, age_low_years, age_high_years, low, "
@@ -40,15 +45,17 @@ _RANGES_HELP = ("Reference ranges (CSV or Parquet: fact, sex, age_low_years, age
 _CONCEPTS_HELP = "A concept map file extending the shipped one (same shape; see 'population concepts')."
 
 
-def _moment(on: str | None, data: Path) -> datetime:
+def _moment(on: str | None, data: str) -> datetime:
     """``--on``: a date, a date-time, or ``data-end``."""
     if on != "data-end":
         return parse_moment(on)
-    from trialdesk.screening.engine import DuckDBEngine
-    from trialdesk.screening.sources import data_end
+    from trialdesk.screening.engine import make_engine
+    from trialdesk.screening.sources import data_end, is_url
 
-    with DuckDBEngine(memory_limit=None) as runner:
-        end = data_end(runner, data)
+    where = _data(data)
+    with make_engine("postgres" if is_url(where) else "duckdb", url=where,
+                     memory_limit=None) as runner:
+        end = data_end(runner, where)
     return datetime.combine(end, datetime.min.time())
 
 
@@ -63,9 +70,10 @@ def _concept_map(path: Path | None) -> ConceptMap | None:
 @population_app.command("screen")
 @domain_errors
 def population_screen(
-    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced at the end).")],
-    engine: Annotated[str, typer.Option("--engine", help="duckdb (embedded) or spark.")] = "duckdb",
+    engine: Annotated[str, typer.Option("--engine",
+                                        help="duckdb (embedded), spark or postgres.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
     on: Annotated[str | None, typer.Option("--on", help=_ON_HELP)] = None,
     incremental: Annotated[bool, typer.Option(
@@ -90,9 +98,9 @@ def population_screen(
     moment = _moment(on, data)
     chosen = select_trials(_protocols(protocols), trials)
     started = time.perf_counter()
-    with make_engine(engine, threads=threads, memory_limit=memory_limit) as runner, \
+    with make_engine(engine, threads=threads, memory_limit=memory_limit, url=data) as runner, \
             RichProgress(Console(stderr=True)) as bar:
-        report = screen_population(runner, data=data, out=out, protocols=chosen, as_of=moment,
+        report = screen_population(runner, data=_data(data), out=out, protocols=chosen, as_of=moment,
                                    incremental=incremental, progress=bar, clock=time.perf_counter,
                                    protocols_dir=protocols or default_protocol_dir(),
                                    concepts=_concept_map(concepts), ranges=ranges)
@@ -205,7 +213,7 @@ def population_trials(
 @population_app.command("sql")
 @domain_errors
 def population_sql(
-    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
     engine: Annotated[str, typer.Option("--engine", help="duckdb or spark.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
     on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
@@ -220,7 +228,7 @@ def population_sql(
         raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
     chosen = select_trials(_protocols(protocols), trials)
     with DuckDBEngine(memory_limit=None) as runner:
-        stats = gather_stats(runner, load_inputs(runner, data))
+        stats = gather_stats(runner, load_inputs(runner, _data(data)))
     plan = build_plan(chosen, as_of=_moment(on, data), flavour=Flavour(engine), stats=stats)
     typer.echo(plan.show())
 
@@ -245,7 +253,7 @@ def population_concepts(
 @population_app.command("coverage")
 @domain_errors
 def population_coverage(
-    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)],
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
     concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
     ranges: Annotated[Path | None, typer.Option("--ranges", help=_RANGES_HELP)] = None,
@@ -261,7 +269,7 @@ def population_coverage(
 
     chosen = select_trials(_protocols(protocols), trials)
     with DuckDBEngine(memory_limit=None) as runner:
-        inputs = load_inputs(runner, data, concepts=_concept_map(concepts), ranges=ranges)
+        inputs = load_inputs(runner, _data(data), concepts=_concept_map(concepts), ranges=ranges)
         vocabulary = bool(runner.rows("SELECT count(*) FROM information_schema.tables "
                                       "WHERE table_name = 'omop_concept'")[0][0])
         report = coverage(runner, inputs, chosen, vocabulary=vocabulary)

@@ -65,13 +65,13 @@ def _keys(id_column: str) -> str:
     return f"CAST(x.{id_column} AS BIGINT) AS {id_column}, CAST(x.person_id AS BIGINT) AS person_id"
 
 
-def _number(column: str, families: Mapping[str, str]) -> str:
+def _number(column: str, families: Mapping[str, str], f: Flavour) -> str:
     """A numeric column of ``x`` as DOUBLE: DECIMAL and text numbers too (text that is not a
     number becomes NULL here, and :func:`text_number_query` finds it)."""
     if column not in families:
         return f"CAST(NULL AS DOUBLE) AS {column}"
     if families[column] == "string":
-        return f"TRY_CAST(trim(x.{column}) AS DOUBLE) AS {column}"
+        return f"{f.try_number(f'x.{column}')} AS {column}"
     return f"CAST(x.{column} AS DOUBLE) AS {column}"
 
 
@@ -155,8 +155,8 @@ class Translator:
         return (
             f"SELECT {_keys('measurement_id')}, x.measurement_date, "
             f"coalesce(mc.fact, ls.fact, {src}) AS measurement_source_value, "
-            f"{_number('value_as_number', families)}, {ucum_sql(unit)} AS unit_source_value, "
-            f"{_number('range_low', families)}, {_number('range_high', families)}, "
+            f"{_number('value_as_number', families, self.f)}, {ucum_sql(unit)} AS unit_source_value, "
+            f"{_number('range_low', families, self.f)}, {_number('range_high', families, self.f)}, "
             f"CAST(x.measurement_concept_id AS BIGINT) AS concept_id, {raw} AS raw_value "
             "FROM omop_measurement x "
             f"LEFT JOIN {self._measurement_concepts()} mc "
@@ -206,7 +206,7 @@ class Translator:
                 "x.observation_datetime" if "observation_datetime" in families
                 else "CAST(NULL AS TIMESTAMP) AS observation_datetime",
                 f"coalesce({scale}, {src}) AS observation_source_value",
-                _number("value_as_number", families),
+                _number("value_as_number", families, self.f),
                 *(f"CAST(x.{c} AS {t}) AS {c}" if c in families else f"CAST(NULL AS {t}) AS {c}"
                   for c in ("value_as_string", "unit_source_value", "qualifier_source_value")),
                 "x.observation_concept_id AS concept_id"]

@@ -102,7 +102,7 @@ def coverage(engine: Engine, inputs: Mapping[str, checks.TableInput],
                 "SELECT measurement_source_value, concept_id, unit_source_value, count(*) "
                 "FROM raw_measurement "
                 f"WHERE measurement_source_value IN ({facts}) AND value_as_number IS NOT NULL "
-                "GROUP BY ALL ORDER BY 1, 2, 3"):
+                "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"):
             try:
                 unit_factor(str(fact), unit)
             except UnitError as exc:
@@ -114,12 +114,12 @@ def coverage(engine: Engine, inputs: Mapping[str, checks.TableInput],
         report.ranges = [(str(f), s, int(n)) for f, s, n in engine.rows(
             f"SELECT measurement_source_value, {source}, count(*) FROM raw_measurement "
             f"WHERE measurement_source_value IN ({labs}) AND value_as_number IS NOT NULL "
-            "GROUP BY ALL ORDER BY 1, 2")]
+            "GROUP BY 1, 2 ORDER BY 1, 2")]
     return report
 
 
 def _has_column(engine: Engine, table: str, column: str) -> bool:
-    return column in {str(r[0]) for r in engine.rows(f"DESCRIBE raw_{table}")}
+    return column in {name for name, _ in engine.columns(f"raw_{table}")}
 
 
 def _has_concepts(engine: Engine, table: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from trialdesk.errors import TrialdeskError
 from trialdesk.screening.plan import Flavour
 
-ENGINES = ("duckdb", "spark")
+ENGINES = ("duckdb", "spark", "postgres")
 
 
 def engine_error(name: str, exc: BaseException, sql: str) -> TrialdeskError:
@@ -56,6 +56,10 @@ class Engine(ABC):
     @abstractmethod
     def write(self, sql: str, directory: Path) -> None:
         """Write the result of ``sql`` as Parquet files into ``directory``."""
+
+    def columns(self, view: str) -> list[tuple[str, str]]:
+        """(name, SQL type) of every column of ``view``."""
+        return [(str(r[0]), str(r[1])) for r in self.rows(f"DESCRIBE {view}")]
 
     def view(self, name: str, sql: str) -> None:
         self.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
@@ -139,6 +143,10 @@ def make_engine(name: str, **options: Any) -> Engine:
         from trialdesk.screening.spark import SparkEngine
 
         return SparkEngine(**{k: v for k, v in options.items() if k in ("threads", "memory")})
+    if name == "postgres":
+        from trialdesk.screening.postgres import PostgresEngine
+
+        return PostgresEngine(str(options.get("url") or ""))
     raise TrialdeskError(f"unknown engine '{name}'; choose one of: {', '.join(ENGINES)}")
 
 

@@ -49,6 +49,7 @@ from trialdesk.screening.output import (
     write_json,
 )
 from trialdesk.screening.plan import InputStats, PopulationPlan, build_plan
+from trialdesk.screening.postgres import redacted
 
 OPEN_STATUSES = frozenset({"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION",
                            "AVAILABLE"})
@@ -91,7 +92,7 @@ def select_trials(protocols: Mapping[str, CompiledProtocol], which: str = "open"
 # Input
 
 
-def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True,
+def load_inputs(engine: Engine, data: Path | str, *, check_rows: bool = True,
                 concepts: ConceptMap | None = None, ranges: Path | None = None
                 ) -> dict[str, checks.TableInput]:
     """Register the tables of ``data`` on ``engine`` and check them; FactError on bad input.
@@ -223,7 +224,7 @@ class RunReport:
 def screen_population(
     engine: Engine,
     *,
-    data: Path,
+    data: Path | str,
     out: Path,
     protocols: Sequence[CompiledProtocol],
     as_of: datetime,
@@ -245,7 +246,11 @@ def screen_population(
         raise NotFoundError("no trial to screen (see --trials)")
     bar = progress or _Quiet()
     timer = _Timer(clock)
-    data, out = data.resolve(), out.resolve()
+    out = out.resolve()
+    shown = redacted(str(data)) if sources.is_url(data) else str(Path(data).resolve())
+    data = data if sources.is_url(data) else Path(data).resolve()
+    if incremental and engine.name == "postgres":
+        raise TrialdeskError("--incremental runs on duckdb or spark")
     bar.phase("Checking the input tables")
     inputs = load_inputs(engine, data, concepts=concepts, ranges=ranges)
     stats = gather_stats(engine, inputs)
@@ -303,7 +308,7 @@ def screen_population(
             "schema": SCHEMA,
             "as_of": as_of.isoformat(),
             "engine": engine.name,
-            "data": str(data),
+            "data": shown,
             "protocols": str(protocols_dir.resolve()) if protocols_dir else None,
             "persons": persons,
             "incremental": incremental,
@@ -335,6 +340,11 @@ def _parts(directory: Path) -> list[Path]:
 
 
 def _summary(engine: Engine, root: Path, indexes: Sequence[TrialIndex]) -> dict[str, Any]:
+    if engine.name == "postgres":  # the results are local Parquet files: read them here
+        from trialdesk.screening.engine import DuckDBEngine
+
+        with DuckDBEngine(memory_limit=None) as local:
+            return _summary(local, root, indexes)
     files = _parts(root / SCREENING)
     engine.register_files("td_results", files)
     counts = engine.rows("SELECT trial_id, verdict, arm, count(*) FROM td_results "

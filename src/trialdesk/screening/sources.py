@@ -36,7 +36,7 @@ def family(sql_type: str) -> str:
     ('decimal', 'string', 'integer', 'null')
     """
     t = sql_type.lower().strip('"')
-    if t.startswith("decimal"):
+    if t.startswith(("decimal", "numeric")):
         return "decimal"
     if t.startswith("timestamp"):
         return "timestamp"
@@ -44,8 +44,9 @@ def family(sql_type: str) -> str:
         return "null"
     for name, kinds in (("integer", ("tinyint", "smallint", "integer", "int", "bigint", "hugeint",
                                      "utinyint", "usmallint", "uinteger", "ubigint", "long")),
-                        ("floating", ("double", "float", "real")),
-                        ("string", ("varchar", "string", "text")),
+                        ("floating", ("double", "float", "real", "double precision")),
+                        ("string", ("varchar", "string", "text", "character varying",
+                                    "character")),
                         ("date", ("date",)), ("boolean", ("boolean", "bool"))):
         if t in kinds:
             return name
@@ -53,13 +54,13 @@ def family(sql_type: str) -> str:
 
 
 def families_of(engine: Engine, view: str) -> dict[str, str]:
-    return {str(r[0]): family(str(r[1])) for r in engine.rows(f"DESCRIBE {view}")}
+    return {name: family(kind) for name, kind in engine.columns(view)}
 
 
 def _lower_view(engine: Engine, view: str, source_sql: str) -> None:
     """``view`` over ``source_sql`` with every column name in lower case."""
     engine.view(f"{view}_cased", source_sql)
-    names = [str(r[0]) for r in engine.rows(f"DESCRIBE {view}_cased")]
+    names = [name for name, _ in engine.columns(f"{view}_cased")]
     q = engine.flavour.q
     seen: set[str] = set()
     cols = []
@@ -121,20 +122,42 @@ def _register(engine: Engine, name: str, kind: str, files: list[Path]) -> None:
     _lower_view(engine, f"omop_{name}", source)
 
 
-def register(engine: Engine, data: Path) -> dict[str, Source]:
-    """Register the tables of ``data`` (folder or DuckDB file) as ``omop_<table>`` views."""
+def is_url(data: Path | str) -> bool:
+    return isinstance(data, str) and data.startswith(("postgresql://", "postgres://"))
+
+
+def register(engine: Engine, data: Path | str) -> dict[str, Source]:
+    """Register the tables of ``data`` (folder, DuckDB file, or the PostgreSQL schema the
+    engine is connected to) as ``omop_<table>`` views."""
     out: dict[str, Source] = {}
+    if is_url(data):
+        schema = getattr(engine, "schema", None)
+        if schema is None:
+            raise FactError("a PostgreSQL database is screened with --engine postgres",
+                            where=str(data))
+        literal = "'" + str(schema).replace("'", "''") + "'"
+        tables = {str(r[0]).lower(): str(r[0]) for r in engine.rows(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = {literal}")}
+        q = engine.flavour.q
+        for name in WANTED:
+            if name in tables:
+                _lower_view(engine, f"omop_{name}", f"SELECT * FROM {q(schema)}.{q(tables[name])}")
+                out[name] = Source(name, f"{schema}.{tables[name]}", families_of(engine, f"omop_{name}"))
+        if "person" not in out:
+            raise FactError(f"no person table in schema {schema}", where=str(data))
+        return out
+    data = Path(data)
     if data.is_file() and data.suffix.lower() in DUCKDB_SUFFIXES:
         if engine.name != "duckdb":
             raise FactError("a DuckDB database file is read with --engine duckdb", where=str(data))
         path = str(data).replace("'", "''")
         engine.execute(f"ATTACH '{path}' AS td_source (READ_ONLY)")
-        tables = {str(r[0]).lower(): (str(r[1]), str(r[0])) for r in engine.rows(
+        in_file = {str(r[0]).lower(): (str(r[1]), str(r[0])) for r in engine.rows(
             "SELECT table_name, table_schema FROM information_schema.tables "
             "WHERE table_catalog = 'td_source'")}
         for name in WANTED:
-            if name in tables:
-                schema, real = tables[name]
+            if name in in_file:
+                schema, real = in_file[name]
                 _lower_view(engine, f"omop_{name}", f'SELECT * FROM td_source."{schema}"."{real}"')
                 out[name] = Source(name, f"{data}: {real}", families_of(engine, f"omop_{name}"))
     elif data.is_dir():
@@ -154,7 +177,7 @@ def has_rows(engine: Engine, view: str) -> bool:
     return bool(engine.rows(f"SELECT 1 FROM {view} LIMIT 1"))
 
 
-def data_end(engine: Engine, data: Path) -> Any:
+def data_end(engine: Engine, data: Path | str) -> Any:
     """The data's own latest date: the last ``observation_period_end_date``."""
     found = register(engine, data)
     if "observation_period" not in found:
@@ -165,4 +188,4 @@ def data_end(engine: Engine, data: Path) -> Any:
     return end[0][0]
 
 
-__all__ = ["Source", "data_end", "families_of", "family", "has_rows", "register", "register_file"]
+__all__ = ["Source", "data_end", "families_of", "family", "has_rows", "is_url", "register", "register_file"]
