@@ -361,6 +361,14 @@ def test_reference_ranges_by_age_band(synthea: Path, tmp_path: Path,
                           as_of=datetime(2026, 11, 21), ranges=ranges)
         child = engine.dicts("SELECT * FROM td_facts")[0]
     assert (child["alt"], child["alt@ratio"]) == (45.0, 1.5)
+    # explain names the range and where it came from, and agrees with the stored row.
+    import json
+
+    result = runner.invoke(app, ["population", "explain", "--out", str(tmp_path / "child"),
+                                 "--patient", str(2**40 + 7), "--trial", "NB-NK-2026", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["reference_ranges"] == {"alt": "test table"} and doc["agrees"] is True
 
 
 def test_overlapping_or_bad_ranges_are_one_line(tmp_path: Path) -> None:

@@ -143,11 +143,13 @@ def population_explain(
                              protocols=_protocols(directory), data=data)
     if as_json:
         doc = {"patient_id": found.result.patient_id, "results": [found.result.to_json()],
-               "stored": found.stored, "agrees": found.agrees}
+               "stored": found.stored, "agrees": found.agrees, "reference_ranges": found.ranges}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
         return
     console = _console()
     screening_report(console, found.result)
+    for lab, source in found.ranges.items():
+        console.print(f"Reference range of the latest {lab} result: {source}.", highlight=False)
     if found.stored is None:
         console.print("[yellow]The run has no row for this patient (not in the data then, or "
                       "born after the screening date).[/]")
@@ -279,7 +281,7 @@ def population_coverage(
     console = _console()
     facts = Table("fact", "persons with a value", title=f"Facts the trials need ({report.persons:,} persons)")
     for fact, n in report.facts.items():
-        facts.add_row(fact, "derived / not read from a table" if n is None else f"{n:,}")
+        facts.add_row(fact, "derived, or per trial (not counted)" if n is None else f"{n:,}")
     console.print(facts)
     for name, rows in report.unmapped.items():
         unmapped = Table("concept id", "name", "rows", title=f"{name}: concepts mapped to no fact (top)")

@@ -52,6 +52,7 @@ class ConceptMap:
     ingredients: Mapping[str, str]  # lower-case ingredient name → therapy category
     performance: Mapping[str, str]  # LOINC code → performance scale
     where: str
+    site_file: str | None = None  # the site's file merged into the shipped map
 
     @property
     def measurement_by_concept(self) -> dict[int, str]:
@@ -126,7 +127,8 @@ def merge(base: ConceptMap, extra: ConceptMap) -> ConceptMap:
     return ConceptMap({**base.sources, **extra.sources}, base.measurements + extra.measurements,
                       {**base.units, **extra.units}, {**base.conditions, **extra.conditions},
                       {**base.ingredients, **extra.ingredients},
-                      {**base.performance, **extra.performance}, f"{base.where} + {extra.where}")
+                      {**base.performance, **extra.performance}, f"{base.where} + {extra.where}",
+                      str(Path(extra.where).resolve()))
 
 
 def read_map(path: Path) -> ConceptMap:

@@ -48,7 +48,7 @@ from trialdesk.screening.output import (
     trial_index,
     write_json,
 )
-from trialdesk.screening.plan import InputStats, PopulationPlan, build_plan
+from trialdesk.screening.plan import XULN_LABS, InputStats, PopulationPlan, build_plan
 from trialdesk.screening.postgres import redacted
 
 OPEN_STATUSES = frozenset({"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION",
@@ -310,6 +310,8 @@ def screen_population(
             "engine": engine.name,
             "data": shown,
             "protocols": str(protocols_dir.resolve()) if protocols_dir else None,
+            "concepts": concepts.site_file if concepts else None,
+            "ranges": str(ranges.resolve()) if ranges else None,
             "persons": persons,
             "incremental": incremental,
             "rescreened_persons": rescreened if reuse is not None else None,
@@ -445,6 +447,7 @@ class Explanation:
     result: ScreeningResult
     stored: dict[str, Any] | None
     agrees: bool
+    ranges: dict[str, str] = field(default_factory=dict)  # lab → where its ULN came from
 
 
 def explain_pair(engine: Engine, *, out: Path, patient: str, trial: str,
@@ -466,14 +469,38 @@ def explain_pair(engine: Engine, *, out: Path, patient: str, trial: str,
     files = _parts(trial_dir(out, trial))
     engine.register_files("td_pair", files)
     stored = engine.dicts(f"SELECT * FROM td_pair WHERE person_id = {person_id}")
-    inputs = load_inputs(engine, data or Path(manifest["data"]), check_rows=False)
+    concepts = manifest.get("concepts")
+    ranges = manifest.get("ranges")
+    inputs = load_inputs(engine, data or Path(manifest["data"]), check_rows=False,
+                         concepts=concept_map(Path(concepts)) if concepts else None,
+                         ranges=Path(ranges) if ranges else None)
     records = load_records(engine, [person_id], on=as_of.date(), inputs=inputs)
     if not records:
         raise NotFoundError(f"no person {person_id} in the data")
     result = screen_record(protocols[trial], records[0], as_of=as_of)
     row = stored[0] if stored else None
     agrees = row is not None and _same(index, row, result)
-    return Explanation(result, row, agrees)
+    return Explanation(result, row, agrees, _range_sources(engine, person_id, as_of.date()))
+
+
+def _range_sources(engine: Engine, person_id: int, on: date) -> dict[str, str]:
+    """Where the reference range of each lab's latest result came from (with a range table)."""
+    if "range_source" not in {name for name, _ in engine.columns("raw_measurement")}:
+        return {}
+    labs = ", ".join(f"'{lab}'" for lab in XULN_LABS)
+    rows = engine.dicts(
+        "SELECT measurement_source_value AS fact, measurement_id AS id, measurement_date AS day, "
+        "range_source FROM raw_measurement WHERE value_as_number IS NOT NULL AND "
+        f"CAST(person_id AS BIGINT) = {int(person_id)} AND measurement_source_value IN ({labs})")
+    latest: dict[str, tuple[date, int, str]] = {}
+    for r in rows:
+        day = r["day"] if isinstance(r["day"], date) else date.fromisoformat(str(r["day"])[:10])
+        if day > on:
+            continue
+        best = latest.get(r["fact"])
+        if best is None or (day, -int(r["id"])) > (best[0], -best[1]):
+            latest[r["fact"]] = (day, int(r["id"]), r["range_source"] or "none")
+    return {fact: source for fact, (_, _, source) in sorted(latest.items())}
 
 
 def _same(index: TrialIndex, row: Mapping[str, Any], result: ScreeningResult) -> bool:
