@@ -22,6 +22,7 @@ from trialdesk.protocol.load import default_protocol_dir
 
 if TYPE_CHECKING:
     from trialdesk.screening.concepts import ConceptMap
+    from trialdesk.screening.engine import Engine
 
 # --------------------------------------------------------------------------- population
 population_app = typer.Typer(
@@ -45,16 +46,22 @@ _RANGES_HELP = ("Reference ranges (CSV or Parquet: fact, sex, age_low_years, age
 _CONCEPTS_HELP = "A concept map file extending the shipped one (same shape; see 'population concepts')."
 
 
+def _reader(where: Path | str) -> Engine:
+    """An engine to read ``where`` with: PostgreSQL for a database URL, else DuckDB."""
+    from trialdesk.screening.engine import make_engine
+    from trialdesk.screening.sources import is_url
+
+    return make_engine("postgres" if is_url(where) else "duckdb", url=where, memory_limit=None)
+
+
 def _moment(on: str | None, data: str) -> datetime:
     """``--on``: a date, a date-time, or ``data-end``."""
     if on != "data-end":
         return parse_moment(on)
-    from trialdesk.screening.engine import make_engine
-    from trialdesk.screening.sources import data_end, is_url
+    from trialdesk.screening.sources import data_end
 
     where = _data(data)
-    with make_engine("postgres" if is_url(where) else "duckdb", url=where,
-                     memory_limit=None) as runner:
+    with _reader(where) as runner:
         end = data_end(runner, where)
     return datetime.combine(end, datetime.min.time())
 
@@ -216,21 +223,22 @@ def population_trials(
 @domain_errors
 def population_sql(
     data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
-    engine: Annotated[str, typer.Option("--engine", help="duckdb or spark.")] = "duckdb",
+    engine: Annotated[str, typer.Option("--engine", help="duckdb, spark or postgres.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
-    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    on: Annotated[str | None, typer.Option("--on", help=_ON_HELP)] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Print the SQL a screening would run (input tables are checked first)."""
-    from trialdesk.screening.engine import ENGINES, DuckDBEngine
+    from trialdesk.screening.engine import ENGINES
     from trialdesk.screening.plan import Flavour, build_plan
     from trialdesk.screening.run import gather_stats, load_inputs, select_trials
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
     chosen = select_trials(_protocols(protocols), trials)
-    with DuckDBEngine(memory_limit=None) as runner:
-        stats = gather_stats(runner, load_inputs(runner, _data(data)))
+    where = _data(data)
+    with _reader(where) as runner:
+        stats = gather_stats(runner, load_inputs(runner, where))
     plan = build_plan(chosen, as_of=_moment(on, data), flavour=Flavour(engine), stats=stats)
     typer.echo(plan.show())
 
