@@ -144,7 +144,7 @@ def test_synthea_without_its_vocabulary_uses_the_shipped_map(synthea: Path, tmp_
 def test_synthea_coverage_counts(synthea: Path, protocols: dict[str, Any]) -> None:
     with DuckDBEngine(memory_limit=None) as engine:
         inputs = load_inputs(engine, synthea)
-        report = coverage(engine, inputs, select_trials(protocols, "all"), vocabulary=True)
+        report = coverage(engine, inputs, select_trials(protocols, "all"))
     # Counted from the raw rows: SELECT measurement_concept_id, count(DISTINCT person_id),
     # count(*) FROM measurement WHERE value_as_number IS NOT NULL GROUP BY 1 —
     # platelets 3024929: 28 persons; ALT 3006923: 3; height 3036277: 28; creatinine 3016723: 1.

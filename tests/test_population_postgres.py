@@ -164,3 +164,17 @@ def test_url_parsing_and_redaction() -> None:
     assert parse_url("postgresql://u:pw@h:5/db?schema=cdm&sslmode=require") == \
         ("postgresql://u:pw@h:5/db?sslmode=require", "cdm")
     assert redacted("postgresql://u:secret@h/db?schema=x") == "postgresql://u:…@h/db?schema=x"
+
+
+def test_coverage_on_postgres_equals_duckdb(synthea: tuple[Path, str]) -> None:
+    import json
+
+    folder, url = synthea
+    docs = []
+    for data in (str(folder), url):
+        result = runner.invoke(app, ["population", "coverage", "--data", data, "--trials", "all",
+                                     "--json"])
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(result.output))
+    assert docs[0] == docs[1]
+    assert docs[1]["facts"]["platelets"] == 28  # as counted in test_population_omop

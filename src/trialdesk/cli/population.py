@@ -274,15 +274,13 @@ def population_coverage(
     from rich.table import Table
 
     from trialdesk.screening.coverage import coverage
-    from trialdesk.screening.engine import DuckDBEngine
     from trialdesk.screening.run import load_inputs, select_trials
 
     chosen = select_trials(_protocols(protocols), trials)
-    with DuckDBEngine(memory_limit=None) as runner:
-        inputs = load_inputs(runner, _data(data), concepts=_concept_map(concepts), ranges=ranges)
-        vocabulary = bool(runner.rows("SELECT count(*) FROM information_schema.tables "
-                                      "WHERE table_name = 'omop_concept'")[0][0])
-        report = coverage(runner, inputs, chosen, vocabulary=vocabulary)
+    where = _data(data)
+    with _reader(where) as runner:
+        inputs = load_inputs(runner, where, concepts=_concept_map(concepts), ranges=ranges)
+        report = coverage(runner, inputs, chosen)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2, default=str))
         return

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trialdesk.errors import UnitError
+from trialdesk.errors import TrialdeskError, UnitError
 from trialdesk.facts.dictionary import DIAGNOSES
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.screening import checks
@@ -73,16 +73,21 @@ def _fact_sql(fact: str, inputs: Mapping[str, checks.TableInput]) -> str | None:
 
 
 def coverage(engine: Engine, inputs: Mapping[str, checks.TableInput],
-             protocols: Sequence[CompiledProtocol], *, vocabulary: bool) -> Coverage:
-    """The coverage of the tables registered by :func:`trialdesk.screening.run.load_inputs`."""
+             protocols: Sequence[CompiledProtocol]) -> Coverage:
+    """The coverage of the tables registered by :func:`trialdesk.screening.run.load_inputs`
+    (concept names from the data's ``concept`` table when it has one)."""
+    try:
+        vocabulary = bool(engine.columns("omop_concept"))
+    except TrialdeskError:
+        vocabulary = False
     persons = int(engine.rows("SELECT count(*) FROM src_person")[0][0])
     report = Coverage(persons)
     for fact in needed_facts(protocols):
         sql = _fact_sql(fact, inputs)
         report.facts[fact] = (None if sql is None
                               else int(engine.rows(f"SELECT count(*) FROM ({sql}) t")[0][0]))
-    name = "(SELECT concept_name FROM omop_concept k WHERE k.concept_id = r.concept_id LIMIT 1)" \
-        if vocabulary else "CAST(NULL AS VARCHAR)"
+    name = ("(SELECT min(concept_name) FROM omop_concept k WHERE k.concept_id = r.concept_id)"
+            if vocabulary else "CAST(NULL AS VARCHAR)")
     facts = ", ".join(text_sql(f) for f in MEASUREMENT_FACTS)
     dx = ", ".join(text_sql(d) for d in DIAGNOSES)
     queries = {
