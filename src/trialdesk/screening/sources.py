@@ -151,6 +151,7 @@ def register(engine: Engine, data: Path | str) -> dict[str, Source]:
         if engine.name != "duckdb":
             raise FactError("a DuckDB database file is read with --engine duckdb", where=str(data))
         path = str(data).replace("'", "''")
+        engine.execute("DETACH DATABASE IF EXISTS td_source")
         engine.execute(f"ATTACH '{path}' AS td_source (READ_ONLY)")
         in_file = {str(r[0]).lower(): (str(r[1]), str(r[0])) for r in engine.rows(
             "SELECT table_name, table_schema FROM information_schema.tables "
