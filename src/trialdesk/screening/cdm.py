@@ -90,8 +90,8 @@ class Translator:
     # -- lookups as inline tables or queries over the data's vocabulary
 
     def _measurement_concepts(self) -> str:
-        rows = {cid: fact for cid, fact in self.map.measurement_by_concept.items()}
-        shipped = values_sql([(str(c), text_sql(f)) for c, f in rows.items()], ("concept_id", "fact"), "v")
+        shipped = values_sql([(str(c), text_sql(f)) for c, f in self.map.measurement_by_concept.items()],
+                             ("concept_id", "fact"), "v")
         parts = [f"SELECT concept_id, fact FROM {shipped}"]
         if self.vocab.get("concept"):
             loincs = values_sql([(text_sql(code), text_sql(f)) for code, f in
