@@ -13,6 +13,9 @@ Prints, for the same synthetic data (``trialdesk population synth``) and the sam
 * the ratio DuckDB / per-patient;
 * the ratio of the compiled SQL to a hand-written DuckDB query for NB-NK-2026 (both from
   the raw tables to verdict and per-criterion bitmasks, results checked equal);
+* the end-to-end ratio of the compiled plan to a hand-written multi-trial reference (facts
+  derived once into one table, every trial evaluated on it, all rows written in one Parquet
+  file) for 100 trials (NB-NK-2026 under 100 ids), results checked equal;
 * peak memory of each engine's process tree;
 * whether Spark's results equal DuckDB's (per-trial row count and checksum of all rows);
 * the targets, met or missed and by how much.
@@ -413,6 +416,68 @@ def compiled_vs_hand(data: Path, repeat: int = 3) -> dict[str, Any]:
             "ratio": best["compiled"] / best["hand"], "rows": rows, "rows_that_differ": differ}
 
 
+def multi_trial(data: Path, copies: int = 100) -> dict[str, Any]:
+    """``copies`` trials (NB-NK-2026 under ``copies`` ids), from the raw tables to one Parquet
+    output per trial: the compiled plan (facts once, then one query and one write per trial)
+    against the hand-written multi-trial reference (the hand-written facts derived once into
+    one table, then every trial's criteria evaluated on it and all trials' rows written in
+    one Parquet file). Results checked equal."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from trialdesk.protocol.load import default_protocol_dir, load_protocol
+    from trialdesk.screening.engine import DuckDBEngine
+    from trialdesk.screening.plan import build_plan
+    from trialdesk.screening.run import gather_stats, load_inputs
+
+    on = date.fromisoformat(ON)
+    nbnk = load_protocol(default_protocol_dir() / "nb-nk-2026.yaml")
+    trials = [dataclasses.replace(nbnk, protocol=nbnk.protocol.model_copy(
+        update={"id": f"NBNK-{i:03d}"})) for i in range(copies)]
+    head, tail = hand_written(on).split("\nc AS (", 1)
+    facts_sql = head.rstrip().rstrip(",") + "\nSELECT * FROM f"
+    per_trial = "WITH c AS (" + tail.replace("FROM f)", "FROM bench_f)", 1)
+    # The synthetic data records consent and attestations for NB-NK-2026 itself: the copies
+    # have none of their own, so both sides read them as unknown.
+    for per_trial_fact in ("consent AS c0", "NOT consent AS c12", "e6 AS c17", "e7 AS c18",
+                           "e8 AS c19", "e11 AS c22"):
+        column = per_trial_fact.split(" AS ")[1]
+        per_trial = per_trial.replace(per_trial_fact, f"CAST(NULL AS BOOLEAN) AS {column}")
+    root = Path(tempfile.mkdtemp(prefix="bench-multi-"))
+    with DuckDBEngine() as engine:
+        stats = gather_stats(engine, load_inputs(engine, data))
+        plan = build_plan(trials, as_of=datetime.fromisoformat(ON), stats=stats)
+
+        def compiled() -> None:
+            for name, sql in plan.steps:
+                engine.materialise(name, sql)
+            for trial in plan.trials:
+                engine.write(f"SELECT person_id, trial_id, verdict, met, unknown FROM ({trial.sql})",
+                             root / "compiled" / trial.trial_id)
+
+        def hand() -> None:
+            # Each trial's criteria evaluated on the shared facts; one write for all trials.
+            engine.materialise("bench_f", facts_sql)
+            engine.write(" UNION ALL ".join(
+                f"SELECT person_id, '{t.id}' AS trial_id, verdict, met, unknown FROM ({per_trial}) h{i}"
+                for i, t in enumerate(trials)), root / "hand")
+
+        timings = {}
+        for name, fn in (("compiled", compiled), ("hand", hand)):
+            started = time.perf_counter()
+            fn()
+            timings[name] = time.perf_counter() - started
+        differ = engine.rows(
+            f"SELECT count(*) FROM (SELECT * FROM read_parquet('{root}/compiled/*/*.parquet') "
+            f"EXCEPT ALL SELECT * FROM read_parquet('{root}/hand/*.parquet'))")[0][0]
+        rows = engine.rows(f"SELECT count(*) FROM read_parquet('{root}/hand/*.parquet')")[0][0]
+    shutil.rmtree(root, ignore_errors=True)
+    return {"trials": copies, "compiled_seconds": timings["compiled"],
+            "hand_seconds": timings["hand"], "ratio": timings["compiled"] / timings["hand"],
+            "rows": rows, "rows_that_differ": differ}
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -438,6 +503,8 @@ def main() -> None:
                         help="patients for the per-patient evaluator (extrapolated)")
     parser.add_argument("--work", type=Path, default=Path("out/bench-population"))
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--copies", type=int, default=100,
+                        help="trials in the multi-trial comparison")
     args = parser.parse_args()
 
     work = args.work.resolve()
@@ -497,6 +564,14 @@ def main() -> None:
     print(f"  compiled {versus['compiled_seconds']:.2f} s, hand-written "
           f"{versus['hand_seconds']:.2f} s: ratio {versus['ratio']:.2f}; rows that differ: "
           f"{versus['rows_that_differ']} of {versus['rows']:,}")
+
+    print(f"\nCompiled plan vs the hand-written multi-trial reference, {args.copies} trials "
+          "(NB-NK-2026 under as many ids), raw tables → one Parquet output per trial:")
+    multi = multi_trial(data, args.copies)
+    results["multi_trial"] = multi
+    print(f"  compiled {multi['compiled_seconds']:.2f} s, hand-written {multi['hand_seconds']:.2f} s: "
+          f"ratio {multi['ratio']:.2f}; rows that differ: {multi['rows_that_differ']} of "
+          f"{multi['rows']:,}")
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\nPeak memory: DuckDB run {_gib(duck['peak_bytes'])}"

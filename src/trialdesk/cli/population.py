@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +20,10 @@ from trialdesk.cli.common import (
 )
 from trialdesk.protocol.paths import default_protocol_dir
 
+if TYPE_CHECKING:
+    from trialdesk.screening.concepts import ConceptMap
+    from trialdesk.screening.engine import Engine
+
 # --------------------------------------------------------------------------- population
 population_app = typer.Typer(
     help="Population screening: every patient of a data set against every open trial.",
@@ -26,22 +31,66 @@ population_app = typer.Typer(
 app.add_typer(population_app, name="population")
 
 _TRIALS_HELP = "Trials: 'open' (recruiting or available), 'all', or trial ids separated by commas."
+_DATA_HELP = ("OMOP CDM tables: a folder of Parquet or CSV files (one per table, or a folder per "
+              "table), a DuckDB database file, or postgresql://user@host/db?schema=cdm "
+              "(with --engine postgres).")
+
+
+def _data(text: str) -> Path | str:
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+_ON_HELP = ("Screening date or date-time (ISO), or 'data-end' for the data's latest "
+            "observation_period_end_date.")
+_RANGES_HELP = ("Reference ranges (CSV or Parquet: fact, sex, age_low_years, age_high_years, low, "
+                "high, unit, source) for results without their own; default: the data's "
+                "reference_range table.")
+_CONCEPTS_HELP = "A concept map file extending the shipped one (same shape; see 'population concepts')."
+
+
+def _reader(where: Path | str) -> Engine:
+    """An engine to read ``where`` with: PostgreSQL for a database URL, else DuckDB."""
+    from trialdesk.screening.engines import make_engine
+    from trialdesk.screening.sources import is_url
+
+    return make_engine("postgres" if is_url(where) else "duckdb", url=where, memory_limit=None)
+
+
+def _moment(on: str | None, data: str) -> datetime:
+    """``--on``: a date, a date-time, or ``data-end``."""
+    if on != "data-end":
+        return parse_moment(on)
+    from trialdesk.screening.sources import data_end
+
+    where = _data(data)
+    with _reader(where) as runner:
+        end = data_end(runner, where)
+    return datetime.combine(end, datetime.min.time())
+
+
+def _concept_map(path: Path | None) -> ConceptMap | None:
+    if path is None:
+        return None
+    from trialdesk.screening.concepts import concept_map
+
+    return concept_map(path)
 
 
 @population_app.command("screen")
 @domain_errors
 def population_screen(
-    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output directory (replaced at the end).")],
-    engine: Annotated[str, typer.Option("--engine", help="duckdb (embedded) or spark.")] = "duckdb",
+    engine: Annotated[str, typer.Option("--engine",
+                                        help="duckdb (embedded), spark or postgres.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
-    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    on: Annotated[str | None, typer.Option("--on", help=_ON_HELP)] = None,
     incremental: Annotated[bool, typer.Option(
         "--incremental", help="Re-screen only patients whose data or result may have changed, "
                               "and trials whose protocol changed; keep the rest.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="Engine threads.")] = None,
     memory_limit: Annotated[str, typer.Option("--memory-limit",
                                               help="DuckDB memory limit.")] = "6GB",
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+    ranges: Annotated[Path | None, typer.Option("--ranges", help=_RANGES_HELP)] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Screen a population; write one compact row per patient × trial and a summary."""
@@ -53,14 +102,15 @@ def population_screen(
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
-    moment = parse_moment(on)
+    moment = _moment(on, data)
     chosen = select_trials(_protocols(protocols), trials)
     started = time.perf_counter()
-    with make_engine(engine, threads=threads, memory_limit=memory_limit) as runner, \
+    with make_engine(engine, threads=threads, memory_limit=memory_limit, url=data) as runner, \
             RichProgress(Console(stderr=True)) as bar:
-        report = screen_population(runner, data=data, out=out, protocols=chosen, as_of=moment,
+        report = screen_population(runner, data=_data(data), out=out, protocols=chosen, as_of=moment,
                                    incremental=incremental, progress=bar, clock=time.perf_counter,
-                                   protocols_dir=protocols or default_protocol_dir())
+                                   protocols_dir=protocols or default_protocol_dir(),
+                                   concepts=_concept_map(concepts), ranges=ranges)
     console = _console()
     for table in summary_tables(report.summary, report.manifest):
         console.print(table)
@@ -100,11 +150,13 @@ def population_explain(
                              protocols=_protocols(directory), data=data)
     if as_json:
         doc = {"patient_id": found.result.patient_id, "results": [found.result.to_json()],
-               "stored": found.stored, "agrees": found.agrees}
+               "stored": found.stored, "agrees": found.agrees, "reference_ranges": found.ranges}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
         return
     console = _console()
     screening_report(console, found.result)
+    for lab, source in found.ranges.items():
+        console.print(f"Reference range of the latest {lab} result: {source}.", highlight=False)
     if found.stored is None:
         console.print("[yellow]The run has no row for this patient (not in the data then, or "
                       "born after the screening date).[/]")
@@ -170,14 +222,13 @@ def population_trials(
 @population_app.command("sql")
 @domain_errors
 def population_sql(
-    data: Annotated[Path, typer.Option("--data", help="Directory of OMOP-shaped Parquet tables.")],
-    engine: Annotated[str, typer.Option("--engine", help="duckdb or spark.")] = "duckdb",
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
+    engine: Annotated[str, typer.Option("--engine", help="duckdb, spark or postgres.")] = "duckdb",
     trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
-    on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
+    on: Annotated[str | None, typer.Option("--on", help=_ON_HELP)] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Print the SQL a screening would run (input tables are checked first)."""
-    from trialdesk.screening.engine import DuckDBEngine
     from trialdesk.screening.engines import ENGINES
     from trialdesk.screening.plan import Flavour, build_plan
     from trialdesk.screening.run import gather_stats, load_inputs, select_trials
@@ -185,7 +236,71 @@ def population_sql(
     if engine not in ENGINES:
         raise typer.BadParameter(f"choose one of: {', '.join(ENGINES)}", param_hint="--engine")
     chosen = select_trials(_protocols(protocols), trials)
-    with DuckDBEngine(memory_limit=None) as runner:
-        stats = gather_stats(runner, load_inputs(runner, data))
-    plan = build_plan(chosen, as_of=parse_moment(on), flavour=Flavour(engine), stats=stats)
+    where = _data(data)
+    with _reader(where) as runner:
+        stats = gather_stats(runner, load_inputs(runner, where))
+    plan = build_plan(chosen, as_of=_moment(on, data), flavour=Flavour(engine), stats=stats)
     typer.echo(plan.show())
+
+
+@population_app.command("concepts")
+@domain_errors
+def population_concepts(
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+) -> None:
+    """Print the concept map: which OMOP concepts carry which fact, and the source of each."""
+    from rich.table import Table
+
+    from trialdesk.screening.concepts import concept_map
+
+    cmap = concept_map(concepts)
+    table = Table("kind", "fact", "concept id", "meaning", "source", title=f"Concept map ({cmap.where})")
+    for row in cmap.rows():
+        table.add_row(*row)
+    _console().print(table)
+
+
+@population_app.command("coverage")
+@domain_errors
+def population_coverage(
+    data: Annotated[str, typer.Option("--data", help=_DATA_HELP)],
+    trials: Annotated[str, typer.Option("--trials", help=_TRIALS_HELP)] = "open",
+    concepts: Annotated[Path | None, typer.Option("--concepts", help=_CONCEPTS_HELP)] = None,
+    ranges: Annotated[Path | None, typer.Option("--ranges", help=_RANGES_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    protocols: ProtocolsOpt = None,
+) -> None:
+    """Per fact the trials need, how many persons have a value; unmapped concepts and units."""
+    from rich.table import Table
+
+    from trialdesk.screening.coverage import coverage
+    from trialdesk.screening.run import load_inputs, select_trials
+
+    chosen = select_trials(_protocols(protocols), trials)
+    where = _data(data)
+    with _reader(where) as runner:
+        inputs = load_inputs(runner, where, concepts=_concept_map(concepts), ranges=ranges)
+        report = coverage(runner, inputs, chosen)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2, default=str))
+        return
+    console = _console()
+    facts = Table("fact", "persons with a value", title=f"Facts the trials need ({report.persons:,} persons)")
+    for fact, n in report.facts.items():
+        facts.add_row(fact, "derived, or per trial (not counted)" if n is None else f"{n:,}")
+    console.print(facts)
+    for name, rows in report.unmapped.items():
+        unmapped = Table("concept id", "name", "rows", title=f"{name}: concepts mapped to no fact (top)")
+        for concept, label, count in rows:
+            unmapped.add_row(str(concept), label or "", f"{count:,}")
+        console.print(unmapped)
+    if report.ranges:
+        used = Table("fact", "reference range", "results", title="Reference ranges of the results")
+        for fact, source, count in report.ranges:
+            used.add_row(fact, source or "none (× ULN unknown)", f"{count:,}")
+        console.print(used)
+    if report.units:
+        units = Table("fact", "concept id", "unit", "rows", "reason", title="Units that cannot be converted")
+        for fact, concept, unit, count, reason in report.units:
+            units.add_row(fact, str(concept), str(unit), f"{count:,}", reason)
+        console.print(units)

@@ -209,7 +209,7 @@ def _observation_checks(table: TableInput, f: Flavour) -> list[Check]:
             out.append(Check("observation", "value_as_number",
                              f"a {scale} score is 0–100 in steps of 10",
                              f"{src} = '{scale}' AND {number} IS NOT NULL AND "
-                             f"({number} < 0 OR {number} > 100 OR {number} % 10 <> 0)"))
+                             f"({number} < 0 OR {number} > 100 OR {number} <> 10 * floor({number} / 10))"))
         out.append(Check("observation", "value_as_number", "an ECOG/WHO score is 0–5",
                          f"{src} = 'ecog' AND {number} IS NOT NULL AND "
                          f"({number} < 0 OR {number} > 5 OR {number} <> floor({number}))"))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trialdesk.errors import TrialdeskError
+from trialdesk.errors import ScreeningError, TrialdeskError
 from trialdesk.screening.plan import Flavour
 
 
@@ -23,7 +23,7 @@ def engine_error(name: str, exc: BaseException, sql: str) -> TrialdeskError:
     text = " ".join(sql.split())
     shown = text if len(text) <= 300 else text[:300] + " …"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return TrialdeskError(f"{name} failed: {first}; while running: {shown}")
+    return ScreeningError(f"{name} failed: {first}; while running: {shown}")
 
 
 class Engine(ABC):
@@ -54,6 +54,10 @@ class Engine(ABC):
     @abstractmethod
     def write(self, sql: str, directory: Path) -> None:
         """Write the result of ``sql`` as Parquet files into ``directory``."""
+
+    def columns(self, view: str) -> list[tuple[str, str]]:
+        """(name, SQL type) of every column of ``view``."""
+        return [(str(r[0]), str(r[1])) for r in self.rows(f"DESCRIBE {view}")]
 
     def view(self, name: str, sql: str) -> None:
         self.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")

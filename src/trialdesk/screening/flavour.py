@@ -1,4 +1,4 @@
-"""SQL flavours: the few places where DuckDB and Spark SQL differ, and SQL literals.
+"""SQL flavours: the few places where DuckDB, Spark SQL and PostgreSQL differ, and SQL literals.
 
 >>> Flavour("spark").arg_max("x", "k"), Flavour("duckdb").arg_max("x", "k")
 ('max_by(x, k)', 'arg_max(x, k)')
@@ -20,23 +20,54 @@ SMALL_ID_LIMIT = 1 << 40
 
 
 @dataclass(frozen=True)
+class PostgresDialect(Dialect):
+    """The criteria compiler's SQL for PostgreSQL: arrays instead of DuckDB's lists."""
+
+    name: str = "postgres"
+
+    def list_contains(self, column: str, value: str) -> str:
+        return f"({value} = ANY({column}))"
+
+    def list_len(self, column: str) -> str:
+        return f"cardinality({column})"
+
+
+POSTGRES = PostgresDialect()
+
+
+@dataclass(frozen=True)
 class Flavour:
-    """The SQL differences between the engines the plan runs on (``duckdb`` or ``spark``)."""
+    """The SQL differences between the engines the plan runs on (``duckdb``, ``spark`` or
+    ``postgres``).
+
+    PostgreSQL runs with a small schema of helpers (``trialdesk_compat``: the type name
+    DOUBLE, ``year``/``month``/``day``, ``count_if``, ``last_day``, ``round(double, int)``,
+    ``%`` on DOUBLE; :mod:`trialdesk.screening.postgres`), so most statements read the same.
+    """
 
     name: str = "duckdb"
 
     @property
+    def pg(self) -> bool:
+        return self.name == "postgres"
+
+    @property
     def dialect(self) -> Dialect:
-        return SPARK if self.name == "spark" else DUCKDB
+        return SPARK if self.name == "spark" else POSTGRES if self.pg else DUCKDB
 
     def q(self, ident: str) -> str:
         return self.dialect.quote(ident)
 
     def arg_max(self, value: str, key: str) -> str:
+        if self.pg:
+            return (f"(array_agg({value} ORDER BY {key} DESC) FILTER (WHERE {value} IS NOT NULL "
+                    f"AND {key} IS NOT NULL))[1]")
         return f"max_by({value}, {key})" if self.name == "spark" else f"arg_max({value}, {key})"
 
     def arg_max_null(self, value: str, key: str) -> str:
         """Like :meth:`arg_max`, but a NULL value of the latest row stays NULL."""
+        if self.pg:
+            return f"(array_agg({value} ORDER BY {key} DESC) FILTER (WHERE {key} IS NOT NULL))[1]"
         return f"max_by({value}, {key})" if self.name == "spark" else f"arg_max_null({value}, {key})"
 
     def pick(self, value: str, condition: str) -> str:
@@ -47,9 +78,13 @@ class Flavour:
         return f"max(CASE WHEN {condition} THEN {value} END)"
 
     def int_div(self, x: str, n: int) -> str:
+        if self.pg:
+            return f"({x} / {n})"
         return f"({x} div {n})" if self.name == "spark" else f"({x} // {n})"
 
     def struct(self, fields: Mapping[str, str]) -> str:
+        if self.pg:
+            return "ROW(" + ", ".join(fields.values()) + ")"
         if self.name == "spark":
             return "named_struct(" + ", ".join(f"'{k}', {v}" for k, v in fields.items()) + ")"
         return "{" + ", ".join(f"'{k}': {v}" for k, v in fields.items()) + "}"
@@ -64,39 +99,68 @@ class Flavour:
         """Seconds from ``earlier`` to ``later`` (two TIMESTAMP expressions), as DOUBLE."""
         if self.name == "spark":
             return f"CAST(unix_micros({later}) - unix_micros({earlier}) AS DOUBLE) / 1000000.0"
+        if self.pg:
+            return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE)"
         return f"(epoch({later}) - epoch({earlier}))"
 
     def round12(self, x: str) -> str:
         """Round to 12 significant digits, as :mod:`trialdesk.clinical.units` does."""
         if self.name == "spark":
             return f"CAST(format_string('%.12g', {x}) AS DOUBLE)"
+        if self.pg:  # numeric rounding at 12 significant digits
+            n = f"CAST({x} AS numeric)"
+            return (f"(CASE WHEN {x} = 0 THEN {x} ELSE CAST(round({n}, 11 - CAST(floor(log(abs({n}))) "
+                    "AS INT)) AS DOUBLE) END)")
         return f"CAST(format('{{:.12g}}', {x}) AS DOUBLE)"
 
     def sorted_set(self, x: str) -> str:
         """Aggregate: the distinct non-NULL values of ``x``, sorted, as a list."""
         if self.name == "spark":
             return f"array_sort(collect_set({x}))"
+        if self.pg:
+            return f"coalesce(array_agg(DISTINCT {x} ORDER BY {x}) FILTER (WHERE {x} IS NOT NULL), " \
+                   f"{self.empty_text_list()})"
         return f"list_sort(list_distinct(list({x})))"
 
     def empty_text_list(self) -> str:
+        if self.pg:
+            return "CAST(ARRAY[] AS VARCHAR[])"
         return "CAST(array() AS ARRAY<STRING>)" if self.name == "spark" else "CAST([] AS VARCHAR[])"
 
     def text(self) -> str:
         return "STRING" if self.name == "spark" else "VARCHAR"
 
     def try_date(self, x: str) -> str:
+        if self.pg:
+            return (f"(CASE WHEN {x} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' "
+                    f"THEN CAST(substr({x}, 1, 10) AS DATE) END)")
         return f"try_cast({x} AS DATE)" if self.name == "spark" else f"TRY_CAST({x} AS DATE)"
 
     def try_timestamp(self, x: str) -> str:
+        if self.pg:
+            return (f"(CASE WHEN {x} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}([ T][0-9]{{2}}:[0-9]{{2}}"
+                    f"(:[0-9]{{2}}(\\.[0-9]+)?)?)?$' THEN CAST({x} AS TIMESTAMP) END)")
         return (f"try_cast({x} AS TIMESTAMP)" if self.name == "spark"
                 else f"TRY_CAST({x} AS TIMESTAMP)")
 
+    def try_number(self, x: str) -> str:
+        """A text as DOUBLE, NULL when it is not a number."""
+        if self.pg:
+            return (f"(CASE WHEN trim({x}) ~ '^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$' "
+                    f"THEN CAST(trim({x}) AS DOUBLE) END)")
+        return f"try_cast(trim({x}) AS DOUBLE)" if self.name == "spark" else \
+            f"TRY_CAST(trim({x}) AS DOUBLE)"
+
     def row_hash(self, columns: Sequence[str]) -> str:
         cols = ", ".join(columns)
+        if self.pg:
+            return f"hashtextextended(CAST(ROW({cols}) AS TEXT), 0)"
         return f"xxhash64({cols})" if self.name == "spark" else f"hash({cols})"
 
     def hash_total(self, hashes: str) -> str:
         """Aggregate: an order-independent fingerprint of a group's row hashes, as text."""
+        if self.pg:
+            return f"CAST(sum(CAST({hashes} AS numeric)) AS VARCHAR)"
         if self.name == "spark":
             return f"CAST(sum(CAST({hashes} AS DECIMAL(38, 0))) AS STRING)"
         return f"CAST(sum({hashes}) AS VARCHAR)"
@@ -135,5 +199,5 @@ def values_sql(rows: Sequence[Sequence[str]], columns: Sequence[str], alias: str
     return f"(VALUES {body}) AS {alias}({', '.join(columns)})"
 
 
-__all__ = ["SMALL_ID_LIMIT", "Flavour", "date_sql", "number_sql", "text_sql", "timestamp_sql",
-           "values_sql"]
+__all__ = ["POSTGRES", "SMALL_ID_LIMIT", "Flavour", "PostgresDialect", "date_sql", "number_sql",
+           "text_sql", "timestamp_sql", "values_sql"]

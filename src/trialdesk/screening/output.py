@@ -34,7 +34,7 @@ from typing import Any
 
 from trialdesk.criteria.ast import facts_of
 from trialdesk.criteria.verdict import Outcome, Verdict
-from trialdesk.errors import NotFoundError, TrialdeskError
+from trialdesk.errors import NotFoundError, ScreeningError
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.screening.plan import TrialPlan
 
@@ -57,9 +57,9 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise TrialdeskError(f"unreadable manifest: {exc}", where=str(path)) from None
+        raise ScreeningError(f"unreadable manifest: {exc}", where=str(path)) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise TrialdeskError("not a trialdesk population output", where=str(path))
+        raise ScreeningError("not a trialdesk population output", where=str(path))
     return data
 
 
@@ -73,7 +73,7 @@ def staged(out: Path) -> Iterator[Path]:
     out = out.resolve()
     if out.exists() and not (out.is_dir() and ((out / MANIFEST).exists()
                                                or not any(out.iterdir()))):
-        raise TrialdeskError("exists and is not a trialdesk population output; choose another "
+        raise ScreeningError("exists and is not a trialdesk population output; choose another "
                           "directory or empty it", where=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]

@@ -16,10 +16,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trialdesk.criteria.verdict import ScreeningResult, screen_record
-from trialdesk.errors import FactError, NotFoundError, TrialdeskError
+from trialdesk.errors import FactError, NotFoundError, ScreeningError
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.protocol.load import CompiledProtocol
-from trialdesk.screening import checks
+from trialdesk.screening import checks, sources
+from trialdesk.screening.cdm import (
+    RANGE_COLUMNS,
+    VOCABULARY,
+    Translator,
+    is_coded,
+    range_overlap_query,
+    ranged_measurement_sql,
+    ranges_sql,
+    text_number_query,
+)
+from trialdesk.screening.concepts import ConceptMap, concept_map, lab_facts
 from trialdesk.screening.engine import Engine
 from trialdesk.screening.incremental import change_sql, fingerprint_sql
 from trialdesk.screening.omop import TABLES, records_from_rows
@@ -37,7 +48,8 @@ from trialdesk.screening.output import (
     trial_index,
     write_json,
 )
-from trialdesk.screening.plan import InputStats, PopulationPlan, build_plan
+from trialdesk.screening.plan import XULN_LABS, InputStats, PopulationPlan, build_plan
+from trialdesk.screening.postgres import redacted
 
 OPEN_STATUSES = frozenset({"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION",
                            "AVAILABLE"})
@@ -80,57 +92,43 @@ def select_trials(protocols: Mapping[str, CompiledProtocol], which: str = "open"
 # Input
 
 
-def find_tables(data: Path) -> dict[str, list[Path]]:
-    """Parquet files per table: ``<data>/<table>.parquet`` or ``<data>/<table>/*.parquet``."""
-    if not data.is_dir():
-        raise FactError("not a directory of tables", where=str(data))
-    found: dict[str, list[Path]] = {}
-    for name, spec in TABLES.items():
-        single = data / f"{name}.parquet"
-        folder = data / name
-        files = [single] if single.is_file() else (
-            sorted(folder.rglob("*.parquet")) if folder.is_dir() else [])
-        if files:
-            found[name] = files
-        elif spec.required:
-            raise FactError(f"table '{name}' not found ({name}.parquet or {name}/*.parquet)",
-                            where=str(data))
-    return found
-
-
-def _families(files: Sequence[Path]) -> dict[str, str]:
-    import pyarrow.parquet as pq
-
-    families: dict[str, str] = {}
-    for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except Exception as exc:  # pyarrow raises several kinds for a broken file
-            raise FactError(f"not a readable Parquet file: {str(exc).splitlines()[0]}",
-                            where=str(path)) from None
-        for name, arrow_type in zip(schema.names, schema.types, strict=True):
-            family = checks.arrow_family(arrow_type)
-            if families.get(name, "null") == "null":
-                families[name] = family
-    return families
-
-
-def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True
+def load_inputs(engine: Engine, data: Path | str, *, check_rows: bool = True,
+                concepts: ConceptMap | None = None, ranges: Path | None = None
                 ) -> dict[str, checks.TableInput]:
     """Register the tables of ``data`` on ``engine`` and check them; FactError on bad input.
 
-    ``check_rows=False`` checks the columns only (for looking up one patient)."""
+    Tables coded with OMOP concept ids are translated first (:mod:`trialdesk.screening.cdm`)
+    through ``concepts`` (default: the shipped concept map). ``check_rows=False`` checks the
+    columns only (for looking up one patient). Reference ranges for results without one come
+    from ``ranges`` (a CSV or Parquet file) or else a ``reference_range`` table in ``data``."""
+    found = sources.register(engine, data)
+    if ranges is not None:
+        found["reference_range"] = sources.register_file(engine, "reference_range", ranges)
+    vocabulary = {v: sources.has_rows(engine, f"omop_{v}") for v in VOCABULARY if v in found}
+    translator = Translator(concepts or concept_map(), engine.flavour, vocabulary)
+    coded = {name for name, src in found.items() if is_coded(name, src.families)}
+    if coded or (("person" in found) and "birth_datetime" in found["person"].families):
+        coded.add("person")
     inputs: dict[str, checks.TableInput] = {}
-    for name, files in find_tables(data).items():
-        spec = TABLES[name]
-        where = str(files[0] if len(files) == 1 else files[0].parent)
-        engine.register_files(f"raw_{name}", files)
+    for name, spec in TABLES.items():
+        if name not in found:
+            continue
+        where = found[name].where
+        view = f"raw_{name}_unranged" if name == "measurement" and "reference_range" in found \
+            else f"raw_{name}"
+        if name in coded:
+            engine.view(view, translator.table(name, found[name].families))
+        else:
+            engine.view(view, f"SELECT * FROM omop_{name}")
+        if view != f"raw_{name}":
+            _add_ranges(engine, found["reference_range"], view)
+        families = sources.families_of(engine, f"raw_{name}")
 
         def example(table: str = name) -> dict[str, Any]:
-            found = engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")
-            return found[0] if found else {}
+            rows = engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")
+            return rows[0] if rows else {}
 
-        table = checks.check_schema(spec, where, _families(files), example)
+        table = checks.check_schema(spec, where, families, example)
         inputs[name] = table
         row_checks = checks.row_checks(table, engine.flavour) if check_rows else []
         if row_checks:
@@ -144,8 +142,41 @@ def load_inputs(engine: Engine, data: Path, *, check_rows: bool = True
             if duplicate:
                 raise FactError(f"person_id {duplicate[0][0]!r} appears more than once",
                                 where=f"{where}: person.person_id")
+        if name == "measurement" and name in coded and check_rows:
+            bad = engine.rows(text_number_query())
+            if bad:
+                concept, text, count, example_id = bad[0]
+                raise FactError(f"value {text!r} is not a number (concept {concept}, {count} rows; "
+                                f"e.g. measurement_id {example_id})",
+                                where=f"{where}: measurement.value_as_number")
         engine.view(f"src_{name}", checks.typed_view(table, engine.flavour))
     return inputs
+
+
+def _add_ranges(engine: Engine, ranges: sources.Source, unranged: str) -> None:
+    """``raw_measurement`` over ``unranged`` with reference ranges from the range table where
+    a result has none; FactError on a bad or overlapping range table."""
+    missing = [c for c in RANGE_COLUMNS if c not in ranges.families]
+    if missing:
+        raise FactError(f"missing column(s) {', '.join(missing)}; a reference-range table has: "
+                        f"{', '.join(RANGE_COLUMNS)}", where=ranges.where)
+    engine.materialise("td_ranges", ranges_sql("omop_reference_range", engine.flavour))
+    labs = ", ".join(f"'{f}'" for f in lab_facts())
+    bad = engine.dicts(
+        f"SELECT * FROM td_ranges WHERE fact IS NULL OR fact NOT IN ({labs}) OR high IS NULL "
+        "OR high <= 0 OR (low IS NOT NULL AND low > high) OR source IS NULL OR trim(source) = '' "
+        "OR (sex IS NOT NULL AND sex NOT IN ('male', 'female')) LIMIT 1")
+    if bad:
+        raise FactError("a range needs a laboratory fact, sex male/female or empty, a positive "
+                        f"high above its low, and a source; example row: {checks.format_row(bad[0])}",
+                        where=ranges.where)
+    columns = list(sources.families_of(engine, unranged))
+    engine.view("raw_measurement", ranged_measurement_sql(columns, engine.flavour))
+    overlap = engine.rows(range_overlap_query())
+    if overlap:
+        measurement_id, fact, count = overlap[0]
+        raise FactError(f"{count} ranges fit measurement_id {measurement_id} ({fact}); ranges "
+                        "of one fact, unit and sex must not overlap in age", where=ranges.where)
 
 
 def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> InputStats:
@@ -158,7 +189,12 @@ def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> Inp
         if problems:
             problem = problems[0]
             row = engine.dicts(f"SELECT * FROM src_{table} WHERE {problem.condition} LIMIT 1")
-            raise FactError(f"{problem.reason}; example row: "
+            per_concept = ""
+            if "concept_id" in engine.dicts(f"SELECT * FROM raw_{table} LIMIT 1")[0]:
+                counted = engine.rows(f"SELECT concept_id, count(*) FROM raw_{table} WHERE "
+                                      f"{problem.condition} GROUP BY concept_id ORDER BY 2 DESC")
+                per_concept = " (" + ", ".join(f"concept {c}: {n} rows" for c, n in counted) + ")"
+            raise FactError(f"{problem.reason}{per_concept}; example row: "
                             f"{checks.format_row(row[0] if row else {})}",
                             where=f"{inputs[table].where}: {table}.{problem.column}")
     id_ranges = {name: tuple(engine.rows(checks.id_query(t))[0]) for name, t in inputs.items()}
@@ -188,7 +224,7 @@ class RunReport:
 def screen_population(
     engine: Engine,
     *,
-    data: Path,
+    data: Path | str,
     out: Path,
     protocols: Sequence[CompiledProtocol],
     as_of: datetime,
@@ -196,6 +232,8 @@ def screen_population(
     progress: Progress | None = None,
     clock: Callable[[], float] | None = None,
     protocols_dir: Path | None = None,
+    concepts: ConceptMap | None = None,
+    ranges: Path | None = None,
 ) -> RunReport:
     """Screen every patient of ``data`` against ``protocols`` and write ``out``.
 
@@ -208,9 +246,13 @@ def screen_population(
         raise NotFoundError("no trial to screen (see --trials)")
     bar = progress or _Quiet()
     timer = _Timer(clock)
-    data, out = data.resolve(), out.resolve()
+    out = out.resolve()
+    shown = redacted(str(data)) if sources.is_url(data) else str(Path(data).resolve())
+    data = data if sources.is_url(data) else Path(data).resolve()
+    if incremental and engine.name == "postgres":
+        raise ScreeningError("--incremental runs on duckdb or spark")
     bar.phase("Checking the input tables")
-    inputs = load_inputs(engine, data)
+    inputs = load_inputs(engine, data, concepts=concepts, ranges=ranges)
     stats = gather_stats(engine, inputs)
     timer.lap("check")
     plan = build_plan(protocols, as_of=as_of, flavour=engine.flavour, stats=stats)
@@ -266,8 +308,10 @@ def screen_population(
             "schema": SCHEMA,
             "as_of": as_of.isoformat(),
             "engine": engine.name,
-            "data": str(data),
+            "data": shown,
             "protocols": str(protocols_dir.resolve()) if protocols_dir else None,
+            "concepts": concepts.site_file if concepts else None,
+            "ranges": str(ranges.resolve()) if ranges else None,
             "persons": persons,
             "incremental": incremental,
             "rescreened_persons": rescreened if reuse is not None else None,
@@ -298,15 +342,28 @@ def _parts(directory: Path) -> list[Path]:
 
 
 def _summary(engine: Engine, root: Path, indexes: Sequence[TrialIndex]) -> dict[str, Any]:
+    if engine.name == "postgres":  # the results are local Parquet files: read them here
+        from trialdesk.screening.engine import DuckDBEngine
+
+        with DuckDBEngine(memory_limit=None) as local:
+            return _summary(local, root, indexes)
     files = _parts(root / SCREENING)
     engine.register_files("td_results", files)
-    counts = engine.rows("SELECT trial_id, verdict, arm, count(*) FROM td_results "
-                         "GROUP BY trial_id, verdict, arm")
-    undetermined = engine.rows(
-        "SELECT trial_id, unknown, absent_facts, count(*) FROM td_results "
-        "WHERE verdict = 'undetermined' GROUP BY trial_id, unknown, absent_facts")
-    return summarise(indexes, [(str(t), str(v), a, int(n)) for t, v, a, n in counts],
-                     [(str(t), int(u), int(a), int(n)) for t, u, a, n in undetermined])
+    # One pass over the results: the masks matter only for undetermined pairs.
+    grouped = engine.rows(
+        "SELECT trial_id, verdict, arm, CASE WHEN verdict = 'undetermined' THEN unknown END, "
+        "CASE WHEN verdict = 'undetermined' THEN absent_facts END, count(*) FROM td_results "
+        "GROUP BY 1, 2, 3, 4, 5")
+    counts: dict[tuple[str, str, Any], int] = {}
+    undetermined: dict[tuple[str, int, int], int] = {}
+    for trial, verdict, arm, unknown, absent, n in grouped:
+        key = (str(trial), str(verdict), arm)
+        counts[key] = counts.get(key, 0) + int(n)
+        if verdict == "undetermined":
+            masks = (str(trial), int(unknown), int(absent))
+            undetermined[masks] = undetermined.get(masks, 0) + int(n)
+    return summarise(indexes, [(*k, n) for k, n in counts.items()],
+                     [(*k, n) for k, n in undetermined.items()])
 
 
 def _previous(out: Path, engine: Engine, plan: PopulationPlan) -> dict[str, Any] | None:
@@ -351,7 +408,7 @@ def write_tables(out: Path, chunks: Iterable[Mapping[str, Any]]) -> dict[str, in
     counts: dict[str, int] = {}
     out = out.resolve()
     if out.exists() and any(out.iterdir()):
-        raise TrialdeskError("exists and is not empty; choose a new directory", where=str(out))
+        raise ScreeningError("exists and is not empty; choose a new directory", where=str(out))
     stage = out.parent / f".{out.name}.partial"
     if stage.exists():
         import shutil
@@ -398,6 +455,7 @@ class Explanation:
     result: ScreeningResult
     stored: dict[str, Any] | None
     agrees: bool
+    ranges: dict[str, str] = field(default_factory=dict)  # lab → where its ULN came from
 
 
 def explain_pair(engine: Engine, *, out: Path, patient: str, trial: str,
@@ -419,14 +477,38 @@ def explain_pair(engine: Engine, *, out: Path, patient: str, trial: str,
     files = _parts(trial_dir(out, trial))
     engine.register_files("td_pair", files)
     stored = engine.dicts(f"SELECT * FROM td_pair WHERE person_id = {person_id}")
-    inputs = load_inputs(engine, data or Path(manifest["data"]), check_rows=False)
+    concepts = manifest.get("concepts")
+    ranges = manifest.get("ranges")
+    inputs = load_inputs(engine, data or Path(manifest["data"]), check_rows=False,
+                         concepts=concept_map(Path(concepts)) if concepts else None,
+                         ranges=Path(ranges) if ranges else None)
     records = load_records(engine, [person_id], on=as_of.date(), inputs=inputs)
     if not records:
         raise NotFoundError(f"no person {person_id} in the data")
     result = screen_record(protocols[trial], records[0], as_of=as_of)
     row = stored[0] if stored else None
     agrees = row is not None and _same(index, row, result)
-    return Explanation(result, row, agrees)
+    return Explanation(result, row, agrees, _range_sources(engine, person_id, as_of.date()))
+
+
+def _range_sources(engine: Engine, person_id: int, on: date) -> dict[str, str]:
+    """Where the reference range of each lab's latest result came from (with a range table)."""
+    if "range_source" not in {name for name, _ in engine.columns("raw_measurement")}:
+        return {}
+    labs = ", ".join(f"'{lab}'" for lab in XULN_LABS)
+    rows = engine.dicts(
+        "SELECT measurement_source_value AS fact, measurement_id AS id, measurement_date AS day, "
+        "range_source FROM raw_measurement WHERE value_as_number IS NOT NULL AND "
+        f"CAST(person_id AS BIGINT) = {int(person_id)} AND measurement_source_value IN ({labs})")
+    latest: dict[str, tuple[date, int, str]] = {}
+    for r in rows:
+        day = r["day"] if isinstance(r["day"], date) else date.fromisoformat(str(r["day"])[:10])
+        if day > on:
+            continue
+        best = latest.get(r["fact"])
+        if best is None or (day, -int(r["id"])) > (best[0], -best[1]):
+            latest[r["fact"]] = (day, int(r["id"]), r["range_source"] or "none")
+    return {fact: source for fact, (_, _, source) in sorted(latest.items())}
 
 
 def _same(index: TrialIndex, row: Mapping[str, Any], result: ScreeningResult) -> bool:
@@ -441,7 +523,6 @@ __all__ = [
     "Progress",
     "RunReport",
     "explain_pair",
-    "find_tables",
     "gather_stats",
     "load_inputs",
     "load_records",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trialdesk.errors import TrialdeskError
+from trialdesk.errors import ScreeningError, TrialdeskError
 from trialdesk.screening.engine import Engine, engine_error
 
 
@@ -37,9 +37,9 @@ class SparkEngine(Engine):
             from pyspark import StorageLevel
             from pyspark.sql import SparkSession
         except ImportError:
-            raise TrialdeskError("the spark engine needs pyspark: pip install pyspark") from None
+            raise ScreeningError("the spark engine needs pyspark: pip install pyspark") from None
         if java_runtime() is None:
-            raise TrialdeskError("the spark engine needs a Java runtime (17 or newer), e.g. "
+            raise ScreeningError("the spark engine needs a Java runtime (17 or newer), e.g. "
                                  "apt-get install openjdk-17-jre-headless; or set JAVA_HOME")
         self._storage = StorageLevel.MEMORY_AND_DISK
         cores = threads or os.cpu_count() or 2
@@ -59,7 +59,7 @@ class SparkEngine(Engine):
         try:
             self.spark = builder.getOrCreate()
         except Exception as exc:
-            raise TrialdeskError(f"spark did not start: {str(exc).splitlines()[0]}") from None
+            raise ScreeningError(f"spark did not start: {str(exc).splitlines()[0]}") from None
         self.spark.sparkContext.setLogLevel("ERROR")
         self._cached: dict[str, Any] = {}
 
