@@ -151,7 +151,8 @@ def test_nbnk_arm_a_collection_to_four_infusions(lab: Lab) -> None:
     events = lab.nk_events
     assert [e["course_day"] for e in events] == [7, 7, 7, 7]
     collection = lab.collect()
-    assert collection.startswith("A999926000001 00 ")  # first DIN of the facility in 2026
+    # the demo recorded the facility's first DIN of 2026; this is the next one
+    assert collection.startswith("A999926000002 00 ")
     batch = lab.expand(collection)
     aliquots = [lab.aliquot(batch, i) for i in range(4)]
     weight = lab.weight()

@@ -320,7 +320,10 @@ def hand_over(ctx: Services, who: Principal, key: str, *, expected_version: int,
     product = tree.products[key]
     if ctx.store.user_by_name(to) is None:
         raise NotFoundError(f"no user '{to}'", where="to")
-    row = tree.row(key)
+    moves = _handovers(ctx, key)
+    # Read after the hand-overs: a hand-over committed meanwhile shows as a newer version here
+    # (or, committed later, fails the store's compare-and-swap) — never as a wrong holder.
+    row = ctx.store.cell_product(key) or tree.row(key)
     if row.version != expected_version:
         raise ConflictError(f"product {key} was changed by {row.updated_by} at {row.updated_at} "
                             f"(it is now version {row.version}; your copy is version "
@@ -328,7 +331,7 @@ def hand_over(ctx: Services, who: Principal, key: str, *, expected_version: int,
                             where="version")
     handover = Handover(who.username, to, location, _minute(at), temperature_c, condition,
                         storage)
-    accept(custody(product.operator, product.prepared_at, _handovers(ctx, key)), handover)
+    accept(custody(product.operator, product.prepared_at, moves), handover)
     saved = ctx.store.add_product_handover(key, handover_json(handover),
                                            expected_version=expected_version,
                                            actor=who.username, reason=reason)
@@ -399,6 +402,7 @@ def record_infusion(ctx: Services, who: Principal, study_number: str, *, verific
     """The infusion after an accepted bedside verification; the calendar event is recorded
     as given in the same transaction. ``reactions`` are adverse events already recorded
     (graded with CTCAE through the safety path), linked by id."""
+    load_journey(ctx, who, study_number, P.ADMINISTRATION_RECORD)  # permission first
     found = [v for v in ctx.store.product_verifications(study_number=study_number)
              if v.id == verification]
     if not found:
@@ -574,6 +578,8 @@ def lab_view(ctx: Services, who: Principal, *, hours_ahead: int = 24) -> dict[st
     (a product type with release tests and no decision), and products expiring within
     ``hours_ahead`` hours (a view setting, not a clinical limit)."""
     who.require_user()
+    if not who.can_anywhere(P.PRODUCT_RECORD):
+        raise AccessError("the cell lab's list is for the cell-therapy lab (pharmacist role)")
     trials = sorted({t for t, _ in who.scopes(P.PRODUCT_RECORD)})
     rows = ctx.store.cell_products(trial_ids=trials)
     keys = [r.key for r in rows]
