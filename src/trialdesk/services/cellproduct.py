@@ -64,7 +64,7 @@ from trialdesk.schedule.plan import Event
 from trialdesk.schedule.records import EventRecord, RecordStatus
 from trialdesk.services.accounts import Principal, principal_for
 from trialdesk.services.context import Services
-from trialdesk.services.journeys import load_journey, now, plain
+from trialdesk.services.journeys import load_journey, now, plain, renamed
 from trialdesk.services.patients import load_patient, signature_view
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
@@ -428,14 +428,14 @@ def record_infusion(ctx: Services, who: Principal, study_number: str, *, verific
     if volume_ml is not None and volume_ml <= 0:
         raise ProductError("must be above 0", where="volume")
     # The amount given is the verified dose in viable cells per kg of today's weight.
-    record = EventRecord(event_id=event.id, status=RecordStatus.GIVEN, at=begin,
-                         by=user.full_name, amount=check.document.get("cells_per_kg"),
-                         unit=event.dose.unit if event.dose else None,
-                         reason=None, recorded_at=now(ctx))
     try:
+        record = EventRecord(event_id=event.id, status=RecordStatus.GIVEN, at=begin,
+                             by=user.full_name, amount=check.document.get("cells_per_kg"),
+                             unit=event.dose.unit if event.dose else None,
+                             reason=None, recorded_at=now(ctx))
         loaded.journey.with_record(loaded.protocol, record)
     except TrialdeskError as exc:
-        raise plain(exc, "event") from None
+        raise renamed(exc, {"at": "start", "event_id": "event"}) from None
     deadline = check.document.get("deadline")
     doc = {"product": key, "patient": study_number, "event": event.id,
            "verification": verification, "start": begin.isoformat(timespec="minutes"),

@@ -69,7 +69,7 @@ class InfusionForm(_Form):
     start: datetime
     end: datetime | None = None
     volume_ml: float | None = Field(default=None, gt=0, le=10_000, allow_inf_nan=False)
-    observations: str = Field(default="", max_length=2000)
+    observations: str | None = Field(default=None, max_length=2000)
 
 
 def _bedside(request: Request, who: Who, study_number: str, event_id: str | None, *,
@@ -146,7 +146,8 @@ async def infuse(request: Request, study_number: StudyNumber, who: Who) -> Respo
         d = InfusionForm.model_validate(form)
         return cellproduct.record_infusion(
             ctx, who, study_number, verification=d.verification, start=d.start, end=d.end,
-            volume_ml=d.volume_ml, observations=d.observations, reason="infusion recorded")
+            volume_ml=d.volume_ml, observations=d.observations or "",
+            reason="infusion recorded")
 
     result = _attempt(request, who, study_number, form, run)
     if isinstance(result, Response):
