@@ -43,28 +43,41 @@ PASSING: list[tuple[str, float | str, str | None]] = [
     ("endotoxin", 0.5, "EU/mL"), ("mycoplasma", "negative", None)]
 
 
-def _fixture_protocols(directory: Path) -> Path:
-    directory.mkdir()
-    doc = yaml.safe_load((default_protocol_dir() / "nb-nk-2026.yaml").read_text())
+def _fixture_copy(directory: Path, name: str, lot: str, dose: str,
+                  dose_changes: dict[str, dict[str, Any]]) -> None:
+    """The shipped protocol file with TEST FIXTURE values: release limits on ``lot``, the
+    given fields of ``dose`` (shelf life, dose range)."""
+    doc = yaml.safe_load((default_protocol_dir() / name).read_text())
     for product in doc["products"]:
-        if product["id"] == "nk-expansion":
+        if product["id"] == lot:
             for test in product["release_tests"]:
                 test["limit"].update(LIMITS[test["id"]])
-        if product["id"] == "nk-dose":
-            # Dose levels of the MSKCC phase I (FACTS.md §1h: 1 to 50 ×10⁶/kg) as a fixture
-            product["dose_per_kg"].update({"minimum": 1e6, "maximum": 5e7, "source": FIXTURE})
-            product["shelf_life_hours"].update({"maximum": 4, "source": FIXTURE})
-    (directory / "nb-nk-2026.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        if product["id"] == dose:
+            for key, value in dose_changes.items():
+                product[key].update(value)
+    (directory / name).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _fixture_protocols(directory: Path, *, rumcess: bool = False) -> Path:
+    directory.mkdir()
+    shelf = {"maximum": 4, "source": FIXTURE}
+    if rumcess:
+        _fixture_copy(directory, "rumcess.yaml", "msc-lot", "msc-dose", {"shelf_life_hours": shelf})
+    # Dose levels of the MSKCC phase I (FACTS.md §1h: 1 to 50 ×10⁶/kg) as a fixture range.
+    _fixture_copy(directory, "nb-nk-2026.yaml", "nk-expansion", "nk-dose", {
+        "dose_per_kg": {"minimum": 1e6, "maximum": 5e7, "source": FIXTURE},
+        "shelf_life_hours": shelf})
     return directory
 
 
 class Lab:
     """The demo database with the fixture protocol, and one principal per role."""
 
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.clock = conftest.TestClock(START)
+    def __init__(self, url: str, tmp: Path, *, start: str = START, rumcess: bool = False) -> None:
+        self.clock = conftest.TestClock(start)
         self.store = Store.open(url, clock=self.clock)  # type: ignore[arg-type]
-        seed_demo(self.store, _fixture_protocols(tmp / "protocols"), ROOT / "examples" / "patients")
+        seed_demo(self.store, _fixture_protocols(tmp / "protocols", rumcess=rumcess),
+                  ROOT / "examples" / "patients")
         self.ctx = Services.open(self.store)
         self.patient = self.store.patients([("NB-NK-2026", None)]).items[0].study_number
 
@@ -128,8 +141,8 @@ class Lab:
             entered=dose, wristband=wristband or patient or self.patient,
             second_verifier=second, second_password=f"{second}-demo")
 
-    def weight(self) -> float:
-        found, _ = cp._weight(self.ctx, self.patient, date(2026, 12, 31))
+    def weight(self, patient: str | None = None) -> float:
+        found, _ = cp._weight(self.ctx, patient or self.patient, date(2026, 12, 31))
         assert found is not None
         return found
 
@@ -320,3 +333,86 @@ def test_command_line_on_the_database(tmp_path: Path) -> None:
     assert "released" in text and collection in text
     assert lab.store.verify_audit().ok
     shutil.rmtree(tmp_path / "protocols")
+
+
+# --------------------------------------------------------------------------- RuMCeSS
+
+
+def _msc_patient(lab: Lab) -> str:
+    """A second RuMCeSS patient, enrolled from the sealed list (the demo's list gives the
+    first patient standard care and this one MSC)."""
+    from trialdesk.criteria.verdict import screen_record
+    from trialdesk.facts.patient import patient_from_data
+    from trialdesk.protocol.load import protocol_from_data
+    from trialdesk.services.demo import DEMO_MOMENT
+
+    data = json.loads((ROOT / "examples" / "patients" / "rumcess-eligible.json").read_text())
+    number = lab.store.next_study_number("RuMCeSS", "RUMCES")
+    record = patient_from_data({**data, "patient_id": number}, today=date(2026, 11, 21),
+                               source="rumcess-eligible.json")
+    lab.store.add_patient(number, "RuMCeSS", "Moscow", record.model_dump(mode="json"), {},
+                          actor="coordinator", reason="referred")
+    consent = record.consents[0]
+    journeys.record_consent(lab.ctx, lab.who("coordinator"), number, version=consent.version or "2.0",
+                            signed_on=consent.date, signed_by=consent.signed_by,
+                            assent=consent.assent, reason="consent")
+    version = lab.store.protocol_version("RuMCeSS")
+    result = screen_record(protocol_from_data(version.document, source="RuMCeSS"), record,
+                           as_of=DEMO_MOMENT).to_json()
+    screening = lab.store.add_screening(number, version.id, lab.store.patient(number).version,
+                                        result, actor="investigator", reason="screening")
+    journeys.enrol_patient(lab.ctx, lab.who("investigator"), number, screening_id=screening.id,
+                           password="investigator-demo", reason="enrolment",
+                           start=date(2026, 11, 21))
+    return number
+
+
+@pytest.mark.parametrize(("verified_at", "minutes_left", "met"), [
+    (datetime(2026, 11, 21, 14, 0), 120, True),  # seed 004: MSC within 10 h of onset 06:00
+    (datetime(2026, 11, 21, 16, 30), -30, False),  # after 16:00: a deviation, not a refusal
+])
+def test_rumcess_msc_infusion_and_the_10_hour_deadline(tmp_path: Path, verified_at: datetime,
+                                                       minutes_left: int, met: bool) -> None:
+    lab = Lab(f"sqlite:///{tmp_path / 'td.db'}", tmp_path, start="2026-11-21T12:30:00+00:00",
+              rumcess=True)
+    patient = _msc_patient(lab)
+    pharm = lab.who("pharmacist")
+    event = next(e for e in journeys.calendar_page(lab.ctx, lab.who("investigator"),
+                                                   patient)["calendar"]["events"]
+                 if e["cell_product"])
+    assert event["deadline"] == "2026-11-21T16:00"
+    donation = cp.record_collection(
+        lab.ctx, pharm, trial_id="RuMCeSS", spec_id="msc-donation", facility=FACILITY,
+        code="S0101A", collected_at=datetime(2026, 11, 1, 9), procedure="bone marrow",
+        donor="MSC-BANK-17", reason="bank donation")["id"]
+    assert donation.startswith("A999926000002 00 ")  # the demo's NB collection is the first
+    lot = cp.derive_product(lab.ctx, pharm, donation, spec_id="msc-lot", code="S0102A",
+                            prepared_at=datetime(2026, 11, 2, 9), reason="expanded")["id"]
+    for test_id, value, unit in [("viability", 95, "%"), ("msc_identity", 97, "% of viable cells"),
+                                 ("sterility", "no growth", None), ("endotoxin", 0.2, "EU/mL"),
+                                 ("mycoplasma", "negative", None)]:
+        cp.record_test_result(lab.ctx, pharm, lot, test_id=test_id, value=value, unit=unit,
+                              tested_at=datetime(2026, 11, 3, 9), reason="QC")
+    assert cp.release_product(lab.ctx, pharm, lot, password="pharmacist-demo",
+                              reason="release")["released"]
+    aliquot = cp.derive_product(lab.ctx, pharm, lot, spec_id="msc-aliquot", code="S0103A",
+                                division=0, prepared_at=datetime(2026, 11, 4, 9),
+                                reason="banked")["id"]
+    weight = lab.weight(patient)
+    dose = cp.derive_product(lab.ctx, pharm, aliquot, spec_id="msc-dose", code="S0104A",
+                             recipient=patient, prepared_at=datetime(2026, 11, 21, 13),
+                             counts=Counts(viable_cells=1.5e6 * weight), reason="thawed")["id"]
+    lab.at(verified_at)
+    waiting = cp.released_product_for(lab.ctx, lab.who("coordinator"), patient, event["id"])
+    assert [r["product"] for r in waiting["released"]] == [dose]
+    assert waiting["minutes_left"] == minutes_left
+    checked = lab.verify(dose, event["id"], patient=patient)
+    assert checked["accepted"], checked["refusals"]
+    assert (checked["minutes_left"], checked["deadline_met"]) == (minutes_left, met)
+    assert bool(checked["warnings"]) is not met
+    infused = cp.record_infusion(lab.ctx, lab.who("coordinator"), patient,
+                                 verification=checked["id"], start=verified_at, end=None,
+                                 volume_ml=20, reason="infused")
+    assert infused["deadline_met"] is met
+    assert cp.product_history(lab.ctx, lab.who("monitor"), dose)["donor"] == {
+        "id": "MSC-BANK-17", "kind": "third_party"}
