@@ -204,6 +204,11 @@ def test_nbnk_arm_a_collection_to_four_infusions(lab: Lab) -> None:
     assert history["current"]["holder"] == "coordinator"
     assert cp.product_history_pdf(lab.ctx, lab.who("monitor"), dose).startswith(b"%PDF")
     assert lab.store.verify_audit().ok
+    # A reaction is linked to an adverse event already recorded, never to an unknown one.
+    with pytest.raises(TrialdeskError, match="record the reaction as an adverse event"):
+        cp.record_infusion(lab.ctx, lab.who("coordinator"), lab.patient,
+                           verification=checked["id"], start=_day(events[-1]["date"], 11),
+                           end=None, volume_ml=None, reactions=[999999], reason="again")
     # A dose is given once: the same verification cannot be infused again.
     with pytest.raises(TrialdeskError):
         cp.record_infusion(lab.ctx, lab.who("coordinator"), lab.patient,

@@ -427,6 +427,11 @@ def record_infusion(ctx: Services, who: Principal, study_number: str, *, verific
         raise ProductError("the infusion ends before it starts", where="end")
     if volume_ml is not None and volume_ml <= 0:
         raise ProductError("must be above 0", where="volume")
+    known = {ae.id for ae in ctx.store.adverse_events(study_number)}
+    unknown = [r for r in reactions if r not in known]
+    if unknown:
+        raise NotFoundError(f"no adverse event {', '.join(map(str, unknown))} of {study_number}; "
+                            "record the reaction as an adverse event first", where="reactions")
     # The amount given is the verified dose in viable cells per kg of today's weight.
     try:
         record = EventRecord(event_id=event.id, status=RecordStatus.GIVEN, at=begin,
