@@ -80,9 +80,13 @@ def _enrolled(store: Store, *, verdict: str = "eligible", override: bool = False
 
 
 def test_the_new_tables_are_made_by_migration_0002(store: Store) -> None:
+    from sqlalchemy import inspect
+
     from trialdesk.store.db import current_revision
 
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"  # the newest; 0002 made the journey tables
+    assert {"journeys", "event_records", "allocation_lists", "allocations"} <= set(
+        inspect(store.engine).get_table_names())
 
 
 def test_a_consent_is_stored_with_the_patient_record_in_one_transaction(store: Store) -> None:

@@ -24,7 +24,8 @@ PATIENT = "NBNK-0002"  # eligible, not enrolled, site Moscow
 JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
 # Routes about an enrolled patient's calendar, safety and response use JOURNEY.
 JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
-                  "/adverse-events", "/actions", "/responses", "/follow-ups")
+                  "/adverse-events", "/actions", "/responses", "/follow-ups", "/bedside",
+                  "/infusions", "/events/")
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -92,6 +93,7 @@ GIVERS = {"investigator", "coordinator", "pharmacist"}
 DOSE = {"investigator", "pharmacist"}
 INVESTIGATOR = {"investigator"}
 OUTCOMES = {"administrator", "statistician"}  # de-identified
+LAB = {"pharmacist"}  # the cell-therapy lab
 
 # (method, path template) -> (rule, request maker)
 EXPECTED: dict[tuple[str, str], Rule] = {
@@ -181,6 +183,20 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/follow-ups"): patient_level(WRITERS, 303),
     ("GET", "/trials/{trial_id}/outcomes"): trial_level(OUTCOMES),
     ("POST", "/trials/{trial_id}/randomisation"): trial_level({"administrator"}, 422),
+    ("GET", "/api/lab"): anywhere(LAB),
+    ("GET", "/lab"): anywhere(LAB),
+    ("GET", "/api/products/{product_id}"): trial_level(CLINICAL),
+    ("GET", "/products/{product_id}"): trial_level(CLINICAL),
+    ("GET", "/api/products/{product_id}/history.pdf"): trial_level(CLINICAL),
+    ("GET", "/api/products/{product_id}/label.pdf"): trial_level(LAB),
+    ("GET", "/api/patients/{study_number}/events/{event_id}/product"): patient_level(CLINICAL),
+    ("GET", "/patients/{study_number}/bedside"): patient_level(GIVERS),
+    # A bedside check of an unknown product is a refusal, recorded (201 / the page, 200).
+    ("POST", "/api/patients/{study_number}/bedside-verifications"): patient_level(GIVERS, 201),
+    ("POST", "/patients/{study_number}/bedside"): patient_level(GIVERS),
+    # No such verification: the infusion is refused naming the field (422).
+    ("POST", "/api/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
+    ("POST", "/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -217,6 +233,10 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         url = url.replace("{ae_id}", str(web.store.adverse_events(JOURNEY)[0].id))
     if "{action_id}" in url:
         url = url.replace("{action_id}", str(_confirmable_action(web)))
+    if "{product_id}" in url:
+        url = url.replace("{product_id}", web.store.cell_products()[0].key.replace(" ", ""))
+    if "{event_id}" in url:
+        url = url.replace("{event_id}", _nk_event(web))
     if url.endswith("/sdtm.zip"):
         url += "?country=RUS"
     api = url.startswith("/api")
@@ -340,9 +360,20 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
     if tail == "/responses":
         return {"criteria": "INRC", "assessed_on": "2026-11-21", "document": INRC,
                 "reason": "assessment"}
+    if tail in ("/bedside", "/bedside-verifications"):
+        return {"event_id": _nk_event(web), "product": "A999926999999 00 X S0004AA0",
+                "wristband": JOURNEY, "second_verifier": "investigator",
+                "second_password": "investigator-demo"}
+    if tail == "/infusions":
+        return {"verification": 999999, "start": "2026-11-21T11:00", "reason": "infused"}
     if tail == "/follow-ups":
         return {"kind": "last_contact", "occurred_on": "2026-11-21", "reason": "seen"}
     raise AssertionError(f"no request maker for {path}")
+
+
+def _nk_event(web: Any) -> str:
+    """The first cell-product event of JOURNEY's calendar."""
+    return str(next(e["id"] for e in _calendar(web)["calendar"]["events"] if e["cell_product"]))
 
 
 def _confirmable_action(web: Any) -> int:

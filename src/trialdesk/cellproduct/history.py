@@ -12,8 +12,9 @@ from typing import Any
 
 from trialdesk.cellproduct.bedside import Verification
 from trialdesk.cellproduct.custody import Handover, custody
-from trialdesk.cellproduct.product import Product, children, lineage
-from trialdesk.cellproduct.release import ReleaseDecision
+from trialdesk.cellproduct.identifier import parse_product_id
+from trialdesk.cellproduct.product import Counts, Donor, Product, children, lineage
+from trialdesk.cellproduct.release import Outcome, ReleaseDecision, Signature, TestResult, Verdict
 
 
 def _moment(value: datetime | None) -> str | None:
@@ -22,7 +23,8 @@ def _moment(value: datetime | None) -> str | None:
 
 def product_json(p: Product) -> dict[str, Any]:
     return {
-        "id": p.key, "barcode": p.id.barcode, "din": p.id.din.din13, "product_code": p.id.code.text,
+        "id": p.key, "barcode": p.id.barcode, "din": p.id.din.din13, "flags": p.id.din.flags,
+        "product_code": p.id.code.text,
         "type": p.spec_id, "stage": p.stage, "trial": p.trial_id,
         "donor": {"id": p.donor.id, "kind": p.donor.kind}, "recipient": p.recipient,
         "parent": p.parent.text if p.parent else None, "prepared_at": _moment(p.prepared_at),
@@ -80,3 +82,71 @@ def history(products: Mapping[str, Product], key: str, *,
         "derived": [product_json(c) for c in children(products.values(), key)],
         "bedside": [v.to_json() for v in verifications if v.product == key],
     }
+
+
+# ---------------------------------------------------------------------------- back from JSON
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def product_from_json(doc: Mapping[str, Any]) -> Product:
+    """The product :func:`product_json` wrote (a stored product rebuilt).
+
+    >>> from trialdesk.cellproduct.identifier import Din, ProductCode, ProductId
+    >>> from trialdesk.cellproduct.product import collect
+    >>> p = collect(ProductId(Din.make("A9999", 2026, 1), ProductCode("S0001", "A")),
+    ...             spec_id="c", trial_id="T", donor=Donor("P-1", "autologous"), recipient="P-1",
+    ...             collected_at=datetime(2026, 3, 1, 9), procedure="apheresis", operator="lab1")
+    >>> product_from_json(product_json(p)) == p
+    True
+    """
+    prepared = _at(doc["prepared_at"])
+    assert prepared is not None  # a product is always prepared at a time
+    return Product(
+        parse_product_id(doc["id"], require_check=True), doc["type"], doc["stage"], doc["trial"],
+        Donor(doc["donor"]["id"], doc["donor"]["kind"]), doc.get("recipient"), prepared,
+        doc["operator"],
+        parent=parse_product_id(doc["parent"], require_check=True) if doc.get("parent") else None,
+        procedure=doc.get("procedure"), site=doc.get("site"), volume_ml=doc.get("volume_ml"),
+        counts=Counts(**doc.get("counts", {})), expires_at=_at(doc.get("expires_at")),
+        storage=doc.get("storage"))
+
+
+def decision_json(d: ReleaseDecision) -> dict[str, Any]:
+    return _decision_json(d)
+
+
+def decision_from_json(doc: Mapping[str, Any]) -> ReleaseDecision:
+    decided = _at(doc["decided_at"])
+    assert decided is not None
+    return ReleaseDecision(
+        doc["product"], doc["released"], doc["exceptional"],
+        tuple(Verdict(t["test"], t["label"], Outcome(t["outcome"]), t["limit"], t["result"],
+                      t["reason"], t["unconfirmed"]) for t in doc["tests"]),
+        tuple(Signature(s["signer"], s["role"], datetime.fromisoformat(s["signed_at"]),
+                        s["meaning"]) for s in doc["signatures"]),
+        decided, doc.get("justification"))
+
+
+def handover_json(h: Handover) -> dict[str, Any]:
+    return _handover_json(h)
+
+
+def handover_from_json(doc: Mapping[str, Any]) -> Handover:
+    at = _at(doc["at"])
+    assert at is not None
+    return Handover(doc["from"], doc["to"], doc["location"], at, doc.get("temperature_c"),
+                    doc["condition"], doc.get("storage"))
+
+
+def result_json(r: TestResult) -> dict[str, Any]:
+    return {"test": r.test_id, "value": r.value, "unit": r.unit, "by": r.by,
+            "tested_at": _moment(r.tested_at)}
+
+
+def result_from_json(doc: Mapping[str, Any]) -> TestResult:
+    at = _at(doc["tested_at"])
+    assert at is not None
+    return TestResult(doc["test"], doc["value"], at, doc["by"], doc.get("unit"))

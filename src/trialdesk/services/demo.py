@@ -7,7 +7,8 @@ screened patient has the consent of its file recorded. Three are enrolled throug
 operations the pages use (signatures with the demo passwords):
 
 * the NB-NK-2026 refractory patient (arm A by rule): calendar from today, the cell
-  collection and the first doses recorded, a dose signed off by the pharmacist, a catheter
+  collection (and its product, the first DIN of the demo facility) and the first doses
+  recorded, a dose signed off by the pharmacist, a catheter
   infection (the protocol proposes supportive care) and a neutropenia graded from its lab;
 * the RuMCeSS patient, randomised from a sealed list generated from a recorded seed, the
   MSC infusion timed from the septic-shock onset of the patient file;
@@ -24,7 +25,7 @@ from pathlib import Path
 from trialdesk.criteria.verdict import screen_record
 from trialdesk.facts.patient import patient_from_data
 from trialdesk.protocol.load import protocol_from_data, read_document
-from trialdesk.services import journeys, responses, safety
+from trialdesk.services import cellproduct, journeys, responses, safety
 from trialdesk.services.accounts import Principal, hash_password
 from trialdesk.services.catalogue import study_prefix
 from trialdesk.services.context import Services
@@ -63,6 +64,7 @@ DEMO_PATIENTS = (
     DemoPatient("refnot-eligible.json", "REFNOT-R2", "St Petersburg", "Demo Patient Golf",
                 "enrolled"),
 )
+DEMO_FACILITY = "A9999"  # an ISBT 128 facility identifier for demo data only (not assigned)
 DEMO_SEED = 20130507  # RuMCeSS: the allocation list's recorded seed (synthetic demo data)
 
 
@@ -199,6 +201,10 @@ def _nb_calendar(ctx: Services, store: Store, number: str) -> None:
             journeys.record_event(ctx, coord, number, event_id=e["id"], status="done",
                                   at=yesterday, amount=None, unit=None, by="Demo Coordinator",
                                   reason=None, note="cell collection done")
+    cellproduct.record_collection(
+        ctx, _who(store, Role.PHARMACIST.value), trial_id="NB-NK-2026", spec_id="nk-collection",
+        facility=DEMO_FACILITY, code="S0001A", collected_at=yesterday, procedure="peripheral blood",
+        patient=number, site="Moscow", volume_ml=40, reason="mononuclear-cell collection")
     first = [e for e in events if e["kind"] == "administration" and e["day"] == 1
              and e["dose"] and e["dose"]["amount"] is not None]
     journeys.sign_dose(ctx, _who(store, Role.PHARMACIST.value), number,

@@ -412,6 +412,13 @@ def dose_content(study_number: str, e: Event) -> dict[str, Any]:
             "working": dose.working, "unconfirmed": list(dose.unconfirmed)}
 
 
+def cell_product_event(protocol: Protocol, e: Event) -> bool:
+    """Whether the event gives a cell product of the protocol (its agent is a dose's)."""
+    agent = e.dose.agent.casefold() if e.dose else None
+    return agent is not None and any(s.agent and s.agent.casefold() == agent
+                                     for s in protocol.products)
+
+
 def _signable(e: Event) -> bool:
     return e.dose is not None and not e.dose.not_set and e.kind in (EventKind.ADMINISTRATION,
                                                                     EventKind.TIMED)
@@ -450,6 +457,7 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
     for e, ej in zip(cal.events, doc["events"], strict=True):
         ej["allowed"] = [s.value for s in allowed_statuses(e)]
         ej["signable"] = _signable(e)
+        ej["cell_product"] = cell_product_event(loaded.protocol, e)
         ej["signatures"] = []
         if _signable(e):
             content = digest(dose_content(study_number, e))
@@ -565,6 +573,12 @@ def record_event(ctx: Services, who: Principal, study_number: str, *, event_id: 
     except TrialdeskError as exc:
         raise plain(exc, "event_id") from None
     dosed = RecordStatus.GIVEN in allowed_statuses(event)
+    if status in (RecordStatus.GIVEN.value, RecordStatus.PARTLY_GIVEN.value) and \
+            cell_product_event(loaded.protocol, event):
+        raise ScheduleError(f"{event.name} is a cell product: it is recorded as given by its "
+                            "infusion, after a released product and the two-person bedside "
+                            "verification (trialdesk product verify, then product infuse)",
+                            where="status")
     if not dosed:
         load_patient(ctx, who, study_number, P.PATIENT_WRITE)
     if amount is not None and unit is None and event.dose is not None:

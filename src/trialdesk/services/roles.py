@@ -41,7 +41,9 @@ class Permission(StrEnum):
     ADVERSE_EVENT_RECORD = "adverse_event.record"
     TOXICITY_CONFIRM = "toxicity.confirm"  # e-signature on a toxicity action
     RESPONSE_RECORD = "response.record"  # response assessments and follow-up
-    PRODUCT_RECORD = "product.record"  # cell product custody (cellproduct/, when it lands)
+    PRODUCT_RECORD = "product.record"  # cell products: collection, processing, tests, custody
+    PRODUCT_RELEASE = "product.release"  # e-signature of the lab's responsible person
+    PRODUCT_COSIGN = "product.cosign"  # the investigator's e-signature on an exceptional release
     RANDOMISATION_MANAGE = "randomisation.manage"  # generate the sealed list
     AUDIT_READ = "audit.read"
     EXPORT_DEIDENTIFIED = "export.deidentified"  # outcomes, SDTM, FHIR, DSMB report
@@ -57,12 +59,13 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.INVESTIGATOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.PATIENT_WRITE,
                                   P.SCREENING_RUN, P.ELIGIBILITY_CONFIRM, P.CLINICAL_READ,
                                   P.ADMINISTRATION_RECORD, P.DOSE_SIGN, P.ADVERSE_EVENT_RECORD,
-                                  P.TOXICITY_CONFIRM, P.RESPONSE_RECORD, P.DASHBOARD_READ}),
+                                  P.TOXICITY_CONFIRM, P.RESPONSE_RECORD, P.DASHBOARD_READ,
+                                  P.PRODUCT_COSIGN}),
     Role.COORDINATOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.PATIENT_WRITE,
                                  P.SCREENING_RUN, P.CLINICAL_READ, P.ADMINISTRATION_RECORD,
                                  P.ADVERSE_EVENT_RECORD, P.DASHBOARD_READ}),
     Role.PHARMACIST: frozenset({P.PATIENT_READ, P.CLINICAL_READ, P.ADMINISTRATION_RECORD,
-                                P.DOSE_SIGN, P.PRODUCT_RECORD}),
+                                P.DOSE_SIGN, P.PRODUCT_RECORD, P.PRODUCT_RELEASE}),
     Role.MONITOR: frozenset({P.PATIENT_READ, P.PATIENT_IDENTIFIERS, P.CLINICAL_READ,
                              P.AUDIT_READ, P.DASHBOARD_READ}),
     Role.STATISTICIAN: frozenset({P.PATIENT_READ, P.EXPORT_DEIDENTIFIED, P.DASHBOARD_READ}),
@@ -72,6 +75,8 @@ SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.ELIGIBILITY_CONFIRM: "I confirm the patient is eligible",
     P.DOSE_SIGN: "I sign off this dose",
     P.TOXICITY_CONFIRM: "I confirm this toxicity action",
+    P.PRODUCT_RELEASE: "I release this cell product",
+    P.PRODUCT_COSIGN: "I approve the exceptional release of this cell product",
 }
 
 

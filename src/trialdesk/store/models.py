@@ -405,3 +405,122 @@ class Allocation(Base):
     arm: Mapped[str] = mapped_column(String(64))
     document: Mapped[str] = mapped_column(Text)
     allocated_at: Mapped[str] = mapped_column(MOMENT)
+
+
+# ---------------------------------------------------------------------------- cell products
+
+
+class DinSequence(Base):
+    """The last ISBT 128 DIN sequence number given per facility and year (taken under the
+    writers' lock, so two collections never get the same DIN)."""
+
+    __tablename__ = "din_sequences"
+
+    facility: Mapped[str] = mapped_column(String(5), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class CellProduct(Base):
+    """A cell product (``document``: the core Product as JSON) with the columns the lists
+    filter on, its current holder and location, and a version for compare-and-swap."""
+
+    __tablename__ = "cell_products"
+    __table_args__ = (UniqueConstraint("din13", "flags", "product_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    din13: Mapped[str] = mapped_column(String(13))
+    flags: Mapped[str] = mapped_column(String(2))
+    product_code: Mapped[str] = mapped_column(String(8))
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    spec_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cell_products.id"), nullable=True)
+    donor: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    holder: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    storage: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[str] = mapped_column(MOMENT)
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class CellProductTest(Base):
+    """One release-test result (the latest per test counts)."""
+
+    __tablename__ = "cell_product_tests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("cell_products.id"), index=True)
+    test_id: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CellProductRelease(Base):
+    """A signed release decision (normal or exceptional); its e-signatures are rows of
+    ``signatures`` (record type ``product_release``, record id ``<product>#<release id>``)."""
+
+    __tablename__ = "cell_product_releases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("cell_products.id"), index=True)
+    released: Mapped[bool] = mapped_column()
+    exceptional: Mapped[bool] = mapped_column()
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CellProductHandover(Base):
+    """One hand-over, numbered per product (a second hand-over with the same number loses)."""
+
+    __tablename__ = "cell_product_handovers"
+    __table_args__ = (UniqueConstraint("product_id", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("cell_products.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CellProductVerification(Base):
+    """A bedside verification as checked: what was entered, accepted or the refusals."""
+
+    __tablename__ = "cell_product_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("cell_products.id"), nullable=True,
+                                                   index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    accepted: Mapped[bool] = mapped_column()
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class CellProductInfusion(Base):
+    """The infusion of a dose: once per product, after an accepted verification."""
+
+    __tablename__ = "cell_product_infusions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("cell_products.id"), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    check_id: Mapped[int] = mapped_column(ForeignKey("cell_product_verifications.id"))  # the verification
+    event_id: Mapped[str] = mapped_column(String(128))
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))

@@ -267,3 +267,39 @@ class AllocationListInfo:
     allocated: int
     created_at: str
     created_by: str
+
+
+# ---------------------------------------------------------------------------- cell products
+
+
+@dataclass(frozen=True)
+class CellProductRow:
+    """A stored cell product (``document``: the core Product as JSON) with its custody."""
+
+    key: str
+    trial_id: str
+    spec_id: str
+    stage: str
+    parent: str | None
+    recipient: str | None
+    document: dict[str, Any]
+    holder: str
+    location: str | None
+    storage: str | None
+    created_at: str
+    created_by: str
+    updated_at: str
+    updated_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class ProductEntryRow:
+    """One entry of a product's record (a test result, a release, a hand-over, a bedside
+    verification, an infusion) as its JSON document."""
+
+    id: int
+    product: str | None
+    document: dict[str, Any]
+    recorded_at: str
+    recorded_by: str

@@ -40,7 +40,8 @@ from trialdesk.store.base import (
     signature_row,
     utcnow,
 )
-from trialdesk.store.clinical import Allocate, ClinicalStore
+from trialdesk.store.cellproduct import CellProductStore
+from trialdesk.store.clinical import Allocate
 from trialdesk.store.records import (
     AuditRow,
     EnrolmentRow,
@@ -74,7 +75,7 @@ def _patient(p: m.Patient) -> PatientRecordRow:
                             p.version)
 
 
-class Store(ClinicalStore):
+class Store(CellProductStore):
     """trialdesk's database. Open with :meth:`open`; every method is one transaction."""
 
     # ------------------------------------------------------------------ users

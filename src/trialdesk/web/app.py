@@ -20,7 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import trialdesk
 from trialdesk.services.catalogue import Catalogue
 from trialdesk.store import Store
-from trialdesk.web import api, clinical_api, clinical_pages, errors, form_pages, pages
+from trialdesk.web import (
+    api,
+    clinical_api,
+    clinical_pages,
+    errors,
+    form_pages,
+    pages,
+    product_api,
+    product_pages,
+)
 from trialdesk.web.deps import WebContext
 from trialdesk.web.security import Auth
 from trialdesk.web.settings import Settings
@@ -122,6 +131,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(clinical_pages.router)
     app.include_router(form_pages.api_router)
     app.include_router(form_pages.router)
+    app.include_router(product_api.router)
+    app.include_router(product_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024)
