@@ -116,12 +116,13 @@ def create_patient(ctx: Services, who: Principal, *, trial_id: str, site: str,
                    ) -> PatientRecordRow:
     who.require(P.PATIENT_WRITE, trial_id, site)
     ctx.catalogue.trial(trial_id)  # the trial exists
-    study_number = ctx.store.next_study_number(trial_id, study_prefix(trial_id))
-    record = record.model_copy(update={"patient_id": study_number})
+    prefix = study_prefix(trial_id)
+    # Checked under a provisional number; the store picks the number inside its transaction.
+    record = record.model_copy(update={"patient_id": ctx.store.next_study_number(trial_id, prefix)})
     checked_record(record, today=ctx.store.now().date(), source="$.record")
-    return ctx.store.add_patient(study_number, trial_id, site, record.model_dump(mode="json"),
-                                 {k: v for k, v in identifiers.items() if v}, actor=who.username,
-                                 reason=reason)
+    return ctx.store.add_numbered_patient(trial_id, prefix, site, record.model_dump(mode="json"),
+                                          {k: v for k, v in identifiers.items() if v},
+                                          actor=who.username, reason=reason)
 
 
 def update_patient(ctx: Services, who: Principal, study_number: str, *, version: int,
