@@ -385,6 +385,23 @@ class Store(ClinicalStore):
                              .offset(offset).limit(limit))
             return Page([_patient(r) for r in rows], total, offset, limit)
 
+    def patient_identities(self, scopes: list[tuple[str, str | None]]
+                           ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(trial, site, identifying values: the identifiers and the birth date) of every
+        patient inside ``scopes``."""
+        if not scopes:
+            return []
+        from sqlalchemy import and_, or_
+
+        cond = or_(*[and_(m.Patient.trial_id == t, *([m.Patient.site == site] if site else []))
+                     for t, site in scopes])
+        with self._read() as s:
+            rows = s.execute(select(m.Patient.trial_id, m.Patient.site, m.Patient.record,
+                                    m.Patient.identifiers).where(cond))
+            return [(t, site, {**json.loads(ids),
+                               "birth_date": json.loads(record).get("birth_date")})
+                    for t, site, record, ids in rows]
+
     def next_study_number(self, trial_id: str, prefix: str) -> str:
         """The next free study number now (a later insert may take it first: to create a
         patient use :meth:`add_numbered_patient`)."""

@@ -25,6 +25,7 @@ from trialdesk.services.catalogue import Catalogue
 from trialdesk.store import Store
 from trialdesk.web import api, clinical_api, clinical_pages, errors, pages
 from trialdesk.web.deps import WebContext
+from trialdesk.web.masking import MaskIdentifiers
 from trialdesk.web.security import Auth
 from trialdesk.web.settings import Settings
 
@@ -155,6 +156,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(clinical_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
+    app.add_middleware(MaskIdentifiers)
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024,
                        docs_policy=docs_csp(app))
     return app
