@@ -150,8 +150,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"ok": True, "database": store.backend}
 
-    app.include_router(api.router)
-    app.include_router(clinical_api.router)
+    app.include_router(api.router, responses=errors.API_ERRORS)
+    app.include_router(clinical_api.router, responses=errors.API_ERRORS)
     app.include_router(pages.router)
     app.include_router(clinical_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
