@@ -350,3 +350,56 @@ def test_the_engine_sets_the_synchronous_mode_it_is_given(tmp_path: Path) -> Non
         engine.dispose()
     with pytest.raises(DatabaseError, match="FULL, NORMAL"):
         make_engine(f"sqlite:///{tmp_path}/x.db", synchronous="OFF")
+
+
+# ---------------------------------------------------------------------------- retries
+
+
+def test_a_retried_create_with_the_same_idempotency_key_makes_one_patient(web: Any) -> None:
+    c = web.client("coordinator")
+    body = {"trial_id": "NB-NK-2026", "site": "Moscow", "record": RECORD, "reason": "referred"}
+    headers = {**_api(c), "Idempotency-Key": "3f1c9a7e-retry-1"}
+    first = c.post("/api/patients", headers=headers, json=body)
+    again = c.post("/api/patients", headers=headers, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["study_number"] == first.json()["study_number"] == "NBNK-0004"
+    assert web.store.patients([("NB-NK-2026", None)]).total == 4
+    other = c.post("/api/patients", headers=headers, json={**body, "site": "St Petersburg"})
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]
+    fresh = c.post("/api/patients", headers={**_api(c), "Idempotency-Key": "3f1c9a7e-retry-2"},
+                   json=body)
+    assert fresh.json()["study_number"] == "NBNK-0005"
+    # The key is the user's own: another user's same key is another request.
+    inv = web.client("investigator")
+    theirs = inv.post("/api/patients", headers={**_api(inv), "Idempotency-Key": "3f1c9a7e-retry-1"},
+                      json=body)
+    assert theirs.status_code == 201 and theirs.json()["study_number"] == "NBNK-0006"
+    unkeyed = [c.post("/api/patients", headers=_api(c), json=body) for _ in range(2)]
+    assert [r.json()["study_number"] for r in unkeyed] == ["NBNK-0007", "NBNK-0008"]
+
+
+def test_concurrent_retries_with_one_key_make_one_patient(web: Any) -> None:
+    c = web.client("coordinator")
+    body = {"trial_id": "NB-NK-2026", "site": "Moscow", "record": RECORD, "reason": "referred"}
+    headers = {**_api(c), "Idempotency-Key": "same-key-under-load"}
+    numbers: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def post() -> None:
+        barrier.wait()
+        numbers.append(c.post("/api/patients", headers=headers, json=body).json()["study_number"])
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert numbers == ["NBNK-0004"] * 4
+
+
+@pytest.mark.parametrize("key", ["", "with space", "x" * 256])
+def test_a_malformed_idempotency_key_is_refused(web: Any, key: str) -> None:
+    c = web.client("coordinator")
+    r = c.post("/api/patients", headers={**_api(c), "Idempotency-Key": key}, json={
+        "trial_id": "NB-NK-2026", "site": "Moscow", "record": RECORD, "reason": "referred"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "$.header.Idempotency-Key"

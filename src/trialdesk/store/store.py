@@ -297,18 +297,47 @@ class Store(ClinicalStore):
 
     def add_numbered_patient(self, trial_id: str, prefix: str, site: str,
                              record: Mapping[str, Any], identifiers: Mapping[str, Any], *,
-                             actor: str, reason: str) -> PatientRecordRow:
+                             actor: str, reason: str, idempotency: tuple[str, str] | None = None
+                             ) -> PatientRecordRow:
         """A new patient under the trial's next free study number (``PREFIX-0001``…), chosen
         inside the insert transaction (the writers' lock is held), so concurrent creates
-        never pick the same number; the record's ``patient_id`` is set to it."""
+        never pick the same number; the record's ``patient_id`` is set to it.
+
+        ``idempotency`` (key digest, request digest): a create already made by ``actor``
+        with the same key is returned instead of making a second patient (the key is kept
+        in the create's audit entry); the same key with another request is refused.
+        """
         with self._write(actor) as tx:
+            if idempotency is not None:
+                done = self._idempotent_create(tx, *idempotency)
+                if done is not None:
+                    return done
             number = self._free_study_number(tx.session, trial_id, prefix)
+            extra = ({"$.idempotency": {"old": None, "new": ":".join(idempotency)}}
+                     if idempotency else {})
             return self._insert_patient(tx, number, trial_id, site,
-                                        {**record, "patient_id": number}, identifiers, reason)
+                                        {**record, "patient_id": number}, identifiers, reason,
+                                        extra)
+
+    @staticmethod
+    def _idempotent_create(tx: Tx, key: str, request: str) -> PatientRecordRow | None:
+        entry = tx.session.scalars(select(m.AuditEntry).where(
+            m.AuditEntry.record_type == "patient", m.AuditEntry.action == "create",
+            m.AuditEntry.username == tx.actor,
+            m.AuditEntry.changes.contains(f'"{key}:', autoescape=True))).first()
+        if entry is None:
+            return None
+        if json.loads(entry.changes)["$.idempotency"]["new"] != f"{key}:{request}":
+            raise ConflictError("this Idempotency-Key was used for another request; use a new "
+                                "key for a new patient", where="Idempotency-Key")
+        row = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == entry.record_id))
+        if row is None:
+            raise NotFoundError(f"no patient '{entry.record_id}'")
+        return _patient(row)
 
     def _insert_patient(self, tx: Tx, study_number: str, trial_id: str, site: str,
-                        record: Mapping[str, Any], identifiers: Mapping[str, Any], reason: str
-                        ) -> PatientRecordRow:
+                        record: Mapping[str, Any], identifiers: Mapping[str, Any], reason: str,
+                        extra: Mapping[str, Any] | None = None) -> PatientRecordRow:
         if tx.session.get(m.Trial, trial_id) is None:
             raise NotFoundError(f"no trial '{trial_id}'", where="trial_id")
         if tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number)):
@@ -326,6 +355,7 @@ class Store(ClinicalStore):
                    "$.site": {"old": None, "new": site},
                    **diff(None, dict(record), "$.record")}
         changes.update({f"$.identifiers.{k}": {"old": None, "new": "***"} for k in identifiers})
+        changes.update(extra or {})
         tx.audit("create", "patient", study_number, changes, reason)
         return _patient(row)
 

@@ -24,6 +24,7 @@ from trialdesk.services.context import screening_moment
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.params import (
     INT32,
+    IdempotencyKey,
     Limit,
     Offset,
     Phase,
@@ -274,11 +275,16 @@ def patients(request: Request, who: Who,
 
 
 @router.post("/patients", tags=["patients"], status_code=201, dependencies=[Depends(csrf)])
-def create_patient(request: Request, body: PatientIn, who: Who) -> dict[str, Any]:
+def create_patient(request: Request, body: PatientIn, who: Who,
+                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Register a patient. A client that may retry sends an ``Idempotency-Key`` header (a
+    new random value per patient): a retry with the same key and body answers with the
+    patient the first request made, never a second one; the same key with another body is
+    refused (409)."""
     ctx = context(request)
     row = ops.create_patient(ctx, who, trial_id=body.trial_id, site=body.site,
                              record=body.record, identifiers=_ids(body.identifiers) or {},
-                             reason=body.reason)
+                             reason=body.reason, idempotency_key=idempotency_key)
     return {"ok": True, **overview.patient_page(ctx, who, row.study_number)}
 
 

@@ -111,6 +111,8 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif out == "$.header":  # header names are capitalised: Idempotency-Key
+            out += f".{part}"
         elif isinstance(part, str) and (part[:1].isupper() or "[" in part):
             continue  # union member or validator names are not part of the path
         else:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Header, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from trialdesk.errors import AccessError, TrialdeskError
@@ -50,6 +50,8 @@ def plain_text(value: str) -> str:
 
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(plain_text)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
+                                             max_length=255, pattern=r"^[\x21-\x7e]+$")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Who = Annotated[Principal, Depends(principal)]
