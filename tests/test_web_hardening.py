@@ -403,3 +403,23 @@ def test_a_malformed_idempotency_key_is_refused(web: Any, key: str) -> None:
     r = c.post("/api/patients", headers={**_api(c), "Idempotency-Key": key}, json={
         "trial_id": "NB-NK-2026", "site": "Moscow", "record": RECORD, "reason": "referred"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "$.header.Idempotency-Key"
+
+
+def test_the_command_line_masks_the_birth_date_by_role_too(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trialdesk.cli import app
+    from trialdesk.store import Store, sqlite_url
+
+    assert _serve("--demo", "--data-dir", str(tmp_path))[0] == 0
+    store = Store.open(sqlite_url(tmp_path))
+    birth = store.patient("NBNK-0001").record["birth_date"]
+    store.close()
+    runner = CliRunner()
+    seen = {}
+    for role in ("investigator", "statistician"):
+        result = runner.invoke(app, ["patients", "export", "NBNK-0001", "--by", role,
+                                     "--data-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.stderr
+        seen[role] = birth in result.stdout
+    assert seen == {"investigator": True, "statistician": False}
