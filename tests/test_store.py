@@ -222,12 +222,15 @@ def test_concurrent_writers_never_fork_the_chain(store: Store) -> None:
     assert report.entries == 2 + 15
 
 
-def test_login_failures_lock_the_account(store: Store) -> None:
+def test_failed_log_ins_are_audited_with_where_they_came_from(store: Store) -> None:
     store.add_user("inv", "Dr Ivanova", "x", actor="admin", reason="new investigator")
-    for _ in range(2):
-        u = store.login_failed("inv", threshold=3, lock_for=timedelta(minutes=15))
-        assert u.locked_until is None
-    u = store.login_failed("inv", threshold=3, lock_for=timedelta(minutes=15))
-    assert u.locked_until is not None and u.locked_until > "2026-11-21T12:14"
-    assert [e.action for e in store.audit_entries(record_type="user").items][:3] == [
-        "login_failed"] * 3
+    for _ in range(3):
+        store.login_failed("inv", address="192.0.2.1", user_agent="ua", reason="wrong password")
+    store.login_failed("nobody", address="192.0.2.2", user_agent="ua", reason="unknown user")
+    store.login_succeeded("inv", address="192.0.2.1", user_agent="ua")
+    assert store.user_by_name("inv").locked_until is None  # no lock a stranger can set
+    attempts = store.login_attempts("inv", datetime(2026, 1, 1, tzinfo=UTC))
+    assert [a.action for a in attempts] == ["login_failed"] * 3 + ["login"]
+    assert attempts[0].changes["address"] == {"old": None, "new": "192.0.2.1"}
+    [unknown] = store.login_attempts("nobody", datetime(2026, 1, 1, tzinfo=UTC))
+    assert unknown.reason == "unknown user"

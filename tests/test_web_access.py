@@ -431,13 +431,19 @@ def access_web(web: Any) -> Any:
     return web
 
 
-def test_every_endpoint_for_every_role_and_membership(access_web: Any) -> None:
-    web = access_web
+def callers_clients(web: Any) -> dict[str, Any]:
+    """A logged-in client per caller (anonymous: not logged in)."""
     clients = {}
     for label, role, _ in CALLERS:
         c = web.client(None if role is None else label)
         c.username = label
         clients[label] = c
+    return clients
+
+
+def test_every_endpoint_for_every_role_and_membership(access_web: Any) -> None:
+    web = access_web
+    clients = callers_clients(web)
     wrong: list[str] = []
     for (method, path), rule in sorted(EXPECTED.items()):
         for label, role, membership in CALLERS:

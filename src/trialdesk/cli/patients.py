@@ -165,10 +165,13 @@ def patients_export(
 ) -> None:
     """The stored patient record as a patient file (JSON)."""
     from trialdesk.services import patients
+    from trialdesk.services.masking import mask_for
 
     ctx = open_services(data_dir, database)
-    row = patients.load_patient(ctx, acting(ctx, by), study_number)
-    text = json.dumps(row.record, indent=2, ensure_ascii=False) + "\n"
+    who = acting(ctx, by)
+    row = patients.load_patient(ctx, who, study_number)
+    # The birth date only for the roles that see identifiers (the one masking rule).
+    text = mask_for(ctx, who).text(json.dumps(row.record, indent=2, ensure_ascii=False) + "\n")
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -189,13 +192,15 @@ def patients_screen(
 ) -> None:
     """Screen a stored patient against the trial's current protocol and keep the result."""
     from trialdesk.services import patients
+    from trialdesk.services.masking import mask_for
 
     ctx = open_services(data_dir, database)
-    sc = patients.screen_patient(ctx, acting(ctx, by), study_number,
+    who = acting(ctx, by)
+    sc = patients.screen_patient(ctx, who, study_number,
                                  as_of=iso_moment(on, "--on") if on else None,
                                  reason=reason_given(reason))
     if as_json:
-        typer.echo(json.dumps(sc, indent=2, default=str))
+        typer.echo(mask_for(ctx, who).text(json.dumps(sc, indent=2, default=str)))
         return
     console = _console()
     _say(console, f"{study_number}: screening {sc['id']}: {_verdict_line(sc['result'])}")

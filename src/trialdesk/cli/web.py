@@ -33,10 +33,10 @@ def _web_settings(data_dir: Path, database_url: str | None, **kwargs: Any) -> An
                                  secret_key=os.environ.get("TRIALDESK_SECRET_KEY"), **kwargs)
 
 
-def _open_store(data_dir: Path, database_url: str | None) -> Any:
+def _open_store(data_dir: Path, database_url: str | None, synchronous: str = "NORMAL") -> Any:
     from trialdesk.store import Store, sqlite_url
 
-    return Store.open(database_url or sqlite_url(data_dir))
+    return Store.open(database_url or sqlite_url(data_dir), synchronous=synchronous)
 
 
 @app.command()
@@ -51,23 +51,51 @@ def serve(
     protocols: ProtocolsOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Prepare everything, print the address "
                                                         "and log-ins, but do not serve.")] = False,
+    disable_demo: Annotated[bool, typer.Option(
+        "--disable-demo-users", help="Deactivate the demo log-ins of an earlier --demo run "
+                                     "(audited) and serve without them.")] = False,
+    synchronous: Annotated[str | None, typer.Option(
+        "--synchronous", envvar="TRIALDESK_SQLITE_SYNCHRONOUS",
+        help="SQLite durability: FULL (a committed change survives a power failure; the "
+             "default) or NORMAL (faster; the last commits can be lost on power failure; the "
+             "default with --demo).")] = None,
+    idle_minutes: Annotated[float, typer.Option(
+        "--idle-minutes", envvar="TRIALDESK_IDLE_MINUTES", min=1,
+        help="Log a session out after this many minutes without a request.")] = 30.0,
 ) -> None:
     """Start the web application (registry, screening, patients, audit trail)."""
-    from trialdesk.services.demo import import_protocols, seed_demo
+    from trialdesk.errors import SettingsError
+    from trialdesk.services.demo import (
+        demo_users_present,
+        disable_demo_users,
+        import_protocols,
+        seed_demo,
+    )
     from trialdesk.web.app import create_app
 
-    settings = _web_settings(data_dir, database_url)
-    store = _open_store(data_dir, settings.database_url)
+    synchronous = (synchronous or ("NORMAL" if demo_data else "FULL")).upper()
+    settings = _web_settings(data_dir, database_url, idle_minutes=idle_minutes)
+    store = _open_store(data_dir, settings.database_url, synchronous)
     protocol_dir = protocols or default_protocol_dir()
     if demo_data:
         logins = seed_demo(store, protocol_dir, protocol_dir.parent / "examples" / "patients")
     else:
+        demo_users = demo_users_present(store)
+        if demo_users and not disable_demo:
+            raise SettingsError(
+                f"this database has the demo log-ins ({', '.join(demo_users)}), whose passwords "
+                "are public: serve it with --demo, or with --disable-demo-users to deactivate "
+                "them", where="--demo")
+        if demo_users:
+            disable_demo_users(store, demo_users)
+            typer.echo(f"demo log-ins deactivated: {', '.join(demo_users)}")
         import_protocols(store, protocol_dir)
         logins = []
     application = create_app(settings, store)
     url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}/"
     typer.echo(f"trialdesk web application: {url}")
-    typer.echo(f"database: {store.backend} ({settings.database_url.split('@')[-1]})")
+    typer.echo(f"database: {store.backend} ({settings.database_url.split('@')[-1]})"
+               + (f", synchronous={synchronous}" if store.backend == "sqlite" else ""))
     if logins:
         typer.echo("demo log-ins (user name / password):")
         for login in logins:

@@ -7,14 +7,14 @@ check permissions with :meth:`Principal.require` before a service touches a reco
 
 * Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106); a hash made with
   older parameters is replaced at the next log-in.
-* After ``lockout_threshold`` failed log-ins (or failed signature passwords) the account is
-  locked for ``lockout_minutes``; every attempt is in the audit trail.
+* Failed log-ins are throttled per user name and address with growing delays (see
+  :class:`Accounts`), never by a lock a stranger can set; every attempt is audited.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -31,6 +31,11 @@ _DUMMY_HASH = _hasher.hash("not a password")  # equal work for unknown user name
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
+    """Whether ``password`` is the one ``password_hash`` was made from."""
+    return _verify(password_hash, password)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -97,41 +102,64 @@ def principal_for(store: Store, username: str) -> Principal:
     return Principal(user, tuple(store.memberships(user.id)))
 
 
+WRONG = "wrong user name or password"
+SIGNATURE = "e-signature"  # the "address" of failed signature passwords
+
+
 @dataclass(frozen=True)
 class Accounts:
-    """Password checks with lock-out, shared by log-in and e-signatures."""
+    """Password checks with throttling, shared by log-in and e-signatures.
+
+    Failed attempts are counted per user name *and* address (from the audit trail, over the
+    last day, since the last success from that address): the first ``lockout_threshold``
+    cost nothing, each further one must wait twice as long as the one before (2 s, 4 s,
+    8 s… at most ``lockout_minutes``) after the last. A stranger elsewhere cannot lock
+    anyone out; an unknown user, a wrong password and a throttled attempt get the same
+    answer, and every failure is audited with its address and user agent.
+    """
 
     store: Store
     lockout_threshold: int = 5
     lockout_minutes: int = 15
 
-    def authenticate(self, username: str, password: str) -> UserRecord:
-        """The user, if the password is right and the account is not locked."""
-        user = self.store.user_by_name(username)
-        if user is None or not user.active:
-            _verify(_DUMMY_HASH, password)
-            raise AccessError("wrong user name or password", status=401)
-        self._not_locked(user)
-        if not _verify(user.password_hash, password):
-            self._failed(user, "wrong user name or password")
+    def authenticate(self, username: str, password: str, *, address: str = "",
+                     user_agent: str = "") -> UserRecord:
+        """The user, if the password is right and this address is not being throttled."""
+        wait = self.wait(username, address)
+        user = self.store.user_by_name(username) if not wait else None
+        if user is None or not user.active or not _verify(user.password_hash, password):
+            if user is None or not user.active:
+                _verify(_DUMMY_HASH, password)  # equal work whatever the reason
+            reason = (f"throttled: attempt {wait.total_seconds():.0f} s early" if wait else
+                      "unknown or inactive user" if user is None or not user.active else
+                      "wrong password")
+            self.store.login_failed(username, address=address, user_agent=user_agent,
+                                    reason=reason)
+            raise AccessError(WRONG, status=401)
         if _hasher.check_needs_rehash(user.password_hash):
             self.store.set_password(username, hash_password(password), actor=username,
                                     reason="password hash parameters updated")
-        self.store.login_succeeded(username)
+        self.store.login_succeeded(username, address=address, user_agent=user_agent)
         return user
 
-    def _not_locked(self, user: UserRecord) -> None:
-        if user.locked_until and parse_moment(user.locked_until) > self.store.now():
-            until = parse_moment(user.locked_until).strftime("%H:%M")
-            raise AccessError(f"too many failed attempts: the account is locked until {until} UTC",
-                              status=401)
-
-    def _failed(self, user: UserRecord, message: str) -> None:
-        updated = self.store.login_failed(user.username, threshold=self.lockout_threshold,
-                                          lock_for=timedelta(minutes=self.lockout_minutes))
-        if updated.locked_until:
-            self._not_locked(updated)
-        raise AccessError(message, status=401)
+    def wait(self, username: str, address: str) -> timedelta:
+        """How much longer ``address`` must wait before its next attempt at ``username``
+        (zero when it may try now)."""
+        now = self.store.now()
+        failures: list[datetime] = []
+        for entry in self.store.login_attempts(username, now - timedelta(days=1)):
+            if entry.changes.get("address", {}).get("new", "") != address:
+                continue
+            if entry.action == "login":
+                failures = []
+            else:
+                failures.append(parse_moment(entry.at))
+        extra = len(failures) - self.lockout_threshold
+        if extra < 0:
+            return timedelta(0)
+        delay = min(timedelta(seconds=2 ** min(extra + 1, 20)),
+                    timedelta(minutes=self.lockout_minutes))
+        return max(failures[-1] + delay - now, timedelta(0))
 
     def confirm_password(self, principal: Principal, password: str) -> UserRecord:
         """Re-authentication for an e-signature (21 CFR 11.200(a)): the signer's password."""
@@ -139,7 +167,10 @@ class Accounts:
         current = self.store.user(user.id)
         if current is None or not current.active:
             raise AccessError("log in first", status=401)
-        self._not_locked(current)
-        if not _verify(current.password_hash, password):
-            self._failed(current, "the password is wrong; nothing was signed")
+        wait = self.wait(current.username, SIGNATURE)
+        if wait or not _verify(current.password_hash, password):
+            self.store.login_failed(current.username, address=SIGNATURE, user_agent="",
+                                    reason="signature password refused" + (
+                                        " (throttled)" if wait else ""))
+            raise AccessError("the password is wrong; nothing was signed", status=401)
         return current

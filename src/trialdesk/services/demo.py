@@ -73,6 +73,26 @@ def demo_logins() -> list[DemoLogin]:
     return [DemoLogin(r.value, f"{r.value}-demo", r.value) for r in Role]
 
 
+def demo_users_present(store: Store) -> list[str]:
+    """The active users that still log in with a demo password (printed by ``serve --demo``)."""
+    from trialdesk.services.accounts import password_matches
+
+    found = []
+    for login in demo_logins():
+        user = store.user_by_name(login.username)
+        if user is not None and user.active and password_matches(user.password_hash,
+                                                                 login.password):
+            found.append(login.username)
+    return found
+
+
+def disable_demo_users(store: Store, usernames: list[str]) -> None:
+    """Deactivate the demo log-ins (audited), for a database that goes on without them."""
+    for username in usernames:
+        store.set_active(username, False, actor="system",
+                         reason="demo log-in disabled: served without --demo")
+
+
 def import_protocols(store: Store, directory: Path, *, actor: str = "system") -> list[str]:
     """Store every protocol file in ``directory`` (validated first); returns the trial ids."""
     ids = []

@@ -112,16 +112,24 @@ def list_patients(ctx: Services, who: Principal, *, trial_id: str | None, offset
 
 
 def create_patient(ctx: Services, who: Principal, *, trial_id: str, site: str,
-                   record: PatientRecord, identifiers: dict[str, str], reason: str
-                   ) -> PatientRecordRow:
+                   record: PatientRecord, identifiers: dict[str, str], reason: str,
+                   idempotency_key: str | None = None) -> PatientRecordRow:
+    """A new patient; a retry with the same ``idempotency_key`` (by the same user, with the
+    same request) gives the patient the first request made instead of a second one."""
     who.require(P.PATIENT_WRITE, trial_id, site)
+    idempotency = None if idempotency_key is None else (
+        digest({"user": who.username, "key": idempotency_key}),
+        digest({"trial_id": trial_id, "site": site, "record": record.model_dump(mode="json"),
+                "identifiers": identifiers, "reason": reason}))
     ctx.catalogue.trial(trial_id)  # the trial exists
-    study_number = ctx.store.next_study_number(trial_id, study_prefix(trial_id))
-    record = record.model_copy(update={"patient_id": study_number})
+    prefix = study_prefix(trial_id)
+    # Checked under a provisional number; the store picks the number inside its transaction.
+    record = record.model_copy(update={"patient_id": ctx.store.next_study_number(trial_id, prefix)})
     checked_record(record, today=ctx.store.now().date(), source="$.record")
-    return ctx.store.add_patient(study_number, trial_id, site, record.model_dump(mode="json"),
-                                 {k: v for k, v in identifiers.items() if v}, actor=who.username,
-                                 reason=reason)
+    return ctx.store.add_numbered_patient(trial_id, prefix, site, record.model_dump(mode="json"),
+                                          {k: v for k, v in identifiers.items() if v},
+                                          actor=who.username, reason=reason,
+                                          idempotency=idempotency)
 
 
 def update_patient(ctx: Services, who: Principal, study_number: str, *, version: int,

@@ -9,12 +9,12 @@ changes the calendar waits for a clinician's confirmation, supportive care is ad
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from trialdesk.clinical import ctcae
-from trialdesk.errors import ConflictError, SafetyError, TrialdeskError
+from trialdesk.errors import ConflictError, NotFoundError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import AdverseEvent
 from trialdesk.safety.check import check_document
 from trialdesk.safety.rules import ProposedAction, Status
@@ -206,6 +206,20 @@ def adverse_events_page(ctx: Services, who: Principal, study_number: str) -> dic
             "can_record": who.can(P.ADVERSE_EVENT_RECORD, trial, site),
             "can_confirm": who.can(P.TOXICITY_CONFIRM, trial, site)}
 
+T = TypeVar("T")
+
+
+def _own(load: Callable[[], T], owner: Callable[[T], str], study_number: str, missing: str) -> T:
+    """A record of this patient: another patient's (or another trial's) answers exactly as
+    one that does not exist, so ids cannot be probed across trials."""
+    try:
+        row = load()
+    except NotFoundError:
+        row = None
+    if row is None or owner(row) != study_number:
+        raise NotFoundError(missing)
+    return row
+
 
 def update_adverse_event(ctx: Services, who: Principal, study_number: str, ae_id: int, *,
                          version: int, changes: Mapping[str, Any], reason: str
@@ -213,9 +227,8 @@ def update_adverse_event(ctx: Services, who: Principal, study_number: str, ae_id
     """A follow-up of an event (resolution, outcome, action taken, expectedness, the day the
     sponsor learnt of it), refused when based on a stale version."""
     loaded = load_journey(ctx, who, study_number, P.ADVERSE_EVENT_RECORD)
-    row = ctx.store.adverse_event(ae_id)
-    if row.study_number != loaded.row.study_number:
-        raise SafetyError(f"no adverse event {ae_id} of patient {study_number}", where="id")
+    row = _own(lambda: ctx.store.adverse_event(ae_id), lambda r: r.study_number,
+               loaded.row.study_number, f"no adverse event {ae_id} of patient {study_number}")
     fields = {**row.document, **{k: v for k, v in changes.items() if v is not None}}
     try:
         ae = AdverseEvent.model_validate(fields)
@@ -237,10 +250,8 @@ def confirm_action(ctx: Services, who: Principal, study_number: str, action_id: 
     """A clinician confirms a proposed action with an e-signature (the password again); the
     action is applied to the calendar and the signature bound to what was applied."""
     loaded = load_journey(ctx, who, study_number, P.TOXICITY_CONFIRM)
-    owner, row = ctx.store.toxicity_action(action_id)
-    if owner != study_number:
-        raise SafetyError(f"no toxicity action {action_id} of patient {study_number}",
-                          where="action_id")
+    _, row = _own(lambda: ctx.store.toxicity_action(action_id), lambda r: r[0], study_number,
+                  f"no toxicity action {action_id} of patient {study_number}")
     if row.status != "proposed":
         raise ConflictError(f"action {action_id} is already {row.status}", where="action_id")
     proposal = ProposedAction.model_validate(row.proposal)

@@ -97,9 +97,11 @@ class StoreBase:
         self.clock = clock
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow) -> Self:
-        """Open the database at ``url``, bringing its schema up to date unless told not to."""
-        engine = make_engine(url)
+    def open(cls, url: str, *, migrate: bool = True, clock: Clock = utcnow,
+             synchronous: str = "NORMAL") -> Self:
+        """Open the database at ``url``, bringing its schema up to date unless told not to
+        (``synchronous``: SQLite's durability, see :func:`trialdesk.store.db.make_engine`)."""
+        engine = make_engine(url, synchronous=synchronous)
         if migrate:
             upgrade(engine)
         return cls(engine, clock=clock)

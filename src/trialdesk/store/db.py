@@ -1,6 +1,7 @@
 """Engines and migrations: SQLite under a data directory by default, PostgreSQL by URL.
 
-* ``sqlite:///path/trialdesk.db`` — WAL journal, foreign keys on, a 30 s busy timeout;
+* ``sqlite:///path/trialdesk.db`` — WAL journal, foreign keys on, a 30 s busy timeout, the
+  file (and its WAL) readable by its owner only, ``synchronous`` FULL or NORMAL;
 * ``postgresql://user@host:port/db`` — through psycopg 3 (``postgresql+psycopg``).
 
 The schema is created and upgraded only by Alembic (``store/migrations``); the ORM models
@@ -44,17 +45,39 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+SYNCHRONOUS = ("FULL", "NORMAL")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the settings above."""
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+    return pragmas
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), or tighten an existing
+    one; SQLite gives its -wal and -shm files the database file's permissions."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
+    """An engine for ``url`` with the settings above.
+
+    ``synchronous`` (SQLite only): ``FULL`` syncs the write-ahead log at every commit, so a
+    committed change survives a power failure; ``NORMAL`` syncs only at checkpoints, so the
+    last commits can be lost on power failure (never on a crash of the program alone), and
+    is faster.
+    """
+    if synchronous not in SYNCHRONOUS:
+        raise DatabaseError(f"must be one of {', '.join(SYNCHRONOUS)}", where="synchronous")
     url = normalise_url(url)
     try:
         parsed = make_url(url)
@@ -68,11 +91,12 @@ def make_engine(url: str) -> Engine:
 
             engine = create_engine(url, poolclass=StaticPool,
                                    connect_args={"check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", _sqlite_pragmas(synchronous))
             return engine
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(database))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(synchronous))
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True)

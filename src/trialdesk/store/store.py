@@ -34,6 +34,7 @@ from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, ver
 from trialdesk.store.base import (
     Clock,
     StoreBase,
+    Tx,
     diff,
     moment,
     parse_moment,
@@ -127,31 +128,35 @@ class Store(CellProductStore):
                          reason)
                 u.active = active
 
-    def login_failed(self, username: str, *, threshold: int, lock_for: timedelta) -> UserRecord:
-        """Count a failed log-in; at ``threshold`` failures the account locks for ``lock_for``."""
-        with self._write(username) as tx:
-            u = tx.session.scalar(select(m.User).where(m.User.username == username))
-            if u is None:
-                raise NotFoundError(f"no user '{username}'")
-            u.failed_logins += 1
-            changes: dict[str, Any] = {"failed_logins": {"old": u.failed_logins - 1,
-                                                         "new": u.failed_logins}}
-            if u.failed_logins >= threshold:
-                until = moment(self.now() + lock_for)
-                changes["locked_until"] = {"old": u.locked_until, "new": until}
-                u.locked_until = until
-                u.failed_logins = 0
-            tx.audit("login_failed", "user", username, changes, "wrong password")
-            return _user(u)
+    def login_failed(self, username: str, *, address: str, user_agent: str, reason: str) -> None:
+        """Audit a failed log-in (also of a user name that does not exist) with where it came
+        from; :meth:`login_attempts` reads these back for throttling."""
+        name = username[:64]
+        with self._write(name) as tx:
+            tx.audit("login_failed", "user", name,
+                     {"address": {"old": None, "new": address[:100]},
+                      "user_agent": {"old": None, "new": user_agent[:300]}}, reason)
 
-    def login_succeeded(self, username: str) -> None:
+    def login_attempts(self, username: str, since: datetime) -> list[AuditRow]:
+        """The audited log-ins and failed log-ins of ``username`` since ``since``, oldest first."""
+        with self._read() as s:
+            rows = s.scalars(select(m.AuditEntry).where(
+                m.AuditEntry.record_type == "user", m.AuditEntry.record_id == username[:64],
+                m.AuditEntry.action.in_(("login", "login_failed")),
+                m.AuditEntry.at >= moment(since)).order_by(m.AuditEntry.seq))
+            return [AuditRow(r.seq, r.at, r.username, r.action, r.record_type, r.record_id,
+                             json.loads(r.changes), r.reason, r.hash) for r in rows]
+
+    def login_succeeded(self, username: str, *, address: str = "", user_agent: str = "") -> None:
         with self._write(username) as tx:
             u = tx.session.scalar(select(m.User).where(m.User.username == username))
             if u is None:
                 raise NotFoundError(f"no user '{username}'")
             u.failed_logins = 0
             u.locked_until = None
-            tx.audit("login", "user", username, {}, "log-in")
+            tx.audit("login", "user", username,
+                     {"address": {"old": None, "new": address[:100]},
+                      "user_agent": {"old": None, "new": user_agent[:300]}}, "log-in")
 
     def add_membership(self, username: str, trial_id: str, role: str, site: str | None = None,
                        *, actor: str, reason: str) -> None:
@@ -179,12 +184,24 @@ class Store(CellProductStore):
             s.add(m.WebSession(token_hash=token_hash, user_id=user_id,
                                created_at=moment(self.now()), expires_at=moment(expires)))
 
-    def session_user(self, token_hash: str) -> UserRecord | None:
-        """The user of a live session (None when unknown or expired)."""
-        with self._read() as s:
+    def session_user(self, token_hash: str, *, idle: timedelta | None = None,
+                     lifetime: timedelta | None = None) -> UserRecord | None:
+        """The user of a live session (None when unknown or expired).
+
+        With ``idle`` and ``lifetime``, a use of the session moves its expiry to ``idle``
+        from now, never past ``lifetime`` from its start: a session ends after ``idle``
+        without use or ``lifetime`` after log-in, whichever comes first. (The expiry moves
+        at most once a minute, so reads rarely write.)
+        """
+        with Session(self.engine) as s, s.begin():
             row = s.get(m.WebSession, token_hash)
-            if row is None or parse_moment(row.expires_at) <= self.now():
+            now = self.now()
+            if row is None or parse_moment(row.expires_at) <= now:
                 return None
+            if idle is not None and lifetime is not None:
+                expires = min(now + idle, parse_moment(row.created_at) + lifetime)
+                if abs(expires - parse_moment(row.expires_at)) >= timedelta(minutes=1):
+                    row.expires_at = moment(expires)
             u = s.get(m.User, row.user_id)
             return _user(u) if u and u.active else None
 
@@ -276,26 +293,72 @@ class Store(CellProductStore):
     def add_patient(self, study_number: str, trial_id: str, site: str, record: Mapping[str, Any],
                     identifiers: Mapping[str, Any], *, actor: str, reason: str) -> PatientRecordRow:
         with self._write(actor) as tx:
-            if tx.session.get(m.Trial, trial_id) is None:
-                raise NotFoundError(f"no trial '{trial_id}'", where="trial_id")
-            if tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number)):
-                raise ConflictError(f"patient '{study_number}' already exists",
-                                    where="study_number")
-            row = m.Patient(study_number=study_number, trial_id=trial_id, site=site,
-                            record=canonical(record), identifiers=canonical(identifiers),
-                            created_at=tx.at, updated_at=tx.at, updated_by=actor)
-            tx.session.add(row)
-            try:
-                tx.session.flush()
-            except IntegrityError:
-                raise ConflictError(f"patient '{study_number}' already exists",
-                                    where="study_number") from None
-            changes = {"$.trial_id": {"old": None, "new": trial_id},
-                       "$.site": {"old": None, "new": site},
-                       **diff(None, dict(record), "$.record")}
-            changes.update({f"$.identifiers.{k}": {"old": None, "new": "***"} for k in identifiers})
-            tx.audit("create", "patient", study_number, changes, reason)
-            return _patient(row)
+            return self._insert_patient(tx, study_number, trial_id, site, record, identifiers,
+                                        reason)
+
+    def add_numbered_patient(self, trial_id: str, prefix: str, site: str,
+                             record: Mapping[str, Any], identifiers: Mapping[str, Any], *,
+                             actor: str, reason: str, idempotency: tuple[str, str] | None = None
+                             ) -> PatientRecordRow:
+        """A new patient under the trial's next free study number (``PREFIX-0001``…), chosen
+        inside the insert transaction (the writers' lock is held), so concurrent creates
+        never pick the same number; the record's ``patient_id`` is set to it.
+
+        ``idempotency`` (key digest, request digest): a create already made by ``actor``
+        with the same key is returned instead of making a second patient (the key is kept
+        in the create's audit entry); the same key with another request is refused.
+        """
+        with self._write(actor) as tx:
+            if idempotency is not None:
+                done = self._idempotent_create(tx, *idempotency)
+                if done is not None:
+                    return done
+            number = self._free_study_number(tx.session, trial_id, prefix)
+            extra = ({"$.idempotency": {"old": None, "new": ":".join(idempotency)}}
+                     if idempotency else {})
+            return self._insert_patient(tx, number, trial_id, site,
+                                        {**record, "patient_id": number}, identifiers, reason,
+                                        extra)
+
+    @staticmethod
+    def _idempotent_create(tx: Tx, key: str, request: str) -> PatientRecordRow | None:
+        entry = tx.session.scalars(select(m.AuditEntry).where(
+            m.AuditEntry.record_type == "patient", m.AuditEntry.action == "create",
+            m.AuditEntry.username == tx.actor,
+            m.AuditEntry.changes.contains(f'"{key}:', autoescape=True))).first()
+        if entry is None:
+            return None
+        if json.loads(entry.changes)["$.idempotency"]["new"] != f"{key}:{request}":
+            raise ConflictError("this Idempotency-Key was used for another request; use a new "
+                                "key for a new patient", where="Idempotency-Key")
+        row = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == entry.record_id))
+        if row is None:
+            raise NotFoundError(f"no patient '{entry.record_id}'")
+        return _patient(row)
+
+    def _insert_patient(self, tx: Tx, study_number: str, trial_id: str, site: str,
+                        record: Mapping[str, Any], identifiers: Mapping[str, Any], reason: str,
+                        extra: Mapping[str, Any] | None = None) -> PatientRecordRow:
+        if tx.session.get(m.Trial, trial_id) is None:
+            raise NotFoundError(f"no trial '{trial_id}'", where="trial_id")
+        if tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number)):
+            raise ConflictError(f"patient '{study_number}' already exists", where="study_number")
+        row = m.Patient(study_number=study_number, trial_id=trial_id, site=site,
+                        record=canonical(record), identifiers=canonical(identifiers),
+                        created_at=tx.at, updated_at=tx.at, updated_by=tx.actor)
+        tx.session.add(row)
+        try:
+            tx.session.flush()
+        except IntegrityError:
+            raise ConflictError(f"patient '{study_number}' already exists",
+                                where="study_number") from None
+        changes = {"$.trial_id": {"old": None, "new": trial_id},
+                   "$.site": {"old": None, "new": site},
+                   **diff(None, dict(record), "$.record")}
+        changes.update({f"$.identifiers.{k}": {"old": None, "new": "***"} for k in identifiers})
+        changes.update(extra or {})
+        tx.audit("create", "patient", study_number, changes, reason)
+        return _patient(row)
 
     def update_patient(self, study_number: str, *, expected_version: int,
                        record: Mapping[str, Any] | None = None,
@@ -353,11 +416,35 @@ class Store(CellProductStore):
                              .offset(offset).limit(limit))
             return Page([_patient(r) for r in rows], total, offset, limit)
 
-    def next_study_number(self, trial_id: str, prefix: str) -> str:
+    def patient_identities(self, scopes: list[tuple[str, str | None]]
+                           ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(trial, site, identifying values: the identifiers and the birth date) of every
+        patient inside ``scopes``."""
+        if not scopes:
+            return []
+        from sqlalchemy import and_, or_
+
+        cond = or_(*[and_(m.Patient.trial_id == t, *([m.Patient.site == site] if site else []))
+                     for t, site in scopes])
         with self._read() as s:
-            count = s.scalar(select(func.count()).select_from(m.Patient)
-                             .where(m.Patient.trial_id == trial_id)) or 0
-            existing = set(s.scalars(select(m.Patient.study_number)))
+            rows = s.execute(select(m.Patient.trial_id, m.Patient.site, m.Patient.record,
+                                    m.Patient.identifiers).where(cond))
+            return [(t, site, {**json.loads(ids),
+                               "birth_date": json.loads(record).get("birth_date")})
+                    for t, site, record, ids in rows]
+
+    def next_study_number(self, trial_id: str, prefix: str) -> str:
+        """The next free study number now (a later insert may take it first: to create a
+        patient use :meth:`add_numbered_patient`)."""
+        with self._read() as s:
+            return self._free_study_number(s, trial_id, prefix)
+
+    @staticmethod
+    def _free_study_number(s: Session, trial_id: str, prefix: str) -> str:
+        count = s.scalar(select(func.count()).select_from(m.Patient)
+                         .where(m.Patient.trial_id == trial_id)) or 0
+        existing = set(s.scalars(select(m.Patient.study_number)
+                                 .where(m.Patient.study_number.startswith(f"{prefix}-", autoescape=True))))
         n = count + 1
         while f"{prefix}-{n:04d}" in existing:
             n += 1

@@ -23,6 +23,8 @@ from trialdesk.services.catalogue import search, summary
 from trialdesk.services.context import screening_moment
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.params import (
+    INT32,
+    IdempotencyKey,
     Limit,
     Offset,
     Phase,
@@ -66,7 +68,7 @@ class PatientIn(_In):
 
 
 class PatientUpdate(_In):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     record: PatientRecord | None = None
     identifiers: Identifiers | None = None
     reason: Reason
@@ -85,7 +87,7 @@ class EnrolIn(_In):
     one); ``factors`` are stratification levels for a randomised trial.
     """
 
-    screening_id: int = Field(ge=1)
+    screening_id: int = Field(ge=1, le=INT32)
     password: str = Field(min_length=1, max_length=1024)
     reason: Reason
     start: date | None = None
@@ -128,7 +130,7 @@ def _ids(ident: Identifiers | None) -> dict[str, str] | None:
 def login(body: LoginIn, request: Request) -> Response:
     """Log in; sets the session and CSRF cookies and returns the CSRF token."""
     ctx = context(request)
-    user = ctx.auth.authenticate(body.username, body.password)
+    user = ctx.auth.authenticate(request, body.username, body.password)
     token = ctx.auth.start_session(user)
     from trialdesk.web.security import token_hash
 
@@ -180,7 +182,7 @@ def trials(request: Request, q: Annotated[str | None, Query(max_length=200)] = N
 
 @router.get("/trials/{trial_id}", tags=["trials"])
 def trial(request: Request, trial_id: TrialId,
-          version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+          version: Annotated[int | None, Query(ge=1, le=INT32)] = None) -> dict[str, Any]:
     """The registry page of a trial (latest protocol version unless ``version`` is given)."""
     return {"ok": True, **ops.trial_page(context(request), trial_id, version)}
 
@@ -196,7 +198,7 @@ def versions(request: Request, trial_id: TrialId) -> dict[str, Any]:
 
 @router.get("/trials/{trial_id}/versions/{number}", tags=["trials"])
 def version_document(request: Request, trial_id: TrialId,
-                     number: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+                     number: Annotated[int, Path(ge=1, le=INT32)]) -> dict[str, Any]:
     v = context(request).store.protocol_version(trial_id, number)
     return {"ok": True, "trial_id": v.trial_id, "number": v.number, "label": v.label,
             "digest": v.digest, "document": v.document}
@@ -273,11 +275,16 @@ def patients(request: Request, who: Who,
 
 
 @router.post("/patients", tags=["patients"], status_code=201, dependencies=[Depends(csrf)])
-def create_patient(request: Request, body: PatientIn, who: Who) -> dict[str, Any]:
+def create_patient(request: Request, body: PatientIn, who: Who,
+                   idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Register a patient. A client that may retry sends an ``Idempotency-Key`` header (a
+    new random value per patient): a retry with the same key and body answers with the
+    patient the first request made, never a second one; the same key with another body is
+    refused (409)."""
     ctx = context(request)
     row = ops.create_patient(ctx, who, trial_id=body.trial_id, site=body.site,
                              record=body.record, identifiers=_ids(body.identifiers) or {},
-                             reason=body.reason)
+                             reason=body.reason, idempotency_key=idempotency_key)
     return {"ok": True, **overview.patient_page(ctx, who, row.study_number)}
 
 

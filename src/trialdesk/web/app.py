@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from trialdesk.web import (
     product_pages,
 )
 from trialdesk.web.deps import WebContext
+from trialdesk.web.masking import MaskIdentifiers
 from trialdesk.web.security import Auth
 from trialdesk.web.settings import Settings
 
@@ -42,12 +46,37 @@ HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"
            (b"referrer-policy", b"same-origin")]
 
 
-class Guard:
-    """Security headers on every answer, and a limit on the size of every request body."""
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+
+def docs_csp(app: FastAPI) -> str:
+    """The policy of the API docs page: Swagger UI from its CDN, and the page's own inline
+    script by its hash (CSP Level 2 hash source), nothing else."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    html = bytes(get_swagger_ui_html(
+        openapi_url=app.openapi_url or "", title=f"{app.title} - Swagger UI",
+        init_oauth=app.swagger_ui_init_oauth,
+        swagger_ui_parameters=app.swagger_ui_parameters).body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, re.S))
+    return (f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; "
+            "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+            "base-uri 'none'; frame-ancestors 'none'; form-action 'none'")
+
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+
+
+class Guard:
+    """Security headers on every answer (a CSP, no caching outside /static, HSTS over
+    TLS), and a limit on the size of every request body."""
+
+    def __init__(self, app: ASGIApp, max_body: int, docs_policy: str = "") -> None:
         self.app = app
         self.max_body = max_body
+        self.docs_policy = docs_policy.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,8 +89,13 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += HEADERS
-                if not docs:
-                    headers.append((b"content-security-policy", CSP.encode()))
+                headers.append((b"content-security-policy",
+                                self.docs_policy if docs else CSP.encode()))
+                if not path.startswith("/static/") and not any(
+                        k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))  # patient data: no copies
+                if scope.get("scheme") == "https":
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 
@@ -125,8 +159,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"ok": True, "database": store.backend}
 
-    app.include_router(api.router)
-    app.include_router(clinical_api.router)
+    app.include_router(api.router, responses=errors.API_ERRORS)
+    app.include_router(clinical_api.router, responses=errors.API_ERRORS)
     app.include_router(pages.router)
     app.include_router(clinical_pages.router)
     app.include_router(form_pages.api_router)
@@ -135,5 +169,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(product_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
-    app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(MaskIdentifiers)
+    app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024,
+                       docs_policy=docs_csp(app))
     return app

@@ -24,7 +24,7 @@ from trialdesk.safety.adverse_event import (
 )
 from trialdesk.services import journeys, outcomes, responses, safety
 from trialdesk.web.deps import WebContext, context, csrf
-from trialdesk.web.params import Reason, StudyNumber, TrialId, Who, _In, body_fields, query_fields
+from trialdesk.web.params import INT32, Reason, StudyNumber, TrialId, Who, _In, body_fields, query_fields
 
 router = APIRouter(prefix="/api")
 
@@ -33,7 +33,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 EventId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128,
                                            pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
-RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+RowId = Annotated[int, Path(ge=1, le=INT32)]
 Status = Literal["given", "partly_given", "withheld", "done", "not_done", "continue", "stop"]
 Signer = Literal["patient", "parent", "guardian", "legal_representative"]
 Mass = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
@@ -55,7 +55,7 @@ class ConsentIn(_In):
 
 
 class SettingsIn(_In):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     start: date | None = None
     anchors: dict[Short, datetime] = Field(default_factory=dict, max_length=10)
     reason: Reason
@@ -140,7 +140,7 @@ class AdverseEventIn(_In):
 
 
 class AdverseEventUpdate(_In):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     resolution: date | None = None
     outcome: Outcome | None = None
     action_taken: ActionTaken | None = None
@@ -150,7 +150,7 @@ class AdverseEventUpdate(_In):
 
 
 class ConfirmIn(_In):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     password: Password
     accept_unconfirmed: bool = False
     days: int | None = Field(default=None, ge=1, le=365)

@@ -25,6 +25,7 @@ from trialdesk.web.clinical_api import RowId
 from trialdesk.web.deps import context, csrf, principal
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _domain_errors, _errors, _Form, _json, _redirect, render
+from trialdesk.web.params import INT32, Reason
 from trialdesk.web.security import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -81,7 +82,7 @@ class ConsentForm(_Form):
     signed_on: date
     signed_by: Literal["patient", "parent", "guardian", "legal_representative"]
     assent: Literal["yes", "no"] | None = None
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 def _patient_page(request: Request, who: Principal, study_number: str) -> Callable[..., Response]:
@@ -107,9 +108,9 @@ async def consent(request: Request, study_number: StudyNumber, who: Who) -> Resp
 
 
 class EnrolForm(_Form):
-    screening_id: int = Field(ge=1)
+    screening_id: int = Field(ge=1, le=INT32)
     password: str = Field(min_length=1, max_length=1024)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
     start: date | None = None
     override_reason: str | None = Field(default=None, max_length=1000)
     override_arm: str | None = Field(default=None, max_length=64)
@@ -171,9 +172,9 @@ def calendar(request: Request, study_number: StudyNumber, who: Who) -> Response:
 
 
 class SettingsForm(_Form):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     start: date | None = None
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/calendar/settings", response_class=HTMLResponse,
@@ -202,7 +203,7 @@ class BodyForm(_Form):
     on: date
     weight_kg: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
     height_cm: float | None = Field(default=None, gt=0, le=300, allow_inf_nan=False)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/body", response_class=HTMLResponse, dependencies=Csrf)
@@ -225,7 +226,7 @@ class RecordForm(_Form):
     unit: str | None = Field(default=None, max_length=32)
     by: str | None = Field(default=None, max_length=200)
     why: str | None = Field(default=None, max_length=1000)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/records", response_class=HTMLResponse,
@@ -249,7 +250,7 @@ class DelayForm(_Form):
     days: int = Field(ge=1, le=365)
     why: str = Field(min_length=1, max_length=1000)
     by: str | None = Field(default=None, max_length=200)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/delays", response_class=HTMLResponse, dependencies=Csrf)
@@ -267,7 +268,7 @@ async def delay(request: Request, study_number: StudyNumber, who: Who) -> Respon
 class DoseSignForm(_Form):
     event_id: str = Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     password: str = Field(min_length=1, max_length=1024)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/doses/sign", response_class=HTMLResponse,
@@ -321,7 +322,7 @@ class AdverseEventForm(_Form):
     lab_uln: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
     lab_baseline: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
     lab_symptomatic: Literal["yes", "no"] | None = None
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 class AttributionRow(_Form):
@@ -381,11 +382,11 @@ async def adverse_event(request: Request, study_number: StudyNumber, who: Who) -
 
 
 class AdverseEventUpdateForm(_Form):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     resolution: date | None = None
     outcome: Outcome | None = None
     action_taken: ActionTaken | None = None
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/adverse-events/{ae_id}", response_class=HTMLResponse,
@@ -405,12 +406,12 @@ async def adverse_event_update(request: Request, study_number: StudyNumber,
 
 
 class ConfirmForm(_Form):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     password: str = Field(min_length=1, max_length=1024)
     accept_unconfirmed: Literal["yes"] | None = None
     days: int | None = Field(default=None, ge=1, le=365)
     percent: float | None = Field(default=None, gt=0, lt=100)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/actions/{action_id}/confirm",
@@ -453,7 +454,7 @@ class ResponseForm(_Form):
     kind: Literal["time_point", "baseline"] = "time_point"
     assessed_on: date
     document: str = Field(min_length=2, max_length=100_000)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/responses", response_class=HTMLResponse,
@@ -478,7 +479,7 @@ class FollowUpForm(_Form):
     kind: Literal["last_contact", "death", "second_malignancy"]
     occurred_on: date
     note: str | None = Field(default=None, max_length=1000)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/follow-ups", response_class=HTMLResponse,
@@ -509,7 +510,7 @@ def trial_outcomes(request: Request, trial_id: TrialId, who: Who) -> Response:
 class AllocationListForm(_Form):
     seed: int | None = Field(default=None, ge=0, le=2**62)
     size: int | None = Field(default=None, ge=1, le=100_000)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/trials/{trial_id}/randomisation", response_class=HTMLResponse,

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trialdesk.errors import (
@@ -44,6 +45,45 @@ INVALID = (FactError, ProtocolError, ClinicalError, ScheduleError, EnrolmentErro
            ResponseError, OutcomeError)
 
 
+class ErrorField(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """The one error shape."""
+
+    ok: bool = False
+    error: str
+    status: int
+    title: str
+    errors: list[ErrorField] | None = None
+
+
+# The errors any API operation may answer, declared on every operation of the OpenAPI
+# document (a fuzzer holds the document to it).
+API_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": TITLES[status]}
+    for status in (400, 401, 403, 404, 409, 413, 415, 422)}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (for a 405's ``Allow``)."""
+    path = request.url.path
+    found: set[str] = set()
+    pending = list(request.app.routes)
+    while pending:
+        route = pending.pop()
+        inner = getattr(route, "original_router", None)  # an included router
+        if inner is not None:
+            pending += list(inner.routes)
+            continue
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path) and getattr(route, "methods", None):
+            found.update(route.methods)
+    return sorted(found)
+
+
 def status_of(exc: TrialdeskError) -> int:
     if isinstance(exc, AccessError):
         return exc.status
@@ -71,6 +111,8 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif out == "$.header":  # header names are capitalised: Idempotency-Key
+            out += f".{part}"
         elif isinstance(part, str) and (part[:1].isupper() or "[" in part):
             continue  # union member or validator names are not part of the path
         else:
@@ -124,7 +166,10 @@ def install(app: FastAPI, render_error: Any) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, exc: StarletteHTTPException) -> Response:
         message = str(exc.detail) if exc.detail else TITLES.get(exc.status_code, "Error")
-        return respond(request, error_body(exc.status_code, message), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # all the path's methods, not one route's
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return respond(request, error_body(exc.status_code, message), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

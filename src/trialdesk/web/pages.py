@@ -30,6 +30,7 @@ from trialdesk.services.roles import Permission
 from trialdesk.web.api import Identifiers, Limit, Offset, Phase, StatusCode, StudyNumber, TrialId
 from trialdesk.web.deps import context, csrf, principal
 from trialdesk.web.errors import field_path, status_of
+from trialdesk.web.params import INT32, Reason
 from trialdesk.web.security import CSRF_FIELD, Principal, token_hash
 
 router = APIRouter(include_in_schema=False)
@@ -110,6 +111,8 @@ def _json(text: str, where: str) -> Any:
     except json.JSONDecodeError as exc:
         raise FactError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                         where=where) from None
+    except RecursionError:
+        raise FactError("the JSON is nested too deeply", where=where) from None
 
 
 class _Form(BaseModel):
@@ -217,7 +220,7 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     try:
         data = LoginForm.model_validate(form)
-        user = ctx.auth.authenticate(data.username, data.password)
+        user = ctx.auth.authenticate(request, data.username, data.password)
     except ValidationError as exc:
         return render(request, "login.html", status=422, errors=_errors(exc),
                       username=form.get("username") or "", next="/trials")
@@ -267,7 +270,7 @@ def trials(request: Request) -> Response:
 
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial(request: Request, trial_id: TrialId, who: Who,
-          version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+          version: Annotated[int | None, Query(ge=1, le=INT32)] = None) -> Response:
     page = ops.trial_page(context(request), trial_id, version)
     return render(request, "trial.html", trial=page,
                   can_dashboard=who.can(Permission.DASHBOARD_READ, trial_id),
@@ -394,7 +397,7 @@ class PatientForm(_Form):
     site: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
     name: str | None = Field(default=None, max_length=200)
     hospital_number: str | None = Field(default=None, max_length=64)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients", response_class=HTMLResponse, dependencies=[Depends(csrf)])
@@ -444,11 +447,11 @@ def edit_form(request: Request, study_number: StudyNumber, who: Who) -> Response
 
 
 class EditForm(_Form):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT32)
     record_json: str = Field(min_length=2, max_length=1_000_000)
     name: str | None = Field(default=None, max_length=200)
     hospital_number: str | None = Field(default=None, max_length=64)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/edit", response_class=HTMLResponse,
@@ -477,7 +480,7 @@ async def edit(request: Request, study_number: StudyNumber, who: Who) -> Respons
 
 
 class ReasonForm(_Form):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 @router.post("/patients/{study_number}/screen", response_class=HTMLResponse,

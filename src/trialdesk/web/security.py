@@ -2,7 +2,8 @@
 are the service layer's (:mod:`trialdesk.services.accounts`), shared with the command line.
 
 * A session is a random token in an HttpOnly, Secure, SameSite=Lax cookie; the database
-  keeps only its SHA-256, so log-out (or expiry) ends it for good.
+  keeps only its SHA-256, so log-out (or expiry) ends it for good. It ends after
+  ``idle_minutes`` without a request or ``session_hours`` after log-in, whichever is first.
 * CSRF: every form and every unsafe API call carries a token equal to the ``td_csrf``
   cookie, which is signed (itsdangerous) and bound to the session (signed double-submit).
 """
@@ -43,16 +44,27 @@ class Auth:
         self.accounts = Accounts(store, settings.lockout_threshold, settings.lockout_minutes)
         self.signer = URLSafeTimedSerializer(settings.secret_key, salt="trialdesk.csrf")
 
+    @property
+    def _idle(self) -> timedelta:
+        return timedelta(minutes=self.settings.idle_minutes)
+
+    @property
+    def _lifetime(self) -> timedelta:
+        return timedelta(hours=self.settings.session_hours)
+
     # -------------------------------------------------------------- log-in
 
-    def authenticate(self, username: str, password: str) -> UserRecord:
-        """The user, if the password is right and the account is not locked."""
-        return self.accounts.authenticate(username, password)
+    def authenticate(self, request: Request, username: str, password: str) -> UserRecord:
+        """The user, if the password is right and the caller's address is not throttled
+        (every failure is audited with the address and the user agent)."""
+        return self.accounts.authenticate(
+            username, password, address=request.client.host if request.client else "",
+            user_agent=request.headers.get("user-agent", ""))
 
     def start_session(self, user: UserRecord) -> str:
         token = secrets.token_urlsafe(32)
-        self.store.create_session(token_hash(token), user.id, self.store.now()
-                                  + timedelta(hours=self.settings.session_hours))
+        self.store.create_session(token_hash(token), user.id, self.store.now() + min(
+            self._idle, self._lifetime))
         return token
 
     def principal(self, request: Request) -> Principal:
@@ -63,7 +75,7 @@ class Auth:
         principal = Principal(None)
         if token:
             hashed = token_hash(token)
-            user = self.store.session_user(hashed)
+            user = self.store.session_user(hashed, idle=self._idle, lifetime=self._lifetime)
             if user is not None:
                 principal = Principal(user, tuple(self.store.memberships(user.id)), hashed)
         request.state.principal = principal

@@ -28,6 +28,7 @@ class Settings:
     protocols_dir: Path | None = None
     cookie_secure: bool = True
     session_hours: float = 8.0
+    idle_minutes: float = 30.0
     lockout_threshold: int = 5
     lockout_minutes: int = 15
     max_upload_bytes: int = 1_000_000
@@ -37,6 +38,8 @@ class Settings:
         if len(self.secret_key) < 32:
             raise SettingsError("the secret key must be at least 32 characters",
                                 where="TRIALDESK_SECRET_KEY")
+        if self.idle_minutes <= 0:
+            raise SettingsError("must be more than 0", where="idle_minutes")
         if self.lockout_threshold < 1:
             raise SettingsError("must be at least 1", where="lockout_threshold")
         if self.max_upload_bytes < 1024:
