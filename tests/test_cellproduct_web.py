@@ -88,6 +88,7 @@ def test_bedside_page_refuses_in_words_then_accepts_and_records_the_infusion(war
                          "start": f"{ward.event['date']}T09:10"})
     assert early.status_code == 422 and "Infusion start" in early.text  # not yet 09:10
     ward.lab.at(_day(ward.event["date"], 9).replace(minute=30))
+    c = ward.client("coordinator")  # the clock moved past the idle timeout: log in again
     done = c.post(f"/patients/{patient}/infusions", follow_redirects=False,
                   data={"csrf_token": c.csrf, "verification": str(checks[-1].id),
                         "start": f"{ward.event['date']}T09:10", "volume_ml": "50"})

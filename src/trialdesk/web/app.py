@@ -163,9 +163,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(clinical_api.router, responses=errors.API_ERRORS)
     app.include_router(pages.router)
     app.include_router(clinical_pages.router)
-    app.include_router(form_pages.api_router)
+    app.include_router(form_pages.api_router, responses=errors.API_ERRORS)
     app.include_router(form_pages.router)
-    app.include_router(product_api.router)
+    app.include_router(product_api.router, responses=errors.API_ERRORS)
     app.include_router(product_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
