@@ -1025,3 +1025,30 @@ def test_donor_and_recipient_headings_set_kind_and_group() -> None:
         ("inclusion", "Donor", "c"),
         ("exclusion", "DONOR", "d"),
     ]
+
+
+def test_screening_every_trial_leaves_out_drafts_and_names_them(tmp_path: Path) -> None:
+    """A folder with an imported, unreviewed protocol still screens the reviewed trials; the
+    draft is named, and asked for by --trial it is refused with the reason."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from trialdesk.cli import app
+    from trialdesk.protocol.load import default_protocol_dir
+
+    folder = tmp_path / "protocols"
+    shutil.copytree(default_protocol_dir(), folder)
+    runner = CliRunner()
+    made = runner.invoke(app, ["registry", "import", str(CTGOV / "NCT04431453.json"), "--out",
+                               str(folder)])
+    assert made.exit_code == 0, made.stderr
+    patient = str(default_protocol_dir().parent / "examples" / "patients" / "nb-refractory.json")
+    every = runner.invoke(app, ["screen", patient, "--protocols", str(folder), "--json"])
+    assert every.exit_code == 0, every.stderr
+    screened = {r["trial_id"] for r in json.loads(every.stdout)["results"]}
+    assert "NB-NK-2026" in screened and "NCT04431453" not in screened
+    assert "drafts awaiting review: NCT04431453" in every.stderr
+    one = runner.invoke(app, ["screen", patient, "--protocols", str(folder), "--trial",
+                              "NCT04431453"])
+    assert one.exit_code == 1 and "is a draft and cannot screen" in one.stderr

@@ -64,10 +64,16 @@ def screen(
 
     moment = parse_moment(on)
     all_protocols = _protocols(protocols)
-    chosen = [_trial(all_protocols, trial)] if trial else list(all_protocols.values())
+    # Every trial, or one: a draft protocol (imported criteria not yet reviewed) is left out of
+    # "every trial" and named; asked for by --trial it is refused with the reason.
+    chosen = [_trial(all_protocols, trial)] if trial else [
+        c for c in all_protocols.values() if not c.protocol.unreviewed]
+    drafts = [] if trial else sorted(c.id for c in all_protocols.values() if c.protocol.unreviewed)
     record = patient_from_data(read_patient_file(patient), today=date.today(),
                                source=str(patient))
     results = [screen_record(c, record, as_of=moment) for c in chosen]
+    if drafts:
+        typer.echo(f"not screened, drafts awaiting review: {', '.join(drafts)}", err=True)
     if as_json:
         doc = {"patient_id": record.patient_id, "results": [r.to_json() for r in results]}
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
