@@ -67,6 +67,9 @@ def test_bedside_page_refuses_in_words_then_accepts_and_records_the_infusion(war
     page = c.get(f"/patients/{patient}/bedside")
     assert page.status_code == 200
     assert "Released product available" in page.text and ward.dose in page.text
+    calendar = c.get(f"/patients/{patient}/calendar")
+    assert "Released product available" in calendar.text
+    assert "No released product" not in calendar.text
     form = {"csrf_token": c.csrf, "event_id": ward.event["id"], "product": ward.dose,
             "wristband": patient, "second_verifier": "investigator",
             "second_password": "investigator-demo"}
@@ -96,6 +99,10 @@ def test_bedside_page_refuses_in_words_then_accepts_and_records_the_infusion(war
     cal = c.get(f"/api/patients/{patient}/calendar").json()
     given = next(e for e in cal["calendar"]["events"] if e["id"] == ward.event["id"])
     assert given["status"] == "given"
+    # The only released dose is given: the later NK-cell events have no released product.
+    calendar = c.get(f"/patients/{patient}/calendar")
+    assert "No released product" in calendar.text
+    assert "Released product available" not in calendar.text
     api = c.get(f"/api/products/{ward.dose.replace(' ', '')}").json()
     assert api["infusion"]["verification"] == checks[-1].id
     assert c.get(f"/api/products/{ward.dose.replace(' ', '')}/history.pdf").content[:4] == b"%PDF"

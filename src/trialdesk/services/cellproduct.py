@@ -64,6 +64,7 @@ from trialdesk.schedule.plan import Event
 from trialdesk.schedule.records import EventRecord, RecordStatus
 from trialdesk.services.accounts import Principal, principal_for
 from trialdesk.services.context import Services
+from trialdesk.services.journeys import calendar_page as journey_calendar_page
 from trialdesk.services.journeys import load_journey, now, plain, renamed
 from trialdesk.services.patients import load_patient, signature_view
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
@@ -493,6 +494,21 @@ def released_product_for(ctx: Services, who: Principal, study_number: str,
         out["deadline"] = event.deadline.isoformat(timespec="minutes")
         out["minutes_left"] = left // timedelta(minutes=1)
     return out
+
+
+def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
+    """The calendar page (:func:`trialdesk.services.journeys.calendar_page`) with each cell-
+    product event not yet given marked "released product available" or "no released
+    product" (and, for a timed infusion, the minutes left to its deadline)."""
+    page = journey_calendar_page(ctx, who, study_number)
+    for e in (page.get("calendar") or {}).get("events", []):
+        if e.get("cell_product") and e.get("status") not in ("given", "partly_given", "cancelled",
+                                                             "discontinued"):
+            found = released_product_for(ctx, who, study_number, e["id"])
+            e["product_status"] = found["status"]
+            if "minutes_left" in found:
+                e["product_minutes_left"] = found["minutes_left"]
+    return page
 
 
 def product_history(ctx: Services, who: Principal, key: str) -> dict[str, Any]:
