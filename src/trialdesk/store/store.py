@@ -128,6 +128,46 @@ class Store(CellProductStore):
                          reason)
                 u.active = active
 
+    # ------------------------------------------------------------------ idempotency keys
+
+    def claim_idempotency(self, user_id: int, key_digest: str, request_digest: str
+                          ) -> tuple[str, int | None, str | None, bytes | None]:
+        """Claim an idempotency key for a request: ``("new", ...)`` when this is its first use
+        (the key is held, unanswered, until :meth:`answer_idempotency`), ``("replay", status,
+        content type, body)`` when the same request was answered before, ``("other", ...)``
+        when the key was used for another request, ``("running", ...)`` while it is held."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                row = s.scalar(select(m.IdempotencyKey).where(
+                    m.IdempotencyKey.user_id == user_id,
+                    m.IdempotencyKey.key_digest == key_digest))
+                if row is None:
+                    s.add(m.IdempotencyKey(user_id=user_id, key_digest=key_digest,
+                                           request_digest=request_digest,
+                                           created_at=moment(self.now())))
+                    return ("new", None, None, None)
+                if row.request_digest != request_digest:
+                    return ("other", None, None, None)
+                if row.status is None:
+                    return ("running", None, None, None)
+                return ("replay", row.status, row.content_type, row.body)
+        except IntegrityError:  # a concurrent retry claimed the key first
+            return ("running", None, None, None)
+
+    def answer_idempotency(self, user_id: int, key_digest: str, status: int,
+                           content_type: str | None, body: bytes | None) -> None:
+        """Keep the answer of a claimed key (``body`` None: forget the claim, so that the
+        request can be made again — an error changed nothing)."""
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(m.IdempotencyKey).where(
+                m.IdempotencyKey.user_id == user_id, m.IdempotencyKey.key_digest == key_digest))
+            if row is None:
+                return
+            if body is None:
+                s.delete(row)
+            else:
+                row.status, row.content_type, row.body = status, content_type, body
+
     def login_failed(self, username: str, *, address: str, user_agent: str, reason: str) -> None:
         """Audit a failed log-in (also of a user name that does not exist) with where it came
         from; :meth:`login_attempts` reads these back for throttling."""

@@ -34,6 +34,7 @@ from trialdesk.web import (
     product_pages,
 )
 from trialdesk.web.deps import WebContext
+from trialdesk.web.idempotency import Idempotency
 from trialdesk.web.masking import MaskIdentifiers
 from trialdesk.web.security import Auth
 from trialdesk.web.settings import Settings
@@ -169,6 +170,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(product_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
+    app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer
     app.add_middleware(MaskIdentifiers)
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024,
                        docs_policy=docs_csp(app))
