@@ -150,6 +150,11 @@ def row_checks(table: TableInput, f: Flavour) -> list[Check]:
         col = q(column.name)
         if not column.nullable:
             checks.append(Check(name, column.name, "must not be empty", f"{col} IS NULL"))
+        if column.type is ColumnType.NUMBER and not table.is_text(column.name):
+            # A comparison with NaN is false, not unknown: it would decide a criterion on no
+            # data (an ALT of NaN "not < 5 × ULN" makes an eligible patient ineligible).
+            checks.append(Check(name, column.name, "is not a finite number (NaN or infinity)",
+                                f"{col} IS NOT NULL AND {f.non_finite(col)}"))
         if column.type is ColumnType.DATE and table.is_text(column.name):
             checks.append(Check(name, column.name, "is not a date (YYYY-MM-DD)",
                                 f"{col} IS NOT NULL AND {f.try_date(col)} IS NULL"))

@@ -143,6 +143,16 @@ class Flavour:
         return (f"try_cast({x} AS TIMESTAMP)" if self.name == "spark"
                 else f"TRY_CAST({x} AS TIMESTAMP)")
 
+    def non_finite(self, x: str) -> str:
+        """True when the DOUBLE ``x`` is NaN or ±infinity (each engine's own test: a range
+        comparison can be pruned by column statistics that leave NaN out)."""
+        if self.pg:
+            return (f"({x} = CAST('NaN' AS float8) OR {x} = CAST('Infinity' AS float8) "
+                    f"OR {x} = CAST('-Infinity' AS float8))")
+        if self.name == "spark":
+            return f"(isnan({x}) OR abs({x}) = double('Infinity'))"
+        return f"(isnan({x}) OR isinf({x}))"
+
     def try_number(self, x: str) -> str:
         """A text as DOUBLE, NULL when it is not a number."""
         if self.pg:
