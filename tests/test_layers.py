@@ -62,6 +62,8 @@ def _imports(module: str, path: Path) -> set[str]:
                 base = ".".join([*parts, base] if base else parts)
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
                        for a in node.names]
+            if base in MODULES and MODULES[base].name == "__init__.py":
+                targets.append(base)  # ``from pkg import mod`` runs pkg/__init__ first
         for name in targets:
             if name.startswith("trialdesk"):
                 found = _resolve(name)

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
-from trialdesk.store import models as m
 from trialdesk.store.audit import canonical, entry_hash
 from trialdesk.store.db import make_engine, upgrade
 from trialdesk.store.records import SignatureRow

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
-from trialdesk.store import models as m
 from trialdesk.store.audit import canonical
 from trialdesk.store.base import Tx, diff
 from trialdesk.store.clinical import ClinicalStore

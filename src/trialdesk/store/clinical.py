@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
-from trialdesk.store import models as m
 from trialdesk.store.audit import canonical
 from trialdesk.store.base import StoreBase, Tx, diff, signature_row
 from trialdesk.store.records import (

@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
-from trialdesk.store import models as m
 from trialdesk.store.audit import AuditLink, ChainReport, canonical, digest, verify_chain
 from trialdesk.store.base import (
     Clock,
