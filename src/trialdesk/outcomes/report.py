@@ -38,6 +38,15 @@ from trialdesk.outcomes.plots import (
     swimmer_figure,
     waterfall_figure,
 )
+from trialdesk.outcomes.products import (
+    TrialProducts,
+    deadline_table,
+    exceptional_table,
+    infusions_table,
+    products_table,
+    refusals_table,
+    release_failures_table,
+)
 from trialdesk.outcomes.summary import OutcomeSummary, format_time
 from trialdesk.safety.stopping import ReportedEvent, check_stopping
 from trialdesk.safety.stopping import StoppingRule as ProtocolStoppingRule
@@ -406,6 +415,7 @@ class DsmbInputs:
     stopping: pd.DataFrame | None = None
     cutoff: date | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
+    products: TrialProducts | None = None
 
 
 def dsmb_pdf(inputs: DsmbInputs) -> bytes:
@@ -488,6 +498,8 @@ def _sections(inputs: DsmbInputs) -> list[Section]:
                                 for t in summary.time_to_event.values())
         table("10. Survival", survival_table(summary),
               f"Kaplan–Meier (lifelines); CI log-log. {definitions}.")
+    if inputs.products is not None:
+        out += _product_sections(inputs.products)
     for name, tte in summary.time_to_event.items():
         if tte.kaplan_meier is not None:
             figure(f"Kaplan–Meier, {tte.endpoint.name}", functools.partial(
@@ -503,6 +515,42 @@ def _sections(inputs: DsmbInputs) -> list[Section]:
     if aes is not None:
         figure("adverse-event heat-map", functools.partial(ae_heatmap_figure, aes))
     return out
+
+
+def _product_sections(data: TrialProducts) -> list[Section]:
+    """Section 11, cell products: per patient, release failures, exceptional releases,
+    refused bedside checks, infusions and deadline compliance."""
+    parts = [
+        ("11a. Cell products per patient", products_table(data),
+         "Products by recipient (autologous: the donor); released / not released by the latest "
+         "signed release decision; awaiting: a type with release tests and no decision yet.",
+         "No cell product recorded."),
+        ("11b. Release failures", release_failures_table(data),
+         "Release decisions with a test not met or unknown (unknown is never taken as met).",
+         "No release decision out of specification."),
+        ("11c. Exceptional releases", exceptional_table(data),
+         "Out of specification, released with a clinical justification signed by the lab's "
+         "responsible person and the investigator (FACT-JACIE 8th ed. D7).",
+         "No exceptional release."),
+        ("11d. Refused bedside verifications", refusals_table(data),
+         "Two-person bedside checks that refused the product; nothing was infused on them.",
+         "No refused bedside verification."),
+        ("11e. Cell-product infusions", infusions_table(data),
+         "Dose in viable cells/kg of the day's weight, against the protocol's range for the "
+         "product type; hours from the timed event's anchor (e.g. septic-shock onset).",
+         "No infusion recorded."),
+        ("11f. Timed infusions: deadline compliance", deadline_table(data),
+         "Infusions given by their deadline (the protocol's hours from the anchor), of all "
+         "timed infusions recorded.", "No timed infusion recorded."),
+    ]
+    out: list[Section] = []
+    for title, frame, note, empty in parts:
+        out.append((title, functools.partial(_table_page, title, frame, note, empty)))
+    return out
+
+
+def _table_page(title: str, frame: pd.DataFrame, note: str, empty: str, pages: _Pages) -> None:
+    pages.table(title, frame, note, empty=empty)
 
 
 class _Pages:

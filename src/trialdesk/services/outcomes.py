@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -40,6 +40,7 @@ from trialdesk.outcomes.inputs import (
     validate_exposure,
     validate_measurements,
 )
+from trialdesk.outcomes.products import BedsideCheck, Infusion, TrialProducts
 from trialdesk.outcomes.summary import OutcomeSummary, choose_time_unit, endpoints_for, summarise
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.safety.adverse_event import AdverseEvent
@@ -332,7 +333,62 @@ def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
         trial=trial_id, title=p.title, events=data.events, summary=_summary(data),
         aes=data.aes, exposure=data.exposure, measurements=data.measurements,
         stopping=stopping, cutoff=today,
-        sources=(f"trialdesk database, data as of {today.isoformat()}",)))
+        sources=(f"trialdesk database, data as of {today.isoformat()}",),
+        products=trial_products(ctx, trial_id)))
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _infusion(doc: dict[str, Any], cal: Any) -> Infusion:
+    """A stored infusion with its timed event's anchor time from the patient's calendar."""
+    start = _at(doc["start"])
+    assert start is not None
+    anchor, onset = None, None
+    if cal is not None:
+        found = next((e for e in cal.events if e.id == doc["event"]), None)
+        if found is not None and found.anchor is not None:
+            anchor, onset = found.anchor, cal.anchors.get(found.anchor)
+    return Infusion(str(doc["product"]), str(doc["patient"]), str(doc["event"]), start,
+                    doc.get("cells_per_kg"), _at(doc.get("end")), doc.get("volume_ml"),
+                    _at(doc.get("deadline")), onset, anchor)
+
+
+def trial_products(ctx: Services, trial_id: str) -> TrialProducts | None:
+    """The trial's stored cell products for the DSMB report (None when the protocol has no
+    product types): every product, release decision, bedside check of its patients and
+    infusion, with the anchor time (e.g. septic-shock onset) of each timed infusion."""
+    from trialdesk.cellproduct.history import decision_from_json, product_from_json
+
+    _, compiled = ctx.catalogue.trial(trial_id)
+    protocol = compiled.protocol
+    if not protocol.products:
+        return None
+    rows = ctx.store.cell_products(trial_ids=[trial_id])
+    keys = [r.key for r in rows]
+    journeys = {j.study_number: j for j in ctx.store.trial_journeys(trial_id)}
+    checks = []
+    for sn in journeys:
+        for v in ctx.store.product_verifications(study_number=sn):
+            doc = v.document
+            checked = _at(doc["checked_at"])
+            assert checked is not None
+            checks.append(BedsideCheck(sn, str(doc["event"]), v.product, checked,
+                                       bool(doc["accepted"]), tuple(doc.get("verifiers", ())),
+                                       tuple((r["code"], r["reason"]) for r in doc["refusals"])))
+    calendars: dict[str, Any] = {}
+    infusions = []
+    for e in ctx.store.product_infusions(keys):
+        sn = str(e.document["patient"])
+        if sn not in calendars:
+            calendars[sn] = _calendar(ctx, journeys[sn]) if sn in journeys else None
+        infusions.append(_infusion(e.document, calendars[sn]))
+    return TrialProducts(
+        trial_id, {s.id: s for s in protocol.products},
+        {r.key: product_from_json(r.document) for r in rows},
+        tuple(decision_from_json(e.document) for e in ctx.store.product_releases(keys)),
+        tuple(checks), tuple(infusions))
 
 
 def response_summary(ctx: Services, trial_id: str) -> dict[str, Any]:
