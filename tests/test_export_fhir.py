@@ -217,3 +217,49 @@ def test_lab_reference_range_interpretation_and_graded_ctcae() -> None:
     assert platelets["component"][0]["valueCodeableConcept"]["text"] == "CTCAE v5.0 grade 0"
     assert unresolved_references(document) == []
     assert _schema_errors(document) == []
+
+
+def test_cell_products_as_biologically_derived_products() -> None:
+    from test_product_reports import _hand_built
+
+    # RU-01 and RU-02 are in rumcess-events.csv; P9 is not (a logical reference, by identifier)
+    products = _hand_built(("RU-01", "RU-02", "P9"))
+    events = read_event_table(EXAMPLES / "rumcess-events.csv")
+    document = json.loads(bundle_json(fhir_bundle("RuMCeSS", events, products=products)))
+    assert _schema_errors(document) == []
+    assert unresolved_references(document) == []
+    found = {p["identifier"][1]["value"]: p for p in _resources(document, "BiologicallyDerivedProduct")}
+    assert len(found) == len(products.products) == 8
+    donation = next(p for p in found.values() if "collection" in p)
+    # the DIN A9999 26 000007 (test data) as ISBT 128 DIN, shared by every product of the tree
+    assert {p["biologicalSourceEvent"]["value"] for p in found.values()} == {"A999926000007"}
+    assert donation["identifier"][0] == {"system": "urn:oid:2.16.840.1.113883.6.18.2.1",
+                                         "value": "A999926000007"}
+    assert donation["productCategory"]["code"] == "cells"
+    assert donation["collection"]["collectedDateTime"] == "2026-02-01T09:00:00Z"
+    # third-party donor: its own identity, not a patient of the Bundle
+    assert donation["collection"]["source"] == {"identifier": {"system": "urn:trialdesk:donor",
+                                                               "value": "MSC-BANK-17"}}
+    collector = donation["collection"]["collector"]["reference"]
+    practitioners = {e["fullUrl"]: e["resource"] for e in document["entry"]
+                     if e["resource"]["resourceType"] == "Practitioner"}
+    assert practitioners[collector]["identifier"][0]["value"] == "lab1"
+    lot = next(p for p in found.values() if p["productCode"]["coding"][0]["code"] == "S0102")
+    assert lot["parent"][0]["reference"] == next(
+        e["fullUrl"] for e in document["entry"] if e["resource"] is donation)
+    release = [x for x in lot["property"] if x["type"]["coding"][0]["code"] == "release"]
+    assert release[0]["valueCodeableConcept"]["text"] == "exceptional release"
+    doses = [p for p in found.values() if p["productCode"]["coding"][0]["code"] == "S0104"]
+    assert sorted(d["division"] for d in doses) == ["A0", "B0", "C0"]
+    assert all(d["productStatus"]["code"] == "unavailable" for d in doses)  # all infused
+    infusions = _resources(document, "Procedure")
+    assert len(infusions) == 3
+    urls = {e["resource"]["id"]: e["fullUrl"] for e in document["entry"]}
+    used = {i["used"][0]["reference"]["reference"] for i in infusions}
+    assert used == {urls[d["id"]] for d in doses}
+    first = infusions[0]  # RU-01, 4 h after the 06:00 onset, 1.5 x 10^6/kg
+    assert first["subject"]["reference"] == full_url("Patient", "RuMCeSS-RU-01")
+    assert first["occurrencePeriod"]["start"] == "2026-03-01T10:00:00Z"
+    assert "dose 1.5e+06 viable cells/kg" in first["note"][0]["text"]
+    assert "deadline 2026-03-01T16:00:00Z met" in first["note"][0]["text"]
+    assert infusions[1]["subject"] == {"identifier": {"system": "urn:trialdesk:RuMCeSS", "value": "P9"}}

@@ -11,6 +11,7 @@ tests/test_cellproduct.py, not clinical limits.
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import pytest
 from pypdf import PdfReader
 
 from test_cellproduct_store import Lab, _msc_patient
+from test_export_fhir import _schema_errors
 from trialdesk.cellproduct.identifier import Din, ProductCode, ProductId
 from trialdesk.cellproduct.product import Counts, Donor, collect, derive
 from trialdesk.cellproduct.release import Signature, TestResult, decide, exceptional_release
+from trialdesk.outcomes.export_fhir import full_url, unresolved_references
 from trialdesk.outcomes.products import (
     UNASSIGNED,
     BedsideCheck,
@@ -45,7 +48,7 @@ LAB = Signature("lab-head", "lab_responsible", datetime(2026, 3, 3, 9), "release
 INV = Signature("dr-inv", "investigator", datetime(2026, 3, 3, 9, 30), "co-sign")
 
 
-def _hand_built() -> TrialProducts:
+def _hand_built(patients: tuple[str, str, str] = ("P1", "P2", "P3")) -> TrialProducts:
     """One third-party MSC donation → lot (not released, then released by exceptional
     release) → three aliquots → a dose each for P1, P2, P3, infused 4, 12 and 6 h after
     onset at 1.5, 2.5 ×10⁶/kg and an unknown dose; one refused check of P2."""
@@ -65,7 +68,7 @@ def _hand_built() -> TrialProducts:
     products = [donation, lot]
     infusions = []
     for index, (patient, hours, per_kg) in enumerate(
-            [("P1", 4, 1.5e6), ("P2", 12, 2.5e6), ("P3", 6, None)]):
+            zip(patients, (4, 12, 6), (1.5e6, 2.5e6, None), strict=True)):
         aliquot = derive(lot, "msc-aliquot", stage="aliquot", code=ProductCode("S0103", "A"),
                          division=index, prepared_at=datetime(2026, 2, 3, 9), operator="lab1")
         dose = derive(aliquot, "msc-dose", stage="dose", code=ProductCode("S0104", "A"),
@@ -75,11 +78,11 @@ def _hand_built() -> TrialProducts:
         infusions.append(Infusion(dose.key, patient, "msc-infusion", ONSET + timedelta(hours=hours),
                                   per_kg, deadline=ONSET + timedelta(hours=10), onset=ONSET,
                                   anchor="septic_shock_onset"))
-    checks = [BedsideCheck("P2", "msc-infusion", products[-3].key, ONSET + timedelta(hours=11),
+    checks = [BedsideCheck(patients[1], "msc-infusion", products[-3].key, ONSET + timedelta(hours=11),
                            False, ("nurse1", "nurse1"),
                            (("one_person", "two different people must verify at the bedside "
                                            "(1 given)"),)),
-              BedsideCheck("P1", "msc-infusion", products[3].key, ONSET + timedelta(hours=4),
+              BedsideCheck(patients[0], "msc-infusion", products[3].key, ONSET + timedelta(hours=4),
                            True, ("nurse1", "dr-inv"))]
     return TrialProducts("RuMCeSS", {s.id: s for s in RUMCESS.products},
                          {p.key: p for p in products}, (refused, exceptional), tuple(checks),
@@ -162,6 +165,11 @@ def test_stored_chain_in_the_dsmb_report(tmp_path: Path) -> None:
     dose = cp.derive_product(lab.ctx, pharm, aliquot, spec_id="msc-dose", code="S0104A",
                              recipient=patient, prepared_at=datetime(2026, 11, 21, 13),
                              counts=Counts(viable_cells=1.5e6 * weight), reason="thawed")["id"]
+    row = lab.store.cell_product(dose)
+    assert row is not None
+    cp.hand_over(lab.ctx, pharm, dose, expected_version=row.version, to="coordinator",
+                 location="ICU 2", at=datetime(2026, 11, 21, 13, 10), temperature_c=21.5,
+                 condition="intact", reason="to the ICU")
     lab.at(datetime(2026, 11, 21, 13, 30))
     assert not lab.verify(dose, event["id"], patient=patient, second="coordinator")["accepted"]
     lab.at(datetime(2026, 11, 21, 14, 0))  # onset 06:00 (the patient file): 8 h later
@@ -193,3 +201,20 @@ def test_stored_chain_in_the_dsmb_report(tmp_path: Path) -> None:
         "11f. Timed infusions: deadline compliance", "1 / 1 (100%)", "8.0 (8.0–8.0)",
     ):
         assert needle in text, needle
+
+
+    # the same stored chain in the FHIR R5 Bundle: valid, every reference resolving
+    bundle = json.loads(so.fhir_json(lab.ctx, lab.who("statistician"), "RuMCeSS"))
+    assert _schema_errors(bundle) == [] and unresolved_references(bundle) == []
+    resources = [e["resource"] for e in bundle["entry"]]
+    products = {r["identifier"][1]["value"]: r for r in resources
+                if r["resourceType"] == "BiologicallyDerivedProduct"}
+    assert set(products) == set(data.products)
+    temperature = [p for p in products[dose]["property"]
+                   if p["type"]["coding"][0]["code"] == "storage-temperature"]
+    assert temperature[0]["valueQuantity"] == {"value": 21.5, "unit": "°C",
+                                               "system": "http://unitsofmeasure.org",
+                                               "code": "Cel"}
+    [infusion] = [r for r in resources if r["resourceType"] == "Procedure"]
+    assert infusion["subject"]["reference"] == full_url("Patient", f"RuMCeSS-{patient}")
+    assert infusion["occurrencePeriod"]["start"] == "2026-11-21T14:00:00Z"

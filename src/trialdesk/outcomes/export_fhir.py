@@ -33,6 +33,24 @@ where:
   (``valueCodeableConcept`` text CR, PR, …; ``method`` text INRC 2017 or RECIST 1.1).
 * **MedicationAdministration** — one per agent per course: the agent, the patient, the
   dates, dose and route when given, and the ResearchSubject as supporting information.
+* **BiologicallyDerivedProduct** — one per cell product (:mod:`trialdesk.outcomes.products`):
+  ``productCategory`` cells; ``productCode`` the ISBT 128 product description code (as the
+  lab recorded it) with the product type's name; ``identifier`` and ``biologicalSourceEvent``
+  the ISBT 128 Donation Identification Number (``urn:oid:2.16.840.1.113883.6.18.2.1``, as the
+  HL7 Orders and Observations MPHO examples use it), plus the whole product identifier;
+  ``division`` the ISBT 128 division; ``parent`` the product it was made from; for a
+  collection, ``collection`` with the collector, the source (the patient for autologous
+  cells, the donor's own identity for a third-party donation) and the time; ``expirationDate``.
+  R5 has no processing element (R4's ``processing``/``manipulation`` were removed), so the
+  stage, preparation time, counts, release status, storage position and the last recorded
+  storage or shipping temperature are ``property`` entries (type coded in a trialdesk
+  system, the property type binding being an example one). The operators who collected or
+  prepared products are **Practitioner** resources with their user name as identifier only.
+* **Procedure** — one per cell-product infusion: ``used`` references the product (R5
+  MedicationAdministration may reference only a Medication), the patient, the start and end,
+  and the dose in viable cells/kg and the deadline as notes.
+
+Clock times are UTC (trialdesk stores them so) and are written with ``Z``.
 """
 
 from __future__ import annotations
@@ -41,7 +59,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -53,6 +71,11 @@ from fhir.resources.adverseevent import (
     AdverseEventSuspectEntityCausality,
 )
 from fhir.resources.annotation import Annotation
+from fhir.resources.biologicallyderivedproduct import (
+    BiologicallyDerivedProduct,
+    BiologicallyDerivedProductCollection,
+    BiologicallyDerivedProductProperty,
+)
 from fhir.resources.bundle import Bundle, BundleEntry
 from fhir.resources.codeableconcept import CodeableConcept
 from fhir.resources.codeablereference import CodeableReference
@@ -63,6 +86,8 @@ from fhir.resources.medicationadministration import MedicationAdministration, Me
 from fhir.resources.observation import Observation, ObservationComponent, ObservationReferenceRange
 from fhir.resources.patient import Patient
 from fhir.resources.period import Period
+from fhir.resources.practitioner import Practitioner
+from fhir.resources.procedure import Procedure
 from fhir.resources.quantity import Quantity
 from fhir.resources.reference import Reference
 from fhir.resources.researchstudy import ResearchStudy, ResearchStudyComparisonGroup
@@ -76,6 +101,7 @@ from trialdesk.errors import OutcomeError, TrialdeskError
 from trialdesk.facts.dictionary import FACTS
 from trialdesk.outcomes.events import EventTable
 from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements, TrialAdverseEvent
+from trialdesk.outcomes.products import TrialProducts
 
 FHIR_VERSION = "5.0.0"
 TRIALDESK_SYSTEM = "urn:trialdesk"
@@ -170,6 +196,7 @@ def fhir_bundle(
     labs: Labs | None = None,
     exposure: Exposure | None = None,
     birth_dates: Mapping[str, date | str] | None = None,
+    products: TrialProducts | None = None,
 ) -> Bundle:
     """Every resource of one trial's outcome data in a ``collection`` Bundle.
 
@@ -208,6 +235,8 @@ def fhir_bundle(
         if exposure is not None:
             for index, given in enumerate(exposure.frame.to_dict(orient="records"), start=1):
                 resources.append(_administration(study_id, index, given))
+        if products is not None:
+            resources.extend(_cell_products(study_id, products, set(events.frame["patient_id"])))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise OutcomeError(f"{first['msg']} at {'.'.join(str(p) for p in first['loc'])}",
@@ -397,6 +426,131 @@ def _administration(study: str, index: int, given: dict[str, Any]) -> Medication
         dosage=dosage,
         note=[Annotation(text=course)],
     )
+
+
+# ISBT 128 (ICCBBA) identifiers in HL7 OID form: the Donation Identification Number and the
+# product description code, as the HL7 Orders and Observations MPHO examples write them.
+ISBT_DIN_SYSTEM = "urn:oid:2.16.840.1.113883.6.18.2.1"
+ISBT_PRODUCT_CODE_SYSTEM = "urn:oid:2.16.840.1.113883.6.18.2.6"
+PRODUCT_CATEGORY_SYSTEM = "http://hl7.org/fhir/product-category"
+PRODUCT_STATUS_SYSTEM = "http://hl7.org/fhir/biologicallyderived-product-status"
+PRODUCT_PROPERTY_SYSTEM = f"{TRIALDESK_SYSTEM}:product-property"
+UCUM = "http://unitsofmeasure.org"
+
+
+def _moment(at: datetime | None) -> str | None:
+    """A stored (UTC) clock time as a FHIR dateTime."""
+    return None if at is None else at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _property(code: str, display: str, **value: Any) -> BiologicallyDerivedProductProperty:
+    return BiologicallyDerivedProductProperty(
+        type=CodeableConcept(coding=[Coding(system=PRODUCT_PROPERTY_SYSTEM, code=code,
+                                            display=display)], text=display), **value)
+
+
+def _quantity(value: float, unit: str, code: str) -> Quantity:
+    return Quantity(value=value, unit=unit, system=UCUM, code=code)
+
+
+def _person_ref(study: str, person: str, in_bundle: set[str], system: str) -> Reference:
+    """The Patient in the Bundle, else the person by identifier (a logical reference)."""
+    if person in in_bundle:
+        return _ref("Patient", f"{study}-{person}")
+    return Reference(identifier=Identifier(system=system, value=person))
+
+
+def _practitioner(study: str, username: str) -> Practitioner:
+    return Practitioner(id=_id(f"{study}-user-{username}"),
+                        identifier=[Identifier(system=f"{TRIALDESK_SYSTEM}:user", value=username)])
+
+
+def _cell_products(study: str, data: TrialProducts, in_bundle: set[str]) -> list[Resource]:
+    """Each product as a BiologicallyDerivedProduct, each infusion as a Procedure, and the
+    operators as Practitioners (see the module's description)."""
+    latest = data.latest()
+    infused = {i.product for i in data.infusions}
+    people: dict[str, Practitioner] = {}
+    out: list[Resource] = []
+    for key, p in sorted(data.products.items()):
+        people.setdefault(p.operator, _practitioner(study, p.operator))
+        spec = data.specs.get(p.spec_id)
+        collection = None
+        if p.stage == "collection":
+            donor_system = f"{TRIALDESK_SYSTEM}:{study}" if p.autologous else \
+                f"{TRIALDESK_SYSTEM}:donor"
+            collection = BiologicallyDerivedProductCollection(
+                collector=_ref("Practitioner", f"{study}-user-{p.operator}"),
+                source=_person_ref(study, p.donor.id, in_bundle if p.autologous else set(),
+                                   donor_system),
+                collectedDateTime=_moment(p.prepared_at))
+        props = [_property("stage", "Stage", valueCodeableConcept=_text(p.stage)),
+                 _property("prepared", "Prepared or collected",
+                           valuePeriod=Period(start=_moment(p.prepared_at)))]
+        if p.procedure:
+            props.append(_property("procedure", "Collection procedure", valueString=p.procedure))
+        counts = p.counts
+        for code, display, number, unit, ucum in (
+                ("tnc", "Total nucleated cells", counts.tnc, "cells", "{cells}"),
+                ("mnc", "Mononuclear cells", counts.mnc, "cells", "{cells}"),
+                ("viable-cells", "Viable cells", counts.viable_cells, "cells", "{cells}"),
+                ("viability", "Viability", counts.viability_percent, "%", "%"),
+                ("volume", "Volume", p.volume_ml, "mL", "mL")):
+            if number is not None:
+                props.append(_property(code, display, valueQuantity=_quantity(number, unit, ucum)))
+        decision = latest.get(key)
+        if decision is not None:
+            status = "exceptional release" if decision.exceptional else (
+                "released" if decision.released else "not released")
+            props.append(_property("release", "Release decision", valueCodeableConcept=_text(status)))
+        moves = data.handovers.get(key, ())
+        storage = moves[-1].storage if moves and moves[-1].storage else p.storage
+        if storage:
+            props.append(_property("storage-location", "Storage position", valueString=storage))
+        measured = [h for h in moves if h.temperature_c is not None]
+        if measured:
+            last = measured[-1]
+            assert last.temperature_c is not None
+            props.append(_property("storage-temperature", "Storage or shipping temperature at "
+                                   f"the last hand-over ({_moment(last.at)})",
+                                   valueQuantity=_quantity(last.temperature_c, "°C", "Cel")))
+        out.append(BiologicallyDerivedProduct(
+            id=_id(f"{study}-product-{p.id.barcode}"),
+            productCategory=Coding(system=PRODUCT_CATEGORY_SYSTEM, code="cells", display="Cells"),
+            productCode=CodeableConcept(
+                coding=[Coding(system=ISBT_PRODUCT_CODE_SYSTEM, code=p.id.code.description)],
+                text=spec.name if spec else p.spec_id),
+            identifier=[Identifier(system=ISBT_DIN_SYSTEM, value=p.id.din.din13),
+                        Identifier(system=f"{TRIALDESK_SYSTEM}:cell-product", value=key)],
+            biologicalSourceEvent=Identifier(system=ISBT_DIN_SYSTEM, value=p.id.din.din13),
+            division=p.id.code.division,
+            parent=[_ref("BiologicallyDerivedProduct", f"{study}-product-{_barcode(data, p.parent.text)}")]
+            if p.parent else None,
+            productStatus=Coding(system=PRODUCT_STATUS_SYSTEM, code="unavailable",
+                                 display="Unavailable") if key in infused else None,
+            collection=collection, expirationDate=_moment(p.expires_at), property=props))
+    for index, i in enumerate(sorted(data.infusions, key=lambda i: (i.start, i.patient)), start=1):
+        notes = [f"event {i.event}"]
+        if i.cells_per_kg is not None:
+            notes.append(f"dose {i.cells_per_kg:.3g} viable cells/kg")
+        if i.deadline is not None:
+            notes.append(f"deadline {_moment(i.deadline)} {'met' if i.deadline_met else 'missed'}")
+        out.append(Procedure(
+            id=_id(f"{study}-infusion-{index}"), status="completed",
+            code=_text(f"Infusion of {data.type_name(i.product)}"),
+            subject=_person_ref(study, i.patient, in_bundle, f"{TRIALDESK_SYSTEM}:{study}"),
+            occurrencePeriod=Period(start=_moment(i.start), end=_moment(i.end)),
+            used=[CodeableReference(reference=_ref(
+                "BiologicallyDerivedProduct", f"{study}-product-{_barcode(data, i.product)}"))],
+            supportingInfo=[_ref("ResearchSubject", f"{study}-{i.patient}-subject")]
+            if i.patient in in_bundle else None,
+            note=[Annotation(text="; ".join(notes))]))
+    return [*people.values(), *out]
+
+
+def _barcode(data: TrialProducts, key: str) -> str:
+    found = data.products.get(key)
+    return found.id.barcode if found else key
 
 
 def references(document: Mapping[str, Any]) -> list[str]:

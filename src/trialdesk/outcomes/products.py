@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from trialdesk.cellproduct.custody import Handover
 from trialdesk.cellproduct.product import Product
 from trialdesk.cellproduct.release import ReleaseDecision, Signature
 from trialdesk.protocol.model import ProductSpec
@@ -65,7 +66,8 @@ class Infusion:
 @dataclass(frozen=True)
 class TrialProducts:
     """A trial's cell products: the protocol's product types, every product by key, the
-    release decisions, the bedside checks and the infusions."""
+    release decisions, the bedside checks, the infusions and each product's hand-overs in
+    order (for the exports' storage temperature and location)."""
 
     trial: str
     specs: Mapping[str, ProductSpec]
@@ -73,6 +75,7 @@ class TrialProducts:
     decisions: Sequence[ReleaseDecision] = ()
     checks: Sequence[BedsideCheck] = ()
     infusions: Sequence[Infusion] = ()
+    handovers: Mapping[str, Sequence[Handover]] = field(default_factory=dict)
 
     def latest(self) -> dict[str, ReleaseDecision]:
         """The latest release decision of each product (the one that counts)."""

@@ -310,7 +310,8 @@ def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
     bundle = fhir_bundle(trial_id, data.events, title=p.title,
                          nct_id=p.registry.identification.nct_id,
                          conditions=tuple(p.registry.conditions), arm_labels=data.arm_labels,
-                         aes=data.aes, measurements=data.measurements, exposure=data.exposure)
+                         aes=data.aes, measurements=data.measurements, exposure=data.exposure,
+                         products=trial_products(ctx, trial_id))
     body = bundle_json(bundle)
     parse_bundle(body)  # what is served must parse back
     return body
@@ -359,7 +360,11 @@ def trial_products(ctx: Services, trial_id: str) -> TrialProducts | None:
     """The trial's stored cell products for the DSMB report (None when the protocol has no
     product types): every product, release decision, bedside check of its patients and
     infusion, with the anchor time (e.g. septic-shock onset) of each timed infusion."""
-    from trialdesk.cellproduct.history import decision_from_json, product_from_json
+    from trialdesk.cellproduct.history import (
+        decision_from_json,
+        handover_from_json,
+        product_from_json,
+    )
 
     _, compiled = ctx.catalogue.trial(trial_id)
     protocol = compiled.protocol
@@ -384,11 +389,14 @@ def trial_products(ctx: Services, trial_id: str) -> TrialProducts | None:
         if sn not in calendars:
             calendars[sn] = _calendar(ctx, journeys[sn]) if sn in journeys else None
         infusions.append(_infusion(e.document, calendars[sn]))
+    moves: dict[str, list[Any]] = {}
+    for h in ctx.store.product_handovers(keys):
+        moves.setdefault(str(h.product), []).append(handover_from_json(h.document))
     return TrialProducts(
         trial_id, {s.id: s for s in protocol.products},
         {r.key: product_from_json(r.document) for r in rows},
         tuple(decision_from_json(e.document) for e in ctx.store.product_releases(keys)),
-        tuple(checks), tuple(infusions))
+        tuple(checks), tuple(infusions), moves)
 
 
 def response_summary(ctx: Services, trial_id: str) -> dict[str, Any]:
