@@ -218,3 +218,67 @@ def test_stored_chain_in_the_dsmb_report(tmp_path: Path) -> None:
     [infusion] = [r for r in resources if r["resourceType"] == "Procedure"]
     assert infusion["subject"]["reference"] == full_url("Patient", f"RuMCeSS-{patient}")
     assert infusion["occurrencePeriod"]["start"] == "2026-11-21T14:00:00Z"
+
+
+def test_sdtm_exrefid_be_and_relspec(tmp_path: Path) -> None:
+    """One NB-NK-2026 NK-cell infusion (course 1 day 7, seed 000) through the services, then
+    the SDTM datasets: EXREFID on the NK EX record, the product line in BE and RELSPEC, both
+    in define.xml and read back from XPT."""
+    import zipfile
+
+    from test_cellproduct_store import _day
+    from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets
+    from trialdesk.outcomes.sdtm_package import check_define, define_xml, read_xpt, to_xpt
+    from trialdesk.outcomes.sdtm_products import product_datasets
+
+    lab = Lab(f"sqlite:///{tmp_path / 'td.db'}", tmp_path)
+    event = lab.nk_events[0]
+    batch = lab.expand(lab.collect())
+    dose = lab.thaw(lab.aliquot(batch, 0), _day(event["date"], 8), cells=1.0e7 * lab.weight())
+    row = lab.store.cell_product(dose)
+    assert row is not None
+    cp.hand_over(lab.ctx, lab.who("pharmacist"), dose, expected_version=row.version,
+                 to="coordinator", location="ward 3", at=_day(event["date"], 8),
+                 temperature_c=20.0, condition="intact", reason="to the ward")
+    lab.at(_day(event["date"], 9))
+    checked = lab.verify(dose, event["id"])
+    cp.record_infusion(lab.ctx, lab.who("coordinator"), lab.patient, verification=checked["id"],
+                       start=_day(event["date"], 9), end=_day(event["date"], 10), volume_ml=50,
+                       reason="infused")
+
+    stat = lab.who("statistician")
+    z = zipfile.ZipFile(io.BytesIO(so.sdtm_zip(lab.ctx, stat, "NB-NK-2026", country="RUS")))
+    assert {"be.csv", "relspec.csv", "ex.csv"} <= set(z.namelist())
+    data = so.stored_inputs(lab.ctx, stat, "NB-NK-2026", country="RUS")
+    products = so.trial_products(lab.ctx, "NB-NK-2026")
+    assert products is not None
+    datasets = product_datasets("NB-NK-2026", sdtm_datasets(
+        "NB-NK-2026", data.events, arm_labels=data.arm_labels, aes=data.aes,
+        exposure=data.exposure, measurements=data.measurements,
+        protocol=data.compiled.protocol), products)
+    require_valid(datasets)
+    subject = f"NB-NK-2026-{lab.patient}"
+    ex = datasets["EX"]
+    nk = ex[(ex["USUBJID"] == subject) & ex["EXREFID"].notna()]
+    assert nk["EXREFID"].tolist() == [dose]
+    assert nk["EXSTDTC"].tolist() == [event["date"]]
+    be = datasets["BE"]
+    mine = be[be["USUBJID"] == subject]
+    # the demo's collection, then this line: collection, expansion, aliquot, dose, hand-over
+    assert mine["BETERM"].tolist() == ["Collecting", "Collecting", "Processing", "Aliquoting",
+                                       "Preparing dose", "Transferring"]
+    assert mine["BESEQ"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert mine["BEREFID"].iloc[-1] == dose
+    assert mine["BESTDTC"].iloc[-1] == f"{event['date']}T08:00"
+    relspec = datasets["RELSPEC"].set_index("REFID")
+    assert relspec.loc[dose, "LEVEL"] == 4  # collection 1, expansion 2, aliquot 3, dose 4
+    assert relspec.loc[relspec.loc[dose, "PARENT"], "LEVEL"] == 3
+    document = define_xml("NB-NK-2026", datasets, title="t", created=datetime(2026, 12, 1))
+    assert check_define(document) == []
+    text = document.decode()
+    for name in ("BE", "RELSPEC"):
+        assert f'OID="IG.{name}"' in text and f'href="{name.lower()}.xpt"' in text
+    assert 'OID="IT.EX.EXREFID"' in text and 'OID="IT.BE.BEREFID"' in text
+    back, labels = read_xpt(to_xpt("BE", datasets["BE"]))
+    assert back["BETERM"].tolist() == datasets["BE"]["BETERM"].tolist()
+    assert labels["BETERM"] == "Reported Term for the Biospecimen Event"

@@ -168,6 +168,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
     "EX": (*_ID,
            _v("EXSEQ", "Sequence Number", "Num", "Req"),
            _v("EXGRPID", "Group ID", "Char", "Perm"),
+           _v("EXREFID", "Reference ID", "Char", "Perm"),  # a cell product's identifier
            _v("EXTRT", "Name of Treatment", "Char", "Req"),
            _v("EXDOSE", "Dose", "Num", "Exp"),
            _v("EXDOSU", "Dose Units", "Char", "Exp"),

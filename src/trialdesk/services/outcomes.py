@@ -290,6 +290,11 @@ def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | Non
     datasets = sdtm_datasets(trial_id, data.events, arm_labels=data.arm_labels, aes=data.aes,
                              exposure=data.exposure, measurements=data.measurements,
                              protocol=data.compiled.protocol)
+    products = trial_products(ctx, trial_id)
+    if products is not None:
+        from trialdesk.outcomes.sdtm_products import product_datasets
+
+        datasets = product_datasets(trial_id, datasets, products)
     require_valid(datasets)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
