@@ -215,6 +215,16 @@ def test_stored_chain_in_the_dsmb_report(tmp_path: Path) -> None:
     assert temperature[0]["valueQuantity"] == {"value": 21.5, "unit": "°C",
                                                "system": "http://unitsofmeasure.org",
                                                "code": "Cel"}
+    # the hand-over to the ICU as Provenance: product, time, giver and new custodian, place
+    [moved] = [r for r in resources if r["resourceType"] == "Provenance"]
+    urls = {e["resource"]["id"]: e["fullUrl"] for e in bundle["entry"]}
+    assert moved["target"][0]["reference"] == urls[products[dose]["id"]]
+    assert moved["occurredDateTime"] == "2026-11-21T13:10:00Z"
+    assert moved["activity"]["text"] == "hand-over (21.5 °C; received intact)"
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    assert [(a["type"]["coding"][0]["code"], by_url[a["who"]["reference"]]["identifier"][0]["value"])
+            for a in moved["agent"]] == [("performer", "pharmacist"), ("custodian", "coordinator")]
+    assert by_url[moved["location"]["reference"]]["name"] == "ICU 2"
     [infusion] = [r for r in resources if r["resourceType"] == "Procedure"]
     assert infusion["subject"]["reference"] == full_url("Patient", f"RuMCeSS-{patient}")
     assert infusion["occurrencePeriod"]["start"] == "2026-11-21T14:00:00Z"

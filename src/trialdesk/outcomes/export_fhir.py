@@ -49,6 +49,10 @@ where:
 * **Procedure** — one per cell-product infusion: ``used`` references the product (R5
   MedicationAdministration may reference only a Medication), the patient, the start and end,
   and the dose in viable cells/kg and the deadline as notes.
+* **Provenance** — one per hand-over of a product (chain of custody): the product as target,
+  the time, the giver (``performer``) and the receiver (``custodian``, HL7
+  provenance-participant-type) as Practitioners, and the place as a **Location** by name;
+  the temperature and condition on receipt as the activity's text.
 
 Clock times are UTC (trialdesk stores them so) and are written with ``Z``.
 """
@@ -82,12 +86,14 @@ from fhir.resources.codeablereference import CodeableReference
 from fhir.resources.coding import Coding
 from fhir.resources.extension import Extension
 from fhir.resources.identifier import Identifier
+from fhir.resources.location import Location
 from fhir.resources.medicationadministration import MedicationAdministration, MedicationAdministrationDosage
 from fhir.resources.observation import Observation, ObservationComponent, ObservationReferenceRange
 from fhir.resources.patient import Patient
 from fhir.resources.period import Period
 from fhir.resources.practitioner import Practitioner
 from fhir.resources.procedure import Procedure
+from fhir.resources.provenance import Provenance, ProvenanceAgent
 from fhir.resources.quantity import Quantity
 from fhir.resources.reference import Reference
 from fhir.resources.researchstudy import ResearchStudy, ResearchStudyComparisonGroup
@@ -436,6 +442,7 @@ PRODUCT_CATEGORY_SYSTEM = "http://hl7.org/fhir/product-category"
 PRODUCT_STATUS_SYSTEM = "http://hl7.org/fhir/biologicallyderived-product-status"
 PRODUCT_PROPERTY_SYSTEM = f"{TRIALDESK_SYSTEM}:product-property"
 UCUM = "http://unitsofmeasure.org"
+PARTICIPANT_SYSTEM = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
 def _moment(at: datetime | None) -> str | None:
@@ -545,7 +552,33 @@ def _cell_products(study: str, data: TrialProducts, in_bundle: set[str]) -> list
             supportingInfo=[_ref("ResearchSubject", f"{study}-{i.patient}-subject")]
             if i.patient in in_bundle else None,
             note=[Annotation(text="; ".join(notes))]))
-    return [*people.values(), *out]
+    places: dict[str, Location] = {}
+    for key, moves in sorted(data.handovers.items()):
+        if key not in data.products:
+            continue
+        for number, h in enumerate(moves, start=1):
+            for person in (h.giver, h.receiver):
+                people.setdefault(person, _practitioner(study, person))
+            places.setdefault(h.location, Location(id=_id(f"{study}-place-{h.location}"),
+                                                   name=h.location))
+            temperature = "no temperature recorded" if h.temperature_c is None else \
+                f"{h.temperature_c:g} °C"
+            out.append(Provenance(
+                id=_id(f"{study}-handover-{data.products[key].id.barcode}-{number}"),
+                target=[_ref("BiologicallyDerivedProduct",
+                             f"{study}-product-{data.products[key].id.barcode}")],
+                occurredDateTime=_moment(h.at), recorded=_moment(h.at),
+                location=_ref("Location", f"{study}-place-{h.location}"),
+                activity=_text(f"hand-over ({temperature}; received {h.condition})"),
+                agent=[_agent(study, "performer", "Performer", h.giver),
+                       _agent(study, "custodian", "Custodian", h.receiver)]))
+    return [*people.values(), *places.values(), *out]
+
+
+def _agent(study: str, code: str, display: str, person: str) -> ProvenanceAgent:
+    return ProvenanceAgent(
+        type=CodeableConcept(coding=[Coding(system=PARTICIPANT_SYSTEM, code=code, display=display)]),
+        who=_ref("Practitioner", f"{study}-user-{person}"))
 
 
 def _barcode(data: TrialProducts, key: str) -> str:
