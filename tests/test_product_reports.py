@@ -292,3 +292,31 @@ def test_sdtm_exrefid_be_and_relspec(tmp_path: Path) -> None:
     back, labels = read_xpt(to_xpt("BE", datasets["BE"]))
     assert back["BETERM"].tolist() == datasets["BE"]["BETERM"].tolist()
     assert labels["BETERM"] == "Reported Term for the Biospecimen Event"
+
+
+def test_command_line_exports_carry_the_products(tmp_path: Path) -> None:
+    """`export fhir|sdtm --by` on the stored trial carry the products as the web's do."""
+    from typer.testing import CliRunner
+
+    from test_cellproduct_store import _day
+    from trialdesk.cli import app
+
+    url = f"sqlite:///{tmp_path / 'td.db'}"
+    lab = Lab(url, tmp_path)
+    event = lab.nk_events[0]
+    dose = lab.thaw(lab.aliquot(lab.expand(lab.collect()), 0), _day(event["date"], 8),
+                    cells=1.0e7 * lab.weight())
+    runner = CliRunner()
+    env = {"TRIALDESK_DATABASE_URL": url}
+    common = ["--trial", "NB-NK-2026", "--by", "statistician"]
+    result = runner.invoke(app, ["export", "fhir", *common, "--out", str(tmp_path / "fhir")], env=env)
+    assert result.exit_code == 0, result.output
+    bundle = json.loads((tmp_path / "fhir" / "bundle.json").read_text())
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("BiologicallyDerivedProduct") >= 4  # collection, batch, aliquot, dose
+    assert dose in json.dumps(bundle)
+    result = runner.invoke(app, ["export", "sdtm", *common, "--country", "RUS", "--format", "csv",
+                                 "--out", str(tmp_path / "sdtm")], env=env)
+    assert result.exit_code == 0, result.output
+    be = (tmp_path / "sdtm" / "be.csv").read_text()
+    assert dose in be and "Preparing dose" in be

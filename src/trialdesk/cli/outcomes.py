@@ -128,6 +128,7 @@ class _OutcomeInputs:
         self.labs = None
         self.sources = (f"trialdesk database, trial {data.compiled.id}",)
         self.notes = data.notes
+        self.products = outcomes.trial_products(ctx, data.compiled.id)
         return self
 
     @classmethod
@@ -169,6 +170,7 @@ class _OutcomeInputs:
         self.labs = None if labs is None else validate_labs(_read_table(labs), self.events,
                                                             where=str(labs))
         self.notes: tuple[str, ...] = ()
+        self.products: Any = None  # cell products come with the stored trial only
         self.sources = tuple(f"{kind}: {path}" for kind, path in (
             ("protocol", self.compiled.path or self.compiled.id), ("events", events), ("adverse events", aes),
             ("tumour measurements", tumour), ("exposure", exposure), ("labs", labs)) if path is not None)
@@ -403,6 +405,7 @@ def report_dsmb_cmd(
         measurements=inputs.measurements, cutoff=day,
         stopping=pd.concat(tables, ignore_index=True) if tables else None,
         sources=inputs.sources + ((f"stopping rules: {stopping}",) if stopping else ()),
+        products=inputs.products,
     ))
     write_atomic(out, pdf)
     typer.echo(f"wrote {out}")
@@ -463,7 +466,7 @@ def export_cmd(
         bundle = fhir_bundle(inputs.compiled.id, inputs.events, title=inputs.protocol.title,
                              nct_id=ident.nct_id, conditions=tuple(inputs.protocol.registry.conditions),
                              arm_labels=inputs.arm_labels, aes=inputs.aes, measurements=inputs.measurements,
-                             labs=inputs.labs, exposure=inputs.exposure)
+                             labs=inputs.labs, exposure=inputs.exposure, products=inputs.products)
         data = bundle_json(bundle)
         parse_bundle(data)  # what is written must parse back
         files = {"bundle.json": data}
@@ -482,6 +485,10 @@ def _sdtm_files(inputs: _OutcomeInputs, fmt: str) -> dict[str, bytes]:
     datasets = sdtm_datasets(inputs.compiled.id, inputs.events, arm_labels=inputs.arm_labels,
                              aes=inputs.aes, exposure=inputs.exposure,
                              measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol)
+    if inputs.products is not None:
+        from trialdesk.outcomes.sdtm_products import product_datasets
+
+        datasets = product_datasets(inputs.compiled.id, datasets, inputs.products)
     require_valid(datasets)
     if fmt == "csv":
         return {f"{name.lower()}.csv": to_csv(frame) for name, frame in datasets.items()}
