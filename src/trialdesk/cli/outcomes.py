@@ -126,6 +126,7 @@ class _OutcomeInputs:
         self.events = data.events
         self.aes, self.measurements, self.exposure = data.aes, data.measurements, data.exposure
         self.labs = None
+        self.record = data.record
         self.sources = (f"trialdesk database, trial {data.compiled.id}",)
         self.notes = data.notes
         return self
@@ -169,6 +170,7 @@ class _OutcomeInputs:
         self.labs = None if labs is None else validate_labs(_read_table(labs), self.events,
                                                             where=str(labs))
         self.notes: tuple[str, ...] = ()
+        self.record: Any = None
         self.sources = tuple(f"{kind}: {path}" for kind, path in (
             ("protocol", self.compiled.path or self.compiled.id), ("events", events), ("adverse events", aes),
             ("tumour measurements", tumour), ("exposure", exposure), ("labs", labs)) if path is not None)
@@ -481,7 +483,8 @@ def _sdtm_files(inputs: _OutcomeInputs, fmt: str) -> dict[str, bytes]:
 
     datasets = sdtm_datasets(inputs.compiled.id, inputs.events, arm_labels=inputs.arm_labels,
                              aes=inputs.aes, exposure=inputs.exposure,
-                             measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol)
+                             measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol,
+                             record=inputs.record)
     require_valid(datasets)
     if fmt == "csv":
         return {f"{name.lower()}.csv": to_csv(frame) for name, frame in datasets.items()}
