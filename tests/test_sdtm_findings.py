@@ -24,7 +24,8 @@ INRC_POINT = {"primary": {"baseline_mm": 60, "nadir_mm": 60, "current_mm": 40},
               "bone": {"mibg": {"scale": "curie", "baseline_score": 12, "current_score": 4}},
               "marrow": {"baseline_pct": 30, "current_pct": 3},
               "new_lesions": {"soft_tissue": False, "mibg_bone_site": True}}
-RECIST_BASELINE = {"targets": [{"id": "L1", "organ": "liver", "kind": "non_nodal", "method": "ct", "size_mm": 42},
+RECIST_BASELINE = {"targets": [{"id": "L1", "organ": "liver", "kind": "non_nodal", "method": "ct",
+                                "size_mm": 42},
                                {"id": "N2", "organ": "axillary node", "kind": "lymph_node", "method": "mri",
                                 "size_mm": 18}],
                    "non_targets": [{"id": "B1", "organ": "bone", "kind": "non_nodal", "method": "other"}]}
@@ -117,8 +118,8 @@ def test_inrc_components_are_locations_of_interest(package: dict[str, pd.DataFra
                   ["MARROW", "LOCATION OF INTEREST", "BONE MARROW", None, "2026-04-12"],
                   ["MIBG", "LOCATION OF INTEREST", "BONE", "MIBG SCINTIGRAPHY", "2026-04-12"],
                   ["NEW01", "NEW", "BONE", "MIBG SCINTIGRAPHY", "2026-04-12"]]
-    tr = _rows(package["TR"], ["TRLNKID", "TRTESTCD", "TRSTRESC", "TRSTRESU", "TRLOBXFL", "TRDTC", "VISITNUM"],
-               USUBJID=NB01)
+    tr = _rows(package["TR"], ["TRLNKID", "TRTESTCD", "TRSTRESC", "TRSTRESU", "TRLOBXFL", "TRDTC",
+                               "VISITNUM"], USUBJID=NB01)
     # Baselines come without a date (one undated record, TRLOBXFL Y); 2026-04-12 is the
     # unscheduled visit 3.01 (between course 2 on 2026-03-23 and course 3).
     assert tr == [["PRIMARY", "DIAMETER", "60", "mm", "Y", None, None],
@@ -134,7 +135,8 @@ def test_recist_lesions_known_answers(package: dict[str, pd.DataFrame]) -> None:
     # NB-02 (examples/outcomes): enrolled 2026-03-21, first dose 2026-03-22; the last course
     # (DIT, 21 days) starts 2026-04-12, so 2026-06-13 is in follow-up.
     nb02 = "NB-NK-2026-NB-02"
-    assert _rows(package["TU"], ["TULNKID", "TUORRES", "TULOC", "TUMETHOD", "TULOBXFL", "EPOCH"], USUBJID=nb02) == [
+    columns = ["TULNKID", "TUORRES", "TULOC", "TUMETHOD", "TULOBXFL", "EPOCH"]
+    assert _rows(package["TU"], columns, USUBJID=nb02) == [
         ["L1", "TARGET", "LIVER", "CT SCAN", "Y", "SCREENING"],
         ["N2", "TARGET", "AXILLARY NODE", "MRI", "Y", "SCREENING"],
         ["B1", "NON-TARGET", "BONE", None, "Y", "SCREENING"],
@@ -185,7 +187,8 @@ def test_findings_read_back_from_xpt(package: dict[str, pd.DataFrame]) -> None:
                 written = pd.to_numeric(frame[v.name]).astype(float).tolist()
                 assert back[v.name].tolist() == pytest.approx(written, nan_ok=True), (name, v.name)
             else:
-                assert back[v.name].tolist() == [("" if x is None else x) for x in frame[v.name]], (name, v.name)
+                written = [("" if x is None else x) for x in frame[v.name]]
+                assert back[v.name].tolist() == written, (name, v.name)
 
 
 def test_define_lists_the_findings_and_the_ct_standard(package: dict[str, pd.DataFrame]) -> None:
