@@ -334,8 +334,9 @@ def read_odm(data: bytes, *, trial: str) -> dict[str, Any]:
 # the services (body measurements of the calendar, follow-up facts of the outcomes).
 RECORD_GROUPS = (
     _Group("IG.VS", "Body measurements", (("on", "date"), ("weight_kg", "float"), ("height_cm", "float"))),
-    _Group("IG.FU", "Follow-up facts", (("kind", "text"), ("occurred_on", "date"), ("note", "text"))),
+    _Group("IG.FU", "Follow-up facts", (("kind", "text"), ("occurred_on", "date"))),
 )
+# A follow-up's note is free text that may name people: it stays out of the de-identified file.
 FOLLOW_UP_KINDS = ("last_contact", "death", "second_malignancy")
 RECORD_KINDS = {"IG.VS": "body", "IG.FU": "follow_up"}
 

@@ -46,14 +46,14 @@ def record_findings(ctx: Services, trial_id: str) -> RecordFindings:
 # --- ODM: the record out and back in ---------------------------------------------------------
 
 _BODY = ("on", "weight_kg", "height_cm")
-_FOLLOW_UP = ("kind", "occurred_on", "note")
+_FOLLOW_UP = ("kind", "occurred_on")  # the free-text note stays out (it may identify)
 
 
 def _stored(ctx: Services, trial_id: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for j in ctx.store.trial_journeys(trial_id):
         body = [{k: b.get(k) for k in _BODY if b.get(k) is not None} for b in j.body]
-        follow = [{"kind": f.kind, "occurred_on": f.occurred_on, **({"note": f.note} if f.note else {})}
+        follow = [{"kind": f.kind, "occurred_on": f.occurred_on}
                   for f in ctx.store.follow_ups(j.study_number)]
         out[j.study_number] = {"body": body, "follow_up": follow}
     return out
@@ -62,7 +62,8 @@ def _stored(ctx: Services, trial_id: str) -> dict[str, dict[str, list[dict[str, 
 def export_record_odm(ctx: Services, who: Principal, trial_id: str, *,
                       created: datetime | None = None) -> bytes:
     """The enrolled patients' body measurements and follow-up facts as ODM 1.3.2 (patients by
-    study number), for a caller allowed the de-identified export."""
+    study number; no names, birth dates or free-text notes), for a caller allowed the
+    de-identified export."""
     from trialdesk.outcomes.export_odm import record_odm
 
     who.require(Permission.EXPORT_DEIDENTIFIED, trial_id)
@@ -155,4 +156,4 @@ def _checked(kind: str, row: dict[str, Any], where: str, *, today: date, enrolle
                            "and today", where=where)
     if row["kind"] == "death" and dead:
         raise OutcomeError("a different death is already recorded", where=where)
-    return {"kind": row["kind"], "occurred_on": row["occurred_on"], "note": row.get("note") or ""}
+    return {"kind": row["kind"], "occurred_on": row["occurred_on"], "note": ""}
