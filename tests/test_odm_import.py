@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import WebApp
 from trialdesk.cli import app
-from trialdesk.errors import AccessError, ConflictError, OutcomeError
+from trialdesk.errors import AccessError, ConflictError, OutcomeError, TrialdeskError
 from trialdesk.outcomes.export_odm import check_odm
 from trialdesk.services import journeys, responses
 from trialdesk.services.accounts import Principal
@@ -45,10 +45,20 @@ def _nb(store: Any) -> str:
 
 
 def _record_more(web: WebApp) -> Services:
-    """Two body measurements and a last contact for the NB-NK-2026 demo patient."""
+    """A new laboratory result in the record, two body measurements and a last contact for
+    the NB-NK-2026 demo patient."""
+    from trialdesk.facts.patient import PatientRecord
+    from trialdesk.services.patients import update_patient
+
     ctx = Services.open(web.store)
     who = _who(web.store, "investigator")
     sn = _nb(web.store)
+    row = web.store.patient(sn)
+    record = dict(row.record)
+    record["observations"] = [*record["observations"],
+                              {"name": "alt", "value": 52.0, "unit": "U/L", "date": "2026-11-20"}]
+    update_patient(ctx, who, sn, version=row.version, record=PatientRecord.model_validate(record),
+                   identifiers=None, reason="new ALT")
     journeys.record_body(ctx, who, sn, on=date(2026, 11, 20), weight_kg=21.0, height_cm=118.5, reason="ward")
     journeys.record_body(ctx, who, sn, on=date(2026, 11, 21), weight_kg=20.8, height_cm=None, reason="ward")
     responses.record_follow_up(ctx, who, sn, kind="last_contact", occurred_on=date(2026, 11, 21),
@@ -65,22 +75,26 @@ def test_export_import_export_is_equal(web: WebApp, fresh: WebApp) -> None:
     before = fresh.store.audit_entries().total
     summary = import_record_odm(target, _who(fresh.store, "investigator"), "NB-NK-2026", data,
                                 reason="records from the other site's ODM export")
-    # The demo patient's record measurement (2026-11-16) is in both databases: skipped; the
-    # two ward measurements and the last contact are new.
-    assert (summary.added, summary.already_stored) == (3, 1)
+    # In both databases (skipped): the 9 observations of examples/patients/nb-refractory.json
+    # and the body measurement taken from it at enrolment; new: the ALT, the two ward
+    # measurements and the last contact.
+    assert (summary.added, summary.already_stored) == (4, 10)
     assert summary.patients == (_nb(web.store),)
     entries = fresh.store.audit_entries(limit=10)
-    assert entries.total == before + 3
-    assert {(e.username, e.record_type, e.reason) for e in entries.items[:3]} == {
+    assert entries.total == before + 4  # one for the patient record, one per calendar record
+    assert {(e.username, e.record_type, e.reason) for e in entries.items[:4]} == {
+        ("investigator", "patient", "records from the other site's ODM export"),
         ("investigator", "body", "records from the other site's ODM export"),
         ("investigator", "follow_up", "records from the other site's ODM export")}
+    alt = [o for o in fresh.store.patient(_nb(fresh.store)).record["observations"] if o["name"] == "alt"]
+    assert [o["value"] for o in alt][-1] == 52.0
     assert fresh.store.verify_audit().ok
     again = export_record_odm(target, _who(fresh.store, "statistician"), "NB-NK-2026", created=CREATED)
     assert again == data
     # A second import of the same file adds nothing.
     second = import_record_odm(target, _who(fresh.store, "investigator"), "NB-NK-2026", data, reason="again")
-    assert (second.added, second.already_stored) == (0, 4)
-    assert fresh.store.audit_entries().total == before + 3
+    assert (second.added, second.already_stored) == (0, 14)
+    assert fresh.store.audit_entries().total == before + 4
 
 
 def _changed(data: bytes, old: str, new: str) -> bytes:
@@ -129,6 +143,15 @@ def test_nothing_is_half_written(web: WebApp) -> None:
     with pytest.raises(OutcomeError, match=refused):
         import_record_odm(ctx, who, "NB-NK-2026", bad, reason="import")
     assert len(web.store.trial_journeys("NB-NK-2026")[0].body) == body_before
+    wrong_unit = ('<ItemGroupData ItemGroupOID="IG.OBS" ItemGroupRepeatKey="99">'
+                  '<ItemData ItemOID="IT.OBS.name" Value="alt"/><ItemData ItemOID="IT.OBS.value" Value="40"/>'
+                  '<ItemData ItemOID="IT.OBS.unit" Value="kg"/>'
+                  '<ItemData ItemOID="IT.OBS.date" Value="2026-11-19"/></ItemGroupData>')
+    vs = '<ItemGroupData ItemGroupOID="IG.VS"'
+    bad = _changed(data, vs, wrong_unit + vs)
+    with pytest.raises(TrialdeskError, match=rf"^{sn} IG\.OBS: \$\.observations\[10\]"):
+        import_record_odm(ctx, who, "NB-NK-2026", bad, reason="import")
+    assert len(web.store.patient(sn).record["observations"]) == 10
     stranger = _changed(data, f'SubjectKey="{sn}"', 'SubjectKey="NBNK-9999"')
     refused = r"^ODM SubjectKey: NBNK-9999 is not an enrolled patient of NB-NK-2026$"
     with pytest.raises(OutcomeError, match=refused):
@@ -160,6 +183,6 @@ def test_command_line_export_and_import(web: WebApp, tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "odm", str(out), "--trial", "NB-NK-2026", "--by", "investigator",
                                  "--reason", "re-import", "--database", url])
     assert result.exit_code == 0, result.output
-    assert "imported 0 record(s) for 0 patient(s); 4 already stored" in result.output
+    assert "imported 0 record(s) for 0 patient(s); 14 already stored" in result.output
     result = runner.invoke(app, ["import", "odm", str(out), "--trial", "NB-NK-2026", "--database", url])
     assert result.exit_code == 2

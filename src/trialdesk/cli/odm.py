@@ -5,7 +5,8 @@ With ``--out``, reads the clinical data of a CDISC ODM 1.3.2 file written for th
 (``trialdesk export odm``) back into the outcome input files (event table, exposure, labs,
 tumour measurements as CSV; adverse events as JSON), each checked by the same validators as
 when given on the command line. With ``--by``, stores the record a ``trialdesk odm export``
-file holds (body measurements and follow-up facts of the enrolled patients) in the database
+file holds (observations of the patient records, body measurements and follow-up facts of
+the enrolled patients) in the database
 through the services, in one transaction with its audit entries; a file whose metadata
 differs from the trial's is refused, and what is already stored is not added again.
 """
@@ -49,7 +50,7 @@ def export_record_cmd(
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     database: DatabaseOpt = None,
 ) -> None:
-    """Write the enrolled patients' body measurements and follow-up facts as ODM 1.3.2."""
+    """Write the enrolled patients' observations, body measurements and follow-up facts as ODM 1.3.2."""
     from trialdesk.cli.session import acting, open_services
     from trialdesk.services.exchange import export_record_odm
 

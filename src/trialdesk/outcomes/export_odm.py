@@ -328,17 +328,21 @@ def read_odm(data: bytes, *, trial: str) -> dict[str, Any]:
     return {"trial": trial, **out}
 
 
-# --- the stored record: body measurements and follow-up facts, out and back in -------------
+# --- the stored record: observations, body measurements and follow-up, out and back in ------
 
 # The forms of the record exchange: what the database takes back from an ODM file through
-# the services (body measurements of the calendar, follow-up facts of the outcomes).
+# the services (the patient record's laboratory results and measurements, the body
+# measurements of the calendar, the follow-up facts of the outcomes).
 RECORD_GROUPS = (
+    _Group("IG.OBS", "Laboratory results and measurements of the patient record",
+           (("name", "text"), ("value", "float"), ("unit", "text"), ("date", "date"), ("ref_low", "float"),
+            ("ref_high", "float"))),
     _Group("IG.VS", "Body measurements", (("on", "date"), ("weight_kg", "float"), ("height_cm", "float"))),
     _Group("IG.FU", "Follow-up facts", (("kind", "text"), ("occurred_on", "date"))),
 )
 # A follow-up's note is free text that may name people: it stays out of the de-identified file.
 FOLLOW_UP_KINDS = ("last_contact", "death", "second_malignancy")
-RECORD_KINDS = {"IG.VS": "body", "IG.FU": "follow_up"}
+RECORD_KINDS = {"IG.OBS": "observation", "IG.VS": "body", "IG.FU": "follow_up"}
 
 
 def _record_metadata(odm: Any, protocol: Protocol) -> tuple[Any, str, str]:
@@ -360,7 +364,8 @@ def _record_metadata(odm: Any, protocol: Protocol) -> tuple[Any, str, str]:
         for i, (c, _) in enumerate(g.items, 1)]) for g in RECORD_GROUPS]
     mdv.ItemDef = [odm.ItemDef(OID=f"IT.{g.oid[3:]}.{c}", Name=c, DataType=kind)
                    for g in RECORD_GROUPS for c, kind in g.items]
-    mdv.ItemDef[3].CodeListRef = odm.CodeListRef(CodeListOID="CL.FU.kind")
+    kind = next(i for i in mdv.ItemDef if i.OID == "IT.FU.kind")
+    kind.CodeListRef = odm.CodeListRef(CodeListOID="CL.FU.kind")
     mdv.CodeList = [odm.CodeList(OID="CL.FU.kind", Name="kind", DataType="text",
                                  EnumeratedItem=[odm.EnumeratedItem(CodedValue=v) for v in FOLLOW_UP_KINDS])]
     return mdv, study_oid, mdv_oid
@@ -368,8 +373,8 @@ def _record_metadata(odm: Any, protocol: Protocol) -> tuple[Any, str, str]:
 
 def record_odm(protocol: Protocol, subjects: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], *,
                created: datetime | None = None) -> bytes:
-    """The stored record of ``subjects`` (study number → ``body`` and ``follow_up`` rows) as
-    ODM 1.3.2, study metadata and clinical data, checked by odmlib."""
+    """The stored record of ``subjects`` (study number → ``observation``, ``body`` and
+    ``follow_up`` rows) as ODM 1.3.2, study metadata and clinical data, checked by odmlib."""
     from odmlib.odm_1_3_2 import model as odm
 
     mdv, _, _ = _record_metadata(odm, protocol)
@@ -402,7 +407,7 @@ def _shape(mdv: Any) -> dict[str, str]:
 
 def read_record_odm(data: bytes, protocol: Protocol) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """The record rows of an ODM file written by :func:`record_odm` for this protocol version:
-    study number → ``body`` and ``follow_up`` rows (typed). A file whose metadata differs
+    study number → ``observation``, ``body`` and ``follow_up`` rows (typed). A file whose metadata differs
     from the trial's is refused with one line naming the OID and the difference."""
     from odmlib.odm_1_3_2 import model as odm
 
@@ -432,7 +437,7 @@ def read_record_odm(data: bytes, protocol: Protocol) -> dict[str, dict[str, list
             raise OutcomeError(f"clinical data of {clinical.StudyOID} {clinical.MetaDataVersionOID}, not of "
                                f"{study_oid} {mdv_oid}", where="ODM ClinicalData")
         for subject in clinical.SubjectData:
-            rows = out.setdefault(subject.SubjectKey, {"body": [], "follow_up": []})
+            rows = out.setdefault(subject.SubjectKey, {kind: [] for kind in RECORD_KINDS.values()})
             for event in subject.StudyEventData:
                 for form in event.FormData:
                     for group in form.ItemGroupData:

@@ -1,6 +1,7 @@
 """The trial's record for the exchange standards: what SDTM's findings and interventions
 datasets (CM, PR, VS, TU, TR) take from the store, and the record exchanged as CDISC ODM
-1.3.2 (body measurements and follow-up facts of the enrolled patients), out and back in.
+1.3.2 (the laboratory results and measurements of the enrolled patients' records, the body
+measurements of their calendars and their follow-up facts), out and back in.
 
 Read from the stored record, de-identified like the other outcome inputs (patients by study
 number): each enrolled patient's treatment history (the patient record's ``treatments``),
@@ -49,19 +50,26 @@ _BODY = ("on", "weight_kg", "height_cm")
 _FOLLOW_UP = ("kind", "occurred_on")  # the free-text note stays out (it may identify)
 
 
+_OBSERVATION = ("name", "value", "unit", "date", "ref_low", "ref_high")
+_GROUPS = {"observation": "IG.OBS", "body": "IG.VS", "follow_up": "IG.FU"}
+
+
 def _stored(ctx: Services, trial_id: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for j in ctx.store.trial_journeys(trial_id):
+        record = ctx.store.patient(j.study_number).record
+        observations = [{k: o[k] for k in _OBSERVATION if o.get(k) is not None}
+                        for o in record.get("observations") or []]
         body = [{k: b.get(k) for k in _BODY if b.get(k) is not None} for b in j.body]
         follow = [{"kind": f.kind, "occurred_on": f.occurred_on}
                   for f in ctx.store.follow_ups(j.study_number)]
-        out[j.study_number] = {"body": body, "follow_up": follow}
+        out[j.study_number] = {"observation": observations, "body": body, "follow_up": follow}
     return out
 
 
 def export_record_odm(ctx: Services, who: Principal, trial_id: str, *,
                       created: datetime | None = None) -> bytes:
-    """The enrolled patients' body measurements and follow-up facts as ODM 1.3.2 (patients by
+    """The enrolled patients' observations, body measurements and follow-up facts as ODM 1.3.2 (patients by
     study number; no names, birth dates or free-text notes), for a caller allowed the
     de-identified export."""
     from trialdesk.outcomes.export_odm import record_odm
@@ -81,14 +89,15 @@ class ImportSummary:
 
 
 def _key(kind: str, row: dict[str, Any]) -> tuple[Any, ...]:
-    fields = _BODY if kind == "body" else _FOLLOW_UP
+    fields = {"observation": _OBSERVATION, "body": _BODY, "follow_up": _FOLLOW_UP}[kind]
     return (kind, *(row.get(f) or None for f in fields))
 
 
 def import_record_odm(ctx: Services, who: Principal, trial_id: str, data: bytes, *,
                       reason: str) -> ImportSummary:
-    """Store an ODM file's body measurements and follow-up facts for the trial's enrolled
-    patients, in one transaction with an audit entry per record. Refused whole, one line
+    """Store an ODM file's observations (appended to the patient record, checked as a saved
+    record is), body measurements and follow-up facts for the trial's enrolled patients, in
+    one transaction with an audit entry per record and per changed patient record. Refused whole, one line
     naming the item and the reason, when the file's metadata differs from the trial's, a
     subject is not an enrolled patient of the trial or a value is impossible. A record
     already stored (same values) is skipped, so importing a file twice adds nothing."""
@@ -115,7 +124,7 @@ def import_record_odm(ctx: Services, who: Principal, trial_id: str, data: bytes,
         enrolled = date.fromisoformat(j.enrolled_at[:10])
         for kind, rows in kinds.items():
             for n, row in enumerate(rows, 1):
-                where = f"{subject} {'IG.VS' if kind == 'body' else 'IG.FU'} {n}"
+                where = f"{subject} {_GROUPS[kind]} {n}"
                 if _key(kind, row) in have:
                     skipped += 1
                     continue
@@ -124,12 +133,33 @@ def import_record_odm(ctx: Services, who: Principal, trial_id: str, data: bytes,
                                source=f"ODM import by {user.full_name}",
                                dead=any(f["kind"] == "death" for f in facts))
                 have.add(_key(kind, row))
-                new.setdefault(subject, {"body": [], "follow_up": []})[kind].append(doc)
+                new.setdefault(subject, {"observation": [], "body": [], "follow_up": []})[kind].append(doc)
                 versions[subject] = j.version
-    added = 0
+    patients = {sn: _with_observations(ctx, sn, kinds["observation"], today)
+                for sn, kinds in new.items() if kinds["observation"]}
+    added = sum(len(kinds["observation"]) for kinds in new.values())
     if new:
-        added = ctx.store.add_imported_records(new, versions=versions, actor=who.username, reason=reason)
+        added += ctx.store.add_imported_records(new, versions=versions, actor=who.username, reason=reason,
+                                                patients=patients)
     return ImportSummary(added, skipped, tuple(sorted(new)))
+
+
+def _with_observations(ctx: Services, study_number: str, observations: list[dict[str, Any]],
+                       today: date) -> tuple[int, dict[str, Any]]:
+    """The patient record with the imported observations appended, checked as a saved record
+    is (facts, units, plausible ranges, no future dates)."""
+    from trialdesk.facts.patient import PatientRecord
+    from trialdesk.services.catalogue import checked_record
+
+    row = ctx.store.patient(study_number)
+    document = dict(row.record)
+    document["observations"] = [*(document.get("observations") or []), *observations]
+    try:
+        record = PatientRecord.model_validate(document)
+    except ValueError as exc:
+        raise OutcomeError(str(exc).splitlines()[0], where=f"{study_number} IG.OBS") from None
+    checked_record(record, today=today, source=f"{study_number} IG.OBS")
+    return row.version, record.model_dump(mode="json")
 
 
 def _checked(kind: str, row: dict[str, Any], where: str, *, today: date, enrolled: date, source: str,
@@ -138,6 +168,10 @@ def _checked(kind: str, row: dict[str, Any], where: str, *, today: date, enrolle
     from trialdesk.outcomes.export_odm import FOLLOW_UP_KINDS
     from trialdesk.schedule.dose import BodyMeasurement
 
+    if kind == "observation":
+        if not row.get("name") or "value" not in row or "date" not in row:
+            raise OutcomeError("an observation has a name, a value and a date", where=where)
+        return {k: row[k] for k in _OBSERVATION if row.get(k) is not None}
     if kind == "body":
         try:
             measured = BodyMeasurement(on=date.fromisoformat(row["on"]), weight_kg=row.get("weight_kg"),

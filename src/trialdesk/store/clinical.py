@@ -513,12 +513,23 @@ class ClinicalStore(StoreBase):
                                actor)
 
     def add_imported_records(self, records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], *,
-                             versions: Mapping[str, int], actor: str, reason: str) -> int:
+                             versions: Mapping[str, int], actor: str, reason: str,
+                             patients: Mapping[str, tuple[int, Mapping[str, Any]]] | None = None) -> int:
         """Body measurements (``body``) and follow-up facts (``follow_up``) of several
-        enrolled patients, by study number, in ONE transaction with an audit entry each: an
+        enrolled patients, by study number, and their changed patient records (``patients``:
+        expected version and new document), in ONE transaction with an audit entry each: an
         exchange file is stored whole or not at all. Returns how many records were added."""
         added = 0
         with self._write(actor) as tx:
+            for study_number, (version, document) in (patients or {}).items():
+                p = _patient(tx, study_number)
+                if p.version != version:
+                    raise ConflictError(f"patient {study_number} was changed by {p.updated_by} at "
+                                        f"{p.updated_at}; import the file again", where="version")
+                tx.audit("update", "patient", study_number,
+                         diff(json.loads(p.record), dict(document), "$.record"), reason)
+                p.record = canonical(document)
+                p.updated_at, p.updated_by = tx.at, actor
             for study_number, kinds in records.items():
                 _, j = self._journey_for_update(tx, study_number, versions[study_number])
                 for doc in kinds.get("body", ()):
