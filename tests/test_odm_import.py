@@ -186,3 +186,28 @@ def test_command_line_export_and_import(web: WebApp, tmp_path: Path) -> None:
     assert "imported 0 record(s) for 0 patient(s); 14 already stored" in result.output
     result = runner.invoke(app, ["import", "odm", str(out), "--trial", "NB-NK-2026", "--database", url])
     assert result.exit_code == 2
+
+
+def test_the_round_trip_into_postgresql(web: WebApp, postgres_url: str) -> None:
+    """From the SQLite demo database into a freshly seeded PostgreSQL one, and back out equal;
+    a conflict half-way through the store's transaction leaves nothing written there too."""
+    ctx = _record_more(web)
+    data = export_record_odm(ctx, _who(web.store, "statistician"), "NB-NK-2026", created=CREATED)
+    pg = WebApp(postgres_url)
+    try:
+        target = Services.open(pg.store)
+        summary = import_record_odm(target, _who(pg.store, "investigator"), "NB-NK-2026", data,
+                                    reason="records from the SQLite site")
+        assert (summary.added, summary.already_stored) == (4, 10)
+        assert export_record_odm(target, _who(pg.store, "statistician"), "NB-NK-2026", created=CREATED) == data
+        sn = _nb(pg.store)
+        nb, refnot = pg.store.trial_journeys("NB-NK-2026")[0], pg.store.trial_journeys("REFNOT-R2")[0]
+        before = (len(nb.body), pg.store.audit_entries().total)
+        records = {sn: {"body": [{"on": "2026-11-19", "weight_kg": 21.1}]},
+                   refnot.study_number: {"body": [{"on": "2026-11-19", "weight_kg": 81.0}]}}
+        with pytest.raises(ConflictError):
+            pg.store.add_imported_records(records, actor="investigator", reason="import",
+                                          versions={sn: nb.version, refnot.study_number: refnot.version + 7})
+        assert (len(pg.store.trial_journeys("NB-NK-2026")[0].body), pg.store.audit_entries().total) == before
+    finally:
+        pg.store.close()

@@ -46,9 +46,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from trialdesk.outcomes.sdtm_design import Finding, Variable
+from trialdesk.outcomes.sdtm_design import Core, Finding, Variable
 
-Core = Literal["Req", "Exp", "Perm"]
 # Treatment categories of the patient record (trialdesk.facts.dictionary.THERAPY_CATEGORIES)
 # that are procedures (SDTMIG v3.4 6.1: PR holds radiotherapy, surgery and transplants).
 PROCEDURES = frozenset({"radiotherapy", "surgery", "stem_cell_transplant"})
