@@ -51,7 +51,7 @@ def _record() -> RecordFindings:
               BodySize("NB-01", date(2026, 3, 2), 15.8, None),
               BodySize("NB-01", date(2026, 3, 23), 15.5, None)),
         assessments=(
-            Assessment("NB-01", "INRC", "time_point", date(2026, 4, 12), INRC_POINT),
+            Assessment("NB-01", "INRC", "time_point", date(2026, 4, 12), INRC_POINT, "PD"),
             Assessment("NB-02", "RECIST", "baseline", date(2026, 3, 18), RECIST_BASELINE),
             Assessment("NB-02", "RECIST", "time_point", date(2026, 5, 2),
                        {"day": 40, "targets": {"L1": 30, "N2": None}, "non_targets": {"B1": "present"},
@@ -160,6 +160,15 @@ def test_recist_lesions_known_answers(package: dict[str, pd.DataFrame]) -> None:
         ["TU", "TULNKID", "ONE", "TUTR"], ["TR", "TRLNKID", "MANY", "TUTR"]]
 
 
+def test_inrc_responses_in_rs_once(package: dict[str, pd.DataFrame]) -> None:
+    # examples/outcomes/nb-nk-2026-tumour.csv already gives NB-01's response of 2026-04-12:
+    # the record's assessment of the same day is not added a second time.
+    rs = package["RS"]
+    same_day = rs[(rs["USUBJID"] == NB01) & (rs["RSDTC"] == "2026-04-12") & (rs["RSTESTCD"] == "OVRLRESP")]
+    assert len(same_day) == 1
+    assert not rs.duplicated(["USUBJID", "RSSEQ"]).any()
+
+
 def test_checks_catch_broken_findings(package: dict[str, pd.DataFrame]) -> None:
     broken = {name: frame.copy() for name, frame in package.items()}
     broken["TR"].loc[0, "TRLNKID"] = "T99"
@@ -259,3 +268,8 @@ def test_from_the_stored_record(web: object) -> None:
         ["PRIMARY", "DIAMETER", "40", "2026-11-21"], ["MARROW", "TUMINFPC", "3", "2026-11-21"],
         ["MIBG", "CURIESC", "4", "2026-11-21"], ["NEW01", "TUMSTATE", "PRESENT", "2026-11-21"]]
     assert nbnk_package["CM"][["CMTRT", "CMSCAT"]].values.tolist() == [["GPOH N5/N6 induction", "PRIOR"]]
+    # The INRC 2017 time point's overall response in RS: a new lesion at a MIBG-avid bone site
+    # is progressive disease (INRC 2017, Park et al., J Clin Oncol 2017;35:2580).
+    rs = nbnk_package["RS"]
+    assert rs[["RSTESTCD", "RSCAT", "RSSTRESC", "RSDTC", "RSSEQ"]].values.tolist() == [
+        ["OVRLRESP", "INRC 2017", "PD", "2026-11-21", "1"]]

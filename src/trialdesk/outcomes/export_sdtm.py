@@ -366,6 +366,7 @@ def sdtm_datasets(
         datasets.update(sdtm_findings.findings_datasets(
             record, context, bsa_formula=protocol.bsa_formula if protocol else None,
             bsa_places=protocol.dosing.bsa_places if protocol else 2))
+        datasets["RS"] = _with_responses(datasets["RS"], sdtm_findings.inrc_responses(record, context))
     datasets["DS"] = _ds(study_id, events, usubjid, day, at, randomised=protocol is not None
                          and protocol.registry.design.allocation == "RANDOMIZED")
     if protocol is not None:
@@ -543,6 +544,18 @@ def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any, at: _At) -> pd.D
             "EXSTDY": day(r["patient_id"], r["start_date"]), "EXENDY": day(r["patient_id"], r["end_date"]),
         })
     return pd.DataFrame(rows)
+
+
+def _with_responses(rs: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """RS with the record's INRC overall responses that it does not already hold (same
+    subject, test and date), numbered after the subject's other RS records."""
+    if more.empty:
+        return rs
+    held = set(zip(rs["USUBJID"], rs["RSTESTCD"], rs["RSDTC"], strict=True))
+    more = more[[k not in held for k in zip(more["USUBJID"], more["RSTESTCD"], more["RSDTC"], strict=True)]]
+    out = pd.concat([rs, more], ignore_index=True) if len(rs) else more.reset_index(drop=True)
+    out["RSSEQ"] = out.groupby("USUBJID").cumcount() + 1
+    return out
 
 
 def _rs(study: str, events: EventTable, measurements: Measurements | None, usubjid: Any,

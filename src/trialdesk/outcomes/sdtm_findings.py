@@ -35,6 +35,8 @@ datasets). Choices, stated once:
   point document carries the component's baseline value without its date: it is one TR
   record per subject with no date and ``TRLOBXFL`` Y.
 * RELREC relates TU and TR dataset to dataset by ``--LNKID`` (SDTMIG v3.4 TR assumption 1).
+* RS gets the overall response of each stored INRC 2017 time point (:func:`inrc_responses`)
+  unless it already holds one for that subject and day.
 """
 
 from __future__ import annotations
@@ -196,13 +198,14 @@ class BodySize:
 @dataclass(frozen=True)
 class Assessment:
     """One stored response assessment: the criteria (RECIST or INRC), the kind (baseline or
-    time_point), the date and the document as recorded."""
+    time_point), the date, the document as recorded and the overall response assessed."""
 
     patient_id: str
     criteria: Literal["RECIST", "INRC"]
     kind: Literal["baseline", "time_point"]
     on: date
     document: Mapping[str, Any]
+    overall: str | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,18 @@ def findings_datasets(found: RecordFindings, ctx: Context, *, bsa_formula: str |
             {"STUDYID": ctx.study, "RDOMAIN": "TR", "USUBJID": None, "IDVAR": "TRLNKID",
              "IDVARVAL": None, "RELTYPE": "MANY", "RELID": "TUTR"}])
     return out
+
+
+def inrc_responses(found: RecordFindings, ctx: Context) -> pd.DataFrame:
+    """RS overall responses of the stored INRC 2017 time points (RSSEQ left to the caller,
+    which numbers them after the other RS records of the subject)."""
+    rows = [{"STUDYID": ctx.study, "DOMAIN": "RS", "USUBJID": ctx.usubjid(a.patient_id),
+             "RSTESTCD": "OVRLRESP", "RSTEST": "Overall Response", "RSCAT": "INRC 2017",
+             "RSORRES": a.overall, "RSSTRESC": a.overall, "RSEVAL": "INVESTIGATOR",
+             **ctx.timing(a.patient_id, a.on, "RS")}
+            for a in sorted(found.assessments, key=lambda a: (a.patient_id, a.on))
+            if a.criteria == "INRC" and a.kind == "time_point" and a.overall and a.patient_id in ctx.enrolled]
+    return pd.DataFrame(rows)
 
 
 def _interventions(d: str, rows: list[Treatment], ctx: Context) -> pd.DataFrame:

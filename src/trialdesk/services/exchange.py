@@ -40,7 +40,7 @@ def record_findings(ctx: Services, trial_id: str) -> RecordFindings:
         for r in ctx.store.responses(sn):
             if r.criteria in ("RECIST", "INRC") and r.kind in ("baseline", "time_point"):
                 assessments.append(Assessment(sn, r.criteria, r.kind,  # type: ignore[arg-type]
-                                              date.fromisoformat(r.assessed_on), r.document))
+                                              date.fromisoformat(r.assessed_on), r.document, r.overall))
     return RecordFindings(tuple(treatments), tuple(body), tuple(assessments))
 
 
