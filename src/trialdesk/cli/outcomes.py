@@ -126,6 +126,7 @@ class _OutcomeInputs:
         self.events = data.events
         self.aes, self.measurements, self.exposure = data.aes, data.measurements, data.exposure
         self.labs = None
+        self.record = data.record
         self.sources = (f"trialdesk database, trial {data.compiled.id}",)
         self.notes = data.notes
         self.products = outcomes.trial_products(ctx, data.compiled.id)
@@ -171,6 +172,7 @@ class _OutcomeInputs:
                                                             where=str(labs))
         self.notes: tuple[str, ...] = ()
         self.products: Any = None  # cell products come with the stored trial only
+        self.record: Any = None
         self.sources = tuple(f"{kind}: {path}" for kind, path in (
             ("protocol", self.compiled.path or self.compiled.id), ("events", events), ("adverse events", aes),
             ("tumour measurements", tumour), ("exposure", exposure), ("labs", labs)) if path is not None)
@@ -484,7 +486,8 @@ def _sdtm_files(inputs: _OutcomeInputs, fmt: str) -> dict[str, bytes]:
 
     datasets = sdtm_datasets(inputs.compiled.id, inputs.events, arm_labels=inputs.arm_labels,
                              aes=inputs.aes, exposure=inputs.exposure,
-                             measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol)
+                             measurements=inputs.measurements, labs=inputs.labs, protocol=inputs.protocol,
+                             record=inputs.record)
     if inputs.products is not None:
         from trialdesk.outcomes.sdtm_products import product_datasets
 

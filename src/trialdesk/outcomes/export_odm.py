@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -98,7 +98,6 @@ def odm_xml(protocol: Protocol, events: EventTable, *, facts: Sequence[FactDef] 
     """The trial as an ODM 1.3.2 document (study metadata and clinical data), checked."""
     from odmlib.odm_1_3_2 import model as odm
 
-    study_oid = f"ST.{protocol.id}"
     mdv_oid = f"MDV.{protocol.id}.{protocol.version}"
     groups = {
         "F.DM": _Group("IG.DM", "Enrolment and outcome events", _event_items(events)),
@@ -163,18 +162,24 @@ def odm_xml(protocol: Protocol, events: EventTable, *, facts: Sequence[FactDef] 
     mdv.ItemGroupDef = group_defs
     mdv.ItemDef = item_defs
     mdv.CodeList = codelists
-    study = odm.Study(OID=study_oid)
+    subjects = [_subject(odm, patient, groups, ae_groups, events, aes, labs, measurements, exposure,
+                         course_ids, assesses)
+                for patient in events.frame["patient_id"]]
+    return _document(odm, protocol, mdv, subjects, file_oid=f"ODM.{protocol.id}", created=created)
+
+
+def _document(odm: Any, protocol: Protocol, mdv: Any, subjects: list[Any], *, file_oid: str,
+              created: datetime | None) -> bytes:
+    """The ODM file of one study: its metadata version and clinical data, checked by odmlib."""
+    study = odm.Study(OID=f"ST.{protocol.id}")
     study.GlobalVariables = odm.GlobalVariables(
         StudyName=odm.StudyName(_content=protocol.id),
         StudyDescription=odm.StudyDescription(_content=protocol.title),
         ProtocolName=odm.ProtocolName(_content=protocol.registry.identification.org_study_id or protocol.id))
     study.MetaDataVersion = [mdv]
-    clinical = odm.ClinicalData(StudyOID=study_oid, MetaDataVersionOID=mdv_oid, SubjectData=[
-        _subject(odm, patient, groups, ae_groups, events, aes, labs, measurements, exposure,
-                 course_ids, assesses)
-        for patient in events.frame["patient_id"]])
+    clinical = odm.ClinicalData(StudyOID=study.OID, MetaDataVersionOID=mdv.OID, SubjectData=subjects)
     stamp = (created or datetime(2000, 1, 1)).isoformat(timespec="seconds")
-    root = odm.ODM(FileOID=f"ODM.{protocol.id}", FileType="Snapshot", Granularity="All",
+    root = odm.ODM(FileOID=file_oid, FileType="Snapshot", Granularity="All",
                    CreationDateTime=stamp, ODMVersion=ODM_VERSION, Originator="trialdesk",
                    SourceSystem="trialdesk", Study=[study], ClinicalData=[clinical])
     problems = check_odm_model(root)
@@ -321,3 +326,135 @@ def read_odm(data: bytes, *, trial: str) -> dict[str, Any]:
                             aes[values["AEKEY"]]["seriousness"].append(values["criterion"])
             out["adverse_events"].extend(aes.values())
     return {"trial": trial, **out}
+
+
+# --- the stored record: observations, body measurements and follow-up, out and back in ------
+
+# The forms of the record exchange: what the database takes back from an ODM file through
+# the services (the patient record's laboratory results and measurements, the body
+# measurements of the calendar, the follow-up facts of the outcomes).
+RECORD_GROUPS = (
+    _Group("IG.OBS", "Laboratory results and measurements of the patient record",
+           (("name", "text"), ("value", "float"), ("unit", "text"), ("date", "date"), ("ref_low", "float"),
+            ("ref_high", "float"))),
+    _Group("IG.VS", "Body measurements", (("on", "date"), ("weight_kg", "float"), ("height_cm", "float"))),
+    _Group("IG.FU", "Follow-up facts", (("kind", "text"), ("occurred_on", "date"))),
+)
+# A follow-up's note is free text that may name people: it stays out of the de-identified file.
+FOLLOW_UP_KINDS = ("last_contact", "death", "second_malignancy")
+RECORD_KINDS = {"IG.OBS": "observation", "IG.VS": "body", "IG.FU": "follow_up"}
+
+
+def _record_metadata(odm: Any, protocol: Protocol) -> tuple[Any, str, str]:
+    study_oid = f"ST.{protocol.id}"
+    mdv_oid = f"MDV.{protocol.id}.{protocol.version}.RECORD"
+    mdv = odm.MetaDataVersion(OID=mdv_oid, Name=f"{protocol.id} version {protocol.version} record",
+                              Description=protocol.title)
+    mdv.Protocol = odm.Protocol(StudyEventRef=[odm.StudyEventRef(StudyEventOID="SE.RECORD", OrderNumber=1,
+                                                                 Mandatory="No")])
+    form = odm.FormRef(FormOID="F.RECORD", OrderNumber=1, Mandatory="No")
+    mdv.StudyEventDef = [odm.StudyEventDef(OID="SE.RECORD", Name="Patient record", Repeating="No",
+                                           Type="Common", FormRef=[form])]
+    mdv.FormDef = [odm.FormDef(OID="F.RECORD", Name="Body measurements and follow-up", Repeating="No",
+                               ItemGroupRef=[odm.ItemGroupRef(ItemGroupOID=g.oid, OrderNumber=i,
+                                                              Mandatory="No")
+                                             for i, g in enumerate(RECORD_GROUPS, 1)])]
+    mdv.ItemGroupDef = [odm.ItemGroupDef(OID=g.oid, Name=g.name, Repeating="Yes", ItemRef=[
+        odm.ItemRef(ItemOID=f"IT.{g.oid[3:]}.{c}", OrderNumber=i, Mandatory="No")
+        for i, (c, _) in enumerate(g.items, 1)]) for g in RECORD_GROUPS]
+    mdv.ItemDef = [odm.ItemDef(OID=f"IT.{g.oid[3:]}.{c}", Name=c, DataType=kind)
+                   for g in RECORD_GROUPS for c, kind in g.items]
+    kind = next(i for i in mdv.ItemDef if i.OID == "IT.FU.kind")
+    kind.CodeListRef = odm.CodeListRef(CodeListOID="CL.FU.kind")
+    mdv.CodeList = [odm.CodeList(OID="CL.FU.kind", Name="kind", DataType="text",
+                                 EnumeratedItem=[odm.EnumeratedItem(CodedValue=v) for v in FOLLOW_UP_KINDS])]
+    return mdv, study_oid, mdv_oid
+
+
+def record_odm(protocol: Protocol, subjects: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], *,
+               created: datetime | None = None) -> bytes:
+    """The stored record of ``subjects`` (study number → ``observation``, ``body`` and
+    ``follow_up`` rows) as ODM 1.3.2, study metadata and clinical data, checked by odmlib."""
+    from odmlib.odm_1_3_2 import model as odm
+
+    mdv, _, _ = _record_metadata(odm, protocol)
+    subject_data = []
+    for key, kinds in sorted(subjects.items()):
+        groups = [_items(odm, g, row, i) for g in RECORD_GROUPS
+                  for i, row in enumerate(kinds.get(RECORD_KINDS[g.oid], ()), 1)]
+        subject_data.append(odm.SubjectData(SubjectKey=key, TransactionType="Insert", StudyEventData=[
+            odm.StudyEventData(StudyEventOID="SE.RECORD", FormData=[
+                odm.FormData(FormOID="F.RECORD", ItemGroupData=groups)])]))
+    return _document(odm, protocol, mdv, subject_data, file_oid=f"ODM.{protocol.id}.RECORD", created=created)
+
+
+def _shape(mdv: Any) -> dict[str, str]:
+    """Every definition of a MetaDataVersion by OID, as comparable text."""
+    out: dict[str, str] = {}
+    for e in mdv.StudyEventDef:
+        out[e.OID] = f"study event {e.Name!r}, forms {[f.FormOID for f in e.FormRef]}"
+    for f in mdv.FormDef:
+        out[f.OID] = f"form {f.Name!r}, item groups {[g.ItemGroupOID for g in f.ItemGroupRef]}"
+    for g in mdv.ItemGroupDef:
+        out[g.OID] = f"item group {g.Name!r}, items {[i.ItemOID for i in g.ItemRef]}"
+    for i in mdv.ItemDef:
+        code = i.CodeListRef.CodeListOID if i.CodeListRef else None
+        out[i.OID] = f"item {i.Name!r} of type {i.DataType}" + (f" coded by {code}" if code else "")
+    for c in mdv.CodeList:
+        out[c.OID] = f"codelist {[t.CodedValue for t in c.EnumeratedItem]}"
+    return out
+
+
+def read_record_odm(data: bytes, protocol: Protocol) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The record rows of an ODM file written by :func:`record_odm` for this protocol version:
+    study number → ``observation``, ``body`` and ``follow_up`` rows (typed). A file whose metadata differs
+    from the trial's is refused with one line naming the OID and the difference."""
+    from odmlib.odm_1_3_2 import model as odm
+
+    root = _load(data)
+    expected, study_oid, mdv_oid = _record_metadata(odm, protocol)
+    study = next((s for s in root.Study if study_oid == s.OID), None)
+    if study is None:
+        found = ", ".join(s.OID for s in root.Study) or "no study"
+        raise OutcomeError(f"the file holds {found}, not {study_oid}", where="ODM Study OID")
+    mdv = next((v for v in study.MetaDataVersion if mdv_oid == v.OID), None)
+    if mdv is None:
+        found = ", ".join(v.OID for v in study.MetaDataVersion) or "none"
+        raise OutcomeError(f"the file's metadata version is {found}, the trial's is {mdv_oid}",
+                           where="ODM MetaDataVersion OID")
+    mine, theirs = _shape(expected), _shape(mdv)
+    for oid in sorted(mine.keys() | theirs.keys()):
+        if oid not in theirs:
+            raise OutcomeError(f"missing from the file (the trial has {mine[oid]})", where=oid)
+        if oid not in mine:
+            raise OutcomeError(f"not in the trial's metadata (the file has {theirs[oid]})", where=oid)
+        if mine[oid] != theirs[oid]:
+            raise OutcomeError(f"the file has {theirs[oid]}, the trial has {mine[oid]}", where=oid)
+    kinds = {g.oid: dict(g.items) for g in RECORD_GROUPS}
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for clinical in root.ClinicalData:
+        if clinical.StudyOID != study_oid or clinical.MetaDataVersionOID != mdv_oid:
+            raise OutcomeError(f"clinical data of {clinical.StudyOID} {clinical.MetaDataVersionOID}, not of "
+                               f"{study_oid} {mdv_oid}", where="ODM ClinicalData")
+        for subject in clinical.SubjectData:
+            rows = out.setdefault(subject.SubjectKey, {kind: [] for kind in RECORD_KINDS.values()})
+            for event in subject.StudyEventData:
+                for form in event.FormData:
+                    for group in form.ItemGroupData:
+                        types = kinds[group.ItemGroupOID]
+                        row = {i.ItemOID.split(".", 2)[2]: _typed(i.Value, types, i.ItemOID)
+                               for i in group.ItemData}
+                        rows[RECORD_KINDS[group.ItemGroupOID]].append(row)
+    return out
+
+
+def _typed(value: str, types: Mapping[str, str], oid: str) -> Any:
+    kind = types[oid.split(".", 2)[2]]
+    try:
+        if kind == "float":
+            return float(value)
+        if kind == "date":
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise OutcomeError(f"{value!r} is not a {kind}", where=oid) from None
+    return value

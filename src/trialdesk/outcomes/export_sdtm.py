@@ -32,7 +32,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
@@ -40,14 +39,14 @@ import pandas as pd
 from trialdesk.clinical.ctcae_codes import term_codes
 from trialdesk.errors import OutcomeError
 from trialdesk.outcomes import sdtm_design as design
+from trialdesk.outcomes import sdtm_findings
 from trialdesk.outcomes.events import EventTable
 from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements
-from trialdesk.outcomes.sdtm_design import ascii_text
+from trialdesk.outcomes.sdtm_design import Core, Finding, Variable, ascii_text
 from trialdesk.protocol.model import Protocol
 from trialdesk.safety.adverse_event import ActionTaken, Outcome, Seriousness
 
 SDTMIG_VERSION = "3.4"
-Core = Literal["Req", "Exp", "Perm"]
 
 # CDISC SDTM Controlled Terminology, the codelists the exported values use.
 CODELISTS: dict[str, frozenset[str]] = {
@@ -67,6 +66,7 @@ CODELISTS: dict[str, frozenset[str]] = {
     "NCOMPLT": frozenset({"DEATH"}),
     "PROTMLST": frozenset({"RANDOMIZED"}),
     "IECAT": frozenset({"INCLUSION", "EXCLUSION"}),
+    **sdtm_findings.CODELISTS,
 }
 
 _OUTCOME = {Outcome.RECOVERED: "RECOVERED/RESOLVED", Outcome.RECOVERING: "RECOVERING/RESOLVING",
@@ -83,17 +83,6 @@ _SERIOUS_FLAGS = (("AESCONG", (Seriousness.CONGENITAL_ANOMALY,)),
                   ("AESLIFE", (Seriousness.LIFE_THREATENING,)),
                   ("AESMIE", (Seriousness.IMPORTANT_MEDICAL_EVENT,)))
 _CRITERIA = {"INRC": "INRC 2017", "RECIST": "RECIST 1.1"}
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One SDTM variable: name, label (≤40 characters), type, core, codelist."""
-
-    name: str
-    label: str
-    type: Literal["Char", "Num"]
-    core: Core
-    codelist: str | None = None
 
 
 def _v(name: str, label: str, type_: Literal["Char", "Num"], core: Core,
@@ -219,22 +208,6 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
            _v("DSSTDTC", "Start Date/Time of Disposition Event", "Char", "Exp"),
            _v("DSSTDY", "Study Day of Start of Disposition Event", "Num", "Perm")),
-    "TR": (*_ID,
-           _v("TRSEQ", "Sequence Number", "Num", "Req"),
-           _v("TRLNKID", "Link ID", "Char", "Exp"),
-           _v("TRTESTCD", "Tumor/Lesion Assessment Short Name", "Char", "Req"),
-           _v("TRTEST", "Tumor/Lesion Assessment Test Name", "Char", "Req"),
-           _v("TRORRES", "Result or Finding in Original Units", "Char", "Exp"),
-           _v("TRORRESU", "Original Units", "Char", "Exp"),
-           _v("TRSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
-           _v("TRSTRESN", "Numeric Result/Finding in Standard Units", "Num", "Exp"),
-           _v("TRSTRESU", "Standard Units", "Char", "Exp"),
-           _v("TREVAL", "Evaluator", "Char", "Exp"),
-           _v("VISITNUM", "Visit Number", "Num", "Exp"),
-           _v("VISIT", "Visit Name", "Char", "Perm"),
-           _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
-           _v("TRDTC", "Date/Time of Tumor/Lesion Measurement", "Char", "Exp"),
-           _v("TRDY", "Study Day of Tumor/Lesion Measurement", "Num", "Perm")),
     "SE": (*_ID,
            _v("SESEQ", "Sequence Number", "Num", "Req"),
            _v("ETCD", "Element Code", "Char", "Req"),
@@ -291,6 +264,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("IECAT", "Inclusion/Exclusion Category", "Char", "Req", "IECAT"),
            _v("TIRL", "Inclusion/Exclusion Criterion Rule", "Char", "Perm"),
            _v("TIVERS", "Protocol Criteria Versions", "Char", "Perm")),
+    **sdtm_findings.SPEC,
 }
 
 # Natural keys (SDTMIG v3.4 dataset metadata, "Key Variables"), checked for uniqueness and
@@ -304,6 +278,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "SE": ("STUDYID", "USUBJID", "SESEQ"), "SV": ("STUDYID", "USUBJID", "VISITNUM"),
     "TS": ("STUDYID", "TSPARMCD", "TSSEQ"), "TA": ("STUDYID", "ARMCD", "TAETORD"),
     "TE": ("STUDYID", "ETCD"), "TV": ("STUDYID", "VISITNUM", "ARMCD"), "TI": ("STUDYID", "IETESTCD"),
+    **sdtm_findings.KEYS,
 }
 # The SDTM class of each dataset (define.xml def:Class).
 CLASSES: dict[str, str] = {
@@ -311,30 +286,15 @@ CLASSES: dict[str, str] = {
     "AE": "EVENTS", "DS": "EVENTS", "EX": "INTERVENTIONS",
     "LB": "FINDINGS", "RS": "FINDINGS", "TR": "FINDINGS",
     "SUPPAE": "RELATIONSHIP", "TS": "TRIAL DESIGN", "TA": "TRIAL DESIGN", "TE": "TRIAL DESIGN",
-    "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN",
+    "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN", **sdtm_findings.CLASSES,
 }
 LABELS: dict[str, str] = {
     "DM": "Demographics", "SE": "Subject Elements", "SV": "Subject Visits", "AE": "Adverse Events",
     "DS": "Disposition", "EX": "Exposure", "LB": "Laboratory Test Results", "TR": "Tumor/Lesion Results",
     "RS": "Disease Response and Clin Classification", "SUPPAE": "Supplemental Qualifiers for AE",
     "TS": "Trial Summary", "TA": "Trial Arms", "TE": "Trial Elements", "TV": "Trial Visits",
-    "TI": "Trial Inclusion/Exclusion Criteria",
+    "TI": "Trial Inclusion/Exclusion Criteria", **sdtm_findings.LABELS,
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One way an SDTM dataset breaks the SDTMIG tables. ``row`` is 1-based or None."""
-
-    dataset: str
-    variable: str | None
-    row: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.dataset + (f".{self.variable}" if self.variable else "")
-        where += f" row {self.row}" if self.row is not None else ""
-        return f"{where}: {self.message}"
 
 
 # --- building -------------------------------------------------------------------------------
@@ -350,11 +310,14 @@ def sdtm_datasets(
     measurements: Measurements | None = None,
     labs: Labs | None = None,
     protocol: Protocol | None = None,
+    record: sdtm_findings.RecordFindings | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every dataset the inputs allow: DM, DS and RS always (RS from best responses and
     time-point responses), AE and SUPPAE with adverse events, EX with exposure, LB with labs;
     with the protocol also the trial design (TS, TA, TE, TV, TI), the subjects' elements and
-    visits (SE, SV), and EPOCH, VISITNUM and VISIT in the event and finding domains."""
+    visits (SE, SV), and EPOCH, VISITNUM and VISIT in the event and finding domains; with
+    the ``record``'s treatments, body measurements and lesions also CM, PR, VS, TU, TR (in
+    place of the sums of diameters) and RELREC (:mod:`trialdesk.outcomes.sdtm_findings`)."""
     if not study_id.strip():
         raise OutcomeError("must not be empty", where="study id")
     labels = dict(arm_labels or {})
@@ -381,6 +344,8 @@ def sdtm_datasets(
             for patient, when in zip(measurements.frame["patient_id"], measurements.frame["assessment_date"],
                                      strict=True):
                 dated.setdefault(patient, []).append(when)
+        for patient, days in (record.dates() if record else {}).items():
+            dated.setdefault(patient, []).extend(days)
         paths = design.with_unscheduled(paths, dated)
     at = _At(paths)
     deaths = {p: d for p, d in zip(events.frame["patient_id"], events.frame["death_date"], strict=True)
@@ -395,6 +360,14 @@ def sdtm_datasets(
         datasets["TR"] = _tr(study_id, measurements, usubjid, day, at)
     if labs is not None:
         datasets["LB"] = _lb(study_id, labs, usubjid, day, at)
+    if record is not None:
+        dm = datasets["DM"]
+        context = sdtm_findings.Context(study_id, usubjid, day, at, dict(zip(
+            dm["SUBJID"], (_iso(d) for d in dm["RFXSTDTC"]), strict=True)), start)
+        datasets.update(sdtm_findings.findings_datasets(
+            record, context, bsa_formula=protocol.bsa_formula if protocol else None,
+            bsa_places=protocol.dosing.bsa_places if protocol else 2))
+        datasets["RS"] = _with_responses(datasets["RS"], sdtm_findings.inrc_responses(record, context))
     datasets["DS"] = _ds(study_id, events, usubjid, day, at, randomised=protocol is not None
                          and protocol.registry.design.allocation == "RANDOMIZED")
     if protocol is not None:
@@ -574,6 +547,18 @@ def _ex(study: str, exposure: Exposure, usubjid: Any, day: Any, at: _At) -> pd.D
     return pd.DataFrame(rows)
 
 
+def _with_responses(rs: pd.DataFrame, more: pd.DataFrame) -> pd.DataFrame:
+    """RS with the record's INRC overall responses that it does not already hold (same
+    subject, test and date), numbered after the subject's other RS records."""
+    if more.empty:
+        return rs
+    held = set(zip(rs["USUBJID"], rs["RSTESTCD"], rs["RSDTC"], strict=True))
+    more = more[[k not in held for k in zip(more["USUBJID"], more["RSTESTCD"], more["RSDTC"], strict=True)]]
+    out = pd.concat([rs, more], ignore_index=True) if len(rs) else more.reset_index(drop=True)
+    out["RSSEQ"] = out.groupby("USUBJID").cumcount() + 1
+    return out
+
+
 def _rs(study: str, events: EventTable, measurements: Measurements | None, usubjid: Any,
         day: Any, at: _At) -> pd.DataFrame:
     rows = []
@@ -728,6 +713,7 @@ def _ordered(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- validation -----------------------------------------------------------------------------
 
+_TESTCD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,7}$")  # SDTMIG v3.4 4.5.1: --TESTCD
 _ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
 
 
@@ -760,9 +746,9 @@ def validate_sdtm(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
             findings.append(Finding(name, None, None, f"key {', '.join(keys)} is not unique"))
         if name != "DM" and "USUBJID" in frame.columns and "DM" in datasets:
             for row, subject in enumerate(frame["USUBJID"], start=1):
-                if subject not in subjects:
+                if subject not in subjects and not (name == "RELREC" and subject is None):
                     findings.append(Finding(name, "USUBJID", row, f"{subject} is not in DM"))
-    return findings + cross_checks(datasets)
+    return findings + cross_checks(datasets) + sdtm_findings.cross_checks(datasets)
 
 
 def cross_checks(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
@@ -812,7 +798,7 @@ def cross_checks(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
                         findings.append(Finding(name, "EPOCH", row, f"{epoch!r} is not an epoch of TA"))
     if "SV" in datasets:
         visits = set(zip(datasets["SV"]["USUBJID"], datasets["SV"]["VISITNUM"], strict=True))
-        for name in ("LB", "RS", "TR"):
+        for name in ("LB", "RS", "TR", "VS", "TU"):
             frame = datasets.get(name)
             if frame is None:
                 continue
@@ -843,9 +829,9 @@ def _check_values(name: str, frame: pd.DataFrame, variable: Variable) -> list[Fi
                                         f"{text!r} is not in codelist {variable.codelist}"))
             if variable.name.endswith("DTC") and not _ISO_DATE.match(text):
                 findings.append(Finding(name, variable.name, row, f"{text!r} is not ISO 8601"))
-            if variable.name.endswith("TESTCD") and (len(text) > 8 or text[0].isdigit()):
+            if variable.name.endswith("TESTCD") and not _TESTCD.match(text):
                 findings.append(Finding(name, variable.name, row, "a test code has at most 8 "
-                                        "characters and does not start with a digit"))
+                                        "letters, digits or underscores and does not start with a digit"))
             if variable.name in ("QNAM",) and len(text) > 8:
                 findings.append(Finding(name, variable.name, row, "QNAM has at most 8 characters"))
             if variable.name in ("QLABEL",) and len(text) > 40:

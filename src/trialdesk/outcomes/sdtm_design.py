@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -34,6 +34,33 @@ from trialdesk.outcomes.inputs import Exposure
 from trialdesk.protocol.model import CourseStep, Protocol, TimedStep
 
 SCREENING, TREATMENT, FOLLOW_UP = "SCREENING", "TREATMENT", "FOLLOW-UP"
+Core = Literal["Req", "Exp", "Perm"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One SDTM variable: name, label (≤40 characters), type, core, codelist."""
+
+    name: str
+    label: str
+    type: Literal["Char", "Num"]
+    core: Core
+    codelist: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way an SDTM dataset breaks the SDTMIG tables. ``row`` is 1-based or None."""
+
+    dataset: str
+    variable: str | None
+    row: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.dataset + (f".{self.variable}" if self.variable else "")
+        where += f" row {self.row}" if self.row is not None else ""
+        return f"{where}: {self.message}"
 
 # CDISC SDTM Controlled Terminology: TPHASE (trial phase), TBLIND (trial blinding schema).
 _PHASE = {"EARLY_PHASE1": "PHASE 0 TRIAL", "PHASE1": "PHASE I TRIAL", "PHASE2": "PHASE II TRIAL",

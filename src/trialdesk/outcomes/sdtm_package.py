@@ -31,8 +31,15 @@ import pandas as pd
 
 from trialdesk.errors import OutcomeError
 from trialdesk.outcomes.export_sdtm import CLASSES, CODELISTS, KEYS, LABELS, SDTMIG_VERSION, SPEC
+from trialdesk.outcomes.sdtm_findings import NOTES as FINDINGS_NOTES
+from trialdesk.outcomes.sdtm_findings import STRUCTURES
 
 DEFINE_VERSION = "2.1.0"
+# The CDISC SDTM Controlled Terminology package (NCI EVS, quarterly; named by its release
+# date) the codelists of export_sdtm.CODELISTS are subsets of. define.xml states it as the
+# CT standard (Define-XML 2.1 section 5.3.1, def:Standard Type="CT") and every codelist
+# refers to it; a site validating against another package passes ``ct_version``.
+CT_VERSION = "2024-03-29"
 
 
 def _frame_for_xpt(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,9 +99,12 @@ def _text(model: Any, text: str) -> Any:
 
 
 def define_xml(study_id: str, datasets: Mapping[str, pd.DataFrame], *, title: str,
-               created: datetime, notes: tuple[str, ...] | None = None) -> bytes:
+               created: datetime, notes: tuple[str, ...] | None = None,
+               ct_version: str = CT_VERSION) -> bytes:
     """Define-XML 2.1 describing every dataset and variable of ``datasets``; ``notes`` (by
-    default :func:`coding_note`) become the MetaDataVersion's comment."""
+    default :func:`coding_note`) become the MetaDataVersion's comment. The standards are the
+    SDTMIG and the CDISC SDTM Controlled Terminology package ``ct_version``, which every
+    codelist names as its standard."""
     if notes is None:
         notes = (coding_note(),)
     from odmlib.define_2_1 import model as define
@@ -140,15 +150,17 @@ def define_xml(study_id: str, datasets: Mapping[str, pd.DataFrame], *, title: st
         groups.append(group)
     codelists = []
     for codelist, terms in sorted(codelists_used.items()):
-        cl = define.CodeList(OID=f"CL.{codelist}", Name=codelist, DataType="text")
+        cl = define.CodeList(OID=f"CL.{codelist}", Name=codelist, DataType="text", StandardOID="STD.CT.SDTM")
         cl.EnumeratedItem = [define.EnumeratedItem(CodedValue=t, OrderNumber=i)
                              for i, t in enumerate(terms, start=1)]
         codelists.append(cl)
     mdv = define.MetaDataVersion(OID=f"MDV.{study_id}", Name=f"{study_id} SDTM",
                                  DefineVersion=DEFINE_VERSION)
     mdv.Description = f"SDTMIG v{SDTMIG_VERSION} tabulation datasets of {study_id}"
-    mdv.Standards = define.Standards(Standard=[define.Standard(
-        OID="STD.SDTMIG", Name="SDTMIG", Type="IG", Version=SDTMIG_VERSION, Status="Final")])
+    mdv.Standards = define.Standards(Standard=[
+        define.Standard(OID="STD.SDTMIG", Name="SDTMIG", Type="IG", Version=SDTMIG_VERSION, Status="Final"),
+        define.Standard(OID="STD.CT.SDTM", Name="CDISC/NCI", Type="CT", PublishingSet="SDTM",
+                        Version=ct_version, Status="Final")])
     if notes:
         mdv.CommentOID = "COM.REVIEWER"
     mdv.ItemGroupDef = groups
@@ -173,6 +185,8 @@ def define_xml(study_id: str, datasets: Mapping[str, pd.DataFrame], *, title: st
 
 
 def _structure(name: str) -> str:
+    if name in STRUCTURES:
+        return STRUCTURES[name]
     if name in ("DM", "TS", "TA", "TE", "TV", "TI", "SUPPAE"):
         return {"DM": "One record per subject", "TS": "One record per trial summary parameter value",
                 "TA": "One record per planned element per arm", "TE": "One record per planned element",
@@ -208,15 +222,19 @@ CHECKS: tuple[str, ...] = (
     "every SDTMIG v3.4 Req and Exp variable of each dataset present, in the order of the domain tables",
     "no Req variable without a value",
     "coded values in their CDISC Controlled Terminology codelist (NY, SEX, AGEU, OUT, ACN, TOXGR, "
-    "ROUTE, NRIND, ARMNULRS, EPOCH, NCOMPLT, PROTMLST, IECAT)",
+    "ROUTE, NRIND, ARMNULRS, EPOCH, NCOMPLT, PROTMLST, IECAT, VSTESTCD, UNIT, TUTESTCD, TUMIDENT, ND, "
+    "RELTYPE)",
     "--SEQ unique within USUBJID; the natural keys of DM, SUPPAE, SV and the trial design datasets unique",
-    "--DTC values ISO 8601; --TESTCD and QNAM at most 8 characters, QLABEL at most 40",
+    "--DTC values ISO 8601; --TESTCD at most 8 letters, digits or underscores, not starting with a "
+    "digit; QNAM at most 8 characters, QLABEL at most 40",
     "every subject of another dataset in DM",
     "DM.DTHFL and DM.DTHDTC agree; every death in DM has a DS DEATH record on the same date and no "
     "other DS DEATH exists; every fatal AE is a death in DM and ends on the death date",
     "DM.ARMCD is an arm of TA; EPOCH values are epochs of TA; with exposure given, a missing actual "
     "arm has ARMNRS",
-    "LB, RS and TR visits are in SV",
+    "LB, RS, TR, TU and VS visits are in SV",
+    "every TRLNKID identified in TU for the same subject, TULNKID unique per subject; RELREC names "
+    "datasets of the package and their variables",
     "SAS XPORT v5: names at most 8, labels at most 40 characters, values ASCII of at most 200 bytes",
     "define.xml: odmlib's Define-XML 2.1 checks (element order, OID uniqueness and references, "
     "conformance schema)",
@@ -252,8 +270,11 @@ def reviewers_guide(study_id: str, datasets: Mapping[str, pd.DataFrame]) -> str:
              "administration); VISITNUM/VISIT: course visits on day 1 of each course, other dates "
              "are unscheduled visits (n.01, n.02 ...). Without exposure data no element is known: "
              "SE is empty and EPOCH unknown.",
-             "TR holds the sums of target-lesion diameters (SUMDIAM) as recorded; there is no TU: "
-             "the inputs have no lesion-level identification.",
+             *(FINDINGS_NOTES if "TU" in datasets or "VS" in datasets or "CM" in datasets
+               or "PR" in datasets else ()),
+             *(() if "TU" in datasets else (
+                 "TR holds the sums of target-lesion diameters (SUMDIAM) as recorded; there is no TU: "
+                 "the inputs have no lesion-level identification.",)),
              "LBTOXGR is the CTCAE v5.0 grade recorded with each result, or, when none was recorded, "
              "the grade the value and the given range decide (one-directional terms: NEUT, PLAT, WBC, "
              "LYM, ALT, AST, BILI, CREAT, ALP, GGT, LIPASE, AMYLASE, CK); a recorded grade the value "

@@ -41,6 +41,7 @@ from trialdesk.outcomes.inputs import (
     validate_measurements,
 )
 from trialdesk.outcomes.products import BedsideCheck, Infusion, TrialProducts
+from trialdesk.outcomes.sdtm_findings import RecordFindings
 from trialdesk.outcomes.summary import OutcomeSummary, choose_time_unit, endpoints_for, summarise
 from trialdesk.protocol.load import CompiledProtocol
 from trialdesk.safety.adverse_event import AdverseEvent
@@ -48,6 +49,7 @@ from trialdesk.schedule.plan import EventKind
 from trialdesk.services.accounts import Principal
 from trialdesk.services.catalogue import age_at
 from trialdesk.services.context import Services
+from trialdesk.services.exchange import record_findings
 from trialdesk.services.journeys import core_journey
 from trialdesk.services.roles import Permission
 from trialdesk.store.records import JourneyRow
@@ -66,6 +68,7 @@ class TrialData:
     measurements: Measurements | None
     exposure: Exposure | None
     notes: tuple[str, ...]
+    record: RecordFindings | None = None  # treatments, body measurements, lesions (SDTM)
 
     @property
     def arm_labels(self) -> dict[str, str]:
@@ -199,7 +202,7 @@ def trial_data(ctx: Services, trial_id: str, *, country: str | None = None) -> T
     notes.append("best overall response is not derived: the protocol sets no confirmation rule "
                  "for it (RECIST 1.1 §4.4); time-point responses are in the measurements")
     return TrialData(compiled, events, AdverseEvents(tuple(aes)) if aes else None, m, x,
-                     tuple(notes))
+                     tuple(notes), record_findings(ctx, trial_id))
 
 
 def _require(who: Principal, trial_id: str) -> None:
@@ -289,7 +292,7 @@ def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | Non
         raise _no_patients(data)
     datasets = sdtm_datasets(trial_id, data.events, arm_labels=data.arm_labels, aes=data.aes,
                              exposure=data.exposure, measurements=data.measurements,
-                             protocol=data.compiled.protocol)
+                             protocol=data.compiled.protocol, record=data.record)
     products = trial_products(ctx, trial_id)
     if products is not None:
         from trialdesk.outcomes.sdtm_products import product_datasets

@@ -512,6 +512,43 @@ class ClinicalStore(StoreBase):
             return FollowUpRow(row.id, study_number, kind, occurred_on, note, row.recorded_at,
                                actor)
 
+    def add_imported_records(self, records: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], *,
+                             versions: Mapping[str, int], actor: str, reason: str,
+                             patients: Mapping[str, tuple[int, Mapping[str, Any]]] | None = None) -> int:
+        """Body measurements (``body``) and follow-up facts (``follow_up``) of several
+        enrolled patients, by study number, and their changed patient records (``patients``:
+        expected version and new document), in ONE transaction with an audit entry each: an
+        exchange file is stored whole or not at all. Returns how many records were added."""
+        added = 0
+        with self._write(actor) as tx:
+            for study_number, (version, document) in (patients or {}).items():
+                p = _patient(tx, study_number)
+                if p.version != version:
+                    raise ConflictError(f"patient {study_number} was changed by {p.updated_by} at "
+                                        f"{p.updated_at}; import the file again", where="version")
+                tx.audit("update", "patient", study_number,
+                         diff(json.loads(p.record), dict(document), "$.record"), reason)
+                p.record = canonical(document)
+                p.updated_at, p.updated_by = tx.at, actor
+            for study_number, kinds in records.items():
+                _, j = self._journey_for_update(tx, study_number, versions[study_number])
+                for doc in kinds.get("body", ()):
+                    tx.session.add(m.BodyMeasurement(
+                        journey_id=j.id, measured_on=str(doc["on"]), weight_kg=doc.get("weight_kg"),
+                        height_cm=doc.get("height_cm"), document=canonical(doc), recorded_at=tx.at,
+                        recorded_by=actor))
+                    tx.audit("record", "body", study_number, diff(None, dict(doc), "$.body"), reason)
+                    added += 1
+                for f in kinds.get("follow_up", ()):
+                    tx.session.add(m.FollowUp(journey_id=j.id, kind=f["kind"], occurred_on=f["occurred_on"],
+                                              note=f.get("note") or "", recorded_at=tx.at, recorded_by=actor))
+                    tx.audit("record", "follow_up", study_number, {
+                        "kind": {"old": None, "new": f["kind"]}, "on": {"old": None, "new": f["occurred_on"]},
+                        "note": {"old": None, "new": f.get("note") or None}}, reason)
+                    added += 1
+            tx.session.flush()
+        return added
+
     def follow_ups(self, study_number: str) -> list[FollowUpRow]:
         with self._read() as s:
             rows = s.scalars(select(m.FollowUp)
