@@ -80,11 +80,15 @@ def test_answer_reopen_and_the_worklists(web: Any) -> None:
               {"field": "creatinine", "question": "Unit?"}).json()
     site = {s["id"]: s["lines"] for s in inv.get("/api/worklist").json()["sections"]}
     assert [x["link"] for x in site["queries-site"]] == [f"/queries/{q['id']}"]
+    monitor = {s["id"]: s["lines"] for s in mon.get("/api/worklist").json()["sections"]}
+    assert monitor["queries-monitor"] == []
+    assert [x["link"] for x in monitor["queries-open"]] == [f"/queries/{q['id']}"]
     a = _post(inv, f"/api/queries/{q['id']}/answer", {"version": q["version"],
                                                       "answer": "mg/dL as on the report"})
     assert a.status_code == 200 and a.json()["status"] == "answered"
     monitor = {s["id"]: s["lines"] for s in mon.get("/api/worklist").json()["sections"]}
     assert [x["link"] for x in monitor["queries-monitor"]] == [f"/queries/{q['id']}"]
+    assert monitor["queries-open"] == []
     site = {s["id"]: s["lines"] for s in inv.get("/api/worklist").json()["sections"]}
     assert site["queries-site"] == []
     # A stale version is refused; re-opening sends it back to the site.

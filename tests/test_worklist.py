@@ -79,7 +79,7 @@ def test_coordinator_sees_assessments_due_and_overdue_events(web: Any) -> None:
 
 def test_roles_without_tasks_and_the_home_page(web: Any) -> None:
     assert _sections(web, "statistician") == {}
-    assert _sections(web, "monitor") == {"queries-monitor": []}
+    assert _sections(web, "monitor") == {"queries-monitor": [], "queries-open": []}
     home = web.client("pharmacist").get("/", headers=HTML)
     assert home.status_code == 200
     assert "Doses to sign" in home.text and "/patients/NBNK-0001/calendar#ev-c1." in home.text

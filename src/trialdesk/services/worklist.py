@@ -9,7 +9,8 @@ line linking to the page where it is done (issue 11, item 9).
 * coordinator: calendar assessments (and samplings) due in the next
   :data:`HORIZON_DAYS` days, and overdue events (their window passed without a record,
   or due and past their date);
-* monitor: data queries the site answered, waiting to be closed or re-opened;
+* monitor: data queries the site answered, waiting to be closed or re-opened, and the
+  open ones still waiting for the site;
 * site roles (investigator, coordinator): data queries opened or re-opened by a monitor,
   waiting for an answer or a correction.
 
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from trialdesk.errors import NotFoundError
 from trialdesk.services import queries
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
@@ -78,9 +80,10 @@ class _Patients:
 
     def calendar(self, study_number: str) -> dict[str, Any] | None:
         if study_number not in self._calendars:
-            page = None
-            if self.ctx.store.journey(study_number) is not None:
-                page = calendar_page(self.ctx, self.who, study_number)
+            try:
+                page: dict[str, Any] | None = calendar_page(self.ctx, self.who, study_number)
+            except NotFoundError:  # not enrolled: no calendar
+                page = None
             self._calendars[study_number] = page if page and page["calendar"] else None
         return self._calendars[study_number]
 
@@ -118,8 +121,6 @@ def doses_to_sign(patients: _Patients, today: date) -> list[Line]:
 def actions_to_decide(ctx: Services, patients: _Patients) -> list[Line]:
     out = []
     for row in patients.rows:
-        if ctx.store.journey(row.study_number) is None:
-            continue
         for ae in ctx.store.adverse_events(row.study_number):
             for a in ae.actions:
                 view = action_view(a)
@@ -199,7 +200,10 @@ SECTIONS: dict[Role, tuple[tuple[str, str, str, Builder], ...]] = {
     Role.MONITOR: (
         ("queries-monitor", "Answered data queries to review", "No answered query awaits "
          "review.", lambda ctx, who, p, today: _query_lines(ctx, who, Role.MONITOR,
-                                                             "monitor")),),
+                                                             "monitor")),
+        ("queries-open", "Your open data queries, waiting for the site", "No query waits "
+         "for the site.", lambda ctx, who, p, today: _query_lines(ctx, who, Role.MONITOR,
+                                                                   "site"))),
 }
 
 
