@@ -72,6 +72,19 @@ def test_query_opened_corrected_closed_and_the_form_verified(web: Any) -> None:
     update = trail[4]
     assert "transcription error (data query" in update["reason"]
     assert {c["old"] for c in update["changes"].values()} == {35.0}
+    # A later change of a value of the verified form makes it complete again.
+    q2 = _post(mon, "/api/patients/NBNK-0001/queries",
+               {"field": "alt", "question": "ALT 38 or 83?"}).json()
+    assert _post(coord, f"/api/queries/{q2['id']}/correct",
+                 {"version": q2["version"], "value": "83", "reason": "digits swapped"}
+                 ).status_code == 200
+    lab = next(f for f in mon.get("/api/patients/NBNK-0001/monitoring").json()["forms"]
+               if f["id"] == "lab")
+    assert lab["status"] == "complete"
+    assert lab["status_label"] == "complete (changed since it was source-verified)"
+    other = next(f for f in mon.get("/api/patients/NBNK-0001/monitoring").json()["forms"]
+                 if f["id"] == "identity")
+    assert other["status"] == "incomplete"
 
 
 def test_answer_reopen_and_the_worklists(web: Any) -> None:

@@ -11,8 +11,9 @@ discrepancy notes; ICH E6(R3) 3.11.4 source data verification by the monitor).
 * The monitor closes the query or re-opens it.
 * Each form of a patient has a status: incomplete, complete (the site), source-verified
   (a monitor, once the form is complete and none of its queries is open or answered) or
-  locked (the administrator's lock of the patient's record). A correction of a verified
-  form makes it complete again: the verification was of the values seen.
+  locked (the administrator's lock of the patient's record). Any change of a verified
+  form's values (a correction through a query, an edit of the form, an upload) makes it
+  complete again: the verification was of the values seen.
 
 Every step is one transaction with its audit entry, filed under the patient's study
 number. Query statuses: ``open`` (waiting for the site), ``answered`` (waiting for the
@@ -25,7 +26,7 @@ from typing import Any
 
 from trialdesk.errors import FactError, NotFoundError
 from trialdesk.facts.patient import PatientRecord
-from trialdesk.forms.build import UNIT_TEXT, PatientForm
+from trialdesk.forms.build import UNIT_TEXT, PatientForm, Section
 from trialdesk.forms.fill import form_values
 from trialdesk.services import forms as form_ops
 from trialdesk.services.accounts import Principal
@@ -33,6 +34,7 @@ from trialdesk.services.context import Services
 from trialdesk.services.locks import query_store, refuse_if_locked
 from trialdesk.services.patients import load_patient
 from trialdesk.services.roles import Permission
+from trialdesk.store.audit import digest
 from trialdesk.store.queries import QueryRow
 from trialdesk.store.records import PatientRecordRow
 
@@ -70,6 +72,13 @@ def _form_of(ctx: Services, row: PatientRecordRow) -> tuple[PatientForm, dict[st
     form = form_ops.trial_form(ctx, row.trial_id)
     values = form_values(form, PatientRecord.model_validate(row.record), row.trial_id)
     return form, values
+
+
+def _values_digest(section: Section, values: dict[str, str]) -> str:
+    """The digest of a form's values (with their units, dates and ranges)."""
+    names = {f.name for f in section.fields}
+    return digest({k: v for k, v in sorted(values.items())
+                   if k in names or k.rsplit(".", 1)[0] in names})
 
 
 def query_view(q: QueryRow) -> dict[str, Any]:
@@ -171,11 +180,6 @@ def correct_query(ctx: Services, who: Principal, query_id: int, *, version: int,
     if saved.version == before:
         raise FactError("the value is the one stored; give an answer instead of a "
                         "correction", where="Corrected value")
-    reviews = query_store(ctx).form_reviews(q.study_number)
-    if q.form in reviews and reviews[q.form].status == "verified":
-        query_store(ctx).set_form_review(q.study_number, q.form, "complete", actor=who.username,
-                                         reason=f"value corrected after verification (data "
-                                                f"query {q.id})")
     _, now = _form_of(ctx, saved)
     return _step(ctx, who, q, version=version, action="correct", text=reason,
                  value=_shown(now, q.field), status="answered")
@@ -225,10 +229,16 @@ def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[st
     forms = []
     for s in form.sections:
         review = reviews.get(s.id)
+        now = _values_digest(s, values)
         status = "locked" if lock else (review.status if review else "incomplete")
+        # A verification is of the values seen: a change since makes the form complete.
+        changed = status == "verified" and review is not None and review.values_digest != now
+        if changed:
+            status = "complete"
         pending = [q for q in qs if q["form"] == s.id and q["status"] != "closed"]
-        forms.append({"id": s.id, "title": s.title, "status": status,
-                      "status_label": FORM_STATUS_LABELS[status],
+        forms.append({"id": s.id, "title": s.title, "status": status, "digest": now,
+                      "status_label": FORM_STATUS_LABELS[status] + (
+                          " (changed since it was source-verified)" if changed else ""),
                       "updated_at": review.updated_at if review else None,
                       "updated_by": review.updated_by if review else None,
                       "pending_queries": len(pending),
@@ -269,6 +279,7 @@ def set_form_status(ctx: Services, who: Principal, study_number: str, form_id: s
         load_patient(ctx, who, study_number, P.PATIENT_WRITE)
     query_store(ctx).set_form_review(study_number, form_id,
                                      None if status == "incomplete" else status,
+                                     values_digest=found[0]["digest"],
                                      actor=who.username, reason=_text(reason, "Reason", 500))
     return monitoring_page(ctx, who, study_number)
 

@@ -599,7 +599,8 @@ class DataQueryStep(Base):
 
 class FormReview(Base):
     """A form's review status for one patient: ``complete`` (the site) or ``verified``
-    (source-verified by a monitor); no row is incomplete."""
+    (source-verified by a monitor), with the digest of the form's values it was given for;
+    no row is incomplete."""
 
     __tablename__ = "form_reviews"
     __table_args__ = (UniqueConstraint("patient_id", "form"),)
@@ -608,6 +609,7 @@ class FormReview(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     form: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
+    values_digest: Mapped[str] = mapped_column(String(64))  # the form's values when set
     updated_at: Mapped[str] = mapped_column(MOMENT)
     updated_by: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)

@@ -52,6 +52,7 @@ class QueryRow:
 class ReviewRow:
     form: str
     status: str
+    values_digest: str
     updated_at: str
     updated_by: str
 
@@ -152,34 +153,42 @@ class QueryStore(StoreBase):
     # ------------------------------------------------------------------ form reviews
 
     def set_form_review(self, study_number: str, form: str, status: str | None, *,
-                        actor: str, reason: str) -> None:
-        """Set a form's review status (None: back to incomplete)."""
+                        values_digest: str, actor: str, reason: str) -> None:
+        """Set a form's review status (None: back to incomplete) for the form's values of
+        ``values_digest``."""
         with self._write(actor) as tx:
             p = _patient(tx, study_number)
             row = tx.session.scalar(select(m.FormReview).where(
                 m.FormReview.patient_id == p.id, m.FormReview.form == form))
             old = row.status if row is not None else None
-            if old == status:
+            old_digest = row.values_digest if row is not None else None
+            if old == status and old_digest in (None, values_digest):
                 return
             if status is None:
                 assert row is not None
                 tx.session.delete(row)
             elif row is None:
                 tx.session.add(m.FormReview(patient_id=p.id, form=form, status=status,
-                                            updated_at=tx.at, updated_by=actor))
+                                            values_digest=values_digest, updated_at=tx.at,
+                                            updated_by=actor))
             else:
-                row.status, row.updated_at, row.updated_by = status, tx.at, actor
+                row.status, row.values_digest = status, values_digest
+                row.updated_at, row.updated_by = tx.at, actor
             tx.session.flush()
-            tx.audit("form_status", "form_review", study_number,
-                     {f"$.forms.{form}": {"old": old or "incomplete",
-                                          "new": status or "incomplete"}}, reason)
+            changes: dict[str, Any] = {f"$.forms.{form}": {"old": old or "incomplete",
+                                                           "new": status or "incomplete"}}
+            if old_digest is not None and old_digest != values_digest:
+                changes[f"$.forms.{form}.values_digest"] = {"old": old_digest,
+                                                            "new": values_digest}
+            tx.audit("form_status", "form_review", study_number, changes, reason)
 
     def form_reviews(self, study_number: str) -> dict[str, ReviewRow]:
         with self._read() as s:
             rows = s.scalars(select(m.FormReview).join(
                 m.Patient, m.Patient.id == m.FormReview.patient_id).where(
                 m.Patient.study_number == study_number)).all()
-            return {r.form: ReviewRow(r.form, r.status, r.updated_at, r.updated_by)
+            return {r.form: ReviewRow(r.form, r.status, r.values_digest, r.updated_at,
+                                      r.updated_by)
                     for r in rows}
 
     # ------------------------------------------------------------------ locks

@@ -69,6 +69,7 @@ def upgrade() -> None:
         "form_reviews", _id(), *_patient("form_reviews"),
         sa.Column("form", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("values_digest", sa.String(64), nullable=False),
         sa.Column("updated_at", MOMENT, nullable=False),
         sa.Column("updated_by", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
