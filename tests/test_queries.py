@@ -239,3 +239,16 @@ def test_the_pages(web: Any) -> None:
     assert "value now 53 µmol/L" in coord.get(url, headers=HTML).text
     patient = coord.get("/patients/NBNK-0001", headers=HTML).text
     assert "/patients/NBNK-0001/monitoring" in patient
+
+
+def test_every_demo_patient_has_its_forms_page(web: Any) -> None:
+    mon = web.client("monitor")
+    numbers = [p["study_number"] for p in mon.get("/api/patients?limit=50").json()["items"]]
+    assert len(numbers) == 7  # services/demo.py DEMO_PATIENTS
+    for number in numbers:
+        r = mon.get(f"/api/patients/{number}/monitoring")
+        assert r.status_code == 200, (number, r.text)
+        forms = r.json()["forms"]
+        assert forms and forms[0]["title"] == "Identity and demographics"
+        assert {f["status"] for f in forms} == {"incomplete"}
+        assert mon.get(f"/patients/{number}/monitoring", headers=HTML).status_code == 200
