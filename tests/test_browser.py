@@ -55,6 +55,8 @@ def test_log_in_search_open_the_trial_and_screen_a_patient(chromium: Any, live_s
         page.get_by_label("User name").fill("investigator")
         page.get_by_label("Password").fill("investigator-demo")
         page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(f"{live_server}/")  # the worklist is the home page
+        page.get_by_role("link", name="Trials", exact=True).click()
         page.wait_for_url("**/trials")
         assert "Demo Investigator" in page.inner_text("header")
 

@@ -146,7 +146,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("GET", "/api/trials/{trial_id}/exports/sdtm.zip"): trial_level(OUTCOMES),
     ("GET", "/api/trials/{trial_id}/exports/fhir.json"): trial_level(OUTCOMES),
     ("GET", "/api/trials/{trial_id}/reports/dsmb.pdf"): trial_level(OUTCOMES),
-    ("GET", "/"): public(303),
+    ("GET", "/"): lambda role, membership: 303 if role is None else 200,  # the worklist
     ("GET", "/login"): public(),
     ("GET", "/trials"): public(),
     ("GET", "/trials/{trial_id}"): public(),
@@ -197,6 +197,24 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # No such verification: the infusion is refused naming the field (422).
     ("POST", "/api/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
     ("POST", "/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
+    # Worklist, data queries and monitoring (a fresh query on PATIENT for each call; a
+    # fresh query is open, so re-opening it is refused naming the step, 422).
+    ("GET", "/api/worklist"): logged_in(),
+    ("GET", "/api/patients/{study_number}/monitoring"): patient_level(ALL),
+    ("GET", "/patients/{study_number}/monitoring"): patient_level(ALL),
+    ("POST", "/api/patients/{study_number}/queries"): patient_level({"monitor"}, 201),
+    ("POST", "/patients/{study_number}/queries"): patient_level({"monitor"}, 303),
+    ("GET", "/api/queries/{query_id}"): patient_level(ALL),
+    ("GET", "/queries/{query_id}"): patient_level(ALL),
+    ("POST", "/api/queries/{query_id}/answer"): patient_level(WRITERS),
+    ("POST", "/api/queries/{query_id}/correct"): patient_level(WRITERS),
+    ("POST", "/api/queries/{query_id}/close"): patient_level({"monitor"}),
+    ("POST", "/api/queries/{query_id}/reopen"): patient_level({"monitor"}, 422),
+    ("POST", "/queries/{query_id}/{step}"): patient_level({"monitor"}, 303),
+    ("POST", "/api/patients/{study_number}/forms/{form_id}/status"): patient_level(WRITERS),
+    ("POST", "/patients/{study_number}/forms/{form_id}/status"): patient_level(WRITERS, 303),
+    ("POST", "/api/patients/{study_number}/lock"): patient_level({"administrator"}),
+    ("POST", "/patients/{study_number}/lock"): patient_level({"administrator"}, 303),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -239,6 +257,9 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         url = url.replace("{event_id}", _nk_event(web))
     if url.endswith("/sdtm.zip"):
         url += "?country=RUS"
+    if "{query_id}" in url or "{form_id}" in url:
+        url = url.replace("{query_id}", str(_fresh_query(web))).replace(
+            "{form_id}", "lab").replace("{step}", "close")
     api = url.startswith("/api")
     headers = {"x-csrf-token": client.csrf or ""} if api else {"accept": "text/html"}
     form = {"csrf_token": client.csrf or ""}
@@ -284,6 +305,16 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     elif key == ("POST", "/patients/{study_number}/enrol"):
         kwargs["data"] = {**form, "screening_id": str(_eligible_screening(web)),
                           "password": web.logins.get(client.username, "x"), "reason": "enrol"}
+    elif key in MONITORING_BODIES:
+        body = MONITORING_BODIES[key](url)
+        if api:
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
+        try:
+            return client.request(method, url, **kwargs)
+        finally:
+            _unlock(web)
     elif path.startswith(("/api/patients/", "/patients/")) and method in ("POST", "PUT"):
         body = _journey_body(web, client, path)
         if api:
@@ -302,6 +333,45 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         else:
             kwargs["data"] = {**form, "seed": "7", "reason": "generate"}
     return client.request(method, url, **kwargs)
+
+
+MONITORING_BODIES: dict[tuple[str, str], Callable[[str], dict[str, Any]]] = {
+    ("POST", "/api/patients/{study_number}/queries"): lambda url: {
+        "field": "creatinine", "question": "please check"},
+    ("POST", "/patients/{study_number}/queries"): lambda url: {
+        "field": "creatinine", "question": "please check"},
+    ("POST", "/api/queries/{query_id}/answer"): lambda url: {"version": 1, "answer": "right"},
+    ("POST", "/api/queries/{query_id}/correct"): lambda url: {
+        "version": 1, "value": f"0.{300 + int(url.split('/')[3])}", "reason": "typo"},
+    ("POST", "/api/queries/{query_id}/close"): lambda url: {"version": 1, "note": "fine"},
+    ("POST", "/api/queries/{query_id}/reopen"): lambda url: {"version": 1, "note": "again"},
+    ("POST", "/queries/{query_id}/{step}"): lambda url: {"version": 1, "note": "fine"},
+    ("POST", "/api/patients/{study_number}/forms/{form_id}/status"): lambda url: {
+        "status": "complete", "reason": "entered"},
+    ("POST", "/patients/{study_number}/forms/{form_id}/status"): lambda url: {
+        "status": "complete", "reason": "entered"},
+    ("POST", "/api/patients/{study_number}/lock"): lambda url: {"locked": True,
+                                                                "reason": "lock"},
+    ("POST", "/patients/{study_number}/lock"): lambda url: {"reason": "lock"},
+}
+
+
+def _fresh_query(web: Any) -> int:
+    from trialdesk.store.queries import QueryStore
+
+    q = QueryStore(web.store.engine, clock=web.store.clock).open_query(
+        PATIENT, form="lab", field="creatinine", field_label="Serum creatinine",
+        value_seen="(test)", question="test query", actor="monitor")
+    return q.id
+
+
+def _unlock(web: Any) -> None:
+    """Each lock call starts from an unlocked record (test set-up only)."""
+    from trialdesk.store.queries import QueryStore
+
+    qs = QueryStore(web.store.engine, clock=web.store.clock)
+    if qs.patient_lock(PATIENT) is not None:
+        qs.unlock_patient(PATIENT, actor="test", reason="test set-up")
 
 
 INRC = json.loads((default_protocol_dir().parent / "examples" / "response" /

@@ -33,6 +33,7 @@ from trialdesk.services.catalogue import (
     study_prefix,
 )
 from trialdesk.services.context import Services, screening_moment
+from trialdesk.services.locks import refuse_if_locked
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
 from trialdesk.store.records import AuditRow, PatientRecordRow, ScreeningRow, SignatureRow
@@ -83,6 +84,7 @@ def load_patient(ctx: Services, who: Principal, study_number: str,
     except NotFoundError:
         raise NotFoundError(f"no patient '{study_number}'") from None
     _visible(who, row, permission)
+    refuse_if_locked(ctx, study_number, permission)
     return row
 
 

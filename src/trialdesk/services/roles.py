@@ -12,7 +12,8 @@ The clinical record (calendar with doses, adverse events, responses) is read by 
 that treat the patient, prepare the doses or verify the data (investigator, coordinator,
 pharmacist / cell-therapy lab, monitor); the statistician and the administrator see the
 trial's outcomes de-identified instead. The pharmacist records administrations and signs
-off doses; the monitor changes nothing.
+off doses; the monitor changes no clinical value: it raises data queries on them and
+source-verifies forms, which the site answers or corrects.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Permission(StrEnum):
     EXPORT_DEIDENTIFIED = "export.deidentified"  # outcomes, SDTM, FHIR, DSMB report
     TRIAL_MANAGE = "trial.manage"  # new protocol versions (amendments)
     DASHBOARD_READ = "dashboard.read"
+    QUERY_REVIEW = "query.review"  # open, close and re-open data queries; source-verify forms
+    QUERY_ANSWER = "query.answer"  # answer a data query (a correction also needs patient.write)
+    RECORD_LOCK = "record.lock"  # lock and unlock a patient's record (database lock)
 
 
 P = Permission
@@ -70,6 +74,12 @@ GRANTS: dict[Role, frozenset[Permission]] = {
                              P.AUDIT_READ, P.DASHBOARD_READ}),
     Role.STATISTICIAN: frozenset({P.PATIENT_READ, P.EXPORT_DEIDENTIFIED, P.DASHBOARD_READ}),
 }
+# Data queries and monitoring (issue 11, item 10): the monitor raises and reviews queries and
+# source-verifies forms, the site answers them, the administrator locks a patient's record.
+for _role, _extra in {Role.MONITOR: {P.QUERY_REVIEW}, Role.INVESTIGATOR: {P.QUERY_ANSWER},
+                      Role.COORDINATOR: {P.QUERY_ANSWER},
+                      Role.ADMINISTRATOR: {P.RECORD_LOCK}}.items():
+    GRANTS[_role] = GRANTS[_role] | _extra
 
 SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.ELIGIBILITY_CONFIRM: "I confirm the patient is eligible",

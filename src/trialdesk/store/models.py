@@ -551,3 +551,81 @@ class CellProductInfusion(Base):
     document: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[str] = mapped_column(MOMENT)
     recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+# ---------------------------------------------------------------------------- data queries and
+# monitoring (migration 0007): a monitor's query on a field value of a patient's record and
+# its steps, each form's review status, and the lock of a patient's record.
+
+
+class DataQuery(Base):
+    """A query on one field of one form of a patient's record (``status``: open, answered,
+    closed; a re-opened query is open again)."""
+
+    __tablename__ = "data_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    form: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64))
+    field_label: Mapped[str] = mapped_column(String(200))
+    value_seen: Mapped[str] = mapped_column(Text)
+    question: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[str] = mapped_column(MOMENT)
+    opened_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class DataQueryStep(Base):
+    """One step of a query: opened, answered, corrected, closed or re-opened, with its text
+    (and, for a correction, the value written)."""
+
+    __tablename__ = "data_query_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("data_queries.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class FormReview(Base):
+    """A form's review status for one patient: ``complete`` (the site) or ``verified``
+    (source-verified by a monitor), with the digest of the form's values it was given for;
+    no row is incomplete."""
+
+    __tablename__ = "form_reviews"
+    __table_args__ = (UniqueConstraint("patient_id", "form"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    form: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    values_digest: Mapped[str] = mapped_column(String(64))  # the form's values when set
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class PatientLock(Base):
+    """A patient's record locked by an administrator (database lock); an unlock ends it."""
+
+    __tablename__ = "patient_locks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    locked_at: Mapped[str] = mapped_column(MOMENT)
+    locked_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    unlocked_at: Mapped[str | None] = mapped_column(MOMENT, nullable=True)
+    unlocked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

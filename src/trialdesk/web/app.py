@@ -32,6 +32,8 @@ from trialdesk.web import (
     pages,
     product_api,
     product_pages,
+    query_api,
+    query_pages,
 )
 from trialdesk.web.deps import WebContext
 from trialdesk.web.idempotency import Idempotency
@@ -168,6 +170,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(form_pages.router)
     app.include_router(product_api.router, responses=errors.API_ERRORS)
     app.include_router(product_pages.router)
+    app.include_router(query_api.router, responses=errors.API_ERRORS)
+    app.include_router(query_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer

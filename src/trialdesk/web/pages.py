@@ -198,20 +198,27 @@ def _record(doc: Any, where: str) -> PatientRecord:
 
 
 @router.get("/", response_class=HTMLResponse)
-def home() -> Response:
-    return _redirect("/trials")
+def home(request: Request) -> Response:
+    """The worklist of the person logged in (issue 11, item 9); the trials to anyone else."""
+    ctx = context(request)
+    who = ctx.auth.principal(request)
+    if who.user is None:
+        return _redirect("/trials")
+    from trialdesk.services.worklist import worklist
+
+    return render(request, "worklist.html", work=worklist(ctx, who))
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: Annotated[str, Query(max_length=300)] = "/trials"
+def login_form(request: Request, next: Annotated[str, Query(max_length=300)] = "/"
                ) -> Response:
-    return render(request, "login.html", next=next if next.startswith("/") else "/trials")
+    return render(request, "login.html", next=next if next.startswith("/") else "/")
 
 
 class LoginForm(_Form):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
-    next: str = Field(default="/trials", max_length=300, pattern=r"^/([^/].*)?$")
+    next: str = Field(default="/", max_length=300, pattern=r"^/([^/].*)?$")
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf)])

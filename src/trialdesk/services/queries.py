@@ -1,0 +1,302 @@
+"""Data queries and monitoring (REDCap's data resolution workflow, OpenClinica's
+discrepancy notes; ICH E6(R3) 3.11.4 source data verification by the monitor).
+
+* A monitor opens a query on one field of one form of a patient's record: the form (a
+  section of the trial's patient form), the field by its label, the value stored when
+  the query was opened, and the question.
+* The site (investigator, coordinator) answers it, or corrects the value with a reason:
+  the correction is written through the patient form
+  (:func:`trialdesk.services.forms.update_from_form`), so the record gets a new version
+  and the audit trail its change, like any edit of the form.
+* The monitor closes the query or re-opens it.
+* Each form of a patient has a status: incomplete, complete (the site), source-verified
+  (a monitor, once the form is complete and none of its queries is open or answered) or
+  locked (the administrator's lock of the patient's record). Any change of a verified
+  form's values (a correction through a query, an edit of the form, an upload) makes it
+  complete again: the verification was of the values seen.
+
+Every step is one transaction with its audit entry, filed under the patient's study
+number. Query statuses: ``open`` (waiting for the site), ``answered`` (waiting for the
+monitor), ``closed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trialdesk.errors import FactError, NotFoundError
+from trialdesk.facts.patient import PatientRecord
+from trialdesk.forms.build import UNIT_TEXT, PatientForm, Section
+from trialdesk.forms.fill import form_values
+from trialdesk.services import forms as form_ops
+from trialdesk.services.accounts import Principal
+from trialdesk.services.context import Services
+from trialdesk.services.locks import query_store, refuse_if_locked
+from trialdesk.services.patients import load_patient
+from trialdesk.services.roles import Permission
+from trialdesk.store.audit import digest
+from trialdesk.store.queries import QueryRow
+from trialdesk.store.records import PatientRecordRow
+
+P = Permission
+
+STATUS_LABELS = {"open": "open, waiting for the site", "answered": "answered, waiting for "
+                 "the monitor", "closed": "closed"}
+FORM_STATUS_LABELS = {"incomplete": "incomplete", "complete": "complete",
+                      "verified": "source-verified", "locked": "locked"}
+WAITING = {"site": ("open",), "monitor": ("answered",)}
+TEXT_MAX = 2000
+
+
+def _text(value: str, label: str, most: int = TEXT_MAX) -> str:
+    value = value.strip()
+    if not value:
+        raise FactError("write it; it cannot be empty", where=label)
+    if len(value) > most:
+        raise FactError(f"shorten it to {most} characters or fewer", where=label)
+    return value
+
+
+def _shown(values: dict[str, str], name: str) -> str:
+    """A field's stored value as a person reads it (with unit and date when it has them)."""
+    value = values.get(name, "")
+    if not value:
+        return "(empty)"
+    unit = values.get(f"{name}.unit")
+    when = values.get(f"{name}.date")
+    out = f"{value} {UNIT_TEXT.get(unit, unit)}" if unit else value
+    return f"{out} (on {when})" if when else out
+
+
+def _form_of(ctx: Services, row: PatientRecordRow) -> tuple[PatientForm, dict[str, str]]:
+    form = form_ops.trial_form(ctx, row.trial_id)
+    values = form_values(form, PatientRecord.model_validate(row.record), row.trial_id)
+    return form, values
+
+
+def _values_digest(section: Section, values: dict[str, str]) -> str:
+    """The digest of a form's values (with their units, dates and ranges)."""
+    names = {f.name for f in section.fields}
+    return digest({k: v for k, v in sorted(values.items())
+                   if k in names or k.rsplit(".", 1)[0] in names})
+
+
+def query_view(q: QueryRow) -> dict[str, Any]:
+    from trialdesk.forms.build import SECTION_TITLES
+
+    return {"id": q.id, "study_number": q.study_number, "trial_id": q.trial_id,
+            "site": q.site, "form": q.form, "form_title": SECTION_TITLES.get(q.form, q.form),
+            "field": q.field, "field_label": q.field_label, "value_seen": q.value_seen,
+            "question": q.question, "status": q.status,
+            "status_label": STATUS_LABELS[q.status], "opened_at": q.opened_at,
+            "opened_by": q.opened_by, "updated_at": q.updated_at, "updated_by": q.updated_by,
+            "version": q.version,
+            "steps": [{"action": s.action, "text": s.text, "value": s.value,
+                       "at": s.recorded_at, "by": s.recorded_by} for s in q.steps]}
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def open_query(ctx: Services, who: Principal, study_number: str, *, field: str,
+               question: str) -> dict[str, Any]:
+    """A monitor's query on ``field`` (a field name of the trial's patient form)."""
+    row = load_patient(ctx, who, study_number, P.QUERY_REVIEW)
+    form, values = _form_of(ctx, row)
+    if not form.has(field):
+        raise FactError("choose one of the form's fields", where="Field")
+    f = form.field(field)
+    q = query_store(ctx).open_query(study_number, form=f.section, field=f.name,
+                                    field_label=f.label, value_seen=_shown(values, f.name),
+                                    question=_text(question, "Question"), actor=who.username)
+    return query_view(q)
+
+
+def _query(ctx: Services, who: Principal, query_id: int, permission: Permission
+           ) -> tuple[QueryRow, PatientRecordRow]:
+    try:
+        q = query_store(ctx).data_query(query_id)
+    except NotFoundError:
+        raise NotFoundError(f"no data query {query_id}") from None
+    try:
+        row = load_patient(ctx, who, q.study_number, permission)
+    except NotFoundError:  # another trial's query is not even confirmed to exist
+        raise NotFoundError(f"no data query {query_id}") from None
+    return q, row
+
+
+def query_page(ctx: Services, who: Principal, query_id: int) -> dict[str, Any]:
+    q, row = _query(ctx, who, query_id, P.PATIENT_READ)
+    _, values = _form_of(ctx, row)
+    trial, site = row.trial_id, row.site
+    locked = query_store(ctx).patient_lock(row.study_number) is not None
+    return {**query_view(q), "value_now": _shown(values, q.field),
+            "value_text": values.get(q.field, ""), "locked": locked,
+            "can_answer": not locked and q.status == "open"
+            and who.can(P.QUERY_ANSWER, trial, site),
+            "can_correct": not locked and q.status == "open"
+            and who.can(P.QUERY_ANSWER, trial, site) and who.can(P.PATIENT_WRITE, trial, site),
+            "can_review": not locked and who.can(P.QUERY_REVIEW, trial, site)}
+
+
+def _step(ctx: Services, who: Principal, q: QueryRow, *, version: int, action: str,
+          text: str, status: str, value: str | None = None) -> dict[str, Any]:
+    return query_view(query_store(ctx).query_step(q.id, expected_version=version,
+                                                  action=action, text=text, value=value,
+                                                  status=status, actor=who.username))
+
+
+def _require_status(q: QueryRow, *allowed: str) -> None:
+    if q.status not in allowed:
+        raise FactError(f"query {q.id} is {STATUS_LABELS[q.status]}; this step needs it "
+                        f"{' or '.join(allowed)}", where="Query")
+
+
+def answer_query(ctx: Services, who: Principal, query_id: int, *, version: int,
+                 answer: str) -> dict[str, Any]:
+    """The site's answer: the value is right as stored, and why."""
+    q, _ = _query(ctx, who, query_id, P.QUERY_ANSWER)
+    _require_status(q, "open")
+    return _step(ctx, who, q, version=version, action="answer",
+                 text=_text(answer, "Answer"), status="answered")
+
+
+def correct_query(ctx: Services, who: Principal, query_id: int, *, version: int,
+                  value: str, unit: str | None, reason: str) -> dict[str, Any]:
+    """The site's correction: the new value written through the patient form (a new
+    version of the record, audited with ``reason``), then the query answered with it."""
+    q, row = _query(ctx, who, query_id, P.QUERY_ANSWER)
+    _require_status(q, "open")
+    load_patient(ctx, who, q.study_number, P.PATIENT_WRITE)
+    reason = _text(reason, "Reason for the change", 500)
+    value = _text(value, "Corrected value", 200)
+    _, values = _form_of(ctx, row)
+    data = {**values, q.field: value}
+    if unit:
+        data[f"{q.field}.unit"] = unit
+    before = row.version
+    saved = form_ops.update_from_form(ctx, who, q.study_number, version=row.version, data=data,
+                                      reason=f"{reason} (data query {q.id})", screen=False)
+    if saved.version == before:
+        raise FactError("the value is the one stored; give an answer instead of a "
+                        "correction", where="Corrected value")
+    _, now = _form_of(ctx, saved)
+    return _step(ctx, who, q, version=version, action="correct", text=reason,
+                 value=_shown(now, q.field), status="answered")
+
+
+def close_query(ctx: Services, who: Principal, query_id: int, *, version: int,
+                note: str) -> dict[str, Any]:
+    q, _ = _query(ctx, who, query_id, P.QUERY_REVIEW)
+    _require_status(q, "open", "answered")
+    return _step(ctx, who, q, version=version, action="close",
+                 text=_text(note, "Note"), status="closed")
+
+
+def reopen_query(ctx: Services, who: Principal, query_id: int, *, version: int,
+                 note: str) -> dict[str, Any]:
+    q, _ = _query(ctx, who, query_id, P.QUERY_REVIEW)
+    _require_status(q, "answered", "closed")
+    return _step(ctx, who, q, version=version, action="reopen",
+                 text=_text(note, "Why it is re-opened"), status="open")
+
+
+def open_queries(ctx: Services, who: Principal, *, role: str, waiting_for: str
+                 ) -> list[dict[str, Any]]:
+    """The queries waiting for the site (``open``) or the monitor (``answered``) in the
+    trials and sites where the caller holds ``role``."""
+    scopes = {(m.trial_id, m.site) for m in who.memberships if m.role == role}
+    if not scopes:
+        return []
+    rows = query_store(ctx).data_queries(trial_ids=sorted({t for t, _ in scopes}),
+                                         statuses=WAITING[waiting_for])
+    return [query_view(q) for q in rows
+            if any(t == q.trial_id and (s is None or s == q.site) for t, s in scopes)]
+
+
+# ---------------------------------------------------------------------------- forms
+
+
+def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
+    """A patient's forms with their status and fields, and the patient's queries."""
+    row = load_patient(ctx, who, study_number)
+    form, values = _form_of(ctx, row)
+    store = query_store(ctx)
+    lock = store.patient_lock(study_number)
+    reviews = store.form_reviews(study_number)
+    qs = [query_view(q) for q in store.data_queries(study_number=study_number)]
+    trial, site = row.trial_id, row.site
+    forms = []
+    for s in form.sections:
+        review = reviews.get(s.id)
+        now = _values_digest(s, values)
+        status = "locked" if lock else (review.status if review else "incomplete")
+        # A verification is of the values seen: a change since makes the form complete.
+        changed = status == "verified" and review is not None and review.values_digest != now
+        if changed:
+            status = "complete"
+        pending = [q for q in qs if q["form"] == s.id and q["status"] != "closed"]
+        forms.append({"id": s.id, "title": s.title, "status": status, "digest": now,
+                      "status_label": FORM_STATUS_LABELS[status] + (
+                          " (changed since it was source-verified)" if changed else ""),
+                      "updated_at": review.updated_at if review else None,
+                      "updated_by": review.updated_by if review else None,
+                      "pending_queries": len(pending),
+                      "empty": sum(1 for f in s.fields if not values.get(f.name)),
+                      "fields": [{"name": f.name, "label": f.label,
+                                  "value": _shown(values, f.name)} for f in s.fields]})
+    return {"study_number": study_number, "trial_id": trial, "forms": forms, "queries": qs,
+            "lock": None if lock is None else {"at": lock.locked_at, "by": lock.locked_by,
+                                               "reason": lock.reason},
+            "can_open": lock is None and who.can(P.QUERY_REVIEW, trial, site),
+            "can_complete": lock is None and who.can(P.PATIENT_WRITE, trial, site),
+            "can_lock": who.can(P.RECORD_LOCK, trial, site)}
+
+
+def set_form_status(ctx: Services, who: Principal, study_number: str, form_id: str, *,
+                    status: str, reason: str) -> dict[str, Any]:
+    """``complete`` or ``incomplete`` by the site; ``verified`` (or back to ``complete``)
+    by a monitor."""
+    page = monitoring_page(ctx, who, study_number)
+    found = [f for f in page["forms"] if f["id"] == form_id]
+    if not found:
+        raise FactError("choose one of the patient's forms", where="Form")
+    current = found[0]["status"]
+    if status not in ("incomplete", "complete", "verified"):
+        raise FactError("choose incomplete, complete or verified", where="Status")
+    if status == "verified" or current == "verified":
+        load_patient(ctx, who, study_number, P.QUERY_REVIEW)
+        if status == "incomplete":
+            raise FactError(f"{found[0]['title']} is source-verified; a monitor makes it "
+                            "complete again first", where="Status")
+        if status == "verified" and current != "complete":
+            raise FactError(f"{found[0]['title']} is {FORM_STATUS_LABELS[current]}; the site "
+                            "marks it complete before it is verified", where="Status")
+        if status == "verified" and found[0]["pending_queries"]:
+            raise FactError(f"{found[0]['title']} has {found[0]['pending_queries']} query(ies) "
+                            "not closed; close them before verifying", where="Status")
+    else:
+        load_patient(ctx, who, study_number, P.PATIENT_WRITE)
+    query_store(ctx).set_form_review(study_number, form_id,
+                                     None if status == "incomplete" else status,
+                                     values_digest=found[0]["digest"],
+                                     actor=who.username, reason=_text(reason, "Reason", 500))
+    return monitoring_page(ctx, who, study_number)
+
+
+def lock_record(ctx: Services, who: Principal, study_number: str, *, locked: bool,
+                reason: str) -> dict[str, Any]:
+    """The administrator locks (or unlocks) the patient's record."""
+    row = load_patient(ctx, who, study_number)
+    who.require(P.RECORD_LOCK, row.trial_id, row.site)
+    reason = _text(reason, "Reason", 500)
+    if locked:
+        query_store(ctx).lock_patient(study_number, actor=who.username, reason=reason)
+    else:
+        query_store(ctx).unlock_patient(study_number, actor=who.username, reason=reason)
+    return monitoring_page(ctx, who, study_number)
+
+
+__all__ = ["answer_query", "close_query", "correct_query", "lock_record", "monitoring_page",
+           "open_queries", "open_query", "query_page", "refuse_if_locked", "reopen_query",
+           "set_form_status"]
