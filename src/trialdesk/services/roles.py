@@ -49,6 +49,8 @@ class Permission(StrEnum):
     EXPORT_DEIDENTIFIED = "export.deidentified"  # outcomes, SDTM, FHIR, DSMB report
     TRIAL_MANAGE = "trial.manage"  # new protocol versions (amendments)
     DASHBOARD_READ = "dashboard.read"
+    SAMPLE_RECORD = "sample.record"  # biomarker samples taken for the calendar's sampling events
+    BIOMARKER_RESULT_RECORD = "biomarker.result"  # a sample's results and their corrections
 
 
 P = Permission
@@ -70,6 +72,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
                              P.AUDIT_READ, P.DASHBOARD_READ}),
     Role.STATISTICIAN: frozenset({P.PATIENT_READ, P.EXPORT_DEIDENTIFIED, P.DASHBOARD_READ}),
 }
+# Samples and their results: the roles that take samples and enter results on the ward.
+for _role in (Role.INVESTIGATOR, Role.COORDINATOR):
+    GRANTS[_role] |= {P.SAMPLE_RECORD, P.BIOMARKER_RESULT_RECORD}
 
 SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.ELIGIBILITY_CONFIRM: "I confirm the patient is eligible",

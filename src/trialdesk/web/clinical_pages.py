@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from trialdesk.errors import AccessError, NotFoundError, ResponseError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
 from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
-from trialdesk.services import cellproduct, journeys, outcomes, overview, responses, safety
+from trialdesk.services import biomarkers, journeys, outcomes, overview, responses, safety
 from trialdesk.web.api import StudyNumber, TrialId
 from trialdesk.web.clinical_api import RowId
 from trialdesk.web.deps import context, csrf, principal
@@ -161,7 +161,7 @@ def _calendar_page(request: Request, who: Principal, study_number: str
     def page(errors: list[dict[str, str]] | None = None, status: int = 200,
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "calendar.html", status=status, errors=errors, form=form or {},
-                      c=cellproduct.calendar_page(context(request), who, study_number))
+                      c=biomarkers.calendar_page(context(request), who, study_number))
     return page
 
 
