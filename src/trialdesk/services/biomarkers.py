@@ -497,3 +497,208 @@ def result_form(ctx: Services, who: Principal, sample_id: str, fact: str | None
         found = current.get(fact)
         out["current"] = ({**found.document, "revision": found.revision} if found else None)
     return out
+
+
+# ---------------------------------------------------------------------------- analysis
+
+#: Markers followed over time by arm (seed 004: IL-6, IL-10, creatinine, bilirubin,
+#: procalcitonin, CRP and the oxygenation ratio), where the record holds values.
+LONGITUDINAL = ("il6", "il10", "procalcitonin", "crp", "creatinine", "bilirubin", "pao2_fio2")
+#: Germline findings the subgroup analyses use (seed 001: FCGR genotypes).
+SUBGROUPS = ("fcgr3a_genotype", "fcgr2a_genotype")
+#: Organ support counted as free days to day 28 (death = 0 free days, see clinical.sepsis).
+SUPPORTS = ("ventilation", "rrt")
+
+Table = tuple[str, Any, str]
+"""An analysis table: title, DataFrame, note (what it is, what is missing)."""
+
+
+def study_day(enrolled: date, on: date) -> int:
+    """The study day of ``on``: day 1 is the day of enrolment, the day before is day -1
+    (there is no day 0, as in SDTM --DY).
+
+    >>> study_day(date(2026, 11, 21), date(2026, 11, 21)), study_day(date(2026, 11, 21),
+    ...                                                               date(2026, 11, 20))
+    (1, -1)
+    """
+    days = (on - enrolled).days
+    return days + 1 if days >= 0 else days
+
+
+def biomarker_rows(samples: Sequence[SampleRow], enrolled: Mapping[str, date]
+                   ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The long biomarker table's rows (``docs/biomarkers.md``) from stored results: the
+    current revision of each result, in the fact's unit, on the study day of collection
+    (none for an undated finding such as a genotype); the PaO₂/FiO₂ ratio where one sample
+    has both. Two values of one patient, marker and day: the later sample is kept and
+    the note says so; patients not in ``enrolled`` are left out."""
+    from trialdesk.clinical.sepsis import pao2_fio2
+
+    by_key: dict[tuple[str, str, int | None], tuple[str, dict[str, Any]]] = {}
+    notes: list[str] = []
+    for s in sorted(samples, key=lambda s: (s.collected_at, s.sample_id)):
+        if s.study_number not in enrolled:
+            continue
+        on = date.fromisoformat(s.collected_at[:10])
+        current = {f: r.document for f, r in s.current().items()}
+        if "pao2" in current and "fio2" in current:
+            ratio = pao2_fio2(float(current["pao2"]["canonical_value"]),
+                              float(current["fio2"]["canonical_value"]) / 100)
+            current["pao2_fio2"] = {"canonical_value": ratio, "canonical_unit": "mmHg"}
+        for fact, doc in current.items():
+            dated = FACTS[fact].dated if fact in FACTS else True
+            day = study_day(enrolled[s.study_number], on) if dated else None
+            key = (s.study_number, fact, day)
+            if key in by_key:
+                notes.append(f"{s.study_number}: two {fact} values on study day {day} "
+                             f"(samples {by_key[key][0]} and {s.sample_id}); the later kept")
+            by_key[key] = (s.sample_id, {"patient_id": s.study_number, "biomarker": fact,
+                                         "day": day, "value": doc["canonical_value"],
+                                         "unit": doc.get("canonical_unit")})
+    return [row for _, row in by_key.values()], notes
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def _episodes(ctx: Services, patients: Sequence[str]) -> tuple[Any, list[str]]:
+    """Organ-support episodes from the patients' records (None: not recorded)."""
+    rows, unknown = [], []
+    for sn in patients:
+        episodes = ctx.store.patient(sn).record.get("support_episodes")
+        if episodes is None:
+            unknown.append(sn)
+            continue
+        rows += [{"patient_id": sn, "kind": e["kind"], "start_date": e["start"],
+                  "end_date": e.get("end")} for e in episodes]
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["patient_id", "kind", "start_date", "end_date"])
+    return frame, unknown
+
+
+def biomarker_tables(ctx: Services, trial_id: str, data: Any) -> tuple[list[Table], list[str]]:
+    """The biomarker analyses of a trial from the stored record (``data``: the outcome
+    inputs of :func:`trialdesk.services.outcomes.trial_data`): per marker of
+    :data:`LONGITUDINAL` with values, the summary by arm and day (missing counted), the
+    Mann–Whitney test per day and the linear mixed model; free days to day 28 where the
+    records hold organ-support episodes; Kaplan–Meier and log-rank by FCGR genotype."""
+    from trialdesk.errors import OutcomeError
+    from trialdesk.outcomes.biomarkers import (
+        compare_free_days,
+        free_days_table,
+        join_baseline,
+        longitudinal,
+        mixed_model_formula,
+        subgroup_survival,
+        validate_biomarkers,
+    )
+
+    events = data.events
+    if events is None:
+        return [], ["no enrolled patient with an arm yet"]
+    frame = events.frame
+    enrolled = {str(p): _as_day(d) for p, d in zip(frame["patient_id"], frame["enrolment_date"],
+                                                  strict=True)}
+    arms = dict(zip(frame["patient_id"].astype(str), frame["arm"].astype(str), strict=True))
+    rows, notes = biomarker_rows(ctx.store.biomarker_samples(trial_ids=[trial_id]), enrolled)
+    tables: list[Table] = []
+    if not rows:
+        notes.append("no biomarker result recorded for an analysed patient")
+    else:
+        table = validate_biomarkers(_frame(rows), where="stored results")
+        for name in LONGITUDINAL:
+            if name not in table.names():
+                continue
+            try:
+                result = longitudinal(table, arms, name)
+            except OutcomeError as exc:
+                notes.append(f"{name}: {exc.reason}")
+                continue
+            unit = next((r["unit"] for r in rows if r["biomarker"] == name and r["unit"]), "")
+            tables.append((f"{name} by arm and study day ({unit})", result.summary,
+                           "n: values; missing: patients of the arm without a value that day "
+                           "(not imputed); CI t-based"))
+            if not result.comparison.empty:
+                tables.append((f"{name}: Mann–Whitney U per day", result.comparison,
+                               "two-sided (scipy.stats.mannwhitneyu)"))
+            if result.mixed is not None:
+                tables.append((f"{name}: linear mixed model {mixed_model_formula()}",
+                               result.mixed.reset_index(), result.mixed_note))
+            else:
+                notes.append(f"{name}: mixed model not fitted — {result.mixed_note}")
+        for name in SUBGROUPS:
+            if name not in table.names():
+                continue
+            from trialdesk.outcomes.endpoints import overall_survival
+
+            try:
+                joined = join_baseline(overall_survival(events), table, [name])
+                found = subgroup_survival(joined, name)
+            except OutcomeError as exc:
+                notes.append(f"OS by {name}: {exc.reason}")
+                continue
+            lr = found.logrank
+            tables.append((f"OS by {name}: Kaplan–Meier", found.km.summary.reset_index(),
+                           f"log-rank across {', '.join(lr.groups)}: χ² = "
+                           f"{lr.test_statistic:.3f}, df = {lr.degrees_of_freedom}, "
+                           f"p = {lr.p_value:.4f}; without a genotype (left out): "
+                           f"{len(found.missing)}"))
+    episodes, unknown = _episodes(ctx, list(arms))
+    if len(unknown) < len(arms):
+        known = frame[~frame["patient_id"].astype(str).isin(unknown)]
+        for support in SUPPORTS:
+            per_patient = free_days_table(known, episodes, support)
+            summary = compare_free_days(per_patient)
+            test = summary.get("mann_whitney")
+            tables.append((f"{support.replace('_', ' ')}-free days to day 28", per_patient,
+                           f"death within the window = 0 (Schoenfeld & Bernard 2002); "
+                           f"unknown (alive, last seen before day 28): {summary['unknown']}"
+                           + (f"; Mann–Whitney U = {test['U']:g}, p = {test['p']:.4f}"
+                              if test else "")))
+    if unknown:
+        notes.append(f"organ-support episodes not recorded for {len(unknown)} patient(s): "
+                     "their free days are unknown")
+    return tables, notes
+
+
+def _as_day(value: Any) -> date:
+    import pandas as pd
+
+    return pd.Timestamp(value).date()
+
+
+def _rows_json(frame: Any) -> list[dict[str, Any]]:
+    import math
+
+    out = []
+    for r in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
+        out.append({str(k): (round(v, 4) if isinstance(v, float) and math.isfinite(v)
+                             else None if isinstance(v, float) else v) for k, v in r.items()})
+    return out
+
+
+def outcomes_section(ctx: Services, who: Principal, trial_id: str) -> dict[str, Any]:
+    """The outcomes page's biomarker section (de-identified, for the roles allowed the
+    de-identified export): each analysis table as columns and rows, and the notes."""
+    from trialdesk.services.outcomes import trial_data
+
+    who.require(P.EXPORT_DEIDENTIFIED, trial_id)
+    tables, notes = biomarker_tables(ctx, trial_id, trial_data(ctx, trial_id))
+    return {"tables": [{"title": t, "note": n, "columns": [str(c) for c in f.columns],
+                        "rows": _rows_json(f)} for t, f, n in tables], "notes": notes}
+
+
+def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
+    """The DSMB report (:func:`trialdesk.services.outcomes.dsmb_pdf`) with its biomarker
+    section from the stored record."""
+    from trialdesk.services.outcomes import dsmb_pdf as report
+    from trialdesk.services.outcomes import trial_data
+
+    who.require(P.EXPORT_DEIDENTIFIED, trial_id)
+    tables, notes = biomarker_tables(ctx, trial_id, trial_data(ctx, trial_id))
+    return report(ctx, who, trial_id, biomarkers=(tuple(tables), tuple(notes)))

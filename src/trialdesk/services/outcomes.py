@@ -315,7 +315,9 @@ def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
     return body
 
 
-def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
+def dsmb_pdf(ctx: Services, who: Principal, trial_id: str, *,
+             biomarkers: tuple[tuple[tuple[str, pd.DataFrame, str], ...], tuple[str, ...]]
+             | None = None) -> bytes:
     from trialdesk.outcomes.report import DsmbInputs, protocol_stopping_status
     from trialdesk.outcomes.report import dsmb_pdf as report
 
@@ -332,7 +334,8 @@ def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
         trial=trial_id, title=p.title, events=data.events, summary=_summary(data),
         aes=data.aes, exposure=data.exposure, measurements=data.measurements,
         stopping=stopping, cutoff=today,
-        sources=(f"trialdesk database, data as of {today.isoformat()}",)))
+        sources=(f"trialdesk database, data as of {today.isoformat()}",),
+        biomarkers=biomarkers))
 
 
 def response_summary(ctx: Services, trial_id: str) -> dict[str, Any]:

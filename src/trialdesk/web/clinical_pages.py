@@ -504,7 +504,8 @@ async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Re
 def trial_outcomes(request: Request, trial_id: TrialId, who: Who) -> Response:
     who.require_user()
     return render(request, "outcomes.html",
-                  o=outcomes.outcomes_page(context(request), who, trial_id))
+                  o=outcomes.outcomes_page(context(request), who, trial_id),
+                  bio=biomarkers.outcomes_section(context(request), who, trial_id))
 
 
 class AllocationListForm(_Form):
