@@ -123,6 +123,17 @@ def test_outcomes_page_api_and_dsmb_report_carry_the_biomarker_section(trial: An
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Biomarkers 1. il6 by arm and study day" in text
     assert "Biomarkers: missing data" in text
+    from trialdesk.outcomes.export_fhir import unresolved_references
+
+    bundle = c.get("/api/trials/RuMCeSS/exports/fhir.json").json()
+    il6 = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] ==
+           "Observation" and any(x.get("code") == "26881-3" for x in
+                                 e["resource"]["code"].get("coding", []))]
+    assert len(il6) == 9  # five day-1 and four day-2 results
+    assert unresolved_references(bundle) == []
+    first = next(o for o in il6 if o["identifier"][0]["value"] == "RUMCES-0002-D1")
+    assert first["valueQuantity"] == {"value": 1450.0, "unit": "pg/mL"}
+    assert first["effectiveDateTime"] == "2026-11-21T08:00:00Z"
     coordinator = trial.client("coordinator")
     assert coordinator.get("/trials/RuMCeSS/outcomes").status_code == 403
 
@@ -144,3 +155,21 @@ def test_biomarker_rows_use_the_current_revision_and_study_days() -> None:
     # The day before enrolment is day -1; PaO2 80 mmHg on FiO2 0.40 gives 200 (issue 17).
     assert got[("il6", -1)] == 12.0 and got[("pao2_fio2", -1)] == 200.0
     assert got[("fcgr3a_genotype", None)] == "V/F" and notes == []
+
+
+def test_a_genotype_observation_has_the_genomics_shape() -> None:
+    from trialdesk.outcomes.fhir_biomarkers import GENOTYPE_PROFILE, biomarker_observations
+
+    obs = biomarker_observations("NB-NK-2026", [
+        {"patient_id": "NBNK-0001", "sample_id": "DNA-1", "fact": "fcgr3a_genotype",
+         "value": "V/F", "unit": None, "collected_at": "2026-11-20T10:00", "method": "PCR"},
+        {"patient_id": "NBNK-0001", "sample_id": "B-1", "fact": "gd2_ihc_percent",
+         "value": 60.0, "unit": "%", "collected_at": "2026-11-20T10:00",
+         "site": "primary, left adrenal"}])
+    genotype = obs[0].model_dump(mode="json", exclude_none=True)
+    assert genotype["meta"]["profile"] == [GENOTYPE_PROFILE]
+    assert genotype["valueCodeableConcept"]["text"] == "FCGR3A V/F"
+    assert genotype["component"][0]["code"]["coding"][0]["code"] == "48018-6"
+    gd2 = obs[1].model_dump(mode="json", exclude_none=True)
+    assert "coding" not in gd2["code"]  # no LOINC term fits GD2 % (the dictionary has none)
+    assert gd2["bodySite"]["text"] == "primary, left adrenal"

@@ -702,3 +702,41 @@ def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
     who.require(P.EXPORT_DEIDENTIFIED, trial_id)
     tables, notes = biomarker_tables(ctx, trial_id, trial_data(ctx, trial_id))
     return report(ctx, who, trial_id, biomarkers=(tuple(tables), tuple(notes)))
+
+
+def result_records(ctx: Services, trial_id: str, patients: Sequence[str]) -> list[dict[str, Any]]:
+    """The current result of every sample of ``patients`` as export rows (value in the
+    fact's unit), by collection time."""
+    wanted = set(patients)
+    out = []
+    for s in ctx.store.biomarker_samples(trial_ids=[trial_id]):
+        if s.study_number not in wanted:
+            continue
+        for fact, r in sorted(s.current().items()):
+            d = r.document
+            out.append({"patient_id": s.study_number, "sample_id": s.sample_id, "fact": fact,
+                        "value": d["canonical_value"], "unit": d.get("canonical_unit"),
+                        "collected_at": s.collected_at, "method": d.get("method"),
+                        "site": d.get("site"), "specimen": s.document.get("specimen")})
+    return out
+
+
+def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
+    """The trial's FHIR R5 Bundle (:func:`trialdesk.services.outcomes.fhir_json`) with an
+    Observation per current biomarker result of the analysed patients."""
+    from fhir.resources.bundle import BundleEntry
+
+    from trialdesk.outcomes.export_fhir import bundle_json, full_url, parse_bundle
+    from trialdesk.outcomes.fhir_biomarkers import biomarker_observations
+    from trialdesk.services.outcomes import fhir_json as outcome_bundle
+    from trialdesk.services.outcomes import trial_data
+
+    bundle = parse_bundle(outcome_bundle(ctx, who, trial_id))
+    data = trial_data(ctx, trial_id)
+    patients = [str(p) for p in data.events.frame["patient_id"]] if data.events else []
+    observations = biomarker_observations(trial_id, result_records(ctx, trial_id, patients))
+    bundle.entry = [*(bundle.entry or []), *(
+        BundleEntry(resource=o, fullUrl=full_url("Observation", str(o.id))) for o in observations)]
+    body = bundle_json(bundle)
+    parse_bundle(body)
+    return body

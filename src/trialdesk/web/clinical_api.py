@@ -397,7 +397,7 @@ def sdtm(request: Request, trial_id: TrialId, who: Who,
 @router.get("/trials/{trial_id}/exports/fhir.json", tags=["outcomes"], response_class=Response)
 def fhir(request: Request, trial_id: TrialId, who: Who) -> Response:
     """A FHIR R5 collection Bundle (ResearchStudy, Patient, ResearchSubject, …)."""
-    return Response(outcomes.fhir_json(_ctx(request), who, trial_id),
+    return Response(biomarkers.fhir_json(_ctx(request), who, trial_id),
                     media_type="application/fhir+json", headers={
                         "content-disposition": f'attachment; filename="{trial_id}-fhir.json"'})
 
