@@ -135,6 +135,14 @@ def test_samples_are_refused_off_the_sampling_events_and_in_the_future(web: Any)
         biomarkers.record_sample(ctx, who, RU, event_id=event, sample_id="S-2",
                                  collected_at=datetime(2026, 11, 21, 9))
     assert twice.value.where == "sample_id"
+    # The first sample recorded the sampling event done on the calendar, at collection.
+    done = next(e for e in biomarkers.calendar_page(ctx, who, RU)["calendar"]["events"]
+                if e["id"] == event)
+    assert done["status"] == "done"
+    with pytest.raises(ScheduleError) as before_consent:  # consent signed 2026-11-21
+        biomarkers.record_sample(ctx, who, RU, event_id=_first_sampling(web, RU, "oxygen"),
+                                 sample_id="S-4", collected_at=datetime(2026, 11, 20, 9))
+    assert before_consent.value.where == "collected_at"
 
 
 def test_gd2_from_two_lesions_gives_the_status_by_the_threshold_and_heterogeneity(web: Any) -> None:

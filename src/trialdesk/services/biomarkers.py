@@ -32,10 +32,11 @@ from trialdesk.facts.patient import canonical_value, patient_from_data
 from trialdesk.forms.build import UNIT_TEXT, entry_units, label_of
 from trialdesk.protocol.model import Protocol, Sampling
 from trialdesk.schedule.plan import Event, EventKind
+from trialdesk.schedule.records import EventRecord, RecordStatus
 from trialdesk.services.accounts import Principal
 from trialdesk.services.cellproduct import calendar_page as product_calendar_page
 from trialdesk.services.context import Services
-from trialdesk.services.journeys import Loaded, load_journey, now
+from trialdesk.services.journeys import Loaded, load_journey, now, renamed
 from trialdesk.services.patients import load_patient
 from trialdesk.services.roles import Permission
 from trialdesk.store.biomarkers import SampleRow
@@ -183,8 +184,20 @@ def record_sample(ctx: Services, who: Principal, study_number: str, *, event_id:
                                 collected_at=collected_at, specimen=specimen, tube=tube,
                                 processing=processing, storage=storage,
                                 by=by or user.full_name)
-    row = ctx.store.add_biomarker_sample(study_number, document, actor=user.username,
-                                         reason=reason)
+    record = None
+    if not any(r.event_id == event_id for r in loaded.journey.records):
+        # The first sample of a sampling event records the event done on the calendar.
+        record = EventRecord(event_id=document["event_id"], status=RecordStatus.DONE,
+                             at=datetime.fromisoformat(document["collected_at"]),
+                             by=document["by"], recorded_at=now(ctx))
+        try:
+            loaded.journey.with_record(loaded.protocol, record)  # the calendar accepts it
+        except TrialdeskError as exc:
+            raise renamed(exc, {"at": "collected_at"}) from None
+    row = ctx.store.add_biomarker_sample(
+        study_number, document, actor=user.username, reason=reason,
+        event_record=record.model_dump(mode="json") if record else None,
+        journey_version=loaded.version)
     return _sample_view(row)
 
 

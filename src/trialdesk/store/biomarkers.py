@@ -126,12 +126,18 @@ class BiomarkerStore(StoreBase):
         return self._sample_rows(stmt)
 
     def add_biomarker_sample(self, study_number: str, document: Mapping[str, Any], *,
-                             actor: str, reason: str) -> SampleRow:
-        """A new sample of the patient (its identifier unique in the database)."""
+                             actor: str, reason: str,
+                             event_record: Mapping[str, Any] | None = None,
+                             journey_version: int | None = None) -> SampleRow:
+        """A new sample of the patient (its identifier unique in the database); with
+        ``event_record``, the sampling event is recorded done on the calendar in the same
+        transaction (the calendar's version checked, so a stale one changes nothing)."""
         with self._write(actor) as tx:
             p = tx.session.scalar(select(m.Patient).where(m.Patient.study_number == study_number))
             if p is None:
                 raise NotFoundError(f"no patient '{study_number}'")
+            if event_record is not None:
+                self._record_sampling_event(tx, p, event_record, journey_version, reason)
             row = m.BiomarkerSample(
                 sample_id=str(document["sample_id"]), patient_id=p.id, trial_id=p.trial_id,
                 event_id=str(document["event_id"]), collected_at=str(document["collected_at"]),
@@ -148,6 +154,25 @@ class BiomarkerStore(StoreBase):
         found = self.biomarker_sample(row.sample_id)
         assert found is not None
         return found
+
+    @staticmethod
+    def _record_sampling_event(tx: Tx, p: m.Patient, record: Mapping[str, Any],
+                               expected_version: int | None, reason: str) -> None:
+        j = tx.session.scalar(select(m.Journey).where(m.Journey.patient_id == p.id))
+        if j is None:
+            raise NotFoundError(f"patient {p.study_number} is not enrolled; there is no calendar")
+        if j.version != expected_version:
+            raise ConflictError(f"the calendar of {p.study_number} was changed by {j.updated_by} "
+                                f"at {j.updated_at}; reload it and record the sample again",
+                                where="version")
+        j.updated_at = tx.at
+        j.updated_by = tx.actor
+        tx.session.add(m.EventRecord(
+            journey_id=j.id, event_id=str(record["event_id"]), status=str(record["status"]),
+            happened_at=str(record["at"]), amount=None, unit=None,
+            document=canonical(dict(record)), recorded_at=tx.at, recorded_by=tx.actor))
+        tx.audit("record", "event_record", p.study_number, diff(None, dict(record), "$.record"),
+                 reason)
 
     def correct_biomarker_sample(self, sample_id: str, document: Mapping[str, Any], *,
                                  expected_version: int, actor: str, reason: str) -> SampleRow:
