@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import trialdesk.store.models as m
@@ -247,10 +247,3 @@ class BiomarkerStore(StoreBase):
         found = self.biomarker_sample(sample_id)
         assert found is not None
         return found
-
-    def biomarker_result_count(self, trial_id: str) -> int:
-        with self._read() as s:
-            return int(s.scalar(select(func.count(m.BiomarkerResult.id))
-                                .join(m.BiomarkerSample,
-                                      m.BiomarkerSample.id == m.BiomarkerResult.sample_pk)
-                                .where(m.BiomarkerSample.trial_id == trial_id)) or 0)
