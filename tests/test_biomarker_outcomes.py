@@ -134,6 +134,15 @@ def test_outcomes_page_api_and_dsmb_report_carry_the_biomarker_section(trial: An
     first = next(o for o in il6 if o["identifier"][0]["value"] == "RUMCES-0002-D1")
     assert first["valueQuantity"] == {"value": 1450.0, "unit": "pg/mL"}
     assert first["effectiveDateTime"] == "2026-11-21T08:00:00Z"
+    from typer.testing import CliRunner
+
+    from trialdesk.cli import app
+
+    url = str(trial.store.engine.url)
+    printed = CliRunner().invoke(app, ["biomarkers", "stored", "--trial", "RuMCeSS", "--by",
+                                       "statistician", "--database", url, "--json"])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output)["tables"][0]["title"].startswith("il6 by arm")
     coordinator = trial.client("coordinator")
     assert coordinator.get("/trials/RuMCeSS/outcomes").status_code == 403
 

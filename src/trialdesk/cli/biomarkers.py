@@ -442,3 +442,29 @@ def result_record_cmd(
         _emit(doc)
         return
     _say(_console(), _sample_line(doc), "bold")
+
+
+@biomarkers_app.command("stored")
+@domain_errors
+def stored_cmd(
+    trial: Annotated[str, typer.Option("--trial", help="Trial id, e.g. RuMCeSS.")],
+    by: UserOpt,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """The biomarker analyses of the stored record, as on the outcomes page (de-identified)."""
+    import pandas as pd
+
+    from trialdesk.services import biomarkers
+
+    ctx, who = _record_session(by, data_dir, database)
+    section = biomarkers.outcomes_section(ctx, who, trial)
+    if as_json:
+        _emit({"trial": trial, **section})
+        return
+    console = _console()
+    for t in section["tables"]:
+        console.print(_frame_table(pd.DataFrame(t["rows"], columns=t["columns"]), t["title"]))
+        _say(console, t["note"], "dim")
+    _missing(console, section["notes"])
