@@ -25,7 +25,7 @@ JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
 # Routes about an enrolled patient's calendar, safety and response use JOURNEY.
 JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
                   "/adverse-events", "/actions", "/responses", "/follow-ups", "/bedside",
-                  "/infusions", "/events/")
+                  "/infusions", "/events/", "/samples")
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -215,6 +215,17 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/forms/{form_id}/status"): patient_level(WRITERS, 303),
     ("POST", "/api/patients/{study_number}/lock"): patient_level({"administrator"}),
     ("POST", "/patients/{study_number}/lock"): patient_level({"administrator"}, 303),
+    # Biomarker samples and results (on the enrolled patient; a sample of that patient).
+    ("GET", "/api/patients/{study_number}/samples"): patient_level(CLINICAL),
+    ("POST", "/api/patients/{study_number}/samples"): patient_level(WRITERS, 201),
+    ("GET", "/api/samples/{sample_id}"): patient_level(CLINICAL),
+    ("POST", "/api/samples/{sample_id}/corrections"): patient_level(WRITERS),
+    ("POST", "/api/samples/{sample_id}/results"): patient_level(WRITERS, 201),
+    ("GET", "/api/facts/{fact}/result-field"): public(),
+    ("GET", "/patients/{study_number}/samples/new"): patient_level(WRITERS),
+    ("POST", "/patients/{study_number}/samples"): patient_level(WRITERS, 303),
+    ("GET", "/samples/{sample_id}/results/new"): patient_level(WRITERS),
+    ("POST", "/samples/{sample_id}/results"): patient_level(WRITERS, 303),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -260,6 +271,11 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     if "{query_id}" in url or "{form_id}" in url:
         url = url.replace("{query_id}", str(_fresh_query(web))).replace(
             "{form_id}", "lab").replace("{step}", "close")
+    if "{sample_id}" in url:
+        url = url.replace("{sample_id}", _sample(web))
+    url = url.replace("{fact}", "il6")
+    if path == "/patients/{study_number}/samples/new":
+        url += f"?event={_sampling_event(web)}"
     api = url.startswith("/api")
     headers = {"x-csrf-token": client.csrf or ""} if api else {"accept": "text/html"}
     form = {"csrf_token": client.csrf or ""}
@@ -325,6 +341,12 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
                                          if not isinstance(v, (dict, list))}}
             if isinstance(body.get("document"), dict):
                 kwargs["data"]["document"] = json.dumps(body["document"])
+    elif path.startswith(("/api/samples/", "/samples/")) and method == "POST":
+        body = _sample_body(web, path)
+        if api:
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
     elif key in (("POST", "/api/trials/{trial_id}/randomisation"),
                  ("POST", "/trials/{trial_id}/randomisation")):
         body = {"seed": 7, "reason": "generate"}
@@ -436,6 +458,9 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
                 "second_password": "investigator-demo"}
     if tail == "/infusions":
         return {"verification": 999999, "start": "2026-11-21T11:00", "reason": "infused"}
+    if tail == "/samples":
+        return {"event_id": _sampling_event(web), "collected_at": "2026-11-21T11:00",
+                "sample_id": f"T-{len(web.store.biomarker_samples()) + 1}", "reason": "taken"}
     if tail == "/follow-ups":
         return {"kind": "last_contact", "occurred_on": "2026-11-21", "reason": "seen"}
     raise AssertionError(f"no request maker for {path}")
@@ -444,6 +469,36 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
 def _nk_event(web: Any) -> str:
     """The first cell-product event of JOURNEY's calendar."""
     return str(next(e["id"] for e in _calendar(web)["calendar"]["events"] if e["cell_product"]))
+
+
+def _sampling_event(web: Any) -> str:
+    """The first sampling event of JOURNEY's calendar."""
+    return str(next(e["id"] for e in _calendar(web)["calendar"]["events"]
+                    if e["kind"] == "sampling"))
+
+
+def _sample(web: Any) -> str:
+    """A sample of JOURNEY (made once per test database)."""
+    found = web.store.biomarker_samples(study_number=JOURNEY)
+    if found:
+        return str(found[0].sample_id)
+    row = web.store.add_biomarker_sample(JOURNEY, {
+        "sample_id": "T-0", "event_id": _sampling_event(web), "collected_at": "2026-11-21T10:00",
+        "specimen": "serum", "by": "test"}, actor="test", reason="test set-up")
+    return str(row.sample_id)
+
+
+def _sample_body(web: Any, path: str) -> dict[str, Any]:
+    """A valid body for each sample route (a correction of the latest where one exists)."""
+    row = web.store.biomarker_sample(_sample(web))
+    if path.endswith("/corrections"):
+        return {"version": row.version, "storage": f"box {row.version}", "reason": "moved"}
+    current = row.current().get("il6")
+    body: dict[str, Any] = {"fact": "il6", "value": "12", "unit": "pg/mL",
+                            "reason": "re-measured"}
+    if current is not None:
+        body["corrects"] = current.revision
+    return body
 
 
 def _confirmable_action(web: Any) -> int:

@@ -1,8 +1,10 @@
-"""Biomarker analyses from files: biomarkers subgroup|cox|forest|longitudinal|free-days.
+"""Biomarker analyses from files: biomarkers subgroup|cox|forest|longitudinal|free-days;
+and samples and results on the record: sample record|list, biomarkers result record.
 
-Inputs are the documented event table (``examples/outcomes/README.md``) and the biomarker
-table or organ-support episodes of ``docs/biomarkers.md``; nothing is read from or written
-to the database. Missing biomarker values are listed, never imputed.
+The analyses read the documented event table (``examples/outcomes/README.md``) and the
+biomarker table or organ-support episodes of ``docs/biomarkers.md``, not the database.
+Missing biomarker values are listed, never imputed. Samples and results are recorded on
+the database through the services, acting as ``--by USER`` (:mod:`trialdesk.cli.session`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from trialdesk.cli.common import (
     _say,
     _trial,
     app,
+    domain_errors,
     write_atomic,
 )
 from trialdesk.cli.outcomes import _frame_table, _read_table, outcome_errors
+from trialdesk.cli.session import DEFAULT_DATA_DIR, DatabaseOpt, DataDirOpt, ReasonOpt, UserOpt, reason_given
 
 biomarkers_app = typer.Typer(
     help="Biomarker analyses: subgroups, Cox, forest plots, longitudinal markers, free days.",
@@ -316,3 +320,151 @@ def free_days_cmd(
     if summary["unknown"]:
         _say(console, f"{summary['unknown']} patient(s) with unknown free days (alive, lost "
                       "before the window ended): left out, not imputed", "yellow")
+
+
+# --- samples and results on the record (the database, acting as --by USER) ----------------
+
+sample_app = typer.Typer(
+    help="Biomarker samples on the record: record one for a sampling event, list them.",
+    no_args_is_help=True)
+app.add_typer(sample_app, name="sample")
+result_app = typer.Typer(help="A sample's results on the record.", no_args_is_help=True)
+biomarkers_app.add_typer(result_app, name="result")
+
+_Detail = Annotated[str | None, typer.Option(help="Optional detail.")]
+
+
+def _record_session(by: str, data_dir: Path, database: str | None) -> tuple[Any, Any]:
+    from trialdesk.cli.session import acting, open_services
+
+    ctx = open_services(data_dir, database)
+    return ctx, acting(ctx, by)
+
+
+def _sample_line(s: dict[str, Any]) -> str:
+    results = "; ".join(f"{r['fact']} {r['value']}{' ' + r['unit'] if r.get('unit') else ''}"
+                        f"{' (revision ' + str(r['revision']) + ')' if r['revision'] > 1 else ''}"
+                        for r in s["results"]) or "no result yet"
+    return (f"{s['sample_id']}  {s['event_id']}  collected {s['collected_at']}  "
+            f"{s['specimen']}{', ' + s['tube'] if s.get('tube') else ''}  — {results}")
+
+
+@sample_app.command("record")
+@domain_errors
+def sample_record_cmd(
+    study_number: Annotated[str, typer.Argument(help="The patient's study number.")],
+    event: Annotated[str, typer.Option("--event", help="The sampling event's id on the calendar.")],
+    sample_id: Annotated[str, typer.Option("--sample-id", help="The identifier on the tube label.")],
+    at: Annotated[str, typer.Option("--at", help="Collected at (ISO date-time, UTC).")],
+    by: UserOpt,
+    specimen: Annotated[str | None, typer.Option(
+        "--specimen", help="Specimen (default: the protocol's for the event).")] = None,
+    tube: Annotated[str | None, typer.Option("--tube", help="Tube (default: the protocol's).")] = None,
+    processing: Annotated[str | None, typer.Option("--processing", help="How it was processed.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Where it is stored.")] = None,
+    taken_by: Annotated[str | None, typer.Option("--taken-by", help="Who took it (default: you).")] = None,
+    reason: ReasonOpt = "sample taken",
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """Record a sample taken for a sampling event of the patient's calendar."""
+    from trialdesk.cli.patients import iso_moment
+    from trialdesk.services import biomarkers
+
+    ctx, who = _record_session(by, data_dir, database)
+    doc = biomarkers.record_sample(ctx, who, study_number, event_id=event, sample_id=sample_id,
+                                   collected_at=iso_moment(at, "--at"), specimen=specimen,
+                                   tube=tube, processing=processing, storage=storage,
+                                   by=taken_by, reason=reason_given(reason))
+    if as_json:
+        _emit(doc)
+        return
+    _say(_console(), f"recorded sample {doc['sample_id']} for {doc['event']}", "bold")
+
+
+@sample_app.command("list")
+@domain_errors
+def sample_list_cmd(
+    study_number: Annotated[str, typer.Argument(help="The patient's study number.")],
+    by: UserOpt,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """The patient's samples with their current results."""
+    from trialdesk.services import biomarkers
+
+    ctx, who = _record_session(by, data_dir, database)
+    items = biomarkers.patient_samples(ctx, who, study_number)
+    if as_json:
+        _emit({"study_number": study_number, "items": items})
+        return
+    console = _console()
+    if not items:
+        _say(console, f"{study_number}: no sample recorded")
+    for s in items:
+        _say(console, _sample_line(s))
+
+
+@result_app.command("record")
+@domain_errors
+def result_record_cmd(
+    sample_id: Annotated[str, typer.Argument(help="The sample's identifier.")],
+    fact: Annotated[str, typer.Option("--fact", help="The fact of the dictionary, e.g. il6.")],
+    value: Annotated[str, typer.Option("--value", help="The result: a number or an allowed value.")],
+    by: UserOpt,
+    unit: Annotated[str | None, typer.Option("--unit", help="Unit (default: the fact's).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Method, e.g. ELISA.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="GD2: the lesion or site.")] = None,
+    ratio: Annotated[str | None, typer.Option(
+        "--ratio", help="ADCC / NK lysis: the effector:target ratio, e.g. 10:1.")] = None,
+    reported_at: Annotated[str | None, typer.Option(
+        "--reported-at", help="Reported at (ISO date-time; default now).")] = None,
+    corrects: Annotated[int | None, typer.Option(
+        "--corrects", help="The revision this result corrects (give --reason).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (a correction needs it).")] = None,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """Record a result of a sample, or correct one (--corrects REVISION --reason ...)."""
+    from trialdesk.cli.patients import iso_moment
+    from trialdesk.services import biomarkers
+
+    ctx, who = _record_session(by, data_dir, database)
+    doc = biomarkers.record_result(
+        ctx, who, sample_id, fact=fact, value=value, unit=unit, method=method, site=site,
+        effector_target_ratio=ratio,
+        reported_at=iso_moment(reported_at, "--reported-at") if reported_at else None,
+        corrects=corrects, reason=reason)
+    if as_json:
+        _emit(doc)
+        return
+    _say(_console(), _sample_line(doc), "bold")
+
+
+@biomarkers_app.command("stored")
+@domain_errors
+def stored_cmd(
+    trial: Annotated[str, typer.Option("--trial", help="Trial id, e.g. RuMCeSS.")],
+    by: UserOpt,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """The biomarker analyses of the stored record, as on the outcomes page (de-identified)."""
+    import pandas as pd
+
+    from trialdesk.services import biomarkers
+
+    ctx, who = _record_session(by, data_dir, database)
+    section = biomarkers.outcomes_section(ctx, who, trial)
+    if as_json:
+        _emit({"trial": trial, **section})
+        return
+    console = _console()
+    for t in section["tables"]:
+        console.print(_frame_table(pd.DataFrame(t["rows"], columns=t["columns"]), t["title"]))
+        _say(console, t["note"], "dim")
+    _missing(console, section["notes"])

@@ -416,6 +416,8 @@ class DsmbInputs:
     cutoff: date | None = None
     sources: tuple[str, ...] = field(default_factory=tuple)
     products: TrialProducts | None = None
+    # Biomarker analyses: (title, table, note) per table, and the notes on missing data.
+    biomarkers: tuple[tuple[tuple[str, pd.DataFrame, str], ...], tuple[str, ...]] | None = None
 
 
 def dsmb_pdf(inputs: DsmbInputs) -> bytes:
@@ -514,6 +516,7 @@ def _sections(inputs: DsmbInputs) -> list[Section]:
             title=f"Best change in tumour size — {inputs.trial}"))
     if aes is not None:
         figure("adverse-event heat-map", functools.partial(ae_heatmap_figure, aes))
+    out += biomarker_sections(inputs)
     return out
 
 
@@ -551,6 +554,28 @@ def _product_sections(data: TrialProducts) -> list[Section]:
 
 def _table_page(title: str, frame: pd.DataFrame, note: str, empty: str, pages: _Pages) -> None:
     pages.table(title, frame, note, empty=empty)
+def biomarker_sections(inputs: DsmbInputs) -> list[Section]:
+    """The biomarker section: each analysis table on its pages, then the notes on what is
+    missing (never imputed); one note page when no biomarker input was given."""
+    if inputs.biomarkers is None:
+        return []
+    tables, notes = inputs.biomarkers
+    out: list[Section] = []
+    for index, (title, frame, note) in enumerate(tables, start=1):
+        heading = f"Biomarkers {index}. {title}"
+        out.append((heading, functools.partial(_biomarker_table, heading, frame, note)))
+    text = "\n".join(textwrap.fill(n, 150) for n in notes) or "Nothing missing."
+    out.append(("Biomarkers: missing data", lambda pages: pages.note(
+        "Biomarkers: missing data (counted, not imputed)", text)))
+    return out
+
+
+def _biomarker_table(title: str, frame: pd.DataFrame, note: str, pages: _Pages) -> None:
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: "—" if pd.isna(v) else f"{v:.4g}")
+    pages.table(title, shown, note)
 
 
 class _Pages:

@@ -325,7 +325,9 @@ def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
     return body
 
 
-def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
+def dsmb_pdf(ctx: Services, who: Principal, trial_id: str, *,
+             biomarkers: tuple[tuple[tuple[str, pd.DataFrame, str], ...], tuple[str, ...]]
+             | None = None) -> bytes:
     from trialdesk.outcomes.report import DsmbInputs, protocol_stopping_status
     from trialdesk.outcomes.report import dsmb_pdf as report
 
@@ -343,7 +345,7 @@ def dsmb_pdf(ctx: Services, who: Principal, trial_id: str) -> bytes:
         aes=data.aes, exposure=data.exposure, measurements=data.measurements,
         stopping=stopping, cutoff=today,
         sources=(f"trialdesk database, data as of {today.isoformat()}",),
-        products=trial_products(ctx, trial_id)))
+        products=trial_products(ctx, trial_id), biomarkers=biomarkers))
 
 
 def _at(text: str | None) -> datetime | None:

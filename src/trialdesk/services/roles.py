@@ -53,6 +53,8 @@ class Permission(StrEnum):
     QUERY_REVIEW = "query.review"  # open, close and re-open data queries; source-verify forms
     QUERY_ANSWER = "query.answer"  # answer a data query (a correction also needs patient.write)
     RECORD_LOCK = "record.lock"  # lock and unlock a patient's record (database lock)
+    SAMPLE_RECORD = "sample.record"  # biomarker samples taken for the calendar's sampling events
+    BIOMARKER_RESULT_RECORD = "biomarker.result"  # a sample's results and their corrections
 
 
 P = Permission
@@ -80,6 +82,9 @@ for _role, _extra in {Role.MONITOR: {P.QUERY_REVIEW}, Role.INVESTIGATOR: {P.QUER
                       Role.COORDINATOR: {P.QUERY_ANSWER},
                       Role.ADMINISTRATOR: {P.RECORD_LOCK}}.items():
     GRANTS[_role] = GRANTS[_role] | _extra
+# Samples and their results: the roles that take samples and enter results on the ward.
+for _role in (Role.INVESTIGATOR, Role.COORDINATOR):
+    GRANTS[_role] |= {P.SAMPLE_RECORD, P.BIOMARKER_RESULT_RECORD}
 
 SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.ELIGIBILITY_CONFIRM: "I confirm the patient is eligible",

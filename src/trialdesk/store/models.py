@@ -553,6 +553,48 @@ class CellProductInfusion(Base):
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
+# ---------------------------------------------------------------------------- biomarkers
+
+
+class BiomarkerSample(Base):
+    """A sample taken for a sampling event of the calendar (``document``: identifier,
+    collection time, specimen and tube, processing, storage, who); corrected in place
+    under its ``version``, each correction audited with its reason."""
+
+    __tablename__ = "biomarker_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    collected_at: Mapped[str] = mapped_column(String(32))
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class BiomarkerResult(Base):
+    """One revision of a sample's result for one fact: written once; a correction is the
+    next revision with its reason, the latest revision counts."""
+
+    __tablename__ = "biomarker_results"
+    __table_args__ = (UniqueConstraint("sample_pk", "fact", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_pk: Mapped[int] = mapped_column(ForeignKey("biomarker_samples.id"))
+    fact: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
 # ---------------------------------------------------------------------------- data queries and
 # monitoring (migration 0007): a monitor's query on a field value of a patient's record and
 # its steps, each form's review status, and the lock of a patient's record.

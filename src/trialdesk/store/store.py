@@ -41,6 +41,7 @@ from trialdesk.store.base import (
     signature_row,
     utcnow,
 )
+from trialdesk.store.biomarkers import BiomarkerStore
 from trialdesk.store.cellproduct import CellProductStore
 from trialdesk.store.clinical import Allocate
 from trialdesk.store.records import (
@@ -76,7 +77,7 @@ def _patient(p: m.Patient) -> PatientRecordRow:
                             p.version)
 
 
-class Store(CellProductStore):
+class Store(CellProductStore, BiomarkerStore):
     """trialdesk's database. Open with :meth:`open`; every method is one transaction."""
 
     # ------------------------------------------------------------------ users

@@ -25,6 +25,8 @@ from trialdesk.services.catalogue import Catalogue
 from trialdesk.store import Store
 from trialdesk.web import (
     api,
+    biomarker_api,
+    biomarker_pages,
     clinical_api,
     clinical_pages,
     errors,
@@ -172,6 +174,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(product_pages.router)
     app.include_router(query_api.router, responses=errors.API_ERRORS)
     app.include_router(query_pages.router)
+    app.include_router(biomarker_api.router, responses=errors.API_ERRORS)
+    app.include_router(biomarker_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer

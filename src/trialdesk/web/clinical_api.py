@@ -22,7 +22,7 @@ from trialdesk.safety.adverse_event import (
     Outcome,
     Seriousness,
 )
-from trialdesk.services import journeys, outcomes, responses, safety
+from trialdesk.services import biomarkers, journeys, outcomes, responses, safety
 from trialdesk.web.deps import WebContext, context, csrf
 from trialdesk.web.params import INT32, Reason, StudyNumber, TrialId, Who, _In, body_fields, query_fields
 
@@ -368,7 +368,8 @@ def randomisation_list(request: Request, trial_id: TrialId, body: AllocationList
 @router.get("/trials/{trial_id}/outcomes", tags=["outcomes"])
 def trial_outcomes(request: Request, trial_id: TrialId, who: Who) -> dict[str, Any]:
     """Endpoints per arm (de-identified): ORR, OS, PFS, RFS or N-day mortality."""
-    return {"ok": True, **outcomes.outcomes_page(_ctx(request), who, trial_id)}
+    return {"ok": True, **outcomes.outcomes_page(_ctx(request), who, trial_id),
+            "biomarkers": biomarkers.outcomes_section(_ctx(request), who, trial_id)}
 
 
 @router.get("/trials/{trial_id}/outcomes/km.png", tags=["outcomes"], response_class=Response)
@@ -396,13 +397,13 @@ def sdtm(request: Request, trial_id: TrialId, who: Who,
 @router.get("/trials/{trial_id}/exports/fhir.json", tags=["outcomes"], response_class=Response)
 def fhir(request: Request, trial_id: TrialId, who: Who) -> Response:
     """A FHIR R5 collection Bundle (ResearchStudy, Patient, ResearchSubject, …)."""
-    return Response(outcomes.fhir_json(_ctx(request), who, trial_id),
+    return Response(biomarkers.fhir_json(_ctx(request), who, trial_id),
                     media_type="application/fhir+json", headers={
                         "content-disposition": f'attachment; filename="{trial_id}-fhir.json"'})
 
 
 @router.get("/trials/{trial_id}/reports/dsmb.pdf", tags=["outcomes"], response_class=Response)
 def dsmb(request: Request, trial_id: TrialId, who: Who) -> Response:
-    return Response(outcomes.dsmb_pdf(_ctx(request), who, trial_id),
+    return Response(biomarkers.dsmb_pdf(_ctx(request), who, trial_id),
                     media_type="application/pdf", headers={
                         "content-disposition": f'attachment; filename="{trial_id}-dsmb.pdf"'})

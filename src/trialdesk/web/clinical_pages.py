@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from trialdesk.errors import AccessError, NotFoundError, ResponseError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
 from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
-from trialdesk.services import cellproduct, journeys, outcomes, overview, responses, safety
+from trialdesk.services import biomarkers, journeys, outcomes, overview, responses, safety
 from trialdesk.web.api import StudyNumber, TrialId
 from trialdesk.web.clinical_api import RowId
 from trialdesk.web.deps import context, csrf, principal
@@ -161,7 +161,7 @@ def _calendar_page(request: Request, who: Principal, study_number: str
     def page(errors: list[dict[str, str]] | None = None, status: int = 200,
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "calendar.html", status=status, errors=errors, form=form or {},
-                      c=cellproduct.calendar_page(context(request), who, study_number))
+                      c=biomarkers.calendar_page(context(request), who, study_number))
     return page
 
 
@@ -504,7 +504,8 @@ async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Re
 def trial_outcomes(request: Request, trial_id: TrialId, who: Who) -> Response:
     who.require_user()
     return render(request, "outcomes.html",
-                  o=outcomes.outcomes_page(context(request), who, trial_id))
+                  o=outcomes.outcomes_page(context(request), who, trial_id),
+                  bio=biomarkers.outcomes_section(context(request), who, trial_id))
 
 
 class AllocationListForm(_Form):
