@@ -50,6 +50,7 @@ def test_the_form_has_the_course_rows_with_typed_fields() -> None:
     disease = next(s for s in FORM.sections if s.id == "disease")
     assert FORM.field("chemo1.cycles").integer and FORM.field("chemo1.start").widget == "date"
     assert FORM.field("chemo1.phase").choices[0] == "induction"
+    assert FORM.field("stage").section == "diagnosis"  # the diagnosis event's stage
     assert FORM.field("assessment1.category").choices == ("CR", "VGPR", "PR", "MR", "SD", "PD")
     assert FORM.field("progression1.sites").choices == (
         "primary", "bone", "marrow", "soft_tissue", "cns", "leptomeningeal")
@@ -63,6 +64,7 @@ def test_events_typed_into_rows_screen_refractory_arm_a() -> None:
     record = parse_form(FORM, typed(), today=TODAY, patient_id="NB-101")
     assert [(b.regimen, b.cycles) for b in record.chemotherapy] == [("N5", 3), ("N6", 3)]
     assert record.response_assessments[0].category == "SD"
+    assert record.diagnosis is not None and record.diagnosis.stage == "INSS 4"
     assert all(e.status is None for e in record.disease_status)  # no label typed
     result = screen_record(NBNK, record, as_of=dt.datetime(2026, 11, 21, 12)).to_json()
     assert (result["verdict"], result["arm"]) == ("eligible", "A")

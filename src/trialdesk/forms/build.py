@@ -368,7 +368,13 @@ def patient_form(compiled: CompiledProtocol) -> PatientForm:
                                             hint="the date the disease course below was "
                                                  "assessed"), **fields}
     if any(f.name in COURSE_FACTS for f in fields.values()):
-        # The disease course as events (facts.course derives the disease facts from them).
+        # The disease course as events (facts.course derives the disease facts from them),
+        # beginning with the diagnosis and its stage.
+        stage = _field("stage")
+        if "primary_diagnosis" in fields and stage is not None:
+            fields.setdefault("stage", FormField(
+                "stage", "Stage at diagnosis", "diagnosis", Widget.TEXT, fact="stage",
+                hint="with its system, e.g. INSS 4 or INRGSS M"))
         fields.update({f.name: f for group, _, first in COURSE_GROUPS
                        for i in range(1, first + 1) for f in course_row(group, i)})
     all_fields = list(fields.values()) + (list(_treatment_fields()) if treatment else [])
