@@ -32,6 +32,7 @@ from trialdesk.web import (
     pages,
     product_api,
     product_pages,
+    response_pages,
 )
 from trialdesk.web.deps import WebContext
 from trialdesk.web.idempotency import Idempotency
@@ -168,6 +169,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(form_pages.router)
     app.include_router(product_api.router, responses=errors.API_ERRORS)
     app.include_router(product_pages.router)
+    app.include_router(response_pages.api_router, responses=errors.API_ERRORS)
+    app.include_router(response_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer
