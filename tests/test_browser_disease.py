@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from test_browser import live_server  # noqa: F401  (the fixture)
-from test_browser_forms import TYPED, _enter, _no_axe_violations, _no_overflow, login, type_patient
+from test_browser_forms import TYPED, _enter, _no_axe_violations, _no_overflow, login, phone, type_patient
 
 # The same child as the label-typing test, without the status labels.
 STATED = {k: v for k, v in TYPED.items() if k not in (
@@ -34,10 +34,7 @@ DERIVATION = ("refractory: 6 cycles N5/N6 completed 2026-10-01, end-of-induction
 def test_refractory_disease_entered_as_events_on_a_phone(chromium: Any,
                                                          live_server: str,  # noqa: F811
                                                          output_dir: Path) -> None:
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
+    with phone(chromium) as page:
         login(page, live_server, "/trials/NB-NK-2026/patients/new")
         # "Add another" without JavaScript: a plain submit that keeps what was typed.
         _enter(page, "Chemotherapy block 1: regimen", "N5")
@@ -69,5 +66,3 @@ def test_refractory_disease_entered_as_events_on_a_phone(chromium: Any,
         assert "Chemotherapy: N6" in text and DERIVATION in text
         _no_overflow(page)
         _no_axe_violations(page)
-    finally:
-        context.close()

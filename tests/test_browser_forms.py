@@ -5,6 +5,8 @@ horizontal overflow and no axe-core violations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,18 @@ def _enter(page: Any, label: str, value: str) -> None:
         field.select_option(value)
     else:
         field.fill(value)
+
+
+@contextmanager
+def phone(chromium: Any) -> Iterator[Any]:
+    """A page on a phone-sized screen (390 × 844 px)."""
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def _no_overflow(page: Any) -> None:
@@ -88,10 +102,7 @@ def type_patient(page: Any, typed: dict[str, str]) -> None:
 
 def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  # noqa: F811
                                             output_dir: Path) -> None:
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
+    with phone(chromium) as page:
         login(page, live_server, "/patients")
         page.get_by_role("link", name="New patient for NB-NK-2026").click()
         page.wait_for_url("**/trials/NB-NK-2026/patients/new")
@@ -118,5 +129,3 @@ def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  #
         assert "35 µmol/L" in facts.inner_text()
         _no_overflow(page)
         _no_axe_violations(page)
-    finally:
-        context.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from test_browser import live_server  # noqa: F401  (the fixture)
-from test_browser_forms import _enter, _no_axe_violations, _no_overflow, login
+from test_browser_forms import _enter, _no_axe_violations, _no_overflow, login, phone
 from test_response_forms import INRC_PR
 from trialdesk.forms.response import INRC_FIELDS
 
@@ -24,10 +24,7 @@ def _checked(page: Any) -> None:
 
 def test_inrc_form_preview_and_signature_on_a_phone(chromium: Any, live_server: str,  # noqa: F811
                                                     output_dir: Path) -> None:
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
+    with phone(chromium) as page:
         login(page, live_server, "/patients/NBNK-0001/responses", user="investigator")
         page.get_by_role("link", name="INRC 2017 assessment").click()
         page.wait_for_url("**/responses/inrc/form")
@@ -50,5 +47,3 @@ def test_inrc_form_preview_and_signature_on_a_phone(chromium: Any, live_server: 
         page.goto(f"{live_server}/patients/REFNOT-0002/responses/recist/form")
         assert page.get_by_label("Target lesion L1 (liver, ct): size now").count() == 1
         _checked(page)
-    finally:
-        context.close()
