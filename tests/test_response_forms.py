@@ -170,6 +170,12 @@ def test_inrc_bad_input_on_the_web_is_named_and_nothing_is_stored(web: Any) -> N
     assert "Primary tumour: longest diameter now (CT or MRI): enter a finite number" in r.text
     assert 'value="NaN"' in r.text and "$." not in r.text
     assert len(web.store.responses(NB)) == before
+    # A value the INRC core refuses is named by its field's label too.
+    r = _post(inv, f"/patients/{NB}/responses/inrc/form", {
+        **INRC_PR, "primary.nadir_mm": "70", "action": "preview"})
+    assert r.status_code == 422
+    assert ("Primary tumour: smallest longest diameter on study before now: the nadir cannot "
+            "exceed baseline") in r.text
     # A coordinator may not record a response.
     assert web.client("coordinator").get(f"/patients/{NB}/responses/inrc/form").status_code == 403
 
