@@ -5,6 +5,8 @@ horizontal overflow and no axe-core violations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,18 @@ def _enter(page: Any, label: str, value: str) -> None:
         field.fill(value)
 
 
+@contextmanager
+def phone(chromium: Any) -> Iterator[Any]:
+    """A page on a phone-sized screen (390 × 844 px)."""
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
 def _no_overflow(page: Any) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"{page.url} is {width} px wide"
@@ -55,41 +69,47 @@ def _no_axe_violations(page: Any) -> None:
     assert results.violations_count == 0, results.generate_report()
 
 
+def login(page: Any, server: str, path: str, user: str = "coordinator") -> None:
+    page.goto(f"{server}/login?next={path}")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(f"{user}-demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"**{path}")
+
+
+def type_patient(page: Any, typed: dict[str, str]) -> None:
+    """Type the site and ``typed`` (field name -> value) with each value's date, range and
+    unit into the NB-NK-2026 form as a person would, label by label."""
+    site = page.locator("#site")
+    if site.evaluate("el => el.tagName") == "SELECT":
+        site.select_option("Moscow")
+    else:
+        site.fill("Moscow")
+    for name, value in typed.items():
+        f = FORM.field(name)
+        _enter(page, f.label, value)
+        if f.dated:
+            _enter(page, f"{f.label}: {'date of the sample' if f.reference_range else 'date'}",
+                   DATES.get(name, SAMPLE))
+        if name in RANGES:
+            _enter(page, f"{f.label}: reference range, low", RANGES[name][0])
+            _enter(page, f"{f.label}: reference range, high", RANGES[name][1])
+    _enter(page, "Serum creatinine: unit", "umol/L")
+    _enter(page, "Expected life expectancy: unit", "week")
+    _enter(page, "Consent form version", "1.0")
+    _enter(page, "Consent signed by", "parent")
+
+
 def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  # noqa: F811
                                             output_dir: Path) -> None:
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        page.goto(f"{live_server}/login?next=/patients")
-        page.get_by_label("User name").fill("coordinator")
-        page.get_by_label("Password").fill("coordinator-demo")
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/patients")
+    with phone(chromium) as page:
+        login(page, live_server, "/patients")
         page.get_by_role("link", name="New patient for NB-NK-2026").click()
         page.wait_for_url("**/trials/NB-NK-2026/patients/new")
         _no_overflow(page)
         _no_axe_violations(page)
         assert page.locator("textarea").count() == 0  # no JSON box
-
-        site = page.locator("#site")
-        if site.evaluate("el => el.tagName") == "SELECT":
-            site.select_option("Moscow")
-        else:
-            site.fill("Moscow")
-        for name, value in TYPED.items():
-            f = FORM.field(name)
-            _enter(page, f.label, value)
-            if f.dated:
-                _enter(page, f"{f.label}: {'date of the sample' if f.reference_range else 'date'}",
-                       DATES.get(name, SAMPLE))
-            if name in RANGES:
-                _enter(page, f"{f.label}: reference range, low", RANGES[name][0])
-                _enter(page, f"{f.label}: reference range, high", RANGES[name][1])
-        _enter(page, "Serum creatinine: unit", "umol/L")
-        _enter(page, "Expected life expectancy: unit", "week")
-        _enter(page, "Consent form version", "1.0")
-        _enter(page, "Consent signed by", "parent")
+        type_patient(page, TYPED)
         page.screenshot(path=str(output_dir / "forms-1-new-patient-390.png"), full_page=True)
         page.get_by_role("button", name="Save and screen").click()
         page.wait_for_url("**/form")
@@ -109,5 +129,3 @@ def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  #
         assert "35 µmol/L" in facts.inner_text()
         _no_overflow(page)
         _no_axe_violations(page)
-    finally:
-        context.close()

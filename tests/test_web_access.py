@@ -226,6 +226,15 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/samples"): patient_level(WRITERS, 303),
     ("GET", "/samples/{sample_id}/results/new"): patient_level(WRITERS),
     ("POST", "/samples/{sample_id}/results"): patient_level(WRITERS, 303),
+    # Typed response forms: the form, the preview (nothing stored) and the signed record.
+    ("GET", "/patients/{study_number}/responses/{criteria}/form"): patient_level(INVESTIGATOR),
+    ("POST", "/patients/{study_number}/responses/{criteria}/form"): patient_level(INVESTIGATOR),
+    ("GET", "/api/patients/{study_number}/responses/{criteria}/form"):
+        patient_level(INVESTIGATOR),
+    ("POST", "/api/patients/{study_number}/responses/{criteria}/preview"):
+        patient_level(INVESTIGATOR),
+    ("POST", "/api/patients/{study_number}/responses/{criteria}/form"):
+        patient_level(INVESTIGATOR, 201),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -266,6 +275,7 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         url = url.replace("{product_id}", web.store.cell_products()[0].key.replace(" ", ""))
     if "{event_id}" in url:
         url = url.replace("{event_id}", _nk_event(web))
+    url = url.replace("{criteria}", "inrc")
     if url.endswith("/sdtm.zip"):
         url += "?country=RUS"
     if "{query_id}" in url or "{form_id}" in url:
@@ -331,6 +341,15 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
             return client.request(method, url, **kwargs)
         finally:
             _unlock(web)
+    elif "/responses/{criteria}/" in path and method == "POST":
+        values = {"assessed_on": "2026-11-21", "marrow.status": "involved",
+                  "marrow.baseline_aspirate_pct": "30", "marrow.current_aspirate_pct": "0"}
+        if api:
+            signed = {"password": web.logins.get(client.username, "x")} \
+                if path.endswith("/form") else {}
+            kwargs["json"] = {"values": values, **signed}
+        else:
+            kwargs["data"] = {**form, **values, "action": "preview"}
     elif path.startswith(("/api/patients/", "/patients/")) and method in ("POST", "PUT"):
         body = _journey_body(web, client, path)
         if api:

@@ -236,6 +236,8 @@ def screen_record(compiled: CompiledProtocol, record: PatientRecord, *,
     """Normalise ``record`` for ``compiled`` at ``as_of`` and screen it."""
     require_reviewed(compiled)
     gd2 = compiled.protocol.biomarkers.gd2
+    course = compiled.protocol.disease_course
     facts = normalise(record, trial_id=compiled.id, lookback=compiled.protocol.eligibility.lookback,
-                      as_of=as_of, gd2=gd2.threshold() if gd2 else None)
+                      as_of=as_of, gd2=gd2.threshold() if gd2 else None,
+                      course=course.rules() if course else None)
     return screen(compiled, facts, patient_id=record.patient_id)

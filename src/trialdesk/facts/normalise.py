@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from trialdesk.clinical import units
 from trialdesk.facts.biomarkers import Gd2Threshold, gd2_status
+from trialdesk.facts.course import COURSE_FACTS, CourseRules, derive_course
 from trialdesk.facts.dictionary import (
     FACTS,
     HAEMATOLOGICAL,
@@ -100,11 +101,13 @@ def normalise(
     lookback: LookBack,
     as_of: datetime,
     gd2: Gd2Threshold | None = None,
+    course: CourseRules | None = None,
 ) -> FactSet:
     """The facts of ``record`` at ``as_of`` for screening against ``trial_id``.
 
     ``gd2`` is the protocol's GD2 method and threshold (``biomarkers.gd2``); without it
-    GD2 status and heterogeneity stay unknown.
+    GD2 status and heterogeneity stay unknown. ``course`` is the protocol's reading of the
+    disease course (``disease_course``); without it refractory disease is not derived.
     """
     b = _Builder(as_of, lookback)
     on = b.on
@@ -119,7 +122,7 @@ def normalise(
         b.put("childbearing_potential", record.childbearing_potential, source="record")
 
     _diagnosis(record, b)
-    _disease(record, b)
+    _disease(record, b, course)
     _observations(record, b)
     _performance(record, b)
     _findings(record, b)
@@ -164,14 +167,28 @@ def _diagnosis(record: PatientRecord, b: _Builder) -> None:
             b.put(name, value, observed=d.date, source="diagnosis")
 
 
-def _disease(record: PatientRecord, b: _Builder) -> None:
+def _disease(record: PatientRecord, b: _Builder, rules: CourseRules | None) -> None:
+    """Disease facts from the events of the disease course (facts.course) and from dated
+    disease-status statements; for each fact the later of the two counts (a statement on
+    the day of an event wins, as the clinician's own reading of it)."""
     entries = sorted((e for e in record.disease_status if e.date <= b.on), key=lambda e: e.date)
+    course = derive_course(record.chemotherapy, record.response_assessments,
+                           record.progressions, on=b.on, rules=rules)
     for fact, attr in _DISEASE_FIELDS:
         for entry in reversed(entries):
             value = getattr(entry, attr)
             if value is not None:
                 b.put(fact, value, observed=entry.date, source=f"disease status {entry.date}")
                 break
+    has_events = bool(record.chemotherapy or record.response_assessments or record.progressions)
+    for fact in COURSE_FACTS:
+        stated = b.values.get(fact)
+        derived = course.values.get(fact)
+        if derived is not None and (stated is None or stated.observed is None
+                                    or derived.observed > stated.observed):
+            b.put(fact, derived.value, observed=derived.observed, source=derived.evidence)
+        elif stated is None and has_events and fact in course.missing:
+            b.miss(fact, course.missing[fact])
     for entry in reversed(entries):
         if entry.septic_shock_onset is not None:
             onset = entry.septic_shock_onset

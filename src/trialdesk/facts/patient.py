@@ -200,6 +200,62 @@ class SofaAssessment(_Model):
     urine_output: float | None = Field(default=None, ge=0, le=20000)  # mL/day
 
 
+#: Response categories: INRC 2017 (Park JR et al., J Clin Oncol 2017;35:2580) has CR, PR,
+#: MR, SD and PD; VGPR is INRC 1993's; RECIST 1.1 (Eisenhauer 2009) has CR, PR, SD and PD.
+RESPONSE_CATEGORIES = ("CR", "VGPR", "PR", "MR", "SD", "PD")
+RESPONSE_SYSTEMS: dict[str, tuple[str, ...]] = {
+    "INRC 2017": ("CR", "PR", "MR", "SD", "PD"),
+    "INRC 1993": ("CR", "VGPR", "PR", "MR", "SD", "PD"),
+    "RECIST 1.1": ("CR", "PR", "SD", "PD"),
+}
+#: Sites of a relapse or progression (seed 000 I3 and E5: new lesions, bone marrow, central
+#: nervous system, leptomeningeal).
+DISEASE_SITES = ("primary", "bone", "marrow", "soft_tissue", "cns", "leptomeningeal")
+CHEMOTHERAPY_PHASES = ("induction", "consolidation", "maintenance", "second_line", "other")
+
+
+class ChemotherapyBlock(_Model):
+    """One block of chemotherapy: ``cycles`` cycles of ``regimen`` from ``start`` to ``end``
+    (no end: still being given, its cycles not completed yet)."""
+
+    regimen: str = Field(min_length=1, max_length=100)
+    phase: Literal["induction", "consolidation", "maintenance", "second_line", "other"]
+    cycles: int = Field(ge=1, le=30)
+    start: dt.date
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ChemotherapyBlock:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("the last day is before the first day")
+        return self
+
+
+class ResponseAssessment(_Model):
+    """A response assessment's overall category by the named criteria."""
+
+    date: dt.date
+    criteria: Literal["INRC 2017", "INRC 1993", "RECIST 1.1"] = "INRC 2017"
+    category: Literal["CR", "VGPR", "PR", "MR", "SD", "PD"]
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponseAssessment:
+        allowed = RESPONSE_SYSTEMS[self.criteria]
+        if self.category not in allowed:
+            raise ValueError(f"{self.category} is not a {self.criteria} category "
+                             f"({', '.join(allowed)})")
+        return self
+
+
+class Progression(_Model):
+    """A relapse or progression and its sites (empty: sites not recorded). Whether it is a
+    relapse or a progression is derived: a relapse follows a complete response (seed 000)."""
+
+    date: dt.date
+    sites: list[Literal["primary", "bone", "marrow", "soft_tissue", "cns", "leptomeningeal"]] = []
+    note: str | None = Field(default=None, max_length=500)
+
+
 class PatientRecord(_Model):
     """One patient's record; see the module docstring."""
 
@@ -220,6 +276,10 @@ class PatientRecord(_Model):
     cytotoxicity_assays: list[CytotoxicityAssay] = []
     support_episodes: list[SupportEpisode] | None = None
     sofa: list[SofaAssessment] = []
+    # The disease course as events (trialdesk.facts.course derives the disease facts).
+    chemotherapy: list[ChemotherapyBlock] = []
+    response_assessments: list[ResponseAssessment] = []
+    progressions: list[Progression] = []
 
 
 def _dated(record: PatientRecord) -> list[tuple[str, dt.date]]:
@@ -234,6 +294,13 @@ def _dated(record: PatientRecord) -> list[tuple[str, dt.date]]:
         out.append((f"$.treatments[{i}].start", t.start))
     for i, e in enumerate(record.support_episodes or []):
         out.append((f"$.support_episodes[{i}].start", e.start))
+    for name in ("response_assessments", "progressions"):
+        for i, entry in enumerate(getattr(record, name)):
+            out.append((f"$.{name}[{i}].date", entry.date))
+    for i, block in enumerate(record.chemotherapy):
+        out.append((f"$.chemotherapy[{i}].start", block.start))
+        if block.end is not None:
+            out.append((f"$.chemotherapy[{i}].end", block.end))
     return out
 
 

@@ -12,14 +12,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from trialdesk.clinical import units
 from trialdesk.criteria.ast import facts_of
 from trialdesk.errors import NotFoundError
+from trialdesk.facts.course import COURSE_FACTS
 from trialdesk.facts.dictionary import FACTS, THERAPY_CATEGORIES, FactDef, FactKind, FactType
+from trialdesk.facts.patient import CHEMOTHERAPY_PHASES, DISEASE_SITES, RESPONSE_SYSTEMS
 from trialdesk.protocol.load import CompiledProtocol
 
 #: Sections in the order a clinician reads a patient file (issue 11, item 1).
@@ -85,6 +87,7 @@ class Widget:
     YESNO = "yesno"
     CHOICE = "choice"
     TEXT = "text"
+    SITES = "sites"  # one yes/no box per site: ``<name>.<site>``
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class FormField:
     reference_range: bool = False  # a laboratory result with the lab's own range
     required: bool = False
     hint: str = ""
+    row: str = ""  # the repeatable group of the disease course the field belongs to
 
     def to_json(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -245,6 +249,78 @@ def _treatment_fields() -> tuple[FormField, ...]:
     return tuple(out)
 
 
+#: The repeatable rows of the disease course: group, title, empty rows shown at first.
+COURSE_GROUPS: tuple[tuple[str, str, int], ...] = (
+    ("chemo", "Chemotherapy blocks", 3),
+    ("assessment", "Response assessments", 2),
+    ("progression", "Relapses and progressions", 1),
+)
+MAX_COURSE_ROWS = 30
+_ROW_TITLES = {"chemo": "Chemotherapy block", "assessment": "Response assessment",
+               "progression": "Relapse or progression"}
+
+
+def course_row(group: str, i: int) -> tuple[FormField, ...]:
+    """The fields of row ``i`` (from 1) of a disease-course group.
+
+    >>> [f.label.partition(": ")[2] for f in course_row("assessment", 2)]
+    ['date', 'criteria', 'overall response']
+    >>> course_row("assessment", 2)[0].label
+    'Response assessment 2: date'
+    """
+    title = f"{_ROW_TITLES[group]} {i}"
+
+    def f(key: str, label: str, widget: str, **kw: Any) -> FormField:
+        return FormField(f"{group}{i}.{key}", f"{title}: {label}", "disease", widget, row=group,
+                         **kw)
+
+    if group == "chemo":
+        return (f("regimen", "regimen", Widget.TEXT, hint="as the protocol names it, e.g. N5"),
+                f("phase", "phase", Widget.CHOICE, choices=CHEMOTHERAPY_PHASES),
+                f("cycles", "cycles", Widget.NUMBER, minimum=1, maximum=30, integer=True),
+                f("start", "first day", Widget.DATE),
+                f("end", "last day", Widget.DATE, hint="empty while the block is being given"))
+    if group == "assessment":
+        return (f("date", "date", Widget.DATE),
+                f("criteria", "criteria", Widget.CHOICE, choices=tuple(RESPONSE_SYSTEMS)),
+                f("category", "overall response", Widget.CHOICE,
+                  choices=RESPONSE_SYSTEMS["INRC 1993"]))
+    return (f("date", "date", Widget.DATE),
+            f("sites", "sites", Widget.SITES, choices=DISEASE_SITES,
+              hint="leave all unticked when the sites are not known"))
+
+
+def course_rows(values: Mapping[str, str], *, add: str | None = None
+                ) -> dict[str, list[tuple[FormField, ...]]]:
+    """The disease-course rows to show for ``values``: every filled row and at least one
+    empty one (the group's first count at least); ``add`` names a group to give one more
+    empty row ("add another", without JavaScript). ``<group>.rows`` in ``values`` is the
+    number shown before."""
+    out: dict[str, list[tuple[FormField, ...]]] = {}
+    for group, _, first in COURSE_GROUPS:
+        used = course_indexes(values, group)
+        shown = values.get(f"{group}.rows", "")
+        n = max(first, (max(used) + 1) if used else 0,
+                int(shown) if shown.isdigit() else 0)
+        if add == group:
+            n += 1
+        out[group] = [course_row(group, i) for i in range(1, min(n, MAX_COURSE_ROWS) + 1)]
+    return out
+
+
+def course_indexes(values: Mapping[str, str], group: str) -> list[int]:
+    """The row numbers of ``group`` with something filled in, in order."""
+    found: set[int] = set()
+    for key, value in values.items():
+        head, dot, _ = key.partition(".")
+        if (dot and head.startswith(group) and head[len(group):].isdigit()
+                and isinstance(value, str) and value.strip()):
+            i = int(head[len(group):])
+            if 1 <= i <= MAX_COURSE_ROWS:
+                found.add(i)
+    return sorted(found)
+
+
 def _question(fact: str, question: str) -> FormField:
     return FormField(fact, question, "questions", Widget.YESNO, fact=fact, dated=True)
 
@@ -291,6 +367,16 @@ def patient_form(compiled: CompiledProtocol) -> PatientForm:
                                             "disease", Widget.DATE,
                                             hint="the date the disease course below was "
                                                  "assessed"), **fields}
+    if any(f.name in COURSE_FACTS for f in fields.values()):
+        # The disease course as events (facts.course derives the disease facts from them),
+        # beginning with the diagnosis and its stage.
+        stage = _field("stage")
+        if "primary_diagnosis" in fields and stage is not None:
+            fields.setdefault("stage", FormField(
+                "stage", "Stage at diagnosis", "diagnosis", Widget.TEXT, fact="stage",
+                hint="with its system, e.g. INSS 4 or INRGSS M"))
+        fields.update({f.name: f for group, _, first in COURSE_GROUPS
+                       for i in range(1, first + 1) for f in course_row(group, i)})
     all_fields = list(fields.values()) + (list(_treatment_fields()) if treatment else [])
     sections = tuple(
         Section(sid, title, tuple(f for f in all_fields if f.section == sid),

@@ -1,6 +1,7 @@
 """A stored record shown in its form, and a submitted form written back into the record.
 
-The form shows the latest value of each field. Saving writes each entry the form gives:
+The form shows the latest value of each field, and every event of the disease course (a
+row emptied removes its event). Saving writes each entry the form gives:
 an entry of the same fact and date replaces the stored one (a correction), an entry of a
 new date is added beside the older ones (the record keeps its history); whatever the form
 does not show (other facts, older results, entries from a JSON upload) stays as it was.
@@ -77,6 +78,16 @@ def form_values(form: PatientForm, record: PatientRecord, trial_id: str) -> dict
                 out[f.name] = _text(entry.value)
         if entry is not None:
             out[f"{f.name}.date"] = _text(entry.date)
+    for i, b in enumerate(record.chemotherapy, start=1):
+        for name in ("regimen", "phase", "cycles", "start", "end"):
+            out[f"chemo{i}.{name}"] = _text(getattr(b, name))
+    for i, a in enumerate(record.response_assessments, start=1):
+        for name in ("date", "criteria", "category"):
+            out[f"assessment{i}.{name}"] = _text(getattr(a, name))
+    for i, p in enumerate(record.progressions, start=1):
+        out[f"progression{i}.date"] = _text(p.date)
+        for site in p.sites:
+            out[f"progression{i}.sites.{site}"] = "yes"
     if record.treatments == []:
         out["treatment.none"] = "yes"
     for i, t in enumerate((record.treatments or [])[:TREATMENT_ROWS], start=1):
@@ -96,9 +107,17 @@ def _same_or_new(stored: Any, written: Any) -> Any:
     return stored if same else written
 
 
-def merge_record(old: PatientRecord, new: PatientRecord) -> PatientRecord:
-    """``old`` with every entry of ``new`` written in (see the module docstring)."""
+#: The disease course as events: the form shows every one, so saving writes them all.
+COURSE_LISTS = ("chemotherapy", "response_assessments", "progressions")
+
+
+def merge_record(old: PatientRecord, new: PatientRecord, *, course: bool = False
+                 ) -> PatientRecord:
+    """``old`` with every entry of ``new`` written in (see the module docstring); with
+    ``course`` (a form that shows the disease course) the events are ``new``'s."""
     update: dict[str, Any] = {"birth_date": new.birth_date}
+    if course:
+        update.update({name: getattr(new, name) for name in COURSE_LISTS})
     for name in ("sex", "childbearing_potential"):
         if getattr(new, name) is not None:
             update[name] = getattr(new, name)

@@ -24,6 +24,7 @@ from trialdesk.errors import FactError
 from trialdesk.facts.dictionary import FACTS, FactKind
 from trialdesk.facts.patient import (
     AttestationAnswer,
+    ChemotherapyBlock,
     Consent,
     Diagnosis,
     DiseaseStatus,
@@ -32,11 +33,21 @@ from trialdesk.facts.patient import (
     PatientRecord,
     Performance,
     PregnancyStatus,
+    Progression,
+    ResponseAssessment,
     Treatment,
     canonical_value,
     check_record,
 )
-from trialdesk.forms.build import TREATMENT_ROWS, UNIT_TEXT, FormField, PatientForm, Widget
+from trialdesk.forms.build import (
+    TREATMENT_ROWS,
+    UNIT_TEXT,
+    FormField,
+    PatientForm,
+    Widget,
+    course_indexes,
+    course_row,
+)
 
 _DISEASE_FIELDS = ("disease_status", "end_induction_response", "induction_cycles_completed",
                    "cns_involvement", "brain_metastases", "metastatic", "staging_complete",
@@ -241,6 +252,8 @@ def parse_form(form: PatientForm, data: Mapping[str, Any], *, today: dt.date,
             r.bad("Primary diagnosis", "choose the primary diagnosis")
         else:
             doc["diagnosis"] = _model(r, Diagnosis, diagnosis, "Diagnosis")
+    if has_course(form):
+        doc.update(_course(r))
     treatments = _treatments(r) if form.has("treatment.none") else None
     if treatments is not None:
         doc["treatments"] = treatments
@@ -338,9 +351,65 @@ def _treatments(r: _Reader) -> list[Treatment] | None:
 
 def _not_before_birth(r: _Reader, doc: dict[str, Any], birth: dt.date) -> None:
     entries = [e for k in ("observations", "performance", "findings", "consents",
-                           "attestations", "pregnancy", "disease_status") for e in doc.get(k, [])
+                           "attestations", "pregnancy", "disease_status", "response_assessments",
+                           "progressions") for e in doc.get(k, [])
                if e is not None]
+    if any(b.start < birth for b in doc.get("chemotherapy", []) if b is not None):
+        r.bad("Date of birth", "a chemotherapy block begins before the date of birth; check "
+                               "both dates")
     if any(e.date < birth for e in entries) or (
             doc.get("diagnosis") and doc["diagnosis"].date and doc["diagnosis"].date < birth):
         r.bad("Date of birth", "a result or event is dated before the date of birth; check "
                                "both dates")
+
+
+def has_course(form: PatientForm) -> bool:
+    """Does ``form`` enter the disease course as events?"""
+    return form.has("chemo1.regimen")
+
+
+def _course(r: _Reader) -> dict[str, list[Any]]:
+    """The disease-course rows: every filled row, in row order; a row half filled is a
+    problem named by its label."""
+    out: dict[str, list[Any]] = {"chemotherapy": [], "response_assessments": [],
+                                 "progressions": []}
+    for i in course_indexes(r.data, "chemo"):
+        regimen, phase, cycles, start, end = course_row("chemo", i)
+        count = r.number(cycles.name, cycles.label, integer=True)
+        block: dict[str, Any] = {
+            "regimen": r.text(regimen.name), "phase": r.choice(phase.name, phase),
+            "cycles": None if count is None else int(count),
+            "start": r.date(start.name, start.label), "end": r.date(end.name, end.label)}
+        title = regimen.label.partition(":")[0]
+        if count is not None and not 1 <= count <= 30:
+            r.bad(cycles.label, "enter the number of cycles in this block, 1 to 30")
+            continue
+        if not all(block[k] not in (None, "") for k in ("regimen", "phase", "cycles", "start")):
+            r.bad(title, "give the regimen, the phase, the number of cycles and the first day "
+                         "(the last day once the block is over)")
+            continue
+        if (b := _model(r, ChemotherapyBlock, block, title)) is not None:
+            out["chemotherapy"].append(b)
+    for i in course_indexes(r.data, "assessment"):
+        when, criteria, category = course_row("assessment", i)
+        title = when.label.partition(":")[0]
+        item = {"date": r.date(when.name, when.label),
+                "criteria": r.choice(criteria.name, criteria) or "INRC 2017",
+                "category": r.choice(category.name, category)}
+        if item["date"] is None or item["category"] is None:
+            r.bad(title, "give the date and the overall response")
+            continue
+        if (a := _model(r, ResponseAssessment, item, title)) is not None:
+            out["response_assessments"].append(a)
+    for i in course_indexes(r.data, "progression"):
+        when, sites = course_row("progression", i)
+        title = when.label.partition(":")[0]
+        chosen = [site for site in sites.choices
+                  if r.yesno(f"{sites.name}.{site}", f"{sites.label}: {site}")]
+        day = r.date(when.name, when.label)
+        if day is None:
+            r.bad(title, "give the date of the relapse or progression")
+            continue
+        if (p := _model(r, Progression, {"date": day, "sites": chosen}, title)) is not None:
+            out["progressions"].append(p)
+    return out

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from trialdesk.facts.course import COURSE_FACTS, CourseRules, derive_course
 from trialdesk.facts.dictionary import FACTS, FactKind
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import KIND_SECTION, SECTIONS, PatientForm, label_of
@@ -70,12 +72,43 @@ def _label(name: str) -> str:
     return label_of(fact.description) if fact else name.replace("_", " ")
 
 
+def course_table(record: PatientRecord, *, rules: CourseRules | None, on: dt.date
+                 ) -> list[dict[str, str]]:
+    """The disease course's events as rows, then the facts derived from them on ``on``
+    with the derivation (or why a fact could not be derived)."""
+    rows = [_row(f"Chemotherapy: {b.regimen}", f"{b.cycles} cycle{'s' if b.cycles > 1 else ''}",
+                 date=b.start, detail=f"{b.phase.replace('_', ' ')}, "
+                                      + (f"last day {b.end}" if b.end else "being given"))
+            for b in sorted(record.chemotherapy, key=lambda b: b.start)]
+    rows += [_row("Response assessment", a.category, date=a.date, detail=a.criteria)
+             for a in sorted(record.response_assessments, key=lambda a: a.date)]
+    rows += [_row("Relapse or progression", ", ".join(
+                 s.replace("_", " ").replace("cns", "CNS") for s in p.sites) or "sites not recorded",
+                 date=p.date, detail=p.note or "")
+             for p in sorted(record.progressions, key=lambda p: p.date)]
+    if not (record.chemotherapy or record.response_assessments or record.progressions):
+        return rows
+    derived = derive_course(record.chemotherapy, record.response_assessments,
+                            record.progressions, on=on, rules=rules)
+    for name in COURSE_FACTS:
+        label = f"{_label(name)} (derived)"
+        if name in derived.values:
+            d = derived.values[name]
+            rows.append(_row(label, d.value, date=d.observed, detail=d.evidence))
+        elif name in derived.missing:
+            rows.append(_row(label, "unknown", detail=derived.missing[name]))
+    return rows
+
+
 def record_table(record: PatientRecord, *, questions: dict[str, str] | None = None,
-                 show_birth_date: bool = True, age_years: int | None = None
+                 show_birth_date: bool = True, age_years: int | None = None,
+                 course_rules: CourseRules | None = None, on: dt.date | None = None
                  ) -> list[dict[str, Any]]:
     """Every entry of ``record`` as rows (label, value with unit, date, detail), in the
     form's sections; ``questions`` gives attestation ids their question text. Without the
-    birth date (a role that may not see identifiers) ``age_years`` is shown instead."""
+    birth date (a role that may not see identifiers) ``age_years`` is shown instead. The
+    disease course's events come with the facts derived from them on ``on`` by the
+    protocol's ``course_rules``."""
     rows: dict[str, list[dict[str, str]]] = {sid: [] for sid, _ in SECTIONS}
     ident = rows["identity"]
     if show_birth_date:
@@ -98,6 +131,8 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
             if name != "date":
                 label = "Disease status" if name == "status" else _label(name)
                 rows["disease"].append(_row(label, value, date=e.date))
+    if on is not None:
+        rows["disease"] += course_table(record, rules=course_rules, on=on)
     for o in sorted(record.observations, key=lambda o: (o.name, o.date)):
         fact = FACTS.get(o.name)
         section = "lab" if fact is None or fact.kind is FactKind.LAB else "findings"

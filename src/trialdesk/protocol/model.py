@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trialdesk.facts.biomarkers import Gd2Threshold
+from trialdesk.facts.course import CourseRules
 from trialdesk.facts.dictionary import Attestation, FactDictionary, with_attestations
 from trialdesk.safety.rules import ToxicityRule
 from trialdesk.safety.stopping import StoppingRule
@@ -774,6 +775,30 @@ class Biomarkers(_Model):
     """Protocol settings for biomarker facts."""
 
     gd2: Gd2Rule | None = None
+class DiseaseCourseRules(_Model):
+    """How the protocol reads the disease course (see :mod:`trialdesk.facts.course`):
+    the induction cycles that complete induction and the end-of-induction responses that
+    make disease refractory."""
+
+    induction_cycles: Param
+    poor_response: list[Literal["CR", "VGPR", "PR", "MR", "SD", "PD"]] = Field(min_length=1)
+    source: str
+
+    @model_validator(mode="after")
+    def _cycles(self) -> DiseaseCourseRules:
+        v = self.induction_cycles.value
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 30:
+            raise ValueError("induction_cycles.value must be a whole number of cycles, 1 to 30")
+        if "PD" in self.poor_response:
+            raise ValueError("poor_response: PD is progression, not a poor response")
+        return self
+
+    def rules(self) -> CourseRules:
+        return CourseRules(int(self.induction_cycles.value),  # type: ignore[arg-type]
+                           frozenset(self.poor_response), self.source,
+                           self.induction_cycles.unconfirmed)
+
+
 class DayNumbering(_Model):
     """How the protocol counts study days.
 
@@ -813,6 +838,8 @@ class Protocol(_Model):
     products: list[ProductSpec] = []
     # Biomarker settings (trialdesk.facts.biomarkers).
     biomarkers: Biomarkers = Biomarkers()
+    # How the disease course is read (trialdesk.facts.course).
+    disease_course: DiseaseCourseRules | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:

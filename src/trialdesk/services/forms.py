@@ -14,8 +14,8 @@ from typing import Any
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import PatientForm, patient_form
 from trialdesk.forms.fill import form_values, merge_record
-from trialdesk.forms.parse import FormError, parse_form
-from trialdesk.forms.table import record_table, section_states
+from trialdesk.forms.parse import FormError, has_course, parse_form
+from trialdesk.forms.table import course_table, record_table, section_states
 from trialdesk.services.accounts import Principal
 from trialdesk.services.catalogue import age_at, screen_now
 from trialdesk.services.context import Services, screening_moment
@@ -76,8 +76,9 @@ def update_from_form(ctx: Services, who: Principal, study_number: str, *, versio
     """
     row = load_patient(ctx, who, study_number, P.PATIENT_WRITE)
     old = PatientRecord.model_validate(row.record)
-    record = merge_record(old, _parse(ctx, trial_form(ctx, row.trial_id), who, data,
-                                      row.study_number))
+    form = trial_form(ctx, row.trial_id)
+    record = merge_record(old, _parse(ctx, form, who, data, row.study_number),
+                          course=has_course(form))
     if record.model_dump(mode="json") != row.record:
         if not reason.strip():
             raise FormError(["Reason for the change: a saved value changed; say why"])
@@ -102,10 +103,19 @@ def check(ctx: Services, who: Principal, trial_id: str, data: Mapping[str, Any],
     record = _parse(ctx, form, who, data, study_number or "check")
     if study_number is not None:
         row = load_patient(ctx, who, study_number, P.PATIENT_WRITE)
-        record = merge_record(PatientRecord.model_validate(row.record), record)
+        record = merge_record(PatientRecord.model_validate(row.record), record,
+                              course=has_course(form))
     result = screen_now(compiled, record, screening_moment(ctx, None)).to_json()
     return {"states": section_states(form, result), "verdict": result["verdict"],
-            "arm": result["arm"], "as_of": result["as_of"]}
+            "arm": result["arm"], "as_of": result["as_of"],
+            "course": _course(ctx, compiled, record)}
+
+
+def _course(ctx: Services, compiled: Any, record: PatientRecord) -> list[dict[str, str]]:
+    """The disease course's events and the facts derived from them, as rows."""
+    rules = compiled.protocol.disease_course
+    return course_table(record, rules=rules.rules() if rules else None,
+                        on=screening_moment(ctx, None).date())
 
 
 def form_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
@@ -119,7 +129,8 @@ def form_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any
     return {"form": form, "trial_id": row.trial_id, "study_number": study_number,
             "version": row.version, "values": form_values(form, record, row.trial_id),
             "states": section_states(form, result), "verdict": result["verdict"],
-            "arm": result["arm"], "as_of": result["as_of"]}
+            "arm": result["arm"], "as_of": result["as_of"],
+            "course": _course(ctx, compiled, record)}
 
 
 def readable_record(ctx: Services, who: Principal, study_number: str) -> list[dict[str, Any]]:
@@ -127,7 +138,10 @@ def readable_record(ctx: Services, who: Principal, study_number: str) -> list[di
     may not see identifiers)."""
     row = load_patient(ctx, who, study_number)
     shown = who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site)
+    rules = ctx.catalogue.trial(row.trial_id)[1].protocol.disease_course
     return record_table(PatientRecord.model_validate(row.record),
                         questions=questions(ctx, row.trial_id), show_birth_date=shown,
+                        course_rules=rules.rules() if rules else None,
+                        on=screening_moment(ctx, None).date(),
                         age_years=None if shown else age_at(row.record["birth_date"],
                                                             ctx.store.now().date()))

@@ -77,11 +77,12 @@ def _series(baseline: dict[str, Any], points: list[dict[str, Any]]) -> dict[str,
     return {"baseline": baseline, "time_points": points}
 
 
-def record_response(ctx: Services, who: Principal, study_number: str, *, criteria: str,
+def assess_response(ctx: Services, who: Principal, study_number: str, *, criteria: str,
                     kind: str, assessed_on: date, document: dict[str, Any],
-                    reason: str) -> dict[str, Any]:
-    """Assess and store one response assessment; the result carries the reasoning."""
-    loaded = load_journey(ctx, who, study_number, P.RESPONSE_RECORD)
+                    permission: Permission = P.RESPONSE_RECORD) -> dict[str, Any]:
+    """Assess one response assessment without storing it: the document as it would be
+    stored, the result with its reasoning, the overall response and the record version."""
+    loaded = load_journey(ctx, who, study_number, permission)
     allowed = protocol_criteria(loaded.protocol, loaded.journey.arm)
     if allowed and criteria not in allowed:
         raise ResponseError(f"{loaded.protocol.id} assesses response by "
@@ -135,10 +136,21 @@ def record_response(ctx: Services, who: Principal, study_number: str, *, criteri
             result = _tp_result(next(r for r in results if r.day == day))
             document = {**document, "day": day}
             overall = result["overall"]
+    return {"criteria": criteria, "criteria_name": CRITERIA[criteria], "kind": kind,
+            "assessed_on": assessed_on.isoformat(), "overall": overall, "document": document,
+            "result": result, "version": loaded.version}
+
+
+def record_response(ctx: Services, who: Principal, study_number: str, *, criteria: str,
+                    kind: str, assessed_on: date, document: dict[str, Any],
+                    reason: str) -> dict[str, Any]:
+    """Assess and store one response assessment; the result carries the reasoning."""
+    done = assess_response(ctx, who, study_number, criteria=criteria, kind=kind,
+                           assessed_on=assessed_on, document=document)
     row = ctx.store.add_response(study_number, criteria=criteria, kind=kind,
-                                 assessed_on=assessed_on.isoformat(), overall=overall,
-                                 document=document, result=result,
-                                 expected_version=loaded.version, actor=who.username,
+                                 assessed_on=assessed_on.isoformat(), overall=done["overall"],
+                                 document=done["document"], result=done["result"],
+                                 expected_version=done["version"], actor=who.username,
                                  reason=reason)
     return response_view(row)
 
@@ -192,3 +204,119 @@ def responses_page(ctx: Services, who: Principal, study_number: str) -> dict[str
                          if any(k.startswith(CRITERIA[c]) for c in criteria or CRITERIA)},
             "can_record": who.can(P.RESPONSE_RECORD, trial, site),
             "can_follow_up": who.can(P.PATIENT_WRITE, trial, site)}
+
+
+# ---------------------------------------------------------------------------- typed forms
+
+_RECIST_SECTIONS = (("targets", "Target lesions"), ("non_targets", "Non-target lesions"),
+                    ("new", "New lesions"))
+
+
+def _recist_baseline_row(ctx: Services, study_number: str) -> Any:
+    return next((r for r in ctx.store.responses(study_number)
+                 if r.criteria == "RECIST" and r.kind == "baseline"), None)
+
+
+def response_form(ctx: Services, who: Principal, study_number: str,
+                  criteria: str) -> dict[str, Any]:
+    """The typed form of the next assessment by ``criteria``: an INRC 2017 time point, the
+    RECIST 1.1 baseline, or a RECIST 1.1 time point of the recorded baseline's lesions
+    (with each lesion's size at every earlier time point)."""
+    from trialdesk.forms.response import (
+        INRC_FIELDS,
+        INRC_SECTIONS,
+        recist_baseline_fields,
+        recist_time_point_fields,
+    )
+
+    loaded = load_journey(ctx, who, study_number, P.RESPONSE_RECORD)
+    allowed = protocol_criteria(loaded.protocol, loaded.journey.arm)
+    if criteria not in CRITERIA or (allowed and criteria not in allowed):
+        raise ResponseError(f"{loaded.protocol.id} assesses response by "
+                            f"{', '.join(CRITERIA[c] for c in allowed or CRITERIA)}",
+                            where="criteria")
+    page: dict[str, Any] = {"study_number": study_number, "trial_id": loaded.row.trial_id,
+                            "criteria": criteria, "criteria_name": CRITERIA[criteria],
+                            "header": loaded.journey.header(), "history": None}
+    if criteria == "INRC":
+        return {**page, "kind": "time_point", "fields": INRC_FIELDS, "sections": INRC_SECTIONS}
+    baseline = _recist_baseline_row(ctx, study_number)
+    if baseline is None:
+        return {**page, "kind": "baseline", "fields": recist_baseline_fields(),
+                "sections": _RECIST_SECTIONS[:2]}
+    points = [r for r in ctx.store.responses(study_number)
+              if r.criteria == "RECIST" and r.kind == "time_point"]
+    history = {"dates": [baseline.assessed_on] + [p.assessed_on for p in points],
+               "rows": [[t["id"], t["organ"], *[_mm_text(v) for v in [t.get("size_mm")] + [
+                   p.document.get("targets", {}).get(t["id"]) for p in points]]]
+                        for t in baseline.document.get("targets", [])]}
+    return {**page, "kind": "time_point", "fields": recist_time_point_fields(baseline.document),
+            "sections": _RECIST_SECTIONS, "history": history}
+
+
+def _mm_text(value: Any) -> str:
+    return "—" if value is None else f"{value:g} mm"
+
+
+def preview_from_form(ctx: Services, who: Principal, study_number: str, criteria: str,
+                      values: dict[str, str]) -> dict[str, Any]:
+    """The response the typed ``values`` give, with its reasoning; nothing stored. Every
+    problem is a :class:`~trialdesk.forms.parse.FormError` naming the field by its label."""
+    from trialdesk.forms.parse import FormError, _Reader
+    from trialdesk.forms.response import (
+        field_label,
+        inrc_document,
+        recist_baseline,
+        recist_time_point,
+    )
+
+    page = response_form(ctx, who, study_number, criteria)
+    r = _Reader(values, ctx.store.now().date())
+    assessed_on = r.date("assessed_on", "Date of the assessment")
+    if assessed_on is None and not r.problems:
+        r.bad("Date of the assessment", "enter the date of the assessment, such as 2026-11-20")
+    problems = list(r.problems)
+    document: dict[str, Any] = {}
+    try:
+        if criteria == "INRC":
+            earlier = [x.document for x in ctx.store.responses(study_number)
+                       if x.criteria == "INRC"]
+            document = inrc_document(values, earlier=earlier)
+        elif page["kind"] == "baseline":
+            document = recist_baseline(values)
+        else:
+            document = recist_time_point(values, _recist_baseline_row(ctx, study_number).document)
+    except FormError as exc:
+        problems += exc.problems
+    if problems or assessed_on is None:
+        raise FormError(problems)
+    try:
+        done = assess_response(ctx, who, study_number, criteria=criteria, kind=page["kind"],
+                               assessed_on=assessed_on, document=document)
+    except ResponseError as exc:
+        label = field_label(exc.where or "") or (
+            "Date of the assessment" if exc.where == "assessed_on" else "Assessment")
+        raise FormError([f"{label}: {exc.reason}"]) from None
+    return {**page, **done}
+
+
+def record_from_form(ctx: Services, who: Principal, study_number: str, criteria: str,
+                     values: dict[str, str], *, password: str, reason: str) -> dict[str, Any]:
+    """Sign and record the assessment the typed ``values`` give: the investigator's
+    password again (re-authentication, as for every signature), then the same assessment
+    the preview showed, stored with its reasoning."""
+    from trialdesk.errors import AccessError
+    from trialdesk.forms.parse import FormError
+
+    preview = preview_from_form(ctx, who, study_number, criteria, values)
+    try:
+        ctx.accounts.confirm_password(who, password)
+    except AccessError as exc:
+        if exc.status != 401:
+            raise
+        raise FormError([f"Your password: {exc.reason}"]) from None
+    return record_response(ctx, who, study_number, criteria=criteria, kind=preview["kind"],
+                           assessed_on=date.fromisoformat(preview["assessed_on"]),
+                           document={k: v for k, v in preview["document"].items()
+                                     if k != "day"},
+                           reason=reason.strip() or f"{CRITERIA[criteria]} assessment signed")

@@ -36,6 +36,7 @@ from trialdesk.web import (
     product_pages,
     query_api,
     query_pages,
+    response_pages,
 )
 from trialdesk.web.deps import WebContext
 from trialdesk.web.idempotency import Idempotency
@@ -176,6 +177,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(query_pages.router)
     app.include_router(biomarker_api.router, responses=errors.API_ERRORS)
     app.include_router(biomarker_pages.router)
+    app.include_router(response_pages.api_router, responses=errors.API_ERRORS)
+    app.include_router(response_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import Field
 
 from trialdesk.errors import AccessError, TrialdeskError
+from trialdesk.forms.build import COURSE_GROUPS, course_rows
 from trialdesk.forms.parse import FormError, unit_text
 from trialdesk.services import forms as form_ops
 from trialdesk.services import overview
@@ -43,10 +44,22 @@ async def _submitted(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def _page(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
+def _page(request: Request, status: int = 200, add: str | None = None,
+          **values: Any) -> HTMLResponse:
     today = context(request).store.now().date().isoformat()
+    form = values["form"]
+    rows = (course_rows(values.get("values") or {}, add=add)
+            if form.has("chemo1.regimen") else {})
     return render(request, "patient_form.html", status=status, unit_text=unit_text,
-                  today=today, **values)
+                  today=today, course_rows=rows, course_groups=COURSE_GROUPS, **values)
+
+
+def _added(data: dict[str, str]) -> str | None:
+    """The disease-course group an "add another" button asked one more row for."""
+    action = data.get("action", "")
+    group = action.removeprefix("add:")
+    return group if action.startswith("add:") and group in {g for g, _, _ in COURSE_GROUPS} \
+        else None
 
 
 _SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
@@ -83,6 +96,9 @@ async def register(request: Request, trial_id: TrialId, who: Who) -> Response:
     ctx = context(request)
     data = await _submitted(request)
     page = form_ops.new_form(ctx, who, trial_id)
+    if (group := _added(data)) is not None:
+        return _page(request, heading=f"New patient for {trial_id}", add=group,
+                     action=f"/trials/{trial_id}/patients", values=data, **page)
     try:
         if data.get("action") == "check":
             return _page(request, heading=f"New patient for {trial_id}",
@@ -113,6 +129,9 @@ async def save_form(request: Request, study_number: StudyNumber, who: Who) -> Re
     ctx = context(request)
     data = await _submitted(request)
     page = form_ops.form_page(ctx, who, study_number)
+    if (group := _added(data)) is not None:
+        return _page(request, heading=f"Patient {study_number}", add=group,
+                     action=f"/patients/{study_number}/form", **{**page, "values": data})
     try:
         if data.get("action") == "check":
             return _page(request, heading=f"Patient {study_number}", checked=True,
