@@ -1,0 +1,371 @@
+"""SDTM datasets of the stored biomarker results: LB, IS, PC, GF and MI.
+
+Each current result of a sample (:mod:`trialdesk.services.biomarkers`) is one record, in the
+domain the SDTM Implementation Guide v3.4 (CDISC, 2021) gives it. Choices, stated once:
+
+* LB (SDTMIG v3.4 6.3.5.x, Laboratory Test Results) holds counts and chemistry: lymphocytes,
+  monocytes, NK cells (CD3-CD56+), IL-6, IL-10, procalcitonin, CRP, PaO2, FiO2, creatinine,
+  bilirubin and any other laboratory value or measurement of the fact dictionary, and the
+  functional assays of the immune profile (ADCC and NK-cell cytotoxicity, % specific lysis).
+* IS (Immunogenicity Specimen Assessments) holds anti-drug antibodies: the IG's IS
+  assumption 1 places whether a therapy induced an immune response there, and its
+  example 1 codes binding anti-drug antibodies ``ISTESTCD`` ADA_BAB, "Binding Antidrug
+  Antibody", with the drug in ``ISBDAGNT`` (here dinutuximab beta, the anti-GD2 antibody whose
+  serum level the dictionary records).
+* PC (Pharmacokinetics Concentrations) holds the dinutuximab beta serum concentration: CDISC
+  laboratory terminology leaves therapeutic drug levels out of LB (CDISC Terminology Rules
+  for Laboratory Test Code/Name Codelists: "does not include lab tests to perform
+  therapeutic drug level monitoring").
+* GF (Genomics Findings, new in SDTMIG v3.4, replacing the PGx PF domain) holds the FCGR2A
+  H131R and FCGR3A V158F genotypes and the KIR findings: the gene in ``GFSYM``, the genotype
+  in ``GFORRES``/``GFSTRESC``, ``GFINHERT`` GERMLINE (Fc-gamma receptor and KIR genotypes are
+  inherited). ``GFGENREF`` (the genome reference build) stays empty: the record does not say
+  which build the laboratory used.
+* MI (Microscopic Findings) holds GD2 by immunohistochemistry and by immunocytology of bone
+  marrow: MI assumption 1 puts biomarkers assessed by histologic examination with
+  cytochemical or immunocytochemical stains in MI, assumption 2 makes the biomarker the test
+  (``MITESTCD`` GD2) and ``MITSTDTL`` what was read (the IG's own wording: "PERCENT POSITIVE
+  CELL", "H SCORE TOTAL SCORE"). ``MISPEC`` is TISSUE for a biopsy and BONE MARROW for the
+  marrow aspirate (the IG's examples), ``MILOC`` the lesion or site recorded with the result.
+* GD2 by flow cytometry is cell phenotyping, which SDTMIG v3.4 places in CP (Cell Phenotype
+  Findings); this package does not write CP yet, so it goes to LB with ``LBMETHOD`` FLOW
+  CYTOMETRY and the reviewer's guide says so.
+* Every record links to its sample: ``--REFID`` is the sample identifier, ``--SPEC`` the
+  specimen recorded with the sample (as recorded, upper case), ``--METHOD`` the method
+  recorded with the result, ``LBLOINC`` the fact's LOINC code where the dictionary has one.
+  ``--DTC`` is the collection time. ``--ORRES``/``--ORRESU`` are the value and unit as
+  entered, ``--STRESC``/``--STRESN``/``--STRESU`` the value in the fact's unit.
+* Derived values (the PaO2/FiO2 ratio, GD2 status and heterogeneity) are left to the
+  analysis datasets, as for TR sums. The effector:target ratio of a lysis assay has no LB
+  variable in this package: it stays in the record.
+
+Controlled terminology: the test codes below were not confirmed against a CDISC SDTM CT
+package by this module's sources, so every one of them (``CT`` False) is sponsor-defined
+and the reviewer's guide says so; none is given a CDISC code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+
+from trialdesk.outcomes.sdtm_design import Core, Variable
+
+
+class Context(Protocol):
+    """What the builders use of :class:`trialdesk.outcomes.sdtm_findings.Context`."""
+
+    study: str
+    usubjid: Callable[[str], str]
+    enrolled: Mapping[str, Any]
+
+    def timing(self, patient: str, when: date | None, prefix: str) -> dict[str, Any]: ...
+
+    def before_exposure(self, patient: str, when: date | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class BiomarkerResult:
+    """The current result of one fact of a stored sample: value and unit as entered, the
+    value in the fact's unit, the sample's specimen and collection time."""
+
+    patient_id: str
+    sample_id: str
+    fact: str
+    collected_at: str  # ISO 8601, minutes
+    value: Any
+    unit: str | None = None
+    canonical_value: Any = None
+    canonical_unit: str | None = None
+    specimen: str | None = None
+    method: str | None = None
+    site: str | None = None
+    code: str | None = None  # "LOINC 26881-3"
+
+    @property
+    def on(self) -> date:
+        return date.fromisoformat(self.collected_at[:10])
+
+
+@dataclass(frozen=True)
+class Test:
+    """Where a fact goes: domain, test code and name, and (MI) the test detail."""
+
+    domain: Literal["LB", "IS", "PC", "GF", "MI"]
+    code: str
+    name: str
+    detail: str | None = None  # MITSTDTL; for GF the gene symbol (GFSYM)
+    method: str | None = None  # a method the test implies when none was recorded
+
+
+#: Fact -> SDTM test. Sponsor-defined codes (see the module's note on terminology).
+TESTS: dict[str, Test] = {
+    "alc": Test("LB", "LYM", "Lymphocytes"),
+    "monocytes": Test("LB", "MONO", "Monocytes"),
+    "nk_cells": Test("LB", "NKCD56", "NK Cells CD3-CD56+"),
+    "adcc_lysis": Test("LB", "ADCCLYS", "ADCC Specific Lysis"),
+    "nk_cytotoxicity_lysis": Test("LB", "NKCYTLYS", "NK Cell Cytotoxicity Specific Lysis"),
+    "il6": Test("LB", "IL6", "Interleukin 6"),
+    "il10": Test("LB", "IL10", "Interleukin 10"),
+    "procalcitonin": Test("LB", "PCT", "Procalcitonin"),
+    "crp": Test("LB", "CRP", "C Reactive Protein"),
+    "pao2": Test("LB", "PO2", "Partial Pressure Oxygen"),
+    "fio2": Test("LB", "FIO2", "Fraction of Inspired Oxygen"),
+    "creatinine": Test("LB", "CREAT", "Creatinine"),
+    "bilirubin": Test("LB", "BILI", "Bilirubin"),
+    "gd2_flow_percent": Test("LB", "GD2POS", "GD2 Positive Cells", method="FLOW CYTOMETRY"),
+    "anti_drug_antibodies": Test("IS", "ADA_BAB", "Binding Antidrug Antibody"),
+    "dinutuximab_beta_level": Test("PC", "DINUBETA", "Dinutuximab Beta"),
+    "fcgr2a_genotype": Test("GF", "GENOTYPE", "Genotype", detail="FCGR2A"),
+    "fcgr3a_genotype": Test("GF", "GENOTYPE", "Genotype", detail="FCGR3A"),
+    "kir_genotype": Test("GF", "HAPGRP", "Haplotype Group", detail="KIR"),
+    "kir_ligand_missing": Test("GF", "KIRLGMIS", "KIR Ligand Missing", detail="KIR"),
+    "gd2_ihc_percent": Test("MI", "GD2", "GD2 Ganglioside", "PERCENT POSITIVE CELL", "IHC"),
+    "gd2_ihc_h_score": Test("MI", "GD2", "GD2 Ganglioside", "H SCORE TOTAL SCORE", "IHC"),
+    "gd2_marrow_percent": Test("MI", "GD2", "GD2 Ganglioside", "PERCENT POSITIVE CELL",
+                               "IMMUNOCYTOCHEMISTRY"),
+}
+#: The drug anti-drug antibodies bind (ISBDAGNT): the anti-GD2 antibody of the dictionary's
+#: drug-exposure facts (``dinutuximab_beta_level``).
+BINDING_AGENT = "DINUTUXIMAB BETA"
+_MISPEC = {"gd2_ihc_percent": "TISSUE", "gd2_ihc_h_score": "TISSUE",
+           "gd2_marrow_percent": "BONE MARROW"}
+
+
+def _v(name: str, label: str, type_: Literal["Char", "Num"], core: Core,
+       codelist: str | None = None) -> Variable:
+    return Variable(name, label, type_, core, codelist)
+
+
+def _ids(d: str) -> tuple[Variable, ...]:
+    return (_v("STUDYID", "Study Identifier", "Char", "Req"),
+            _v("DOMAIN", "Domain Abbreviation", "Char", "Req"),
+            _v("USUBJID", "Unique Subject Identifier", "Char", "Req"),
+            _v(f"{d}SEQ", "Sequence Number", "Num", "Req"))
+
+
+def _timing(d: str) -> tuple[Variable, ...]:
+    return (_v("VISITNUM", "Visit Number", "Num", "Exp"), _v("VISIT", "Visit Name", "Char", "Perm"),
+            _v("EPOCH", "Epoch", "Char", "Perm", "EPOCH"),
+            _v(f"{d}DTC", "Date/Time of Specimen Collection", "Char", "Exp"),
+            _v(f"{d}DY", "Study Day of Specimen Collection", "Num", "Perm"))
+
+
+def _results(d: str, *, units: Core = "Exp", numeric: Core = "Exp") -> tuple[Variable, ...]:
+    return (_v(f"{d}ORRES", "Result or Finding in Original Units", "Char", "Exp"),
+            _v(f"{d}ORRESU", "Original Units", "Char", units),
+            _v(f"{d}STRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+            _v(f"{d}STRESN", "Numeric Result/Finding in Standard Units", "Num", numeric),
+            _v(f"{d}STRESU", "Standard Units", "Char", units))
+
+
+# SDTMIG v3.4 domain tables, in their order: every Req and Exp variable, and the Perm ones
+# this package fills (reference, method, specimen, location).
+SPEC: dict[str, tuple[Variable, ...]] = {
+    "IS": (*_ids("IS"),
+           _v("ISREFID", "Reference ID", "Char", "Perm"),
+           _v("ISTESTCD", "Immunogenicity Test/Exam Short Name", "Char", "Req"),
+           _v("ISTEST", "Immunogenicity Test or Examination Name", "Char", "Req"),
+           _v("ISBDAGNT", "Binding Agent", "Char", "Perm"),
+           _v("ISORRES", "Results or Findings in Original Units", "Char", "Exp"),
+           _v("ISORRESU", "Original Units", "Char", "Exp"),
+           _v("ISORNRLO", "Reference Range Lower Limit in Orig Unit", "Char", "Exp"),
+           _v("ISORNRHI", "Reference Range Upper Limit in Orig Unit", "Char", "Exp"),
+           _v("ISSTRESC", "Character Result/Finding in Std Format", "Char", "Exp"),
+           _v("ISSTRESN", "Numeric Results/Findings in Std. Units", "Num", "Exp"),
+           _v("ISSTRESU", "Standard Units", "Char", "Exp"),
+           _v("ISSTNRLO", "Reference Range Lower Limit-Std Units", "Num", "Exp"),
+           _v("ISSTNRHI", "Reference Range Upper Limit-Std Units", "Num", "Exp"),
+           _v("ISNRIND", "Reference Range Indicator", "Char", "Exp", "NRIND"),
+           _v("ISSPEC", "Specimen Type", "Char", "Perm"),
+           _v("ISMETHOD", "Method of Test or Examination", "Char", "Perm"),
+           _v("ISLLOQ", "Lower Limit of Quantitation", "Num", "Exp"),
+           *_timing("IS")),
+    "PC": (*_ids("PC"),
+           _v("PCREFID", "Reference ID", "Char", "Perm"),
+           _v("PCTESTCD", "Pharmacokinetic Test Short Name", "Char", "Req"),
+           _v("PCTEST", "Pharmacokinetic Test Name", "Char", "Req"),
+           _v("PCCAT", "Test Category", "Char", "Perm"),
+           *_results("PC"),
+           _v("PCNAM", "Vendor Name", "Char", "Exp"),
+           _v("PCSPEC", "Specimen Material Type", "Char", "Exp"),
+           _v("PCMETHOD", "Method of Test or Examination", "Char", "Perm"),
+           _v("PCLLOQ", "Lower Limit of Quantitation", "Num", "Exp"),
+           *_timing("PC")),
+    "GF": (*_ids("GF"),
+           _v("GFREFID", "Reference ID", "Char", "Exp"),
+           _v("GFTESTCD", "Short Name of Genomic Measurement", "Char", "Req"),
+           _v("GFTEST", "Name of Genomic Measurement", "Char", "Req"),
+           _v("GFORRES", "Result or Finding in Original Units", "Char", "Exp"),
+           _v("GFSTRESC", "Result or Finding in Standard Format", "Char", "Exp"),
+           _v("GFINHERT", "Inheritability", "Char", "Perm"),
+           _v("GFGENREF", "Genome Reference", "Char", "Perm"),
+           _v("GFSYM", "Genomic Symbol", "Char", "Perm"),
+           _v("GFSPEC", "Specimen Material Type", "Char", "Perm"),
+           _v("GFMETHOD", "Method of Test or Examination", "Char", "Exp"),
+           *_timing("GF")),
+    "MI": (*_ids("MI"),
+           _v("MIREFID", "Reference ID", "Char", "Perm"),
+           _v("MITESTCD", "Microscopic Examination Short Name", "Char", "Req"),
+           _v("MITEST", "Microscopic Examination Name", "Char", "Req"),
+           _v("MITSTDTL", "Microscopic Examination Detail", "Char", "Perm"),
+           *_results("MI", units="Perm", numeric="Perm"),
+           _v("MISPEC", "Specimen Material Type", "Char", "Req"),
+           _v("MISPCCND", "Specimen Condition", "Char", "Exp"),
+           _v("MILOC", "Specimen Collection Location", "Char", "Perm"),
+           _v("MIMETHOD", "Method of Test or Examination", "Char", "Perm"),
+           _v("MILOBXFL", "Last Observation Before Exposure Flag", "Char", "Exp", "NY"),
+           *_timing("MI")),
+}
+KEYS: dict[str, tuple[str, ...]] = {d: ("STUDYID", "USUBJID", f"{d}SEQ") for d in SPEC}
+CLASSES: dict[str, str] = dict.fromkeys(SPEC, "FINDINGS")
+LABELS: dict[str, str] = {"IS": "Immunogenicity Specimen Assessments",
+                          "PC": "Pharmacokinetics Concentrations", "GF": "Genomics Findings",
+                          "MI": "Microscopic Findings"}
+STRUCTURES: dict[str, str] = {
+    "IS": "One record per test per visit per subject",
+    "PC": "One record per sample characteristic or time-point concentration per reference "
+          "time point or per analyte per subject",
+    "GF": "One record per finding per observation per biospecimen per subject",
+    "MI": "One record per finding per specimen per subject",
+}
+#: The LB variables that link a result to its sample (all rows carry them, empty for labs
+#: that came without a sample).
+LB_SAMPLE_VARIABLES = ("LBREFID", "LBLOINC", "LBSPEC", "LBMETHOD")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def _upper(value: str | None) -> str | None:
+    return value.replace("_", " ").upper() if value else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _loinc(code: str | None) -> str | None:
+    return code.removeprefix("LOINC ") if code and code.startswith("LOINC ") else None
+
+
+def _row(d: str, r: BiomarkerResult, test: Test, ctx: Context) -> dict[str, Any]:
+    number = _number(r.canonical_value)
+    standard = _text(r.canonical_value)
+    if number is None and standard is not None:
+        standard = standard.upper()  # "positive" -> POSITIVE; genotypes keep their letters
+    timing = ctx.timing(r.patient_id, r.on, d)
+    timing[f"{d}DTC"] = r.collected_at[:16]
+    row: dict[str, Any] = {
+        "STUDYID": ctx.study, "DOMAIN": d, "USUBJID": ctx.usubjid(r.patient_id),
+        f"{d}REFID": r.sample_id, f"{d}TESTCD": test.code, f"{d}TEST": test.name,
+        f"{d}ORRES": _text(r.value), f"{d}ORRESU": r.unit if number is not None else None,
+        f"{d}STRESC": standard, f"{d}STRESN": number,
+        f"{d}STRESU": r.canonical_unit if number is not None else None,
+        f"{d}SPEC": _upper(r.specimen), f"{d}METHOD": _upper(r.method) or test.method,
+        **timing}
+    if d == "LB":
+        row["LBLOINC"] = _loinc(r.code)
+    elif d == "IS":
+        row["ISBDAGNT"] = BINDING_AGENT
+    elif d == "PC":
+        row["PCCAT"] = "ANALYTE"
+    elif d == "GF":
+        row.update(GFSYM=test.detail, GFINHERT="GERMLINE", GFGENREF=None)
+    elif d == "MI":
+        row.update(MITSTDTL=test.detail, MISPEC=_MISPEC[r.fact], MILOC=_upper(r.site),
+                   MILOBXFL=None)
+    return row
+
+
+def biomarker_datasets(results: Sequence[BiomarkerResult], ctx: Context,
+                       lb: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """LB (``lb`` with the biomarker records appended, numbered after each subject's other
+    LB records) and IS, PC, GF and MI, each only when a result belongs there. Patients
+    outside the package (not in ``ctx.enrolled``) and facts of no test are left out."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    last: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in sorted(results, key=lambda r: (r.patient_id, r.collected_at, r.sample_id, r.fact)):
+        test = TESTS.get(r.fact)
+        if test is None or r.patient_id not in ctx.enrolled:
+            continue
+        row = _row(test.domain, r, test, ctx)
+        rows.setdefault(test.domain, []).append(row)
+        if test.domain == "MI" and ctx.before_exposure(r.patient_id, r.on):
+            last[(r.patient_id, test.code, test.detail or "", row["MILOC"] or "")] = row
+    for row in last.values():  # MILOBXFL: the last value on or before the first study treatment
+        row["MILOBXFL"] = "Y"
+    out: dict[str, pd.DataFrame] = {}
+    for d, found in rows.items():
+        start: dict[str, int] = {}
+        if d == "LB" and lb is not None and len(lb):
+            for subject, seq in zip(lb["USUBJID"], lb["LBSEQ"], strict=True):
+                start[subject] = max(start.get(subject, 0), int(seq))
+        for row in found:
+            row[f"{d}SEQ"] = start[row["USUBJID"]] = start.get(row["USUBJID"], 0) + 1
+        frame = pd.DataFrame(found)
+        if d == "LB" and lb is not None and len(lb):
+            frame = pd.concat([lb.astype(object), frame.astype(object)], ignore_index=True)
+        out[d] = frame
+    return out
+
+
+def results_from_samples(samples: Sequence[Any]) -> list[BiomarkerResult]:
+    """The current result of each fact of stored samples (:class:`trialdesk.store.biomarkers.
+    SampleRow`) as :class:`BiomarkerResult`."""
+    out = []
+    for s in samples:
+        for fact, r in sorted(s.current().items()):
+            d: Mapping[str, Any] = r.document
+            out.append(BiomarkerResult(
+                s.study_number, s.sample_id, fact, _minutes(s.collected_at), d.get("value"),
+                d.get("unit"), d.get("canonical_value"), d.get("canonical_unit"),
+                s.document.get("specimen"), d.get("method"), d.get("site"), d.get("code")))
+    return out
+
+
+def _minutes(text: str) -> str:
+    return datetime.fromisoformat(text).isoformat(timespec="minutes")
+
+
+NOTES = (
+    "Biomarker results (the current result of each fact of each stored sample) are in the "
+    "domain SDTMIG v3.4 gives them: counts, chemistry and the lysis assays (ADCC, NK-cell "
+    "cytotoxicity) in LB; anti-drug antibodies in IS (ADA_BAB, binding agent DINUTUXIMAB "
+    "BETA, as the IG's IS example 1 codes them); the dinutuximab beta serum concentration in "
+    "PC (CDISC laboratory terminology leaves drug levels out of LB); FCGR2A H131R, FCGR3A "
+    "V158F and KIR findings in GF (gene in GFSYM, GFINHERT GERMLINE; GFGENREF empty: the "
+    "record does not name the genome build); GD2 by immunohistochemistry and by "
+    "immunocytology of bone marrow in MI (MI assumptions 1-2: biomarkers read on stained "
+    "specimens; MITESTCD GD2, MITSTDTL PERCENT POSITIVE CELL or H SCORE TOTAL SCORE, MISPEC "
+    "TISSUE or BONE MARROW, MILOC the lesion or site). GD2 by flow cytometry is cell "
+    "phenotyping, which SDTMIG v3.4 places in CP; this package does not write CP, so it is "
+    "in LB with LBMETHOD FLOW CYTOMETRY.",
+    "Each biomarker record links to its sample: --REFID is the sample identifier, --SPEC the "
+    "specimen recorded with the sample (as recorded, not mapped to the SPECTYPE codelist), "
+    "--METHOD the method recorded with the result, LBLOINC the LOINC code of the fact "
+    "dictionary where it has one (empty otherwise and for laboratory results that came "
+    "without a sample); --DTC is the collection time. --ORRES/--ORRESU are as entered, "
+    "--STRESC/--STRESN/--STRESU in the fact's unit. Reference ranges, LLOQ and the vendor "
+    "name are not recorded with biomarker results and stay empty. The PaO2/FiO2 ratio, GD2 "
+    "status and heterogeneity are derived and left to the analysis datasets; the "
+    "effector:target ratio of a lysis assay stays in the record.",
+    "Biomarker test codes are sponsor-defined: "
+    + ", ".join(dict.fromkeys(f"{t.domain} {t.code}" for t in TESTS.values()))
+    + ". None of them was confirmed against a CDISC SDTM Controlled Terminology package when "
+    "this package was built, so none carries a CDISC code; GFINHERT GERMLINE and the MI "
+    "details follow the IG's wording. A site replaces them with the CDISC terms of its CT "
+    "package where they exist.",
+)
