@@ -93,7 +93,7 @@ def test_rumcess_cytokines_and_blood_gas_are_lb_records_linked_to_their_samples(
                            "LBLOINC", "LBSPEC", "LBMETHOD", "LBDTC", "LBDY"]) == [
         ["CRP", "12.5", "mg/L", 12.5, "mg/L", "RU-S1", "1988-5", "SERUM", None,
          "2026-11-21T09:05", 1],
-        ["IL6", "450", "ng/L", 450.0, "pg/mL", "RU-S1", "26881-3", "SERUM", "ELISA",
+        ["INTLK6", "450", "ng/L", 450.0, "pg/mL", "RU-S1", "26881-3", "SERUM", "ELISA",
          "2026-11-21T09:05", 1],
         ["FIO2", "40", "%", 40.0, "%", "RU-ABG1", "3150-0", "ARTERIAL BLOOD", None,
          "2026-11-21T09:10", 1],
@@ -102,7 +102,7 @@ def test_rumcess_cytokines_and_blood_gas_are_lb_records_linked_to_their_samples(
     ]
     assert subject["LBSEQ"].tolist() == [1, 2, 3, 4]
     # The derived PaO2/FiO2 ratio (200) is left to the analysis datasets.
-    assert "PF" not in set(lb["LBTESTCD"]) and not (lb["LBSTRESN"] == 200).any()
+    assert "PO2FIO2" not in set(lb["LBTESTCD"]) and not (lb["LBSTRESN"] == 200).any()
     assert not {"IS", "PC", "GF", "MI"} & set(package)
 
 
@@ -117,18 +117,22 @@ def test_nbnk_results_go_to_lb_is_pc_gf_and_mi(stored: Any) -> None:
         ["LYM", "1200", "/mm3", 1200.0, "NB-PB-1", "731-0", "PERIPHERAL BLOOD", 1],
     ]
     assert _rows(package["IS"], ["USUBJID", "ISSEQ", "ISREFID", "ISTESTCD", "ISTEST", "ISBDAGNT",
-                                 "ISORRES", "ISSTRESC", "ISSTRESN", "ISSPEC", "ISDTC", "ISDY"]) == [
+                                 "ISCAT", "ISORRES", "ISSTRESC", "ISSTRESN", "ISSPEC", "ISDTC",
+                                 "ISDY"]) == [
         [subject, 1, "NB-SER-1", "ADA_BAB", "Binding Antidrug Antibody", "DINUTUXIMAB BETA",
-         "positive", "POSITIVE", None, "SERUM", "2026-11-21T08:30", 1]]
+         "ANTIDRUG ANTIBODIES", "positive", "POSITIVE", None, "SERUM", "2026-11-21T08:30", 1]]
     assert _rows(package["PC"], ["PCREFID", "PCTESTCD", "PCTEST", "PCCAT", "PCORRES", "PCORRESU",
                                  "PCSTRESN", "PCSTRESU", "PCSPEC", "PCMETHOD", "PCDY"]) == [
         ["NB-SER-1", "DINUBETA", "Dinutuximab Beta", "ANALYTE", "12.3", "ug/mL", 12.3, "ug/mL",
          "SERUM", "ELISA", 1]]
     # Genotypes: the gene in GFSYM, germline; collected the day before enrolment (day -1).
-    assert _rows(package["GF"], ["GFSEQ", "GFREFID", "GFTESTCD", "GFSYM", "GFORRES", "GFSTRESC",
-                                 "GFINHERT", "GFGENREF", "GFDTC", "GFDY"]) == [
-        [1, "NB-DNA-1", "GENOTYPE", "FCGR2A", "H/R", "H/R", "GERMLINE", None, "2026-11-20T10:30", -1],
-        [2, "NB-DNA-1", "GENOTYPE", "FCGR3A", "V/F", "V/F", "GERMLINE", None, "2026-11-20T10:30", -1]]
+    assert _rows(package["GF"], ["GFSEQ", "GFREFID", "GFTESTCD", "GFTSTDTL", "GFSYM", "GFSYMTYP",
+                                 "GFORRES", "GFSTRESC", "GFINHERT", "GFGENREF", "GFDTC",
+                                 "GFDY"]) == [
+        [1, "NB-DNA-1", "SNV", "GENOTYPE", "FCGR2A", "GENE WITH PROTEIN PRODUCT", "H/R", "H/R",
+         "GERMLINE VARIATION", None, "2026-11-20T10:30", -1],
+        [2, "NB-DNA-1", "SNV", "GENOTYPE", "FCGR3A", "GENE WITH PROTEIN PRODUCT", "V/F", "V/F",
+         "GERMLINE VARIATION", None, "2026-11-20T10:30", -1]]
     # MILOBXFL: the last GD2 value on or before the first study treatment (day 1).
     assert _rows(package["MI"], ["MIREFID", "MITESTCD", "MITSTDTL", "MIORRES", "MIORRESU",
                                  "MISTRESN", "MISPEC", "MILOC", "MIMETHOD", "MILOBXFL", "MIDY"]) == [
@@ -136,6 +140,11 @@ def test_nbnk_results_go_to_lb_is_pc_gf_and_mi(stored: Any) -> None:
          "PRIMARY, LEFT ADRENAL", "IHC", "Y", -1]]
     for name in ("LB", "IS", "PC", "GF", "MI"):
         assert list(package[name].columns) == [v.name for v in SPEC[name]], name
+    # The CDISC codelists of the new variables are checked like the others.
+    broken = {**package, "GF": package["GF"].assign(GFINHERT="GERMLINE")}
+    assert {str(f) for f in validate_sdtm(broken)} == {
+        "GF.GFINHERT row 1: 'GERMLINE' is not in codelist GFINHERT",
+        "GF.GFINHERT row 2: 'GERMLINE' is not in codelist GFINHERT"}
 
 
 def test_biomarker_xpt_files_read_back_and_define_xml_lists_them(stored: Any) -> None:
@@ -156,13 +165,19 @@ def test_biomarker_xpt_files_read_back_and_define_xml_lists_them(stored: Any) ->
     assert mdv is not None
     groups = {str(g.get("Name")): g for g in mdv.findall("odm:ItemGroupDef", ODM_NS)}
     assert {"IS", "PC", "GF", "MI"} <= set(groups)
+    codelists = {str(c.get("OID")): [e.get("CodedValue") for e in c.findall("odm:EnumeratedItem", ODM_NS)]
+                 for c in mdv.findall("odm:CodeList", ODM_NS)}
+    assert codelists["CL.GFINHERT"] == ["GERMLINE VARIATION"]
+    assert codelists["CL.MITSTDTL"] == ["H SCORE TOTAL SCORE", "PERCENT POSITIVE CELL"]
     refs = [r.get("ItemOID") for r in groups["LB"].findall("odm:ItemRef", ODM_NS)]
     assert {"IT.LB.LBREFID", "IT.LB.LBLOINC", "IT.LB.LBSPEC", "IT.LB.LBMETHOD"} <= set(refs)
     assert [r.get("ItemOID") for r in groups["GF"].findall("odm:ItemRef", ODM_NS)] == [
         f"IT.GF.{v.name}" for v in SPEC["GF"]]
     guide = reviewers_guide("NB-NK-2026", package)
     assert "gf.xpt (2 records)" in guide and "mi.xpt (1 records)" in guide
-    assert "Biomarker test codes are sponsor-defined" in guide and "CP" in guide
+    assert "LB INTLK6 (C74834)" in guide and "LB PCT (C103430)" in guide and "LB CRP (C64548)" in guide
+    assert "Sponsor-defined: LB ADCCLYS, LB GD2POS, IS ADA_BAB, PC DINUBETA" in guide
+    assert "places in CP" in guide
 
 
 def test_lb_without_samples_keeps_its_sample_variables_empty(web: Any) -> None:

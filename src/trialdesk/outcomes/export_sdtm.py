@@ -67,6 +67,7 @@ CODELISTS: dict[str, frozenset[str]] = {
     "PROTMLST": frozenset({"RANDOMIZED"}),
     "IECAT": frozenset({"INCLUSION", "EXCLUSION"}),
     **sdtm_findings.CODELISTS,
+    **sdtm_biomarkers.CODELISTS,
 }
 
 _OUTCOME = {Outcome.RECOVERED: "RECOVERED/RESOLVED", Outcome.RECOVERING: "RECOVERING/RESOLVING",

@@ -10,17 +10,18 @@ domain the SDTM Implementation Guide v3.4 (CDISC, 2021) gives it. Choices, state
 * IS (Immunogenicity Specimen Assessments) holds anti-drug antibodies: the IG's IS
   assumption 1 places whether a therapy induced an immune response there, and its
   example 1 codes binding anti-drug antibodies ``ISTESTCD`` ADA_BAB, "Binding Antidrug
-  Antibody", with the drug in ``ISBDAGNT`` (here dinutuximab beta, the anti-GD2 antibody whose
-  serum level the dictionary records).
+  Antibody", ``ISCAT`` ANTIDRUG ANTIBODIES, with the drug in ``ISBDAGNT`` (here dinutuximab
+  beta, the anti-GD2 antibody whose serum level the dictionary records).
 * PC (Pharmacokinetics Concentrations) holds the dinutuximab beta serum concentration: CDISC
   laboratory terminology leaves therapeutic drug levels out of LB (CDISC Terminology Rules
   for Laboratory Test Code/Name Codelists: "does not include lab tests to perform
   therapeutic drug level monitoring").
 * GF (Genomics Findings, new in SDTMIG v3.4, replacing the PGx PF domain) holds the FCGR2A
-  H131R and FCGR3A V158F genotypes and the KIR findings: the gene in ``GFSYM``, the genotype
-  in ``GFORRES``/``GFSTRESC``, ``GFINHERT`` GERMLINE (Fc-gamma receptor and KIR genotypes are
-  inherited). ``GFGENREF`` (the genome reference build) stays empty: the record does not say
-  which build the laboratory used.
+  H131R and FCGR3A V158F genotypes and the KIR findings. Both FCGR polymorphisms are
+  single-nucleotide variants: ``GFTESTCD`` SNV, ``GFTSTDTL`` GENOTYPE, the gene in ``GFSYM``
+  (``GFSYMTYP`` GENE WITH PROTEIN PRODUCT), the genotype in ``GFORRES``/``GFSTRESC``,
+  ``GFINHERT`` GERMLINE VARIATION (they are inherited). ``GFGENREF`` (the genome reference
+  build) stays empty: the record does not say which build the laboratory used.
 * MI (Microscopic Findings) holds GD2 by immunohistochemistry and by immunocytology of bone
   marrow: MI assumption 1 puts biomarkers assessed by histologic examination with
   cytochemical or immunocytochemical stains in MI, assumption 2 makes the biomarker the test
@@ -39,9 +40,12 @@ domain the SDTM Implementation Guide v3.4 (CDISC, 2021) gives it. Choices, state
   analysis datasets, as for TR sums. The effector:target ratio of a lysis assay has no LB
   variable in this package: it stays in the record.
 
-Controlled terminology: the test codes below were not confirmed against a CDISC SDTM CT
-package by this module's sources, so every one of them (``CT`` False) is sponsor-defined
-and the reviewer's guide says so; none is given a CDISC code.
+Controlled terminology: a test code is a CDISC term only where :data:`TESTS` gives its NCI
+code, checked against the CDISC SDTM Controlled Terminology codelists (LBTESTCD C65047,
+GFTESTCD C181178, GFTSTDTL C181180, GFINHERT C181177, GFSYMTYP C181176, MITSTDTL C125922).
+ADA_BAB is the IG's example term, not confirmed in the ISTESTCD codelist; GD2 (MI), ADCC
+lysis, GD2 by flow cytometry, dinutuximab beta (PCTESTCD has no CDISC codelist) and the KIR
+tests are sponsor-defined. The reviewer's guide lists both.
 """
 
 from __future__ import annotations
@@ -93,47 +97,69 @@ class BiomarkerResult:
 
 @dataclass(frozen=True)
 class Test:
-    """Where a fact goes: domain, test code and name, and (MI) the test detail."""
+    """Where a fact goes: domain, test code and name, the NCI code of the test code when it
+    is a CDISC Controlled Terminology term (None: sponsor-defined), and the test detail
+    (MITSTDTL, GFTSTDTL) and gene (GFSYM) where the domain has them."""
 
     domain: Literal["LB", "IS", "PC", "GF", "MI"]
     code: str
     name: str
-    detail: str | None = None  # MITSTDTL; for GF the gene symbol (GFSYM)
+    ct: str | None = None
+    detail: str | None = None
+    gene: str | None = None
     method: str | None = None  # a method the test implies when none was recorded
 
 
-#: Fact -> SDTM test. Sponsor-defined codes (see the module's note on terminology).
+#: Fact -> SDTM test. CDISC terms with their NCI codes as the CDISC SDTM Controlled
+#: Terminology lists them: LBTESTCD (codelist C65047), GFTESTCD (C181178); the others are
+#: sponsor-defined (CDISC has no term for them, or none was confirmed).
 TESTS: dict[str, Test] = {
-    "alc": Test("LB", "LYM", "Lymphocytes"),
-    "monocytes": Test("LB", "MONO", "Monocytes"),
-    "nk_cells": Test("LB", "NKCD56", "NK Cells CD3-CD56+"),
+    "alc": Test("LB", "LYM", "Lymphocytes", "C51949"),
+    "monocytes": Test("LB", "MONO", "Monocytes", "C64823"),
+    "nk_cells": Test("LB", "NKCE", "Natural Killer Cells", "C98762"),
+    "nk_cytotoxicity_lysis": Test("LB", "NKCEFUNC", "Natural Killer Cell Activity", "C116203"),
     "adcc_lysis": Test("LB", "ADCCLYS", "ADCC Specific Lysis"),
-    "nk_cytotoxicity_lysis": Test("LB", "NKCYTLYS", "NK Cell Cytotoxicity Specific Lysis"),
-    "il6": Test("LB", "IL6", "Interleukin 6"),
-    "il10": Test("LB", "IL10", "Interleukin 10"),
-    "procalcitonin": Test("LB", "PCT", "Procalcitonin"),
-    "crp": Test("LB", "CRP", "C Reactive Protein"),
-    "pao2": Test("LB", "PO2", "Partial Pressure Oxygen"),
-    "fio2": Test("LB", "FIO2", "Fraction of Inspired Oxygen"),
-    "creatinine": Test("LB", "CREAT", "Creatinine"),
-    "bilirubin": Test("LB", "BILI", "Bilirubin"),
+    "il6": Test("LB", "INTLK6", "Interleukin 6", "C74834"),
+    "il10": Test("LB", "INTLK10", "Interleukin 10", "C74806"),
+    "procalcitonin": Test("LB", "PCT", "Procalcitonin", "C103430"),
+    "crp": Test("LB", "CRP", "C Reactive Protein", "C64548"),
+    "pao2": Test("LB", "PO2", "Partial Pressure Oxygen", "C71251"),
+    "fio2": Test("LB", "FIO2", "Fraction of Inspired Oxygen", "C38082"),
+    "creatinine": Test("LB", "CREAT", "Creatinine", "C64547"),
+    "bilirubin": Test("LB", "BILI", "Bilirubin", "C38037"),
     "gd2_flow_percent": Test("LB", "GD2POS", "GD2 Positive Cells", method="FLOW CYTOMETRY"),
     "anti_drug_antibodies": Test("IS", "ADA_BAB", "Binding Antidrug Antibody"),
     "dinutuximab_beta_level": Test("PC", "DINUBETA", "Dinutuximab Beta"),
-    "fcgr2a_genotype": Test("GF", "GENOTYPE", "Genotype", detail="FCGR2A"),
-    "fcgr3a_genotype": Test("GF", "GENOTYPE", "Genotype", detail="FCGR3A"),
-    "kir_genotype": Test("GF", "HAPGRP", "Haplotype Group", detail="KIR"),
-    "kir_ligand_missing": Test("GF", "KIRLGMIS", "KIR Ligand Missing", detail="KIR"),
-    "gd2_ihc_percent": Test("MI", "GD2", "GD2 Ganglioside", "PERCENT POSITIVE CELL", "IHC"),
-    "gd2_ihc_h_score": Test("MI", "GD2", "GD2 Ganglioside", "H SCORE TOTAL SCORE", "IHC"),
-    "gd2_marrow_percent": Test("MI", "GD2", "GD2 Ganglioside", "PERCENT POSITIVE CELL",
-                               "IMMUNOCYTOCHEMISTRY"),
+    # FCGR2A H131R and FCGR3A V158F are single-nucleotide variants: GFTESTCD SNV with the
+    # test detail GENOTYPE (GFTSTDTL codelist C181180, C45447).
+    "fcgr2a_genotype": Test("GF", "SNV", "Single Nucleotide Variation", "C181331", "GENOTYPE",
+                            "FCGR2A"),
+    "fcgr3a_genotype": Test("GF", "SNV", "Single Nucleotide Variation", "C181331", "GENOTYPE",
+                            "FCGR3A"),
+    "kir_genotype": Test("GF", "KIRHAPGR", "KIR Haplotype Group", gene="KIR"),
+    "kir_ligand_missing": Test("GF", "KIRLGMIS", "KIR Ligand Missing", gene="KIR"),
+    "gd2_ihc_percent": Test("MI", "GD2", "GD2 Ganglioside", detail="PERCENT POSITIVE CELL",
+                            method="IHC"),
+    "gd2_ihc_h_score": Test("MI", "GD2", "GD2 Ganglioside", detail="H SCORE TOTAL SCORE",
+                            method="IHC"),
+    "gd2_marrow_percent": Test("MI", "GD2", "GD2 Ganglioside", detail="PERCENT POSITIVE CELL",
+                               method="IMMUNOCYTOCHEMISTRY"),
 }
 #: The drug anti-drug antibodies bind (ISBDAGNT): the anti-GD2 antibody of the dictionary's
 #: drug-exposure facts (``dinutuximab_beta_level``).
 BINDING_AGENT = "DINUTUXIMAB BETA"
 _MISPEC = {"gd2_ihc_percent": "TISSUE", "gd2_ihc_h_score": "TISSUE",
            "gd2_marrow_percent": "BONE MARROW"}
+#: CDISC SDTM Controlled Terminology the new variables use (subsets, with NCI codes):
+#: GFINHERT (C181177) GERMLINE VARIATION C17666; GFTSTDTL (C181180) GENOTYPE C45447;
+#: GFSYMTYP (C181176) GENE WITH PROTEIN PRODUCT C181531; MITSTDTL (C125922) PERCENT
+#: POSITIVE CELL C70460, H SCORE TOTAL SCORE C125988.
+CODELISTS: dict[str, frozenset[str]] = {
+    "GFINHERT": frozenset({"GERMLINE VARIATION"}),
+    "GFTSTDTL": frozenset({"GENOTYPE"}),
+    "GFSYMTYP": frozenset({"GENE WITH PROTEIN PRODUCT"}),
+    "MITSTDTL": frozenset({"PERCENT POSITIVE CELL", "H SCORE TOTAL SCORE"}),
+}
 
 
 def _v(name: str, label: str, type_: Literal["Char", "Num"], core: Core,
@@ -171,6 +197,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("ISTESTCD", "Immunogenicity Test/Exam Short Name", "Char", "Req"),
            _v("ISTEST", "Immunogenicity Test or Examination Name", "Char", "Req"),
            _v("ISBDAGNT", "Binding Agent", "Char", "Perm"),
+           _v("ISCAT", "Category for Immunogenicity Test", "Char", "Perm"),
            _v("ISORRES", "Results or Findings in Original Units", "Char", "Exp"),
            _v("ISORRESU", "Original Units", "Char", "Exp"),
            _v("ISORNRLO", "Reference Range Lower Limit in Orig Unit", "Char", "Exp"),
@@ -200,11 +227,13 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("GFREFID", "Reference ID", "Char", "Exp"),
            _v("GFTESTCD", "Short Name of Genomic Measurement", "Char", "Req"),
            _v("GFTEST", "Name of Genomic Measurement", "Char", "Req"),
+           _v("GFTSTDTL", "Measurement, Test, or Examination Detail", "Char", "Perm", "GFTSTDTL"),
            _v("GFORRES", "Result or Finding in Original Units", "Char", "Exp"),
            _v("GFSTRESC", "Result or Finding in Standard Format", "Char", "Exp"),
-           _v("GFINHERT", "Inheritability", "Char", "Perm"),
+           _v("GFINHERT", "Inheritability", "Char", "Perm", "GFINHERT"),
            _v("GFGENREF", "Genome Reference", "Char", "Perm"),
            _v("GFSYM", "Genomic Symbol", "Char", "Perm"),
+           _v("GFSYMTYP", "Genomic Symbol Type", "Char", "Perm", "GFSYMTYP"),
            _v("GFSPEC", "Specimen Material Type", "Char", "Perm"),
            _v("GFMETHOD", "Method of Test or Examination", "Char", "Exp"),
            *_timing("GF")),
@@ -212,7 +241,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("MIREFID", "Reference ID", "Char", "Perm"),
            _v("MITESTCD", "Microscopic Examination Short Name", "Char", "Req"),
            _v("MITEST", "Microscopic Examination Name", "Char", "Req"),
-           _v("MITSTDTL", "Microscopic Examination Detail", "Char", "Perm"),
+           _v("MITSTDTL", "Microscopic Examination Detail", "Char", "Perm", "MITSTDTL"),
            *_results("MI", units="Perm", numeric="Perm"),
            _v("MISPEC", "Specimen Material Type", "Char", "Req"),
            _v("MISPCCND", "Specimen Condition", "Char", "Exp"),
@@ -279,11 +308,13 @@ def _row(d: str, r: BiomarkerResult, test: Test, ctx: Context) -> dict[str, Any]
     if d == "LB":
         row["LBLOINC"] = _loinc(r.code)
     elif d == "IS":
-        row["ISBDAGNT"] = BINDING_AGENT
+        row.update(ISBDAGNT=BINDING_AGENT, ISCAT="ANTIDRUG ANTIBODIES")
     elif d == "PC":
         row["PCCAT"] = "ANALYTE"
     elif d == "GF":
-        row.update(GFSYM=test.detail, GFINHERT="GERMLINE", GFGENREF=None)
+        protein_gene = test.gene in ("FCGR2A", "FCGR3A")  # HGNC locus type: protein-coding
+        row.update(GFTSTDTL=test.detail, GFSYM=test.gene, GFINHERT="GERMLINE VARIATION",
+                   GFGENREF=None, GFSYMTYP="GENE WITH PROTEIN PRODUCT" if protein_gene else None)
     elif d == "MI":
         row.update(MITSTDTL=test.detail, MISPEC=_MISPEC[r.fact], MILOC=_upper(r.site),
                    MILOBXFL=None)
@@ -346,10 +377,11 @@ NOTES = (
     "cytotoxicity) in LB; anti-drug antibodies in IS (ADA_BAB, binding agent DINUTUXIMAB "
     "BETA, as the IG's IS example 1 codes them); the dinutuximab beta serum concentration in "
     "PC (CDISC laboratory terminology leaves drug levels out of LB); FCGR2A H131R, FCGR3A "
-    "V158F and KIR findings in GF (gene in GFSYM, GFINHERT GERMLINE; GFGENREF empty: the "
-    "record does not name the genome build); GD2 by immunohistochemistry and by "
-    "immunocytology of bone marrow in MI (MI assumptions 1-2: biomarkers read on stained "
-    "specimens; MITESTCD GD2, MITSTDTL PERCENT POSITIVE CELL or H SCORE TOTAL SCORE, MISPEC "
+    "V158F and KIR findings in GF (FCGR: GFTESTCD SNV, GFTSTDTL GENOTYPE, gene in GFSYM, "
+    "GFINHERT GERMLINE VARIATION; GFGENREF empty: the record does not name the genome "
+    "build); GD2 by immunohistochemistry and by immunocytology of bone marrow in MI (MI "
+    "assumptions 1-2: biomarkers read on stained specimens; MITESTCD GD2, MITSTDTL PERCENT "
+    "POSITIVE CELL or H SCORE TOTAL SCORE, MISPEC "
     "TISSUE or BONE MARROW, MILOC the lesion or site). GD2 by flow cytometry is cell "
     "phenotyping, which SDTMIG v3.4 places in CP; this package does not write CP, so it is "
     "in LB with LBMETHOD FLOW CYTOMETRY.",
@@ -362,10 +394,13 @@ NOTES = (
     "name are not recorded with biomarker results and stay empty. The PaO2/FiO2 ratio, GD2 "
     "status and heterogeneity are derived and left to the analysis datasets; the "
     "effector:target ratio of a lysis assay stays in the record.",
-    "Biomarker test codes are sponsor-defined: "
-    + ", ".join(dict.fromkeys(f"{t.domain} {t.code}" for t in TESTS.values()))
-    + ". None of them was confirmed against a CDISC SDTM Controlled Terminology package when "
-    "this package was built, so none carries a CDISC code; GFINHERT GERMLINE and the MI "
-    "details follow the IG's wording. A site replaces them with the CDISC terms of its CT "
-    "package where they exist.",
+    "Biomarker test codes from CDISC SDTM Controlled Terminology: "
+    + ", ".join(dict.fromkeys(f"{t.domain} {t.code} ({t.ct})" for t in TESTS.values() if t.ct))
+    + "; GFTSTDTL GENOTYPE (C45447), GFINHERT GERMLINE VARIATION (C17666), GFSYMTYP GENE WITH "
+    "PROTEIN PRODUCT (C181531), MITSTDTL PERCENT POSITIVE CELL (C70460) and H SCORE TOTAL "
+    "SCORE (C125988). Sponsor-defined: "
+    + ", ".join(dict.fromkeys(f"{t.domain} {t.code}" for t in TESTS.values() if not t.ct))
+    + " (ADA_BAB is the SDTMIG v3.4 IS example's term, not confirmed in the ISTESTCD "
+    "codelist; no GD2 term was found in LBTESTCD or MITESTCD; PCTESTCD has no CDISC "
+    "codelist).",
 )

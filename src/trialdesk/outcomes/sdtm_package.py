@@ -225,7 +225,7 @@ CHECKS: tuple[str, ...] = (
     "no Req variable without a value",
     "coded values in their CDISC Controlled Terminology codelist (NY, SEX, AGEU, OUT, ACN, TOXGR, "
     "ROUTE, NRIND, ARMNULRS, EPOCH, NCOMPLT, PROTMLST, IECAT, VSTESTCD, UNIT, TUTESTCD, TUMIDENT, ND, "
-    "RELTYPE)",
+    "RELTYPE, GFINHERT, GFTSTDTL, GFSYMTYP, MITSTDTL)",
     "--SEQ unique within USUBJID; the natural keys of DM, SUPPAE, SV and the trial design datasets unique",
     "--DTC values ISO 8601; --TESTCD at most 8 letters, digits or underscores, not starting with a "
     "digit; QNAM at most 8 characters, QLABEL at most 40",
