@@ -70,7 +70,8 @@ def stored(web: Any) -> Any:
     _sample(ctx, who, NB, "FCGR", "NB-DNA-1", datetime(2026, 11, 20, 10, 30),
             {"fact": "fcgr3a_genotype", "value": "V/F"}, {"fact": "fcgr2a_genotype", "value": "H/R"})
     _sample(ctx, who, NB, "ADCC", "NB-PB-1", datetime(2026, 11, 21, 8, 0),
-            {"fact": "alc", "value": 1200, "unit": "/mm3"},
+            {"fact": "alc", "value": 1200, "unit": "/mm3"}, {"fact": "sodium", "value": 138},
+            {"fact": "lvef", "value": 60, "unit": "%"},
             {"fact": "adcc_lysis", "value": 35, "unit": "%", "effector_target_ratio": "10:1"})
     _sample(ctx, who, NB, "dinutuximab", "NB-SER-1", datetime(2026, 11, 21, 8, 30),
             {"fact": "anti_drug_antibodies", "value": "positive"},
@@ -115,7 +116,9 @@ def test_nbnk_results_go_to_lb_is_pc_gf_and_mi(stored: Any) -> None:
                       "LBSPEC", "LBDY"]) == [
         ["ADCCLYS", "35", "%", 35.0, "NB-PB-1", None, "PERIPHERAL BLOOD", 1],
         ["LYM", "1200", "/mm3", 1200.0, "NB-PB-1", "731-0", "PERIPHERAL BLOOD", 1],
-    ]
+        ["SODIUM", "138", "mmol/L", 138.0, "NB-PB-1", "2951-2", "PERIPHERAL BLOOD", 1],
+    ]  # any other laboratory fact under its name; LVEF (a measurement, not a specimen) left out
+    assert lb["LBTEST"].tolist()[-1] == "Serum sodium"
     assert _rows(package["IS"], ["USUBJID", "ISSEQ", "ISREFID", "ISTESTCD", "ISTEST", "ISBDAGNT",
                                  "ISCAT", "ISORRES", "ISSTRESC", "ISSTRESN", "ISSPEC", "ISDTC",
                                  "ISDY"]) == [
@@ -192,3 +195,22 @@ def test_lb_without_samples_keeps_its_sample_variables_empty(web: Any) -> None:
     lb = sdtm_datasets(p.id, inputs.events, labs=inputs.labs, protocol=p)["LB"]
     assert len(lb) and list(lb.columns) == [v.name for v in SPEC["LB"]]
     assert lb[["LBREFID", "LBLOINC", "LBSPEC", "LBMETHOD"]].isna().all().all()
+
+
+def test_command_line_writes_the_biomarker_datasets_from_the_database(stored: Any, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from trialdesk.cli import app
+
+    out = tmp_path / "sdtm"
+    done = CliRunner().invoke(app, ["export", "sdtm", "--trial", "NB-NK-2026", "--by", "statistician",
+                                    "--database", str(stored.store.engine.url), "--country", "RUS",
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert {"lb.xpt", "is.xpt", "pc.xpt", "gf.xpt", "mi.xpt", "define.xml"} <= {p.name for p in out.iterdir()}
+    gf, _ = read_xpt((out / "gf.xpt").read_bytes())
+    assert gf[["GFREFID", "GFSYM", "GFORRES"]].values.tolist() == [
+        ["NB-DNA-1", "FCGR2A", "H/R"], ["NB-DNA-1", "FCGR3A", "V/F"]]
+    define = (out / "define.xml").read_bytes()
+    assert check_define(define) == [] and b'Name="PC"' in define and b"IT.LB.LBREFID" in define
+    assert "Biomarker test codes" in (out / "reviewers-guide.md").read_text(encoding="utf-8")

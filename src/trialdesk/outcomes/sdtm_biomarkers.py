@@ -127,6 +127,13 @@ TESTS: dict[str, Test] = {
     "fio2": Test("LB", "FIO2", "Fraction of Inspired Oxygen", "C38082"),
     "creatinine": Test("LB", "CREAT", "Creatinine", "C64547"),
     "bilirubin": Test("LB", "BILI", "Bilirubin", "C38037"),
+    "anc": Test("LB", "NEUT", "Neutrophils", "C63321"),
+    "platelets": Test("LB", "PLAT", "Platelets", "C51951"),
+    "hemoglobin": Test("LB", "HGB", "Hemoglobin", "C64848"),
+    "alt": Test("LB", "ALT", "Alanine Aminotransferase", "C64433"),
+    "aptt": Test("LB", "APTT", "Activated Partial Thromboplastin Time", "C38462"),
+    "inr": Test("LB", "INR", "Prothrombin Intl. Normalized Ratio", "C64805"),
+    "potassium": Test("LB", "K", "Potassium", "C64853"),
     "gd2_flow_percent": Test("LB", "GD2POS", "GD2 Positive Cells", method="FLOW CYTOMETRY"),
     "anti_drug_antibodies": Test("IS", "ADA_BAB", "Binding Antidrug Antibody"),
     "dinutuximab_beta_level": Test("PC", "DINUBETA", "Dinutuximab Beta"),
@@ -160,6 +167,23 @@ CODELISTS: dict[str, frozenset[str]] = {
     "GFSYMTYP": frozenset({"GENE WITH PROTEIN PRODUCT"}),
     "MITSTDTL": frozenset({"PERCENT POSITIVE CELL", "H SCORE TOTAL SCORE"}),
 }
+
+
+def sdtm_test(fact: str) -> Test | None:
+    """The SDTM test of a fact: :data:`TESTS`, else, for any other laboratory fact of the
+    dictionary, LB under a sponsor-defined code made of the fact's name (upper case, at most
+    8 characters); None for facts that are not specimen results (clinical findings, body
+    measurements), which these datasets leave out."""
+    if fact in TESTS:
+        return TESTS[fact]
+    from trialdesk.facts.dictionary import FACTS, FactKind
+
+    definition = FACTS.get(fact)
+    if definition is None or definition.kind is not FactKind.LAB:
+        return None
+    code = "".join(c for c in fact.upper() if c.isalnum())[:8]
+    name = definition.description[:1].upper() + definition.description[1:40]
+    return Test("LB", code, name)
 
 
 def _v(name: str, label: str, type_: Literal["Char", "Num"], core: Core,
@@ -329,7 +353,7 @@ def biomarker_datasets(results: Sequence[BiomarkerResult], ctx: Context,
     rows: dict[str, list[dict[str, Any]]] = {}
     last: dict[tuple[str, ...], dict[str, Any]] = {}
     for r in sorted(results, key=lambda r: (r.patient_id, r.collected_at, r.sample_id, r.fact)):
-        test = TESTS.get(r.fact)
+        test = sdtm_test(r.fact)
         if test is None or r.patient_id not in ctx.enrolled:
             continue
         row = _row(test.domain, r, test, ctx)
@@ -402,5 +426,8 @@ NOTES = (
     + ", ".join(dict.fromkeys(f"{t.domain} {t.code}" for t in TESTS.values() if not t.ct))
     + " (ADA_BAB is the SDTMIG v3.4 IS example's term, not confirmed in the ISTESTCD "
     "codelist; no GD2 term was found in LBTESTCD or MITESTCD; PCTESTCD has no CDISC "
-    "codelist).",
+    "codelist). Any other laboratory fact of the dictionary is in LB under a sponsor-defined "
+    "code made of the fact's name (upper case, at most 8 characters). Results of facts that "
+    "are not specimen results (clinical findings, body measurements) are not in these "
+    "datasets.",
 )
