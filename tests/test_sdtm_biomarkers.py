@@ -214,3 +214,34 @@ def test_command_line_writes_the_biomarker_datasets_from_the_database(stored: An
     define = (out / "define.xml").read_bytes()
     assert check_define(define) == [] and b'Name="PC"' in define and b"IT.LB.LBREFID" in define
     assert "Biomarker test codes" in (out / "reviewers-guide.md").read_text(encoding="utf-8")
+
+
+def test_biomarker_lb_records_follow_each_subjects_laboratory_results() -> None:
+    from examplekit import nbnk
+    from trialdesk.outcomes.export_sdtm import sdtm_datasets
+    from trialdesk.outcomes.sdtm_biomarkers import BiomarkerResult
+    from trialdesk.outcomes.sdtm_findings import RecordFindings
+
+    inputs = nbnk()
+    p = inputs.compiled.protocol
+    record = RecordFindings(biomarkers=(
+        BiomarkerResult("NB-01", "S2", "il6", "2026-03-02T10:00", 45, "pg/mL", 45.0, "pg/mL",
+                        "serum", code="LOINC 26881-3"),
+        BiomarkerResult("NB-01", "S1", "gd2_ihc_h_score", "2026-03-01T10:00", 150, None, 150.0,
+                        None, "tumour biopsy", "ihc", "liver"),
+        BiomarkerResult("NB-01", "S3", "weight", "2026-03-01T10:00", 20, "kg", 20.0, "kg")))
+    package = sdtm_datasets(p.id, inputs.events, labs=inputs.labs, exposure=inputs.exposure,
+                            protocol=p, record=record)
+    assert validate_sdtm(package) == []
+    lb = package["LB"]
+    nb01 = lb[lb["USUBJID"] == "NB-NK-2026-NB-01"]
+    # examples/outcomes/nb-nk-2026-labs.csv: five NEUT results of NB-01 (LBSEQ 1-5); the IL-6
+    # of sample S2 is LBSEQ 6, next to them, at NB-01's course 1 visit (first dose 2026-03-02).
+    assert _rows(nb01, ["LBSEQ", "LBTESTCD", "LBREFID", "LBDTC", "VISITNUM"])[-2:] == [
+        [5, "NEUT", None, "2026-05-25", 6], [6, "INTLK6", "S2", "2026-03-02T10:00", 2]]
+    assert list(nb01.index) == list(range(nb01.index[0], nb01.index[0] + 6))
+    # An H-score has no unit; the weight (a body measurement) is not a biomarker record.
+    assert _rows(package["MI"], ["MIREFID", "MITSTDTL", "MIORRES", "MIORRESU", "MISTRESN", "MILOC",
+                                 "MILOBXFL", "MIDY"]) == [
+        ["S1", "H SCORE TOTAL SCORE", "150", None, 150.0, "LIVER", "Y", 1]]
+    assert "S3" not in set(lb["LBREFID"].dropna())

@@ -371,8 +371,9 @@ def biomarker_datasets(results: Sequence[BiomarkerResult], ctx: Context,
         for row in found:
             row[f"{d}SEQ"] = start[row["USUBJID"]] = start.get(row["USUBJID"], 0) + 1
         frame = pd.DataFrame(found)
-        if d == "LB" and lb is not None and len(lb):
+        if d == "LB" and lb is not None and len(lb):  # each subject's records together
             frame = pd.concat([lb.astype(object), frame.astype(object)], ignore_index=True)
+            frame = frame.sort_values(["USUBJID", "LBSEQ"], kind="stable", ignore_index=True)
         out[d] = frame
     return out
 
