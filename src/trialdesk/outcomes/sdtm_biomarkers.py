@@ -3,10 +3,11 @@
 Each current result of a sample (:mod:`trialdesk.services.biomarkers`) is one record, in the
 domain the SDTM Implementation Guide v3.4 (CDISC, 2021) gives it. Choices, stated once:
 
-* LB (SDTMIG v3.4 6.3.5.x, Laboratory Test Results) holds counts and chemistry: lymphocytes,
-  monocytes, NK cells (CD3-CD56+), IL-6, IL-10, procalcitonin, CRP, PaO2, FiO2, creatinine,
-  bilirubin and any other laboratory value or measurement of the fact dictionary, and the
-  functional assays of the immune profile (ADCC and NK-cell cytotoxicity, % specific lysis).
+* LB (Laboratory Test Results) holds counts and chemistry: lymphocytes, monocytes, NK cells
+  (CD3-CD56+), IL-6, IL-10, procalcitonin, CRP, PaO2, FiO2, creatinine, bilirubin and any
+  other laboratory value of the fact dictionary, and the functional assays of the immune
+  profile (ADCC and NK-cell cytotoxicity, % specific lysis). Clinical findings and body
+  measurements recorded as a sample's result are not specimen results and stay out.
 * IS (Immunogenicity Specimen Assessments) holds anti-drug antibodies: the IG's IS
   assumption 1 places whether a therapy induced an immune response there, and its
   example 1 codes binding anti-drug antibodies ``ISTESTCD`` ADA_BAB, "Binding Antidrug
@@ -14,8 +15,8 @@ domain the SDTM Implementation Guide v3.4 (CDISC, 2021) gives it. Choices, state
   beta, the anti-GD2 antibody whose serum level the dictionary records).
 * PC (Pharmacokinetics Concentrations) holds the dinutuximab beta serum concentration: CDISC
   laboratory terminology leaves therapeutic drug levels out of LB (CDISC Terminology Rules
-  for Laboratory Test Code/Name Codelists: "does not include lab tests to perform
-  therapeutic drug level monitoring").
+  for Laboratory Test Code/Name and UNIT Codelists, 2016: "Lab terminology does not include
+  lab tests to perform therapeutic drug level monitoring").
 * GF (Genomics Findings, new in SDTMIG v3.4, replacing the PGx PF domain) holds the FCGR2A
   H131R and FCGR3A V158F genotypes and the KIR findings. Both FCGR polymorphisms are
   single-nucleotide variants: ``GFTESTCD`` SNV, ``GFTSTDTL`` GENOTYPE, the gene in ``GFSYM``
