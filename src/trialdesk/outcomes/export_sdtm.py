@@ -38,8 +38,8 @@ import pandas as pd
 
 from trialdesk.clinical.ctcae_codes import term_codes
 from trialdesk.errors import OutcomeError
+from trialdesk.outcomes import sdtm_biomarkers, sdtm_findings
 from trialdesk.outcomes import sdtm_design as design
-from trialdesk.outcomes import sdtm_findings
 from trialdesk.outcomes.events import EventTable
 from trialdesk.outcomes.inputs import AdverseEvents, Exposure, Labs, Measurements
 from trialdesk.outcomes.sdtm_design import Core, Finding, Variable, ascii_text
@@ -67,6 +67,7 @@ CODELISTS: dict[str, frozenset[str]] = {
     "PROTMLST": frozenset({"RANDOMIZED"}),
     "IECAT": frozenset({"INCLUSION", "EXCLUSION"}),
     **sdtm_findings.CODELISTS,
+    **sdtm_biomarkers.CODELISTS,
 }
 
 _OUTCOME = {Outcome.RECOVERED: "RECOVERED/RESOLVED", Outcome.RECOVERING: "RECOVERING/RESOLVING",
@@ -182,6 +183,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("RSDY", "Study Day of Assessment", "Num", "Perm")),
     "LB": (*_ID,
            _v("LBSEQ", "Sequence Number", "Num", "Req"),
+           _v("LBREFID", "Specimen ID", "Char", "Perm"),
            _v("LBTESTCD", "Lab Test or Examination Short Name", "Char", "Req"),
            _v("LBTEST", "Lab Test or Examination Name", "Char", "Req"),
            _v("LBORRES", "Result or Finding in Original Units", "Char", "Exp"),
@@ -194,6 +196,9 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("LBSTNRLO", "Reference Range Lower Limit-Std Units", "Num", "Exp"),
            _v("LBSTNRHI", "Reference Range Upper Limit-Std Units", "Num", "Exp"),
            _v("LBNRIND", "Reference Range Indicator", "Char", "Exp", "NRIND"),
+           _v("LBLOINC", "LOINC Code", "Char", "Perm"),
+           _v("LBSPEC", "Specimen Type", "Char", "Perm"),
+           _v("LBMETHOD", "Method of Test or Examination", "Char", "Perm"),
            _v("LBTOXGR", "Standard Toxicity Grade", "Char", "Perm", "TOXGR"),
            _v("VISITNUM", "Visit Number", "Num", "Exp"),
            _v("VISIT", "Visit Name", "Char", "Perm"),
@@ -265,6 +270,7 @@ SPEC: dict[str, tuple[Variable, ...]] = {
            _v("TIRL", "Inclusion/Exclusion Criterion Rule", "Char", "Perm"),
            _v("TIVERS", "Protocol Criteria Versions", "Char", "Perm")),
     **sdtm_findings.SPEC,
+    **sdtm_biomarkers.SPEC,
 }
 
 # Natural keys (SDTMIG v3.4 dataset metadata, "Key Variables"), checked for uniqueness and
@@ -279,6 +285,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "TS": ("STUDYID", "TSPARMCD", "TSSEQ"), "TA": ("STUDYID", "ARMCD", "TAETORD"),
     "TE": ("STUDYID", "ETCD"), "TV": ("STUDYID", "VISITNUM", "ARMCD"), "TI": ("STUDYID", "IETESTCD"),
     **sdtm_findings.KEYS,
+    **sdtm_biomarkers.KEYS,
 }
 # The SDTM class of each dataset (define.xml def:Class).
 CLASSES: dict[str, str] = {
@@ -286,14 +293,14 @@ CLASSES: dict[str, str] = {
     "AE": "EVENTS", "DS": "EVENTS", "EX": "INTERVENTIONS",
     "LB": "FINDINGS", "RS": "FINDINGS", "TR": "FINDINGS",
     "SUPPAE": "RELATIONSHIP", "TS": "TRIAL DESIGN", "TA": "TRIAL DESIGN", "TE": "TRIAL DESIGN",
-    "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN", **sdtm_findings.CLASSES,
+    "TV": "TRIAL DESIGN", "TI": "TRIAL DESIGN", **sdtm_findings.CLASSES, **sdtm_biomarkers.CLASSES,
 }
 LABELS: dict[str, str] = {
     "DM": "Demographics", "SE": "Subject Elements", "SV": "Subject Visits", "AE": "Adverse Events",
     "DS": "Disposition", "EX": "Exposure", "LB": "Laboratory Test Results", "TR": "Tumor/Lesion Results",
     "RS": "Disease Response and Clin Classification", "SUPPAE": "Supplemental Qualifiers for AE",
     "TS": "Trial Summary", "TA": "Trial Arms", "TE": "Trial Elements", "TV": "Trial Visits",
-    "TI": "Trial Inclusion/Exclusion Criteria", **sdtm_findings.LABELS,
+    "TI": "Trial Inclusion/Exclusion Criteria", **sdtm_findings.LABELS, **sdtm_biomarkers.LABELS,
 }
 
 
@@ -317,7 +324,9 @@ def sdtm_datasets(
     with the protocol also the trial design (TS, TA, TE, TV, TI), the subjects' elements and
     visits (SE, SV), and EPOCH, VISITNUM and VISIT in the event and finding domains; with
     the ``record``'s treatments, body measurements and lesions also CM, PR, VS, TU, TR (in
-    place of the sums of diameters) and RELREC (:mod:`trialdesk.outcomes.sdtm_findings`)."""
+    place of the sums of diameters) and RELREC (:mod:`trialdesk.outcomes.sdtm_findings`), and
+    with its biomarker results LB records and IS, PC, GF, MI
+    (:mod:`trialdesk.outcomes.sdtm_biomarkers`)."""
     if not study_id.strip():
         raise OutcomeError("must not be empty", where="study id")
     labels = dict(arm_labels or {})
@@ -368,6 +377,7 @@ def sdtm_datasets(
             record, context, bsa_formula=protocol.bsa_formula if protocol else None,
             bsa_places=protocol.dosing.bsa_places if protocol else 2))
         datasets["RS"] = _with_responses(datasets["RS"], sdtm_findings.inrc_responses(record, context))
+        datasets.update(sdtm_biomarkers.biomarker_datasets(record.biomarkers, context, datasets.get("LB")))
     datasets["DS"] = _ds(study_id, events, usubjid, day, at, randomised=protocol is not None
                          and protocol.registry.design.allocation == "RANDOMIZED")
     if protocol is not None:
@@ -798,7 +808,7 @@ def cross_checks(datasets: Mapping[str, pd.DataFrame]) -> list[Finding]:
                         findings.append(Finding(name, "EPOCH", row, f"{epoch!r} is not an epoch of TA"))
     if "SV" in datasets:
         visits = set(zip(datasets["SV"]["USUBJID"], datasets["SV"]["VISITNUM"], strict=True))
-        for name in ("LB", "RS", "TR", "VS", "TU"):
+        for name in ("LB", "RS", "TR", "VS", "TU", *sdtm_biomarkers.SPEC):
             frame = datasets.get(name)
             if frame is None:
                 continue

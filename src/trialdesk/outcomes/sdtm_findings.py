@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from trialdesk.outcomes.sdtm_biomarkers import BiomarkerResult
 from trialdesk.outcomes.sdtm_design import Core, Finding, Variable
 
 # Treatment categories of the patient record (trialdesk.facts.dictionary.THERAPY_CATEGORIES)
@@ -210,20 +211,25 @@ class Assessment:
 
 @dataclass(frozen=True)
 class RecordFindings:
-    """What the trial's records hold for CM, PR, VS, TU and TR."""
+    """What the trial's records hold for CM, PR, VS, TU and TR, and the biomarker results
+    (LB, IS, PC, GF, MI: :mod:`trialdesk.outcomes.sdtm_biomarkers`)."""
 
     treatments: tuple[Treatment, ...] = ()
     body: tuple[BodySize, ...] = ()
     assessments: tuple[Assessment, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    biomarkers: tuple[BiomarkerResult, ...] = ()
 
     def dates(self) -> dict[str, list[date]]:
-        """The dates of findings that belong to a visit (VS, TU, TR), per patient."""
+        """The dates of findings that belong to a visit (VS, TU, TR and the biomarker
+        results), per patient."""
         out: dict[str, list[date]] = {}
         for b in self.body:
             out.setdefault(b.patient_id, []).append(b.on)
         for a in self.assessments:
             out.setdefault(a.patient_id, []).append(a.on)
+        for r in self.biomarkers:
+            out.setdefault(r.patient_id, []).append(r.on)
         return out
 
 

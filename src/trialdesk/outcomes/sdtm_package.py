@@ -30,9 +30,10 @@ from typing import Any
 import pandas as pd
 
 from trialdesk.errors import OutcomeError
+from trialdesk.outcomes import sdtm_biomarkers
 from trialdesk.outcomes.export_sdtm import CLASSES, CODELISTS, KEYS, LABELS, SDTMIG_VERSION, SPEC
 from trialdesk.outcomes.sdtm_findings import NOTES as FINDINGS_NOTES
-from trialdesk.outcomes.sdtm_findings import STRUCTURES
+from trialdesk.outcomes.sdtm_findings import STRUCTURES as FINDINGS_STRUCTURES
 
 DEFINE_VERSION = "2.1.0"
 # The CDISC SDTM Controlled Terminology package (NCI EVS, quarterly; named by its release
@@ -40,6 +41,7 @@ DEFINE_VERSION = "2.1.0"
 # CT standard (Define-XML 2.1 section 5.3.1, def:Standard Type="CT") and every codelist
 # refers to it; a site validating against another package passes ``ct_version``.
 CT_VERSION = "2024-03-29"
+STRUCTURES = {**FINDINGS_STRUCTURES, **sdtm_biomarkers.STRUCTURES}
 
 
 def _frame_for_xpt(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -223,7 +225,7 @@ CHECKS: tuple[str, ...] = (
     "no Req variable without a value",
     "coded values in their CDISC Controlled Terminology codelist (NY, SEX, AGEU, OUT, ACN, TOXGR, "
     "ROUTE, NRIND, ARMNULRS, EPOCH, NCOMPLT, PROTMLST, IECAT, VSTESTCD, UNIT, TUTESTCD, TUMIDENT, ND, "
-    "RELTYPE)",
+    "RELTYPE, GFINHERT, GFTSTDTL, GFSYMTYP, MITSTDTL)",
     "--SEQ unique within USUBJID; the natural keys of DM, SUPPAE, SV and the trial design datasets unique",
     "--DTC values ISO 8601; --TESTCD at most 8 letters, digits or underscores, not starting with a "
     "digit; QNAM at most 8 characters, QLABEL at most 40",
@@ -232,7 +234,7 @@ CHECKS: tuple[str, ...] = (
     "other DS DEATH exists; every fatal AE is a death in DM and ends on the death date",
     "DM.ARMCD is an arm of TA; EPOCH values are epochs of TA; with exposure given, a missing actual "
     "arm has ARMNRS",
-    "LB, RS, TR, TU and VS visits are in SV",
+    "LB, RS, TR, TU, VS, IS, PC, GF and MI visits are in SV",
     "every TRLNKID identified in TU for the same subject, TULNKID unique per subject; RELREC names "
     "datasets of the package and their variables",
     "SAS XPORT v5: names at most 8, labels at most 40 characters, values ASCII of at most 200 bytes",
@@ -250,6 +252,12 @@ def coding_note() -> str:
             "AEHLT, AEHLTCD, AEHLGT and AEHLGTCD are empty: they need a licensed MedDRA dictionary, "
             "which trialdesk does not hold. AEDECOD/AEPTCD are the preferred term recorded with "
             "each event; an event without one is refused, never guessed.")
+
+
+def _has_biomarkers(datasets: Mapping[str, pd.DataFrame]) -> bool:
+    lb = datasets.get("LB")
+    return any(n in datasets for n in sdtm_biomarkers.SPEC) or (
+        lb is not None and "LBREFID" in lb.columns and bool(lb["LBREFID"].notna().any()))
 
 
 def reviewers_guide(study_id: str, datasets: Mapping[str, pd.DataFrame]) -> str:
@@ -279,7 +287,8 @@ def reviewers_guide(study_id: str, datasets: Mapping[str, pd.DataFrame]) -> str:
              "the grade the value and the given range decide (one-directional terms: NEUT, PLAT, WBC, "
              "LYM, ALT, AST, BILI, CREAT, ALP, GGT, LIPASE, AMYLASE, CK); a recorded grade the value "
              "contradicts is refused. LBNRIND compares the result with the reference range given "
-             "with it.", "",
+             "with it.",
+             *(sdtm_biomarkers.NOTES if _has_biomarkers(datasets) else ()), "",
              "## Checked before writing", "", *[f"- {c}" for c in CHECKS], "",
              "## Not run here", "",
              "The CDISC open rules engine needs a rules cache from the CDISC Library (network and an "

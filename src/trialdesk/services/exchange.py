@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from trialdesk.errors import OutcomeError, TrialdeskError
+from trialdesk.outcomes.sdtm_biomarkers import results_from_samples
 from trialdesk.outcomes.sdtm_findings import Assessment, BodySize, RecordFindings, Treatment
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
@@ -24,8 +25,9 @@ from trialdesk.services.roles import Permission
 
 
 def record_findings(ctx: Services, trial_id: str) -> RecordFindings:
-    """The treatments, body measurements and response assessments of the trial's enrolled
-    patients (the caller has checked the permission to export the trial)."""
+    """The treatments, body measurements, response assessments and biomarker results (the
+    current result of each fact of each sample) of the trial's enrolled patients (the
+    caller has checked the permission to export the trial)."""
     treatments: list[Treatment] = []
     body: list[BodySize] = []
     assessments: list[Assessment] = []
@@ -41,7 +43,10 @@ def record_findings(ctx: Services, trial_id: str) -> RecordFindings:
             if r.criteria in ("RECIST", "INRC") and r.kind in ("baseline", "time_point"):
                 assessments.append(Assessment(sn, r.criteria, r.kind,  # type: ignore[arg-type]
                                               date.fromisoformat(r.assessed_on), r.document, r.overall))
-    return RecordFindings(tuple(treatments), tuple(body), tuple(assessments))
+    enrolled = {j.study_number for j in ctx.store.trial_journeys(trial_id)}
+    samples = [s for s in ctx.store.biomarker_samples(trial_ids=[trial_id]) if s.study_number in enrolled]
+    return RecordFindings(tuple(treatments), tuple(body), tuple(assessments),
+                          biomarkers=tuple(results_from_samples(samples)))
 
 
 # --- ODM: the record out and back in ---------------------------------------------------------

@@ -281,7 +281,23 @@ def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | Non
     (ISO 3166-1 alpha-3); AE.AEDECOD needs each event's MedDRA term. What is missing is
     refused with every problem listed, never filled in.
     """
-    from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets, to_csv
+    from trialdesk.outcomes.export_sdtm import to_csv
+
+    datasets = sdtm_package_datasets(ctx, who, trial_id, country=country)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, frame in datasets.items():
+            info = zipfile.ZipInfo(f"{name.lower()}.csv", date_time=(2026, 1, 1, 0, 0, 0))
+            z.writestr(info, to_csv(frame))
+    return buffer.getvalue()
+
+
+def sdtm_package_datasets(ctx: Services, who: Principal, trial_id: str, *,
+                          country: str | None) -> dict[str, pd.DataFrame]:
+    """The trial's SDTM datasets from the stored record (with the cell products' and the
+    biomarker results' datasets), checked against SDTMIG v3.4: what :func:`sdtm_zip` and
+    the XPT package write."""
+    from trialdesk.outcomes.export_sdtm import require_valid, sdtm_datasets
 
     _require(who, trial_id)
     if not country:
@@ -299,12 +315,7 @@ def sdtm_zip(ctx: Services, who: Principal, trial_id: str, *, country: str | Non
 
         datasets = product_datasets(trial_id, datasets, products)
     require_valid(datasets)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, frame in datasets.items():
-            info = zipfile.ZipInfo(f"{name.lower()}.csv", date_time=(2026, 1, 1, 0, 0, 0))
-            z.writestr(info, to_csv(frame))
-    return buffer.getvalue()
+    return datasets
 
 
 def fhir_json(ctx: Services, who: Principal, trial_id: str) -> bytes:
