@@ -277,9 +277,12 @@ def trials(request: Request) -> Response:
 
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial(request: Request, trial_id: TrialId, who: Who,
-          version: Annotated[int | None, Query(ge=1, le=INT32)] = None) -> Response:
-    page = ops.trial_page(context(request), trial_id, version)
-    return render(request, "trial.html", trial=page,
+          version: Annotated[int | None, Query(ge=1, le=INT32)] = None,
+          near: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    from trialdesk.services.trialpage import trial_page
+
+    page = trial_page(context(request), trial_id, version, near=near)
+    return render(request, "trial.html", status=422 if page["near_error"] else 200, trial=page,
                   can_dashboard=who.can(Permission.DASHBOARD_READ, trial_id),
                   can_audit=who.can(Permission.AUDIT_READ, trial_id),
                   can_export=who.can(Permission.EXPORT_DEIDENTIFIED, trial_id))
