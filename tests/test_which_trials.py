@@ -12,7 +12,6 @@ RuMCeSS not met I4, "Patients ≥17 years").
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner
 
+from test_trial_page import CTGOV, _km
 from trialdesk.cli import app
 from trialdesk.protocol.load import default_protocol_dir
 
@@ -31,16 +31,6 @@ HTML = {"accept": "text/html"}
 MOSCOW = (55.75222, 37.61556)
 ST_PETERSBURG = (59.93863, 30.31413)
 UTRECHT = (52.09083, 5.12222)
-CTGOV = Path(__file__).resolve().parents[2] / "shared" / "ctgov"
-if not CTGOV.is_dir():
-    CTGOV = Path("/work/shared/ctgov")
-
-
-def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance by the spherical law of cosines (R = 6371.0088 km)."""
-    (la1, lo1), (la2, lo2) = [(math.radians(x), math.radians(y)) for x, y in (a, b)]
-    c = math.sin(la1) * math.sin(la2) + math.cos(la1) * math.cos(la2) * math.cos(lo2 - lo1)
-    return 6371.0088 * math.acos(max(-1.0, min(1.0, c)))
 
 
 def _run(*args: str) -> Any:
