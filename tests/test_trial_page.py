@@ -125,3 +125,16 @@ def test_refnot_has_no_registry_id_and_says_no_source_line(web: Any) -> None:
     html = web.client().get("/trials/REFNOT-R2", headers=HTML).text
     assert "Data sourced from ClinicalTrials.gov" not in html
     assert "Sponsor and collaborators" in html
+
+
+def test_ordering_an_older_version_keeps_the_version(web: Any) -> None:
+    study = _study("NCT02552212.json")
+    trial_id = store_record(web, study)
+    newer = _document(study)
+    newer["version"] = f"{newer.get('version', '')} amended"
+    web.store.import_protocol(newer, source="test", actor="test", reason="an amendment")
+    c = web.client()
+    older = c.get(f"/trials/{trial_id}", params={"version": 1}, headers=HTML).text
+    assert '<input type="hidden" name="version" value="1">' in older
+    latest = c.get(f"/trials/{trial_id}", headers=HTML).text
+    assert 'name="version"' not in latest
