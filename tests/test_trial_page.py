@@ -70,7 +70,10 @@ def test_an_imported_record_shows_what_the_registry_shows(web: Any) -> None:
                          ("Last update posted", "2022-08-18")):
         assert re.search(rf"<dt>{label}</dt><dd>{value}</dd>", dates), label
     assert "UCB BIOSCIENCES GmbH" in html and "Sponsor and collaborators" in html
-    assert "Week 52" in html  # the primary outcome's time frame
+    assert "Time frame: Week 52" in html  # the primary outcome's time frame
+    # its long description is collapsible, its markdown escapes undone ("\\>= 2.0")
+    assert "<summary>Description</summary><small>This variable was considered" in html
+    assert "(improvement) &gt;= 2.0" in html and "\\&gt;=" not in html
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/35296532/"' in html  # the first reference
     assert "105 sites in 9 countries; the first 10 shown." in html
     assert "Russian Federation: 18" in html  # sites per country, in a collapsible list

@@ -18,6 +18,7 @@ from typing import Any
 from trialdesk.errors import RegistryError
 from trialdesk.protocol.model import Registry
 from trialdesk.registry.gazetteer import Place, resolve_place
+from trialdesk.registry.items import unescape
 from trialdesk.registry.search import great_circle_km
 from trialdesk.services.catalogue import registry_page
 from trialdesk.services.context import Services
@@ -128,6 +129,13 @@ def trial_page(ctx: Services, trial_id: str, number: int | None = None, *,
         except RegistryError as exc:
             error = f"{NEAR_LABEL}: {exc.reason}"
     page["registry"] = registry_sections(registry, place)
+    # the record's text as it reads: "\>= 2.0" is ">= 2.0" (the registry's markdown escapes)
+    for key in ("about", "description"):
+        if page.get(key):
+            page[key] = unescape(page[key])
+    for outcome in (o for kind in page["outcomes"].values() for o in kind):
+        if outcome.get("description"):
+            outcome["description"] = unescape(outcome["description"])
     page["near"] = near or ""
     page["near_error"] = error
     return page
