@@ -1,6 +1,6 @@
 """Criteria extraction benchmark: numeric thresholds against human annotations, drafts on real records.
 
-    python bench/criteria_extraction.py [--lct DIR] [--ctgov DIR] [--show]
+    python bench/criteria_extraction.py [--lct DIR] [--ctgov DIR] [--errors]
 
 Prints:
 
@@ -11,9 +11,14 @@ Prints:
   the dictionary knows (age, the laboratory tests, performance scales, life expectancy);
   a threshold counts when the same line holds an annotated comparison of the same fact
   type with the same operator, value(s) and unit (where the annotators marked no unit, or only
-  its numerator, "g" of "g/dL", the unit is not held against the extractor); the figures are
-  given twice: with the annotation's links as they are, and with comparisons the annotators
-  left unlinked attached to the observation just before them on the same line;
+  its numerator, "g" of "g/dL", the unit is not held against the extractor); the unit is read
+  from the annotated comparison's own text where that names a known unit ("> 1.5 * 109/L" is
+  10^9/L although only "L" is marked as its unit); a comparison of a laboratory test in a time
+  unit ("within 6 months") is the test's look-back window, not a threshold of its value, and is
+  not counted; the figures are given twice: with the annotation's links as they are, and with
+  comparisons the annotators left unlinked attached to the observation just before them on the
+  same line; ``--errors`` lists every false positive (extracted, not annotated) and false
+  negative (annotated, not extracted) with its file, line and sentence;
 * the share of criteria items of the shared ClinicalTrials.gov records that get a draft.
 
 Targets: precision ≥ 0.95, recall ≥ 0.80. Nothing is asserted: the figures are printed.
@@ -100,6 +105,22 @@ def _operator(text: str) -> str | None:
         "more than": ">",
         "at least": ">=",
     }.get(t)
+
+
+_TIME_UNITS = {"year", "month", "week", "day", "hour"}
+
+
+def _unit_in_comparison(text: str, value: str) -> str | None:
+    """The known unit written after the value in an annotated comparison's text, if any.
+
+    >>> _unit_in_comparison("> 1.5 * 109/L", "1.5"), _unit_in_comparison("≤30 mL/min", "30")
+    ('10^9/L', 'mL/min')
+    """
+    at = text.find(value)
+    if at < 0:
+        return None
+    rest = text[at + len(value) :].strip()
+    return unit_of(rest) if rest else None
 
 
 def _leading_operator(text: str) -> str | None:
@@ -207,7 +228,8 @@ def read_gold(ann: Path, text: str, *, attach_unlinked: bool = False) -> list[Go
                 or _operator(spans.get(c.get("Operator", ""), ("", 0, 0, ""))[3])
                 or _leading_operator(trigger[3])
             )
-            value = _number(spans.get(c.get("Value", ""), ("", 0, 0, ""))[3])
+            value_text = spans.get(c.get("Value", ""), ("", 0, 0, ""))[3]
+            value = _number(value_text)
             if op is None or value is None:
                 continue
             # a second value only makes a range ("10^9" is sometimes marked as one)
@@ -217,7 +239,12 @@ def read_gold(ann: Path, text: str, *, attach_unlinked: bool = False) -> list[Go
             unit_text = "/".join(p.strip().strip("/") for p in parts) if parts else None
             if unit_text is None and "Temporal-Unit" in c:
                 unit_text = attrs.get(c["Temporal-Unit"], spans[c["Temporal-Unit"]][3])
-            gold.append(Gold(line_of(trigger[1]), kind, op, value, high, _unit(unit_text), trigger[3]))
+            unit = (None if op == "between" else _unit_in_comparison(trigger[3], value_text)) or _unit(
+                unit_text
+            )
+            if kind not in ("age", "life_expectancy") and unit in _TIME_UNITS:
+                continue  # "ANC ... within 6 months": when the test was done, not its value
+            gold.append(Gold(line_of(trigger[1]), kind, op, value, high, unit, trigger[3]))
     return gold
 
 
@@ -233,8 +260,12 @@ def _kinds(text: str) -> list[str]:
     return out
 
 
-def lct(directory: Path, show: bool, *, attach_unlinked: bool = False) -> tuple[int, int, int, int]:
-    """(true positives among predictions, predictions, gold found, gold) over the corpus."""
+def lct(directory: Path, errors: bool, *, attach_unlinked: bool = False) -> tuple[int, int, int, int]:
+    """(true positives among predictions, predictions, gold found, gold) over the corpus.
+
+    With ``errors``, each line where the answers differ is printed with its false positives
+    (extracted, not annotated) and false negatives (annotated, not extracted).
+    """
     tp = predicted = found = total = 0
     for ann in sorted(directory.rglob("*.ann")):
         text = ann.with_suffix(".txt").read_text(encoding="utf-8")
@@ -268,13 +299,19 @@ def lct(directory: Path, show: bool, *, attach_unlinked: bool = False) -> tuple[
             tp += sum(hit.values())
             predicted += sum(got.values())
             found += sum(hit.values())
-            if show and (got - want or want - got):
-                print(f"{ann.parent.name}/{ann.stem}:{i + 1}: {line.strip()[:100]}")
+            if errors and (got - want or want - got):
+                print(f"  {ann.parent.name}/{ann.stem}.txt:{i + 1}: {line.strip()[:160]}")
                 for extra in got - want:
-                    print(f"    extra   {extra}")
+                    print(f"      false positive  {_shown(extra)}")
                 for missed in want - got:
-                    print(f"    missed  {missed}")
+                    print(f"      false negative  {_shown(missed)}")
     return tp, predicted, found, total
+
+
+def _shown(answer: tuple[str, str, float, float | None, str | None]) -> str:
+    kind, op, value, high, unit = answer
+    number = f"{value:g} and {high:g}" if high is not None else f"{value:g}"
+    return f"{kind} {op} {number}" + (f" [{unit}]" if unit else "")
 
 
 def ctgov(directory: Path) -> tuple[int, int]:
@@ -292,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lct", type=Path, default=SHARED / "criteria-annotated" / "lct")
     parser.add_argument("--ctgov", type=Path, default=SHARED / "ctgov")
-    parser.add_argument("--show", action="store_true", help="print every line where the answers differ")
+    parser.add_argument(
+        "--errors",
+        "--show",
+        action="store_true",
+        help="list the false positives and false negatives, each with its file, line and sentence",
+    )
     args = parser.parse_args(argv)
 
     def verdict(value: float, target: float) -> str:
@@ -302,13 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         ("links as annotated", False),
         ("unlinked comparisons attached to the observation before them", True),
     ):
-        tp, predicted, found, total = lct(args.lct, args.show and attach, attach_unlinked=attach)
+        print(f"LCT numeric thresholds, dictionary fact types ({label}):")
+        tp, predicted, found, total = lct(args.lct, args.errors, attach_unlinked=attach)
         precision = tp / predicted if predicted else 0.0
         recall = found / total if total else 0.0
-        print(
-            f"LCT numeric thresholds, dictionary fact types ({label}): {total} annotated, "
-            f"{predicted} extracted, {tp} correct"
-        )
+        print(f"  {total} annotated, {predicted} extracted, {tp} correct")
         print(f"  precision {precision:.3f} ({verdict(precision, TARGET_PRECISION)})")
         print(f"  recall    {recall:.3f} ({verdict(recall, TARGET_RECALL)})")
     drafted, items = ctgov(args.ctgov)

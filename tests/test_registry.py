@@ -690,6 +690,87 @@ EXTRACT = [
     ("Creatinine above protocol specified thresholds for \\< 1 year of age.", "exclusion", []),
     ("Meet various hematological, liver function and renal function lab parameters", "inclusion", []),
     ("Patients with a MAP > 80 mmHg.", "exclusion", []),
+    # NCT01339988: the "exception" sentence after the thresholds does not remove them
+    (
+        "Hepatic transaminases < 2.5x normal; Total bilirubin < 2 mg/dl Patients who do not meet above "
+        "organ function criteria (liver, cardiac, renal), due to the presence of a tumor compromising these "
+        "organs, may have exception made for these criteria and remain eligible for treatment plan",
+        "inclusion",
+        [("alt_x_uln", "<", 2.5, "ULN"), ("ast_x_uln", "<", 2.5, "ULN"), ("bilirubin", "<", 2, "mg/dL")],
+    ),
+    # NCT06388018, NCT03281889: a number inside an "except" clause is the exception, not a bound
+    (
+        "Patients with a history of other malignancies, except: adequately treated non-melanoma skin cancer, "
+        "curatively treated in-situ cancer of the cervix, or other solid tumours curatively treated with no "
+        "evidence of disease for >= 5 years",
+        "exclusion",
+        [],
+    ),
+    (
+        "Individuals with a history of a different malignancy are ineligible except for the following "
+        "circumstances: if they have been disease-free for at least 5 years and are deemed by the "
+        "investigator to be a low-risk for recurrence of that malignancy",
+        "exclusion",
+        [],
+    ),
+    # LCT batch2/NCT03868852 line 9: "109/L" is 10^9/L with its superscript lost
+    (
+        "1. Blood routine examination standards should be met: (no blood transfusion within 14 days) "
+        "A. HB > 90 g/L; B. ANC > 1.5 * 109/L; C. PLT > 80 * 109 /L",
+        "inclusion",
+        [("hemoglobin", ">", 90, "g/L"), ("anc", ">", 1.5, "10^9/L"), ("platelets", ">", 80, "10^9/L")],
+    ),
+    # LCT batch12/NCT03923894 line 14: "Transaminase" names and a "reference range" filler
+    (
+        "Aspartate Transaminase(AST), Alanine Transaminase(ALT) > Reference range 3 times upper limit",
+        "exclusion",
+        [("ast_x_uln", ">", 3, "ULN"), ("alt_x_uln", ">", 3, "ULN")],
+    ),
+    # LCT batch10/NCT03860220 line 11: mL/min without 1.73 m² is read, kept as written
+    (
+        "estimated glomerular filtration rate ≤30 mL/min; aspartate aminotransferase and alanine "
+        "aminotransferase levels ≥3 times the upper limit of normal",
+        "exclusion",
+        [("gfr", "<=", 30, "mL/min"), ("ast_x_uln", ">=", 3, "ULN"), ("alt_x_uln", ">=", 3, "ULN")],
+    ),
+    # LCT batch12/NCT03920033 lines 5 and 7: the "within 6 months" window is no threshold
+    (
+        "Appropriate values of blood tests within 6 months after enrollment Absolute neutrophil count (ANC) "
+        "≥ 1500 cells/mm3 Platelets ≥ 50,000 cells/mm3 Hemoglobin ≥ 8.0 g/dl",
+        "inclusion",
+        [("anc", ">=", 1500, "/mm3"), ("platelets", ">=", 50000, "/mm3"), ("hemoglobin", ">=", 8, "g/dL")],
+    ),
+    (
+        "Appropriate values of liver function within 6 months after enrollment total bilirubin < 1.5 X "
+        "maximum normal value alanine aminotransferase or aspartate aminotransferase < 2.5 X maximum "
+        "normal value",
+        "inclusion",
+        [
+            ("bilirubin_x_uln", "<", 1.5, "ULN"),
+            ("alt_x_uln", "<", 2.5, "ULN"),
+            ("ast_x_uln", "<", 2.5, "ULN"),
+        ],
+    ),
+    # LCT batch9/NCT03860350 lines 8 and 17; batch6/NCT03866421; batch17/NCT03929718
+    ("Weight ≥325 pounds,", "exclusion", [("weight", ">=", 325, "lb")]),
+    ("Weight > 130 kg OR", "exclusion", [("weight", ">", 130, "kg")]),
+    ("life expectancy < 18 months", "exclusion", [("life_expectancy", "<", 18, "month")]),
+    (
+        "History of malignancy within the last 5 years (other than skin cancer) or evidence of active "
+        "cancer which would require concomitant cancer chemotherapy",
+        "exclusion",
+        [],
+    ),
+    # LCT batch6/NCT03863639: blood pressure is no dictionary fact; the "unless" clause adds none
+    (
+        "Severe blood pressure elevation (Systolic blood pressure ≥160 mmHg or diastolic blood pressure "
+        "≥110 mmHg on two occasions at least four hours apart while the patient is on bedrest (unless the "
+        "patient is on antihypertensive therapy))",
+        "exclusion",
+        [],
+    ),
+    # "between X and Y" is a range with both ends
+    ("Aged between 18 and 65 years", "inclusion", [("age_years", "between", 18, "year")]),
 ]
 
 
@@ -699,6 +780,42 @@ def test_extractor_known_answers(
 ) -> None:
     found = [(t.fact, t.op, t.value, t.unit) for t in thresholds_in(text, kind)]
     assert sorted(found, key=str) == sorted(expected, key=str)
+
+
+def test_between_is_a_range_with_both_ends() -> None:
+    [age] = thresholds_in("Aged between 18 and 65 years", "inclusion")
+    assert (age.op, age.value, age.high) == ("between", 18, 65)
+    assert draft_item("Aged between 18 and 65 years", "inclusion").rule == "age_years between 18 and 65"
+    [hb] = thresholds_in("Hemoglobin between 9 and 12 g/dL", "inclusion")
+    assert (hb.fact, hb.value, hb.high, hb.unit) == ("hemoglobin", 9, 12, "g/dL")
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        # the exception's own threshold is left out; the criterion's is kept
+        (
+            "Total bilirubin ≤ 1.5 x ULN, except in patients with Gilbert's syndrome, who must have total "
+            "bilirubin ≤ 3.0 mg/dL",
+            "bilirubin_x_uln <= 1.5",
+        ),
+        (
+            "ANC ≥ 1500/µL unless due to bone marrow involvement, in which case ANC ≥ 750/µL",
+            "anc >= 1500 [/mm3]",
+        ),
+        # the clause ends where the next test begins
+        (
+            "Bilirubin ≤ 1.5 × ULN (unless Gilbert's syndrome, then ≤ 3 × ULN), ALT ≤ 3 × ULN",
+            "bilirubin_x_uln <= 1.5 and alt_x_uln <= 3",
+        ),
+        (
+            "Bilirubin ≤ 1.5 ULN except Gilbert syndrome, AST ≤ 3 x ULN",
+            "bilirubin_x_uln <= 1.5 and ast_x_uln <= 3",
+        ),
+    ],
+)
+def test_thresholds_inside_exceptions_are_not_read(text: str, rule: str) -> None:
+    assert draft_item(text, "inclusion").rule == rule
 
 
 def test_at_least_sixty_extractor_sentences() -> None:

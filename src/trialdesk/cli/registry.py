@@ -55,6 +55,11 @@ def screen(
     trial: Annotated[str | None, typer.Option("--trial", help="Only this trial.")] = None,
     on: Annotated[str | None, typer.Option("--on", help="Screening date or date-time (ISO).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stable JSON document.")] = False,
+    all_trials: Annotated[bool, typer.Option(
+        "--all-trials", help="Which trials could this patient enter: every reviewed trial, "
+        "eligible and undetermined first with what would decide them.")] = False,
+    near: Annotated[str | None, typer.Option(
+        "--near", help="With --all-trials: a place (city or LAT,LON); nearest trial sites first.")] = None,
     protocols: ProtocolsOpt = None,
 ) -> None:
     """Screen a patient against every trial (or one): verdict, arm, every criterion explained."""
@@ -62,8 +67,17 @@ def screen(
     from trialdesk.facts.patient import patient_from_data
     from trialdesk.views import screening_report
 
+    if all_trials and trial:
+        raise typer.BadParameter("--all-trials screens every trial; leave out --trial",
+                                 param_hint="--all-trials")
+    if near is not None and not all_trials:
+        raise typer.BadParameter("--near orders the trials of --all-trials; add --all-trials",
+                                 param_hint="--near")
     moment = parse_moment(on)
     all_protocols = _protocols(protocols)
+    if all_trials:
+        _which_trials(patient, list(all_protocols.values()), moment, near, as_json)
+        return
     # Every trial, or one: a draft protocol (imported criteria not yet reviewed) is left out of
     # "every trial" and named; asked for by --trial it is refused with the reason.
     chosen = [_trial(all_protocols, trial)] if trial else [
@@ -81,6 +95,45 @@ def screen(
     console = _console()
     for r in results:
         screening_report(console, r)
+
+
+def _which_trials(patient: Path, protocols: list[CompiledProtocol], moment: Any, near: str | None,
+                  as_json: bool) -> None:
+    """``screen --all-trials``: the ranked list of :mod:`trialdesk.services.trialfinder`."""
+    from trialdesk.facts.patient import patient_from_data
+    from trialdesk.services.trialfinder import place_of, trials_for_record
+
+    place = place_of(near, protocols)
+    record = patient_from_data(read_patient_file(patient), today=date.today(), source=str(patient))
+    doc = trials_for_record(protocols, record, as_of=moment, place=place)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    where = f", nearest sites to {place.name}" if place else ""
+    console.print(Text(f"Trials for {record.patient_id} on {doc['as_of']}{where}", style="bold"))
+    for i, row in enumerate(doc["trials"], 1):
+        style = {"eligible": "green", "undetermined": "yellow"}.get(row["verdict"], "red")
+        line = Text.assemble(f"{i}. {row['trial_id']} ", (row["verdict_label"], f"bold {style}"))
+        if row["arm"]:
+            line.append(f", arm {row['arm']}")
+        line.append(f" ({row['status_label']})")
+        if place is not None:
+            site = row["nearest_site"]
+            line.append(f" — nearest site: {site['city'] or site['facility']}, {site['km']:,.0f} km"
+                        if site else " — no site location in the record")
+        console.print(line, highlight=False, soft_wrap=True)
+        for c in row["unknown_criteria"]:
+            console.print(f"     would decide: {c['id']} {c['text']}", highlight=False, soft_wrap=True)
+        if row["missing_facts"]:
+            console.print("     to record: " + "; ".join(f"{h['description']} ({h['fact']})"
+                                                        for h in row["missing_facts"]),
+                          highlight=False, soft_wrap=True)
+        for c in row["excluded_by"]:
+            console.print(f"     {'not met' if c['kind'] == 'inclusion' else 'excluded by'}: "
+                          f"{c['id']} {c['text']}", highlight=False, soft_wrap=True)
+    for n in doc["not_screened"]:
+        console.print(f"not screened: {n['trial_id']} ({n['reason']})", highlight=False)
 
 
 @app.command("lint")

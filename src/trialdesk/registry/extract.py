@@ -186,8 +186,9 @@ def _number(text: str) -> float:
 # A unit the extractor does not know is kept as written (a threshold, but never a rule).
 _RAW_UNIT = r"meq\s*/\s*l\b|pounds\b|lbs?\b|(?:[a-z]{1,5}\s*/\s*[a-z][a-z0-9.]{0,5})\b"
 _COMPARISON = re.compile(
-    rf"(?P<op>{_OP_BEFORE.pattern})?\s*(?:of\s+|is\s+|:\s*)?(?P<a>{_NUM})\s*"
-    rf"(?:(?P<dash>-|to|and)\s*(?P<b>{_NUM})\s*)?"
+    rf"(?:(?P<between>\bbetween\b)|(?P<op>{_OP_BEFORE.pattern}))?\s*(?:of\s+|is\s+|:\s*)?"
+    rf"(?:(?:the\s+)?(?:reference|normal)\s+range\s+)?(?P<a>{_NUM})\s*"
+    rf"(?(between)(?:(?P<unit1>{_UNIT})\s*)?)(?:(?P<dash>-|to|and)\s*(?P<b>{_NUM})\s*)?"
     rf"(?P<uln>{_ULN})?\s*(?P<unit>{_UNIT}|{_RAW_UNIT})?\s*(?P<uln2>{_ULN})?\s*"
     rf"(?P<after>{'|'.join(p for p, _ in _OPS_AFTER)})?",
     re.I,
@@ -205,7 +206,15 @@ def comparisons(text: str, start: int = 0, end: int | None = None) -> list[Found
         op_word, after = m.group("op"), m.group("after")
         uln = bool(m.group("uln") or m.group("uln2"))
         written = m.group("unit")
+        if m.group("unit1") and (m.group("b") is None or written is None):
+            written = m.group("unit1")  # "between 9 g/dL and 12": the unit after the first number
         unit = "ULN" if uln else unit_of(written) or (re.sub(r"\s+", "", written) if written else None)
+        if m.group("between"):
+            # "between 18 and 65", "between 9 and 12 g/dL": a range with both ends
+            if m.group("b") is not None:
+                a, b = _number(m.group("a")), _number(m.group("b"))
+                out.append(("between", min(a, b), max(a, b), unit, m.start("between"), m.end()))
+            continue
         if m.group("b") is not None and m.group("dash") in ("-", "to") and not op_word:
             out.append(("between", _number(m.group("a")), _number(m.group("b")), unit, m.start("a"), m.end()))
             continue
@@ -235,8 +244,8 @@ _LABS: list[tuple[str, str, tuple[str | None, ...]]] = [
     ("hemoglobin", r"\bha?emoglobin\b(?!\s*A1c)|\bHg?b\b(?!\s*A1c)|\bHGB\b", ("g/dL", "g/L", "mmol/L")),
     ("creatinine", r"\b(?:serum )?creatinine\b(?! clearance)", ("mg/dL", "umol/L", "ULN")),
     ("bilirubin", r"\b(?:total )?bilirubin\b", ("mg/dL", "umol/L", "ULN")),
-    ("ast", r"\bAST\b|\bSGOT\b|aspartate (?:amino)?transferase", ("U/L", "ULN")),
-    ("alt", r"\bALT\b|\bSGPT\b|alanine (?:amino)?transferase", ("U/L", "ULN")),
+    ("ast", r"\bAST\b|\bSGOT\b|aspartate (?:amino)?trans(?:fer|amin)ase", ("U/L", "ULN")),
+    ("alt", r"\bALT\b|\bSGPT\b|alanine (?:amino)?trans(?:fer|amin)ase", ("U/L", "ULN")),
     ("alp", r"\bALP\b|alkaline phosphatase", ("U/L", "ULN")),
     ("inr", r"\bINR\b|international normali[sz]ed ratio", (None,)),
     ("weight", r"(?<!birth )(?<!birth)\b(?:body )?weight\b(?! loss| gain| change)", ("kg", "lb")),
@@ -709,11 +718,74 @@ def thresholds_in(text: str, kind: str = "inclusion") -> list[Threshold]:
     return sorted(found, key=lambda th: th.start)
 
 
+_EXCEPTION = re.compile(
+    r"\bunless\b|\bexcept(?:ion)?s?\b|\bother than\b|\bapart from\b|\bwith the exception of\b", re.I
+)
+_NEXT_FACT = re.compile(
+    "|".join(f"(?:{p})" for _, p, _ in _LABS) + "|" + "|".join(f"(?:{p})" for _, p in _PERFORMANCE), re.I
+)
+
+
+def exception_spans(text: str) -> list[tuple[int, int]]:
+    """Where the "unless / except / other than" clauses of ``text`` are (start, end).
+
+    A clause runs from its word to the end of its sentence, its bracket or its line, or to a
+    comma or "and" that starts the next test ("..., AST ≤ 3 × ULN"). What it says is an
+    exception to the criterion, not the criterion: no threshold is read inside it.
+
+    >>> t = "Bilirubin ≤ 1.5 × ULN (unless Gilbert's syndrome, then ≤ 3 × ULN), ALT ≤ 3 × ULN"
+    >>> [t[s:e] for s, e in exception_spans(t)]
+    ["unless Gilbert's syndrome, then ≤ 3 × ULN"]
+    """
+    spans: list[tuple[int, int]] = []
+    for m in _EXCEPTION.finditer(text):
+        if spans and m.start() < spans[-1][1]:
+            continue
+        depth = text[: m.start()].count("(") - text[: m.start()].count(")")
+        end = len(text)
+        for stop in re.finditer(r"[;\n]|\.(?:\s|$)|\)|,\s*|\band\s+", text[m.end() :]):
+            at = m.end() + stop.start()
+            if stop.group() == ")":
+                if depth > 0:
+                    end = at
+                    break
+                continue
+            if stop.group().startswith(",") or stop.group().startswith("and"):
+                if _NEXT_FACT.match(text, m.end() + stop.end()):
+                    end = at
+                    break
+                continue
+            end = at
+            break
+        spans.append((m.start(), end))
+    return spans
+
+
+def _outside_exceptions(atoms: list[Atom], text: str) -> list[Atom]:
+    """The atoms, less any threshold (or thresholdless atom) inside an exception clause."""
+    spans = exception_spans(text)
+    if not spans:
+        return atoms
+
+    def inside(at: int) -> bool:
+        return any(s <= at < e for s, e in spans)
+
+    kept: list[Atom] = []
+    for a in atoms:
+        if not a.thresholds:
+            if not inside(a.start):
+                kept.append(a)
+        elif not any(inside(th.start) for th in a.thresholds):
+            kept.append(a)
+    return kept
+
+
 def _atoms(t: str, kind: str) -> list[Atom]:
     atoms = _lab_atoms(t, kind) + _performance_atoms(t) + _age_atoms(t) + _life_atoms(t)
     atoms += _therapy_atoms(t, kind) + _pregnancy_atoms(t, kind) + _consent_atoms(t, kind)
     if kind == "inclusion":  # "Women only"; in an exclusion a sex word qualifies something else
         atoms += _sex_atoms(t) + _diagnosis_atoms(t)
+    atoms = _outside_exceptions(atoms, t)
     atoms.sort(key=lambda a: a.start)
     kept: list[Atom] = []
     for a in atoms:  # overlapping finds: keep the first, longer one

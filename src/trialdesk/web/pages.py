@@ -277,9 +277,12 @@ def trials(request: Request) -> Response:
 
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
 def trial(request: Request, trial_id: TrialId, who: Who,
-          version: Annotated[int | None, Query(ge=1, le=INT32)] = None) -> Response:
-    page = ops.trial_page(context(request), trial_id, version)
-    return render(request, "trial.html", trial=page,
+          version: Annotated[int | None, Query(ge=1, le=INT32)] = None,
+          near: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    from trialdesk.services.trialpage import trial_page
+
+    page = trial_page(context(request), trial_id, version, near=near)
+    return render(request, "trial.html", status=422 if page["near_error"] else 200, trial=page,
                   can_dashboard=who.can(Permission.DASHBOARD_READ, trial_id),
                   can_audit=who.can(Permission.AUDIT_READ, trial_id),
                   can_export=who.can(Permission.EXPORT_DEIDENTIFIED, trial_id))
@@ -436,10 +439,21 @@ async def create_patient(request: Request, who: Who) -> Response:
 
 
 @router.get("/patients/{study_number}", response_class=HTMLResponse)
-def patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def patient(request: Request, study_number: StudyNumber, who: Who,
+            near: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    from trialdesk.errors import RegistryError
+    from trialdesk.services.trialfinder import NEAR_LABEL, trials_for_patient
+
     ctx = context(request)
-    return render(request, "patient.html", p=overview.patient_page(ctx, who, study_number),
-                  facts=readable_record(ctx, who, study_number))
+    page = overview.patient_page(ctx, who, study_number)
+    facts = readable_record(ctx, who, study_number)
+    try:
+        which, near_error = trials_for_patient(ctx, who, study_number, near=near), None
+    except RegistryError as exc:  # an unknown place: said by the field's label, list unordered
+        which = trials_for_patient(ctx, who, study_number)
+        near_error = f"{NEAR_LABEL}: {exc.reason}"
+    return render(request, "patient.html", status=422 if near_error else 200, p=page,
+                  facts=facts, which=which, near=near or "", near_error=near_error)
 
 
 @router.get("/patients/{study_number}/edit", response_class=HTMLResponse)
