@@ -438,3 +438,44 @@ def test_lab_records_a_collection_and_a_test_result_on_a_phone(
     finally:
         context.close()
 
+
+
+# ---------------------------------------------------------------------------- the rule
+
+
+def test_product_failure_rule_in_the_protocol_and_its_trigger() -> None:
+    from pydantic import ValidationError
+
+    from trialdesk.protocol.load import default_protocol_dir, load_protocol
+    from trialdesk.safety.rules import Status, ToxicityRule, check_product_failure
+
+    protocol = load_protocol(default_protocol_dir() / "nb-nk-2026.yaml").protocol
+    rule = next(r for r in protocol.toxicity_rules if r.id == "NBNK-NK-PRODUCT-FAILURE")
+    assert rule.is_unconfirmed and "seed 000" in rule.source and "does not say" in rule.source
+    assert rule.agents == ("autologous NK cells",) and rule.courses == ["DIT"]
+    hit, = check_product_failure([rule], "nk-expansion", "sterility: not met", course="DIT",
+                                 course_number=2)
+    assert hit.status is Status.TRIGGERED and hit.actions[0].course_number == 2
+    other, = check_product_failure([rule], "nk-collection", "volume", course="DIT")
+    assert other.status is Status.NOT_TRIGGERED and not other.actions
+    outside, = check_product_failure([rule], "nk-expansion", "x", course="IT")
+    assert outside.status is Status.NOT_TRIGGERED
+    with pytest.raises(ValidationError, match="delays or omits"):
+        ToxicityRule.model_validate({
+            "id": "PF", "title": "t", "when": {"product_failure": ["nk-dose"]},
+            "actions": [{"kind": "reduce", "agent": "autologous NK cells", "percent": 50}],
+            "source": "s"})
+
+
+def test_a_product_failure_rule_names_product_types_of_the_protocol() -> None:
+    import yaml
+    from pydantic import ValidationError
+
+    from trialdesk.protocol.load import default_protocol_dir
+    from trialdesk.protocol.model import Protocol
+
+    doc = yaml.safe_load((default_protocol_dir() / "nb-nk-2026.yaml").read_text())
+    rule = next(r for r in doc["toxicity_rules"] if r["id"] == "NBNK-NK-PRODUCT-FAILURE")
+    rule["when"]["product_failure"] = ["nk-bag"]
+    with pytest.raises(ValidationError, match="'nk-bag' is not a product type"):
+        Protocol.model_validate(doc)

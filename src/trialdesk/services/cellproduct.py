@@ -783,3 +783,32 @@ def record_test_entry(ctx: Services, who: Principal, key: str, *, test_id: str, 
             raise ProductError(f"enter a number of 0 or more in {unit}", where="value")
     return record_test_result(ctx, who, key, test_id=test_id, value=value, unit=unit,
                               tested_at=tested_at, reason=reason)
+
+
+def exceptional_release_named(ctx: Services, lab: Principal, lab_password: str,
+                              investigator: str, investigator_password: str, key: str, *,
+                              justification: str, reason: str) -> dict[str, Any]:
+    """:func:`exceptional_release` with the co-signing investigator named by user name (the
+    web forms and the API): an unknown name is a wrong log-in (401), a user who may not
+    co-sign in the product's trial is refused naming the field."""
+    tree = load_tree(ctx, lab, key, P.PRODUCT_RELEASE)
+    trial = tree.row(_product_key(key)).trial_id
+    try:
+        cosigner = principal_for(ctx.store, investigator)
+    except AccessError:
+        raise AccessError(f"no user '{investigator}'", where="investigator",
+                          status=401) from None
+    if not cosigner.can(P.PRODUCT_COSIGN, trial):
+        raise ProductError(f"{investigator} is not an investigator of {trial}",
+                           where="investigator")
+    return exceptional_release(ctx, lab, lab_password, cosigner, investigator_password, key,
+                               justification=justification, reason=reason)
+
+
+def procedure_named(procedure: str, other: str | None) -> str:
+    """The collection procedure chosen from :data:`PROCEDURES`; "other" is described."""
+    if procedure != "other":
+        return procedure
+    if not other or not other.strip():
+        raise ProductError("describe the procedure", where="procedure_other")
+    return other.strip()

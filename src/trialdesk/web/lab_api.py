@@ -13,10 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import Field, StringConstraints
 
 from trialdesk.cellproduct.product import Counts, ProductError
-from trialdesk.errors import AccessError
 from trialdesk.services import cellproduct
-from trialdesk.services.accounts import principal_for
-from trialdesk.services.roles import Permission
 from trialdesk.web.clinical_api import Password, Short, Text
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.params import INT32, IdempotencyKey, Reason, Who, _In, body_fields
@@ -109,11 +106,7 @@ def collection(request: Request, body: CollectionIn, who: Who,
     """Record a collection; it gets the next DIN of the server's facility (a setting)."""
     facility = _facility(request)
     with body_fields():
-        procedure: str = body.procedure
-        if procedure == "other":
-            if not body.procedure_other:
-                raise ProductError("describe the procedure", where="procedure_other")
-            procedure = body.procedure_other
+        procedure = cellproduct.procedure_named(body.procedure, body.procedure_other)
         return cellproduct.record_collection(
             context(request), who, trial_id=body.trial_id, spec_id=body.product_type,
             facility=facility, code=body.code, collected_at=body.collected_at,
@@ -166,20 +159,11 @@ def exceptional(request: Request, product_id: ProductPath, body: ExceptionalIn, 
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Release out of specification with the clinical justification, signed by the lab's
     responsible person (the caller) and the investigator, each with their password."""
-    ctx = context(request)
     with body_fields():
-        try:
-            investigator = principal_for(ctx.store, body.investigator)
-        except AccessError:
-            raise AccessError(f"no user '{body.investigator}'", where="investigator",
-                              status=401) from None
-        trial = cellproduct.product_forms(ctx, who, product_id)["trial"]
-        if not investigator.can(Permission.PRODUCT_COSIGN, trial):
-            raise ProductError(f"{body.investigator} is not an investigator of {trial}",
-                               where="investigator")
-        return cellproduct.exceptional_release(
-            ctx, who, body.password, investigator, body.investigator_password, product_id,
-            justification=body.justification, reason=body.reason)
+        return cellproduct.exceptional_release_named(
+            context(request), who, body.password, body.investigator,
+            body.investigator_password, product_id, justification=body.justification,
+            reason=body.reason)
 
 
 @router.post("/products/{product_id}/handovers", tags=["cell products"], status_code=201,

@@ -20,8 +20,6 @@ from pydantic import Field, ValidationError
 from trialdesk.cellproduct.product import Counts, ProductError
 from trialdesk.errors import AccessError, NotFoundError, TrialdeskError
 from trialdesk.services import cellproduct
-from trialdesk.services.accounts import principal_for
-from trialdesk.services.roles import Permission
 from trialdesk.web.clinical_pages import Who, _form_errors, _multi_form
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.errors import status_of
@@ -134,11 +132,7 @@ async def collection_record(request: Request, who: Who) -> Response:
             raise ProductError("the server has no facility identifier: start it with "
                                "--facility or TRIALDESK_FACILITY", where="facility")
         trial_id, spec_id = d.collection.split("/", 1)
-        procedure: str = d.procedure
-        if procedure == "other":
-            if not d.procedure_other:
-                raise ProductError("describe the procedure", where="procedure_other")
-            procedure = d.procedure_other
+        procedure = cellproduct.procedure_named(d.procedure, d.procedure_other)
         return cellproduct.record_collection(
             ctx, who, trial_id=trial_id, spec_id=spec_id, facility=ctx.settings.facility,
             code=d.code, collected_at=d.collected_at, procedure=procedure, patient=d.patient,
@@ -276,17 +270,8 @@ async def product_exceptional(request: Request, product_id: ProductPath, who: Wh
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
         d = ExceptionalForm.model_validate(form)
-        try:
-            investigator = principal_for(ctx.store, d.investigator)
-        except AccessError:
-            raise AccessError(f"no user '{d.investigator}'", where="investigator",
-                              status=401) from None
-        trial = cellproduct.product_forms(ctx, who, product_id)["trial"]
-        if not investigator.can(Permission.PRODUCT_COSIGN, trial):
-            raise ProductError(f"{d.investigator} is not an investigator of {trial}",
-                               where="investigator")
-        return cellproduct.exceptional_release(
-            ctx, who, d.password, investigator, d.investigator_password, product_id,
+        return cellproduct.exceptional_release_named(
+            ctx, who, d.password, d.investigator, d.investigator_password, product_id,
             justification=d.justification, reason=d.reason)
 
     return await _post(request, who, product_id, "exceptional", "Passwords", run)
