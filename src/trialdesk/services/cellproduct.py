@@ -283,7 +283,7 @@ def manufacturing_failure(ctx: Services, who: Principal, tree: Tree, key: str,
     actions are proposals, kept with the release decision, for an investigator to confirm;
     None when the product has no patient yet (a third-party lot) or no infusion is waiting."""
     product = tree.products[key]
-    if product.recipient is None:
+    if product.recipient is None or ctx.store.journey(product.recipient) is None:
         return None
     protocol = tree.protocol
     specs = {s.id: s for s in protocol.products}
@@ -757,7 +757,8 @@ def product_forms(ctx: Services, who: Principal, key: str) -> dict[str, Any]:
             "derivable": derivable, "tests": tests,
             "recipients": _enrolled(ctx, who, product.trial_id) if third_party else [],
             "people": [u.username for u in ctx.store.users()
-                       if u.active and u.username != row.holder],
+                       if u.active and u.username != row.holder and any(
+                           m.trial_id == product.trial_id for m in ctx.store.memberships(u.id))],
             "can_release": bool(spec.release_tests) and who.can(P.PRODUCT_RELEASE,
                                                                 product.trial_id),
             "decided": [{"released": d.released, "exceptional": d.exceptional,
