@@ -107,6 +107,7 @@ def test_product_forms_derive_test_release_and_hand_over(ward: Ward) -> None:
     collection = lab.collect()
     page = c.get(f"/products/{_compact(collection)}/record")
     assert page.status_code == 200 and "Ex vivo-activated autologous NK-cell expansion" in page.text
+    audited = lab.audit_count()
     made = c.post(f"/products/{_compact(collection)}/derived", follow_redirects=False,
                   data={"csrf_token": c.csrf, "spec_id": "nk-expansion",
                         "prepared_at": "2026-11-23T08:00", "code": "S0002A",
@@ -115,6 +116,7 @@ def test_product_forms_derive_test_release_and_hand_over(ward: Ward) -> None:
     batch = next(r.key for r in lab.store.cell_products() if r.spec_id == "nk-expansion"
                  and r.document["parent"] == collection)
     assert made.headers["location"] == f"/products/{_compact(batch)}/record"
+    assert lab.audit_count() == audited + 1
     # a product type that is not made from a collection: refused, named, nothing stored
     before = _count(ward)
     wrong = c.post(f"/products/{_compact(collection)}/derived",
@@ -146,9 +148,11 @@ def test_product_forms_derive_test_release_and_hand_over(ward: Ward) -> None:
                             data={"csrf_token": c.csrf, "password": "nope"})
     assert wrong_password.status_code == 401 and "password is wrong" in wrong_password.text
     assert lab.store.product_releases([batch]) == []
+    audited = lab.audit_count()
     signed = c.post(f"/products/{_compact(batch)}/release", follow_redirects=False,
                     data={"csrf_token": c.csrf, "password": "pharmacist-demo"})
     assert signed.status_code == 303, signed.text
+    assert lab.audit_count() > audited  # the decision and its e-signature
     release, = lab.store.product_releases([batch])
     assert release.document["released"] is True
     assert "manufacturing_failure" not in release.document
@@ -166,9 +170,10 @@ def test_product_forms_derive_test_release_and_hand_over(ward: Ward) -> None:
     assert given.status_code == 303, given.text
     moved = lab.store.cell_product(batch)
     assert moved is not None and moved.holder == "coordinator" and moved.location == "ward 3"
+    trail = lab.audit_count()
     again = c.post(f"/products/{_compact(batch)}/handovers", data=handover)
     assert again.status_code == 409 and "<code>Product version</code>" in again.text
-    assert len(lab.store.product_handovers([batch])) == 1
+    assert len(lab.store.product_handovers([batch])) == 1 and lab.audit_count() == trail
     # the wrong role sees none of it
     assert ward.client("coordinator").get(f"/products/{_compact(batch)}/record").status_code == 403
 
