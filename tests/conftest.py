@@ -215,7 +215,7 @@ class WebApp:
         self.clock = TestClock()
         self.store = Store.open(database_url, clock=self.clock)  # type: ignore[arg-type]
         self.settings = Settings(database_url=database_url, secret_key="t" * 40,
-                                 max_upload_bytes=64 * 1024)
+                                 max_upload_bytes=64 * 1024, facility="A9999")
         protocols = default_protocol_dir()
         if seed:
             seed_demo(self.store, protocols, protocols.parent / "examples" / "patients")

@@ -39,7 +39,7 @@ class Ward:
         self.lab.at(_day(self.event["date"], 9))
         self.other = self.lab.store.patients([("NB-NK-2026", None)]).items[1].study_number
         settings = Settings(database_url=f"sqlite:///{tmp / 'td.db'}", secret_key="t" * 40,
-                            max_upload_bytes=64 * 1024)
+                            max_upload_bytes=64 * 1024, facility="A9999")
         self.app = create_app(settings, self.lab.store)
 
     def client(self, username: str) -> Any:

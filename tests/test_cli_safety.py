@@ -183,7 +183,8 @@ def test_ae_check_errors_are_one_line(tmp_path: Path) -> None:
 def test_safety_rules_lists_sources_and_marks() -> None:
     code, out, _ = run("safety", "rules", "--trial", "NB-NK-2026")
     assert code == 0
-    assert out.splitlines()[0] == "NB-NK-2026: 14 toxicity rules, 2 stopping rules"
+    assert out.splitlines()[0] == "NB-NK-2026: 15 toxicity rules, 2 stopping rules"
+    assert "when manufacturing failure of nk-expansion or nk-aliquot or nk-dose" in out
     assert "NBNK-CLS-G4: Grade 4 capillary leak syndrome [courses DIT] [unconfirmed]" in out
     assert "NBNK-FEVER: Fever during chemoimmunotherapy [courses DIT]\n" in out
     assert "source: Barone G et al., Paediatr Drugs 2021;23:537 (PMC8563639)" in out

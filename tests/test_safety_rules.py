@@ -69,7 +69,7 @@ def one(outcomes: tuple[Any, ...], rule_id: str) -> Any:
 
 
 def test_seed_protocols_declare_rules() -> None:
-    assert len(NB.toxicity_rules) == 14
+    assert len(NB.toxicity_rules) == 15  # with NBNK-NK-PRODUCT-FAILURE (a product failure)
     assert len(DB.toxicity_rules) == 13
     assert [r.id for r in NB.stopping_rules] == ["NBNK-STOP-TRD", "NBNK-STOP-G5"]
     assert len(STOPPING_RULES) == 5  # one per protocol, two for NB-NK-2026

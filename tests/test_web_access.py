@@ -197,6 +197,24 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     # No such verification: the infusion is refused naming the field (422).
     ("POST", "/api/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
     ("POST", "/patients/{study_number}/infusions"): patient_level(GIVERS, 404),
+    # The cell lab's records, on the demo collection. It has no release tests: a test result
+    # is refused naming the test (422), the signed decision is "not released", and an
+    # exceptional release with the investigator's signature is recorded. A caller who does
+    # not hold it cannot hand it over (422, naming the hand-over).
+    ("GET", "/lab/collections/new"): anywhere(LAB),
+    ("POST", "/lab/collections"): trial_level(LAB, 303),
+    ("POST", "/api/lab/collections"): trial_level(LAB, 201),
+    ("GET", "/products/{product_id}/record"): trial_level(LAB),
+    ("POST", "/products/{product_id}/derived"): trial_level(LAB, 303),
+    ("POST", "/api/products/{product_id}/derived"): trial_level(LAB, 201),
+    ("POST", "/products/{product_id}/tests"): trial_level(LAB, 422),
+    ("POST", "/api/products/{product_id}/tests"): trial_level(LAB, 422),
+    ("POST", "/products/{product_id}/release"): trial_level(LAB, 303),
+    ("POST", "/api/products/{product_id}/release"): trial_level(LAB, 201),
+    ("POST", "/products/{product_id}/exceptional-release"): trial_level(LAB, 303),
+    ("POST", "/api/products/{product_id}/exceptional-release"): trial_level(LAB, 201),
+    ("POST", "/products/{product_id}/handovers"): trial_level(LAB, 422),
+    ("POST", "/api/products/{product_id}/handovers"): trial_level(LAB, 422),
     # Worklist, data queries and monitoring (a fresh query on PATIENT for each call; a
     # fresh query is open, so re-opening it is refused naming the step, 422).
     ("GET", "/api/worklist"): logged_in(),
@@ -331,6 +349,12 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     elif key == ("POST", "/patients/{study_number}/enrol"):
         kwargs["data"] = {**form, "screening_id": str(_eligible_screening(web)),
                           "password": web.logins.get(client.username, "x"), "reason": "enrol"}
+    elif key in LAB_BODIES:
+        body = LAB_BODIES[key](web, client)
+        if api:
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
     elif key in MONITORING_BODIES:
         body = MONITORING_BODIES[key](url)
         if api:
@@ -374,6 +398,39 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         else:
             kwargs["data"] = {**form, "seed": "7", "reason": "generate"}
     return client.request(method, url, **kwargs)
+
+
+def _new_code(web: Any) -> str:
+    """A product code not used yet under the demo collection's DIN (each call a new one)."""
+    return f"S{len(web.store.cell_products()) + 10:04d}A"
+
+
+LAB_BODIES: dict[tuple[str, str], Callable[[Any, Any], dict[str, Any]]] = {
+    ("POST", "/lab/collections"): lambda web, c: {
+        "collection": f"{TRIAL}/nk-collection", "patient": JOURNEY,
+        "collected_at": "2026-11-21T08:00", "procedure": "peripheral blood", "code": "S0001A",
+        "volume_ml": 40},
+    ("POST", "/products/{product_id}/derived"): lambda web, c: {
+        "spec_id": "nk-expansion", "prepared_at": "2026-11-22T08:00", "code": _new_code(web)},
+    ("POST", "/products/{product_id}/tests"): lambda web, c: {
+        "test_id": "viability", "value": "92", "tested_at": "2026-11-22T09:00"},
+    ("POST", "/products/{product_id}/release"): lambda web, c: {
+        "password": web.logins.get(c.username, "x")},
+    ("POST", "/products/{product_id}/exceptional-release"): lambda web, c: {
+        "justification": "no other option", "password": web.logins.get(c.username, "x"),
+        "investigator": "investigator", "investigator_password": "investigator-demo"},
+    ("POST", "/products/{product_id}/handovers"): lambda web, c: {
+        "version": web.store.cell_products()[0].version, "to": "coordinator",
+        "location": "ward 3", "at": "2026-11-22T10:00", "condition": "intact"},
+}
+LAB_BODIES[("POST", "/api/lab/collections")] = lambda web, c: {
+    "trial_id": TRIAL, "product_type": "nk-collection", "patient": JOURNEY,
+    "collected_at": "2026-11-21T08:00", "procedure": "peripheral blood", "code": "S0001A"}
+LAB_BODIES[("POST", "/api/products/{product_id}/derived")] = lambda web, c: {
+    "product_type": "nk-expansion", "prepared_at": "2026-11-22T08:00", "code": _new_code(web)}
+for _path in ("/tests", "/release", "/exceptional-release", "/handovers"):
+    LAB_BODIES[("POST", "/api/products/{product_id}" + _path)] = \
+        LAB_BODIES[("POST", "/products/{product_id}" + _path)]
 
 
 MONITORING_BODIES: dict[tuple[str, str], Callable[[str], dict[str, Any]]] = {

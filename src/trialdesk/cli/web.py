@@ -62,6 +62,10 @@ def serve(
     idle_minutes: Annotated[float, typer.Option(
         "--idle-minutes", envvar="TRIALDESK_IDLE_MINUTES", min=1,
         help="Log a session out after this many minutes without a request.")] = 30.0,
+    facility: Annotated[str | None, typer.Option(
+        "--facility", envvar="TRIALDESK_FACILITY",
+        help="ISBT 128 facility identification number (5 characters) of the collections the "
+             "cell lab records on the web; with --demo the demo facility A9999.")] = None,
 ) -> None:
     """Start the web application (registry, screening, patients, audit trail)."""
     from trialdesk.errors import SettingsError
@@ -74,7 +78,12 @@ def serve(
     from trialdesk.web.app import create_app
 
     synchronous = (synchronous or ("NORMAL" if demo_data else "FULL")).upper()
-    settings = _web_settings(data_dir, database_url, idle_minutes=idle_minutes)
+    if facility is None and demo_data:
+        from trialdesk.services.demo import DEMO_FACILITY
+
+        facility = DEMO_FACILITY
+    settings = _web_settings(data_dir, database_url, idle_minutes=idle_minutes,
+                             facility=facility)
     store = _open_store(data_dir, settings.database_url, synchronous)
     protocol_dir = protocols or default_protocol_dir()
     if demo_data:

@@ -891,6 +891,10 @@ class Protocol(_Model):
             for agent in rule.agents:
                 if agent.casefold() not in agents:
                     raise ValueError(f"toxicity rule {rule.id}: '{agent}' is not an agent of any course")
+            for product in getattr(rule.when, "product_failure", ()):
+                if product not in {p.id for p in self.products}:
+                    raise ValueError(f"toxicity rule {rule.id}: '{product}' is not a product "
+                                     "type of the protocol's products")
         for stop in self.stopping_rules:
             for agent in stop.agents:
                 if agent.casefold() not in agents:

@@ -6,7 +6,10 @@ source; no rule lives in code. A rule has a trigger and the actions it proposes:
 * an **event trigger** fires on an adverse event (or a lab value graded by CTCAE v5.0)
   of one of its terms at one of its grades, e.g. capillary leak syndrome grade 3;
 * a **recovery trigger** is checked before a course starts: a lab below the protocol's
-  minimum (e.g. neutrophils, platelets) holds the course until it recovers.
+  minimum (e.g. neutrophils, platelets) holds the course until it recovers;
+* a **product-failure trigger** fires when a cell product of one of its product types fails
+  manufacture (not released: out of specification, or a limit not set), e.g. the patient's
+  NK-cell expansion batch, so the infusion it was made for cannot be given as planned.
 
 trialdesk only *proposes* an action (:class:`ProposedAction`: slow, pause, reduce, delay
 the course, discontinue an agent, take the patient off protocol treatment, or supportive
@@ -198,6 +201,16 @@ class RecoveryTrigger(_Model):
         return "before the course: " + " and ".join(parts)
 
 
+class ProductFailureTrigger(_Model):
+    """Fires on a manufacturing failure of a cell product of one of ``product_failure``
+    (product type ids of the protocol's ``products``)."""
+
+    product_failure: list[str] = Field(min_length=1)
+
+    def describe(self) -> str:
+        return f"manufacturing failure of {' or '.join(self.product_failure)}"
+
+
 class ActionKind(StrEnum):
     """What a rule proposes. Only ``supportive_care`` leaves the calendar as it is."""
 
@@ -271,7 +284,7 @@ class ToxicityRule(_Model):
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
     title: str
     courses: list[str] = []
-    when: EventTrigger | RecoveryTrigger
+    when: EventTrigger | RecoveryTrigger | ProductFailureTrigger
     actions: list[ActionSpec] = Field(min_length=1)
     source: str
     unconfirmed: bool = False
@@ -286,6 +299,11 @@ class ToxicityRule(_Model):
                 raise ValueError(
                     f"a recovery rule holds the course (delay_course); '{wrong[0]}' does not fit"
                 )
+        if isinstance(self.when, ProductFailureTrigger):
+            wrong = [a.kind.value for a in self.actions
+                     if a.kind in (ActionKind.SLOW, ActionKind.REDUCE)]
+            if wrong:
+                raise ValueError(f"a product failure delays or omits; '{wrong[0]}' does not fit")
         return self
 
     @property
@@ -602,6 +620,42 @@ def check_course_start(
     return tuple(outcomes)
 
 
+def check_product_failure(
+    rules: Iterable[ToxicityRule],
+    product_type: str,
+    failure: str,
+    *,
+    course: str | None = None,
+    course_number: int | None = None,
+) -> tuple[RuleOutcome, ...]:
+    """The product-failure rules against a failed product of ``product_type`` (``failure``:
+    why it failed, in words), for the course the product was made for.
+
+    >>> rule = ToxicityRule.model_validate({
+    ...     "id": "PF", "title": "t", "when": {"product_failure": ["nk-expansion"]},
+    ...     "actions": [{"kind": "discontinue_agent", "agent": "NK cells",
+    ...                  "scope": "rest_of_course"}], "source": "s", "unconfirmed": True})
+    >>> o, = check_product_failure([rule], "nk-expansion", "sterility: not met", course="DIT")
+    >>> o.status.value, o.actions[0].shown()
+    ('triggered', 'discontinue NK cells for the rest of the course [unconfirmed]')
+    """
+    outcomes: list[RuleOutcome] = []
+    for rule in rules:
+        trigger = rule.when
+        if not isinstance(trigger, ProductFailureTrigger):
+            continue
+        if not rule.applies_to(course):
+            outcomes.append(_not_here(rule, course))
+            continue
+        if product_type not in trigger.product_failure:
+            outcomes.append(_outcome(rule, Status.NOT_TRIGGERED, f"no {trigger.describe()}"))
+            continue
+        reason = f"{product_type} failed manufacture ({failure}): rule {rule.id}"
+        outcomes.append(_outcome(rule, Status.TRIGGERED, reason,
+                                 _proposals(rule, reason, course, course_number)))
+    return tuple(outcomes)
+
+
 def proposed_actions(outcomes: Sequence[RuleOutcome]) -> tuple[ProposedAction, ...]:
     """The actions of the triggered outcomes, without repeats (same rule, same action)."""
     seen: set[tuple[object, ...]] = set()
@@ -624,6 +678,7 @@ __all__ = [
     "EventTrigger",
     "Finding",
     "LabValue",
+    "ProductFailureTrigger",
     "ProposedAction",
     "RecoveryTrigger",
     "RuleOutcome",
@@ -631,6 +686,7 @@ __all__ = [
     "Threshold",
     "ToxicityRule",
     "check_course_start",
+    "check_product_failure",
     "evaluate_findings",
     "normalise_term",
     "proposed_actions",

@@ -60,6 +60,7 @@ from trialdesk.cellproduct.release import (
 from trialdesk.cellproduct.release import exceptional_release as core_exceptional
 from trialdesk.errors import AccessError, ConflictError, NotFoundError, TrialdeskError
 from trialdesk.protocol.model import ProductSpec, Protocol
+from trialdesk.safety.rules import Status, check_product_failure, proposed_actions
 from trialdesk.schedule.plan import Event
 from trialdesk.schedule.records import EventRecord, RecordStatus
 from trialdesk.services.accounts import Principal, principal_for
@@ -263,12 +264,56 @@ def _results(ctx: Services, key: str) -> list[TestResult]:
 
 
 def _save_decision(ctx: Services, key: str, decision: ReleaseDecision,
-                   signers: Sequence[tuple[int, str]], actor: str, reason: str) -> dict[str, Any]:
+                   signers: Sequence[tuple[int, str]], actor: str, reason: str,
+                   failure: Mapping[str, Any] | None = None) -> dict[str, Any]:
     doc = decision_json(decision)
+    if failure is not None:
+        doc["manufacturing_failure"] = dict(failure)
     entry = ctx.store.add_product_release(key, doc, signers=signers, record_digest=digest(doc),
                                           actor=actor, reason=reason)
     sigs = ctx.store.signatures("product_release", f"{key}#{entry.id}")
     return {**doc, "e_signatures": [signature_view(s) for s in sigs]}
+
+
+def manufacturing_failure(ctx: Services, who: Principal, tree: Tree, key: str,
+                          decision: ReleaseDecision) -> dict[str, Any] | None:
+    """What a product not released means for its patient: the protocol's product-failure
+    rules (:func:`trialdesk.safety.rules.check_product_failure`) for the course of the first
+    infusion of the agent the product was made for that no released dose covers. The
+    actions are proposals, kept with the release decision, for an investigator to confirm;
+    None when the product has no patient yet (a third-party lot) or no infusion is waiting."""
+    product = tree.products[key]
+    if product.recipient is None or ctx.store.journey(product.recipient) is None:
+        return None
+    protocol = tree.protocol
+    specs = {s.id: s for s in protocol.products}
+    below, agents = {product.spec_id}, set()
+    while below:  # the product types made from this one, down to the dose and its agent
+        agents |= {a.casefold() for s in below if (a := specs[s].agent)}
+        below = {s.id for s in protocol.products if s.parent in below}
+    loaded = load_journey(ctx, who, product.recipient, P.PRODUCT_RECORD)
+    cal = loaded.calendar_or_none(now(ctx))
+    waiting = [e for e in (cal.events if cal else ()) if e.dose is not None
+               and e.dose.agent.casefold() in agents and e.record is None]
+    if not waiting:
+        return None
+    # The released doses not yet infused cover the next infusions; the failure concerns the
+    # first one they do not cover.
+    covered = len(released_product_for(ctx, who, product.recipient, waiting[0].id)["released"])
+    if covered >= len(waiting):
+        return None
+    event = waiting[covered]
+    why = "; ".join(f"{v.label}: {v.outcome.value}" for v in decision.failures) or "not released"
+    outcomes = check_product_failure(protocol.toxicity_rules, product.spec_id, why,
+                                     course=event.course_id, course_number=event.course_number)
+    actions = proposed_actions(outcomes)
+    return {"patient": product.recipient, "event": event.id, "event_name": event.name,
+            "course": event.course_id, "course_number": event.course_number, "reason": why,
+            "rules": [o.rule_id for o in outcomes if o.status is Status.TRIGGERED],
+            "proposed_actions": [{"rule_id": a.rule_id, "kind": a.kind.value,
+                                  "shown": a.shown(), "unconfirmed": a.unconfirmed,
+                                  "source": a.source, "proposal": a.model_dump(mode="json")}
+                                 for a in actions]}
 
 
 def release_product(ctx: Services, who: Principal, key: str, *, password: str,
@@ -283,8 +328,9 @@ def release_product(ctx: Services, who: Principal, key: str, *, password: str,
     signature = Signature(signer.username, "lab_responsible", _minute(now(ctx)),
                           SIGNATURE_MEANINGS[P.PRODUCT_RELEASE])
     decision = decide(product, tree.spec(key), _results(ctx, key), signature, weight_kg=weight)
+    failure = None if decision.released else manufacturing_failure(ctx, who, tree, key, decision)
     return _save_decision(ctx, key, decision, [(signer.id, signature.meaning)], signer.username,
-                          reason)
+                          reason, failure)
 
 
 def exceptional_release(ctx: Services, lab: Principal, lab_password: str,
@@ -489,6 +535,11 @@ def released_product_for(ctx: Services, who: Principal, study_number: str,
             out["released"].append({"product": r.key, "release": why,
                                     "expires_at": r.document.get("expires_at")})
     out["status"] = "released product available" if out["released"] else "no released product"
+    mine = [r.key for r in ctx.store.cell_products(recipient=study_number)]
+    out["manufacturing_failure"] = [
+        {**e.document["manufacturing_failure"], "product": e.product}
+        for e in ctx.store.product_releases(mine)
+        if (e.document.get("manufacturing_failure") or {}).get("event") == event.id]
     if event.deadline is not None:
         left = event.deadline - now(ctx)
         out["deadline"] = event.deadline.isoformat(timespec="minutes")
@@ -506,6 +557,8 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
                                                              "discontinued"):
             found = released_product_for(ctx, who, study_number, e["id"])
             e["product_status"] = found["status"]
+            e["product_failure"] = [a["shown"] for f in found["manufacturing_failure"]
+                                    for a in f["proposed_actions"]]
             if "minutes_left" in found:
                 e["product_minutes_left"] = found["minutes_left"]
     return page
@@ -525,6 +578,9 @@ def product_history(ctx: Services, who: Principal, key: str) -> dict[str, Any]:
     doc["infusion"] = next((e.document for e in ctx.store.product_infusions([key])), None)
     doc["tests"] = [e.document for e in ctx.store.product_tests([p["id"] for p in doc["line"]])]
     doc["current"] = _view(tree, key)
+    doc["manufacturing_failures"] = [
+        {**e.document["manufacturing_failure"], "product": e.product}
+        for e in ctx.store.product_releases(keys) if e.document.get("manufacturing_failure")]
     return doc
 
 
@@ -628,3 +684,132 @@ def lab_view(ctx: Services, who: Principal, *, hours_ahead: int = 24) -> dict[st
     return {"as_of": moment.isoformat(sep=" ", timespec="minutes"), "trials": trials,
             "in_process": in_process, "tests_pending": pending, "expiring": expiring,
             "hours_ahead": hours_ahead}
+
+
+# ---------------------------------------------------------------------------- the lab's forms
+
+# The collection procedures the forms offer (FACT-JACIE: apheresis, marrow; the NB-NK-2026
+# day −1 collection is peripheral blood, seed 000); "other" is described in words.
+PROCEDURES = ("apheresis", "bone marrow", "peripheral blood", "other")
+
+
+def _enrolled(ctx: Services, who: Principal, trial_id: str) -> list[str]:
+    """The study numbers of the trial's enrolled patients the caller may read."""
+    scopes = [s for s in who.scopes(P.PATIENT_READ) if s[0] == trial_id]
+    page = ctx.store.patients(scopes, trial_id=trial_id, limit=10_000)
+    return [p.study_number for p in page.items if ctx.store.enrolment(p.study_number)]
+
+
+def collection_form(ctx: Services, who: Principal) -> dict[str, Any]:
+    """What the collection form offers: per trial the caller records products in, its
+    collection types and its enrolled patients (the donors of an autologous collection)."""
+    who.require_user()
+    if not who.can_anywhere(P.PRODUCT_RECORD):
+        raise AccessError("recording a collection is for the cell-therapy lab (pharmacist role)")
+    trials = []
+    for trial_id in sorted({t for t, _ in who.scopes(P.PRODUCT_RECORD)}):
+        protocol = _protocol(ctx, trial_id, None)
+        types = [{"id": s.id, "name": s.name, "origin": s.origin}
+                 for s in protocol.products if s.stage == "collection"]
+        if types:
+            trials.append({"id": trial_id, "types": types,
+                           "patients": _enrolled(ctx, who, trial_id)})
+    return {"trials": trials, "procedures": list(PROCEDURES), "operator": who.username}
+
+
+def test_unit(spec: ProductSpec, test_id: str) -> str | None:
+    """The unit a number is recorded in for the test (a per-kg limit: the product's total,
+    divided by the recipient's weight at release); None for a qualitative test."""
+    test = next((t for t in spec.release_tests if t.id == test_id), None)
+    if test is None:
+        known = ", ".join(t.label for t in spec.release_tests) or "none"
+        raise ProductError(f"'{test_id}' is not a release test of {spec.name}; tests: {known}",
+                           where="test")
+    unit = test.limit.unit
+    if test.limit.expected is not None or unit is None:
+        return None
+    return unit.removesuffix("/kg") if test.per_kg else unit
+
+
+def product_forms(ctx: Services, who: Principal, key: str) -> dict[str, Any]:
+    """What the product's lab forms offer: the product types made from it, its release tests
+    (label, unit, limit, latest result), the people it can be handed to, the patients a
+    third-party product can be assigned to, and whether it may be released by the caller."""
+    tree = load_tree(ctx, who, key)
+    key = _product_key(key)
+    product, spec, row = tree.products[key], tree.spec(key), tree.row(key)
+    latest = {r.test_id: r for r in sorted(_results(ctx, key), key=lambda r: r.tested_at)}
+    tests = []
+    for t in spec.release_tests:
+        r = latest.get(t.id)
+        tests.append({"id": t.id, "label": t.label, "unit": test_unit(spec, t.id),
+                      "expected": t.limit.expected, "limit": t.limit.shown(),
+                      "unconfirmed": t.limit.unconfirmed, "per_kg": t.per_kg,
+                      "result": None if r is None else
+                      f"{r.value:g}" if isinstance(r.value, float) else str(r.value)})
+    derivable = [{"id": s.id, "name": s.name, "stage": s.stage}
+                 for s in tree.protocol.products if s.parent == spec.id]
+    third_party = not product.autologous and product.recipient is None
+    decisions = [d for d in _decisions(ctx, [key])]
+    return {"product": key, "compact": key.replace(" ", ""), "type": spec.name,
+            "stage": product.stage, "trial": product.trial_id, "recipient": product.recipient,
+            "holder": row.holder, "location": row.location, "version": row.version,
+            "derivable": derivable, "tests": tests,
+            "recipients": _enrolled(ctx, who, product.trial_id) if third_party else [],
+            "people": [u.username for u in ctx.store.users()
+                       if u.active and u.username != row.holder and any(
+                           m.trial_id == product.trial_id for m in ctx.store.memberships(u.id))],
+            "can_release": bool(spec.release_tests) and who.can(P.PRODUCT_RELEASE,
+                                                                product.trial_id),
+            "decided": [{"released": d.released, "exceptional": d.exceptional,
+                         "decided_at": d.decided_at.isoformat(sep=" ", timespec="minutes")}
+                        for d in decisions]}
+
+
+def record_test_entry(ctx: Services, who: Principal, key: str, *, test_id: str, text: str,
+                      tested_at: datetime, reason: str) -> dict[str, Any]:
+    """A release-test result as entered on the form: a number in the test's unit (the unit
+    is the protocol's, not typed), or the word of a qualitative test (no growth)."""
+    tree = load_tree(ctx, who, key)
+    unit = test_unit(tree.spec(_product_key(key)), test_id)
+    value: float | str = text.strip()
+    if not value:
+        raise ProductError("enter the result", where="value")
+    if unit is not None:
+        try:
+            value = float(str(value).replace(",", "."))
+        except ValueError:
+            raise ProductError(f"enter a number in {unit}", where="value") from None
+        if not 0 <= value < float("inf"):
+            raise ProductError(f"enter a number of 0 or more in {unit}", where="value")
+    return record_test_result(ctx, who, key, test_id=test_id, value=value, unit=unit,
+                              tested_at=tested_at, reason=reason)
+
+
+def exceptional_release_named(ctx: Services, lab: Principal, lab_password: str,
+                              investigator: str, investigator_password: str, key: str, *,
+                              justification: str, reason: str) -> dict[str, Any]:
+    """:func:`exceptional_release` with the co-signing investigator named by user name (the
+    web forms and the API): an unknown name is a wrong log-in (401), a user who may not
+    co-sign in the product's trial is refused naming the field."""
+    tree = load_tree(ctx, lab, key, P.PRODUCT_RELEASE)
+    trial = tree.row(_product_key(key)).trial_id
+    try:
+        cosigner = principal_for(ctx.store, investigator)
+    except AccessError:
+        raise AccessError(f"no user '{investigator}'", where="investigator",
+                          status=401) from None
+    if not cosigner.can(P.PRODUCT_COSIGN, trial):
+        raise ProductError(f"{investigator} is not an investigator of {trial}",
+                           where="investigator")
+    return exceptional_release(ctx, lab, lab_password, cosigner, investigator_password, key,
+                               justification=justification, reason=reason)
+
+
+def procedure_named(procedure: str, other: str | None) -> str:
+    """The collection procedure chosen from :data:`PROCEDURES`; "other" is described."""
+    if procedure != "other":
+        return procedure
+    if not other or not other.strip():
+        raise ProductError("describe the procedure", where="procedure_other")
+    return other.strip()

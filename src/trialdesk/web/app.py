@@ -31,6 +31,8 @@ from trialdesk.web import (
     clinical_pages,
     errors,
     form_pages,
+    lab_api,
+    lab_pages,
     pages,
     product_api,
     product_pages,
@@ -173,6 +175,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(form_pages.router)
     app.include_router(product_api.router, responses=errors.API_ERRORS)
     app.include_router(product_pages.router)
+    app.include_router(lab_api.router, responses=errors.API_ERRORS)
+    app.include_router(lab_pages.router)
     app.include_router(query_api.router, responses=errors.API_ERRORS)
     app.include_router(query_pages.router)
     app.include_router(biomarker_api.router, responses=errors.API_ERRORS)

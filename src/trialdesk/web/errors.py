@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from trialdesk.cellproduct.identifier import IdentifierError
+from trialdesk.cellproduct.product import ProductError
 from trialdesk.errors import (
     AccessError,
     ClinicalError,
@@ -40,9 +42,10 @@ TITLES = {400: "Bad request", 401: "Log-in required", 403: "Forbidden", 404: "No
 
 
 # A request refused on its content (an impossible value, a consent signed by the wrong
-# person, a dose record that does not fit its event, an impossible CTCAE grade…).
+# person, a dose record that does not fit its event, an impossible CTCAE grade, a cell
+# product derived from the wrong parent or a mistyped product identifier…).
 INVALID = (FactError, ProtocolError, ClinicalError, ScheduleError, EnrolmentError, SafetyError,
-           ResponseError, OutcomeError)
+           ResponseError, OutcomeError, ProductError, IdentifierError)
 
 
 class ErrorField(BaseModel):

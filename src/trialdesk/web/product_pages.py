@@ -51,9 +51,9 @@ def lab(request: Request, who: Who) -> Response:
 
 @router.get("/products/{product_id}", response_class=HTMLResponse)
 def product(request: Request, product_id: ProductPath, who: Who) -> Response:
-    return render(request, "product.html",
-                  h=cellproduct.product_history(context(request), who, product_id),
-                  compact=product_id)
+    h = cellproduct.product_history(context(request), who, product_id)
+    return render(request, "product.html", h=h, compact=product_id,
+                  can_record=who.can(Permission.PRODUCT_RECORD, h["current"]["trial"]))
 
 
 class VerifyForm(_Form):

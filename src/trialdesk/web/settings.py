@@ -19,6 +19,10 @@ from trialdesk.errors import SettingsError
 class Settings:
     """How the web application runs.
 
+    ``facility`` is the ISBT 128 facility identification number a collection recorded on the
+    web is numbered under (``--facility`` / ``TRIALDESK_FACILITY``); without it the cell lab
+    cannot record a collection on the web.
+
     ``cookie_secure`` marks the session cookie Secure (browsers treat http://localhost and
     http://127.0.0.1 as secure, so it stays on for local use).
     """
@@ -33,6 +37,7 @@ class Settings:
     lockout_minutes: int = 15
     max_upload_bytes: int = 1_000_000
     page_size: int = 25
+    facility: str | None = None  # ISBT 128 facility identifier of new collections (a site setting)
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 32:
@@ -44,6 +49,13 @@ class Settings:
             raise SettingsError("must be at least 1", where="lockout_threshold")
         if self.max_upload_bytes < 1024:
             raise SettingsError("must be at least 1024 bytes", where="max_upload_bytes")
+        if self.facility is not None:
+            from trialdesk.cellproduct.identifier import Din, IdentifierError
+
+            try:
+                Din.make(self.facility, 2000, 1)
+            except IdentifierError as exc:
+                raise SettingsError(exc.reason, where="TRIALDESK_FACILITY") from None
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, *, database_url: str | None = None,
