@@ -13,6 +13,7 @@ audited. Problems are named by the form's labels (:mod:`trialdesk.forms.administ
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from trialdesk.enrolment.journey import journey_calendar
@@ -107,7 +108,9 @@ def administration_form(ctx: Services, who: Principal, study_number: str,
         "recorded": recorded.model_dump(mode="json") if recorded else None,
         "can_delay": who.can(P.PATIENT_WRITE, loaded.row.trial_id, loaded.row.site)
         and event.course_number is not None and not _course_started(loaded, event),
-        "statuses": list(STATUSES), "fields": list(FIELDS), "version": loaded.version,
+        "statuses": list(STATUSES), "version": loaded.version,
+        "fields": [replace(f, unit=event.dose.unit, units=(event.dose.unit,))
+                   if f.name == "amount" and event.dose else f for f in FIELDS],
     }
 
 
