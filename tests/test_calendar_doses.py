@@ -300,3 +300,20 @@ def test_the_same_through_the_api(web: Any) -> None:
     spec = c.get("/api/openapi.json").json()["paths"]
     assert "/api/patients/{study_number}/calendar/doses/{dose_id}" in spec
     assert "/api/patients/{study_number}/courses/{number}/signatures" in spec
+
+
+def test_a_locked_record_refuses_the_dose_and_the_course_signature(web: Any) -> None:
+    admin = web.client("administrator")
+    r = admin.post(f"/api/patients/{PATIENT}/lock", headers={"x-csrf-token": admin.csrf},
+                   json={"locked": True, "reason": "database lock"})
+    assert r.status_code == 200, r.text
+    before = web.store.journey(PATIENT)
+    c = web.client("coordinator")
+    dose = c.post(f"/api/patients/{PATIENT}/calendar/doses/{DOSE}",
+                  headers={"x-csrf-token": c.csrf}, json={"values": GOOD})
+    assert dose.status_code == 409 and "is locked" in dose.json()["error"]
+    ph = web.client("pharmacist")
+    sig = ph.post(f"/api/patients/{PATIENT}/courses/1/signatures",
+                  headers={"x-csrf-token": ph.csrf}, json={"password": "pharmacist-demo"})
+    assert sig.status_code == 409 and web.store.course_signoffs(PATIENT) == []
+    assert web.store.journey(PATIENT).records == before.records
