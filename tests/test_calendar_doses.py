@@ -317,3 +317,32 @@ def test_a_locked_record_refuses_the_dose_and_the_course_signature(web: Any) -> 
                   headers={"x-csrf-token": ph.csrf}, json={"password": "pharmacist-demo"})
     assert sig.status_code == 409 and web.store.course_signoffs(PATIENT) == []
     assert web.store.journey(PATIENT).records == before.records
+
+
+def test_the_json_dose_content_is_the_signed_content(web: Any) -> None:
+    from trialdesk.services.accounts import principal_for
+    from trialdesk.services.context import Services
+    from trialdesk.services.course_signoff import content_json, signable_json
+    from trialdesk.services.journeys import _signable, dose_content, load_journey
+    from trialdesk.store.audit import digest
+
+    ctx = Services.open(web.store)
+    cal = load_journey(ctx, principal_for(web.store, "pharmacist"), PATIENT).calendar()
+    checked = 0
+    for e in cal.events:
+        assert signable_json(e.to_json()) == _signable(e), e.id
+        if _signable(e):
+            assert digest(content_json(PATIENT, e.to_json())) == digest(dose_content(PATIENT, e))
+            checked += 1
+    assert checked > 40
+
+
+def test_doses_signed_with_their_course_leave_the_pharmacists_worklist(web: Any) -> None:
+    def mine() -> list[str]:
+        r = web.client("pharmacist").get("/api/worklist")
+        lines = next(s["lines"] for s in r.json()["sections"] if s["id"] == "doses")
+        return [x["link"] for x in lines if x["study_number"] == PATIENT]
+
+    assert len(mine()) == 8  # days 2-5 of course 1 (the demo signed or gave day 1)
+    assert _sign_course(web, "pharmacist", 1, "pharmacist-demo").status_code == 303
+    assert mine() == []

@@ -16,7 +16,7 @@ from trialdesk.services.accounts import Principal
 from trialdesk.services.biomarkers import calendar_page as event_page
 from trialdesk.services.context import Services
 from trialdesk.services.course_signoff import signature_marks
-from trialdesk.services.journeys import load_journey, now
+from trialdesk.services.journeys import now
 from trialdesk.services.roles import Permission
 
 P = Permission
@@ -67,11 +67,9 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
     cal = page.get("calendar")
     if not cal:
         return page
-    loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
-    core = loaded.calendar_or_none(now(ctx))
-    by_event, by_course = signature_marks(ctx, study_number, core) if core else ({}, {})
-    today = now(ctx).date()
     events = cal["events"]
+    by_event, by_course = signature_marks(ctx, study_number, events)
+    today = now(ctx).date()
     started = {int(e["course_number"]) for e in events
                if e.get("record") and e.get("course_number") is not None}
     for e in events:

@@ -47,24 +47,48 @@ def _course_event(cal: Calendar, number: int) -> Event:
                         f"{cal.course_count} courses)", where="course")
 
 
-def signature_marks(ctx: Services, study_number: str, cal: Calendar
+def signable_json(ej: dict[str, Any]) -> bool:
+    """:func:`~trialdesk.services.journeys._signable` of an event as the calendar's JSON
+    gives it."""
+    dose = ej.get("dose") or {}
+    return dose.get("amount") is not None and ej["kind"] in ("administration", "timed")
+
+
+def content_json(study_number: str, ej: dict[str, Any]) -> dict[str, Any]:
+    """:func:`~trialdesk.services.journeys.dose_content` of an event as the calendar's JSON
+    gives it (the same dictionary, so the same digest; held together by a test)."""
+    d = ej["dose"]
+    return {"study_number": study_number, "event_id": ej["id"], "date": ej["date"],
+            "agent": d["agent"], "amount": d["amount"], "amount_max": d["amount_max"],
+            "each": d["each"], "divided_into": d["divided_into"], "unit": d["unit"],
+            "per": d["per"], "working": d["working"], "unconfirmed": list(d["unconfirmed"])}
+
+
+def signature_marks(ctx: Services, study_number: str, events: list[dict[str, Any]]
                     ) -> tuple[dict[str, list[dict[str, Any]]], dict[int, list[dict[str, Any]]]]:
     """The course signatures as each dose sees them (event id → marks) and per course
     (course number → signatures, each ``valid`` while the course's doses are unchanged,
-    with ``changed``: the doses that differ from what was signed)."""
+    with ``changed``: the doses that differ from what was signed). ``events`` are the
+    calendar's events as JSON."""
     by_event: dict[str, list[dict[str, Any]]] = {}
     by_course: dict[int, list[dict[str, Any]]] = {}
-    current: dict[int, dict[str, Any]] = {}
-    for sig, number, content in ctx.store.course_signoffs(study_number):
-        if number not in current:
-            current[number] = course_content(study_number, cal, number) \
-                if number <= cal.course_count else {"doses": []}
-        now_doses = {d["event_id"]: d for d in current[number]["doses"]}
+    signoffs = ctx.store.course_signoffs(study_number)
+    if not signoffs:
+        return by_event, by_course
+    current: dict[int, list[dict[str, Any]]] = {}
+    for ej in events:
+        if ej.get("course_number") is not None and signable_json(ej):
+            current.setdefault(int(ej["course_number"]), []).append(
+                content_json(study_number, ej))
+    for sig, number, content in signoffs:
+        doses = current.get(number, [])
+        now_doses = {d["event_id"]: d for d in doses}
         signed = {d["event_id"]: d for d in content.get("doses", [])}
         changed = sorted(k for k in set(now_doses) | set(signed)
                          if digest(now_doses.get(k)) != digest(signed.get(k)))
+        whole = {"study_number": study_number, "course": number, "doses": doses}
         view = {**signature_view(sig), "course": number, "doses": len(signed),
-                "valid": sig.record_digest == digest(current[number]), "changed": changed}
+                "valid": sig.record_digest == digest(whole), "changed": changed}
         by_course.setdefault(number, []).append(view)
         for event_id, dose in now_doses.items():
             if event_id in signed:
@@ -93,7 +117,8 @@ def signoff_page(ctx: Services, who: Principal, study_number: str, number: int
     if cal is None:
         raise ScheduleError("the calendar has no start date or no arm yet", where="course")
     course = _course_event(cal, number)
-    by_event, by_course = signature_marks(ctx, study_number, cal)
+    by_event, by_course = signature_marks(ctx, study_number,
+                                          [e.to_json() for e in cal.events])
     singles = _dose_signatures(ctx, study_number, cal)
     doses = []
     for e in course_doses(cal, number):
