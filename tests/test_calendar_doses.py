@@ -346,3 +346,20 @@ def test_doses_signed_with_their_course_leave_the_pharmacists_worklist(web: Any)
     assert len(mine()) == 8  # days 2-5 of course 1 (the demo signed or gave day 1)
     assert _sign_course(web, "pharmacist", 1, "pharmacist-demo").status_code == 303
     assert mine() == []
+
+
+def test_a_course_signed_on_the_command_line(web: Any, tmp_path: Any) -> None:
+    from test_cli_journey import Cli
+
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    code, _, err = cli("record", "sign-course", "NBNK-0001", "--course", "1", "--by",
+                       "pharmacist", password="wrong")
+    assert code == 1 and "nothing was signed" in err and web.store.course_signoffs(PATIENT) == []
+    out = cli.ok("record", "sign-course", "NBNK-0001", "--course", "1", "--by", "pharmacist",
+                 password="pharmacist-demo")
+    assert "NBNK-0001: course 1 (10 doses) signed by Demo Pharmacist" in out
+    [(_, number, content)] = web.store.course_signoffs(PATIENT)
+    assert number == 1 and len(content["doses"]) == 10
+    code, _, err = cli("record", "sign-course", "NBNK-0001", "--course", "1", "--by",
+                       "coordinator", password="coordinator-demo")
+    assert code == 1 and "does not allow dose.sign" in err
