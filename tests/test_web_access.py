@@ -25,7 +25,7 @@ JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
 # Routes about an enrolled patient's calendar, safety and response use JOURNEY.
 JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
                   "/adverse-events", "/actions", "/responses", "/follow-ups", "/bedside",
-                  "/infusions", "/events/", "/samples")
+                  "/infusions", "/events/", "/samples", "/courses/")
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -127,6 +127,13 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/patients/{study_number}/records"): patient_level(GIVERS, 201),
     ("POST", "/api/patients/{study_number}/delays"): patient_level(WRITERS, 201),
     ("POST", "/api/patients/{study_number}/dose-signatures"): patient_level(DOSE, 201),
+    ("GET", "/api/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS),
+    ("POST", "/api/patients/{study_number}/calendar/doses/{dose_id}/preview"):
+        patient_level(GIVERS),
+    ("POST", "/api/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS, 201),
+    ("GET", "/api/patients/{study_number}/courses/{number}/sign-off"): patient_level(CLINICAL),
+    ("POST", "/api/patients/{study_number}/courses/{number}/signatures"):
+        patient_level(DOSE, 201),
     ("GET", "/api/patients/{study_number}/adverse-events"): patient_level(CLINICAL),
     ("POST", "/api/patients/{study_number}/adverse-events"): patient_level(WRITERS, 201),
     ("PUT", "/api/patients/{study_number}/adverse-events/{ae_id}"): patient_level(WRITERS),
@@ -173,6 +180,10 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/records"): patient_level(GIVERS, 303),
     ("POST", "/patients/{study_number}/delays"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/doses/sign"): patient_level(DOSE, 303),
+    ("GET", "/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS),
+    ("POST", "/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS, 303),
+    ("GET", "/patients/{study_number}/courses/{number}/sign-off"): patient_level(CLINICAL),
+    ("POST", "/patients/{study_number}/courses/{number}/sign-off"): patient_level(DOSE, 303),
     ("GET", "/patients/{study_number}/adverse-events"): patient_level(CLINICAL),
     ("POST", "/patients/{study_number}/adverse-events"): patient_level(WRITERS, 303),
     ("POST", "/patients/{study_number}/adverse-events/{ae_id}"): patient_level(WRITERS, 303),
@@ -293,6 +304,10 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
         url = url.replace("{product_id}", web.store.cell_products()[0].key.replace(" ", ""))
     if "{event_id}" in url:
         url = url.replace("{event_id}", _nk_event(web))
+    dose: dict[str, Any] = {}
+    if "{dose_id}" in url:
+        dose = _next_dose(web)
+        url = url.replace("{dose_id}", dose["id"])
     url = url.replace("{criteria}", "inrc")
     if url.endswith("/sdtm.zip"):
         url += "?country=RUS"
@@ -355,6 +370,19 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
             kwargs["json"] = body
         else:
             kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
+    elif "{dose_id}" in path and method == "POST":
+        values = {"status": "given", "amount": str(dose["amount"]), "at": "2026-11-21T11:00",
+                  "by": "Nurse K"}
+        if api:
+            kwargs["json"] = {"values": values}
+        else:
+            kwargs["data"] = {**form, **values}
+    elif "/courses/{number}/" in path and method == "POST":
+        password = web.logins.get(client.username, "x")
+        if api:
+            kwargs["json"] = {"password": password, "reason": "course signed"}
+        else:
+            kwargs["data"] = {**form, "scope": "course", "password": password}
     elif key in MONITORING_BODIES:
         body = MONITORING_BODIES[key](url)
         if api:
@@ -503,13 +531,9 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
     if tail == "/body":
         return {"on": "2026-11-21", "weight_kg": 21.0, "reason": "weighed"}
     if tail == "/records":
-        event = next(r for r in _calendar(web)["recordable"] if r["administration"]
-                     and r["unit"] is not None)
-        dose = next(e for e in _calendar(web)["calendar"]["events"]
-                    if e["id"] == event["id"])["dose"]
-        return {"event_id": event["id"], "status": "given", "at": "2026-11-21T11:00",
-                "amount": dose["amount"] or dose["amount_max"], "unit": dose["unit"],
-                "reason": "given"}
+        dose = _next_dose(web)
+        return {"event_id": dose["id"], "status": "given", "at": "2026-11-21T11:00",
+                "amount": dose["amount"], "unit": dose["unit"], "reason": "given"}
     if tail == "/delays":
         return {"course": 5, "days": 1, "why": "count recovery", "reason": "delay"}
     if tail in ("/dose-signatures", "/doses/sign"):
@@ -540,6 +564,15 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
     if tail == "/follow-ups":
         return {"kind": "last_contact", "occurred_on": "2026-11-21", "reason": "seen"}
     raise AssertionError(f"no request maker for {path}")
+
+
+def _next_dose(web: Any) -> dict[str, Any]:
+    """The first dose of JOURNEY's calendar not yet recorded (not a cell product)."""
+    events = {e["id"]: e for e in _calendar(web)["calendar"]["events"]}
+    event = next(events[r["id"]] for r in _calendar(web)["recordable"]
+                 if r["administration"] and not events[r["id"]]["cell_product"]
+                 and events[r["id"]]["dose"]["amount"] is not None)
+    return {"id": event["id"], "amount": event["dose"]["amount"], "unit": event["dose"]["unit"]}
 
 
 def _nk_event(web: Any) -> str:

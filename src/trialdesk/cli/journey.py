@@ -26,7 +26,8 @@ from trialdesk.cli.session import (
 )
 
 record_app = typer.Typer(help="Record what happened: calendar start, weight/height, events, "
-                              "course delays, dose sign-off.", no_args_is_help=True)
+                              "course delays, dose sign-off (one dose or a whole course).",
+                              no_args_is_help=True)
 journey_app = typer.Typer(help="A patient's journey as a file.", no_args_is_help=True)
 app.add_typer(record_app, name="record")
 app.add_typer(journey_app, name="journey")
@@ -217,3 +218,24 @@ def record_sign(
                              password=password, reason=reason_given(reason))
     _say(_console(), f"{study_number}: {event_id} signed by {sig['name']} at {sig['signed_at']} "
                      f"({sig['meaning']})")
+
+
+@record_app.command("sign-course")
+@domain_errors
+def record_sign_course(
+    study_number: StudyArg,
+    course: Annotated[int, typer.Option("--course", min=1, max=100, help="Course number.")],
+    by: UserOpt,
+    password: PasswordOpt,
+    reason: ReasonOpt = "course doses signed off",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """Sign off all the computed doses of a course with one e-signature (bound to them all)."""
+    from trialdesk.services import course_signoff
+
+    ctx = open_services(data_dir, database)
+    sig = course_signoff.sign_course(ctx, acting(ctx, by), study_number, course,
+                                     password=password, reason=reason_given(reason))
+    _say(_console(), f"{study_number}: course {course} ({len(sig['doses'])} doses) signed by "
+                     f"{sig['name']} at {sig['signed_at']} ({sig['meaning']})")

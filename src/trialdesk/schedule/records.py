@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from trialdesk.errors import ScheduleError
 
-__all__ = ["CourseDelay", "EventRecord", "RecordStatus"]
+__all__ = ["Administered", "CourseDelay", "EventRecord", "RecordStatus"]
 
 
 class RecordStatus(StrEnum):
@@ -33,6 +41,38 @@ class RecordStatus(StrEnum):
     NOT_DONE = "not_done"
     CONTINUE = "continue"
     STOP = "stop"
+
+
+class Administered(BaseModel):
+    """How a dose was given, as the nurse records it at the bedside: when the infusion
+    stopped, its duration, rate and volume, the route, the product's lot number, and the
+    weight and height measured on the day (with the date they were measured).
+
+    ``weight_note`` keeps what was shown before saving when the weight had changed by more
+    than the protocol's threshold (``dosing.weight_change_percent``): the change and the
+    dose recomputed from it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    stopped_at: datetime | None = None
+    duration_hours: float | None = Field(default=None, gt=0)
+    rate_ml_h: float | None = Field(default=None, gt=0)
+    volume_ml: float | None = Field(default=None, gt=0)
+    route: str | None = None
+    lot: str | None = None
+    weight_kg: float | None = Field(default=None, gt=0)
+    height_cm: float | None = Field(default=None, gt=0)
+    measured_on: date | None = None
+    weight_note: str | None = None
+
+    @model_validator(mode="after")
+    def _measured(self) -> Administered:
+        if (self.weight_kg is not None or self.height_cm is not None) and \
+                self.measured_on is None:
+            raise ScheduleError("a weight or height needs the date it was measured",
+                                where="record.measured_on")
+        return self
 
 
 class EventRecord(BaseModel):
@@ -55,6 +95,15 @@ class EventRecord(BaseModel):
     unit: str | None = None
     reason: str | None = None
     recorded_at: datetime | None = None
+    details: Administered | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_details(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A record without details is stored exactly as before they existed.
+        out = handler(self)
+        if isinstance(out, dict) and out.get("details", 0) is None:
+            del out["details"]
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> EventRecord:
@@ -76,7 +125,29 @@ class EventRecord(BaseModel):
             raise ScheduleError(
                 f"{self.at.isoformat(timespec='minutes')} is after the time it was recorded "
                 f"({self.recorded_at.isoformat(timespec='minutes')})", where="record.at")
+        if self.details is not None:
+            self._check_details(self.details)
         return self
+
+    def _check_details(self, d: Administered) -> None:
+        if d.stopped_at is not None:
+            if d.stopped_at < self.at:
+                raise ScheduleError(
+                    f"{d.stopped_at.isoformat(timespec='minutes')} is before the start "
+                    f"({self.at.isoformat(timespec='minutes')})", where="record.stopped_at")
+            if self.recorded_at is not None and d.stopped_at > self.recorded_at:
+                raise ScheduleError(
+                    f"{d.stopped_at.isoformat(timespec='minutes')} is after the time it was "
+                    f"recorded ({self.recorded_at.isoformat(timespec='minutes')})",
+                    where="record.stopped_at")
+        if d.measured_on is not None and d.measured_on > self.at.date():
+            raise ScheduleError(f"{d.measured_on.isoformat()} is after the administration "
+                                f"({self.at.date().isoformat()})", where="record.measured_on")
+        given = self.status in (RecordStatus.GIVEN, RecordStatus.PARTLY_GIVEN)
+        infusion = (d.stopped_at, d.duration_hours, d.rate_ml_h, d.volume_ml, d.lot)
+        if not given and any(v is not None for v in infusion):
+            raise ScheduleError(f"a {self.status.value} dose has no infusion details",
+                                where="record.stopped_at")
 
 
 class CourseDelay(BaseModel):

@@ -32,6 +32,7 @@ from trialdesk.errors import NotFoundError
 from trialdesk.services import queries
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
+from trialdesk.services.course_signoff import signature_marks
 from trialdesk.services.journeys import calendar_page
 from trialdesk.services.roles import Role
 from trialdesk.services.safety import action_view
@@ -84,6 +85,10 @@ class _Patients:
                 page: dict[str, Any] | None = calendar_page(self.ctx, self.who, study_number)
             except NotFoundError:  # not enrolled: no calendar
                 page = None
+            if page and page["calendar"]:  # a dose signed with its whole course is signed
+                marks, _ = signature_marks(self.ctx, study_number, page["calendar"]["events"])
+                for e in page["calendar"]["events"]:
+                    e["signatures"] = list(e.get("signatures") or []) + marks.get(e["id"], [])
             self._calendars[study_number] = page if page and page["calendar"] else None
         return self._calendars[study_number]
 

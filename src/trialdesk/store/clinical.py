@@ -36,6 +36,7 @@ from trialdesk.store.records import (
     FollowUpRow,
     JourneyRow,
     ResponseRow,
+    SignatureRow,
 )
 
 Allocate = Callable[[Mapping[str, Any], Sequence[Mapping[str, Any]]], Mapping[str, Any]]
@@ -292,12 +293,82 @@ class ClinicalStore(StoreBase):
         return self._add_child(study_number, expected_version, actor, reason, make,
                                "event_record", diff(None, dict(document), "$.record"))
 
+    def add_administration(self, study_number: str, document: Mapping[str, Any],
+                           body: Mapping[str, Any] | None, *, expected_version: int,
+                           actor: str, reason: str) -> JourneyRow:
+        """An administration recorded at the bedside and, when the weight or height was
+        measured on the day, that body measurement: both in one transaction, each audited."""
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            if body is not None:
+                tx.session.add(m.BodyMeasurement(
+                    journey_id=j.id, measured_on=str(body["on"]), weight_kg=body.get("weight_kg"),
+                    height_cm=body.get("height_cm"), document=canonical(body), recorded_at=tx.at,
+                    recorded_by=actor))
+            tx.session.add(m.EventRecord(
+                journey_id=j.id, event_id=str(document["event_id"]),
+                status=str(document["status"]), happened_at=str(document["at"]),
+                amount=document.get("amount"), unit=document.get("unit"),
+                document=canonical(document), recorded_at=tx.at, recorded_by=actor))
+            try:
+                tx.session.flush()
+            except IntegrityError:
+                raise ConflictError("this event record is already recorded",
+                                    where="event_id") from None
+            if body is not None:
+                tx.audit("record", "body", study_number, diff(None, dict(body), "$.body"),
+                         reason)
+            tx.audit("record", "event_record", study_number,
+                     diff(None, dict(document), "$.record"), reason)
+            return self._journey_row(tx.session, j)
+
     def add_course_delay(self, study_number: str, document: Mapping[str, Any], *,
                          expected_version: int, actor: str, reason: str) -> JourneyRow:
         def make(j: m.Journey, tx: Tx) -> m.CourseDelay:
             return _delay_row(j, document, tx.at, actor)
         return self._add_child(study_number, expected_version, actor, reason, make,
                                "course_delay", diff(None, dict(document), "$.delay"))
+
+    # ------------------------------------------------------------------ course sign-off
+
+    def sign_course(self, user_id: int, meaning: str, study_number: str, course_number: int,
+                    record_digest: str, content: Mapping[str, Any], *,
+                    reason: str) -> SignatureRow:
+        """One e-signature on all the doses of a course, bound to ``record_digest`` (the
+        digest of ``content``), with ``content`` kept as signed; audited under the patient."""
+        with self._read() as s:
+            u = s.get(m.User, user_id)
+            if u is None:
+                raise NotFoundError(f"no user {user_id}")
+            username = u.username
+        with self._write(username) as tx:
+            p = _patient(tx, study_number)
+            j = tx.session.scalar(select(m.Journey).where(m.Journey.patient_id == p.id))
+            if j is None:
+                raise NotFoundError(f"patient {study_number} is not enrolled; there is no "
+                                    "calendar")
+            sig = self._add_signature(tx, user_id, meaning, "course",
+                                      f"{study_number}/c{course_number}", record_digest,
+                                      reason, study_number)
+            tx.session.add(m.CourseSignoff(signature_id=sig.id, journey_id=j.id,
+                                           course_number=course_number,
+                                           content=canonical(dict(content)), recorded_at=tx.at))
+            tx.session.flush()
+            return signature_row(sig)
+
+    def course_signoffs(self, study_number: str) -> list[tuple[SignatureRow, int, dict[str, Any]]]:
+        """Every course signature of the patient: (signature, course number, content as
+        signed), oldest first."""
+        with self._read() as s:
+            rows = s.execute(
+                select(m.CourseSignoff, m.Signature)
+                .join(m.Signature, m.Signature.id == m.CourseSignoff.signature_id)
+                .join(m.Journey, m.Journey.id == m.CourseSignoff.journey_id)
+                .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                .where(m.Patient.study_number == study_number)
+                .order_by(m.CourseSignoff.id)).all()
+            return [(signature_row(sig), c.course_number, json.loads(c.content))
+                    for c, sig in rows]
 
     # ------------------------------------------------------------------ adverse events
 

@@ -671,3 +671,18 @@ class PatientLock(Base):
     reason: Mapped[str] = mapped_column(Text)
     unlocked_at: Mapped[str | None] = mapped_column(MOMENT, nullable=True)
     unlocked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class CourseSignoff(Base):
+    """A pharmacist's one signature on all the doses of a course: the signature is bound to
+    the digest of them all; ``content`` keeps the doses as signed (each with its working),
+    so a dose changed afterwards can be named."""
+
+    __tablename__ = "course_signoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signature_id: Mapped[int] = mapped_column(ForeignKey("signatures.id"), unique=True)
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
+    course_number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[str] = mapped_column(MOMENT)

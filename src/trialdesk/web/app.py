@@ -29,6 +29,7 @@ from trialdesk.web import (
     biomarker_pages,
     clinical_api,
     clinical_pages,
+    dose_pages,
     errors,
     form_pages,
     lab_api,
@@ -183,6 +184,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(biomarker_pages.router)
     app.include_router(response_pages.api_router, responses=errors.API_ERRORS)
     app.include_router(response_pages.router)
+    app.include_router(dose_pages.api_router, responses=errors.API_ERRORS)
+    app.include_router(dose_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer

@@ -19,7 +19,15 @@ from pydantic import BaseModel, Field, ValidationError
 from trialdesk.errors import AccessError, NotFoundError, ResponseError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
 from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
-from trialdesk.services import biomarkers, journeys, outcomes, overview, responses, safety
+from trialdesk.services import (
+    biomarkers,
+    calendar_view,
+    journeys,
+    outcomes,
+    overview,
+    responses,
+    safety,
+)
 from trialdesk.web.api import StudyNumber, TrialId
 from trialdesk.web.clinical_api import RowId
 from trialdesk.web.deps import context, csrf, principal
@@ -161,14 +169,16 @@ def _calendar_page(request: Request, who: Principal, study_number: str
     def page(errors: list[dict[str, str]] | None = None, status: int = 200,
              form: dict[str, Any] | None = None) -> Response:
         return render(request, "calendar.html", status=status, errors=errors, form=form or {},
-                      c=biomarkers.calendar_page(context(request), who, study_number))
+                      c=calendar_view.calendar_page(context(request), who, study_number))
     return page
 
 
 @router.get("/patients/{study_number}/calendar", response_class=HTMLResponse)
 def calendar(request: Request, study_number: StudyNumber, who: Who) -> Response:
     who.require_user()
-    return _calendar_page(request, who, study_number)()
+    delay = request.query_params.get("delay", "")
+    return _calendar_page(request, who, study_number)(
+        form={"course": delay} if delay.isdigit() and len(delay) < 4 else None)
 
 
 class SettingsForm(_Form):
