@@ -50,6 +50,8 @@ _WORDS = {
     "literal_error": "choose one of the choices offered",
     "string_too_long": "the text is too long",
     "string_too_short": "fill it in",
+    "string_type": "fill it in",  # a form sends text: only an empty field is not one
+    "int_type": "fill it in",
 }
 
 
