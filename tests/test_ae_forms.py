@@ -95,6 +95,7 @@ def test_typing_neuralgia_finds_the_term_shows_its_grades_and_stores_its_codes(
     assert row.document["meddra_term"] == "Neuralgia"
     assert row.course_number == 2 and row.course_id == "DIT"
     assert "Grade 3: Severe pain; limiting self care ADL" in done.text
+    assert "Course 2 (DIT, 2026-12-12 → 2027-01-01)" in done.text
     assert "MedDRA: Neuralgia (LLT 10029223) · SOC Nervous system disorders (10029205)" \
         in done.text
 
