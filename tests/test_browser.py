@@ -135,7 +135,7 @@ def test_enrol_see_the_calendar_and_enter_an_adverse_event(chromium: Any, live_s
         page.get_by_label("Term (CTCAE v5.0, or free text with its MedDRA term)").fill(
             "Catheter related infection")
         page.get_by_label("Grade", exact=True).select_option("2")
-        page.get_by_label("Onset", exact=True).fill("2026-11-21")
+        page.get_by_label("Onset date", exact=True).fill("2026-11-21")
         page.get_by_role("button", name="Record and check the protocol rules").click()
         page.wait_for_url("**/adverse-events#latest")
         proposed = page.locator("section.ae").last
