@@ -6,48 +6,21 @@ overflow and no axe-core violations on any step."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from test_browser import serve
 from test_browser_forms import _no_axe_violations, _no_overflow, login, phone
 
 
 @pytest.fixture
 def course_2_server(tmp_path: Path, demo_database: Path) -> Iterator[str]:
     """The demo application on 2026-12-13: NBNK-0001 is in course 2 (DIT)."""
-    import uvicorn
-
-    from conftest import WebApp
-
-    target = tmp_path / "trialdesk.db"
-    shutil.copyfile(demo_database, target)
-    web = WebApp(f"sqlite:///{target}", seed=False)
-    web.clock.advance(days=22)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        web.store.close()
+    with serve(tmp_path, demo_database, days_later=22) as url:
+        yield url
 
 
 def _checked(page: Any) -> None:

@@ -56,6 +56,31 @@ def course_of(cal: Calendar | None, onset: date, number: int | None
     return found
 
 
+def on_study_event(ctx: Services, loaded: Any, fields: Mapping[str, Any]) -> AdverseEvent:
+    """The event validated (CTCAE v5.0, with its term's codes), its dates not in the future
+    and its onset on study: from the day of enrolment until death (what the outcome
+    analyses count)."""
+    try:
+        ae = AdverseEvent.model_validate(with_codes(dict(fields)))
+    except TrialdeskError as exc:
+        raise plain(exc) from None
+    today = ctx.store.now().date()
+    for name in ("onset", "resolution", "sponsor_aware_on"):
+        day = getattr(ae, name)
+        if day is not None and day > today:
+            raise SafetyError(f"{day.isoformat()} is in the future", where=name)
+    enrolled = date.fromisoformat(loaded.row.enrolled_at[:10])
+    if ae.onset < enrolled:
+        raise SafetyError(f"{ae.onset.isoformat()} is before the enrolment "
+                          f"({enrolled.isoformat()})", where="onset")
+    death = next((f.occurred_on for f in ctx.store.follow_ups(loaded.row.study_number)
+                  if f.kind == "death"), None)
+    if death is not None and ae.onset.isoformat() > death:
+        raise SafetyError(f"{ae.onset.isoformat()} is after the recorded death ({death})",
+                          where="onset")
+    return ae
+
+
 def course_note(cal: Calendar | None, onset: date) -> str:
     """Where the onset falls on the calendar, in words: "course 2 (DIT, 2026-12-14 →
     2027-01-03)", or why it is in none ("before course 1, which starts 2026-11-23")."""
@@ -149,26 +174,7 @@ def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
     for needed in ("term", "grade"):
         if needed not in fields:
             raise SafetyError("give it, or a lab value to grade", where=needed)
-    fields = with_codes(fields)
-    try:
-        ae = AdverseEvent.model_validate(fields)
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    today = ctx.store.now().date()
-    for name in ("onset", "resolution", "sponsor_aware_on"):
-        day = getattr(ae, name)
-        if day is not None and day > today:
-            raise SafetyError(f"{day.isoformat()} is in the future", where=name)
-    # On study: from the day of enrolment until death (what the outcome analyses count).
-    enrolled = date.fromisoformat(loaded.row.enrolled_at[:10])
-    if ae.onset < enrolled:
-        raise SafetyError(f"{ae.onset.isoformat()} is before the enrolment "
-                          f"({enrolled.isoformat()})", where="onset")
-    death = next((f.occurred_on for f in ctx.store.follow_ups(study_number)
-                  if f.kind == "death"), None)
-    if death is not None and ae.onset.isoformat() > death:
-        raise SafetyError(f"{ae.onset.isoformat()} is after the recorded death ({death})",
-                          where="onset")
+    ae = on_study_event(ctx, loaded, fields)
     cal = loaded.calendar_or_none()
     number, course_id = course_of(cal, ae.onset, course_number)
     document = {"patient_id": study_number, "trial": loaded.protocol.id,

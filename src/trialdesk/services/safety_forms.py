@@ -19,13 +19,12 @@ from datetime import date
 from typing import Any
 
 from trialdesk.clinical import ctcae, ctcae_codes
-from trialdesk.errors import NotFoundError, SafetyError, TrialdeskError
-from trialdesk.safety.adverse_event import AdverseEvent
+from trialdesk.errors import NotFoundError, SafetyError
 from trialdesk.safety.rules import ProposedAction
 from trialdesk.services import safety
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
-from trialdesk.services.journeys import load_journey, now, plain
+from trialdesk.services.journeys import load_journey, now
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
 from trialdesk.store.records import ActionRow, AdverseEventRow
@@ -158,20 +157,7 @@ def correct_adverse_event(ctx: Services, who: Principal, study_number: str, ae_i
         if possible and fields.get("grade") not in possible:
             raise SafetyError(f"the lab grades {' or '.join(map(str, possible))} "
                               f"({lab.get('rule')}); the grade stays the lab's", where="grade")
-    fields = safety.with_codes(fields)
-    try:
-        ae = AdverseEvent.model_validate(fields)
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    today = ctx.store.now().date()
-    for name in ("onset", "resolution", "sponsor_aware_on"):
-        day = getattr(ae, name)
-        if day is not None and day > today:
-            raise SafetyError(f"{day.isoformat()} is in the future", where=name)
-    enrolled = date.fromisoformat(loaded.row.enrolled_at[:10])
-    if ae.onset < enrolled:
-        raise SafetyError(f"{ae.onset.isoformat()} is before the enrolment "
-                          f"({enrolled.isoformat()})", where="onset")
+    ae = safety.on_study_event(ctx, loaded, fields)
     course = safety.course_of(loaded.calendar_or_none(), ae.onset, None)
     saved = ctx.store.update_adverse_event(ae_id, ae.model_dump(mode="json"),
                                            expected_version=version, actor=who.username,

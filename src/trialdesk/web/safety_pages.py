@@ -114,10 +114,9 @@ class _Form(BaseModel):
         return {k: (None if v == "" else v) for k, v in form.items()}
 
 
-class AdverseEventForm(_Form):
-    term: str | None = Field(default=None, max_length=200)
-    grade: int | None = Field(default=None, ge=1, le=5)
-    onset: date
+class _EventFields(_Form):
+    """The fields of an event besides its term, grade and onset (entry and correction)."""
+
     meddra_term: str | None = Field(default=None, max_length=200)
     seriousness: list[SeriousnessKind] = Field(default_factory=list, max_length=7)
     expectedness: Expectedness | None = None
@@ -125,6 +124,12 @@ class AdverseEventForm(_Form):
     outcome: Outcome | None = None
     resolution: date | None = None
     sponsor_aware_on: date | None = None
+
+
+class AdverseEventForm(_EventFields):
+    term: str | None = Field(default=None, max_length=200)
+    grade: int | None = Field(default=None, ge=1, le=5)
+    onset: date
     lab_term: str | None = Field(default=None, max_length=200)
     lab_value: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
     lab_unit: str | None = Field(default=None, max_length=32)
@@ -224,18 +229,11 @@ async def adverse_event_update(request: Request, study_number: StudyNumber,
                 f"/patients/{study_number}/adverse-events#ae-{ae_id}")
 
 
-class CorrectionForm(_Form):
+class CorrectionForm(_EventFields):
     version: int = Field(ge=1, le=INT32)
     term: str = Field(min_length=1, max_length=200)
     grade: int = Field(ge=1, le=5)
     onset: date
-    meddra_term: str | None = Field(default=None, max_length=200)
-    seriousness: list[SeriousnessKind] = Field(default_factory=list, max_length=7)
-    expectedness: Expectedness | None = None
-    action_taken: ActionTaken | None = None
-    outcome: Outcome | None = None
-    resolution: date | None = None
-    sponsor_aware_on: date | None = None
     reason: str = Field(min_length=1, max_length=500)
 
 
