@@ -166,6 +166,9 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_value(web: Any)
     assert fixed.term == "Peripheral sensory neuropathy" and fixed.version == row.version + 1
     assert fixed.document["meddra_code"] == "10034620"  # the codes follow the term
     assert fixed.course_number == 1 and fixed.course_id == "IT"  # the course follows the onset
+    # the DIT rule no longer applies in course 1: its proposals awaiting a decision withdrawn
+    assert {a.rule_id: a.status for a in fixed.actions} == {
+        "NBNK-PAIN-UNCONTROLLED": "withdrawn"}
     audit = web.client("monitor").get("/api/trials/NB-NK-2026/audit?limit=200").json()
     entry = next(e for e in audit["items"] if e["action"] == "update"
                  and e["record_type"] == "adverse_event")
@@ -180,6 +183,23 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_value(web: Any)
                      headers={"x-csrf-token": api.csrf},
                      json={"version": fixed.version, "grade": 1, "reason": "   "})
     assert blank.status_code == 422 and web.store.adverse_event(row.id).grade == 2
+
+
+def test_a_corrected_grade_brings_the_rules_new_proposals(web: Any) -> None:
+    in_course_2(web)
+    api = web.client("investigator")
+    headers = {"x-csrf-token": api.csrf}
+    ae = api.post("/api/patients/NBNK-0001/adverse-events", headers=headers, json={
+        "term": "Neuralgia", "grade": 2, "onset": "2026-12-12", "reason": "AE"}).json()
+    assert {a["rule_id"] for a in ae["actions"]} == {"NBNK-PAIN-UNCONTROLLED"}
+    r = api.post(f"/api/patients/NBNK-0001/adverse-events/{ae['id']}/correction",
+                 headers=headers, json={"version": ae["version"], "grade": 3,
+                                        "reason": "grade 3 on review"})
+    assert r.status_code == 200, r.text
+    actions = {(a["rule_id"], a["kind"]): a["status"] for a in r.json()["actions"]}
+    assert actions[("NBNK-PAIN-REFRACTORY", "discontinue_agent")] == "proposed"
+    assert actions[("NBNK-PAIN-UNCONTROLLED", "slow")] == "proposed"
+    assert len(actions) == 3  # the supportive care advice kept, not repeated
 
 
 def test_a_lab_graded_event_keeps_the_labs_grade(web: Any) -> None:

@@ -56,6 +56,29 @@ def course_of(cal: Calendar | None, onset: date, number: int | None
     return found
 
 
+def rule_check(loaded: Any, ae: AdverseEvent, number: int | None, course_id: str | None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The protocol's toxicity rules on the event in its course: the safety check and the
+    actions it proposes (``rule_id``, ``kind``, ``proposal``, ``found_on``)."""
+    document = {"patient_id": loaded.row.study_number, "trial": loaded.protocol.id,
+                "arm": loaded.journey.arm, "course": course_id, "course_number": number,
+                "events": [ae.model_dump(mode="json")]}
+    try:
+        check = check_document(document, loaded.protocol, source="adverse event")
+    except TrialdeskError as exc:
+        raise plain(exc) from None
+    proposals = []
+    found: dict[str, str | None] = {}
+    for a in check.actions:
+        if a.changes_calendar and a.rule_id not in found:
+            proposal = rule_proposal(check, loaded.protocol, a.rule_id)
+            found[a.rule_id] = proposal.found_on.isoformat() if proposal.found_on else None
+        proposals.append({"rule_id": a.rule_id, "kind": a.kind.value,
+                          "proposal": a.model_dump(mode="json"),
+                          "found_on": found.get(a.rule_id, ae.onset.isoformat())})
+    return check.to_json(), proposals
+
+
 def on_study_event(ctx: Services, loaded: Any, fields: Mapping[str, Any]) -> AdverseEvent:
     """The event validated (CTCAE v5.0, with its term's codes), its dates not in the future
     and its onset on study: from the day of enrolment until death (what the outcome
@@ -177,22 +200,7 @@ def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
     ae = on_study_event(ctx, loaded, fields)
     cal = loaded.calendar_or_none()
     number, course_id = course_of(cal, ae.onset, course_number)
-    document = {"patient_id": study_number, "trial": loaded.protocol.id,
-                "arm": loaded.journey.arm, "course": course_id, "course_number": number,
-                "events": [ae.model_dump(mode="json")]}
-    try:
-        check = check_document(document, loaded.protocol, source="adverse event")
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    proposals = []
-    found: dict[str, str | None] = {}
-    for a in check.actions:
-        if a.changes_calendar and a.rule_id not in found:
-            proposal = rule_proposal(check, loaded.protocol, a.rule_id)
-            found[a.rule_id] = proposal.found_on.isoformat() if proposal.found_on else None
-        proposals.append({"rule_id": a.rule_id, "kind": a.kind.value,
-                          "proposal": a.model_dump(mode="json"),
-                          "found_on": found.get(a.rule_id, ae.onset.isoformat())})
+    check, proposals = rule_check(loaded, ae, number, course_id)
     lab_doc = None
     if graded is not None:
         lab_doc = {**{k: v for k, v in lab.items() if v is not None},  # type: ignore[union-attr]
@@ -200,7 +208,7 @@ def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
                    "rule": graded.rule, "ctcae_version": graded.ctcae_version,
                    "source": graded.source}
     row = ctx.store.add_adverse_event(
-        study_number, document=ae.model_dump(mode="json"), lab=lab_doc, check=check.to_json(),
+        study_number, document=ae.model_dump(mode="json"), lab=lab_doc, check=check,
         course_number=number, course_id=course_id, proposals=proposals,
         expected_version=loaded.version, actor=who.username, reason=reason)
     return adverse_event_view(row)

@@ -159,9 +159,13 @@ def correct_adverse_event(ctx: Services, who: Principal, study_number: str, ae_i
                               f"({lab.get('rule')}); the grade stays the lab's", where="grade")
     ae = safety.on_study_event(ctx, loaded, fields)
     course = safety.course_of(loaded.calendar_or_none(), ae.onset, None)
+    # The rules again on the corrected event: what they now propose is added, a proposal
+    # still awaiting a decision that they no longer make is withdrawn; decisions stay.
+    check, proposals = safety.rule_check(loaded, ae, *course)
     saved = ctx.store.update_adverse_event(ae_id, ae.model_dump(mode="json"),
                                            expected_version=version, actor=who.username,
-                                           reason=reason.strip(), course=course)
+                                           reason=reason.strip(), course=course,
+                                           check=check, proposals=proposals)
     return safety.adverse_event_view(saved)
 
 

@@ -337,10 +337,15 @@ class ClinicalStore(StoreBase):
 
     def update_adverse_event(self, ae_id: int, document: Mapping[str, Any], *,
                              expected_version: int, actor: str, reason: str,
-                             course: tuple[int | None, str | None] | None = None
+                             course: tuple[int | None, str | None] | None = None,
+                             check: Mapping[str, Any] | None = None,
+                             proposals: Sequence[Mapping[str, Any]] | None = None
                              ) -> AdverseEventRow:
         """Save a follow-up or a correction of an adverse event, optimistically locked; the
-        audit keeps every old value. ``course`` (number, id) when a corrected onset moved it."""
+        audit keeps every old value. ``course`` (number, id) when a corrected onset moved it;
+        ``check`` and ``proposals``, the rules evaluated again on a correction: a proposal
+        not yet made is added, one still awaiting a decision that is no longer made is
+        withdrawn."""
         with self._write(actor) as tx:
             row = tx.session.get(m.AdverseEvent, ae_id)
             if row is None:
@@ -356,6 +361,8 @@ class ClinicalStore(StoreBase):
                 row.course_number, row.course_id = course
             if not changes:
                 return self._ae_row(tx.session, row)
+            if check is not None:
+                row.safety_check = canonical(check)
             row.document = canonical(document)
             row.term = str(document["term"])
             row.grade = int(document["grade"])
@@ -363,9 +370,40 @@ class ClinicalStore(StoreBase):
             row.updated_at = tx.at
             row.updated_by = actor
             tx.session.flush()
+            if proposals is not None:  # after the event's own flush: one version step
+                changes.update(self._reproposed(tx, row, proposals))
             tx.audit("update", "adverse_event", self._study(tx.session, row.journey_id),
                      {"adverse_event_id": {"old": ae_id, "new": ae_id}, **changes}, reason)
             return self._ae_row(tx.session, row)
+
+    @staticmethod
+    def _reproposed(tx: Tx, row: m.AdverseEvent, proposals: Sequence[Mapping[str, Any]]
+                    ) -> dict[str, dict[str, Any]]:
+        def key(rule_id: str, proposal: Mapping[str, Any]) -> tuple[Any, ...]:
+            return rule_id, proposal.get("kind"), proposal.get("agent")
+
+        actions = list(tx.session.scalars(select(m.ToxicityAction).where(
+            m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal)))
+        wanted = {key(str(p["rule_id"]), p["proposal"]): p for p in proposals}
+        had = {key(a.rule_id, json.loads(a.proposal)): a for a in actions}
+        withdrawn = [a for k, a in had.items() if k not in wanted and a.status == "proposed"]
+        for a in withdrawn:
+            a.status = "withdrawn"
+        added = [p for k, p in wanted.items() if k not in had]
+        for i, prop in enumerate(added, start=len(actions) + 1):
+            tx.session.add(m.ToxicityAction(
+                adverse_event_id=row.id, journey_id=row.journey_id, ordinal=i,
+                rule_id=str(prop["rule_id"]), kind=str(prop["kind"]),
+                proposal=canonical(prop["proposal"]), found_on=prop.get("found_on"),
+                status="proposed"))
+        out: dict[str, dict[str, Any]] = {}
+        if added:
+            out["proposed_actions"] = {"old": None, "new": [
+                f"{p['rule_id']}: {p['proposal'].get('kind')}" for p in added]}
+        if withdrawn:
+            out["withdrawn_actions"] = {"old": [f"{a.rule_id}: {a.kind}" for a in withdrawn],
+                                        "new": None}
+        return out
 
     @staticmethod
     def _study(s: Session, journey_id: int) -> str:
