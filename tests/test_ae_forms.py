@@ -243,6 +243,7 @@ def test_alternatives_ask_their_condition_and_one_is_accepted_the_other_declined
     by_kind = {a.kind: a.id for a in row.actions}
     assert sorted(map(int, options)) == sorted([by_kind["slow"], by_kind["discontinue_agent"]])
     slow = by_kind["slow"]
+    assert f'name="percent_{slow}"' in r.text  # the rule sets no percentage: asked, optional
     signed = {**data, "choice": str(slow), "password": "investigator-demo",
               "reason": "pain uncontrolled on the analgesic schedule"}
     # the condition answered no: refused by its label, nothing signed or applied

@@ -275,6 +275,15 @@ class DecisionForm(_Form):
     days: int | None = Field(default=None, ge=1, le=365)
     percent: float | None = Field(default=None, gt=0, lt=100, allow_inf_nan=False)
 
+    @classmethod
+    def of(cls, form: dict[str, Any]) -> dict[str, Any]:
+        """The form with the chosen proposal's own days and percentage (``days_<id>``)."""
+        choice = form.get("choice")
+        out = dict(form)
+        for name in ("days", "percent"):
+            out.setdefault(name, form.get(f"{name}_{choice}"))
+        return out
+
 
 def _answers(form: dict[str, Any], prefix: str) -> dict[int, str]:
     out: dict[int, str] = {}
@@ -291,7 +300,7 @@ async def action_decision(request: Request, study_number: StudyNumber, ae_id: Ro
                           who: Who) -> Response:
     """Accept one proposal (of its alternatives) or decline, signed with the password."""
     ctx = context(request)
-    form = _Form.blank(await _multi_form(request))
+    form = DecisionForm.of(_Form.blank(await _multi_form(request)))
 
     def run(d: DecisionForm) -> None:
         conditions = {k: {"yes": True, "no": False}.get(v)
