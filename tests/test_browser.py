@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,13 @@ import pytest
 
 @pytest.fixture
 def live_server(tmp_path: Path, demo_database: Path) -> Iterator[str]:
+    with serve(tmp_path, demo_database) as url:
+        yield url
+
+
+@contextmanager
+def serve(tmp_path: Path, demo_database: Path, days_later: float = 0) -> Iterator[str]:
+    """The demo application on a loopback port (its clock ``days_later`` days on)."""
     import uvicorn
 
     from conftest import WebApp
@@ -24,6 +32,8 @@ def live_server(tmp_path: Path, demo_database: Path) -> Iterator[str]:
     target = tmp_path / "trialdesk.db"
     shutil.copyfile(demo_database, target)
     web = WebApp(f"sqlite:///{target}", seed=False)
+    if days_later:
+        web.clock.advance(days=days_later)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -135,7 +145,7 @@ def test_enrol_see_the_calendar_and_enter_an_adverse_event(chromium: Any, live_s
         page.get_by_label("Term (CTCAE v5.0, or free text with its MedDRA term)").fill(
             "Catheter related infection")
         page.get_by_label("Grade", exact=True).select_option("2")
-        page.get_by_label("Onset", exact=True).fill("2026-11-21")
+        page.get_by_label("Onset date", exact=True).fill("2026-11-21")
         page.get_by_role("button", name="Record and check the protocol rules").click()
         page.wait_for_url("**/adverse-events#latest")
         proposed = page.locator("section.ae").last

@@ -264,6 +264,19 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         patient_level(INVESTIGATOR),
     ("POST", "/api/patients/{study_number}/responses/{criteria}/form"):
         patient_level(INVESTIGATOR, 201),
+    # Adverse events by CTCAE term: the term list, the preview (nothing stored), corrections
+    # with a reason, and the signed decisions on proposals (accept one, decline the others).
+    ("GET", "/api/ctcae/terms"): logged_in(),
+    ("GET", "/api/ctcae/terms/{term}"): logged_in(),
+    ("POST", "/api/patients/{study_number}/adverse-events/preview"): patient_level(WRITERS),
+    ("POST", "/api/patients/{study_number}/adverse-events/{ae_id}/correction"):
+        patient_level(WRITERS),
+    ("POST", "/patients/{study_number}/adverse-events/{ae_id}/correction"):
+        patient_level(WRITERS, 303),
+    ("POST", "/api/patients/{study_number}/adverse-events/{ae_id}/decisions"):
+        patient_level(INVESTIGATOR, 201),
+    ("POST", "/patients/{study_number}/adverse-events/{ae_id}/decisions"):
+        patient_level(INVESTIGATOR, 303),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -296,8 +309,14 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     patient = JOURNEY if any(r in path for r in JOURNEY_ROUTES) else PATIENT
     url = path.replace("{trial_id}", TRIAL).replace("{study_number}", patient).replace(
         "{number}", "1")
+    if "{ae_id}/decisions" in url:
+        url = url.replace("{ae_id}", str(web.store.toxicity_action(
+            _confirmable_action(web))[1].adverse_event_id))
     if "{ae_id}" in url:
         url = url.replace("{ae_id}", str(web.store.adverse_events(JOURNEY)[0].id))
+    url = url.replace("{term}", "Neuralgia")
+    if url.endswith("/ctcae/terms"):
+        url += "?q=neuralg"
     if "{action_id}" in url:
         url = url.replace("{action_id}", str(_confirmable_action(web)))
     if "{product_id}" in url:
@@ -545,6 +564,18 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
     if tail == "/adverse-events/{ae_id}":
         ae = web.store.adverse_events(JOURNEY)[0]
         return {"version": ae.version, "resolution": "2026-11-21", "reason": "resolved"}
+    if tail == "/adverse-events/preview":
+        return {"term": "neuralgia", "grade": 3, "onset": "2026-11-21"}
+    if tail == "/adverse-events/{ae_id}/correction":
+        ae = web.store.adverse_events(JOURNEY)[0]
+        return {"version": ae.version, "term": ae.term, "grade": ae.grade, "onset": ae.onset,
+                "reason": "corrected"}
+    if tail == "/adverse-events/{ae_id}/decisions":
+        action = _confirmable_action(web)
+        _, row = web.store.toxicity_action(action)
+        # declined (nothing applied to the calendar, so every call can decide a new one)
+        return {"group": action, "choice": None if path.startswith("/api") else "none",
+                "password": password, "reason": "decided"}
     if tail.startswith("/actions/"):
         _, row = web.store.toxicity_action(_confirmable_action(web))
         return {"version": row.version, "password": password, "accept_unconfirmed": True,

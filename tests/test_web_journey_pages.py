@@ -103,8 +103,8 @@ def test_the_adverse_event_page_shows_the_proposed_action(web: Any) -> None:
     assert "Graded from the lab: Neutrophil count decreased 800" in html
     bad = post(c, page, page, {"term": "Pain", "grade": "4", "onset": "2026-11-21",
                                "reason": "r"})
-    assert bad.status_code == 422 and "<code>grade</code>" in bad.text
-    assert "grade 4 does not exist for &#39;Pain&#39;" in bad.text
+    assert bad.status_code == 422 and "<li>Grade: grade 4 does not exist for &#39;Pain&#39;" \
+        in bad.text
     lab = post(c, page, page, {"onset": "2026-11-21", "lab_term": "Platelet count decreased",
                                "lab_value": "20000", "lab_unit": "/mm3", "reason": "r"})
     assert lab.status_code == 200
@@ -120,16 +120,21 @@ def test_confirming_an_action_on_the_page_needs_the_password_and_the_acceptance(
     r = post(c, page, page, {"term": "Anaphylaxis", "grade": "3", "onset": "2026-12-14",
                              "seriousness": "life_threatening", "reason": "r"})
     assert "discontinue dinutuximab beta permanently [unconfirmed]" in r.text
-    action = re.search(r'action="(/patients/NBNK-0002/actions/(\d+)/confirm)"', r.text)
-    assert action and "Sign and apply" in r.text
-    version = re.search(r'name="version" value="(\d+)"', r.text[r.text.index(action.group(0)):])
-    assert version
-    data = {"version": version.group(1), "password": "investigator-demo", "reason": "r"}
+    action = re.search(r'action="(/patients/NBNK-0002/adverse-events/\d+/decisions)"', r.text)
+    assert action and "Sign the decision" in r.text
+    form = r.text[r.text.index(action.group(0)):]
+    group = re.search(r'name="group" value="(\d+)"', form)
+    version = re.search(r'name="version_(\d+)" value="(\d+)"', form)
+    assert group and version
+    data = {"group": group.group(1), "choice": version.group(1),
+            f"version_{version.group(1)}": version.group(2), "password": "investigator-demo",
+            "reason": "anaphylaxis grade 3"}
     refused = post(c, page, action.group(1), data)
-    assert refused.status_code == 422 and "accept_unconfirmed" in refused.text
+    assert refused.status_code == 422 and "Unconfirmed source accepted: rule NBNK-ANAPHYLAXIS" \
+        in refused.text
     done = post(c, page, action.group(1), {**data, "accept_unconfirmed": "yes"})
     assert done.status_code == 200
-    assert re.search(r"Confirmed: <strong>Demo Investigator</strong> \(investigator\), "
+    assert re.search(r"Accepted: <strong>Demo Investigator</strong> \(investigator\), "
                      r"2026-12-14T12:00:\d\d\.\d+Z — <em>I confirm this toxicity action</em>",
                      done.text)
     cal = c.get("/patients/NBNK-0002/calendar", headers=HTML).text

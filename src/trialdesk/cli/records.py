@@ -134,6 +134,9 @@ def safety_apply(
     days: Annotated[int | None, typer.Option("--days", help="Days to delay the course.")] = None,
     percent: Annotated[float | None, typer.Option(
         "--percent", help="Dose or rate percentage, when the rule sets none.")] = None,
+    condition_holds: Annotated[bool, typer.Option(
+        "--condition-holds", help="The condition the proposal depends on holds (needed when "
+        "it has one).")] = False,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     database: DatabaseOpt = None,
 ) -> None:
@@ -145,7 +148,8 @@ def safety_apply(
     _, row = ctx.store.toxicity_action(action)
     done = safety.confirm_action(ctx, who, study_number, action, version=row.version,
                                  password=password, accept_unconfirmed=accept_unconfirmed,
-                                 days=days, percent=percent, reason=reason_given(reason))
+                                 days=days, percent=percent, reason=reason_given(reason),
+                                 condition_holds=condition_holds or None)
     console = _console()
     _say(console, f"{study_number}: action {action} ({done['shown']}) confirmed and applied",
          "bold")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
+from trialdesk.clinical import ctcae_codes
 from trialdesk.clinical.ctcae_bands import Band, BandTable, Bound, Outcome, Ref, band, evaluate, table
 from trialdesk.clinical.ctcae_lab import (
     CLINICIAN_GRADED,
@@ -55,6 +56,7 @@ __all__ = [
     "LabTerm",
     "Ref",
     "TermDefinition",
+    "all_terms",
     "canonical_term",
     "grade_definitions",
     "grade_fever",
@@ -327,13 +329,30 @@ def known_terms() -> tuple[str, ...]:
     return tuple(d.term for d in _DEFINITIONS_BY_KEY.values())
 
 
+def all_terms() -> tuple[str, ...]:
+    """All 837 CTCAE v5.0 terms (NCI sheet order): the graded terms above, and every
+    other term with the grades NCI's sheet gives it (``ctcae_codes.grade_texts``)."""
+    return tuple(c.term for c in ctcae_codes.all_terms())
+
+
+def _sheet_definition(term: str) -> TermDefinition | None:
+    """A term of the NCI sheet without its own table here: its grades as the sheet writes
+    them (the grades it marks "-" do not exist)."""
+    codes = ctcae_codes.term_codes(term)
+    if codes is None:
+        return None
+    grades = tuple(GradeDefinition(g, text) for g, text in
+                   sorted(ctcae_codes.grade_texts(codes.term).items()))
+    return TermDefinition(codes.term, grades, SOURCE)
+
+
 def canonical_term(term: str) -> str | None:
     """The CTCAE spelling of ``term`` (case and spacing ignored), or None if not held here.
 
     >>> canonical_term("capillary  LEAK syndrome")
     'Capillary leak syndrome'
     """
-    found = _DEFINITIONS_BY_KEY.get(_key(term))
+    found = _DEFINITIONS_BY_KEY.get(_key(term)) or _sheet_definition(term)
     return found.term if found else None
 
 
@@ -343,10 +362,11 @@ def term_definition(term: str) -> TermDefinition:
     >>> term_definition("Sepsis").allowed_grades
     (3, 4, 5)
     """
-    found = _DEFINITIONS_BY_KEY.get(_key(term))
+    found = _DEFINITIONS_BY_KEY.get(_key(term)) or _sheet_definition(term)
     if found is None:
-        known = ", ".join(known_terms())
-        raise SafetyError(f"unknown CTCAE v{CTCAE_VERSION} term {term!r}; known terms: {known}", where="term")
+        close = ", ".join(c.term for c in ctcae_codes.search_terms(term, 5))
+        raise SafetyError(f"unknown CTCAE v{CTCAE_VERSION} term {term!r}"
+                          + (f"; terms like it: {close}" if close else ""), where="term")
     return found
 
 

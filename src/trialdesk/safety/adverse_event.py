@@ -138,6 +138,8 @@ class AdverseEvent(BaseModel):
     ctcae_version: str = ctcae.CTCAE_VERSION
     meddra_term: str | None = None
     meddra_code: str | None = None
+    soc: str | None = None  # the MedDRA system organ class CTCAE files the term under
+    soc_code: str | None = None
     resolution: date | None = None
     seriousness: frozenset[Seriousness] = frozenset()
     attributions: tuple[AgentAttribution, ...] = ()
@@ -201,11 +203,10 @@ class AdverseEvent(BaseModel):
                 f"against CTCAE v{', '.join(SUPPORTED_CTCAE_VERSIONS)} only",
                 where=_where("ctcae_version"),
             )
-        if self.meddra_code is not None and not _MEDDRA_CODE.fullmatch(self.meddra_code):
-            raise SafetyError(
-                f"a MedDRA code has 8 digits, got {self.meddra_code!r}",
-                where=_where("meddra_code"),
-            )
+        for name in ("meddra_code", "soc_code"):
+            code = getattr(self, name)
+            if code is not None and not _MEDDRA_CODE.fullmatch(code):
+                raise SafetyError(f"a MedDRA code has 8 digits, got {code!r}", where=_where(name))
         if self.is_ctcae_term:
             try:
                 ctcae.validate_grade(self.term, self.grade)

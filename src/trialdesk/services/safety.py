@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from trialdesk.clinical import ctcae
+from trialdesk.clinical import ctcae, ctcae_codes
 from trialdesk.errors import ConflictError, NotFoundError, SafetyError, TrialdeskError
 from trialdesk.safety.adverse_event import AdverseEvent
 from trialdesk.safety.check import check_document
@@ -31,10 +31,10 @@ from trialdesk.store.records import ActionRow, AdverseEventRow
 P = Permission
 
 
-def _course_of(cal: Calendar | None, onset: date, number: int | None
+def course_of(cal: Calendar | None, onset: date, number: int | None
                ) -> tuple[int | None, str | None]:
-    """The course (number, id) the event happened in: the one named, else the one whose
-    dates hold the onset; (None, None) outside every course."""
+    """The course (number, id) the event happened in: the one whose dates hold the onset;
+    (None, None) outside every course. A course named (API) must be that one."""
     if cal is None:
         if number is not None:
             raise SafetyError("the calendar has no start date yet, so it has no courses",
@@ -42,15 +42,110 @@ def _course_of(cal: Calendar | None, onset: date, number: int | None
         return None, None
     courses = {e.course_number: e for e in cal.events
                if e.kind is EventKind.COURSE and e.course_number is not None}
-    if number is not None:
-        if number not in courses:
-            raise SafetyError(f"the calendar has courses 1–{max(courses, default=0)}",
-                              where="course_number")
-        return number, courses[number].course_id
+    if number is not None and number not in courses:
+        raise SafetyError(f"the calendar has courses 1–{max(courses, default=0)}",
+                          where="course_number")
+    found: tuple[int | None, str | None] = (None, None)
     for n, e in sorted(courses.items()):
         if e.date is not None and e.date <= onset <= (e.end or e.date):
-            return n, e.course_id
-    return None, None
+            found = n, e.course_id
+            break
+    if number is not None and number != found[0]:
+        raise SafetyError(f"the course is derived from the onset: {course_note(cal, onset)}",
+                          where="course_number")
+    return found
+
+
+def rule_check(loaded: Any, ae: AdverseEvent, number: int | None, course_id: str | None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The protocol's toxicity rules on the event in its course: the safety check and the
+    actions it proposes (``rule_id``, ``kind``, ``proposal``, ``found_on``)."""
+    document = {"patient_id": loaded.row.study_number, "trial": loaded.protocol.id,
+                "arm": loaded.journey.arm, "course": course_id, "course_number": number,
+                "events": [ae.model_dump(mode="json")]}
+    try:
+        check = check_document(document, loaded.protocol, source="adverse event")
+    except TrialdeskError as exc:
+        raise plain(exc) from None
+    proposals = []
+    found: dict[str, str | None] = {}
+    for a in check.actions:
+        if a.changes_calendar and a.rule_id not in found:
+            proposal = rule_proposal(check, loaded.protocol, a.rule_id)
+            found[a.rule_id] = proposal.found_on.isoformat() if proposal.found_on else None
+        proposals.append({"rule_id": a.rule_id, "kind": a.kind.value,
+                          "proposal": a.model_dump(mode="json"),
+                          "found_on": found.get(a.rule_id, ae.onset.isoformat())})
+    return check.to_json(), proposals
+
+
+def on_study_event(ctx: Services, loaded: Any, fields: Mapping[str, Any]) -> AdverseEvent:
+    """The event validated (CTCAE v5.0, with its term's codes), its dates not in the future
+    and its onset on study: from the day of enrolment until death (what the outcome
+    analyses count)."""
+    try:
+        ae = AdverseEvent.model_validate(with_codes(dict(fields)))
+    except TrialdeskError as exc:
+        raise plain(exc) from None
+    today = ctx.store.now().date()
+    for name in ("onset", "resolution", "sponsor_aware_on"):
+        day = getattr(ae, name)
+        if day is not None and day > today:
+            raise SafetyError(f"{day.isoformat()} is in the future", where=name)
+    enrolled = date.fromisoformat(loaded.row.enrolled_at[:10])
+    if ae.onset < enrolled:
+        raise SafetyError(f"{ae.onset.isoformat()} is before the enrolment "
+                          f"({enrolled.isoformat()})", where="onset")
+    death = next((f.occurred_on for f in ctx.store.follow_ups(loaded.row.study_number)
+                  if f.kind == "death"), None)
+    if death is not None and ae.onset.isoformat() > death:
+        raise SafetyError(f"{ae.onset.isoformat()} is after the recorded death ({death})",
+                          where="onset")
+    return ae
+
+
+def course_note(cal: Calendar | None, onset: date) -> str:
+    """Where the onset falls on the calendar, in words: "course 2 (DIT, 2026-12-14 →
+    2027-01-03)", or why it is in none ("before course 1, which starts 2026-11-23")."""
+    courses = sorted(((e.course_number, e) for e in (cal.events if cal else ())
+                      if e.kind is EventKind.COURSE and e.course_number is not None
+                      and e.date is not None), key=lambda c: c[0])
+    if not courses:
+        return "outside any course: the calendar has no dated courses yet"
+    prev = None
+    for n, e in courses:
+        assert e.date is not None
+        end = e.end or e.date
+        if e.date <= onset <= end:
+            return f"course {n} ({e.course_id}, {e.date.isoformat()} → {end.isoformat()})"
+        if onset < e.date:
+            if prev is None:
+                return (f"outside any course: {onset.isoformat()} is before course {n}, which "
+                        f"starts {e.date.isoformat()}")
+            return (f"outside any course: {onset.isoformat()} is between course {prev[0]} "
+                    f"(ended {prev[1].isoformat()}) and course {n} (starts "
+                    f"{e.date.isoformat()})")
+        prev = (n, end)
+    assert prev is not None
+    return (f"outside any course: {onset.isoformat()} is after the last course, course "
+            f"{prev[0]}, which ended {prev[1].isoformat()}")
+
+
+def with_codes(fields: dict[str, Any]) -> dict[str, Any]:
+    """A CTCAE v5.0 term's MedDRA LLT code and SOC added to the event's fields (a code or
+    SOC given must be the term's); other terms unchanged."""
+    codes = ctcae_codes.term_codes(str(fields.get("term") or ""))
+    if codes is None:
+        return fields
+    out = dict(fields)
+    for name, value in (("meddra_code", codes.meddra_code), ("soc", codes.soc),
+                        ("soc_code", codes.soc_code)):
+        if out.get(name) not in (None, "", value):
+            raise SafetyError(f"'{codes.term}' is {name.replace('_', ' ')} {value} in CTCAE "
+                              f"v{ctcae.CTCAE_VERSION}, not {out[name]}", where=name)
+        out[name] = value
+    out["meddra_term"] = codes.term  # CTCAE v5.0 terms are MedDRA v20.1 LLTs
+    return out
 
 
 def _lab_grade(lab: Mapping[str, Any]) -> ctcae.LabGrade:
@@ -102,43 +197,10 @@ def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
     for needed in ("term", "grade"):
         if needed not in fields:
             raise SafetyError("give it, or a lab value to grade", where=needed)
-    try:
-        ae = AdverseEvent.model_validate(fields)
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    today = ctx.store.now().date()
-    for name in ("onset", "resolution", "sponsor_aware_on"):
-        day = getattr(ae, name)
-        if day is not None and day > today:
-            raise SafetyError(f"{day.isoformat()} is in the future", where=name)
-    # On study: from the day of enrolment until death (what the outcome analyses count).
-    enrolled = date.fromisoformat(loaded.row.enrolled_at[:10])
-    if ae.onset < enrolled:
-        raise SafetyError(f"{ae.onset.isoformat()} is before the enrolment "
-                          f"({enrolled.isoformat()})", where="onset")
-    death = next((f.occurred_on for f in ctx.store.follow_ups(study_number)
-                  if f.kind == "death"), None)
-    if death is not None and ae.onset.isoformat() > death:
-        raise SafetyError(f"{ae.onset.isoformat()} is after the recorded death ({death})",
-                          where="onset")
+    ae = on_study_event(ctx, loaded, fields)
     cal = loaded.calendar_or_none()
-    number, course_id = _course_of(cal, ae.onset, course_number)
-    document = {"patient_id": study_number, "trial": loaded.protocol.id,
-                "arm": loaded.journey.arm, "course": course_id, "course_number": number,
-                "events": [ae.model_dump(mode="json")]}
-    try:
-        check = check_document(document, loaded.protocol, source="adverse event")
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    proposals = []
-    found: dict[str, str | None] = {}
-    for a in check.actions:
-        if a.changes_calendar and a.rule_id not in found:
-            proposal = rule_proposal(check, loaded.protocol, a.rule_id)
-            found[a.rule_id] = proposal.found_on.isoformat() if proposal.found_on else None
-        proposals.append({"rule_id": a.rule_id, "kind": a.kind.value,
-                          "proposal": a.model_dump(mode="json"),
-                          "found_on": found.get(a.rule_id, ae.onset.isoformat())})
+    number, course_id = course_of(cal, ae.onset, course_number)
+    check, proposals = rule_check(loaded, ae, number, course_id)
     lab_doc = None
     if graded is not None:
         lab_doc = {**{k: v for k, v in lab.items() if v is not None},  # type: ignore[union-attr]
@@ -146,7 +208,7 @@ def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
                    "rule": graded.rule, "ctcae_version": graded.ctcae_version,
                    "source": graded.source}
     row = ctx.store.add_adverse_event(
-        study_number, document=ae.model_dump(mode="json"), lab=lab_doc, check=check.to_json(),
+        study_number, document=ae.model_dump(mode="json"), lab=lab_doc, check=check,
         course_number=number, course_id=course_id, proposals=proposals,
         expected_version=loaded.version, actor=who.username, reason=reason)
     return adverse_event_view(row)
@@ -163,13 +225,17 @@ def action_view(row: ActionRow) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": row.id, "rule_id": row.rule_id, "kind": row.kind, "shown": p.shown(),
         "reason": p.reason, "source": p.source, "unconfirmed": p.unconfirmed,
-        "condition": p.condition, "changes_calendar": p.changes_calendar,
+        "condition": p.condition, "changes_calendar": p.changes_calendar, "agent": p.agent,
+        "question": condition_question(p.condition) if p.condition else None,
+        "decision": None,
         "requires_confirmation": p.requires_confirmation and p.changes_calendar,
         "needs_days": p.kind.value == "delay_course",
         "needs_percent": p.kind.value in ("reduce", "slow") and p.percent is None,
         "found_on": row.found_on, "status": _status(row), "version": row.version,
         "applied": None, "signature": None}
-    if row.applied is not None:
+    if row.status == "declined" and row.applied is not None:
+        out["decision"] = row.applied
+    elif row.applied is not None:
         out["applied"] = {"event_ids": row.applied.get("event_ids", []),
                           "effective": row.applied.get("effective"),
                           "days": row.applied.get("days"), "percent": row.applied.get("percent")}
@@ -244,11 +310,52 @@ def update_adverse_event(ctx: Services, who: Principal, study_number: str, ae_id
     return adverse_event_view(saved)
 
 
+def condition_question(condition: str) -> str:
+    """The question a proposal's condition asks the clinician ("Does this hold: …?")."""
+    return f"Does this hold: {condition}?"
+
+
+def accepted_change(ctx: Services, loaded: Any, row: ActionRow, signer_name: str, *,
+                     accept_unconfirmed: bool, condition_holds: bool | None,
+                     days: int | None, percent: float | None, where: str = "action_id"
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What accepting ``row`` applies to the calendar (and the course delay it adds), the
+    checks first: its condition answered yes, an unconfirmed source accepted."""
+    proposal = ProposedAction.model_validate(row.proposal)
+    if not (proposal.requires_confirmation and proposal.changes_calendar):
+        raise SafetyError(f"rule {proposal.rule_id} advises supportive care; there is nothing to "
+                          "confirm", where=where)
+    if proposal.condition and condition_holds is not True:
+        raise SafetyError(f"the proposal applies only if {proposal.condition}; answer yes to "
+                          "accept it, or decline it",
+                          where="condition_holds" if where == "action_id" else f"condition_{row.id}")
+    if proposal.unconfirmed and not accept_unconfirmed:
+        raise SafetyError(f"rule {proposal.rule_id} is not confirmed against its source "
+                          f"({proposal.source}); accept that explicitly to confirm the action",
+                          where="accept_unconfirmed")
+    at = now(ctx)
+    ae_row = ctx.store.adverse_event(row.adverse_event_id)
+    effective = date.fromisoformat(row.found_on or ae_row.onset)
+    try:
+        confirmed = proposal.confirm(signer_name, at, accept_unconfirmed=accept_unconfirmed)
+        journey = loaded.journey.with_action(
+            loaded.protocol, confirmed, trial_id=loaded.protocol.id,
+            patient_id=loaded.row.study_number, effective=effective, applied_at=at, days=days,
+            percent=percent, accept_unconfirmed=accept_unconfirmed)
+    except TrialdeskError as exc:
+        raise plain(exc) from None
+    applied = journey.actions[-1].model_dump(mode="json")
+    added = journey.delays[len(loaded.journey.delays):]
+    return applied, added[0].model_dump(mode="json") if added else None
+
+
 def confirm_action(ctx: Services, who: Principal, study_number: str, action_id: int, *,
                    version: int, password: str, accept_unconfirmed: bool, days: int | None,
-                   percent: float | None, reason: str) -> dict[str, Any]:
+                   percent: float | None, reason: str, condition_holds: bool | None = None
+                   ) -> dict[str, Any]:
     """A clinician confirms a proposed action with an e-signature (the password again); the
-    action is applied to the calendar and the signature bound to what was applied."""
+    action is applied to the calendar and the signature bound to what was applied. A
+    proposal that depends on a condition is accepted only when the clinician says it holds."""
     loaded = load_journey(ctx, who, study_number, P.TOXICITY_CONFIRM)
     _, row = _own(lambda: ctx.store.toxicity_action(action_id), lambda r: r[0], study_number,
                   f"no toxicity action {action_id} of patient {study_number}")
@@ -258,6 +365,9 @@ def confirm_action(ctx: Services, who: Principal, study_number: str, action_id: 
     if not (proposal.requires_confirmation and proposal.changes_calendar):
         raise SafetyError(f"rule {proposal.rule_id} advises supportive care; there is nothing to "
                           "confirm", where="action_id")
+    if proposal.condition and condition_holds is not True:
+        raise SafetyError(f"the proposal applies only if {proposal.condition}; answer yes to "
+                          "accept it, or decline it", where="condition_holds")
     if proposal.unconfirmed and not accept_unconfirmed:
         raise SafetyError(f"rule {proposal.rule_id} is not confirmed against its source "
                           f"({proposal.source}); accept that explicitly to confirm the action",
@@ -266,24 +376,14 @@ def confirm_action(ctx: Services, who: Principal, study_number: str, action_id: 
         raise ConflictError(f"action {action_id} changed (it is now version {row.version}; your "
                             f"copy is version {version}); reload it", where="version")
     signer = ctx.accounts.confirm_password(who, password)
-    at = now(ctx)
-    ae_row = ctx.store.adverse_event(row.adverse_event_id)
-    effective = date.fromisoformat(row.found_on or ae_row.onset)
-    try:
-        confirmed = proposal.confirm(signer.full_name, at, accept_unconfirmed=accept_unconfirmed)
-        journey = loaded.journey.with_action(
-            loaded.protocol, confirmed, trial_id=loaded.protocol.id, patient_id=study_number,
-            effective=effective, applied_at=at, days=days, percent=percent,
-            accept_unconfirmed=accept_unconfirmed)
-    except TrialdeskError as exc:
-        raise plain(exc) from None
-    applied = journey.actions[-1].model_dump(mode="json")
-    added = journey.delays[len(loaded.journey.delays):]
+    applied, delay = accepted_change(ctx, loaded, row, signer.full_name,
+                                      accept_unconfirmed=accept_unconfirmed,
+                                      condition_holds=condition_holds, days=days,
+                                      percent=percent)
     saved = ctx.store.confirm_action(
         action_id, expected_version=version, journey_version=loaded.version, user_id=signer.id,
         meaning=SIGNATURE_MEANINGS[P.TOXICITY_CONFIRM], record_digest=digest(applied),
-        applied=applied, delay=added[0].model_dump(mode="json") if added else None,
-        reason=reason)
+        applied=applied, delay=delay, reason=reason)
     return action_view(saved)
 
 

@@ -407,8 +407,16 @@ class ClinicalStore(StoreBase):
             return self._ae_row(tx.session, row)
 
     def update_adverse_event(self, ae_id: int, document: Mapping[str, Any], *,
-                             expected_version: int, actor: str, reason: str) -> AdverseEventRow:
-        """Save a follow-up of an adverse event (resolution, outcome…), optimistically locked."""
+                             expected_version: int, actor: str, reason: str,
+                             course: tuple[int | None, str | None] | None = None,
+                             check: Mapping[str, Any] | None = None,
+                             proposals: Sequence[Mapping[str, Any]] | None = None
+                             ) -> AdverseEventRow:
+        """Save a follow-up or a correction of an adverse event, optimistically locked; the
+        audit keeps every old value. ``course`` (number, id) when a corrected onset moved it;
+        ``check`` and ``proposals``, the rules evaluated again on a correction: a proposal
+        not yet made is added, one still awaiting a decision that is no longer made is
+        withdrawn."""
         with self._write(actor) as tx:
             row = tx.session.get(m.AdverseEvent, ae_id)
             if row is None:
@@ -417,8 +425,15 @@ class ClinicalStore(StoreBase):
                 raise _stale(f"adverse event {ae_id}", row, expected_version, row.updated_by,
                              row.updated_at)
             changes = diff(json.loads(row.document), dict(document), "$.adverse_event")
+            if course is not None and (row.course_number, row.course_id) != course:
+                changes["$.adverse_event.course"] = {
+                    "old": row.course_id and f"{row.course_number} ({row.course_id})",
+                    "new": course[1] and f"{course[0]} ({course[1]})"}
+                row.course_number, row.course_id = course
             if not changes:
                 return self._ae_row(tx.session, row)
+            if check is not None:
+                row.safety_check = canonical(check)
             row.document = canonical(document)
             row.term = str(document["term"])
             row.grade = int(document["grade"])
@@ -426,9 +441,40 @@ class ClinicalStore(StoreBase):
             row.updated_at = tx.at
             row.updated_by = actor
             tx.session.flush()
+            if proposals is not None:  # after the event's own flush: one version step
+                changes.update(self._reproposed(tx, row, proposals))
             tx.audit("update", "adverse_event", self._study(tx.session, row.journey_id),
                      {"adverse_event_id": {"old": ae_id, "new": ae_id}, **changes}, reason)
             return self._ae_row(tx.session, row)
+
+    @staticmethod
+    def _reproposed(tx: Tx, row: m.AdverseEvent, proposals: Sequence[Mapping[str, Any]]
+                    ) -> dict[str, dict[str, Any]]:
+        def key(rule_id: str, proposal: Mapping[str, Any]) -> tuple[Any, ...]:
+            return rule_id, proposal.get("kind"), proposal.get("agent")
+
+        actions = list(tx.session.scalars(select(m.ToxicityAction).where(
+            m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal)))
+        wanted = {key(str(p["rule_id"]), p["proposal"]): p for p in proposals}
+        had = {key(a.rule_id, json.loads(a.proposal)): a for a in actions}
+        withdrawn = [a for k, a in had.items() if k not in wanted and a.status == "proposed"]
+        for a in withdrawn:
+            a.status = "withdrawn"
+        added = [p for k, p in wanted.items() if k not in had]
+        for i, prop in enumerate(added, start=len(actions) + 1):
+            tx.session.add(m.ToxicityAction(
+                adverse_event_id=row.id, journey_id=row.journey_id, ordinal=i,
+                rule_id=str(prop["rule_id"]), kind=str(prop["kind"]),
+                proposal=canonical(prop["proposal"]), found_on=prop.get("found_on"),
+                status="proposed"))
+        out: dict[str, dict[str, Any]] = {}
+        if added:
+            out["proposed_actions"] = {"old": None, "new": [
+                f"{p['rule_id']}: {p['proposal'].get('kind')}" for p in added]}
+        if withdrawn:
+            out["withdrawn_actions"] = {"old": [f"{a.rule_id}: {a.kind}" for a in withdrawn],
+                                        "new": None}
+        return out
 
     @staticmethod
     def _study(s: Session, journey_id: int) -> str:
@@ -529,6 +575,65 @@ class ClinicalStore(StoreBase):
             return ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
                              json.loads(a.proposal), a.found_on, a.status, dict(applied),
                              signature_row(sig), a.version)
+
+    def decide_actions(self, *, accepted: Mapping[str, Any] | None,
+                       declined: Sequence[Mapping[str, Any]], journey_version: int,
+                       user_id: int, accept_meaning: str, decline_meaning: str,
+                       reason: str) -> list[ActionRow]:
+        """A clinician's decision on proposed actions, each signed, in one transaction:
+        at most one accepted (``action_id``, ``expected_version``, ``applied``,
+        ``record_digest``, ``delay``), applied to the calendar, and any number declined
+        (``action_id``, ``expected_version``, ``decision``, ``record_digest``), the signed
+        decision kept with the action."""
+        username = self._signer(user_id)
+        out: list[ActionRow] = []
+        with self._write(username) as tx:
+            study_number: str | None = None
+            journey: m.Journey | None = None
+            items = ([("accept", accepted)] if accepted is not None else []) + \
+                [("decline", d) for d in declined]
+            for what, item in items:
+                action_id = int(item["action_id"])
+                a = tx.session.get(m.ToxicityAction, action_id)
+                if a is None:
+                    raise NotFoundError(f"no toxicity action {action_id}")
+                study_number = self._study(tx.session, a.journey_id)
+                if a.version != int(item["expected_version"]):
+                    raise _stale(f"toxicity action {action_id}", a,
+                                 int(item["expected_version"]), a.confirmed_by, a.confirmed_at)
+                if a.status != "proposed":
+                    raise ConflictError(f"toxicity action {action_id} is already {a.status} "
+                                        f"(by {a.confirmed_by} at {a.confirmed_at})",
+                                        where="action")
+                if journey is None:
+                    _, journey = self._journey_for_update(tx, study_number, journey_version)
+                sig = self._add_signature(
+                    tx, user_id, accept_meaning if what == "accept" else decline_meaning,
+                    "toxicity_action", str(action_id), str(item["record_digest"]), reason,
+                    study_number)
+                kept = item["applied"] if what == "accept" else item["decision"]
+                a.status = "confirmed" if what == "accept" else "declined"
+                a.applied = canonical(kept)
+                a.signature_id = sig.id
+                a.confirmed_at = tx.at
+                a.confirmed_by = username
+                if what == "accept" and item.get("delay") is not None:
+                    tx.session.add(_delay_row(journey, item["delay"], tx.at, username))
+                tx.session.flush()
+                tx.audit("accept" if what == "accept" else "decline", "toxicity_action",
+                         study_number, {
+                             "action_id": {"old": None, "new": action_id},
+                             "rule_id": {"old": None, "new": a.rule_id},
+                             "status": {"old": "proposed", "new": a.status},
+                             "decision": {"old": None, "new": dict(item.get("decision") or {})
+                                          or None},
+                             "applied": {"old": None, "new": kept.get("event_ids")},
+                             "delay": {"old": None, "new": dict(item["delay"])
+                                       if item.get("delay") else None}}, reason)
+                out.append(ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
+                                     json.loads(a.proposal), a.found_on, a.status, dict(kept),
+                                     signature_row(sig), a.version))
+        return out
 
     def _signer(self, user_id: int) -> str:
         with self._read() as s:

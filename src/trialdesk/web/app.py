@@ -40,6 +40,7 @@ from trialdesk.web import (
     query_api,
     query_pages,
     response_pages,
+    safety_pages,
 )
 from trialdesk.web.deps import WebContext
 from trialdesk.web.idempotency import Idempotency
@@ -172,6 +173,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(clinical_api.router, responses=errors.API_ERRORS)
     app.include_router(pages.router)
     app.include_router(clinical_pages.router)
+    app.include_router(safety_pages.api_router, responses=errors.API_ERRORS)
+    app.include_router(safety_pages.router)
     app.include_router(form_pages.api_router, responses=errors.API_ERRORS)
     app.include_router(form_pages.router)
     app.include_router(product_api.router, responses=errors.API_ERRORS)

@@ -155,6 +155,7 @@ class ConfirmIn(_In):
     accept_unconfirmed: bool = False
     days: int | None = Field(default=None, ge=1, le=365)
     percent: float | None = Field(default=None, gt=0, lt=100)
+    condition_holds: bool | None = None
     reason: Reason
 
 
@@ -311,7 +312,7 @@ def action_confirmation(request: Request, study_number: StudyNumber, action_id: 
         return {"ok": True, **safety.confirm_action(
             _ctx(request), who, study_number, action_id, version=body.version,
             password=body.password, accept_unconfirmed=body.accept_unconfirmed, days=body.days,
-            percent=body.percent, reason=body.reason)}
+            percent=body.percent, reason=body.reason, condition_holds=body.condition_holds)}
 
 
 # ---------------------------------------------------------------------------- response

@@ -16,20 +16,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from trialdesk.errors import AccessError, NotFoundError, ResponseError, SafetyError, TrialdeskError
-from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
-from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
-from trialdesk.services import (
-    biomarkers,
-    calendar_view,
-    journeys,
-    outcomes,
-    overview,
-    responses,
-    safety,
-)
+from trialdesk.errors import AccessError, NotFoundError, ResponseError, TrialdeskError
+from trialdesk.services import biomarkers, calendar_view, journeys, outcomes, overview, responses
 from trialdesk.web.api import StudyNumber, TrialId
-from trialdesk.web.clinical_api import RowId
 from trialdesk.web.deps import context, csrf, principal
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _domain_errors, _errors, _Form, _json, _redirect, render
@@ -39,7 +28,6 @@ from trialdesk.web.security import Principal
 router = APIRouter(include_in_schema=False)
 Who = Annotated[Principal, Depends(principal)]
 Csrf = [Depends(csrf)]
-ATTRIBUTION_ROWS = 3
 
 
 async def _multi_form(request: Request) -> dict[str, Any]:
@@ -295,150 +283,7 @@ async def sign_dose(request: Request, study_number: StudyNumber, who: Who) -> Re
                          f"/patients/{study_number}/calendar#events")
 
 
-# ---------------------------------------------------------------------------- safety
-
-
-def _safety_page(request: Request, who: Principal, study_number: str) -> Callable[..., Response]:
-    def page(errors: list[dict[str, str]] | None = None, status: int = 200,
-             form: dict[str, Any] | None = None) -> Response:
-        return render(request, "adverse_events.html", status=status, errors=errors,
-                      form=form or {}, rows=range(ATTRIBUTION_ROWS),
-                      s=safety.adverse_events_page(context(request), who, study_number))
-    return page
-
-
-@router.get("/patients/{study_number}/adverse-events", response_class=HTMLResponse)
-def adverse_events(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    who.require_user()
-    return _safety_page(request, who, study_number)()
-
-
-class AdverseEventForm(_Form):
-    term: str | None = Field(default=None, max_length=200)
-    grade: int | None = Field(default=None, ge=1, le=5)
-    onset: date
-    meddra_term: str | None = Field(default=None, max_length=200)
-    course_number: int | None = Field(default=None, ge=1, le=100)
-    seriousness: list[SeriousnessKind] = Field(default_factory=list, max_length=7)
-    expectedness: Expectedness | None = None
-    action_taken: ActionTaken | None = None
-    outcome: Outcome | None = None
-    resolution: date | None = None
-    sponsor_aware_on: date | None = None
-    lab_term: str | None = Field(default=None, max_length=200)
-    lab_value: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
-    lab_unit: str | None = Field(default=None, max_length=32)
-    lab_lln: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
-    lab_uln: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
-    lab_baseline: float | None = Field(default=None, ge=-1e12, le=1e12, allow_inf_nan=False)
-    lab_symptomatic: Literal["yes", "no"] | None = None
-    reason: Reason
-
-
-class AttributionRow(_Form):
-    agent: str = Field(min_length=1, max_length=200)
-    attribution: Attribution
-
-
-def _attributions(form: dict[str, Any]) -> list[dict[str, str]]:
-    out = []
-    for i in range(ATTRIBUTION_ROWS):
-        agent, level = form.get(f"attr_agent_{i}"), form.get(f"attr_attribution_{i}")
-        if not (agent or level):
-            continue
-        try:
-            out.append(AttributionRow.model_validate({"agent": agent, "attribution": level})
-                       .model_dump(mode="json"))
-        except ValidationError as exc:
-            first = _errors(exc)[0]
-            raise SafetyError(first["reason"],
-                                     where=f"attr_{first['field'].removeprefix('$.')}_{i}"
-                                     ) from None
-    return out
-
-
-@router.post("/patients/{study_number}/adverse-events", response_class=HTMLResponse,
-             dependencies=Csrf)
-async def adverse_event(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    """Enter an adverse event; the proposed protocol actions are shown on the page."""
-    ctx = context(request)
-    form = await _multi_form(request)
-
-    def run(d: AdverseEventForm) -> None:
-        lab = None
-        if d.lab_term or d.lab_value is not None:
-            if not (d.lab_term and d.lab_value is not None and d.lab_unit):
-                raise SafetyError("a lab needs its term, value and unit",
-                                         where="lab_term")
-            lab = {"term": d.lab_term, "value": d.lab_value, "unit": d.lab_unit,
-                   "lln": d.lab_lln, "uln": d.lab_uln, "baseline": d.lab_baseline,
-                   "symptomatic": None if d.lab_symptomatic is None
-                   else d.lab_symptomatic == "yes"}
-        event = {"term": d.term, "grade": d.grade, "onset": d.onset,
-                 "meddra_term": d.meddra_term, "seriousness": set(d.seriousness),
-                 "attributions": _attributions(form), "expectedness": d.expectedness,
-                 "action_taken": d.action_taken, "outcome": d.outcome,
-                 "resolution": d.resolution, "sponsor_aware_on": d.sponsor_aware_on}
-        try:
-            safety.record_adverse_event(ctx, who, study_number, event=event, lab=lab,
-                                        course_number=d.course_number, reason=d.reason)
-        except TrialdeskError as exc:
-            if exc.where and exc.where.startswith("lab."):
-                raise type(exc)(exc.reason, where="lab_" + exc.where[4:]) from None
-            raise
-
-    return _apply(form, AdverseEventForm, run, _safety_page(request, who, study_number),
-                  f"/patients/{study_number}/adverse-events#latest")
-
-
-class AdverseEventUpdateForm(_Form):
-    version: int = Field(ge=1, le=INT32)
-    resolution: date | None = None
-    outcome: Outcome | None = None
-    action_taken: ActionTaken | None = None
-    reason: Reason
-
-
-@router.post("/patients/{study_number}/adverse-events/{ae_id}", response_class=HTMLResponse,
-             dependencies=Csrf)
-async def adverse_event_update(request: Request, study_number: StudyNumber,
-                               ae_id: RowId, who: Who) -> Response:
-    ctx = context(request)
-
-    def run(d: AdverseEventUpdateForm) -> None:
-        safety.update_adverse_event(ctx, who, study_number, ae_id, version=d.version,
-                                    changes=d.model_dump(exclude={"version", "reason"}),
-                                    reason=d.reason)
-
-    return await _submit(request, AdverseEventUpdateForm, run,
-                         _safety_page(request, who, study_number),
-                         f"/patients/{study_number}/adverse-events#ae-{ae_id}")
-
-
-class ConfirmForm(_Form):
-    version: int = Field(ge=1, le=INT32)
-    password: str = Field(min_length=1, max_length=1024)
-    accept_unconfirmed: Literal["yes"] | None = None
-    days: int | None = Field(default=None, ge=1, le=365)
-    percent: float | None = Field(default=None, gt=0, lt=100)
-    reason: Reason
-
-
-@router.post("/patients/{study_number}/actions/{action_id}/confirm",
-             response_class=HTMLResponse, dependencies=Csrf)
-async def confirm_action(request: Request, study_number: StudyNumber,
-                         action_id: RowId, who: Who) -> Response:
-    """Confirm a proposed toxicity action (e-signature); it is applied to the calendar."""
-    ctx = context(request)
-
-    def run(d: ConfirmForm) -> None:
-        safety.confirm_action(ctx, who, study_number, action_id, version=d.version,
-                              password=d.password,
-                              accept_unconfirmed=d.accept_unconfirmed == "yes", days=d.days,
-                              percent=d.percent, reason=d.reason)
-
-    return await _submit(request, ConfirmForm, run, _safety_page(request, who, study_number),
-                         f"/patients/{study_number}/adverse-events#action-{action_id}")
+# Adverse events and the decisions on proposed actions: web/safety_pages.py
 
 
 # ---------------------------------------------------------------------------- response
