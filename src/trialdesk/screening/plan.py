@@ -715,22 +715,26 @@ def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set
                "ELSE 2 END")
     if randomised or not arm_sql:
         arm = f"CAST(NULL AS {f.text()})"
+        arm_none = arm
     else:
         met = [f"coalesce({q(f'a{k}')}, FALSE)" for k in range(len(arm_sql))]
         count = " + ".join(f"(CASE WHEN {x} THEN 1 ELSE 0 END)" for x in met)
-        which = " ".join(f"WHEN {x} THEN {text_sql(a)}" for x, a in zip(met, arm_sql, strict=True))
+        which = " ".join(f"WHEN {x} THEN {f.label(a, list(arm_sql))}"
+                         for x, a in zip(met, arm_sql, strict=True))
         arm = f"CASE WHEN {count} = 1 THEN CASE {which} END END"
+        arm_none = f.label(None, list(arm_sql))
     met_bits = _bits([q(f"c{i}") for i in range(len(criteria))])
     unknown_bits = _bits([f"{q(f'c{i}')} IS NULL" for i in range(len(criteria))])
     # Which facts are absent matters only where the verdict is undetermined.
     absent_bits = (f"CASE WHEN v = 2 THEN {_bits([f'{c} IS NULL' for c in carried])} "
                    "ELSE CAST(0 AS BIGINT) END")
-    verdict_names = " ".join(f"WHEN {i} THEN {text_sql(v)}" for i, v in enumerate(VERDICTS))
+    verdict_names = " ".join(f"WHEN {i} THEN {f.label(v, VERDICTS)}"
+                             for i, v in enumerate(VERDICTS))
     rest = "".join(f", {c}" for c in carried)
     sql = (
-        f"SELECT person_id, {text_sql(compiled.id)} AS trial_id,\n"
+        f"SELECT person_id, {f.label(compiled.id, [compiled.id])} AS trial_id,\n"
         f"  CASE v {verdict_names} END AS verdict,\n"
-        f"  CASE WHEN v = 0 THEN CAST(NULL AS {f.text()}) ELSE arm END AS arm,\n"
+        f"  CASE WHEN v = 0 THEN {arm_none} ELSE arm END AS arm,\n"
         f"  met, unknown, {absent_bits} AS absent_facts\n"
         f"FROM (SELECT person_id, {verdict} AS v, arm, met, unknown{rest}\n"
         "FROM (SELECT person_id,\n"
