@@ -15,7 +15,9 @@ Prints, for the same synthetic data (``trialdesk population synth``) and the sam
   the raw tables to verdict and per-criterion bitmasks, results checked equal);
 * the end-to-end ratio of the compiled plan to a hand-written multi-trial reference (facts
   derived once into one table, every trial evaluated on it, all rows written in one Parquet
-  file) for 100 trials (NB-NK-2026 under 100 ids), results checked equal;
+  file) for 100 trials (NB-NK-2026 under 100 ids), results checked equal; and the ratio of
+  the command's own end-to-end time (its 100 trials, checks and summary included) to that
+  reference;
 * peak memory of each engine's process tree;
 * whether Spark's results equal DuckDB's (per-trial row count and checksum of all rows);
 * the targets, met or missed and by how much.
@@ -38,10 +40,13 @@ from pathlib import Path
 from typing import Any
 
 ON = "2026-11-21"
-TARGET_SECONDS = 60.0
-TARGET_MEMORY_GIB = 8.0
+TARGET_SECONDS = 30.0
+TARGET_MEMORY_GIB = 4.0
 TARGET_SPEEDUP = 300.0
-TARGET_SQL_RATIO = 1.5
+TARGET_SQL_RATIO = 1.0
+#: The end-to-end target (30 s at 1M × 100) over the hand-written multi-trial reference's
+#: 19 s at the same size, both measured on one quiet 2-core machine.
+TARGET_END_TO_END_RATIO = 1.6
 
 
 # --------------------------------------------------------------------------- data
@@ -572,6 +577,11 @@ def main() -> None:
     print(f"  compiled {multi['compiled_seconds']:.2f} s, hand-written {multi['hand_seconds']:.2f} s: "
           f"ratio {multi['ratio']:.2f}; rows that differ: {multi['rows_that_differ']} of "
           f"{multi['rows']:,}")
+    end_to_end = duck["seconds"] / multi["hand_seconds"]
+    results["end_to_end_vs_hand"] = end_to_end
+    print(f"  end to end (the command above: {trials} trials, checks and summary included) / "
+          f"hand-written multi-trial reference: {duck['seconds']:.1f} s / "
+          f"{multi['hand_seconds']:.1f} s = ratio {end_to_end:.2f}")
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"\nPeak memory: DuckDB run {_gib(duck['peak_bytes'])}"
@@ -585,6 +595,8 @@ def main() -> None:
     print(_target("DuckDB / per-patient", speedup, TARGET_SPEEDUP, lower_is_better=False,
                   unit="×"))
     print(_target("compiled / hand-written", versus["ratio"], TARGET_SQL_RATIO,
+                  lower_is_better=True, unit="×"))
+    print(_target("end to end / hand-written multi-trial", end_to_end, TARGET_END_TO_END_RATIO,
                   lower_is_better=True, unit="×"))
     if "spark" in results:
         print(f"  Spark identical to DuckDB: {'yes' if results['spark']['identical'] else 'NO'}")

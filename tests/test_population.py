@@ -353,6 +353,42 @@ def test_summary_ranks_the_facts_that_would_decide() -> None:
     assert {m["fact"] for m in doc["missing_facts"]} == {"a", "b", "c"}
 
 
+def test_summary_counts_missing_facts_like_a_row_by_row_count() -> None:
+    """The summary counts the missing facts of all masks of a trial at once; the counts
+    equal those of a plain loop over every (unknown, absent) row, up to bit 62."""
+    import random
+
+    from trialdesk.screening.output import TrialIndex
+
+    rng = random.Random(7)
+    facts = tuple(f"f{j}" for j in range(63))
+    criteria = tuple((f"C{i}", "inclusion") for i in range(40))
+    masks = tuple(rng.getrandbits(63) & rng.getrandbits(63) & rng.getrandbits(63)
+                  for _ in criteria)
+    index = TrialIndex("T", "1", "x", criteria, facts, (), False, masks)
+    rows = [("T", rng.getrandbits(40) & rng.getrandbits(40), rng.getrandbits(63), rng.randint(1, 9))
+            for _ in range(400)]
+    first = next(i for i, mask in enumerate(masks) if mask)
+    rows += [("T", 1 << 39, 1 << 62, 4), ("T", 0, (1 << 63) - 1, 3),  # high bits; none unknown
+             ("T", 1 << first, masks[first] & -masks[first], 5)]  # exactly one fact missing
+    expected: dict[str, list[int]] = {}
+    for _, unknown, absent, n in rows:
+        named = 0
+        for i, mask in enumerate(masks):
+            if unknown >> i & 1:
+                named |= mask
+        names = [f for j, f in enumerate(facts) if (absent & named) >> j & 1]
+        for name in names:
+            counters = expected.setdefault(name, [0, 0])
+            counters[0] += n
+            counters[1] += n if len(names) == 1 else 0
+    doc = summarise([index], [], rows, top=63)
+    got = {m["fact"]: [m["undetermined_pairs"], m["only_missing_fact"]]
+           for m in doc["missing_facts"]}
+    assert got == expected
+    assert any(b for _, b in expected.values())  # some rows miss exactly one fact
+
+
 def run(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr

@@ -70,6 +70,17 @@ class Flavour:
             return f"(array_agg({value} ORDER BY {key} DESC) FILTER (WHERE {key} IS NOT NULL))[1]"
         return f"max_by({value}, {key})" if self.name == "spark" else f"arg_max_null({value}, {key})"
 
+    def label(self, value: str | None, choices: Sequence[str]) -> str:
+        """A text literal (or NULL) that is one of ``choices``, for a column of results.
+
+        DuckDB gets an ENUM: written to Parquet as the same strings (read back as VARCHAR),
+        but without hashing every row's text to build the column's dictionary.
+        """
+        if self.name != "duckdb" or not choices:
+            return text_sql(value) if value is not None else f"CAST(NULL AS {self.text()})"
+        kind = "ENUM(" + ", ".join(text_sql(c) for c in dict.fromkeys(choices)) + ")"
+        return f"CAST({text_sql(value) if value is not None else 'NULL'} AS {kind})"
+
     def pick(self, value: str, condition: str) -> str:
         """Aggregate: the value of the one row of the group that meets ``condition``.
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trialdesk.criteria.ast import facts_of
 from trialdesk.criteria.verdict import Outcome, Verdict
 from trialdesk.errors import NotFoundError, ScreeningError
@@ -185,16 +187,28 @@ def summarise(trials: Sequence[TrialIndex],
         entry["arms"].setdefault(label, {v.value: 0 for v in Verdict})[verdict] += n
     per_fact: dict[str, dict[str, list[int]]] = {t.trial_id: {} for t in trials}
     overall: dict[str, list[int]] = {}
+    rows: dict[str, list[tuple[int, int, int]]] = {}
     for trial, unknown, absent, n in undetermined:
+        rows.setdefault(trial, []).append((unknown, absent, n))
+    for trial, found in rows.items():
+        # Per fact, over all (unknown, absent) masks of the trial at once.
         index = by_id[trial]
-        mask = index.missing_mask(unknown, absent)
-        names = index.fact_names(mask)
-        for name in names:
+        unknowns, absents, weights = (np.array(c, dtype=np.int64)
+                                      for c in zip(*found, strict=True))
+        named = np.zeros_like(unknowns)
+        for i, facts_mask in enumerate(index.criterion_facts):
+            named |= np.where((unknowns >> i) & 1 == 1, facts_mask, 0)
+        missing = absents & named
+        alone = (missing & (missing - 1)) == 0  # at most one fact missing
+        for j, name in enumerate(index.facts):
+            has = (missing >> j) & 1 == 1
+            if not has.any():
+                continue
+            pairs, only = int(weights[has].sum()), int(weights[has & alone].sum())
             for bucket in (per_fact[trial], overall):
                 counters = bucket.setdefault(name, [0, 0])
-                counters[0] += n
-                if len(names) == 1:
-                    counters[1] += n
+                counters[0] += pairs
+                counters[1] += only
     for t in trials:  # arms in protocol order, then the rest
         arms = doc["trials"][t.trial_id]["arms"]
         order = [*t.arms, "by randomisation", "no arm"]

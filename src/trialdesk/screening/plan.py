@@ -551,42 +551,38 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
     q = f.q
     small = stats.small_ids.get("observation", True)
     columns = list(sources)
-    fixed = [c for c in columns if not sources[c][0].per_trial]
-    trial = [c for c in columns if sources[c][0].per_trial]
-    parts = []
     person, sid, group_by = _pair_key(f, "x.person_id", "s.sid", stats)
-    for group, joined in ((fixed, False), (trial, True)):
-        if not group:
-            continue
-        rows = [(text_sql(sources[c][0].source), text_sql(sources[c][1]), str(columns.index(c)),
-                 "TRUE" if sources[c][0].tie is Tie.LAST else "FALSE") for c in group]
-        mapping = values_sql(rows, ("source", "qualifier", "sid", "tie_last"), "s")
-        on_clause = "x.observation_source_value = s.source"
-        if joined:
-            on_clause += " AND x.qualifier_source_value = s.qualifier"
-        key = (f"CASE WHEN s.tie_last THEN "
-               f"{f.order_key('x.observation_date', 'x.observation_id', Tie.LAST, small)} ELSE "
-               f"{f.order_key('x.observation_date', 'x.observation_id', Tie.FIRST, small)} END")
-        by_kind: dict[ValueColumn, list[str]] = {}
-        for c in group:
-            by_kind.setdefault(sources[c][0].value_column, []).append(str(columns.index(c)))
-        has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
-                                for kind, sids in sorted(by_kind.items()))
-        parts.append(
-            f"SELECT {person} AS person_id, {sid} AS sid, "
-            f"{f.arg_max_null('x.value_as_number', key)} AS n, "
-            f"{f.arg_max_null('x.value_as_string', key)} AS s, "
-            f"{f.arg_max_null('x.observation_datetime', key)} AS t, "
-            f"{f.arg_max_null('x.unit_source_value', key)} AS u, max(x.observation_date) AS d "
-            f"FROM src_observation x JOIN {mapping} ON {on_clause} "
-            f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
-            f"GROUP BY {group_by}")
+    # One pass over the table for every source: consent and attestations match on the trial
+    # in qualifier_source_value too, the other sources on their name alone.
+    rows = [(text_sql(sources[c][0].source), text_sql(sources[c][1]), str(i),
+             "TRUE" if sources[c][0].tie is Tie.LAST else "FALSE",
+             "TRUE" if sources[c][0].per_trial else "FALSE") for i, c in enumerate(columns)]
+    mapping = values_sql(rows, ("source", "qualifier", "sid", "tie_last", "per_trial"), "s")
+    on_clause = ("x.observation_source_value = s.source "
+                 "AND (NOT s.per_trial OR x.qualifier_source_value = s.qualifier)")
+    key = (f"CASE WHEN s.tie_last THEN "
+           f"{f.order_key('x.observation_date', 'x.observation_id', Tie.LAST, small)} ELSE "
+           f"{f.order_key('x.observation_date', 'x.observation_id', Tie.FIRST, small)} END")
+    by_kind: dict[ValueColumn, list[str]] = {}
+    for i, c in enumerate(columns):
+        by_kind.setdefault(sources[c][0].value_column, []).append(str(i))
+    has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
+                            for kind, sids in sorted(by_kind.items()))
+    latest = (
+        f"SELECT {person} AS person_id, {sid} AS sid, "
+        f"{f.arg_max_null('x.value_as_number', key)} AS n, "
+        f"{f.arg_max_null('x.value_as_string', key)} AS s, "
+        f"{f.arg_max_null('x.observation_datetime', key)} AS t, "
+        f"{f.arg_max_null('x.unit_source_value', key)} AS u, max(x.observation_date) AS d "
+        f"FROM src_observation x JOIN {mapping} ON {on_clause} "
+        f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
+        f"GROUP BY {group_by}")
     # Typed before pivoting: yes/no as BOOLEAN, numbers in the fact's unit.
     bearing = [(sources[c][0].fact, columns.index(c)) for c in columns
                if sources[c][0].value_column is ValueColumn.NUMBER and _unit_bearing(sources[c][0])]
     canonical = f"CASE WHEN u.factor IS NULL THEN l.n ELSE {_canonical(f, 'l.n', 'u.factor')} END"
     typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, (l.s = 'true') AS b, l.s, l.t, l.d "
-             f"FROM ({' UNION ALL '.join(parts)}) l "
+             f"FROM ({latest}) l "
              f"LEFT JOIN {_units_table(bearing, stats)} "
              "ON u.id = l.sid AND u.unit = coalesce(l.u, '')")
     pivots = []
@@ -715,22 +711,26 @@ def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set
                "ELSE 2 END")
     if randomised or not arm_sql:
         arm = f"CAST(NULL AS {f.text()})"
+        arm_none = arm
     else:
         met = [f"coalesce({q(f'a{k}')}, FALSE)" for k in range(len(arm_sql))]
         count = " + ".join(f"(CASE WHEN {x} THEN 1 ELSE 0 END)" for x in met)
-        which = " ".join(f"WHEN {x} THEN {text_sql(a)}" for x, a in zip(met, arm_sql, strict=True))
+        which = " ".join(f"WHEN {x} THEN {f.label(a, list(arm_sql))}"
+                         for x, a in zip(met, arm_sql, strict=True))
         arm = f"CASE WHEN {count} = 1 THEN CASE {which} END END"
+        arm_none = f.label(None, list(arm_sql))
     met_bits = _bits([q(f"c{i}") for i in range(len(criteria))])
     unknown_bits = _bits([f"{q(f'c{i}')} IS NULL" for i in range(len(criteria))])
     # Which facts are absent matters only where the verdict is undetermined.
     absent_bits = (f"CASE WHEN v = 2 THEN {_bits([f'{c} IS NULL' for c in carried])} "
                    "ELSE CAST(0 AS BIGINT) END")
-    verdict_names = " ".join(f"WHEN {i} THEN {text_sql(v)}" for i, v in enumerate(VERDICTS))
+    verdict_names = " ".join(f"WHEN {i} THEN {f.label(v, VERDICTS)}"
+                             for i, v in enumerate(VERDICTS))
     rest = "".join(f", {c}" for c in carried)
     sql = (
-        f"SELECT person_id, {text_sql(compiled.id)} AS trial_id,\n"
+        f"SELECT person_id, {f.label(compiled.id, [compiled.id])} AS trial_id,\n"
         f"  CASE v {verdict_names} END AS verdict,\n"
-        f"  CASE WHEN v = 0 THEN CAST(NULL AS {f.text()}) ELSE arm END AS arm,\n"
+        f"  CASE WHEN v = 0 THEN {arm_none} ELSE arm END AS arm,\n"
         f"  met, unknown, {absent_bits} AS absent_facts\n"
         f"FROM (SELECT person_id, {verdict} AS v, arm, met, unknown{rest}\n"
         "FROM (SELECT person_id,\n"
