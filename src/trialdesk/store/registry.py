@@ -1,0 +1,355 @@
+"""Imported registry studies in the database: one row per NCT id with its draft protocol
+document, its sites, and full-text search (FTS5 on SQLite, ``tsvector`` on PostgreSQL; see
+migration 0008).
+
+A re-import of an NCT id whose document changed updates the row and replaces its sites;
+the same document again writes nothing. Every change is audited under record type
+``registry_study`` with the NCT id. Search returns candidates the full-text index and the
+plain filters let through; the service checks ages in their own units and measures
+distances.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+
+import trialdesk.store.models as m
+from trialdesk.errors import ConflictError, NotFoundError
+from trialdesk.store.audit import canonical, digest
+from trialdesk.store.base import StoreBase
+
+SEARCH_COLUMNS = ("title", "conditions", "interventions", "criteria", "places")
+# Column weights for the rank: title and conditions first, then interventions, criteria
+# and places (FTS5 bm25 weights; PostgreSQL setweight A, B, C, D, D in migration 0008).
+_BM25 = "bm25(registry_fts, 3.0, 3.0, 2.0, 1.0, 1.0)"
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Site:
+    facility: str | None
+    city: str | None
+    country: str | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """One study as the service prepared it for storing."""
+
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    sex: str
+    minimum_age: str | None
+    maximum_age: str | None
+    minimum_age_days: float | None
+    maximum_age_days: float | None
+    conditions: tuple[str, ...]
+    mesh_terms: tuple[str, ...]
+    last_update: str | None
+    document: Mapping[str, Any]
+    format: str
+    source: str
+    criteria_count: int
+    unreviewed: int
+    search: Mapping[str, str]  # SEARCH_COLUMNS -> normalised text
+    sites: tuple[Site, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    sex: str
+    minimum_age: str | None
+    maximum_age: str | None
+    conditions: tuple[str, ...]
+    last_update: str | None
+    document: dict[str, Any]
+    digest: str
+    format: str
+    source: str
+    criteria_count: int
+    unreviewed: int
+    imported_at: str
+    imported_by: str
+    updated_at: str
+    updated_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A study the index and filters let through, with its full-text rank (higher first)."""
+
+    id: int
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    minimum_age: str | None
+    maximum_age: str | None
+    unreviewed: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the database can check: full-text words (each a phrase of tokens, all must
+    match in any field), condition phrases (any must match in the conditions), plain
+    filters, a patient age window in days, a bounding box (south, north, west, east)."""
+
+    words: tuple[tuple[str, ...], ...] = ()
+    conditions: tuple[tuple[str, ...], ...] = ()
+    status: str | None = None
+    phase: str | None = None
+    sexes: tuple[str, ...] | None = None
+    age_days: tuple[float, float] | None = None  # (lowest maximum, highest minimum)
+    box: tuple[float, float, float | None, float | None] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _phases(text_: str) -> tuple[str, ...]:
+    return tuple(p for p in text_.split("|") if p)
+
+
+def _record(r: m.RegistryStudy) -> StudyRecord:
+    return StudyRecord(r.id, r.nct_id, r.title, r.status, _phases(r.phases), r.sex, r.minimum_age,
+                       r.maximum_age, tuple(c for c in r.conditions.split(" | ") if c),
+                       r.last_update, json.loads(r.document), r.digest, r.format, r.source,
+                       r.criteria_count, r.unreviewed, r.imported_at, r.imported_by,
+                       r.updated_at, r.updated_by, r.version)
+
+
+def _values(study: StudyInput) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "title": study.title, "status": study.status,
+        "phases": "|" + "|".join(study.phases) + "|" if study.phases else "",
+        "sex": study.sex, "minimum_age": study.minimum_age, "maximum_age": study.maximum_age,
+        "minimum_age_days": study.minimum_age_days, "maximum_age_days": study.maximum_age_days,
+        "conditions": " | ".join(study.conditions), "mesh_terms": " | ".join(study.mesh_terms),
+        "last_update": study.last_update, "document": canonical(study.document),
+        "digest": digest(study.document), "format": study.format, "source": study.source[:500],
+        "criteria_count": study.criteria_count, "unreviewed": study.unreviewed,
+    }
+    for name in SEARCH_COLUMNS:
+        values[f"search_{name}"] = study.search.get(name, "")
+    return values
+
+
+_AUDITED = ("title", "status", "phases", "sex", "minimum_age", "maximum_age", "last_update",
+            "digest", "unreviewed")
+
+
+class RegistryStore(StoreBase):
+    """The registry part of the store (opened on the same engine and clock)."""
+
+    def save_registry_studies(self, studies: Sequence[StudyInput], *, actor: str,
+                              reason: str) -> list[tuple[str, str]]:
+        """Store studies in one transaction: (NCT id, "created" | "updated" | "unchanged")."""
+        out: list[tuple[str, str]] = []
+        with self._write(actor) as tx:
+            s = tx.session
+            for study in studies:
+                values = _values(study)
+                row = s.scalar(select(m.RegistryStudy).where(
+                    m.RegistryStudy.nct_id == study.nct_id))
+                if row is not None and row.digest == values["digest"]:
+                    out.append((study.nct_id, "unchanged"))
+                    continue
+                if row is None:
+                    row = m.RegistryStudy(nct_id=study.nct_id, imported_at=tx.at,
+                                          imported_by=actor, updated_at=tx.at, updated_by=actor,
+                                          **values)
+                    s.add(row)
+                    s.flush()
+                    changes = {k: {"old": None, "new": values[k]} for k in _AUDITED}
+                    action = "create"
+                else:
+                    changes = {k: {"old": getattr(row, k), "new": values[k]} for k in _AUDITED
+                               if getattr(row, k) != values[k]}
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    row.updated_at, row.updated_by = tx.at, actor
+                    s.execute(delete(m.RegistrySite).where(m.RegistrySite.study_id == row.id))
+                    s.flush()
+                    action = "update"
+                s.add_all(m.RegistrySite(study_id=row.id, position=i, facility=x.facility,
+                                         city=x.city, country=x.country, lat=x.lat, lon=x.lon)
+                          for i, x in enumerate(study.sites))
+                tx.audit(action, "registry_study", study.nct_id, changes,
+                         f"{reason} ({study.source})"[:2000])
+                out.append((study.nct_id, "created" if action == "create" else "updated"))
+        return out
+
+    def registry_study(self, nct_id: str) -> StudyRecord:
+        with self._read() as s:
+            row = s.scalar(select(m.RegistryStudy).where(m.RegistryStudy.nct_id == nct_id))
+            if row is None:
+                raise NotFoundError(f"no registry study '{nct_id}'")
+            return _record(row)
+
+    def registry_documents(self, nct_ids: Sequence[str], *, reviewed_only: bool = False
+                           ) -> dict[str, dict[str, Any]]:
+        """The stored documents of these NCT ids (only those with a reviewed criterion)."""
+        with self._read() as s:
+            q = select(m.RegistryStudy.nct_id, m.RegistryStudy.document).where(
+                m.RegistryStudy.nct_id.in_(list(nct_ids)))
+            if reviewed_only:
+                q = q.where(m.RegistryStudy.unreviewed < m.RegistryStudy.criteria_count)
+            return {r[0]: json.loads(r[1]) for r in s.execute(q)}
+
+    def registry_count(self) -> int:
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(m.RegistryStudy)) or 0)
+
+    def update_registry_document(self, nct_id: str, document: Mapping[str, Any], *,
+                                 expected_version: int, unreviewed: int, actor: str,
+                                 action: str, changes: Mapping[str, Any], reason: str,
+                                 signature: tuple[int, str] | None = None) -> StudyRecord:
+        """A reviewed document replaces the stored one (the version it was based on must
+        still be the stored one); ``signature`` (user id, meaning) signs it in the same
+        transaction."""
+        with self._write(actor) as tx:
+            row = tx.session.scalar(select(m.RegistryStudy).where(
+                m.RegistryStudy.nct_id == nct_id).with_for_update())
+            if row is None:
+                raise NotFoundError(f"no registry study '{nct_id}'")
+            if row.version != expected_version:
+                raise ConflictError(f"{nct_id} was changed by {row.updated_by} at "
+                                    f"{row.updated_at}; reload it and review again",
+                                    where="version")
+            row.document = canonical(document)
+            row.digest = digest(document)
+            row.unreviewed = unreviewed
+            row.updated_at, row.updated_by = tx.at, actor
+            tx.session.flush()
+            tx.audit(action, "registry_study", nct_id, changes, reason)
+            if signature is not None:
+                self._add_signature(tx, signature[0], signature[1], "registry_study",
+                                    f"{nct_id}#{row.version}", row.digest, reason, nct_id)
+            return _record(row)
+
+    def registry_site_place(self, city: str) -> tuple[str, str | None, float, float, str] | None:
+        """(city, country, lat, lon, NCT id) of a site in ``city`` with a geo point."""
+        with self._read() as s:
+            found = s.execute(
+                select(m.RegistrySite.city, m.RegistrySite.country, m.RegistrySite.lat,
+                       m.RegistrySite.lon, m.RegistryStudy.nct_id)
+                .join(m.RegistryStudy, m.RegistryStudy.id == m.RegistrySite.study_id)
+                .where(func.lower(m.RegistrySite.city) == city.strip().lower(),
+                       m.RegistrySite.lat.is_not(None))
+                .order_by(m.RegistrySite.id).limit(1)).first()
+            if found is None or found[2] is None or found[3] is None:
+                return None
+            return (found[0] or city, found[1], float(found[2]), float(found[3]), found[4])
+
+    # ------------------------------------------------------------------ search
+
+    def _candidate_sql(self, f: Filter) -> tuple[str, dict[str, Any]]:
+        pg = self.backend == "postgresql"
+        params: dict[str, Any] = {}
+        where: list[str] = []
+        source = "registry_studies s"
+        score = "0.0"
+        if f.words or f.conditions:
+            if pg:
+                parts = [" <-> ".join(t for t in phrase) for phrase in f.words]
+                if f.conditions:
+                    parts.append("(" + " | ".join(
+                        " <-> ".join(f"{t}:B" for t in phrase) for phrase in f.conditions) + ")")
+                params["tsq"] = " & ".join(f"({p})" for p in parts)
+                where.append("s.search_vector @@ to_tsquery('simple', :tsq)")
+                score = "ts_rank(s.search_vector, to_tsquery('simple', :tsq))"
+            else:
+                parts = ['"' + " ".join(phrase) + '"' for phrase in f.words]
+                if f.conditions:
+                    parts.append("search_conditions : (" + " OR ".join(
+                        '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
+                params["fts"] = " AND ".join(parts)
+                source = "registry_fts JOIN registry_studies s ON s.id = registry_fts.rowid"
+                where.append("registry_fts MATCH :fts")
+                score = f"-{_BM25}"
+        if f.status:
+            params["status"] = f.status
+            where.append("s.status = :status")
+        if f.phase:
+            params["phase"] = f"%|{f.phase}|%"
+            where.append("s.phases LIKE :phase")
+        if f.sexes is not None:
+            names = []
+            for i, sex in enumerate(f.sexes):
+                params[f"sex{i}"] = sex
+                names.append(f":sex{i}")
+            where.append(f"s.sex IN ({', '.join(names)})")
+        if f.age_days is not None:
+            params["age_lo"], params["age_hi"] = f.age_days
+            where.append("(s.minimum_age_days IS NULL OR s.minimum_age_days <= :age_hi)")
+            where.append("(s.maximum_age_days IS NULL OR s.maximum_age_days >= :age_lo)")
+        if f.box is not None:
+            where.append("EXISTS (SELECT 1 FROM registry_sites b WHERE b.study_id = s.id AND "
+                         + self._box_sql(f.box, "b", params) + ")")
+        sql = (f"SELECT s.id, s.nct_id, s.title, s.status, s.phases, s.minimum_age, "
+               f"s.maximum_age, s.unreviewed, {score} AS score FROM {source}")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return sql, params
+
+    @staticmethod
+    def _box_sql(box: tuple[float, float, float | None, float | None], alias: str,
+                 params: dict[str, Any]) -> str:
+        south, north, west, east = box
+        params.update(south=south, north=north)
+        sql = f"{alias}.lat BETWEEN :south AND :north"
+        if west is not None and east is not None:
+            params.update(west=west, east=east)
+            sql += f" AND {alias}.lon BETWEEN :west AND :east"
+        return sql
+
+    def registry_candidates(self, f: Filter) -> list[Candidate]:
+        sql, params = self._candidate_sql(f)
+        with self._read() as s:
+            return [Candidate(r[0], r[1], r[2], r[3], _phases(r[4]), r[5], r[6], r[7],
+                              float(r[8] or 0.0))
+                    for r in s.execute(text(sql), params)]
+
+    def registry_sites_of(self, ids: Sequence[int],
+                          box: tuple[float, float, float | None, float | None] | None = None
+                          ) -> Iterator[tuple[int, float, float, str | None, str | None,
+                                              str | None]]:
+        """(study id, lat, lon, facility, city, country) of the sites with a geo point of
+        the given studies (inside the box, when one is given)."""
+        with self._read() as s:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = list(ids[start:start + _CHUNK])
+                params: dict[str, Any] = {}
+                names = []
+                for i, x in enumerate(chunk):
+                    params[f"i{i}"] = x
+                    names.append(f":i{i}")
+                sql = ("SELECT r.study_id, r.lat, r.lon, r.facility, r.city, r.country "
+                       f"FROM registry_sites r WHERE r.study_id IN ({', '.join(names)}) "
+                       "AND r.lat IS NOT NULL AND r.lon IS NOT NULL")
+                if box is not None:
+                    sql += " AND " + self._box_sql(box, "r", params)
+                yield from ((int(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5])
+                            for r in s.execute(text(sql), params))
+
+    def registry_search_texts(self, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """The indexed texts of a few studies (to say where each word matched)."""
+        cols = [getattr(m.RegistryStudy, f"search_{n}") for n in SEARCH_COLUMNS]
+        with self._read() as s:
+            rows = s.execute(select(m.RegistryStudy.id, *cols)
+                             .where(m.RegistryStudy.id.in_(list(ids))))
+            return {r[0]: dict(zip(SEARCH_COLUMNS, r[1:], strict=True)) for r in rows}
