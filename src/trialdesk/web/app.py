@@ -36,6 +36,7 @@ from trialdesk.web import (
     product_pages,
     query_api,
     query_pages,
+    registry_pages,
     response_pages,
 )
 from trialdesk.web.deps import WebContext
@@ -179,6 +180,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(biomarker_pages.router)
     app.include_router(response_pages.api_router, responses=errors.API_ERRORS)
     app.include_router(response_pages.router)
+    app.include_router(registry_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer
