@@ -11,12 +11,13 @@ distances.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 
 import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
@@ -132,15 +133,22 @@ def _record(r: m.RegistryStudy) -> StudyRecord:
                        r.updated_at, r.updated_by, r.version)
 
 
+def _site_rows(study_id: int, sites: Sequence[Site]) -> list[dict[str, Any]]:
+    return [{"study_id": study_id, "position": i, "facility": x.facility, "city": x.city,
+             "country": x.country, "lat": x.lat, "lon": x.lon} for i, x in enumerate(sites)]
+
+
 def _values(study: StudyInput) -> dict[str, Any]:
+    document = canonical(study.document)
     values: dict[str, Any] = {
         "title": study.title, "status": study.status,
         "phases": "|" + "|".join(study.phases) + "|" if study.phases else "",
         "sex": study.sex, "minimum_age": study.minimum_age, "maximum_age": study.maximum_age,
         "minimum_age_days": study.minimum_age_days, "maximum_age_days": study.maximum_age_days,
         "conditions": " | ".join(study.conditions), "mesh_terms": " | ".join(study.mesh_terms),
-        "last_update": study.last_update, "document": canonical(study.document),
-        "digest": digest(study.document), "format": study.format, "source": study.source[:500],
+        "last_update": study.last_update, "document": document,
+        "digest": hashlib.sha256(document.encode("utf-8")).hexdigest(), "format": study.format,
+        "source": study.source[:500],
         "criteria_count": study.criteria_count, "unreviewed": study.unreviewed,
     }
     for name in SEARCH_COLUMNS:
@@ -157,41 +165,57 @@ class RegistryStore(StoreBase):
 
     def save_registry_studies(self, studies: Sequence[StudyInput], *, actor: str,
                               reason: str) -> list[tuple[str, str]]:
-        """Store studies in one transaction: (NCT id, "created" | "updated" | "unchanged")."""
-        out: list[tuple[str, str]] = []
+        """Store studies in one transaction: (NCT id, "created" | "updated" | "unchanged").
+
+        New studies and their sites are inserted in bulk; a changed one is updated and its
+        sites replaced. Each created or updated study gets its audit entry."""
+        out: dict[str, str] = {}
         with self._write(actor) as tx:
             s = tx.session
+            wanted = [x.nct_id for x in studies]
+            table = m.RegistryStudy.__table__
+            audited = [table.c[k] for k in _AUDITED]
+            existing = {r[1]: r for r in s.execute(
+                select(table.c.id, table.c.nct_id, *audited).where(table.c.nct_id.in_(wanted)))}
+            new_rows: list[dict[str, Any]] = []
+            new_sites: dict[str, tuple[Site, ...]] = {}
             for study in studies:
                 values = _values(study)
-                row = s.scalar(select(m.RegistryStudy).where(
-                    m.RegistryStudy.nct_id == study.nct_id))
-                if row is not None and row.digest == values["digest"]:
-                    out.append((study.nct_id, "unchanged"))
+                old = existing.get(study.nct_id)
+                if old is not None and old[2 + _AUDITED.index("digest")] == values["digest"]:
+                    out[study.nct_id] = "unchanged"
                     continue
-                if row is None:
-                    row = m.RegistryStudy(nct_id=study.nct_id, imported_at=tx.at,
-                                          imported_by=actor, updated_at=tx.at, updated_by=actor,
-                                          **values)
-                    s.add(row)
-                    s.flush()
+                if old is None:
+                    new_rows.append({"nct_id": study.nct_id, "imported_at": tx.at,
+                                     "imported_by": actor, "updated_at": tx.at,
+                                     "updated_by": actor, "version": 1, **values})
+                    new_sites[study.nct_id] = study.sites
                     changes = {k: {"old": None, "new": values[k]} for k in _AUDITED}
-                    action = "create"
-                else:
-                    changes = {k: {"old": getattr(row, k), "new": values[k]} for k in _AUDITED
-                               if getattr(row, k) != values[k]}
-                    for k, v in values.items():
-                        setattr(row, k, v)
-                    row.updated_at, row.updated_by = tx.at, actor
-                    s.execute(delete(m.RegistrySite).where(m.RegistrySite.study_id == row.id))
-                    s.flush()
-                    action = "update"
-                s.add_all(m.RegistrySite(study_id=row.id, position=i, facility=x.facility,
-                                         city=x.city, country=x.country, lat=x.lat, lon=x.lon)
-                          for i, x in enumerate(study.sites))
-                tx.audit(action, "registry_study", study.nct_id, changes,
+                    out[study.nct_id] = "created"
+                    tx.audit("create", "registry_study", study.nct_id, changes,
+                             f"{reason} ({study.source})"[:2000])
+                    continue
+                row = s.get(m.RegistryStudy, old[0])
+                assert row is not None
+                changes = {k: {"old": getattr(row, k), "new": values[k]} for k in _AUDITED
+                           if getattr(row, k) != values[k]}
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.updated_at, row.updated_by = tx.at, actor
+                s.execute(delete(m.RegistrySite).where(m.RegistrySite.study_id == row.id))
+                s.flush()
+                if study.sites:
+                    s.execute(insert(m.RegistrySite), _site_rows(row.id, study.sites))
+                tx.audit("update", "registry_study", study.nct_id, changes,
                          f"{reason} ({study.source})"[:2000])
-                out.append((study.nct_id, "created" if action == "create" else "updated"))
-        return out
+                out[study.nct_id] = "updated"
+            if new_rows:
+                ids = dict(s.execute(insert(m.RegistryStudy).returning(
+                    m.RegistryStudy.nct_id, m.RegistryStudy.id), new_rows).all())
+                sites = [r for nct, found in new_sites.items() for r in _site_rows(ids[nct], found)]
+                if sites:
+                    s.execute(insert(m.RegistrySite), sites)
+        return [(x.nct_id, out[x.nct_id]) for x in studies]
 
     def registry_study(self, nct_id: str) -> StudyRecord:
         with self._read() as s:
