@@ -119,6 +119,20 @@ def _import(ctx: Services, who: Any, base: list[dict[str, Any]], start: int, sto
     return done, failed, time.perf_counter() - t0
 
 
+def _import_all(ctx: Services, who: Any, base: list[dict[str, Any]], args: Any,
+                rng: random.Random) -> None:
+    sample = min(args.sample, args.records)
+    done, failed, seconds = _import(ctx, who, base, 0, sample, rng)
+    print(f"records: {len(base)} real seeds, {args.records} varied")
+    print(f"import, full pipeline: {done} records in {seconds:.1f} s = {done / seconds:.0f} records/s "
+          f"({failed} failed)")
+    importer.draft_item = functools.lru_cache(maxsize=None)(importer.draft_item)  # type: ignore[assignment]
+    done2, failed2, seconds2 = _import(ctx, who, base, sample, args.records, rng)
+    if done2:
+        print(f"import, drafts memoised by item text: {done2} records in {seconds2:.1f} s = "
+              f"{done2 / seconds2:.0f} records/s ({failed2} failed)")
+
+
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[max(0, round(p * len(values)) - 1)]
@@ -130,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--sample", type=int, default=200, help="records through the full pipeline")
     parser.add_argument("--database", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="search the studies already in --database (no import)")
     parser.add_argument("--ctgov", type=Path, default=SHARED / "ctgov")
     args = parser.parse_args(argv)
     rng = random.Random(20261205)
@@ -137,24 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.database or Path(tmp) / "registry.db"
         store = Store.open(f"sqlite:///{path}")
-        store.import_protocol({"id": "BENCH", "version": "1"}, source="bench", actor="bench",
-                              reason="benchmark")
-        store.add_user("admin", "Bench admin", hash_password("bench-password"), actor="bench",
-                       reason="benchmark")
-        store.add_membership("admin", "BENCH", "administrator", None, actor="bench", reason="benchmark")
+        if not args.reuse:
+            store.import_protocol({"id": "BENCH", "version": "1"}, source="bench", actor="bench",
+                                  reason="benchmark")
+            store.add_user("admin", "Bench admin", hash_password("bench-password"), actor="bench",
+                           reason="benchmark")
+            store.add_membership("admin", "BENCH", "administrator", None, actor="bench",
+                                 reason="benchmark")
         ctx = Services.open(store)
         who = principal_for(store, "admin")
-
-        sample = min(args.sample, args.records)
-        done, failed, seconds = _import(ctx, who, base, 0, sample, rng)
-        print(f"records: {len(base)} real seeds, {args.records} varied")
-        print(f"import, full pipeline: {done} records in {seconds:.1f} s = {done / seconds:.0f} records/s "
-              f"({failed} failed)")
-        importer.draft_item = functools.lru_cache(maxsize=None)(importer.draft_item)  # type: ignore[assignment]
-        done2, failed2, seconds2 = _import(ctx, who, base, sample, args.records, rng)
-        if done2:
-            print(f"import, drafts memoised by item text: {done2} records in {seconds2:.1f} s = "
-                  f"{done2 / seconds2:.0f} records/s ({failed2} failed)")
+        if not args.reuse:
+            _import_all(ctx, who, base, args, rng)
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             sites = conn.exec_driver_sql("SELECT count(*) FROM registry_sites").scalar()

@@ -241,13 +241,15 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         if km is not None:
             found = [c for c in found if c.id in nearest and nearest[c.id][0] <= km]
         found.sort(key=lambda c: (c.id not in nearest, nearest.get(c.id, (0.0, ""))[0],
-                                  -c.score, c.nct_id))
+                                  -c.score, c.id))
     else:
-        found.sort(key=lambda c: (-c.score, c.nct_id))
+        found.sort(key=lambda c: (-c.score, c.id))
     page = found[:limit]
     texts = store.registry_search_texts([c.id for c in page]) if (words or terms) else {}
+    listed = store.registry_listed([c.id for c in page])
     hits = []
     for c in page:
+        shown = listed[c.id]
         matched = []
         if terms:
             cond = matched_fields({"conditions": texts[c.id]["conditions"]}, terms)
@@ -256,8 +258,8 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         if words:
             matched += matched_fields(texts[c.id], words)
         km_, site = nearest.get(c.id, (None, None))
-        hits.append(Hit(c.nct_id, c.title, c.status, list(c.phases), c.score, km_, site,
-                        matched, c.unreviewed > 0))
+        hits.append(Hit(shown.nct_id, shown.title, shown.status, list(shown.phases), c.score, km_,
+                        site, matched, shown.unreviewed > 0))
     query = Query(text=text, condition=condition, status=status, phase=phase, age=age, sex=sex,
                   near=place, km=km)
     return {"query": query.to_json(), "total": len(found), "shown": len(hits),

@@ -95,14 +95,20 @@ class Candidate:
     """A study the index and filters let through, with its full-text rank (higher first)."""
 
     id: int
+    minimum_age: str | None
+    maximum_age: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What a result line shows of a study."""
+
     nct_id: str
     title: str
     status: str
     phases: tuple[str, ...]
-    minimum_age: str | None
-    maximum_age: str | None
     unreviewed: int
-    score: float
 
 
 @dataclass(frozen=True)
@@ -321,11 +327,12 @@ class RegistryStore(StoreBase):
             params["age_lo"], params["age_hi"] = f.age_days
             where.append("(s.minimum_age_days IS NULL OR s.minimum_age_days <= :age_hi)")
             where.append("(s.maximum_age_days IS NULL OR s.maximum_age_days >= :age_lo)")
-        if f.box is not None:
-            where.append("EXISTS (SELECT 1 FROM registry_sites b WHERE b.study_id = s.id AND "
+        if f.box is not None and not (f.words or f.conditions):
+            # Only the box: its sites (by the latitude index) name the candidates. With words,
+            # the index has pruned already and the caller measures the candidates' sites.
+            where.append("s.id IN (SELECT b.study_id FROM registry_sites b WHERE "
                          + self._box_sql(f.box, "b", params) + ")")
-        sql = (f"SELECT s.id, s.nct_id, s.title, s.status, s.phases, s.minimum_age, "
-               f"s.maximum_age, s.unreviewed, {score} AS score FROM {source}")
+        sql = f"SELECT s.id, s.minimum_age, s.maximum_age, {score} AS score FROM {source}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         return sql, params
@@ -344,9 +351,16 @@ class RegistryStore(StoreBase):
     def registry_candidates(self, f: Filter) -> list[Candidate]:
         sql, params = self._candidate_sql(f)
         with self._read() as s:
-            return [Candidate(r[0], r[1], r[2], r[3], _phases(r[4]), r[5], r[6], r[7],
-                              float(r[8] or 0.0))
+            return [Candidate(r[0], r[1], r[2], float(r[3] or 0.0))
                     for r in s.execute(text(sql), params)]
+
+    def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
+        """The result lines of a page of studies."""
+        t = m.RegistryStudy
+        with self._read() as s:
+            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed)
+                             .where(t.id.in_(list(ids))))
+            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5]) for r in rows}
 
     def registry_sites_of(self, ids: Sequence[int],
                           box: tuple[float, float, float | None, float | None] | None = None
@@ -354,21 +368,19 @@ class RegistryStore(StoreBase):
                                               str | None]]:
         """(study id, lat, lon, facility, city, country) of the sites with a geo point of
         the given studies (inside the box, when one is given)."""
+        t = m.RegistrySite
+        base = select(t.study_id, t.lat, t.lon, t.facility, t.city, t.country).where(
+            t.lat.is_not(None), t.lon.is_not(None))
+        if box is not None:
+            south, north, west, east = box
+            base = base.where(t.lat.between(south, north))
+            if west is not None and east is not None:
+                base = base.where(t.lon.between(west, east))
         with self._read() as s:
             for start in range(0, len(ids), _CHUNK):
-                chunk = list(ids[start:start + _CHUNK])
-                params: dict[str, Any] = {}
-                names = []
-                for i, x in enumerate(chunk):
-                    params[f"i{i}"] = x
-                    names.append(f":i{i}")
-                sql = ("SELECT r.study_id, r.lat, r.lon, r.facility, r.city, r.country "
-                       f"FROM registry_sites r WHERE r.study_id IN ({', '.join(names)}) "
-                       "AND r.lat IS NOT NULL AND r.lon IS NOT NULL")
-                if box is not None:
-                    sql += " AND " + self._box_sql(box, "r", params)
-                yield from ((int(r[0]), float(r[1]), float(r[2]), r[3], r[4], r[5])
-                            for r in s.execute(text(sql), params))
+                rows = s.execute(base.where(t.study_id.in_(list(ids[start:start + _CHUNK]))))
+                yield from ((int(r[0]), float(r[1] or 0.0), float(r[2] or 0.0), r[3], r[4], r[5])
+                            for r in rows)
 
     def registry_search_texts(self, ids: Sequence[int]) -> dict[int, dict[str, str]]:
         """The indexed texts of a few studies (to say where each word matched)."""
