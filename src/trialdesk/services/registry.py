@@ -220,7 +220,20 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         # Completed units: a patient may be up to one unit (a year) older than a maximum.
         age_days=(age_days - 367, age_days + 32) if age_days is not None else None,
         box=box)
-    found = store.registry_candidates(f)
+    nearest: dict[int, tuple[float, str]] = {}
+    if box is not None:
+        found = []
+        for c, x in store.registry_candidates_in_box(f):
+            assert x.lat is not None and x.lon is not None
+            d = great_circle_km(place.lat, place.lon, x.lat, x.lon) if place else 0.0
+            if d > (km or 0.0):
+                continue
+            if c.id not in nearest:
+                found.append(c)
+            if c.id not in nearest or d < nearest[c.id][0]:
+                nearest[c.id] = (d, ", ".join(y for y in (x.facility, x.city, x.country) if y))
+    else:
+        found = store.registry_candidates(f)
     if age is not None:
         fits: dict[tuple[str | None, str | None], bool] = {}
         kept = []
@@ -231,15 +244,13 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
             if fits[key]:
                 kept.append(c)
         found = kept
-    nearest: dict[int, tuple[float, str]] = {}
-    if place is not None:
+    if place is not None and box is None:
         for sid, lat, lon, facility, city, country in store.registry_sites_of(
-                [c.id for c in found], box):
+                [c.id for c in found]):
             d = great_circle_km(place.lat, place.lon, lat, lon)
             if sid not in nearest or d < nearest[sid][0]:
                 nearest[sid] = (d, ", ".join(x for x in (facility, city, country) if x))
-        if km is not None:
-            found = [c for c in found if c.id in nearest and nearest[c.id][0] <= km]
+    if place is not None:
         found.sort(key=lambda c: (c.id not in nearest, nearest.get(c.id, (0.0, ""))[0],
                                   -c.score, c.id))
     else:

@@ -680,6 +680,9 @@ class RegistryStudy(Base):
     made by migration 0008 (FTS5 on SQLite, a generated ``tsvector`` on PostgreSQL)."""
 
     __tablename__ = "registry_studies"
+    __table_args__ = (Index("ix_registry_studies_filters", "id", "minimum_age_days",
+                            "maximum_age_days", "minimum_age", "maximum_age", "status", "phases",
+                            "sex"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nct_id: Mapped[str] = mapped_column(String(16), unique=True)

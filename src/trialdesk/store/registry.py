@@ -288,10 +288,14 @@ class RegistryStore(StoreBase):
     # ------------------------------------------------------------------ search
 
     def _candidate_sql(self, f: Filter) -> tuple[str, dict[str, Any]]:
+        """The candidates' SQL. With a box, one row per site inside it (its point and
+        names); the tables are joined in the order that prunes first (SQLite's CROSS JOIN
+        keeps the order): the full-text matches, else the sites by the latitude index."""
         pg = self.backend == "postgresql"
         params: dict[str, Any] = {}
         where: list[str] = []
-        source = "registry_studies s"
+        tables = ["registry_studies s"]
+        head = ""
         score = "0.0"
         if f.words or f.conditions:
             if pg:
@@ -308,9 +312,11 @@ class RegistryStore(StoreBase):
                     parts.append("search_conditions : (" + " OR ".join(
                         '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
                 params["fts"] = " AND ".join(parts)
-                source = "registry_fts JOIN registry_studies s ON s.id = registry_fts.rowid"
-                where.append("registry_fts MATCH :fts")
-                score = f"-{_BM25}"
+                head = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, -{_BM25} AS score "
+                        "FROM registry_fts WHERE registry_fts MATCH :fts) ")
+                tables = ["f", "registry_studies s INDEXED BY ix_registry_studies_filters"]
+                where.append("s.id = f.id")
+                score = "f.score"
         if f.status:
             params["status"] = f.status
             where.append("s.status = :status")
@@ -327,12 +333,16 @@ class RegistryStore(StoreBase):
             params["age_lo"], params["age_hi"] = f.age_days
             where.append("(s.minimum_age_days IS NULL OR s.minimum_age_days <= :age_hi)")
             where.append("(s.maximum_age_days IS NULL OR s.maximum_age_days >= :age_lo)")
-        if f.box is not None and not (f.words or f.conditions):
-            # Only the box: its sites (by the latitude index) name the candidates. With words,
-            # the index has pruned already and the caller measures the candidates' sites.
-            where.append("s.id IN (SELECT b.study_id FROM registry_sites b WHERE "
-                         + self._box_sql(f.box, "b", params) + ")")
-        sql = f"SELECT s.id, s.minimum_age, s.maximum_age, {score} AS score FROM {source}"
+        columns = f"s.id, s.minimum_age, s.maximum_age, {score} AS score"
+        if f.box is not None:
+            if head:
+                tables.append("registry_sites r")
+            else:
+                tables.insert(0, "registry_sites r")
+            where.append("r.study_id = s.id")
+            where.append(self._box_sql(f.box, "r", params))
+            columns += ", r.lat, r.lon, r.facility, r.city, r.country"
+        sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         return sql, params
@@ -349,9 +359,18 @@ class RegistryStore(StoreBase):
         return sql
 
     def registry_candidates(self, f: Filter) -> list[Candidate]:
+        """The candidates (without a box in the filter)."""
         sql, params = self._candidate_sql(f)
         with self._read() as s:
             return [Candidate(r[0], r[1], r[2], float(r[3] or 0.0))
+                    for r in s.execute(text(sql), params)]
+
+    def registry_candidates_in_box(self, f: Filter) -> list[tuple[Candidate, Site]]:
+        """(candidate, site) for every site with a point inside the filter's box."""
+        sql, params = self._candidate_sql(f)
+        with self._read() as s:
+            return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)),
+                     Site(r[6], r[7], r[8], r[4], r[5]))
                     for r in s.execute(text(sql), params)]
 
     def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
