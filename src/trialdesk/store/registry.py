@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
@@ -124,7 +124,6 @@ class Filter:
     sexes: tuple[str, ...] | None = None
     age_days: tuple[float, float] | None = None  # (lowest maximum, highest minimum)
     box: tuple[float, float, float | None, float | None] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _phases(text_: str) -> tuple[str, ...]:
