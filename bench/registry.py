@@ -1,67 +1,82 @@
-"""Registry benchmark, core only: import throughput and in-memory search latency.
+"""Registry benchmark: N registry records imported into SQLite, then searched.
 
-    python bench/registry.py [--records 5000] [--queries 200]
+    python bench/registry.py [--records 50000] [--queries 200] [--sample 200] [--database PATH]
 
-Makes ``--records`` study records by varying the shared real v2 records (NCT ids, site
-positions, dates, conditions; fixed seed), imports each through the core
-(:func:`trialdesk.registry.importer.import_study`: parse, split, draft, validate, type-check),
-then runs ``--queries`` searches (text + condition + age + distance) over the imported
-registries in memory, and prints records per second, search p50/p95 and peak memory.
+Makes ``--records`` studies by varying the shared real records (all 20 of ../shared/ctgov,
+classic XML read into the v2 shape; fixed seed): new NCT ids, one or two conditions from a
+list, start and update dates, and up to 25 of the seed's sites moved by up to 3 degrees.
+They go in as v2 search-response pages of 500 studies through the service
+(:func:`trialdesk.services.registry.import_files`: parse, split criteria, draft rules,
+validate, type-check, store with sites, full-text index and one audit entry per study).
 
-The database part of the issue's benchmark (500,000 records in SQLite with a full-text
-index, database size, indexed search p95 ≤ 50 ms) needs the store wiring and is not
-measured here; the in-memory scan below is the per-record cost that wiring will prune.
+Two import rates are printed:
+
+* the full pipeline on the first ``--sample`` records;
+* the rest with the rule drafts memoised by item text: varied records repeat their seed's
+  criteria word for word, so drafting them again would measure the extractor 20 texts
+  over and over (the first rate is what new, distinct records cost).
+
+Then ``--queries`` searches (text + condition + age + distance within a radius, through
+:func:`trialdesk.services.registry.search`, place names resolved each time) report p50 and
+p95 in ms (target p95 <= 50 ms), plus the database size and peak memory (max RSS).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trialdesk.protocol.model import Registry
-from trialdesk.registry.gazetteer import resolve_place
-from trialdesk.registry.importer import Failed, import_study
-from trialdesk.registry.records import Study, studies_in
-from trialdesk.registry.search import Query, entry, parse_age, search
+import trialdesk.registry.importer as importer
+from trialdesk.registry.importer import Failed, read_studies
+from trialdesk.registry.search import parse_age
+from trialdesk.services import registry as reg
+from trialdesk.services.accounts import hash_password, principal_for
+from trialdesk.services.context import Services
+from trialdesk.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = next(
     (p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").is_dir()), Path("/work/shared")
 )
+# Condition names as registries write them (a spread, so a condition matches a few percent).
 CONDITIONS = [
-    "Sepsis",
-    "Septic Shock",
-    "Neuroblastoma",
-    "Melanoma",
-    "Atopic Dermatitis",
-    "COVID-19",
-    "Acute Lymphoblastic Leukemia",
-    "Endometrial Cancer",
-    "Follicular Lymphoma",
-    "Dysphagia",
+    "Sepsis", "Septic Shock", "Neuroblastoma", "Melanoma", "Atopic Dermatitis", "COVID-19",
+    "Acute Lymphoblastic Leukemia", "Endometrial Cancer", "Follicular Lymphoma", "Dysphagia",
+    "Breast Cancer", "Prostate Cancer", "Type 2 Diabetes", "Asthma", "Hypertension",
+    "Heart Failure", "Stroke", "Chronic Kidney Disease", "Rheumatoid Arthritis", "Psoriasis",
+    "Crohn Disease", "Ulcerative Colitis", "Multiple Sclerosis", "Parkinson Disease",
+    "Alzheimer Disease", "Depression", "Schizophrenia", "Obesity", "HIV Infections",
+    "Hepatitis C", "Tuberculosis", "Malaria", "Cystic Fibrosis", "Sickle Cell Disease",
+    "Hodgkin Lymphoma", "Multiple Myeloma", "Glioblastoma", "Osteosarcoma", "Wilms Tumor",
+    "Non-Small Cell Lung Cancer",
 ]
+# (text, condition, age, place, km)
 QUERIES = [
-    ("shock", "sepsis", "40y", "Moscow"),
-    ("vaccine", "melanoma", "30y", "Utrecht"),
-    ("remdesivir", None, "6y", "Saint Petersburg"),
-    (None, "neuroblastoma", "3y", "Birmingham"),
+    ("vaccine", "melanoma", "40y", "Moscow", 1500.0),
+    ("placebo", "sepsis", "50y", "Utrecht", 1000.0),
+    ("phase", "leukemia", "30y", "Paris", 800.0),
+    ("children", "neuroblastoma", "3y", "Saint Petersburg", 1500.0),
+    ("randomized", "asthma", "12y", "Chicago", 500.0),
 ]
+PAGE = 500
 
 
 def seeds(directory: Path) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(directory.glob("NCT*.json")):
-        out += [
-            dict(s.record) for s in studies_in(json.loads(path.read_text(encoding="utf-8")), source=str(path))
-        ]
+    out: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("NCT*")):
+        out += [dict(s.record) for s in read_studies(path.read_bytes(), name=path.name)
+                if not isinstance(s, Failed)]
     return out
 
 
@@ -69,66 +84,115 @@ def vary(seed: dict[str, Any], i: int, rng: random.Random) -> dict[str, Any]:
     study = copy.deepcopy(seed)
     ps = study["protocolSection"]
     ps["identificationModule"]["nctId"] = f"NCT{90000000 + i:08d}"
-    ps.setdefault("conditionsModule", {})["conditions"] = rng.sample(CONDITIONS, 2)
-    start = ps.get("statusModule", {}).get("startDateStruct")
-    if start:
-        start["date"] = f"{rng.randint(2000, 2025)}-{rng.randint(1, 12):02d}"
-    for loc in ps.get("contactsLocationsModule", {}).get("locations", []):
-        point = loc.get("geoPoint")
-        if point:
-            point["lat"] = max(-89.0, min(89.0, point["lat"] + rng.uniform(-5, 5)))
-            point["lon"] = (point["lon"] + rng.uniform(-20, 20) + 180) % 360 - 180
+    ps.setdefault("conditionsModule", {})["conditions"] = rng.sample(CONDITIONS, rng.randint(1, 2))
+    status = ps.setdefault("statusModule", {})
+    year = rng.randint(2000, 2025)
+    status["startDateStruct"] = {"date": f"{year}-{rng.randint(1, 12):02d}"}
+    status["lastUpdatePostDateStruct"] = {"date": f"{min(2026, year + rng.randint(0, 3))}-"
+                                                  f"{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
+    locations = ps.get("contactsLocationsModule", {}).get("locations", [])
+    if locations:
+        kept = rng.sample(locations, min(len(locations), rng.randint(1, 25)))
+        for loc in kept:
+            point = loc.get("geoPoint")
+            if point:
+                point["lat"] = max(-89.0, min(89.0, point["lat"] + rng.uniform(-3, 3)))
+                point["lon"] = max(-179.9, min(179.9, point["lon"] + rng.uniform(-3, 3)))
+        ps["contactsLocationsModule"]["locations"] = kept
     return study
+
+
+def pages(base: list[dict[str, Any]], start: int, stop: int, rng: random.Random) -> Iterator[bytes]:
+    for first in range(start, stop, PAGE):
+        studies = [vary(base[i % len(base)], i, rng) for i in range(first, min(stop, first + PAGE))]
+        yield json.dumps({"studies": studies}).encode()
+
+
+def _import(ctx: Services, who: Any, base: list[dict[str, Any]], start: int, stop: int,
+            rng: random.Random) -> tuple[int, int, float]:
+    done = failed = 0
+    t0 = time.perf_counter()
+    for n, data in enumerate(pages(base, start, stop, rng)):
+        lines = reg.import_files(ctx, who, [(f"page {n}", data)], reason="benchmark")
+        failed += sum(x.stored is None for x in lines)
+        done += sum(x.stored is not None for x in lines)
+    return done, failed, time.perf_counter() - t0
+
+
+def _import_all(ctx: Services, who: Any, base: list[dict[str, Any]], args: Any,
+                rng: random.Random) -> None:
+    sample = min(args.sample, args.records)
+    done, failed, seconds = _import(ctx, who, base, 0, sample, rng)
+    print(f"records: {len(base)} real seeds, {args.records} varied")
+    print(f"import, full pipeline: {done} records in {seconds:.1f} s = {done / seconds:.0f} records/s "
+          f"({failed} failed)")
+    importer.draft_item = functools.lru_cache(maxsize=None)(importer.draft_item)  # type: ignore[assignment]
+    done2, failed2, seconds2 = _import(ctx, who, base, sample, args.records, rng)
+    if done2:
+        print(f"import, drafts memoised by item text: {done2} records in {seconds2:.1f} s = "
+              f"{done2 / seconds2:.0f} records/s ({failed2} failed)")
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[max(0, round(p * len(values)) - 1)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--sample", type=int, default=200, help="records through the full pipeline")
+    parser.add_argument("--database", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="search the studies already in --database (no import)")
     parser.add_argument("--ctgov", type=Path, default=SHARED / "ctgov")
     args = parser.parse_args(argv)
-    rng = random.Random(20261204)
+    rng = random.Random(20261205)
     base = seeds(args.ctgov)
-    records = [vary(base[i % len(base)], i, rng) for i in range(args.records)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.database or Path(tmp) / "registry.db"
+        store = Store.open(f"sqlite:///{path}")
+        if not args.reuse:
+            store.import_protocol({"id": "BENCH", "version": "1"}, source="bench", actor="bench",
+                                  reason="benchmark")
+            store.add_user("admin", "Bench admin", hash_password("bench-password"), actor="bench",
+                           reason="benchmark")
+            store.add_membership("admin", "BENCH", "administrator", None, actor="bench",
+                                 reason="benchmark")
+        ctx = Services.open(store)
+        who = principal_for(store, "admin")
+        if not args.reuse:
+            _import_all(ctx, who, base, args, rng)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            sites = conn.exec_driver_sql("SELECT count(*) FROM registry_sites").scalar()
+        size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        total = reg.registry_store(ctx).registry_count()
+        print(f"database: {total} studies, {sites} sites, {size / 2**20:.0f} MiB "
+              f"({size / max(total, 1) / 1024:.1f} KiB per study, FTS5 index and audit trail included)")
 
-    started = time.perf_counter()
-    trials = []
-    for i, record in enumerate(records):
-        result = import_study(Study(record, f"record {i}", "v2"))
-        if isinstance(result, Failed):
-            continue
-        registry = Registry.model_validate(result.document["registry"])
-        texts = [c["text"] for k in ("inclusion", "exclusion") for c in result.document["eligibility"][k]]
-        trials.append(entry(result.nct_id, registry, texts, True))
-    import_seconds = time.perf_counter() - started
-    resolve_place("Moscow")  # load the gazetteer once, outside the timings
-
-    places = {q[3]: resolve_place(q[3]) for q in QUERIES}
-    timings = []
-    hits = 0
-    for n in range(args.queries):
-        text, condition, age, place = QUERIES[n % len(QUERIES)]
-        query = Query(text=text, condition=condition, age=parse_age(age), near=places[place], km=3000)
-        t0 = time.perf_counter()
-        hits += len(search(trials, query))
-        timings.append((time.perf_counter() - t0) * 1000)
-    timings.sort()
-    p95 = timings[max(0, round(0.95 * len(timings)) - 1)]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"records imported: {len(trials)} of {len(records)} in {import_seconds:.1f} s "
-        f"({len(trials) / import_seconds:.0f} records/s through the core)"
-    )
-    print(
-        f"in-memory search over {len(trials)} records, {args.queries} queries "
-        f"(text + condition + age + distance): p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms, "
-        f"{hits / args.queries:.1f} hits per query"
-    )
-    print(
-        f"  per record: {p95 / len(trials) * 1000:.1f} µs at p95; a 500,000-record scan would take "
-        f"about {p95 / len(trials) * 500_000 / 1000:.1f} s: the database index must prune first"
-    )
-    print(f"peak memory: {peak_mib:.0f} MiB")
+        reg.search(ctx, who, near="Moscow")  # load the gazetteer once, outside the timings
+        timings: dict[str, list[float]] = {}
+        hits = 0
+        for n in range(args.queries):
+            text, condition, age, place, km = QUERIES[n % len(QUERIES)]
+            t0 = time.perf_counter()
+            found = reg.search(ctx, who, text=text, condition=condition, age=parse_age(age),
+                               near=place, km=km)
+            timings.setdefault(f"{text} + {condition} + {age} + {km:g} km of {place}", []).append(
+                (time.perf_counter() - t0) * 1000)
+            hits += found["total"]
+        every = [t for ts in timings.values() for t in ts]
+        p95 = _pct(every, 0.95)
+        print(f"search, {args.queries} queries (text + condition + age + distance): "
+              f"p50 {statistics.median(every):.1f} ms, p95 {p95:.1f} ms "
+              f"({'meets' if p95 <= 50 else 'misses'} the 50 ms target), "
+              f"{hits / args.queries:.0f} matches per query")
+        for name, ts in timings.items():
+            print(f"  {name}: p50 {statistics.median(ts):.1f} ms, p95 {_pct(ts, 0.95):.1f} ms")
+        print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        store.close()
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,6 +278,13 @@ EXPECTED: dict[tuple[str, str], Rule] = {
         patient_level(INVESTIGATOR, 201),
     ("POST", "/patients/{study_number}/adverse-events/{ae_id}/decisions"):
         patient_level(INVESTIGATOR, 303),
+    # The registry: any signed-in user searches and reads a study; administrators upload
+    # registry files; investigators sign their review of a criterion's draft.
+    ("GET", "/registry"): logged_in(),
+    ("GET", "/registry/import"): anywhere({"administrator"}),
+    ("POST", "/registry/import"): anywhere({"administrator"}),
+    ("GET", "/registry/studies/{nct_id}"): logged_in(),
+    ("POST", "/registry/studies/{nct_id}/criteria/{criterion_id}"): anywhere(INVESTIGATOR, 303),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -336,6 +344,9 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     if "{sample_id}" in url:
         url = url.replace("{sample_id}", _sample(web))
     url = url.replace("{fact}", "il6")
+    if "{nct_id}" in url:
+        nct, criterion, study_version = _registry_study(web)
+        url = url.replace("{nct_id}", nct).replace("{criterion_id}", criterion)
     if path == "/patients/{study_number}/samples/new":
         url += f"?event={_sampling_event(web)}"
     api = url.startswith("/api")
@@ -437,6 +448,12 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
             kwargs["json"] = body
         else:
             kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
+    elif key == ("POST", "/registry/import"):
+        kwargs["data"] = form
+        kwargs["files"] = [("files", (REGISTRY_FILE.name, REGISTRY_FILE.read_bytes()))]
+    elif key == ("POST", "/registry/studies/{nct_id}/criteria/{criterion_id}"):
+        kwargs["data"] = {**form, "version": str(study_version), "action": "accept",
+                          "password": web.logins.get(client.username, "x")}
     elif key in (("POST", "/api/trials/{trial_id}/randomisation"),
                  ("POST", "/trials/{trial_id}/randomisation")):
         body = {"seed": 7, "reason": "generate"}
@@ -615,6 +632,30 @@ def _sampling_event(web: Any) -> str:
     """The first sampling event of JOURNEY's calendar."""
     return str(next(e["id"] for e in _calendar(web)["calendar"]["events"]
                     if e["kind"] == "sampling"))
+
+
+REGISTRY_FILE = next(p / "shared" / "ctgov" / "NCT00973089.json"
+                     for p in (Path(__file__).resolve().parents[2], Path("/work"))
+                     if (p / "shared" / "ctgov").is_dir())
+
+
+def _registry_study(web: Any) -> tuple[str, str, int]:
+    """(NCT id, first criterion, version) of a registry study (imported once per database)."""
+    from trialdesk.services import registry
+    from trialdesk.services.accounts import Principal
+    from trialdesk.services.context import Services
+    from trialdesk.services.roles import Role as R
+    from trialdesk.store.records import MembershipRecord
+
+    store = registry.RegistryStore(web.store.engine, clock=web.store.clock)
+    if store.registry_count() == 0:
+        admin = web.store.user_by_name("administrator")
+        who = Principal(admin, (MembershipRecord(TRIAL, None, R.ADMINISTRATOR.value),))
+        registry.import_files(Services.open(web.store), who,
+                              [(REGISTRY_FILE.name, REGISTRY_FILE.read_bytes())])
+    study = store.registry_study("NCT00973089")
+    first = study.document["eligibility"]["inclusion"][0]["id"]
+    return study.nct_id, first, study.version
 
 
 def _sample(web: Any) -> str:

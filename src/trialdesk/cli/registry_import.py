@@ -1,8 +1,10 @@
 """The registry import and search commands: ClinicalTrials.gov records in, trials found.
 
-``trialdesk registry import`` reads files (no network) and writes one draft protocol file
-per study; ``trialdesk registry search`` ranks protocol files by text, condition, age, sex
-and distance.
+``trialdesk registry import`` reads files (no network) and either stores every study in the
+database (``--by USER``, an administrator; the same database as ``trialdesk serve``) or
+writes one draft protocol file per study (``--out DIR``). ``trialdesk registry search``
+searches the database (``--by USER``) or protocol files (``--protocols DIR``, the default)
+by text, condition, age, sex and distance.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from typing import Annotated, Any
 import typer
 
 from trialdesk.cli.common import JsonOpt, ProtocolsOpt, _console, _say, app, domain_errors, write_atomic
+from trialdesk.cli.session import DEFAULT_DATA_DIR, DatabaseOpt, DataDirOpt, acting, open_services
+
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        envvar="TRIALDESK_USER",
+        help="Your user name: use the database (default: files, --out / --protocols).",
+    ),
+]
 
 registry_app = typer.Typer(
     help="ClinicalTrials.gov records: import them as draft protocols, search them.", no_args_is_help=True
@@ -37,25 +49,45 @@ def import_cmd(
     paths: Annotated[
         list[Path], typer.Argument(help="Record files or folders (v2 JSON, search responses, XML).")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the protocol files (one per NCT id).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the protocol files (one per NCT id).")
+    ] = None,
+    by: ByOpt = None,
     as_json: JsonOpt = False,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
 ) -> None:
-    """Import registry records as draft protocols; print what each study held. Exit 1 if any failed."""
+    """Import registry records into the database (--by) or as protocol files (--out); print
+    what each study held. Exit 1 if any failed."""
     import yaml
 
     from trialdesk.errors import RegistryError
     from trialdesk.registry.importer import Failed, import_bytes
 
-    if not out.is_dir():
+    if (out is None) == (by is None):
+        raise typer.BadParameter("give --by USER (the database) or --out DIR (files)", param_hint="--by")
+    if out is not None and not out.is_dir():
         raise RegistryError("the output folder does not exist", where=str(out))
     results: list[Any] = []
+    stored: dict[int, str] = {}
+    files: list[tuple[str, bytes]] = []
     for path in _files(paths):
         try:
-            data = path.read_bytes()
+            files.append((str(path), path.read_bytes()))
         except OSError as exc:
             results.append(Failed(str(path), f"cannot read file: {exc.strerror}"))
-            continue
-        for result in import_bytes(data, name=str(path)):
+    if by is not None:
+        from trialdesk.services import registry
+
+        ctx = open_services(data_dir, database)
+        for line in registry.import_files(ctx, acting(ctx, by), files):
+            results.append(line.result)
+            if line.stored is not None:
+                stored[id(line.result)] = line.stored
+        files = []
+    for name, data in files:
+        assert out is not None
+        for result in import_bytes(data, name=name):
             if not isinstance(result, Failed):
                 text = yaml.safe_dump(result.document, sort_keys=False, allow_unicode=True, width=100)
                 header = (
@@ -69,7 +101,11 @@ def import_cmd(
         typer.echo(
             json.dumps(
                 {
-                    "imported": [r.summary() for r in results if not isinstance(r, Failed)],
+                    "imported": [
+                        {**r.summary(), **({"stored": stored[id(r)]} if id(r) in stored else {})}
+                        for r in results
+                        if not isinstance(r, Failed)
+                    ],
                     "failed": [r.summary() for r in failed],
                 },
                 indent=2,
@@ -82,7 +118,8 @@ def import_cmd(
             if isinstance(r, Failed):
                 _say(console, f"failed   {r.where}: {r.reason}", "bold red")
                 continue
-            _say(console, f"imported {r.nct_id} ({r.format}) -> {out / (r.nct_id + '.yaml')}", "bold")
+            target = f"database ({stored.get(id(r))})" if out is None else out / (r.nct_id + ".yaml")
+            _say(console, f"imported {r.nct_id} ({r.format}) -> {target}", "bold")
             _say(console, f"  modules: {', '.join(r.modules)}")
             _say(
                 console,
@@ -114,14 +151,38 @@ def search_cmd(
     km: Annotated[
         float | None, typer.Option("--km", help="Only trials with a site within this distance.")
     ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many (database).")] = 50,
     as_json: JsonOpt = False,
     protocols: ProtocolsOpt = None,
+    by: ByOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
 ) -> None:
-    """Search trials by text, condition, status, phase, age, sex and distance to the nearest site."""
+    """Search trials by text, condition, status, phase, age, sex and distance to the nearest site:
+    the registry studies in the database (--by USER), else the protocol files."""
     from trialdesk.cli.common import _protocols
     from trialdesk.registry.gazetteer import resolve_place
-    from trialdesk.registry.search import Query, parse_age, search
+    from trialdesk.registry.search import Hit, Query, parse_age, search
 
+    if by is not None:
+        from trialdesk.services import registry
+
+        ctx = open_services(data_dir, database)
+        found = registry.search(
+            ctx, acting(ctx, by), text=text, condition=condition, status=status, phase=phase,
+            age=parse_age(age) if age else None, sex=sex, near=near, km=km, limit=limit,
+        )
+        if as_json:
+            typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
+            return
+        near_json = found["query"]["near"]
+        hits = [
+            Hit(h["trial_id"], h["title"], h["status"], h["phases"], h["score"], h["km"],
+                h["nearest_site"], h["matched"], h["draft"])
+            for h in found["results"]
+        ]
+        _show_hits(near_json, hits, f"{found['total']} trials found, {found['shown']} shown")
+        return
     compiled = _protocols(protocols)
     registries = [c.protocol.registry for c in compiled.values()]
     point = resolve_place(near, registries) if near else None
@@ -151,9 +212,14 @@ def search_cmd(
             )
         )
         return
+    _show_hits(query.to_json()["near"], hits, f"{len(hits)} trials found")
+
+
+def _show_hits(point: dict[str, Any] | None, hits: list[Any], last: str) -> None:
     console = _console()
     if point is not None:
-        _say(console, f"near {point.name} ({point.lat:.4f}, {point.lon:.4f}; {point.source})", "dim")
+        where = f"{point['lat']:.4f}, {point['lon']:.4f}; {point['source']}"
+        _say(console, f"near {point['name']} ({where})", "dim")
     for h in hits:
         distance = f"{h.km:.0f} km ({h.site})" if h.km is not None else ""
         draft = " [draft]" if h.draft else ""
@@ -161,4 +227,4 @@ def search_cmd(
         _say(console, f"  {h.title}")
         if h.matched:
             _say(console, f"  matched: {', '.join(h.matched)}", "dim")
-    _say(console, f"{len(hits)} trials found")
+    _say(console, last)

@@ -220,6 +220,24 @@ def _phase(text: str) -> str:
     return f"PHASE{t}" if t.isdigit() else t
 
 
+def normal_phase(text: str) -> str:
+    """``2``, ``phase 2`` or ``PHASE2`` as the registry writes it (``PHASE2``)."""
+    return _phase(re.sub(r"(?i)^\s*phase\s*", "", text) if text.strip()[-1:].isdigit() else text)
+
+
+def normal_status(text: str) -> str:
+    """``recruiting``, ``Not yet recruiting`` as the registry writes it."""
+    return re.sub(r"[\s,-]+", "_", text.strip().upper())
+
+
+def normal_sex(text: str) -> str:
+    """``F``/``female`` or ``M``/``male`` as ``FEMALE`` or ``MALE``."""
+    wanted = {"F": "FEMALE", "M": "MALE"}.get(text.strip().upper()[:1])
+    if wanted is None:
+        raise RegistryError(f"sex must be F or M, not {text!r}", where="--sex")
+    return wanted
+
+
 @dataclass(frozen=True)
 class Entry:
     """A trial prepared for search: its registry part and its text fields, normalised once."""
@@ -248,6 +266,42 @@ def entry(trial_id: str, r: Registry, criteria: Sequence[str] = (), draft: bool 
     return Entry(trial_id, r, draft, conditions, fields)
 
 
+def index_fields(r: Registry, criteria: Sequence[str] = ()) -> dict[str, str]:
+    """The normalised texts a database full-text index holds for one trial: title,
+    conditions (with keywords and MeSH terms), interventions, criteria and site places."""
+    e = entry("", r, criteria)
+    places = [
+        " ".join(x for x in (loc.facility, loc.city, loc.state, loc.country) if x)
+        for loc in r.contacts_locations.locations
+    ]
+    out = {name: text for _, name, text in e.fields}
+    out["places"] = _norm(" | ".join(dict.fromkeys(places)))
+    return out
+
+
+def tokens(text: str) -> list[str]:
+    """The words of a search phrase as a full-text index splits them (letters and digits).
+
+    >>> tokens("Non-small cell; leukaemia")
+    ['non', 'small', 'cell', 'leukemia']
+    """
+    return re.findall(r"[^\W_]+", _norm(text))
+
+
+def query_words(text: str | None) -> list[str]:
+    """The words of a text query, normalised as :func:`search` reads them."""
+    return [_norm(x) for x in re.findall(r"[\w-]+", text or "")]
+
+
+def matched_fields(fields: dict[str, str], words: Sequence[str]) -> list[str]:
+    """``'word' in field`` for each query word and each field of :func:`index_fields` holding it."""
+    out = []
+    for word in words:
+        pattern = _word(word)
+        out += [f"'{word}' in {name}" for name, text in fields.items() if pattern.search(text)]
+    return out
+
+
 def _text_score(e: Entry, words: list[tuple[str, re.Pattern[str]]]) -> tuple[float, list[str]] | None:
     score, matched = 0.0, []
     for word, pattern in words:
@@ -273,16 +327,12 @@ def search(trials: Iterable[Entry | tuple[str, Registry, Sequence[str], bool]], 
         trial_id, r, draft = e.trial_id, e.registry, e.draft
         matched: list[str] = []
         score = 0.0
-        if query.status and r.status.overall_status != re.sub(r"[\s,-]+", "_", query.status.strip().upper()):
+        if query.status and r.status.overall_status != normal_status(query.status):
             continue
-        if query.phase and _phase(query.phase) not in r.design.phases:
+        if query.phase and normal_phase(query.phase) not in r.design.phases:
             continue
-        if query.sex:
-            wanted = {"F": "FEMALE", "M": "MALE"}.get(query.sex.strip().upper()[:1])
-            if wanted is None:
-                raise RegistryError(f"sex must be F or M, not {query.sex!r}", where="--sex")
-            if r.eligibility.sex not in ("ALL", wanted):
-                continue
+        if query.sex and r.eligibility.sex not in ("ALL", normal_sex(query.sex)):
+            continue
         if query.age and not fits_age(query.age, r.eligibility.minimum_age, r.eligibility.maximum_age):
             continue
         if query.condition:

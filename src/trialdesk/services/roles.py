@@ -55,6 +55,8 @@ class Permission(StrEnum):
     RECORD_LOCK = "record.lock"  # lock and unlock a patient's record (database lock)
     SAMPLE_RECORD = "sample.record"  # biomarker samples taken for the calendar's sampling events
     BIOMARKER_RESULT_RECORD = "biomarker.result"  # a sample's results and their corrections
+    REGISTRY_IMPORT = "registry.import"  # ClinicalTrials.gov records into the registry
+    CRITERIA_REVIEW = "criteria.review"  # e-signature on an imported criterion's draft rule
 
 
 P = Permission
@@ -86,12 +88,17 @@ for _role, _extra in {Role.MONITOR: {P.QUERY_REVIEW}, Role.INVESTIGATOR: {P.QUER
 for _role in (Role.INVESTIGATOR, Role.COORDINATOR):
     GRANTS[_role] |= {P.SAMPLE_RECORD, P.BIOMARKER_RESULT_RECORD}
 
+# The registry: administrators import records; investigators review the imported criteria.
+GRANTS[Role.ADMINISTRATOR] |= {P.REGISTRY_IMPORT}
+GRANTS[Role.INVESTIGATOR] |= {P.CRITERIA_REVIEW}
+
 SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.ELIGIBILITY_CONFIRM: "I confirm the patient is eligible",
     P.DOSE_SIGN: "I sign off this dose",
     P.TOXICITY_CONFIRM: "I confirm this toxicity action",
     P.PRODUCT_RELEASE: "I release this cell product",
     P.PRODUCT_COSIGN: "I approve the exceptional release of this cell product",
+    P.CRITERIA_REVIEW: "I reviewed this eligibility criterion",
 }
 
 

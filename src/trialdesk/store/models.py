@@ -686,3 +686,60 @@ class CourseSignoff(Base):
     course_number: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[str] = mapped_column(MOMENT)
+class RegistryStudy(Base):
+    """An imported ClinicalTrials.gov study: its draft protocol document (every registry
+    module held, the criteria with their rule drafts and reviews) and the columns search
+    reads. The ``search_*`` columns hold normalised text; the full-text index over them is
+    made by migration 0008 (FTS5 on SQLite, a generated ``tsvector`` on PostgreSQL)."""
+
+    __tablename__ = "registry_studies"
+    __table_args__ = (Index("ix_registry_studies_filters", "id", "minimum_age_days",
+                            "maximum_age_days", "minimum_age", "maximum_age", "status", "phases",
+                            "sex"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nct_id: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(40), index=True)
+    phases: Mapped[str] = mapped_column(String(120))  # "|PHASE1|PHASE2|"
+    sex: Mapped[str] = mapped_column(String(8))
+    minimum_age: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    maximum_age: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    minimum_age_days: Mapped[float | None] = mapped_column(Float, nullable=True)
+    maximum_age_days: Mapped[float | None] = mapped_column(Float, nullable=True)
+    conditions: Mapped[str] = mapped_column(Text)  # as the record names them, " | "
+    mesh_terms: Mapped[str] = mapped_column(Text)
+    last_update: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    document: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(500))
+    criteria_count: Mapped[int] = mapped_column(Integer)
+    unreviewed: Mapped[int] = mapped_column(Integer)
+    search_title: Mapped[str] = mapped_column(Text)
+    search_conditions: Mapped[str] = mapped_column(Text)
+    search_interventions: Mapped[str] = mapped_column(Text)
+    search_criteria: Mapped[str] = mapped_column(Text)
+    search_places: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[str] = mapped_column(MOMENT)
+    imported_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(MOMENT)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class RegistrySite(Base):
+    """One location of an imported study, with its geo point when the record gives one."""
+
+    __tablename__ = "registry_sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("registry_studies.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    facility: Mapped[str | None] = mapped_column(Text, nullable=True)
+    city: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    country: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)

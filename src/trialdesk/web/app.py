@@ -39,6 +39,7 @@ from trialdesk.web import (
     product_pages,
     query_api,
     query_pages,
+    registry_pages,
     response_pages,
     safety_pages,
 )
@@ -189,6 +190,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(response_pages.router)
     app.include_router(dose_pages.api_router, responses=errors.API_ERRORS)
     app.include_router(dose_pages.router)
+    app.include_router(registry_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer

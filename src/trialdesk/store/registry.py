@@ -1,0 +1,409 @@
+"""Imported registry studies in the database: one row per NCT id with its draft protocol
+document, its sites, and full-text search (FTS5 on SQLite, ``tsvector`` on PostgreSQL; see
+migration 0008).
+
+A re-import of an NCT id whose document changed updates the row and replaces its sites;
+the same document again writes nothing. Every change is audited under record type
+``registry_study`` with the NCT id. Search returns candidates the full-text index and the
+plain filters let through; the service checks ages in their own units and measures
+distances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text
+
+import trialdesk.store.models as m
+from trialdesk.errors import ConflictError, NotFoundError
+from trialdesk.store.audit import canonical, digest
+from trialdesk.store.base import StoreBase
+
+SEARCH_COLUMNS = ("title", "conditions", "interventions", "criteria", "places")
+# Column weights for the rank: title and conditions first, then interventions, criteria
+# and places (FTS5 bm25 weights; PostgreSQL setweight A, B, C, D, D in migration 0008).
+_BM25 = "bm25(registry_fts, 3.0, 3.0, 2.0, 1.0, 1.0)"
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Site:
+    facility: str | None
+    city: str | None
+    country: str | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """One study as the service prepared it for storing."""
+
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    sex: str
+    minimum_age: str | None
+    maximum_age: str | None
+    minimum_age_days: float | None
+    maximum_age_days: float | None
+    conditions: tuple[str, ...]
+    mesh_terms: tuple[str, ...]
+    last_update: str | None
+    document: Mapping[str, Any]
+    format: str
+    source: str
+    criteria_count: int
+    unreviewed: int
+    search: Mapping[str, str]  # SEARCH_COLUMNS -> normalised text
+    sites: tuple[Site, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    sex: str
+    minimum_age: str | None
+    maximum_age: str | None
+    conditions: tuple[str, ...]
+    last_update: str | None
+    document: dict[str, Any]
+    digest: str
+    format: str
+    source: str
+    criteria_count: int
+    unreviewed: int
+    imported_at: str
+    imported_by: str
+    updated_at: str
+    updated_by: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A study the index and filters let through, with its full-text rank (higher first)."""
+
+    id: int
+    minimum_age: str | None
+    maximum_age: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What a result line shows of a study."""
+
+    nct_id: str
+    title: str
+    status: str
+    phases: tuple[str, ...]
+    unreviewed: int
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What the database can check: full-text words (each a phrase of tokens, all must
+    match in any field), condition phrases (any must match in the conditions), plain
+    filters, a patient age window in days, a bounding box (south, north, west, east)."""
+
+    words: tuple[tuple[str, ...], ...] = ()
+    conditions: tuple[tuple[str, ...], ...] = ()
+    status: str | None = None
+    phase: str | None = None
+    sexes: tuple[str, ...] | None = None
+    age_days: tuple[float, float] | None = None  # (lowest maximum, highest minimum)
+    box: tuple[float, float, float | None, float | None] | None = None
+
+
+def _phases(text_: str) -> tuple[str, ...]:
+    return tuple(p for p in text_.split("|") if p)
+
+
+def _record(r: m.RegistryStudy) -> StudyRecord:
+    return StudyRecord(r.id, r.nct_id, r.title, r.status, _phases(r.phases), r.sex, r.minimum_age,
+                       r.maximum_age, tuple(c for c in r.conditions.split(" | ") if c),
+                       r.last_update, json.loads(r.document), r.digest, r.format, r.source,
+                       r.criteria_count, r.unreviewed, r.imported_at, r.imported_by,
+                       r.updated_at, r.updated_by, r.version)
+
+
+def _site_rows(study_id: int, sites: Sequence[Site]) -> list[dict[str, Any]]:
+    return [{"study_id": study_id, "position": i, "facility": x.facility, "city": x.city,
+             "country": x.country, "lat": x.lat, "lon": x.lon} for i, x in enumerate(sites)]
+
+
+def _values(study: StudyInput) -> dict[str, Any]:
+    document = canonical(study.document)
+    values: dict[str, Any] = {
+        "title": study.title, "status": study.status,
+        "phases": "|" + "|".join(study.phases) + "|" if study.phases else "",
+        "sex": study.sex, "minimum_age": study.minimum_age, "maximum_age": study.maximum_age,
+        "minimum_age_days": study.minimum_age_days, "maximum_age_days": study.maximum_age_days,
+        "conditions": " | ".join(study.conditions), "mesh_terms": " | ".join(study.mesh_terms),
+        "last_update": study.last_update, "document": document,
+        "digest": hashlib.sha256(document.encode("utf-8")).hexdigest(), "format": study.format,
+        "source": study.source[:500],
+        "criteria_count": study.criteria_count, "unreviewed": study.unreviewed,
+    }
+    for name in SEARCH_COLUMNS:
+        values[f"search_{name}"] = study.search.get(name, "")
+    return values
+
+
+_AUDITED = ("title", "status", "phases", "sex", "minimum_age", "maximum_age", "last_update",
+            "digest", "unreviewed")
+
+
+class RegistryStore(StoreBase):
+    """The registry part of the store (opened on the same engine and clock)."""
+
+    def save_registry_studies(self, studies: Sequence[StudyInput], *, actor: str,
+                              reason: str) -> list[tuple[str, str]]:
+        """Store studies in one transaction: (NCT id, "created" | "updated" | "unchanged").
+
+        New studies and their sites are inserted in bulk; a changed one is updated and its
+        sites replaced. Each created or updated study gets its audit entry."""
+        out: dict[str, str] = {}
+        with self._write(actor) as tx:
+            s = tx.session
+            wanted = [x.nct_id for x in studies]
+            table = m.RegistryStudy.__table__
+            audited = [table.c[k] for k in _AUDITED]
+            existing = {r[1]: r for r in s.execute(
+                select(table.c.id, table.c.nct_id, *audited).where(table.c.nct_id.in_(wanted)))}
+            new_rows: list[dict[str, Any]] = []
+            new_sites: dict[str, tuple[Site, ...]] = {}
+            for study in studies:
+                values = _values(study)
+                old = existing.get(study.nct_id)
+                if old is not None and old[2 + _AUDITED.index("digest")] == values["digest"]:
+                    out[study.nct_id] = "unchanged"
+                    continue
+                if old is None:
+                    new_rows.append({"nct_id": study.nct_id, "imported_at": tx.at,
+                                     "imported_by": actor, "updated_at": tx.at,
+                                     "updated_by": actor, "version": 1, **values})
+                    new_sites[study.nct_id] = study.sites
+                    changes = {k: {"old": None, "new": values[k]} for k in _AUDITED}
+                    out[study.nct_id] = "created"
+                    tx.audit("create", "registry_study", study.nct_id, changes,
+                             f"{reason} ({study.source})"[:2000])
+                    continue
+                row = s.get(m.RegistryStudy, old[0])
+                assert row is not None
+                changes = {k: {"old": getattr(row, k), "new": values[k]} for k in _AUDITED
+                           if getattr(row, k) != values[k]}
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.updated_at, row.updated_by = tx.at, actor
+                s.execute(delete(m.RegistrySite).where(m.RegistrySite.study_id == row.id))
+                s.flush()
+                if study.sites:
+                    s.execute(insert(m.RegistrySite), _site_rows(row.id, study.sites))
+                tx.audit("update", "registry_study", study.nct_id, changes,
+                         f"{reason} ({study.source})"[:2000])
+                out[study.nct_id] = "updated"
+            if new_rows:
+                ids = dict(s.execute(insert(m.RegistryStudy).returning(
+                    m.RegistryStudy.nct_id, m.RegistryStudy.id), new_rows).all())
+                sites = [r for nct, found in new_sites.items() for r in _site_rows(ids[nct], found)]
+                if sites:
+                    s.execute(insert(m.RegistrySite), sites)
+        return [(x.nct_id, out[x.nct_id]) for x in studies]
+
+    def registry_study(self, nct_id: str) -> StudyRecord:
+        with self._read() as s:
+            row = s.scalar(select(m.RegistryStudy).where(m.RegistryStudy.nct_id == nct_id))
+            if row is None:
+                raise NotFoundError(f"no registry study '{nct_id}'")
+            return _record(row)
+
+    def registry_documents(self, nct_ids: Sequence[str], *, reviewed_only: bool = False
+                           ) -> dict[str, dict[str, Any]]:
+        """The stored documents of these NCT ids (only those with a reviewed criterion)."""
+        with self._read() as s:
+            q = select(m.RegistryStudy.nct_id, m.RegistryStudy.document).where(
+                m.RegistryStudy.nct_id.in_(list(nct_ids)))
+            if reviewed_only:
+                q = q.where(m.RegistryStudy.unreviewed < m.RegistryStudy.criteria_count)
+            return {r[0]: json.loads(r[1]) for r in s.execute(q)}
+
+    def registry_count(self) -> int:
+        with self._read() as s:
+            return int(s.scalar(select(func.count()).select_from(m.RegistryStudy)) or 0)
+
+    def update_registry_document(self, nct_id: str, document: Mapping[str, Any], *,
+                                 expected_version: int, unreviewed: int, actor: str,
+                                 action: str, changes: Mapping[str, Any], reason: str,
+                                 signature: tuple[int, str] | None = None) -> StudyRecord:
+        """A reviewed document replaces the stored one (the version it was based on must
+        still be the stored one); ``signature`` (user id, meaning) signs it in the same
+        transaction."""
+        with self._write(actor) as tx:
+            row = tx.session.scalar(select(m.RegistryStudy).where(
+                m.RegistryStudy.nct_id == nct_id).with_for_update())
+            if row is None:
+                raise NotFoundError(f"no registry study '{nct_id}'")
+            if row.version != expected_version:
+                raise ConflictError(f"{nct_id} was changed by {row.updated_by} at "
+                                    f"{row.updated_at}; reload it and review again",
+                                    where="version")
+            row.document = canonical(document)
+            row.digest = digest(document)
+            row.unreviewed = unreviewed
+            row.updated_at, row.updated_by = tx.at, actor
+            tx.session.flush()
+            tx.audit(action, "registry_study", nct_id, changes, reason)
+            if signature is not None:
+                self._add_signature(tx, signature[0], signature[1], "registry_study",
+                                    f"{nct_id}#{row.version}", row.digest, reason, nct_id)
+            return _record(row)
+
+    def registry_site_place(self, city: str) -> tuple[str, str | None, float, float, str] | None:
+        """(city, country, lat, lon, NCT id) of a site in ``city`` with a geo point."""
+        with self._read() as s:
+            found = s.execute(
+                select(m.RegistrySite.city, m.RegistrySite.country, m.RegistrySite.lat,
+                       m.RegistrySite.lon, m.RegistryStudy.nct_id)
+                .join(m.RegistryStudy, m.RegistryStudy.id == m.RegistrySite.study_id)
+                .where(func.lower(m.RegistrySite.city) == city.strip().lower(),
+                       m.RegistrySite.lat.is_not(None))
+                .order_by(m.RegistrySite.id).limit(1)).first()
+            if found is None or found[2] is None or found[3] is None:
+                return None
+            return (found[0] or city, found[1], float(found[2]), float(found[3]), found[4])
+
+    # ------------------------------------------------------------------ search
+
+    def _candidate_sql(self, f: Filter) -> tuple[str, dict[str, Any]]:
+        """The candidates' SQL. With a box, one row per site inside it (its point and
+        names); the tables are joined in the order that prunes first (SQLite's CROSS JOIN
+        keeps the order): the full-text matches, else the sites by the latitude index."""
+        pg = self.backend == "postgresql"
+        params: dict[str, Any] = {}
+        where: list[str] = []
+        tables = ["registry_studies s"]
+        head = ""
+        score = "0.0"
+        if f.words or f.conditions:
+            if pg:
+                parts = [" <-> ".join(t for t in phrase) for phrase in f.words]
+                if f.conditions:
+                    parts.append("(" + " | ".join(
+                        " <-> ".join(f"{t}:B" for t in phrase) for phrase in f.conditions) + ")")
+                params["tsq"] = " & ".join(f"({p})" for p in parts)
+                where.append("s.search_vector @@ to_tsquery('simple', :tsq)")
+                score = "ts_rank(s.search_vector, to_tsquery('simple', :tsq))"
+            else:
+                parts = ['"' + " ".join(phrase) + '"' for phrase in f.words]
+                if f.conditions:
+                    parts.append("search_conditions : (" + " OR ".join(
+                        '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
+                params["fts"] = " AND ".join(parts)
+                head = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, -{_BM25} AS score "
+                        "FROM registry_fts WHERE registry_fts MATCH :fts) ")
+                tables = ["f", "registry_studies s INDEXED BY ix_registry_studies_filters"]
+                where.append("s.id = f.id")
+                score = "f.score"
+        if f.status:
+            params["status"] = f.status
+            where.append("s.status = :status")
+        if f.phase:
+            params["phase"] = f"%|{f.phase}|%"
+            where.append("s.phases LIKE :phase")
+        if f.sexes is not None:
+            names = []
+            for i, sex in enumerate(f.sexes):
+                params[f"sex{i}"] = sex
+                names.append(f":sex{i}")
+            where.append(f"s.sex IN ({', '.join(names)})")
+        if f.age_days is not None:
+            params["age_lo"], params["age_hi"] = f.age_days
+            where.append("(s.minimum_age_days IS NULL OR s.minimum_age_days <= :age_hi)")
+            where.append("(s.maximum_age_days IS NULL OR s.maximum_age_days >= :age_lo)")
+        columns = f"s.id, s.minimum_age, s.maximum_age, {score} AS score"
+        if f.box is not None:
+            if head:
+                tables.append("registry_sites r")
+            else:
+                tables.insert(0, "registry_sites r")
+            where.append("r.study_id = s.id")
+            where.append(self._box_sql(f.box, "r", params))
+            columns += ", r.lat, r.lon, r.facility, r.city, r.country"
+        sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return sql, params
+
+    @staticmethod
+    def _box_sql(box: tuple[float, float, float | None, float | None], alias: str,
+                 params: dict[str, Any]) -> str:
+        south, north, west, east = box
+        params.update(south=south, north=north)
+        sql = f"{alias}.lat BETWEEN :south AND :north"
+        if west is not None and east is not None:
+            params.update(west=west, east=east)
+            sql += f" AND {alias}.lon BETWEEN :west AND :east"
+        return sql
+
+    def registry_candidates(self, f: Filter) -> list[Candidate]:
+        """The candidates (without a box in the filter)."""
+        sql, params = self._candidate_sql(f)
+        with self._read() as s:
+            return [Candidate(r[0], r[1], r[2], float(r[3] or 0.0))
+                    for r in s.execute(text(sql), params)]
+
+    def registry_candidates_in_box(self, f: Filter) -> list[tuple[Candidate, Site]]:
+        """(candidate, site) for every site with a point inside the filter's box."""
+        sql, params = self._candidate_sql(f)
+        with self._read() as s:
+            return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)),
+                     Site(r[6], r[7], r[8], r[4], r[5]))
+                    for r in s.execute(text(sql), params)]
+
+    def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
+        """The result lines of a page of studies."""
+        t = m.RegistryStudy
+        with self._read() as s:
+            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed)
+                             .where(t.id.in_(list(ids))))
+            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5]) for r in rows}
+
+    def registry_sites_of(self, ids: Sequence[int],
+                          box: tuple[float, float, float | None, float | None] | None = None
+                          ) -> Iterator[tuple[int, float, float, str | None, str | None,
+                                              str | None]]:
+        """(study id, lat, lon, facility, city, country) of the sites with a geo point of
+        the given studies (inside the box, when one is given)."""
+        t = m.RegistrySite
+        base = select(t.study_id, t.lat, t.lon, t.facility, t.city, t.country).where(
+            t.lat.is_not(None), t.lon.is_not(None))
+        if box is not None:
+            south, north, west, east = box
+            base = base.where(t.lat.between(south, north))
+            if west is not None and east is not None:
+                base = base.where(t.lon.between(west, east))
+        with self._read() as s:
+            for start in range(0, len(ids), _CHUNK):
+                rows = s.execute(base.where(t.study_id.in_(list(ids[start:start + _CHUNK]))))
+                yield from ((int(r[0]), float(r[1] or 0.0), float(r[2] or 0.0), r[3], r[4], r[5])
+                            for r in rows)
+
+    def registry_search_texts(self, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """The indexed texts of a few studies (to say where each word matched)."""
+        cols = [getattr(m.RegistryStudy, f"search_{n}") for n in SEARCH_COLUMNS]
+        with self._read() as s:
+            rows = s.execute(select(m.RegistryStudy.id, *cols)
+                             .where(m.RegistryStudy.id.in_(list(ids))))
+            return {r[0]: dict(zip(SEARCH_COLUMNS, r[1:], strict=True)) for r in rows}
