@@ -1,0 +1,116 @@
+"""Web app under load: 20 coordinators on SQLite, over loopback, for at most 60 s.
+
+Starts ``trialdesk serve --demo`` on a fresh data directory and a free loopback port, runs
+locust headless (``bench/web_locustfile.py``: worklist, patient page, calendar, screening
+form submitted with "Check without saving", adverse event recorded by form) and prints,
+per page, the number of requests, failures and the 50th / 95th / 99th percentile response
+times, with each page's p95 as a ratio of the log-in page's p95 measured in the same run
+(the log-in page reads no database: the server's own floor on this machine, now).
+Statistics start once every user has logged in (``--reset-stats``): the log-ins themselves
+(Argon2 by design, all at once) are not what a coordinator waits for page after page.
+
+    pip install -e '.[bench]'     # locust
+    python bench/web.py [--users 20] [--seconds 30] [--target-p95 100]
+
+Exit status 1 when a page has failures or a p95 above the target (100 ms, issue 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise SystemExit(f"the server stopped (exit {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"the server did not answer {url} within {seconds:.0f} s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--seconds", type=int, default=30, help="run time, at most 60")
+    ap.add_argument("--target-p95", type=float, default=100.0, help="ms")
+    args = ap.parse_args()
+    seconds = max(5, min(args.seconds, 60))
+    locust = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil.which("locust")
+    if locust is None:
+        raise SystemExit("locust is not installed: pip install -e '.[bench]'")
+    work = Path(tempfile.mkdtemp(prefix="trialdesk-bench-web-"))
+    port = _free_port()
+    host = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trialdesk.cli", "serve", "--demo", "--data-dir", str(work / "data"),
+         "--port", str(port)],
+        stdout=(work / "server.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        _wait(host + "/login", server)
+        started = time.monotonic()
+        run = subprocess.run(
+            [locust, "-f", str(HERE / "web_locustfile.py"), "--headless", "--only-summary", "--reset-stats",
+             "-u", str(args.users), "-r", str(args.users), "-t", f"{seconds}s",
+             "--host", host, "--csv", str(work / "stats"), "--stop-timeout", "5"],
+            env={**os.environ, "BENCH_USER": "coordinator", "BENCH_PASSWORD": "coordinator-demo"},
+            capture_output=True, text=True, timeout=seconds + 60)
+        wall = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    stats = work / "stats_stats.csv"
+    if not stats.exists():
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+        raise SystemExit("locust wrote no statistics")
+    rows = [r for r in csv.DictReader(stats.open()) if r["Name"] != "Aggregated"]
+    base = next((float(r["95%"]) for r in rows if "baseline" in r["Name"]), None)
+    print(f"{args.users} users, {seconds} s (wall {wall:.0f} s), SQLite, loopback, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'page':48} {'requests':>8} {'fails':>5} {'p50':>6} {'p95':>6} {'p99':>6} "
+          f"{'p95/base':>8}")
+    bad = False
+    for r in sorted(rows, key=lambda r: r["Name"]):
+        p95 = float(r["95%"])
+        ratio = f"{p95 / base:8.1f}" if base else "       -"
+        fails = int(r["Failure Count"])
+        over = not r["Name"].startswith(("setup", "GET /login")) and p95 > args.target_p95
+        bad |= fails > 0 or over
+        print(f"{r['Type'] + ' ' + r['Name']:48.48} {int(r['Request Count']):8d} {fails:5d} "
+              f"{float(r['50%']):6.0f} {p95:6.0f} {float(r['99%']):6.0f} {ratio}"
+              + ("  above target" if over else ""))
+    failures = work / "stats_failures.csv"
+    if failures.exists():
+        for r in csv.DictReader(failures.open()):
+            print(f"failure: {r['Method']} {r['Name']}: {r['Error']} ×{r['Occurrences']}")
+    print(f"times in ms; target p95 ≤ {args.target_p95:.0f} ms per page, 0 failures: "
+          + ("NOT met" if bad else "met"))
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
