@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from trialdesk.errors import FactError, NotFoundError, ScheduleError, TrialdeskError
@@ -81,6 +82,12 @@ def measured_facts(measurements: Sequence[str]) -> list[str]:
     >>> measured_facts(["IL-6", "CRP", "arterial partial oxygen pressure", "electrocardiogram"])
     ['il6', 'crp', 'pao2']
     """
+    return list(_measured(tuple(measurements)))
+
+
+@lru_cache(maxsize=256)
+def _measured(measurements: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`measured_facts`, once per schedule (the dictionary does not change)."""
     out: list[str] = []
     facts = result_facts()
     for text in measurements:
@@ -90,7 +97,7 @@ def measured_facts(measurements: Sequence[str]) -> list[str]:
         loose = [f.name for f in facts
                  if words and words <= _words(f.name.replace("_", " ")) | _words(f.description)]
         out += [name for name in (exact or loose) if name not in out]
-    return out
+    return tuple(out)
 
 
 def result_field(name: str) -> dict[str, Any]:

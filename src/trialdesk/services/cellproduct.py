@@ -516,6 +516,11 @@ def released_product_for(ctx: Services, who: Principal, study_number: str,
     """The doses assigned to the patient for the event's agent, released and not infused:
     what the calendar shows beside a cell-product event ("no released product" if none)."""
     loaded, event = _event(ctx, who, study_number, event_id, P.CLINICAL_READ)
+    return _released_for(ctx, loaded, event, study_number)
+
+
+def _released_for(ctx: Services, loaded: Any, event: Event, study_number: str
+                  ) -> dict[str, Any]:
     agent = event.dose.agent.casefold() if event.dose else None
     specs = [s.id for s in loaded.protocol.products if s.agent and s.agent.casefold() == agent]
     out: dict[str, Any] = {"event": event.id, "cell_product": bool(specs), "released": [],
@@ -552,15 +557,23 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
     product event not yet given marked "released product available" or "no released
     product" (and, for a timed infusion, the minutes left to its deadline)."""
     page = journey_calendar_page(ctx, who, study_number)
-    for e in (page.get("calendar") or {}).get("events", []):
-        if e.get("cell_product") and e.get("status") not in ("given", "partly_given", "cancelled",
-                                                             "discontinued"):
-            found = released_product_for(ctx, who, study_number, e["id"])
-            e["product_status"] = found["status"]
-            e["product_failure"] = [a["shown"] for f in found["manufacturing_failure"]
-                                    for a in f["proposed_actions"]]
-            if "minutes_left" in found:
-                e["product_minutes_left"] = found["minutes_left"]
+    pending = [e for e in (page.get("calendar") or {}).get("events", [])
+               if e.get("cell_product") and e.get("status") not in (
+                   "given", "partly_given", "cancelled", "discontinued")]
+    if not pending:
+        return page
+    # the journey and its calendar read once for all the page's cell-product events
+    loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
+    cal = loaded.calendar_or_none(now(ctx))
+    for e in pending:
+        if cal is None:
+            break
+        found = _released_for(ctx, loaded, cal.event(e["id"]), study_number)
+        e["product_status"] = found["status"]
+        e["product_failure"] = [a["shown"] for f in found.get("manufacturing_failure", [])
+                                for a in f["proposed_actions"]]
+        if "minutes_left" in found:
+            e["product_minutes_left"] = found["minutes_left"]
     return page
 
 
