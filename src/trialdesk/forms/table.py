@@ -141,8 +141,13 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
         rows[section].append(_row(_label(o.name), o.value, o.unit, o.date, ref))
     for p in sorted(record.performance, key=lambda p: (p.scale, p.date)):
         rows["performance"].append(_row(_label(p.scale), p.score, date=p.date))
+    answers: list[dict[str, str]] = []  # the question findings, after the trial's own
     for f in sorted(record.findings, key=lambda f: (f.name, f.date)):
         fact = FACTS.get(f.name)
+        if fact is not None and fact.question is not None:
+            answers.append(_row(fact.question, f.value, date=f.date,
+                                detail=f"answered by {f.by or 'the investigator'}"))
+            continue
         section = KIND_SECTION.get(fact.kind, "findings") if fact else "findings"
         rows[section].append(_row(_label(f.name), f.value, f.unit, f.date))
     for pr in record.pregnancy:
@@ -161,5 +166,6 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
         question = (questions or {}).get(a.id, f"{a.trial_id} {a.id.upper()}")
         rows["questions"].append(_row(question, a.value, date=a.date,
                                       detail=f"answered by {a.by or 'the investigator'}"))
+    rows["questions"] += answers
     titles = dict(SECTIONS)
     return [{"id": sid, "title": titles[sid], "rows": r} for sid, r in rows.items() if r]
