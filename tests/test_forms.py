@@ -215,6 +215,9 @@ def test_an_answer_given_before_the_question_was_a_finding_shows_in_the_form(
     assert values["mental_illness_preventing_understanding"] == "yes"
     assert values["mental_illness_preventing_understanding.date"] == "2026-11-17"
     assert values.get("severe_type1_hypersensitivity_history", "") == ""
+    rows = {s["title"]: s["rows"] for s in record_table(PatientRecord.model_validate(old))}
+    assert rows["The investigator's questions"][0]["label"] == (
+        "REFNOT-R2 E3 (mental illness that prevents understanding the study)")
 
 
 REFNOT = patient_form(load_protocol(default_protocol_dir() / "refnot-r2.yaml"))

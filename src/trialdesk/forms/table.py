@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from trialdesk.facts.course import COURSE_FACTS, CourseRules, derive_course
-from trialdesk.facts.dictionary import FACTS, FactKind
+from trialdesk.facts.dictionary import ANSWERED_AS, FACTS, FactKind
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import KIND_SECTION, SECTIONS, PatientForm, label_of
 from trialdesk.forms.parse import unit_text
@@ -164,6 +164,10 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
                                            f"{c.signed_by.replace('_', ' ')}"))
     for a in record.attestations:
         question = (questions or {}).get(a.id, f"{a.trial_id} {a.id.upper()}")
+        if (a.trial_id, a.id) in ANSWERED_AS:  # asked before it became a finding
+            names = [FACTS[n].description if n in FACTS else n.removeprefix("attest.")
+                     .replace("_", " ") for n, _ in ANSWERED_AS[(a.trial_id, a.id)]]
+            question = f"{a.trial_id} {a.id.upper()} ({'; '.join(names)})"
         rows["questions"].append(_row(question, a.value, date=a.date,
                                       detail=f"answered by {a.by or 'the investigator'}"))
     rows["questions"] += answers
