@@ -82,6 +82,10 @@ def test_one_answer_is_read_by_every_trial_that_asks(trials: dict[str, CompiledP
         assert evidence.fact == "mental_illness_preventing_understanding"
         assert evidence.source == "answered by dr.ivanova on 2026-11-19"
         assert str(evidence.observed) == DAY
+    # One record, both trials: the one answer decides NB-NK-2026 E11 and REFNOT-R2 E3.
+    one = example("refnot-eligible", answer("mental_illness_preventing_understanding", True))
+    assert outcome(trials["NB-NK-2026"], one, "E11") == "met"
+    assert outcome(trials["REFNOT-R2"], one, "E3") == "met"
     # Answered no, both trials read the no.
     nb = example("nb-refractory", answer("mental_illness_preventing_understanding", False))
     assert outcome(trials["NB-NK-2026"], nb, "E11") == "not_met"
