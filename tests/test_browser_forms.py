@@ -31,7 +31,8 @@ TYPED: dict[str, str] = {
     "neuropathic_pain": "no", "height": "118", "heart_failure_signs": "no", "lvef": "64",
     "spo2_room_air": "98", "dyspnoea_at_rest": "no", "chest_xray_abnormal": "no",
     "ckd_stage": "0", "rifle_class": "none", "consent_signed": "yes",
-    "attest.e6": "no", "attest.e7": "no", "attest.e8": "no", "attest.e11": "no",
+    "attest.e6": "no", "attest.comorbidity_precluding_treatment": "no", "attest.e8": "no",
+    "severe_type1_hypersensitivity_history": "no", "mental_illness_preventing_understanding": "no",
 }
 RANGES = {"alt": ("5", "45"), "ast": ("10", "50"), "creatinine": ("20", "50")}
 DATES = {"consent_signed": "2026-11-18", "lvef": "2026-11-10", "chest_xray_abnormal": "2026-11-10"}
@@ -109,6 +110,10 @@ def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  #
         _no_overflow(page)
         _no_axe_violations(page)
         assert page.locator("textarea").count() == 0  # no JSON box
+        # The investigator's questions, each finding asked by its question text.
+        questions = page.locator("#section-questions")
+        assert "make it impossible to understand the study" in questions.inner_text()
+        assert "severe type I (immediate) hypersensitivity" in questions.inner_text()
         type_patient(page, TYPED)
         page.screenshot(path=str(output_dir / "forms-1-new-patient-390.png"), full_page=True)
         page.get_by_role("button", name="Save and screen").click()

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from trialdesk.criteria.verdict import screen_record
+from trialdesk.facts.dictionary import FACTS
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import PatientForm, patient_form
 from trialdesk.forms.fill import form_values, merge_record
@@ -39,7 +40,9 @@ def test_the_nbnk_form_asks_what_its_criteria_read_with_units(form: PatientForm)
             "spo2_room_air", "lansky", "karnofsky", "birth_date", "consent_signed",
             "disease_status", "induction_cycles_completed", "end_induction_response",
             "risk_group", "risk_system", "ckd_stage", "rifle_class"} <= names
-    assert {"attest.e6", "attest.e7", "attest.e8", "attest.e11"} <= names
+    assert {"attest.e6", "attest.comorbidity_precluding_treatment", "attest.e8",
+            "severe_type1_hypersensitivity_history",
+            "mental_illness_preventing_understanding"} <= names
     # Not read by any NB-NK-2026 rule: not asked.
     assert not names & {"anc", "platelets", "septic_shock", "ecog", "treatment1.agent"}
     assert form.field("creatinine").units == ("umol/L", "mg/dL")
@@ -177,6 +180,44 @@ def test_the_record_reads_as_a_table_grouped_like_the_form() -> None:
     hidden = record_table(record, show_birth_date=False, age_years=7)[0]["rows"]
     assert hidden[0] == {"label": "Age", "value": "7 years", "date": "", "detail": ""}
     assert all(r["label"] != "Date of birth" for r in hidden)
+
+
+def test_the_questions_are_findings_answered_once_with_their_question(
+        form: PatientForm) -> None:
+    questions = next(s for s in form.sections if s.id == "questions")
+    field = form.field("mental_illness_preventing_understanding")
+    assert field.section == "questions" and field.widget == "yesno" and field.dated
+    assert field.label == FACTS["mental_illness_preventing_understanding"].question
+    assert "make it impossible to understand the study" in field.label
+    assert form.field("severe_type1_hypersensitivity_history").label.startswith(
+        "Has the patient ever had a severe type I")
+    assert {"E6", "E7", "E8", "E11"} <= set(questions.criteria)
+    # Answered in the form: a finding of the patient, dated today, with who answered.
+    values = _values(form) | {"mental_illness_preventing_understanding": "yes",
+                              "mental_illness_preventing_understanding.date": ""}
+    record = parse_form(form, values, today=TODAY, patient_id="NB-001", by="dr.ivanova")
+    [answer] = [f for f in record.findings if f.name == "mental_illness_preventing_understanding"]
+    assert (answer.value, answer.date, answer.by) == (True, TODAY, "dr.ivanova")
+    assert not any(a.id == "e11" for a in record.attestations)
+    table = {s["title"]: s["rows"] for s in record_table(record)}
+    row = next(r for r in table["The investigator's questions"] if r["label"] == field.label)
+    assert (row["value"], row["detail"]) == ("yes", "answered by dr.ivanova")
+    # REFNOT-R2 asks the same finding: the same field, the same question.
+    assert REFNOT.field("mental_illness_preventing_understanding") == field
+
+
+def test_an_answer_given_before_the_question_was_a_finding_shows_in_the_form(
+        form: PatientForm) -> None:
+    old = dict(EXAMPLE, findings=[f for f in EXAMPLE["findings"] if not FACTS[f["name"]].question],
+               attestations=[{"trial_id": "REFNOT-R2", "id": "e3", "value": True,
+                              "date": "2026-11-17", "by": "dr.petrov"}])
+    values = form_values(form, PatientRecord.model_validate(old), "NB-NK-2026")
+    assert values["mental_illness_preventing_understanding"] == "yes"
+    assert values["mental_illness_preventing_understanding.date"] == "2026-11-17"
+    assert values.get("severe_type1_hypersensitivity_history", "") == ""
+    rows = {s["title"]: s["rows"] for s in record_table(PatientRecord.model_validate(old))}
+    assert rows["The investigator's questions"][0]["label"] == (
+        "REFNOT-R2 E3 (mental illness that prevents understanding the study)")
 
 
 REFNOT = patient_form(load_protocol(default_protocol_dir() / "refnot-r2.yaml"))

@@ -167,6 +167,15 @@ ONE_CHANGE = [
     # E6: attestation answered yes
     pytest.param(lambda p: p["attestations"][0].update(value=True), {"E6": "met"},
                  "ineligible", id="e6-attested-yes"),
+    # E7 asks two things: either half alone excludes
+    pytest.param(finding("severe_type1_hypersensitivity_history", True), {"E7": "met"},
+                 "ineligible", id="e7-hypersensitivity-finding"),
+    pytest.param(seedkit.attest("comorbidity_precluding_treatment", True,
+                                trial_id="NB-NK-2026", day=LAB_DAY), {"E7": "met"},
+                 "ineligible", id="e7-comorbidity-attested"),
+    # E11: the finding every trial reads
+    pytest.param(finding("mental_illness_preventing_understanding", True), {"E11": "met"},
+                 "ineligible", id="e11-mental-illness-finding"),
     # I1/E1: consent refused
     pytest.param(lambda p: p["consents"][0].update(signed=False),
                  {"I1": "not_met", "E1": "met"}, "ineligible", id="consent-refused"),
@@ -221,10 +230,18 @@ MISSING = [
     pytest.param(finding("life_expectancy", 26, "week", day="2026-10-20"), "I5",
                  {"life_expectancy": ["32 days old", "look-back window"]},
                  id="finding-older-than-window"),
-    pytest.param(remove("attestations", lambda a: a["id"] == "e11"), "E11",
-                 {"attest.e11": ["not recorded"]}, id="attestation-missing"),
-    pytest.param(lambda p: p["attestations"][3].update(trial_id="RuMCeSS"), "E11",
-                 {"attest.e11": ["not recorded"]}, id="attestation-for-another-trial"),
+    pytest.param(remove("attestations", lambda a: a["id"] == "e8"), "E8",
+                 {"attest.e8": ["not recorded"]}, id="attestation-missing"),
+    pytest.param(lambda p: p["attestations"][2].update(trial_id="RuMCeSS"), "E8",
+                 {"attest.e8": ["not recorded"]}, id="attestation-for-another-trial"),
+    pytest.param(remove("findings", lambda f: f["name"] == "mental_illness_preventing_"
+                                                "understanding"), "E11",
+                 {"mental_illness_preventing_understanding": ["not recorded"]},
+                 id="question-finding-missing"),
+    pytest.param(remove("findings", lambda f: f["name"] == "severe_type1_hypersensitivity_"
+                                                "history"), "E7",
+                 {"severe_type1_hypersensitivity_history": ["not recorded"]},
+                 id="e7-half-missing"),
     pytest.param(lambda p: p.update(consents=[]), "I1",
                  {"consent_signed": ["no consent recorded for NB-NK-2026"]},
                  id="consent-missing"),

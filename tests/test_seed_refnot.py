@@ -133,8 +133,8 @@ ONE_CHANGE = [
                  id="not-disseminated"),
     pytest.param(lambda p: p["diagnosis"].update(primary="lymphoma"), {"I11": "not_met"},
                  "ineligible", id="haematological-malignancy"),
-    # I1, I9: attestations answered no
-    pytest.param(attest("i1", False), {"I1": "not_met"}, "ineligible",
+    # I1: the finding answered no
+    pytest.param(finding("standard_treatment_exhausted", False), {"I1": "not_met"}, "ineligible",
                  id="standard-treatment-not-exhausted"),
     # I6: consent
     pytest.param(lambda p: p["consents"][0].update(signed=False), {"I6": "not_met"},
@@ -164,7 +164,8 @@ ONE_CHANGE = [
                  id="uncontrolled-diabetes"),
     pytest.param(finding("active_peptic_ulcer", True), {"E2": "met"}, "ineligible",
                  id="active-peptic-ulcer"),
-    pytest.param(attest("e3", True), {"E3": "met"}, "ineligible", id="mental-illness"),
+    pytest.param(finding("mental_illness_preventing_understanding", True), {"E3": "met"},
+                 "ineligible", id="mental-illness"),
     pytest.param(female_of_childbearing_potential(True), {"E4": "met"}, "ineligible",
                  id="pregnant"),
     pytest.param(female_of_childbearing_potential(False), {}, "eligible",

@@ -5,8 +5,11 @@ comparison), a code where a standard one exists (LOINC for laboratory tests), th
 range of values that are physically possible (values outside are refused as impossible,
 not treated as clinical findings), and where it comes from in a patient record.
 
-Protocols add their own yes/no attestations (``attest.<id>``) for criteria that only an
-investigator can judge; see :func:`with_attestations`.
+A finding with a ``question`` is one the investigator answers yes or no (a history of
+severe type I hypersensitivity, a mental illness that prevents understanding the study):
+answered once per patient, dated and signed by who answered, and read by every trial that
+asks it. Protocols add their own yes/no attestations (``attest.<id>``) only for judgements
+about their own treatment; see :func:`with_attestations` and ``docs/questions.md``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class FactDef:
     # (GD2 specimens, support episodes, SOFA assessments): screening a population leaves
     # it unknown, and ``protocol lint`` says so for a rule that names it.
     per_patient: bool = False
+    # The investigator's question for a finding answered yes or no (shown in the form).
+    question: str | None = None
 
     @property
     def is_numeric(self) -> bool:
@@ -143,6 +148,12 @@ def _xuln(lab: str) -> FactDef:
 
 def _finding(name: str, description: str) -> FactDef:
     return FactDef(name, FactType.BOOLEAN, FactKind.FINDING, description, dated=True)
+
+
+def _question(name: str, description: str, question: str) -> FactDef:
+    """A finding the investigator answers: the latest answer on or before screening is read,
+    however old (like a per-trial attestation), until a newer answer replaces it."""
+    return FactDef(name, FactType.BOOLEAN, FactKind.FINDING, description, question=question)
 
 
 def _per_patient(name: str, type_: FactType, description: str, derivation: str, *,
@@ -357,6 +368,18 @@ _FACTS: tuple[FactDef, ...] = (
     _finding("active_peptic_ulcer", "gastric or duodenal ulcer in the acute phase"),
     _finding("uncontrolled_diabetes", "uncorrected diabetes mellitus"),
     _finding("significant_allergy", "known allergic reactions or significant allergic conditions"),
+    # The investigator's questions: the same meaning in every trial (docs/questions.md)
+    _question("severe_type1_hypersensitivity_history",
+              "severe type I hypersensitivity reaction in the past",
+              "Has the patient ever had a severe type I (immediate) hypersensitivity reaction, "
+              "such as anaphylaxis?"),
+    _question("mental_illness_preventing_understanding",
+              "mental illness that prevents understanding the study",
+              "Does a mental illness of the patient (or, for a child, of the legal guardians) "
+              "make it impossible to understand the study and its treatment plan?"),
+    _question("standard_treatment_exhausted",
+              "standard methods of treatment exhausted",
+              "Has the patient exhausted the standard methods of treatment for this tumour?"),
     FactDef("ckd_stage", FactType.INTEGER, FactKind.FINDING,
             "chronic kidney disease stage (0 = none)", minimum=0, maximum=5, dated=True),
     FactDef("rifle_class", FactType.STRING, FactKind.FINDING,
@@ -382,6 +405,22 @@ _FACTS: tuple[FactDef, ...] = (
 )
 
 FACTS: Mapping[str, FactDef] = MappingProxyType({f.name: f for f in (*_FACTS, *_BIOMARKER_FACTS)})
+
+
+#: Answers given before a trial's question became a finding of the dictionary: the
+#: per-trial answer (trial, attestation id) is read as these facts, each with the answers
+#: that carry over (docs/questions.md). NB-NK-2026 E7 asked two things at once: its "no"
+#: says no to both halves; its "yes" says only that one of them holds, so it is read as
+#: the trial's own comorbidity attestation (the criterion stays met) and leaves the
+#: hypersensitivity finding unknown.
+ANSWERED_AS: Mapping[tuple[str, str], tuple[tuple[str, tuple[bool, ...]], ...]] = (
+    MappingProxyType({
+        ("NB-NK-2026", "e7"): (("attest.comorbidity_precluding_treatment", (True, False)),
+                               ("severe_type1_hypersensitivity_history", (False,))),
+        ("NB-NK-2026", "e11"): (("mental_illness_preventing_understanding", (True, False)),),
+        ("REFNOT-R2", "e3"): (("mental_illness_preventing_understanding", (True, False)),),
+        ("REFNOT-R2", "i1"): (("standard_treatment_exhausted", (True, False)),),
+    }))
 
 
 @dataclass(frozen=True)

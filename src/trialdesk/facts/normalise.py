@@ -16,6 +16,7 @@ from trialdesk.clinical import units
 from trialdesk.facts.biomarkers import Gd2Threshold, gd2_status
 from trialdesk.facts.course import COURSE_FACTS, CourseRules, derive_course
 from trialdesk.facts.dictionary import (
+    ANSWERED_AS,
     FACTS,
     HAEMATOLOGICAL,
     ONCOHAEMATOLOGICAL,
@@ -23,7 +24,13 @@ from trialdesk.facts.dictionary import (
     FactType,
 )
 from trialdesk.facts.model import FactSet, FactValue, Value
-from trialdesk.facts.patient import Observation, PatientRecord, canonical_value
+from trialdesk.facts.patient import (
+    AttestationAnswer,
+    Finding,
+    Observation,
+    PatientRecord,
+    canonical_value,
+)
 from trialdesk.protocol.model import LookBack
 
 T = TypeVar("T")
@@ -125,7 +132,7 @@ def normalise(
     _disease(record, b, course)
     _observations(record, b)
     _performance(record, b)
-    _findings(record, b)
+    _findings(record, b, answered_as(record, trial_id))
     _biomarkers(record, b, gd2)
     _treatments(record, b)
     _pregnancy(record, b)
@@ -139,13 +146,17 @@ def normalise(
     else:
         b.miss("consent_signed", f"no consent recorded for {trial_id}")
 
-    answers = [a for a in record.attestations if a.trial_id == trial_id]
+    answers = [a for a in record.attestations if a.trial_id == trial_id
+               and (a.trial_id, a.id) not in ANSWERED_AS]
     for attestation_id in sorted({a.id for a in answers}):
         latest = _latest((a for a in answers if a.id == attestation_id), lambda a: a.date, on)
         if latest is not None:
             name = f"attest.{attestation_id}"
             b.values[name] = FactValue(name, latest.value, None, latest.date,
                                        f"attested by {latest.by or 'investigator'}")
+    for name, (answer, source) in answered_as(record, trial_id, attestations=True).items():
+        if name not in b.values and answer.date <= on:
+            b.values[name] = FactValue(name, answer.value, None, answer.date, source)
     return FactSet(as_of, dict(b.values), dict(b.missing))
 
 
@@ -301,13 +312,46 @@ def _performance(record: PatientRecord, b: _Builder) -> None:
                                                          f"(the scale for age {age})"))
 
 
-def _findings(record: PatientRecord, b: _Builder) -> None:
-    names = {f.name for f in record.findings}
+def answered_as(record: PatientRecord, trial_id: str, *, attestations: bool = False
+                 ) -> dict[str, tuple[Finding, str]]:
+    """Per-trial answers to questions that are now findings (``ANSWERED_AS``), read as
+    those findings (every trial) or, with ``attestations``, as this trial's attestations:
+    the latest answer per fact, with where it came from."""
+    out: dict[str, tuple[Finding, str]] = {}
+    old: list[AttestationAnswer] = sorted(
+        (a for a in record.attestations if (a.trial_id, a.id) in ANSWERED_AS),
+        key=lambda a: a.date)
+    for a in old:
+        for name, carried in ANSWERED_AS[(a.trial_id, a.id)]:
+            if name.startswith("attest.") != attestations or (
+                    attestations and a.trial_id != trial_id):
+                continue
+            if a.value not in carried:  # a later answer that says nothing of this fact
+                out.pop(name, None)
+                continue
+            out[name] = (Finding(name=name, value=a.value, date=a.date, by=a.by),
+                         f"answered by {a.by or 'the investigator'} on {a.date} "
+                         f"({a.trial_id} {a.id.upper()})")
+    return out
+
+
+def _findings(record: PatientRecord, b: _Builder,
+              answered: dict[str, tuple[Finding, str]] | None = None) -> None:
+    answered = answered or {}
+    names = {f.name for f in record.findings} | set(answered)
     for name in names:
-        entry = _latest((f for f in record.findings if f.name == name), lambda f: f.date, b.on)
+        entries = [f for f in record.findings if f.name == name]
+        if name in answered and answered[name][0].date <= b.on:
+            entries.append(answered[name][0])  # after: a finding on the same day wins
+        entry = _latest(entries, lambda f: f.date, b.on)
         if entry is None:
             continue
         fact = FACTS[name]
+        if fact.question is not None:
+            source = (answered[name][1] if name in answered and entry is answered[name][0]
+                      else f"answered by {entry.by or 'the investigator'} on {entry.date}")
+            b.put(name, entry.value, observed=entry.date, source=source)
+            continue
         if fact.dated and not b.fresh(name, entry.date):
             continue
         value: Value = entry.value

@@ -92,6 +92,7 @@ class Finding(_Model):
     value: bool | int | float | str
     unit: str | None = None
     date: dt.date
+    by: str | None = None  # who answered (the investigator's questions)
 
 
 class Treatment(_Model):

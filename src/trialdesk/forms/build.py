@@ -195,6 +195,9 @@ def _field(name: str) -> FormField | None:
     if name == "childbearing_potential":
         section = "identity"
     label = label_of(fact.description)
+    if fact.question is not None:  # a finding the investigator answers, once per patient
+        return FormField(name, fact.question, "questions", Widget.YESNO, fact=name, dated=True,
+                         hint=f"{label}: one answer for every trial that asks it")
     if fact.kind is FactKind.PERFORMANCE:
         return FormField(name, label, section, Widget.NUMBER, fact=name, minimum=fact.minimum,
                          maximum=fact.maximum, integer=True, dated=True,

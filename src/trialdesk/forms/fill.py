@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from trialdesk.facts.normalise import answered_as
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import TREATMENT_ROWS, PatientForm
 
@@ -52,6 +53,9 @@ def form_values(form: PatientForm, record: PatientRecord, trial_id: str) -> dict
         for name, value in e.model_dump().items():
             if value is not None and name not in ("date", "note"):
                 out["disease_status" if name == "status" else name] = _text(value)
+    # Answers given to a trial's question before it became a finding (ANSWERED_AS).
+    answered = {**answered_as(record, trial_id), **answered_as(record, trial_id,
+                                                                attestations=True)}
     for f in form.fields:
         entry: Any = None
         if obs := _latest(record.observations, name=f.name):
@@ -76,6 +80,9 @@ def form_values(form: PatientForm, record: PatientRecord, trial_id: str) -> dict
                             id=f.name.removeprefix("attest."))
             if entry is not None:
                 out[f.name] = _text(entry.value)
+        if entry is None and f.name in answered:
+            entry = answered[f.name][0]
+            out[f.name] = _text(entry.value)
         if entry is not None:
             out[f"{f.name}.date"] = _text(entry.date)
     for i, b in enumerate(record.chemotherapy, start=1):

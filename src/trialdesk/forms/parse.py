@@ -218,6 +218,10 @@ def parse_form(form: PatientForm, data: Mapping[str, Any], *, today: dt.date,
             onset = r.datetime(name, f.label)
             if onset is not None:
                 disease["septic_shock_onset"] = onset
+        elif f.fact is not None and f.fact in FACTS and FACTS[f.fact].question is not None:
+            answer = r.yesno(name, f.label)
+            if answer is not None and (when := _when(r, f, today)):
+                lists["findings"].append(Finding(name=name, value=answer, date=when, by=by))
         elif f.fact is not None and f.fact in FACTS and FACTS[f.fact].kind in (
                 FactKind.LAB, FactKind.MEASUREMENT, FactKind.PERFORMANCE, FactKind.FINDING):
             _dated_fact(r, f, lists)

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from trialdesk.facts.course import COURSE_FACTS, CourseRules, derive_course
-from trialdesk.facts.dictionary import FACTS, FactKind
+from trialdesk.facts.dictionary import ANSWERED_AS, FACTS, FactKind
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import KIND_SECTION, SECTIONS, PatientForm, label_of
 from trialdesk.forms.parse import unit_text
@@ -141,8 +141,13 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
         rows[section].append(_row(_label(o.name), o.value, o.unit, o.date, ref))
     for p in sorted(record.performance, key=lambda p: (p.scale, p.date)):
         rows["performance"].append(_row(_label(p.scale), p.score, date=p.date))
+    answers: list[dict[str, str]] = []  # the question findings, after the trial's own
     for f in sorted(record.findings, key=lambda f: (f.name, f.date)):
         fact = FACTS.get(f.name)
+        if fact is not None and fact.question is not None:
+            answers.append(_row(fact.question, f.value, date=f.date,
+                                detail=f"answered by {f.by or 'the investigator'}"))
+            continue
         section = KIND_SECTION.get(fact.kind, "findings") if fact else "findings"
         rows[section].append(_row(_label(f.name), f.value, f.unit, f.date))
     for pr in record.pregnancy:
@@ -159,7 +164,12 @@ def record_table(record: PatientRecord, *, questions: dict[str, str] | None = No
                                            f"{c.signed_by.replace('_', ' ')}"))
     for a in record.attestations:
         question = (questions or {}).get(a.id, f"{a.trial_id} {a.id.upper()}")
+        if (a.trial_id, a.id) in ANSWERED_AS:  # asked before it became a finding
+            names = [FACTS[n].description if n in FACTS else n.removeprefix("attest.")
+                     .replace("_", " ") for n, _ in ANSWERED_AS[(a.trial_id, a.id)]]
+            question = f"{a.trial_id} {a.id.upper()} ({'; '.join(names)})"
         rows["questions"].append(_row(question, a.value, date=a.date,
                                       detail=f"answered by {a.by or 'the investigator'}"))
+    rows["questions"] += answers
     titles = dict(SECTIONS)
     return [{"id": sid, "title": titles[sid], "rows": r} for sid, r in rows.items() if r]

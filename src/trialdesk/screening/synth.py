@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from trialdesk.criteria.ast import facts_of
 from trialdesk.criteria.evaluate import evaluate
 from trialdesk.facts.dictionary import HAEMATOLOGICAL, ONCOHAEMATOLOGICAL
 from trialdesk.facts.model import FactSet, FactValue
@@ -159,6 +160,11 @@ class _Matcher:
         exclusion = [c for k, c in compiled.protocol.criteria if k == "exclusion"]
         self.attest_true = [c.attestation.id for c in inclusion if c.attestation]
         self.attest_false = [c.attestation.id for c in exclusion if c.attestation]
+        # A declared attestation a criterion's rule names (NB-NK-2026 E7's first half).
+        for kind, ids in (("inclusion", self.attest_true), ("exclusion", self.attest_false)):
+            ids += [name.removeprefix("attest.") for k, c in compiled.protocol.criteria
+                    if k == kind and c.attestation is None
+                    for name in facts_of(compiled.rules[c.id]) if name.startswith("attest.")]
         in_criteria = set(self.attest_true) | set(self.attest_false)
         self.attest_free = [a.id for a in compiled.protocol.eligibility.attestations
                             if a.id not in in_criteria]
@@ -279,6 +285,7 @@ class _Chunk:
         self._pregnancy()
         self._treatments()
         self._trials()
+        self._questions()
         return {name: t.arrow(_TYPES[name]) for name, t in self.tables.items()}
 
     def _person(self) -> None:
@@ -660,6 +667,7 @@ class _Chunk:
 
     def _trials(self) -> None:
         rng, n = self.rng, self.n
+        self.approached = np.zeros(n, dtype=bool)
         if not self.matchers:
             return
         keys = list(zip(self.dx.tolist(), self.shock.tolist(), self.metastatic.tolist(),
@@ -675,6 +683,7 @@ class _Chunk:
             trial = matcher.compiled.id
             k = int(consent.sum())
             cdays = rng.integers(0, 20, n)
+            self.approached |= consent
             self.observe(consent, "consent", days=cdays[consent], qualifier=trial,
                          string=np.where(rng.random(k) < 0.97, "true", "false").astype(object))
             for ids, p_true in ((matcher.attest_true, 0.92), (matcher.attest_false, 0.08),
@@ -685,6 +694,17 @@ class _Chunk:
                                       "false").astype(object)
                     self.observe(answered, f"attest.{attestation}", days=cdays[answered],
                                  qualifier=trial, string=values)
+
+
+    def _questions(self) -> None:
+        """The investigator's question findings (one answer per patient, read by every
+        trial): answered at the work-up for a trial, seldom otherwise."""
+        rng, n = self.rng, self.n
+        asked = self.approached | (self.has_dx & (rng.random(n) < 0.05))
+        for source, p_true in (("severe_type1_hypersensitivity_history", 0.03),
+                               ("mental_illness_preventing_understanding", 0.02),
+                               ("standard_treatment_exhausted", 0.6)):
+            self.flag(asked & (rng.random(n) < 0.95), source, p_true)
 
 
 __all__ = ["DEFAULT_CHUNK", "LABS", "synthesise"]

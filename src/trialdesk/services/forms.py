@@ -34,8 +34,9 @@ def trial_form(ctx: Services, trial_id: str) -> PatientForm:
 def questions(ctx: Services, trial_id: str) -> dict[str, str]:
     """Attestation id → question text, for the readable record."""
     compiled = ctx.catalogue.trial(trial_id)[1]
-    return {a.id: a.question for a in (c.attestation for _, c in compiled.protocol.criteria)
-            if a is not None}
+    asked = [c.attestation for _, c in compiled.protocol.criteria]
+    asked += list(compiled.protocol.eligibility.attestations)
+    return {a.id: a.question for a in asked if a is not None}
 
 
 def new_form(ctx: Services, who: Principal, trial_id: str) -> dict[str, Any]:
