@@ -222,3 +222,56 @@ def test_safety_apply_on_the_command_line(ward: Ward) -> None:
     saved, = lab.store.product_actions(lab.patient)
     assert saved.status == "confirmed" and saved.signature is not None
     assert _event(ward, event_id)["status"] == "discontinued"
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+def _migrate(store: Any, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+
+    from trialdesk.store.db import alembic_config
+
+    config = alembic_config(store.engine)
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_migration_0010_keeps_the_adverse_event_actions_and_checks_the_origin(
+        database_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from test_cellproduct_store import Lab
+    from trialdesk.store.db import current_revision
+
+    lab = Lab(database_url, tmp_path)
+    with lab.store.engine.connect() as conn:
+        ae_actions = conn.execute(text(
+            "SELECT id, adverse_event_id FROM toxicity_actions ORDER BY id")).all()
+    assert ae_actions and all(a.adverse_event_id for a in ae_actions)  # the demo's
+    # down to 0009 and up again: the adverse events' actions are kept as they were
+    _migrate(lab.store, "0009", down=True)
+    assert current_revision(lab.store.engine) == "0009"
+    _migrate(lab.store, "head")
+    with lab.store.engine.connect() as conn:
+        assert conn.execute(text(
+            "SELECT id, adverse_event_id FROM toxicity_actions ORDER BY id")).all() == ae_actions
+    # a product's action: exactly one origin, and the downgrade refuses to lose it
+    batch = lab.expand(lab.collect(), release=None)
+    cp.record_test_result(lab.ctx, lab.who("pharmacist"), batch, test_id="sterility",
+                          value="growth", unit=None, tested_at=datetime(2026, 11, 23, 9, 30),
+                          reason="QC result")
+    cp.release_product(lab.ctx, lab.who("pharmacist"), batch, password="pharmacist-demo",
+                       reason="release")
+    action, = lab.store.product_actions(lab.patient)
+    for change in (f"UPDATE toxicity_actions SET product_id = NULL WHERE id = {action.id}",
+                   f"UPDATE toxicity_actions SET adverse_event_id = {ae_actions[0].id} "
+                   f"WHERE id = {action.id}"):
+        with pytest.raises(Exception, match=r"(?i)check|constraint"), \
+                lab.store.engine.begin() as conn:
+            conn.execute(text(change))
+    with pytest.raises(RuntimeError, match="1 product action"):
+        _migrate(lab.store, "0009", down=True)
+    assert current_revision(lab.store.engine) != "0009"
+    assert lab.store.product_actions(lab.patient)[0].id == action.id
