@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from test_cellproduct_web import Ward
+from test_cellproduct_web import PHONE, Ward, _log_in, ward_server
 from trialdesk.services import cellproduct as cp
 from trialdesk.services import worklist
 
 RULE = "NBNK-NK-PRODUCT-FAILURE"
+__all__ = ["ward_server"]
 
 
 @pytest.fixture
@@ -275,3 +276,44 @@ def test_migration_0010_keeps_the_adverse_event_actions_and_checks_the_origin(
         _migrate(lab.store, "0009", down=True)
     assert current_revision(lab.store.engine) != "0009"
     assert lab.store.product_actions(lab.patient)[0].id == action.id
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def test_from_the_calendar_to_the_signed_decision_on_a_phone(
+        chromium: Any, ward_server: tuple[Ward, str], output_dir: Path) -> None:
+    from test_browser_forms import _no_axe_violations, _no_overflow
+
+    ward, base = ward_server
+    failed = _fail(ward)
+    event_id = failed["decision"]["manufacturing_failure"]["event"]
+    patient = ward.lab.patient
+    context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        _log_in(page, base, "investigator", f"/patients/{patient}/calendar")
+        page.get_by_role("link", name="discontinue autologous NK cells", exact=False).first.click()
+        page.wait_for_url("**/adverse-events#action-*")
+        section = page.locator("#product-actions")
+        assert "not released" in section.inner_text()
+        _no_overflow(page)
+        _no_axe_violations(page)
+        page.screenshot(path=str(output_dir / "product-action-390.png"), full_page=True)
+        section.get_by_role("radio", name="Accept:", exact=False).check()
+        section.get_by_label("I accept that the rule of the proposal I accept is not "
+                             "confirmed against its source").check()
+        section.get_by_label("Reason for the decision").fill("no NK-cell product this course")
+        section.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        section.get_by_role("button", name="Sign the decision").click()
+        page.wait_for_url("**/adverse-events#product-actions")
+        assert "bound to the decision" in page.locator("#product-actions").inner_text()
+        _no_overflow(page)
+        _no_axe_violations(page)
+        page.goto(f"{base}/patients/{patient}/calendar")
+        assert _event(ward, event_id)["status"] == "discontinued"
+        assert RULE in page.inner_text("main")
+        _no_overflow(page)
+    finally:
+        context.close()
