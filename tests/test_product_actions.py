@@ -294,7 +294,13 @@ def test_from_the_calendar_to_the_signed_decision_on_a_phone(
     page.set_default_timeout(15_000)
     try:
         _log_in(page, base, "investigator", f"/patients/{patient}/calendar")
-        page.get_by_role("link", name="discontinue autologous NK cells", exact=False).first.click()
+        action, = ward.lab.store.product_actions(patient)
+        link = page.locator(f'a[href$="/adverse-events#action-{action.id}"]')
+        # the event's course is folded: open it, as a person does
+        page.locator("details.course-group", has=link).locator("> summary").click()
+        assert "Manufacturing failure — proposed for an investigator to decide" in \
+            page.locator("details.course-group", has=link).inner_text()
+        link.click()
         page.wait_for_url("**/adverse-events#action-*")
         section = page.locator("#product-actions")
         assert "not released" in section.inner_text()
@@ -306,6 +312,7 @@ def test_from_the_calendar_to_the_signed_decision_on_a_phone(
                              "confirmed against its source").check()
         section.get_by_label("Reason for the decision").fill("no NK-cell product this course")
         section.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        page.once("dialog", lambda dialog: dialog.accept())  # "Sign electronically?"
         section.get_by_role("button", name="Sign the decision").click()
         page.wait_for_url("**/adverse-events#product-actions")
         assert "bound to the decision" in page.locator("#product-actions").inner_text()
