@@ -320,7 +320,8 @@ def test_from_the_calendar_to_the_signed_decision_on_a_phone(
         _no_axe_violations(page)
         page.goto(f"{base}/patients/{patient}/calendar")
         assert _event(ward, event_id)["status"] == "discontinued"
-        assert RULE in page.inner_text("main")
+        row = " ".join((page.locator(f'[id="ev-{event_id}"]').text_content() or "").split())
+        assert "discontinued" in row.casefold() and RULE in row, row
         _no_overflow(page)
     finally:
         context.close()
