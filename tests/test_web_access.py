@@ -26,7 +26,7 @@ JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
 # Routes about an enrolled patient's calendar, safety and response use JOURNEY.
 JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
                   "/adverse-events", "/actions", "/responses", "/follow-ups", "/bedside",
-                  "/infusions", "/events/", "/samples", "/courses/")
+                  "/infusions", "/events/", "/samples", "/courses/", "/product-actions")
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -277,6 +277,11 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/patients/{study_number}/adverse-events/{ae_id}/decisions"):
         patient_level(INVESTIGATOR, 201),
     ("POST", "/patients/{study_number}/adverse-events/{ae_id}/decisions"):
+        patient_level(INVESTIGATOR, 303),
+    # The same decisions on the action proposed for a cell product not released.
+    ("POST", "/api/patients/{study_number}/product-actions/decisions"):
+        patient_level(INVESTIGATOR, 201),
+    ("POST", "/patients/{study_number}/product-actions/decisions"):
         patient_level(INVESTIGATOR, 303),
     # The registry: any signed-in user searches and reads a study; administrators upload
     # registry files; investigators sign their review of a criterion's draft.
@@ -593,6 +598,11 @@ def _journey_body(web: Any, client: Any, path: str) -> dict[str, Any]:
         # declined (nothing applied to the calendar, so every call can decide a new one)
         return {"group": action, "choice": None if path.startswith("/api") else "none",
                 "password": password, "reason": "decided"}
+    if tail == "/product-actions/decisions":
+        # declined, as above: every call decides a new one
+        return {"group": _product_action(web),
+                "choice": None if path.startswith("/api") else "none",
+                "password": password, "reason": "decided"}
     if tail.startswith("/actions/"):
         _, row = web.store.toxicity_action(_confirmable_action(web))
         return {"version": row.version, "password": password, "accept_unconfirmed": True,
@@ -680,6 +690,34 @@ def _sample_body(web: Any, path: str) -> dict[str, Any]:
     if current is not None:
         body["corrects"] = current.revision
     return body
+
+
+def _product_action(web: Any) -> int:
+    """A proposed action of JOURNEY's: an NK-cell batch made from the demo collection with
+    no release test results, signed "not released" (a manufacturing failure) anew whenever
+    the last proposal is decided."""
+    from datetime import UTC
+
+    from trialdesk.services import cellproduct
+    from trialdesk.services.accounts import principal_for
+    from trialdesk.services.context import Services
+
+    for a in web.store.product_actions(JOURNEY):
+        if a.status == "proposed":
+            return int(a.id)
+    ctx, lab = Services.open(web.store), principal_for(web.store, "pharmacist")
+    batch = next((p.key for p in web.store.cell_products()
+                  if p.recipient == JOURNEY and p.spec_id == "nk-expansion"), None)
+    if batch is None:
+        collection = next(p for p in web.store.cell_products() if p.recipient == JOURNEY)
+        batch = cellproduct.derive_product(
+            ctx, lab, collection.key, spec_id="nk-expansion", code=_new_code(web),
+            prepared_at=web.store.now().astimezone(UTC).replace(tzinfo=None, microsecond=0),
+            reason="expansion")["id"]
+    decision = cellproduct.release_product(ctx, lab, batch, password="pharmacist-demo",
+                                           reason="release")
+    assert decision["manufacturing_failure"]["proposed_actions"], decision
+    return _product_action(web)
 
 
 def _confirmable_action(web: Any) -> int:

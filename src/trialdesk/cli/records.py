@@ -107,7 +107,8 @@ def ae_list(
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     database: DatabaseOpt = None,
 ) -> None:
-    """The patient's adverse events with their proposed and confirmed actions."""
+    """The patient's adverse events with their proposed and confirmed actions, and the
+    actions proposed for cell products that were not released."""
     from trialdesk.services import safety
 
     ctx = open_services(data_dir, database)
@@ -119,6 +120,11 @@ def ae_list(
         _say(_console(), f"{study_number}: no adverse events recorded")
     for ae in page["items"]:
         _show_event(ae)
+    for a in page["product_actions"]:
+        mark = " [unconfirmed]" if a["unconfirmed"] else ""
+        _say(_console(), f"cell product {a['product']} not released: action {a['id']} "
+                         f"({a['status']}): {a['shown']}{mark}",
+             "yellow" if a["status"] == "proposed" else None)
 
 
 @safety_app.command("apply")

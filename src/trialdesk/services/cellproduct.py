@@ -60,7 +60,12 @@ from trialdesk.cellproduct.release import (
 from trialdesk.cellproduct.release import exceptional_release as core_exceptional
 from trialdesk.errors import AccessError, ConflictError, NotFoundError, TrialdeskError
 from trialdesk.protocol.model import ProductSpec, Protocol
-from trialdesk.safety.rules import Status, check_product_failure, proposed_actions
+from trialdesk.safety.rules import (
+    ProposedAction,
+    Status,
+    check_product_failure,
+    proposed_actions,
+)
 from trialdesk.schedule.plan import Event
 from trialdesk.schedule.records import EventRecord, RecordStatus
 from trialdesk.services.accounts import Principal, principal_for
@@ -267,10 +272,15 @@ def _save_decision(ctx: Services, key: str, decision: ReleaseDecision,
                    signers: Sequence[tuple[int, str]], actor: str, reason: str,
                    failure: Mapping[str, Any] | None = None) -> dict[str, Any]:
     doc = decision_json(decision)
+    proposals = []
     if failure is not None:
         doc["manufacturing_failure"] = dict(failure)
+        # The actions take effect from the infusion the failure concerns (in its course).
+        found_on = failure["event_date"] or now(ctx).date().isoformat()
+        proposals = [{"rule_id": a["rule_id"], "kind": a["kind"], "proposal": a["proposal"],
+                      "found_on": found_on} for a in failure["proposed_actions"]]
     entry = ctx.store.add_product_release(key, doc, signers=signers, record_digest=digest(doc),
-                                          actor=actor, reason=reason)
+                                          actor=actor, reason=reason, proposals=proposals)
     sigs = ctx.store.signatures("product_release", f"{key}#{entry.id}")
     return {**doc, "e_signatures": [signature_view(s) for s in sigs]}
 
@@ -308,6 +318,7 @@ def manufacturing_failure(ctx: Services, who: Principal, tree: Tree, key: str,
                                      course=event.course_id, course_number=event.course_number)
     actions = proposed_actions(outcomes)
     return {"patient": product.recipient, "event": event.id, "event_name": event.name,
+            "event_date": event.date.isoformat() if event.date else None,
             "course": event.course_id, "course_number": event.course_number, "reason": why,
             "rules": [o.rule_id for o in outcomes if o.status is Status.TRIGGERED],
             "proposed_actions": [{"rule_id": a.rule_id, "kind": a.kind.value,
@@ -542,7 +553,7 @@ def _released_for(ctx: Services, loaded: Any, event: Event, study_number: str
     out["status"] = "released product available" if out["released"] else "no released product"
     mine = [r.key for r in ctx.store.cell_products(recipient=study_number)]
     out["manufacturing_failure"] = [
-        {**e.document["manufacturing_failure"], "product": e.product}
+        {**e.document["manufacturing_failure"], "product": e.product, "release_id": e.id}
         for e in ctx.store.product_releases(mine)
         if (e.document.get("manufacturing_failure") or {}).get("event") == event.id]
     if event.deadline is not None:
@@ -562,6 +573,10 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
                    "given", "partly_given", "cancelled", "discontinued")]
     if not pending:
         return page
+    # The manufacturing failure's actions as decided so far (release id → actions).
+    actions: dict[int | None, list[Any]] = {}
+    for a in ctx.store.product_actions(study_number):
+        actions.setdefault(a.release_id, []).append(a)
     # the journey and its calendar read once for all the page's cell-product events
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     cal = loaded.calendar_or_none(now(ctx))
@@ -570,8 +585,16 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
             break
         found = _released_for(ctx, loaded, cal.event(e["id"]), study_number)
         e["product_status"] = found["status"]
-        e["product_failure"] = [a["shown"] for f in found.get("manufacturing_failure", [])
-                                for a in f["proposed_actions"]]
+        mine = [a for f in found.get("manufacturing_failure", [])
+                for a in actions.get(f["release_id"], ())]
+        e["product_failure"] = [
+            ProposedAction.model_validate(a.proposal).shown() for a in mine
+            if a.status == "proposed"]
+        e["product_actions"] = [
+            {"id": a.id, "status": a.status, "rule_id": a.rule_id,
+             "shown": ProposedAction.model_validate(a.proposal).shown(),
+             "link": f"/patients/{study_number}/adverse-events#action-{a.id}"}
+            for a in mine]
         if "minutes_left" in found:
             e["product_minutes_left"] = found["minutes_left"]
     return page

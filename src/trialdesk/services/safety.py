@@ -232,7 +232,8 @@ def action_view(row: ActionRow) -> dict[str, Any]:
         "needs_days": p.kind.value == "delay_course",
         "needs_percent": p.kind.value in ("reduce", "slow") and p.percent is None,
         "found_on": row.found_on, "status": _status(row), "version": row.version,
-        "applied": None, "signature": None}
+        "applied": None, "signature": None, "adverse_event_id": row.adverse_event_id,
+        "product": row.product, "release_id": row.release_id}
     if row.status == "declined" and row.applied is not None:
         out["decision"] = row.applied
     elif row.applied is not None:
@@ -267,6 +268,7 @@ def adverse_events_page(ctx: Services, who: Principal, study_number: str) -> dic
     return {"study_number": study_number, "trial_id": trial, "version": loaded.version,
             "header": loaded.journey.header(),
             "items": [adverse_event_view(r) for r in ctx.store.adverse_events(study_number)],
+            "product_actions": [action_view(a) for a in ctx.store.product_actions(study_number)],
             "terms": list(ctcae.known_terms()), "lab_terms": list(ctcae.lab_terms()),
             "agents": agents, "courses": courses,
             "can_record": who.can(P.ADVERSE_EVENT_RECORD, trial, site),
@@ -334,8 +336,11 @@ def accepted_change(ctx: Services, loaded: Any, row: ActionRow, signer_name: str
                           f"({proposal.source}); accept that explicitly to confirm the action",
                           where="accept_unconfirmed")
     at = now(ctx)
-    ae_row = ctx.store.adverse_event(row.adverse_event_id)
-    effective = date.fromisoformat(row.found_on or ae_row.onset)
+    if row.found_on is not None:  # a product's action always has it
+        effective = date.fromisoformat(row.found_on)
+    else:
+        assert row.adverse_event_id is not None
+        effective = date.fromisoformat(ctx.store.adverse_event(row.adverse_event_id).onset)
     try:
         confirmed = proposal.confirm(signer_name, at, accept_unconfirmed=accept_unconfirmed)
         journey = loaded.journey.with_action(

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -176,7 +176,13 @@ def proposal_groups(row: AdverseEventRow) -> list[list[ActionRow]]:
     """The event's proposals awaiting a decision, grouped: proposals of different rules
     acting on the same agent are alternatives (one group); any other proposal stands alone.
     A group is named by its first action's id."""
-    pending = [a for a in row.actions if a.status == "proposed"
+    return action_groups(row.actions)
+
+
+def action_groups(actions: Sequence[ActionRow]) -> list[list[ActionRow]]:
+    """The proposals of ``actions`` awaiting a decision, grouped as :func:`proposal_groups`
+    says."""
+    pending = [a for a in actions if a.status == "proposed"
                and ProposedAction.model_validate(a.proposal).requires_confirmation]
     groups: list[list[ActionRow]] = []
     by_agent: dict[str, list[ActionRow]] = {}
@@ -214,6 +220,38 @@ def decide_actions(ctx: Services, who: Principal, study_number: str, ae_id: int,
     found = next((g for g in proposal_groups(row) if g[0].id == group), None)
     if found is None:
         raise NotFoundError(f"no proposal {group} awaiting a decision for adverse event {ae_id}")
+    return _decide(ctx, loaded, found, choice=choice, conditions=conditions,
+                   versions=versions, password=password, reason=reason, who=who,
+                   accept_unconfirmed=accept_unconfirmed, days=days, percent=percent)
+
+
+def decide_product_actions(ctx: Services, who: Principal, study_number: str, *, group: int,
+                           choice: int | None, conditions: Mapping[int, bool | None],
+                           versions: Mapping[int, int], password: str, reason: str,
+                           accept_unconfirmed: bool = False, days: int | None = None,
+                           percent: float | None = None) -> list[dict[str, Any]]:
+    """Decide a group of the actions proposed for the patient's cell products that were
+    not released (manufacturing failures), exactly as :func:`decide_actions` decides an
+    adverse event's: one accepted and applied to the calendar, or all declined, each
+    decision signed with the password and ``reason``."""
+    if not reason or not reason.strip():
+        raise SafetyError("give the reason for the decision", where="reason")
+    loaded = load_journey(ctx, who, study_number, P.TOXICITY_CONFIRM)
+    groups = action_groups(ctx.store.product_actions(study_number))
+    found = next((g for g in groups if g[0].id == group), None)
+    if found is None:
+        raise NotFoundError(f"no product action {group} of patient {study_number} awaits a "
+                            "decision")
+    return _decide(ctx, loaded, found, choice=choice, conditions=conditions,
+                   versions=versions, password=password, reason=reason, who=who,
+                   accept_unconfirmed=accept_unconfirmed, days=days, percent=percent)
+
+
+def _decide(ctx: Services, loaded: Any, found: list[ActionRow], *, who: Principal,
+            choice: int | None, conditions: Mapping[int, bool | None],
+            versions: Mapping[int, int], password: str, reason: str,
+            accept_unconfirmed: bool, days: int | None, percent: float | None
+            ) -> list[dict[str, Any]]:
     ids = [a.id for a in found]
     if choice is not None and choice not in ids:
         raise SafetyError(f"choose one of the proposals shown ({', '.join(map(str, ids))}) or "
@@ -286,6 +324,30 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
         item["groups"] = [{"key": g[0].id, "alternatives": len(g) > 1,
                            "options": [views[a.id] for a in g]} for g in groups]
         item["decided"] = [a for a in item["actions"] if a["id"] not in grouped]
+    page["product_actions"] = product_actions_section(ctx, study_number)
     page["all_terms"] = [_codes_view(c) for c in ctcae_codes.all_terms()]
     page["can_decide"] = page["can_confirm"]
     return page
+
+
+def product_actions_section(ctx: Services, study_number: str) -> dict[str, Any]:
+    """The actions proposed for the patient's cell products that were not released: the
+    groups awaiting a decision and the ones decided, each with its product, the reason it
+    was not released and the calendar event it concerns."""
+    rows = ctx.store.product_actions(study_number)
+    releases = {e.id: e.document.get("manufacturing_failure") or {}
+                for e in ctx.store.product_releases(sorted({a.product for a in rows
+                                                             if a.product}))}
+
+    def view(a: ActionRow) -> dict[str, Any]:
+        failure = releases.get(a.release_id or 0, {})
+        return {**safety.action_view(a), "failure_reason": failure.get("reason"),
+                "event": failure.get("event"), "event_name": failure.get("event_name"),
+                "course_number": failure.get("course_number")}
+
+    views = {a.id: view(a) for a in rows}
+    groups = action_groups(rows)
+    grouped = {a.id for g in groups for a in g}
+    return {"groups": [{"key": g[0].id, "alternatives": len(g) > 1,
+                        "options": [views[a.id] for a in g]} for g in groups],
+            "decided": [v for k, v in views.items() if k not in grouped]}

@@ -135,6 +135,14 @@ def actions_to_decide(ctx: Services, patients: _Patients) -> list[Line]:
                                     view["found_on"] or ae.onset,
                                     f"/patients/{row.study_number}/adverse-events#action-{a.id}",
                                     f"{ae.term}, grade {ae.grade}"))
+        for a in ctx.store.product_actions(row.study_number):
+            view = action_view(a)
+            if view["status"] == "proposed":
+                out.append(Line(row.study_number, row.trial_id, f"Decide: {view['shown']}",
+                                view["found_on"],
+                                f"/patients/{row.study_number}/adverse-events"
+                                f"#action-{a.id}",
+                                f"cell product {a.product} not released"))
     return out
 
 

@@ -184,8 +184,13 @@ class CellProductStore(ClinicalStore):
 
     def add_product_release(self, key: str, document: Mapping[str, Any], *,
                             signers: Sequence[tuple[int, str]], record_digest: str, actor: str,
-                            reason: str) -> ProductEntryRow:
-        """A release decision with its e-signatures (user id, meaning), in one transaction."""
+                            reason: str, proposals: Sequence[Mapping[str, Any]] = ()
+                            ) -> ProductEntryRow:
+        """A release decision with its e-signatures (user id, meaning), in one transaction.
+        ``proposals`` (``rule_id``, ``kind``, ``proposal``, ``found_on``): the actions the
+        protocol proposes for a product not released, kept as actions of its patient's
+        journey awaiting an investigator's decision. A product released (an exceptional
+        release after a failure) withdraws its actions still awaiting a decision."""
         with self._write(actor) as tx:
             p = _product(tx, key)
             row = m.CellProductRelease(product_id=p.id, released=bool(document["released"]),
@@ -194,8 +199,32 @@ class CellProductStore(ClinicalStore):
                                        recorded_by=actor)
             tx.session.add(row)
             tx.session.flush()
-            tx.audit("release", "cell_product", key, diff(None, dict(document), "$.release"),
-                     reason)
+            changes = diff(None, dict(document), "$.release")
+            if proposals:
+                journey_id = tx.session.scalar(
+                    select(m.Journey.id).join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                    .where(m.Patient.study_number == p.recipient))
+                if journey_id is None:
+                    raise NotFoundError(f"patient {p.recipient} of product {key} has no "
+                                        "calendar for the proposed actions")
+                for i, prop in enumerate(proposals, start=1):
+                    tx.session.add(m.ToxicityAction(
+                        product_id=p.id, release_id=row.id, journey_id=journey_id, ordinal=i,
+                        rule_id=str(prop["rule_id"]), kind=str(prop["kind"]),
+                        proposal=canonical(prop["proposal"]), found_on=prop.get("found_on"),
+                        status="proposed"))
+                changes["proposed_actions"] = {"old": None, "new": [
+                    f"{x['rule_id']}: {x['proposal'].get('kind')}" for x in proposals]}
+            if row.released:
+                pending = list(tx.session.scalars(select(m.ToxicityAction).where(
+                    m.ToxicityAction.product_id == p.id, m.ToxicityAction.status == "proposed")))
+                for a in pending:
+                    a.status = "withdrawn"
+                if pending:
+                    changes["withdrawn_actions"] = {
+                        "old": [f"{a.rule_id}: {a.kind}" for a in pending], "new": None}
+            tx.session.flush()
+            tx.audit("release", "cell_product", key, changes, reason)
             for user_id, meaning in signers:
                 self._add_signature(tx, user_id, meaning, "product_release", f"{key}#{row.id}",
                                     record_digest, reason, key)

@@ -483,19 +483,26 @@ class ClinicalStore(StoreBase):
         assert sn is not None  # foreign keys
         return str(sn)
 
+    @staticmethod
+    def _action_row(s: Session, a: m.ToxicityAction, applied: Any = None,
+                    sig: m.Signature | None = None) -> ActionRow:
+        """``applied`` and ``sig``: what was just decided (else as stored)."""
+        if sig is None and a.signature_id:
+            sig = s.get(m.Signature, a.signature_id)
+        product = s.get(m.CellProduct, a.product_id) if a.product_id is not None else None
+        return ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
+                         json.loads(a.proposal), a.found_on, a.status,
+                         _load(a.applied) if applied is None else dict(applied),
+                         signature_row(sig) if sig else None, a.version,
+                         product.key if product is not None else None, a.release_id)
+
     def _ae_row(self, s: Session, row: m.AdverseEvent) -> AdverseEventRow:
         j = s.get(m.Journey, row.journey_id)
         assert j is not None
         p = s.get(m.Patient, j.patient_id)
         assert p is not None
-        actions = []
-        for a in s.scalars(select(m.ToxicityAction).where(
-                m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal)):
-            sig = s.get(m.Signature, a.signature_id) if a.signature_id else None
-            actions.append(ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
-                                     json.loads(a.proposal), a.found_on, a.status,
-                                     _load(a.applied), signature_row(sig) if sig else None,
-                                     a.version))
+        actions = [self._action_row(s, a) for a in s.scalars(select(m.ToxicityAction).where(
+            m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal))]
         return AdverseEventRow(row.id, p.study_number, j.trial_id, p.site, row.term, row.grade,
                                row.onset, row.course_number, row.course_id,
                                json.loads(row.document), _load(row.lab),
@@ -532,10 +539,19 @@ class ClinicalStore(StoreBase):
             a = s.get(m.ToxicityAction, action_id)
             if a is None:
                 raise NotFoundError(f"no toxicity action {action_id}")
-            ae = s.get(m.AdverseEvent, a.adverse_event_id)
-            assert ae is not None
-            row = self._ae_row(s, ae)
-            return row.study_number, next(x for x in row.actions if x.id == action_id)
+            return self._study(s, a.journey_id), self._action_row(s, a)
+
+    def product_actions(self, study_number: str) -> list[ActionRow]:
+        """The actions proposed for the patient's cell products that were not released
+        (manufacturing failures), oldest first."""
+        with self._read() as s:
+            rows = s.scalars(select(m.ToxicityAction)
+                             .join(m.Journey, m.Journey.id == m.ToxicityAction.journey_id)
+                             .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Patient.study_number == study_number,
+                                    m.ToxicityAction.product_id.is_not(None))
+                             .order_by(m.ToxicityAction.id))
+            return [self._action_row(s, a) for a in rows]
 
     def confirm_action(self, action_id: int, *, expected_version: int, journey_version: int,
                        user_id: int, meaning: str, record_digest: str,
@@ -572,9 +588,7 @@ class ClinicalStore(StoreBase):
                 "status": {"old": "proposed", "new": "confirmed"},
                 "applied": {"old": None, "new": applied.get("event_ids")},
                 "delay": {"old": None, "new": dict(delay) if delay else None}}, reason)
-            return ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
-                             json.loads(a.proposal), a.found_on, a.status, dict(applied),
-                             signature_row(sig), a.version)
+            return self._action_row(tx.session, a, applied, sig)
 
     def decide_actions(self, *, accepted: Mapping[str, Any] | None,
                        declined: Sequence[Mapping[str, Any]], journey_version: int,
@@ -630,9 +644,7 @@ class ClinicalStore(StoreBase):
                              "applied": {"old": None, "new": kept.get("event_ids")},
                              "delay": {"old": None, "new": dict(item["delay"])
                                        if item.get("delay") else None}}, reason)
-                out.append(ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
-                                     json.loads(a.proposal), a.found_on, a.status, dict(kept),
-                                     signature_row(sig), a.version))
+                out.append(self._action_row(tx.session, a, kept, sig))
         return out
 
     def _signer(self, user_id: int) -> str:

@@ -15,6 +15,7 @@ Conventions:
 from __future__ import annotations
 
 from sqlalchemy import (
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -346,13 +347,23 @@ class AdverseEvent(Base):
 
 
 class ToxicityAction(Base):
-    """An action a protocol toxicity rule proposed for an adverse event; once a clinician
-    confirms it (e-signature) ``applied`` holds what it changed on the calendar."""
+    """An action a protocol rule proposed for an adverse event or, for a cell product not
+    released (a manufacturing failure), for that product with its release decision
+    (exactly one of the two); once a clinician confirms it (e-signature) ``applied`` holds
+    what it changed on the calendar."""
 
     __tablename__ = "toxicity_actions"
+    __table_args__ = (
+        CheckConstraint("(adverse_event_id IS NULL) <> (product_id IS NULL)", name="origin"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    adverse_event_id: Mapped[int] = mapped_column(ForeignKey("adverse_events.id"), index=True)
+    adverse_event_id: Mapped[int | None] = mapped_column(ForeignKey("adverse_events.id"),
+                                                         index=True, nullable=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("cell_products.id"), index=True,
+                                                   nullable=True)
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("cell_product_releases.id"),
+                                                   nullable=True)
     journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id"), index=True)
     ordinal: Mapped[int] = mapped_column(Integer)
     rule_id: Mapped[str] = mapped_column(String(64))

@@ -194,10 +194,12 @@ class JourneyRow:
 
 @dataclass(frozen=True)
 class ActionRow:
-    """A toxicity action proposed by a rule for an adverse event; confirmed or not yet."""
+    """A toxicity action proposed by a rule for an adverse event, or for a cell product not
+    released (``product``: its key, ``release_id``: the release decision; no adverse
+    event); confirmed or not yet."""
 
     id: int
-    adverse_event_id: int
+    adverse_event_id: int | None
     ordinal: int
     rule_id: str
     kind: str
@@ -207,6 +209,8 @@ class ActionRow:
     applied: dict[str, Any] | None
     signature: SignatureRow | None
     version: int
+    product: str | None = None
+    release_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,29 @@ async def action_decision(request: Request, study_number: StudyNumber, ae_id: Ro
                 f"/patients/{study_number}/adverse-events#ae-{ae_id}")
 
 
+@router.post("/patients/{study_number}/product-actions/decisions",
+             response_class=HTMLResponse, dependencies=Csrf)
+async def product_action_decision(request: Request, study_number: StudyNumber,
+                                  who: Who) -> Response:
+    """Accept or decline the action proposed for a cell product that was not released,
+    signed with the password; accepted, it is applied to the calendar."""
+    ctx = context(request)
+    form = DecisionForm.of(_Form.blank(await _multi_form(request)))
+
+    def run(d: DecisionForm) -> None:
+        conditions = {k: {"yes": True, "no": False}.get(v)
+                      for k, v in _answers(form, "condition_").items()}
+        versions = {k: int(v) for k, v in _answers(form, "version_").items() if v.isdigit()}
+        safety_forms.decide_product_actions(
+            ctx, who, study_number, group=d.group,
+            choice=None if d.choice == "none" else d.choice, conditions=conditions,
+            versions=versions, password=d.password, reason=d.reason,
+            accept_unconfirmed=d.accept_unconfirmed == "yes", days=d.days, percent=d.percent)
+
+    return _run(request, who, study_number, form, DecisionForm, run,
+                f"/patients/{study_number}/adverse-events#product-actions")
+
+
 class ConfirmForm(_Form):
     version: int = Field(ge=1, le=INT32)
     password: str = Field(min_length=1, max_length=1024)
@@ -448,6 +471,21 @@ def action_decision_api(request: Request, study_number: StudyNumber, ae_id: RowI
     with body_fields():
         return {"ok": True, "decisions": safety_forms.decide_actions(
             context(request), who, study_number, ae_id, group=body.group, choice=body.choice,
+            conditions=body.conditions, versions=body.versions, password=body.password,
+            reason=body.reason, accept_unconfirmed=body.accept_unconfirmed, days=body.days,
+            percent=body.percent)}
+
+
+@api_router.post("/patients/{study_number}/product-actions/decisions", status_code=201,
+                 dependencies=Csrf)
+def product_action_decision_api(request: Request, study_number: StudyNumber, body: DecisionIn,
+                                who: Who) -> dict[str, Any]:
+    """Decide the action(s) proposed for a cell product that was not released (``group``:
+    the first action's id) as an adverse event's are decided: accept ``choice`` (null
+    declines), each decision signed (the password) with ``reason``."""
+    with body_fields():
+        return {"ok": True, "decisions": safety_forms.decide_product_actions(
+            context(request), who, study_number, group=body.group, choice=body.choice,
             conditions=body.conditions, versions=body.versions, password=body.password,
             reason=body.reason, accept_unconfirmed=body.accept_unconfirmed, days=body.days,
             percent=body.percent)}
