@@ -32,10 +32,9 @@ from typing import Any
 import pytest
 
 from test_browser import serve_app
-from test_browser_forms import TYPED, _enter, login, type_patient
+from test_browser_forms import FORM, TYPED, _enter, login, type_patient
 from test_response_forms import INRC_PR
 from trialdesk.forms.response import INRC_FIELDS
-from test_browser_forms import FORM
 
 INRC_LABELS = {f.name: f.label for f in INRC_FIELDS}
 # The investigator's questions of NB-NK-2026 (the form's labels are the questions).
@@ -85,7 +84,9 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         page.get_by_role("button", name="Save and screen").click()
         page.wait_for_url("**/patients/*/form")
         number = page.url.split("/")[-2]
-        print(page.locator(".verdict-line").inner_text())
+        # Only the investigator's questions are left unknown.
+        assert page.locator("#verdict").inner_text() == "undetermined"
+        assert page.locator("#arm").inner_text() == "A"
         page.screenshot(path=str(output_dir / "e2e-nb-1-registered.png"), full_page=True)
         # The signed consent form is recorded on the patient page (the form's consent
         # fields are facts for the criteria; enrolment needs the consent record).
@@ -96,7 +97,8 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         page.get_by_label("Signed by").select_option("parent")
         page.get_by_role("button", name="Record consent").click()
         page.wait_for_url(f"**/patients/{number}*")
-        print(page.locator("#consent").inner_text())
+        assert "Form version 1.0 signed 2026-11-18 by the parent (patient aged 6)" in \
+            page.locator("#consent").inner_text()
 
     # The investigator answers the questions: eligible, arm A; signs eligibility and enrols.
     with person(chromium, server, f"/patients/{number}/form", "investigator") as page:
@@ -108,7 +110,6 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
             "investigator's questions answered at the screening visit")
         page.get_by_role("button", name="Save and screen").click()
         page.wait_for_url(f"**/patients/{number}/form")
-        print(page.locator(".verdict-line").inner_text())
         page.screenshot(path=str(output_dir / "e2e-nb-2-questions.png"), full_page=True)
         assert page.locator("#verdict").inner_text() == "eligible"
         assert page.locator("#arm").inner_text() == "A"
@@ -120,7 +121,7 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         page.get_by_role("button", name="Sign and enrol").click()
         page.wait_for_url(f"**/patients/{number}#enrolment")
         enrolment = page.locator("#enrolment").inner_text()
-        assert f"Enrolled in NB-NK-2026, arm A" in enrolment
+        assert "Enrolled in NB-NK-2026, arm A" in enrolment
         assert "Eligibility signed: Demo Investigator (investigator)" in enrolment
         assert "I confirm the patient is eligible" in enrolment
         assert "bound to screening" in enrolment
@@ -134,5 +135,125 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         page.get_by_label("Day 1 (start date)").fill("2026-11-21")
         page.get_by_role("button", name="Save settings").click()
         page.wait_for_url(f"**/patients/{number}/calendar*")
-        print(page.locator("main").inner_text()[:4000])
+        header = page.locator("main > p").first.inner_text()
+        assert "Arm A (Arm A: patients with a refractory disease), day 1 = 2026-11-21" in header
+        course_1 = page.locator("#group-1 > summary").inner_text()
+        assert course_1 == "Course 1 · IT: 2026-11-21 → 2026-12-11 — 0 of 10 doses signed"
+        assert "Course 2 · DIT: 2026-12-12 → 2027-01-01" in page.locator("#group-2").inner_text()
         page.screenshot(path=str(output_dir / "e2e-nb-3-calendar.png"), full_page=True)
+
+    # The pharmacist signs all the doses of course 1 with one signature.
+    with person(chromium, server, f"/patients/{number}/calendar", "pharmacist") as page:
+        page.get_by_role("link", name="Course 1 doses and their working: sign off").click()
+        page.wait_for_url(f"**/patients/{number}/courses/1/sign-off")
+        assert page.get_by_label("All 10 doses of course 1 (one signature)").is_checked()
+        page.get_by_label("Your password (electronic signature)").fill("pharmacist-demo")
+        page.get_by_role("button", name="Sign").click()
+        page.wait_for_url("**/courses/1/sign-off#signed")
+        assert "Every dose of course 1 is signed" in page.locator("#all-signed").inner_text()
+        page.get_by_role("link", name="Calendar", exact=False).first.click()
+        page.wait_for_url(f"**/patients/{number}/calendar*")
+        assert page.locator("#group-1 > summary").inner_text().endswith("10 of 10 doses signed")
+        signed = page.locator("#ev-c1\\.irinotecan\\.d1").inner_text()
+        assert "Demo Pharmacist" in signed and "(course 1 signature)" in signed
+        assert "bound to this dose" in signed
+
+    # The nurse records day 1's doses from their rows: irinotecan given, temozolomide
+    # partly given.
+    with person(chromium, server, f"/patients/{number}/calendar", "coordinator") as page:
+        _dose(page, "c1.irinotecan.d1", "Given: irinotecan IV, 2026-11-21", {
+            "Actual dose": "41", "Start time": "2026-11-21T09:00",
+            "Stop time": "2026-11-21T10:30", "Infusion duration": "1.5",
+            "Infusion volume": "100", "Lot number": "IRI-2026-117", "Given by": "Nurse Petrova"})
+        row = page.locator("#ev-c1\\.irinotecan\\.d1").inner_text()
+        assert "given" in row and "actual 41 mg; by Nurse Petrova" in row
+        _dose(page, "c1.temozolomide.d1", "Partly given: temozolomide PO, 2026-11-21", {
+            "Actual dose": "60", "Start time": "2026-11-21T09:00",
+            "Given by": "Nurse Petrova", "Reason": "vomited after the second capsule"})
+        row = page.locator("#ev-c1\\.temozolomide\\.d1").inner_text()
+        assert "partly given" in row and "actual 60 mg; vomited after the second capsule" in row
+    # The next morning the day-2 temozolomide is withheld.
+    _at(web, "2026-11-22T10:00:00")
+    with person(chromium, server, f"/patients/{number}/calendar", "coordinator") as page:
+        _dose(page, "c1.temozolomide.d2", "Withheld: temozolomide PO, 2026-11-22", {
+            "Start time": "2026-11-22T08:00", "Given by": "Dr Ivanov",
+            "Reason": "vomiting; oral dose withheld"})
+        row = page.locator("#ev-c1\\.temozolomide\\.d2").inner_text()
+        assert "withheld" in row and "vomiting; oral dose withheld; by Dr Ivanov" in row
+        assert "bound to this dose" in row  # the course signature still holds
+        page.screenshot(path=str(output_dir / "e2e-nb-4-doses.png"), full_page=True)
+
+
+    # Course 2 (DIT): grade 3 neuralgia on its first day, recorded by choosing the term;
+    # the investigator chooses one of the two proposed actions and signs it.
+    _at(web, "2026-12-13T12:00:00")
+    with person(chromium, server, f"/patients/{number}", "investigator") as page:
+        page.get_by_role("link", name="Adverse events").click()
+        page.wait_for_url(f"**/patients/{number}/adverse-events")
+        form = page.locator("#record")
+        form.get_by_label("Term (CTCAE v5.0, or free text with its MedDRA term)").fill("neuralg")
+        form.get_by_label("Onset date", exact=True).fill("2026-12-12")
+        form.get_by_role("button", name="Show the term's grades and the course").click()
+        form.get_by_role("radio", name="Neuralgia — Nervous system disorders; MedDRA 10029223"
+                         ).check()
+        form.get_by_role("button", name="Show the term's grades and the course").click()
+        page.locator("#term-card").wait_for()
+        assert "course 2 (DIT, 2026-12-12 → 2027-01-01)" in page.locator("#course").inner_text()
+        form.get_by_role("radio", name="Grade 3: Severe pain; limiting self care ADL").check()
+        form.get_by_role("button", name="Record and check the protocol rules").click()
+        page.wait_for_url("**/adverse-events#latest")
+        section = page.locator("section.ae").last
+        assert "Neuralgia — grade 3" in section.inner_text()
+        assert "Alternatives: choose one, or decline them all" in section.inner_text()
+        section.get_by_role("radio", name="Accept: slow the infusion of dinutuximab beta",
+                            exact=False).check()
+        section.get_by_role("group", name="Does this hold: pain is not controlled by "
+                            "gabapentin, morphine and non-opioid analgesics?",
+                            exact=False).get_by_role("radio", name="yes").check()
+        section.get_by_label("Reason for the decision").fill(
+            "pain not controlled on gabapentin and morphine")
+        section.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        section.get_by_role("button", name="Sign the decision").click()
+        page.wait_for_url("**/adverse-events#ae-*")
+        text = page.locator("section.ae").last.inner_text()
+        assert "Accepted: Demo Investigator" in text
+        assert "Declined in favour of: slow the infusion of dinutuximab beta" in text
+        page.screenshot(path=str(output_dir / "e2e-nb-5-neuralgia.png"), full_page=True)
+
+    # After course 2: the INRC 2017 assessment typed into its form, a PR, signed.
+    _at(web, "2027-01-04T12:00:00")
+    with person(chromium, server, f"/patients/{number}", "investigator") as page:
+        page.get_by_role("link", name="Response and follow-up").click()
+        page.wait_for_url(f"**/patients/{number}/responses")
+        page.get_by_role("link", name="INRC 2017 assessment").click()
+        page.wait_for_url("**/responses/inrc/form")
+        for name, value in {**INRC_PR, "assessed_on": "2027-01-04"}.items():
+            _enter(page, INRC_LABELS.get(name, "Date of the assessment"), value)
+        page.get_by_role("button", name="Preview the response").click()
+        page.locator("#overall").wait_for()
+        assert page.locator("#overall").inner_text() == "PR"
+        page.get_by_label("Your password (signature)").fill("investigator-demo")
+        page.get_by_role("button", name="Sign and record").click()
+        page.wait_for_url(f"**/patients/{number}/responses#latest")
+        latest = page.locator("article.assessment").last.inner_text()
+        assert "INRC 2017" in latest and "PR" in latest and "2027-01-04" in latest
+
+    # The statistician's outcomes page shows the response.
+    with person(chromium, server, "/trials/NB-NK-2026/dashboard", "statistician") as page:
+        page.get_by_role("link", name="Outcomes and exports (de-identified)").click()
+        page.wait_for_url("**/trials/NB-NK-2026/outcomes")
+        rows = page.get_by_role("table", name="Each signed response assessment, by patient"
+                                ).locator("tbody tr").all_inner_texts()
+        assert f"{number}\tA\t2027-01-04\tINRC 2017\tPR" in rows
+        page.screenshot(path=str(output_dir / "e2e-nb-6-outcomes.png"), full_page=True)
+
+
+def _dose(page: Any, event: str, link: str, typed: dict[str, str]) -> None:
+    """Record a dose from its calendar row's button, typing ``typed`` (label -> value)."""
+    row = page.locator("#ev-" + event.replace(".", "\\."))
+    row.get_by_role("link", name=link, exact=True).click()
+    page.wait_for_url(f"**/calendar/doses/{event}?status=*")
+    for label, value in typed.items():
+        _enter(page, label, value)
+    page.get_by_role("button", name="Record").click()
+    page.wait_for_url(f"**/calendar#ev-{event}")
