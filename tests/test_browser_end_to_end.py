@@ -34,7 +34,9 @@ import pytest
 from test_browser import serve_app
 from test_browser_forms import FORM, TYPED, _enter, login, type_patient
 from test_response_forms import INRC_PR
+from trialdesk.forms.build import patient_form
 from trialdesk.forms.response import INRC_FIELDS
+from trialdesk.protocol.load import default_protocol_dir, load_protocol
 
 INRC_LABELS = {f.name: f.label for f in INRC_FIELDS}
 # The investigator's questions of NB-NK-2026 (the form's labels are the questions).
@@ -46,6 +48,17 @@ QUESTIONS = {
 }
 # Everything the coordinator knows (TYPED of test_browser_forms without the questions).
 COORDINATOR = {k: v for k, v in TYPED.items() if k not in QUESTIONS}
+
+RUMCESS = patient_form(load_protocol(default_protocol_dir() / "rumcess.yaml"))
+# A woman of 58 with acute myeloid leukaemia on induction, in neutropenic septic shock since
+# 06:00 today (examples/patients/rumcess-eligible.json), as the coordinator types it.
+SEPTIC: dict[str, str] = {
+    "birth_date": "1968-03-09", "sex": "female", "childbearing_potential": "no",
+    "primary_diagnosis": "acute_myeloid_leukaemia", "diagnosis_date": "2026-10-19",
+    "disease_date": "2026-11-21", "septic_shock": "yes",
+    "septic_shock_onset": "2026-11-21T06:00", "chemotherapy_resistant": "no",
+    "anc": "0.1", "consent_signed": "yes",
+}
 
 
 @pytest.fixture
@@ -257,3 +270,130 @@ def _dose(page: Any, event: str, link: str, typed: dict[str, str]) -> None:
         _enter(page, label, value)
     page.get_by_role("button", name="Record").click()
     page.wait_for_url(f"**/calendar#ev-{event}")
+
+
+def test_rumcess_septic_shock_randomised_and_the_msc_infusion_before_its_deadline(
+        chromium: Any, app: tuple[str, Any], output_dir: Path) -> None:
+    server, web = app
+    with person(chromium, server, "/patients", "coordinator") as page:
+        page.get_by_role("link", name="New patient for RuMCeSS").click()
+        page.wait_for_url("**/trials/RuMCeSS/patients/new")
+        _enter(page, "Site", "Moscow")
+        for name, value in SEPTIC.items():
+            f = RUMCESS.field(name)
+            _enter(page, f.label, value)
+            if f.dated:
+                _enter(page, f"{f.label}: {'date of the sample' if f.reference_range else 'date'}",
+                       "2026-11-21")
+        _enter(page, "Absolute neutrophil count: unit", "10^9/L")
+        _enter(page, "Absolute neutrophil count: reference range, low", "1.8")
+        _enter(page, "Absolute neutrophil count: reference range, high", "7.5")
+        page.get_by_role("button", name="Save and screen").click()
+        page.wait_for_url("**/patients/*/form")
+        number = page.url.split("/")[-2]
+        assert page.locator("#verdict").inner_text() == "eligible"
+        page.screenshot(path=str(output_dir / "e2e-ru-1-registered.png"), full_page=True)
+        page.get_by_role("link", name=number).click()
+        page.wait_for_url(f"**/patients/{number}")
+        page.get_by_label("Consent form version").fill("1.0")
+        page.get_by_label("Signed on").fill("2026-11-21")
+        page.get_by_label("Signed by").select_option("legal_representative")
+        page.get_by_role("button", name="Record consent").click()
+        page.wait_for_url(f"**/patients/{number}*")
+
+    # The investigator signs eligibility: the arm comes from the sealed allocation list.
+    with person(chromium, server, f"/patients/{number}", "investigator") as page:
+        # Recording the consent made a new record version: screened again first.
+        page.get_by_role("button", name="Screen against RuMCeSS now").click()
+        page.wait_for_url(f"**/patients/{number}*")
+        page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        page.get_by_role("button", name="Sign and enrol").click()
+        page.wait_for_url(f"**/patients/{number}#enrolment")
+        enrolment = page.locator("#enrolment").inner_text()
+        assert "Enrolled in RuMCeSS, arm MSC" in enrolment
+        assert "randomised 2026-11-21 12:00+00:00 to arm MSC" in enrolment
+        assert "Eligibility signed: Demo Investigator (investigator)" in enrolment
+        page.get_by_role("link", name="Calendar and doses").click()
+        page.wait_for_url(f"**/patients/{number}/calendar")
+        page.get_by_label("Measured on").fill("2026-11-21")
+        page.get_by_label("Weight (kg)").fill("71")
+        page.get_by_label("Height (cm)").fill("164")
+        page.get_by_role("button", name="Record", exact=True).click()
+        page.wait_for_url(f"**/patients/{number}/calendar*")
+        page.get_by_label("Day 1 (start date)").fill("2026-11-21")
+        page.get_by_role("button", name="Save settings").click()
+        page.wait_for_url(f"**/patients/{number}/calendar*")
+        msc = page.locator("#ev-msc-infusion").inner_text()
+        assert "MSC infusion within 10 h of septic shock onset" in msc
+        assert "2026-11-21T16:00 (deadline)" in msc and "71 × 10⁶ – 142 × 10⁶ cells" in msc
+        assert "No released product (240 min to the deadline)" in msc
+
+    # The cell lab's released MSC dose for this patient (made through the services).
+    dose = _released_msc_dose(web, number, weight_kg=71)
+    _at(web, "2026-11-21T13:30:00")
+    with person(chromium, server, f"/patients/{number}/calendar", "coordinator") as page:
+        msc = page.locator("#ev-msc-infusion").inner_text()
+        assert "Released product available (150 min to the deadline)" in msc
+        page.locator("#ev-msc-infusion").get_by_role("link", name="bedside check").click()
+        page.wait_for_url(f"**/patients/{number}/bedside*")
+        assert f"Released product available: {dose}" in page.locator("main").inner_text()
+        page.get_by_label("Product identifier").press_sequentially(dose)
+        page.get_by_label("Patient identifier on the wristband").press_sequentially(number)
+        page.get_by_label("Second verifier's user name").fill("investigator")
+        page.get_by_label("Second verifier's password").fill("investigator-demo")
+        page.get_by_role("button", name="Verify").click()
+        accepted = page.get_by_role("status").inner_text()
+        assert f"Accepted. {dose} for {number}" in accepted
+        assert "1.5e+06 cells/kg at 71.0 kg" in accepted
+        assert "Verified by coordinator and investigator" in accepted
+        assert "150 minutes left to the deadline 2026-11-21T16:00." in page.inner_text("main")
+        page.get_by_label("Infusion start").fill("2026-11-21T13:30")
+        page.get_by_label("Volume infused (mL)").fill("50")
+        page.get_by_role("button", name="Record the infusion").click()
+        page.wait_for_url(f"**/patients/{number}/calendar*")
+        msc = page.locator("#ev-msc-infusion").inner_text()
+        # 1.5 ×10⁶ cells/kg × 71 kg, within the planned 1-2 ×10⁶/kg
+        assert "given" in msc and "actual 106.5 × 10⁶ cells; by Demo Coordinator" in msc
+        # Given at 13:30, before the 16:00 deadline: not out of its window.
+        assert "2026-11-21T16:00 (deadline)" in msc and "out of window" not in msc
+        page.screenshot(path=str(output_dir / "e2e-ru-2-infused.png"), full_page=True)
+
+
+def _released_msc_dose(web: Any, patient: str, *, weight_kg: float) -> str:
+    """A third-party MSC lot, released (exceptionally), banked and thawed as this patient's dose of
+    1.5 ×10⁶ cells/kg (the cell lab's steps, through the services)."""
+    from trialdesk.cellproduct.product import Counts
+    from trialdesk.services import cellproduct as cp
+    from trialdesk.services.accounts import principal_for
+    from trialdesk.services.context import Services
+
+    ctx = Services.open(web.store)
+    pharm = principal_for(web.store, "pharmacist")
+    donation = cp.record_collection(
+        ctx, pharm, trial_id="RuMCeSS", spec_id="msc-donation", facility="A9999",
+        code="S0101A", collected_at=datetime(2026, 11, 1, 9), procedure="bone marrow",
+        donor="MSC-BANK-17", reason="bank donation")["id"]
+    lot = cp.derive_product(ctx, pharm, donation, spec_id="msc-lot", code="S0102A",
+                            prepared_at=datetime(2026, 11, 2, 9), reason="expanded")["id"]
+    for test_id, value, unit in [("viability", 95, "%"), ("msc_identity", 97, "% of viable cells"),
+                                 ("sterility", "no growth", None), ("endotoxin", 0.2, "EU/mL"),
+                                 ("mycoplasma", "negative", None)]:
+        cp.record_test_result(ctx, pharm, lot, test_id=test_id, value=value, unit=unit,
+                              tested_at=datetime(2026, 11, 3, 9), reason="QC")
+    # RuMCeSS sets no release limit yet (unconfirmed), so the lot cannot pass a normal
+    # release: it is released exceptionally, signed by the pharmacist and the investigator.
+    decision = cp.exceptional_release(
+        ctx, pharm, "pharmacist-demo", principal_for(web.store, "investigator"),
+        "investigator-demo", lot, justification="release limits not yet set by the protocol",
+        reason="exceptional release")
+    assert decision["released"] and decision["exceptional"], decision
+    aliquot = cp.derive_product(ctx, pharm, lot, spec_id="msc-aliquot", code="S0103A",
+                                division=0, prepared_at=datetime(2026, 11, 4, 9),
+                                reason="banked")["id"]
+    return str(cp.derive_product(ctx, pharm, aliquot, spec_id="msc-dose", code="S0104A",
+                                 recipient=patient, prepared_at=datetime(2026, 11, 21, 11),
+                                 counts=Counts(viable_cells=1.5e6 * weight_kg),
+                                 # RuMCeSS sets no shelf life yet: the expiry is the one
+                                 # printed on this test's bag label (test data).
+                                 expires_at=datetime(2026, 11, 21, 17),
+                                 reason="thawed")["id"])
