@@ -128,8 +128,15 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         assert page.locator("#arm").inner_text() == "A"
         page.get_by_role("link", name=number).click()
         page.wait_for_url(f"**/patients/{number}")
-        # Day 1 is set on the calendar once the child is weighed (the registration form
-        # asks no weight: NB-NK-2026's criteria do not read it).
+        # The registration form asks no weight (NB-NK-2026's criteria do not read it), so
+        # day 1 cannot be set yet: the refusal says so in words and what to do.
+        page.get_by_label("Calendar day 1 (start date; can be set later)").fill("2026-11-21")
+        page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
+        page.get_by_role("button", name="Sign and enrol").click()
+        refusal = page.get_by_role("alert").inner_text()
+        assert "Weight: no weight recorded; irinotecan is dosed 50 mg/m²" in refusal
+        assert "leave Calendar day 1 empty to enrol now" in refusal
+        page.get_by_label("Calendar day 1 (start date; can be set later)").fill("")
         page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
         page.get_by_role("button", name="Sign and enrol").click()
         page.wait_for_url(f"**/patients/{number}#enrolment")
