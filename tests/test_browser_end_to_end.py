@@ -4,15 +4,18 @@ internal id typed into an address (only links and redirects the application give
 followed):
 
 (a) NB-NK-2026: the coordinator registers a new 6-year-old child with refractory disease,
-    all labs and findings; the investigator answers the investigator's questions (eligible,
-    arm A) and signs eligibility and enrolment; the pharmacist signs course 1 with one
+    all labs and findings (undetermined: only the investigator's questions are left) and
+    records the signed consent; the investigator answers the questions (eligible, arm A),
+    signs eligibility and enrols, then weighs the child and sets day 1 on the calendar (the
+    registration form asks no weight); the pharmacist signs course 1 with one
     signature; the nurse records the doses from their calendar rows (given, partly given,
     withheld); in course 2 the investigator records grade 3 neuralgia by choosing the CTCAE
     term, chooses one of the proposed actions and signs it; after course 2 an INRC PR is
     entered in the INRC form and the outcomes page shows it.
 (b) RuMCeSS: a patient in septic shock with neutropenia registered by form, randomised, and
     the MSC infusion recorded before its deadline (the two-person bedside check, then the
-    infusion).
+    infusion). The released MSC dose is made through the cell lab's services in the test
+    (``_released_msc_dose``), not the lab pages.
 
 (c), a data query from opening to source verification with the audit trail, is
 ``test_browser_queries.py``.
@@ -115,8 +118,9 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
 
     # The investigator answers the questions: eligible, arm A; signs eligibility and enrols.
     with person(chromium, server, f"/patients/{number}/form", "investigator") as page:
-        for fact in QUESTIONS:
+        for fact, question in QUESTIONS.items():
             label = FORM.field(fact).label
+            assert label.startswith(question)  # the form asks the question itself
             _enter(page, label, "no")
             _enter(page, f"{label}: date", "2026-11-21")
         page.get_by_label("Reason for the change", exact=False).fill(
