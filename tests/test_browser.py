@@ -25,6 +25,14 @@ def live_server(tmp_path: Path, demo_database: Path) -> Iterator[str]:
 @contextmanager
 def serve(tmp_path: Path, demo_database: Path, days_later: float = 0) -> Iterator[str]:
     """The demo application on a loopback port (its clock ``days_later`` days on)."""
+    with serve_app(tmp_path, demo_database, days_later) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_app(tmp_path: Path, demo_database: Path,
+              days_later: float = 0) -> Iterator[tuple[str, Any]]:
+    """The demo application on a loopback port and its ``WebApp`` (its clock, its store)."""
     import uvicorn
 
     from conftest import WebApp
@@ -47,7 +55,7 @@ def serve(tmp_path: Path, demo_database: Path, days_later: float = 0) -> Iterato
             pytest.fail("the test server did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", web
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -419,5 +419,11 @@ def test_rumcess_msc_infusion_and_the_10_hour_deadline(tmp_path: Path, verified_
                                  verification=checked["id"], start=verified_at, end=None,
                                  volume_ml=20, reason="infused")
     assert infused["deadline_met"] is met
+    # The calendar's MSC dose is in cells (1-2 ×10⁶/kg worked out for the weight): the
+    # record holds the cells infused, not the cells per kg.
+    given = [r for r in lab.store.journey(patient).records  # type: ignore[union-attr]
+             if r["event_id"] == event["id"]]
+    assert [(r["status"], r["amount"], r["unit"]) for r in given] == [
+        ("given", pytest.approx(1.5e6 * weight), "cells")]
     assert cp.product_history(lab.ctx, lab.who("monitor"), dose)["donor"] == {
         "id": "MSC-BANK-17", "kind": "third_party"}

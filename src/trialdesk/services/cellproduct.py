@@ -490,11 +490,17 @@ def record_infusion(ctx: Services, who: Principal, study_number: str, *, verific
     if unknown:
         raise NotFoundError(f"no adverse event {', '.join(map(str, unknown))} of {study_number}; "
                             "record the reaction as an adverse event first", where="reactions")
-    # The amount given is the verified dose in viable cells per kg of today's weight.
+    # The amount given is the verified dose: viable cells per kg of today's weight, or,
+    # when the calendar's dose is in cells (a per-kg dose worked out for the weight), the
+    # viable cells infused (per kg × the weight the check used).
+    unit = event.dose.unit if event.dose else None
+    amount = check.document.get("cells_per_kg")
+    weight = check.document.get("weight_kg")
+    if amount is not None and weight and unit is not None and "/kg" not in unit:
+        amount = float(amount) * float(weight)
     try:
         record = EventRecord(event_id=event.id, status=RecordStatus.GIVEN, at=begin,
-                             by=user.full_name, amount=check.document.get("cells_per_kg"),
-                             unit=event.dose.unit if event.dose else None,
+                             by=user.full_name, amount=amount, unit=unit,
                              reason=None, recorded_at=now(ctx))
         loaded.journey.with_record(loaded.protocol, record)
     except TrialdeskError as exc:

@@ -252,7 +252,22 @@ def outcomes_page(ctx: Services, who: Principal, trial_id: str) -> dict[str, Any
     out["km"] = [name for name, tte in summary.time_to_event.items()
                  if tte.kaplan_meier is not None]
     out["aes"] = len(data.aes) if data.aes else 0
+    out["responses"] = _time_point_responses(ctx, trial_id)
     return out
+
+
+def _time_point_responses(ctx: Services, trial_id: str) -> list[dict[str, Any]]:
+    """Every recorded time-point response of the trial's enrolled patients, as signed
+    (shown while the best overall response is not derived)."""
+    rows = []
+    for j in ctx.store.trial_journeys(trial_id):
+        for r in ctx.store.responses(j.study_number):
+            if r.kind == "time_point" and r.overall:
+                rows.append({"patient_id": j.study_number, "arm": j.arm,
+                             "assessed_on": str(r.assessed_on),
+                             "criteria": "INRC 2017" if r.criteria == "INRC" else "RECIST 1.1",
+                             "response": r.overall})
+    return rows
 
 
 def km_png(ctx: Services, who: Principal, trial_id: str, endpoint: str) -> bytes:

@@ -145,8 +145,25 @@ async def enrol(request: Request, study_number: StudyNumber, who: Who) -> Respon
         if isinstance(exc, NotFoundError) or (isinstance(exc, AccessError)
                                               and exc.status == 403):
             raise
-        return page(errors=_domain_errors(exc), status=status_of(exc), form=_shown(form))
+        return page(errors=_enrol_errors(exc), status=status_of(exc), form=_shown(form))
     return _redirect(f"/patients/{study_number}#enrolment")
+
+
+# What a refused enrolment names, in the words of the page and what to do.
+_ENROL_WORDS = {
+    "weight_kg": ("Weight", "; leave Calendar day 1 empty to enrol now, then record the "
+                            "weight and day 1 on the calendar"),
+    "screening_id": ("Screening", " (Screen now, then sign)"),
+    "consent": ("Informed consent", ""),
+}
+
+
+def _enrol_errors(exc: TrialdeskError) -> list[dict[str, str]]:
+    out = []
+    for e in _domain_errors(exc):
+        label, then = _ENROL_WORDS.get(e["field"], (e["field"], ""))
+        out.append({"field": label, "reason": e["reason"] + then})
+    return out
 
 
 # ---------------------------------------------------------------------------- calendar
