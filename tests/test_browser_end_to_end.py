@@ -45,9 +45,10 @@ INRC_LABELS = {f.name: f.label for f in INRC_FIELDS}
 # The investigator's questions of NB-NK-2026 (the form's labels are the questions).
 QUESTIONS = {
     "attest.e6": "Has the patient had an acute intolerance reaction to irinotecan",
-    "attest.e7": "Does the patient have complications or comorbidities that preclude",
+    "attest.comorbidity_precluding_treatment": "Does the patient have complications of the",
+    "severe_type1_hypersensitivity_history": "Has the patient ever had a severe type I",
     "attest.e8": "Does the patient need concomitant medication with known cross",
-    "attest.e11": "Does a mental illness of the patient or the legal guardians",
+    "mental_illness_preventing_understanding": "Does a mental illness of the patient",
 }
 # Everything the coordinator knows (TYPED of test_browser_forms without the questions).
 COORDINATOR = {k: v for k, v in TYPED.items() if k not in QUESTIONS}
@@ -119,10 +120,11 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
     # The investigator answers the questions: eligible, arm A; signs eligibility and enrols.
     with person(chromium, server, f"/patients/{number}/form", "investigator") as page:
         for fact, question in QUESTIONS.items():
-            label = FORM.field(fact).label
-            assert label.startswith(question)  # the form asks the question itself
-            _enter(page, label, "no")
-            _enter(page, f"{label}: date", "2026-11-21")
+            field = FORM.field(fact)
+            assert field.label.startswith(question)  # the form asks the question itself
+            _enter(page, field.label, "no")
+            if field.dated:
+                _enter(page, f"{field.label}: date", "2026-11-21")
         page.get_by_label("Reason for the change", exact=False).fill(
             "investigator's questions answered at the screening visit")
         page.get_by_role("button", name="Save and screen").click()
