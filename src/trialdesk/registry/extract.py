@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from trialdesk.criteria.parser import parse
 from trialdesk.criteria.typecheck import bind
@@ -316,9 +317,32 @@ class Atom:
     thresholds: tuple[Threshold, ...] = ()
 
 
+# Words one of which a fact's name pattern (above) cannot match without, in lower case: a
+# pattern is only run on ASCII text holding one of them (other text runs them all).
+_LAB_WORDS = {
+    "gfr": ("gfr", "glomerular filtration rate", "creatinine clearance", "crcl"),
+    "anc": ("anc", "neutrophil", "agc", "absolute granulocyte count"),
+    "platelets": ("platelet", "plt"),
+    "hemoglobin": ("emoglobin", "hb", "hgb"),
+    "creatinine": ("creatinine",),
+    "bilirubin": ("bilirubin",),
+    "ast": ("ast", "sgot", "aspartate"),
+    "alt": ("alt", "sgpt", "alanine"),
+    "alp": ("alp", "alkaline phosphatase"),
+    "inr": ("inr", "international normali"),
+    "weight": ("weight",),
+    "lvef": ("lvef", "ejection fraction"),
+    "sodium": ("sodium",),
+    "potassium": ("potassium",),
+}
+
+
 def _mentions(text: str) -> list[tuple[str, int, int]]:
     found: list[tuple[str, int, int]] = []
+    low = text.lower() if text.isascii() else None
     for fact, pattern in _LAB_NAMES:
+        if low is not None and not any(w in low for w in _LAB_WORDS[fact]):
+            continue
         found += [(fact, m.start(), m.end()) for m in pattern.finditer(text)]
     for m in _TRANSAMINASES.finditer(text):
         found += [("ast", m.start(), m.end()), ("alt", m.start(), m.end())]
@@ -842,9 +866,7 @@ def draft_item(text: str, kind: str) -> ItemDraft:
     rule = "".join(pieces)
     if " or " in pieces and " and " in pieces:
         return ItemDraft(None)  # mixed and/or without brackets: a person should write it
-    try:
-        bind(parse(rule), BASE)
-    except CriteriaError:
+    if not _checks(rule):
         return ItemDraft(None)
     covered = sum(a.end - a.start for a in atoms)
     words = len(re.findall(r"[A-Za-z]{3,}", t))
@@ -854,6 +876,16 @@ def draft_item(text: str, kind: str) -> ItemDraft:
     if _HEDGES.search(t):
         confidence *= 0.7
     return ItemDraft(rule, tuple(atoms), confidence, t)
+
+
+@lru_cache(maxsize=16384)
+def _checks(rule: str) -> bool:
+    """Whether a draft rule parses and type-checks (kept by its text: drafts recur)."""
+    try:
+        bind(parse(rule), BASE)
+    except CriteriaError:
+        return False
+    return True
 
 
 def _nested_alternatives(text: str) -> bool:
