@@ -132,6 +132,12 @@ def compatible(from_unit: str, to_unit: str, *, substance: str | None = None) ->
     return True
 
 
+# Conversions done, by (value, from, to, substance): type-checking a rule converts its
+# literals, and the same rules recur (imported registry drafts). Failures are not kept.
+_CONVERTED: dict[tuple[float, str, str, str | None], float] = {}
+_CONVERTED_MAX = 65536
+
+
 def convert(
     value: float,
     from_unit: str,
@@ -148,6 +154,18 @@ def convert(
     >>> convert(2000, "/mm3", "10^9/L")
     2.0
     """
+    key = (value, from_unit, to_unit, substance)
+    done = _CONVERTED.get(key)
+    if done is None:
+        done = _convert(value, from_unit, to_unit, substance=substance, where=where)
+        if len(_CONVERTED) < _CONVERTED_MAX:
+            _CONVERTED[key] = done
+    return done
+
+
+def _convert(
+    value: float, from_unit: str, to_unit: str, *, substance: str | None, where: str | None
+) -> float:
     ureg = registry()
     src = parse_unit(from_unit, where=where)
     dst = parse_unit(to_unit, where=where)

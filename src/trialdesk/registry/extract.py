@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from trialdesk.criteria.parser import parse
 from trialdesk.criteria.typecheck import bind
@@ -316,9 +318,32 @@ class Atom:
     thresholds: tuple[Threshold, ...] = ()
 
 
+# Words one of which a fact's name pattern (above) cannot match without, in lower case: a
+# pattern is only run on ASCII text holding one of them (other text runs them all).
+_LAB_WORDS = {
+    "gfr": ("gfr", "glomerular filtration rate", "creatinine clearance", "crcl"),
+    "anc": ("anc", "neutrophil", "agc", "absolute granulocyte count"),
+    "platelets": ("platelet", "plt"),
+    "hemoglobin": ("emoglobin", "hb", "hgb"),
+    "creatinine": ("creatinine",),
+    "bilirubin": ("bilirubin",),
+    "ast": ("ast", "sgot", "aspartate"),
+    "alt": ("alt", "sgpt", "alanine"),
+    "alp": ("alp", "alkaline phosphatase"),
+    "inr": ("inr", "international normali"),
+    "weight": ("weight",),
+    "lvef": ("lvef", "ejection fraction"),
+    "sodium": ("sodium",),
+    "potassium": ("potassium",),
+}
+
+
 def _mentions(text: str) -> list[tuple[str, int, int]]:
     found: list[tuple[str, int, int]] = []
+    low = text.lower() if text.isascii() else None
     for fact, pattern in _LAB_NAMES:
+        if low is not None and not any(w in low for w in _LAB_WORDS[fact]):
+            continue
         found += [(fact, m.start(), m.end()) for m in pattern.finditer(text)]
     for m in _TRANSAMINASES.finditer(text):
         found += [("ast", m.start(), m.end()), ("alt", m.start(), m.end())]
@@ -807,20 +832,25 @@ class ItemDraft:
 
     def draft(self) -> Draft:
         """The draft a protocol keeps with the criterion: rule, matched span, facts, units."""
+        return Draft(**self.draft_fields())
+
+    def draft_fields(self) -> dict[str, Any]:
+        """The draft's fields without the model: ``draft().model_dump(exclude_none=True)``
+        (a protocol document takes them as they are and validates them with the rest)."""
         if self.rule is None:
-            return Draft(method="none: investigator question")
+            return {"facts": [], "confidence": 0.0, "method": "none: investigator question"}
         atoms = [a for a in self.atoms if a.rule]
         units = sorted({a.unit for a in atoms if a.unit})
-        span = self.text[min(a.start for a in atoms) : max(a.end for a in atoms)]
-        facts = list(dict.fromkeys(f for a in atoms for f in a.facts))
-        return Draft(
-            rule=self.rule,
-            span=span,
-            facts=facts,
-            unit=", ".join(units) or None,
-            confidence=round(self.confidence, 2),
-            method=", ".join(dict.fromkeys(a.method for a in atoms)),
-        )
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "span": self.text[min(a.start for a in atoms) : max(a.end for a in atoms)],
+            "facts": list(dict.fromkeys(f for a in atoms for f in a.facts)),
+        }
+        if units:
+            out["unit"] = ", ".join(units)
+        out["confidence"] = round(self.confidence, 2)
+        out["method"] = ", ".join(dict.fromkeys(a.method for a in atoms))
+        return out
 
 
 def draft_item(text: str, kind: str) -> ItemDraft:
@@ -842,9 +872,7 @@ def draft_item(text: str, kind: str) -> ItemDraft:
     rule = "".join(pieces)
     if " or " in pieces and " and " in pieces:
         return ItemDraft(None)  # mixed and/or without brackets: a person should write it
-    try:
-        bind(parse(rule), BASE)
-    except CriteriaError:
+    if not rule_checks(rule):
         return ItemDraft(None)
     covered = sum(a.end - a.start for a in atoms)
     words = len(re.findall(r"[A-Za-z]{3,}", t))
@@ -854,6 +882,17 @@ def draft_item(text: str, kind: str) -> ItemDraft:
     if _HEDGES.search(t):
         confidence *= 0.7
     return ItemDraft(rule, tuple(atoms), confidence, t)
+
+
+@lru_cache(maxsize=16384)
+def rule_checks(rule: str) -> bool:
+    """Whether a rule parses and type-checks against the base dictionary (kept by its text:
+    drafts recur)."""
+    try:
+        bind(parse(rule), BASE)
+    except CriteriaError:
+        return False
+    return True
 
 
 def _nested_alternatives(text: str) -> bool:

@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
+from trialdesk.criteria.parser import parse
+from trialdesk.criteria.typecheck import bind
 from trialdesk.documents import validation_error
-from trialdesk.errors import ProtocolError, RegistryError
+from trialdesk.errors import CriteriaError, ProtocolError, RegistryError
+from trialdesk.facts.dictionary import Attestation, with_attestations
 from trialdesk.protocol.load import compile_protocol
 from trialdesk.protocol.model import Protocol, Registry
-from trialdesk.registry.extract import draft_item
+from trialdesk.registry.extract import draft_item, rule_checks
 from trialdesk.registry.items import split_criteria
 from trialdesk.registry.records import Study, age_limit, parse_xml, registry_from_v2, studies_in, version_of
 
@@ -48,6 +52,9 @@ class Imported:
     exclusion: int
     drafts: int
     problems: list[str] = field(default_factory=list)
+    # The registry part of the document as the protocol model validated it (spares a
+    # second validation when the study is stored).
+    registry: Registry | None = field(default=None, compare=False, repr=False)
 
     @property
     def questions(self) -> int:
@@ -192,6 +199,29 @@ def _criterion(
     return c
 
 
+@lru_cache(maxsize=4096)
+def _attestation_checks(attestation_id: str) -> bool:
+    a = Attestation(attestation_id, "")
+    try:
+        bind(parse(a.fact_name), with_attestations([a]))
+    except CriteriaError:
+        return False
+    return True
+
+
+def _known_to_compile(protocol: Protocol) -> bool:
+    """Whether every criterion of an imported protocol is known to parse and type-check, by
+    checks kept per rule text and attestation id (the same rules and ids recur across
+    records). When not, the protocol is compiled in full, which names what fails."""
+    if protocol.arms or protocol.eligibility.attestations:
+        return False
+    for _, c in protocol.criteria:
+        a = c.attestation
+        if not (rule_checks(c.rule) if c.rule is not None else a is not None and _attestation_checks(a.id)):
+            return False
+    return True
+
+
 def import_study(study: Study) -> Imported:
     """One study (v2-shaped) to a draft protocol document."""
     registry = registry_from_v2(study.record, where=study.where)
@@ -206,14 +236,13 @@ def import_study(study: Study) -> Imported:
         prefix = "I" if item.kind == "inclusion" else "E"
         cid = f"{prefix}{sum(1 for c in target if c['id'][1:].isdigit()) + 1}"
         answer = draft_item(item.text, item.kind)
-        d = answer.draft()
         drafts += answer.rule is not None
         target.append(
             _criterion(
                 cid,
                 item.text,
                 answer.rule,
-                draft=d.model_dump(exclude_none=True),
+                draft=answer.draft_fields(),
                 note=f"group: {item.group}" if item.group else None,
             )
         )
@@ -238,11 +267,14 @@ def import_study(study: Study) -> Imported:
         "arms": [],
     }
     try:
-        protocol = Protocol.model_validate(document)
+        # the registry model is already validated: it goes in as it is, not as its dump again
+        protocol = Protocol.model_validate({**document, "registry": registry})
     except ValidationError as exc:  # a record value the model refuses
         raise validation_error(exc, RegistryError, where=study.where) from None
-    compile_protocol(protocol, source=study.where)  # every draft parses and type-checks
+    if not _known_to_compile(protocol):
+        compile_protocol(protocol, source=study.where)  # every draft parses and type-checks
     n_inc = sum(c["id"][1:].isdigit() for c in inclusion)
     return Imported(
-        nct, study.where, study.format, document, _modules(study), n_inc, len(exclusion), drafts, problems
+        nct, study.where, study.format, document, _modules(study), n_inc, len(exclusion), drafts, problems,
+        registry=protocol.registry,
     )

@@ -98,7 +98,7 @@ def _keep_reviews(new: dict[str, Any], old: dict[str, Any]) -> None:
 def study_input(result: Imported) -> StudyInput:
     """What the store keeps of one imported study."""
     doc = result.document
-    r = Registry.model_validate(doc["registry"])
+    r = result.registry if result.registry is not None else Registry.model_validate(doc["registry"])
     texts = [c.get("text", "") for c in _criteria(doc)]
     el = r.eligibility
     sites = tuple(Site(loc.facility, loc.city, loc.country, loc.geo.lat if loc.geo else None,
