@@ -6,7 +6,7 @@ form submitted with "Check without saving", adverse event recorded by form) and 
 per page, the number of requests, failures and the 50th / 95th / 99th percentile response
 times, with each page's p95 as a ratio of the log-in page's p95 measured in the same run
 (the log-in page reads no database: the server's own floor on this machine, now).
-Statistics start once every user has logged in (``--reset-stats``): the log-ins themselves
+Statistics start once every user has logged in (the locustfile resets them): the log-ins
 (Argon2 by design, all at once) are not what a coordinator waits for page after page.
 
     pip install -e '.[bench]'     # locust
@@ -73,7 +73,7 @@ def main() -> int:
         _wait(host + "/login", server)
         started = time.monotonic()
         run = subprocess.run(
-            [locust, "-f", str(HERE / "web_locustfile.py"), "--headless", "--only-summary", "--reset-stats",
+            [locust, "-f", str(HERE / "web_locustfile.py"), "--headless", "--only-summary",
              "-u", str(args.users), "-r", str(args.users), "-t", f"{seconds}s",
              "--host", host, "--csv", str(work / "stats"), "--stop-timeout", "5"],
             env={**os.environ, "BENCH_USER": "coordinator", "BENCH_PASSWORD": "coordinator-demo"},
@@ -86,7 +86,8 @@ def main() -> int:
     if not stats.exists():
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
         raise SystemExit("locust wrote no statistics")
-    rows = [r for r in csv.DictReader(stats.open()) if r["Name"] != "Aggregated"]
+    rows = [r for r in csv.DictReader(stats.open())
+            if r["Name"] != "Aggregated" and int(r["Request Count"]) > 0]
     base = next((float(r["95%"]) for r in rows if "baseline" in r["Name"]), None)
     print(f"{args.users} users, {seconds} s (wall {wall:.0f} s), SQLite, loopback, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

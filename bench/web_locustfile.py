@@ -23,6 +23,8 @@ from locust import HttpUser, between, task
 USER = os.environ.get("BENCH_USER", "coordinator")
 PASSWORD = os.environ.get("BENCH_PASSWORD", "coordinator-demo")
 PATIENT_LINK = re.compile(r'href="/patients/([A-Za-z0-9-]+)"')
+_READY: list[str] = []  # users done with their log-in (one process: locust's gevent users)
+_ENROLLED: list[str] = []  # the patients with a calendar, found by the first user
 
 
 class _Forms(HTMLParser):
@@ -110,15 +112,22 @@ class Coordinator(HttpUser):
         self.patients = sorted(set(PATIENT_LINK.findall(listing)) - {"new"})
         if not self.patients:
             raise RuntimeError("the patient list shows no patient: is the demo loaded?")
-        self.enrolled = []
-        for n in self.patients:  # only an enrolled patient has a calendar and adverse events
-            with self._get(f"/patients/{n}/calendar", "setup: GET /patients/{n}/calendar",
-                           catch_response=True) as r:
-                if r.status_code == 200:
-                    self.enrolled.append(n)
-                r.success()
-        if not self.enrolled:
+        if not _ENROLLED:
+            for n in self.patients:  # only an enrolled patient has a calendar and AEs
+                with self._get(f"/patients/{n}/calendar", "setup: GET /patients/{n}/calendar",
+                               catch_response=True) as r:
+                    if r.status_code == 200 and n not in _ENROLLED:
+                        _ENROLLED.append(n)
+                    r.success()
+        if not _ENROLLED:
             raise RuntimeError("no demo patient is enrolled")
+        self.enrolled = list(_ENROLLED)
+        _READY.append(USER)
+        runner = self.environment.runner
+        if runner is not None and len(_READY) == runner.target_user_count:
+            # statistics start once every user has logged in: the log-ins (Argon2 by
+            # design, all at once) are not what a coordinator waits for page after page
+            self.environment.stats.reset_all()
 
     def _patient(self) -> str:
         return random.choice(self.patients)
