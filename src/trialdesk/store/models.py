@@ -732,6 +732,8 @@ class RegistryStudy(Base):
     search_interventions: Mapped[str] = mapped_column(Text)
     search_criteria: Mapped[str] = mapped_column(Text)
     search_places: Mapped[str] = mapped_column(Text)
+    # The grid cells of the sites' geo points (migration 0011): a box search's first cut.
+    search_cells: Mapped[str] = mapped_column(Text, server_default="")
     imported_at: Mapped[str] = mapped_column(MOMENT)
     imported_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[str] = mapped_column(MOMENT)
@@ -745,9 +747,11 @@ class RegistrySite(Base):
     """One location of an imported study, with its geo point when the record gives one."""
 
     __tablename__ = "registry_sites"
+    # A study's points from the index alone: a box search reads no site row it rejects.
+    __table_args__ = (Index("ix_registry_sites_study_point", "study_id", "lat", "lon"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    study_id: Mapped[int] = mapped_column(ForeignKey("registry_studies.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("registry_studies.id"))
     position: Mapped[int] = mapped_column(Integer)
     facility: Mapped[str | None] = mapped_column(Text, nullable=True)
     city: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,13 @@ SEARCH_COLUMNS = ("title", "conditions", "interventions", "criteria", "places")
 # and places (FTS5 bm25 weights; PostgreSQL setweight A, B, C, D, D in migration 0008).
 _BM25 = "bm25(registry_fts, 3.0, 3.0, 2.0, 1.0, 1.0)"
 _CHUNK = 5000
+# Grid cells of site points, in degrees: a box is covered by the cells of the finest grid
+# that needs at most _MOST_CELLS of them (migration 0011; fewer, larger cells measured
+# faster than many small ones: FTS5 pays per OR-ed cell).
+GRID = (1, 3, 9, 27)
+_MOST_CELLS = 16
+# The search texts without the cells, for words that may match in any of them.
+_TEXTS = "{" + " ".join(f"search_{n}" for n in SEARCH_COLUMNS) + "}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,34 @@ class Filter:
     box: tuple[float, float, float | None, float | None] | None = None
 
 
+def _grid(size: int, lat: float, lon: float) -> tuple[int, int]:
+    return math.floor((lat + 90.0) / size), math.floor((lon + 180.0) / size)
+
+
+def site_cells(points: Iterable[tuple[float, float]]) -> str:
+    """The grid cells (every size of :data:`GRID`) holding these (lat, lon) points, as the
+    words of ``search_cells``."""
+    found = list(points)
+    return " ".join(dict.fromkeys("g{}n{}e{}".format(size, *_grid(size, lat, lon))
+                                  for size in GRID for lat, lon in found))
+
+
+def box_cells(box: tuple[float, float, float | None, float | None]) -> list[str] | None:
+    """The cells covering the box, of the finest grid that needs few; None when the box has
+    no longitude limits or is too wide (the search then reads the sites by latitude).
+
+    A point inside the box lies in one of them: cell numbers grow with lat and lon."""
+    south, north, west, east = box
+    if west is None or east is None:
+        return None
+    for size in GRID:
+        (lat0, lon0), (lat1, lon1) = _grid(size, south, west), _grid(size, north, east)
+        if (lat1 - lat0 + 1) * (lon1 - lon0 + 1) <= _MOST_CELLS:
+            return [f"g{size}n{a}e{b}" for a in range(lat0, lat1 + 1)
+                    for b in range(lon0, lon1 + 1)]
+    return None
+
+
 def _phases(text_: str) -> tuple[str, ...]:
     return tuple(p for p in text_.split("|") if p)
 
@@ -158,6 +194,8 @@ def _values(study: StudyInput) -> dict[str, Any]:
     }
     for name in SEARCH_COLUMNS:
         values[f"search_{name}"] = study.search.get(name, "")
+    values["search_cells"] = site_cells((x.lat, x.lon) for x in study.sites
+                                        if x.lat is not None and x.lon is not None)
     return values
 
 
@@ -306,16 +344,27 @@ class RegistryStore(StoreBase):
                 where.append("s.search_vector @@ to_tsquery('simple', :tsq)")
                 score = "ts_rank(s.search_vector, to_tsquery('simple', :tsq))"
             else:
-                parts = ['"' + " ".join(phrase) + '"' for phrase in f.words]
+                words = ['"' + " ".join(phrase) + '"' for phrase in f.words]
+                parts = list(words)
                 if f.conditions:
                     parts.append("search_conditions : (" + " OR ".join(
                         '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
                 params["fts"] = " AND ".join(parts)
-                head = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, -{_BM25} AS score "
-                        "FROM registry_fts WHERE registry_fts MATCH :fts) ")
+                cells = box_cells(f.box) if f.box is not None else None
+                if cells:
+                    # Words, condition and place in one index; the rank afterwards, for
+                    # the studies found only (_scores).
+                    params["find"] = " AND ".join(
+                        [f"{_TEXTS} : {w}" for w in words] + parts[len(words):]
+                        + [f"search_cells : ({' OR '.join(cells)})"])
+                    head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_find "
+                            "WHERE registry_find MATCH :find) ")
+                else:
+                    head = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, -{_BM25} AS score "
+                            "FROM registry_fts WHERE registry_fts MATCH :fts) ")
+                    score = "f.score"
                 tables = ["f", "registry_studies s INDEXED BY ix_registry_studies_filters"]
                 where.append("s.id = f.id")
-                score = "f.score"
         if f.status:
             params["status"] = f.status
             where.append("s.status = :status")
@@ -335,7 +384,7 @@ class RegistryStore(StoreBase):
         columns = f"s.id, s.minimum_age, s.maximum_age, {score} AS score"
         if f.box is not None:
             if head:
-                tables.append("registry_sites r")
+                tables.append("registry_sites r INDEXED BY ix_registry_sites_study_point")
             else:
                 tables.insert(0, "registry_sites r")
             where.append("r.study_id = s.id")
@@ -368,9 +417,26 @@ class RegistryStore(StoreBase):
         """(candidate, site) for every site with a point inside the filter's box."""
         sql, params = self._candidate_sql(f)
         with self._read() as s:
+            rows: list[Sequence[Any]] = list(s.execute(text(sql), params))
+            if "find" in params:
+                scores = self._scores(s, params["fts"], {r[0] for r in rows})
+                rows = [(*r[:3], scores[r[0]], *r[4:]) for r in rows]
             return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)),
-                     Site(r[6], r[7], r[8], r[4], r[5]))
-                    for r in s.execute(text(sql), params)]
+                     Site(r[6], r[7], r[8], r[4], r[5])) for r in rows]
+
+    @staticmethod
+    def _scores(s: Any, fts: str, ids: set[int]) -> dict[int, float]:
+        """The full-text rank of these studies, computed for them alone: FTS5 evaluates the
+        rank only for rows that pass the WHERE, and the ``+`` keeps the id list out of the
+        index lookup (one lookup per id would recount the corpus statistics each time)."""
+        if not ids:
+            return {}
+        listed = ", ".join(str(int(i)) for i in sorted(ids))
+        rows = s.execute(text(
+            f"SELECT rowid, -{_BM25} FROM registry_fts WHERE registry_fts MATCH :fts "
+            f"AND rowid BETWEEN :lo AND :hi AND +rowid IN ({listed})"),
+            {"fts": fts, "lo": min(ids), "hi": max(ids)})
+        return {int(r[0]): float(r[1]) for r in rows}
 
     def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
         """The result lines of a page of studies."""
