@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from trialdesk.cli import app
 from trialdesk.errors import AccessError, ConflictError, RegistryError, ReviewError
-from trialdesk.registry.search import Age, great_circle_km
+from trialdesk.registry.search import Age, great_circle_km, tokens
 from trialdesk.services import registry as reg
 from trialdesk.services.accounts import hash_password, principal_for
 from trialdesk.services.context import Services
@@ -247,3 +247,182 @@ def test_cli_imports_into_the_database_and_searches_it(tmp_path: Path) -> None:
     assert near.exit_code == 0 and "NCT02552212" in near.output and "1 trials found" in near.output
     both = runner.invoke(app, ["registry", "import", str(CTGOV), "--out", str(tmp_path), *base])
     assert both.exit_code != 0
+
+
+# ------------------------------------------------------------------ search by place at scale
+
+VARIED_CONDITIONS = ["Sepsis", "Acute Lymphoblastic Leukemia", "Melanoma", "Asthma",
+                     "Breast Cancer", "Neuroblastoma", "Chronic Lymphocytic Leukemia"]
+
+
+def _varied(n: int, seed: int = 20261205) -> bytes:
+    """``n`` copies of the shared v2 records with new NCT ids, conditions and sites moved by
+    up to 3 degrees (some onto the same points, for ties in distance)."""
+    import random
+
+    rng = random.Random(seed)
+    base = [json.loads(p.read_text()) for p in FILES if p.suffix == ".json"]
+    base = [b for b in base if "protocolSection" in b]
+    studies = []
+    for i in range(n):
+        doc = json.loads(json.dumps(base[i % len(base)]))
+        ps = doc["protocolSection"]
+        ps["identificationModule"]["nctId"] = f"NCT{91000000 + i:08d}"
+        ps.setdefault("conditionsModule", {})["conditions"] = rng.sample(VARIED_CONDITIONS, 2)
+        shift = (0.0, 0.0) if i % 7 == 0 else (rng.uniform(-3, 3), rng.uniform(-3, 3))
+        for loc in ps.get("contactsLocationsModule", {}).get("locations", []):
+            if loc.get("geoPoint"):
+                loc["geoPoint"]["lat"] = max(-89.0, min(89.0, loc["geoPoint"]["lat"] + shift[0]))
+                loc["geoPoint"]["lon"] = max(-179.9, min(179.9, loc["geoPoint"]["lon"] + shift[1]))
+        studies.append(doc)
+    return json.dumps({"studies": studies}).encode()
+
+
+@pytest.fixture
+def varied(tmp_path: Path) -> Any:
+    store = Store.open(f"sqlite:///{tmp_path / 'varied.db'}")
+    store.import_protocol({"id": "T1", "version": "1"}, source="t", actor="t", reason="t")
+    store.add_user("admin", "Admin", hash_password("admin-pass"), actor="t", reason="t")
+    store.add_membership("admin", "T1", "administrator", None, actor="t", reason="t")
+    services = Services.open(store)
+    lines = reg.import_files(services, principal_for(store, "admin"),
+                             [(p.name, p.read_bytes()) for p in FILES]
+                             + [("varied.json", _varied(240))])
+    assert all(x.stored == "created" for x in lines) and len(lines) == 260
+    yield services
+    store.close()
+
+
+def _queries(n: int) -> list[dict[str, Any]]:
+    import random
+
+    rng = random.Random(7)
+    places = ["48.8566,2.3522", "55.75204,37.61781", "41.88,-87.63", "40.42,-3.70",
+              "31.23,121.47", "39.95,-75.16", "32.08,34.78"]
+    out = []
+    for _ in range(n):
+        q: dict[str, Any] = {"near": rng.choice(places),
+                             "km": rng.choice([30.0, 300.0, 800.0, 1500.0, 2500.0, 7000.0])}
+        shape = rng.randrange(3)
+        if shape != 1:
+            q["text"] = rng.choice(["placebo", "phase", "children", "randomized", "years",
+                                    "informed consent", "cancer"])
+        if shape != 0:
+            q["condition"] = rng.choice(["sepsis", "leukemia", "melanoma", "asthma",
+                                         "breast cancer", "ALL", "neuroblastoma"])
+        if rng.random() < 0.6:
+            q["age"] = Age(rng.choice([3, 12, 30, 50, 70]), "year")
+        out.append(q)
+    return out
+
+
+def _has(field: str, phrase: list[str]) -> bool:
+    words = tokens(field)
+    return any(words[i:i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
+
+
+def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order(
+        varied: Any) -> None:
+    """The grid-cell path (words, condition and cells in one index, the rank afterwards)
+    against (1) every study checked one by one in Python, (2) the path without cells."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+
+    box_cells = store_registry.box_cells
+    who = principal_for(varied.store, "admin")
+    store = reg.registry_store(varied)
+    with varied.store.engine.connect() as conn:
+        ids = dict(conn.execute(sql("SELECT id, nct_id FROM registry_studies")).all())
+    texts = store.registry_search_texts(list(ids))
+    sites: dict[int, list[tuple[float, float]]] = {}
+    for sid, lat, lon, *_ in store.registry_sites_of(list(ids)):
+        sites.setdefault(sid, []).append((lat, lon))
+    ages = {i: store.registry_study(n) for i, n in ids.items()}
+    used_cells = matched = 0
+    for q in _queries(60):
+        place = [float(x) for x in q["near"].split(",")]
+        found = reg.search(varied, who, limit=1000, **q)
+        box = reg._box(reg.resolve_place(q["near"]), q["km"])
+        used_cells += box_cells(box) is not None
+        expected = {}
+        for i, fields in texts.items():
+            if "text" in q and not all(any(_has(f, tokens(w)) for f in fields.values())
+                                       for w in reg.query_words(q["text"])):
+                continue
+            if "condition" in q and not any(_has(fields["conditions"], tokens(t))
+                                            for t in reg.condition_terms(q["condition"])):
+                continue
+            if "age" in q and not reg.fits_age(q["age"], ages[i].minimum_age,
+                                               ages[i].maximum_age):
+                continue
+            near = min((great_circle_km(*place, lat, lon) for lat, lon in sites.get(i, [])),
+                       default=None)
+            if near is not None and near <= q["km"]:
+                expected[ids[i]] = near
+        assert found["total"] == len(expected), q
+        matched += bool(expected)
+        got = [(h["trial_id"], h["km"]) for h in found["results"]]
+        assert sorted(got) == sorted((k, round(v, 1)) for k, v in expected.items()), q
+        assert [km for _, km in got] == sorted(km for _, km in got), q
+        # The same studies, in the same order, with the same ranks, without the cells.
+        try:
+            store_registry.box_cells = lambda box: None  # type: ignore[assignment]
+            assert reg.search(varied, who, limit=1000, **q) == found, q
+        finally:
+            store_registry.box_cells = box_cells
+    assert used_cells >= 40  # the cell path was the one tested, but for the widest boxes
+    assert matched >= 30, matched  # and most queries found something
+
+
+def test_the_place_index_follows_a_reimport_that_moves_the_sites(varied: Any) -> None:
+    admin = principal_for(varied.store, "admin")
+    paris = {"text": "placebo", "near": "48.8566,2.3522", "km": 300.0}
+    doc = json.loads(_varied(1, seed=3))["studies"][0]
+    ps = doc["protocolSection"]
+    ps["identificationModule"]["nctId"] = "NCT09999911"
+    ps["conditionsModule"]["conditions"] = ["Sepsis"]
+    ps["identificationModule"]["briefTitle"] = "Placebo-controlled study"
+    ps["contactsLocationsModule"] = {"locations": [
+        {"facility": "Hopital", "city": "Paris", "country": "France",
+         "geoPoint": {"lat": 48.85, "lon": 2.35}}]}
+    reg.import_files(varied, admin, [("p.json", json.dumps(doc).encode())])
+    assert "NCT09999911" in _ids(reg.search(varied, admin, limit=1000, **paris))
+    ps["contactsLocationsModule"]["locations"][0].update(
+        city="Lima", country="Peru", geoPoint={"lat": -12.05, "lon": -77.04})
+    lines = reg.import_files(varied, admin, [("p.json", json.dumps(doc).encode())])
+    assert [x.stored for x in lines] == ["updated"]
+    assert "NCT09999911" not in _ids(reg.search(varied, admin, limit=1000, **paris))
+    lima = reg.search(varied, admin, text="placebo", near="-12.05,-77.04", km=10)
+    assert _ids(lima) == ["NCT09999911"]
+
+
+def test_migration_0011_gives_the_stored_studies_their_cells(ctx: Any) -> None:
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from trialdesk.store.db import alembic_config, current_revision
+
+    who = _who(ctx, "coord")
+    queries = [{"text": "placebo", "near": "Moscow", "km": 1500.0},
+               {"condition": "sepsis", "near": "48.85,2.35", "km": 3000.0},
+               {"text": "phase", "near": "41.88,-87.63", "km": 800.0, "age": Age(30, "year")}]
+    before = [reg.search(ctx, who, **q) for q in queries]
+    assert any(b["total"] for b in before)
+    engine = ctx.store.engine
+    cells = "SELECT nct_id, search_cells FROM registry_studies ORDER BY nct_id"
+    with engine.connect() as conn:
+        imported = conn.execute(sql(cells)).all()
+    config = alembic_config(engine)
+    for revision, down in (("0010", True), ("head", False)):
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    assert current_revision(engine) == "0011"
+    with engine.connect() as conn:
+        migrated = conn.execute(sql(cells)).all()
+    assert migrated == imported  # the cells the import wrote, made again from the sites
+    stored = dict(migrated)
+    assert stored["NCT02552212"].startswith("g1n") and "g27n" in stored["NCT02552212"]
+    assert stored["NCT01207388"] == ""  # classic XML: sites without geo points
+    assert [reg.search(ctx, who, **q) for q in queries] == before
