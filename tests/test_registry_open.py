@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from test_browser import serve_app
+from test_browser_forms import _no_axe_violations, _no_overflow
 from trialdesk.cli import app
 from trialdesk.errors import AccessError, ConflictError, NotFoundError, ReviewError
 from trialdesk.services import registry as reg
@@ -163,7 +165,7 @@ def test_a_stored_patient_is_screened_against_the_opened_trial(web: Any) -> None
     assert row["protocol_version"] == web.store.protocol_version(NCT).label
     assert {"I2", "E1"} <= {c["id"] for c in row["unknown_criteria"]}
     page = _text(web.client("investigator").get(f"/patients/{PATIENT}", headers=HTML).text)
-    assert NCT in page
+    assert f"{NCT} undetermined" in page
 
 
 def test_open_on_the_study_page(web: Any) -> None:
@@ -217,3 +219,39 @@ def test_open_on_the_command_line(web: Any) -> None:
     assert done.stdout.startswith(f"{NCT}: opened as a trial, protocol version 1")
     again = CliRunner().invoke(app, [*base, "--password", "administrator-demo"])
     assert again.exit_code == 0 and "unchanged since protocol version 1" in again.stdout
+
+
+def test_open_in_a_phone_browser(chromium: Any, tmp_path: Path, demo_database: Path,
+                                 output_dir: Path) -> None:
+    with serve_app(tmp_path, demo_database) as (server, web):
+        _import(web)
+        context = chromium.new_context(viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            page.goto(f"{server}/login?next=/registry/studies/{NCT}")
+            page.get_by_label("User name").fill("administrator")
+            page.get_by_label("Password").fill("administrator-demo")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(f"**/registry/studies/{NCT}")
+            _no_overflow(page)
+            _no_axe_violations(page)
+            opening = page.locator("section[aria-labelledby=open-h]")
+            opening.get_by_label("Password").fill("administrator-demo")
+            opening.get_by_role("button", name="Open as a trial").click()
+            page.wait_for_selector(f"text=Open as a trial: {ITEMS} of {ITEMS} criteria items")
+            _no_overflow(page)
+            _no_axe_violations(page)
+            page.screenshot(path=str(output_dir / "registry-open-refused-390.png"),
+                            full_page=True)
+            page.get_by_role("link", name="review them first").click()
+            assert page.url.endswith("#criterion-I-age")
+            _review_all(web)
+            page.goto(f"{server}/registry/studies/{NCT}")
+            opening.get_by_label("Password").fill("administrator-demo")
+            opening.get_by_role("button", name="Open as a trial").click()
+            page.wait_for_url(f"**/trials/{NCT}")
+            _no_overflow(page)
+            assert "Histologically proven malignancy" in page.content()
+        finally:
+            context.close()
