@@ -134,6 +134,13 @@ async def registry_import(request: Request, who: Who) -> Response:
                         failed=failed)
 
 
+def _signed_problem(exc: TrialdeskError, who: Any) -> str:
+    """The problem of a signed form: a refused password names the Password field."""
+    if isinstance(exc, AccessError) and exc.status == 401 and who.user is not None:
+        return f"Password: {exc.reason}"  # a wrong signature password, not a log-in
+    return _problem(exc)
+
+
 def _study_page(request: Request, who: Any, nct_id: str, status: int = 200,
                 **values: Any) -> HTMLResponse:
     page = reg.review_page(context(request), who, nct_id)
@@ -162,13 +169,9 @@ async def registry_review(request: Request, nct_id: NctId, criterion_id: Criteri
                    password=data.get("password", ""), rule=data.get("rule"),
                    question=data.get("question"), note=data.get("note"))
     except TrialdeskError as exc:
-        if isinstance(exc, AccessError) and exc.status == 401 and who.user is not None:
-            problem = f"Password: {exc.reason}"  # a wrong signature password, not a log-in
-        else:
-            problem = _problem(exc)
         return _study_page(request, who, nct_id, status=status_of(exc),
-                           form_errors=[f"{criterion_id}: {problem}"], failed=criterion_id,
-                           values=data)
+                           form_errors=[f"{criterion_id}: {_signed_problem(exc, who)}"],
+                           failed=criterion_id, values=data)
     return RedirectResponse(f"/registry/studies/{nct_id}#criterion-{criterion_id}",
                             status_code=303)
 
@@ -184,10 +187,6 @@ async def registry_open(request: Request, nct_id: NctId, who: Who) -> Response:
                                    password=data.get("password", ""),
                                    reason=data.get("reason"))
     except TrialdeskError as exc:
-        if isinstance(exc, AccessError) and exc.status == 401 and who.user is not None:
-            problem = f"Password: {exc.reason}"  # a wrong signature password, not a log-in
-        else:
-            problem = _problem(exc)
         return _study_page(request, who, nct_id, status=status_of(exc),
-                           form_errors=[problem], failed="open", values=data)
+                           form_errors=[_signed_problem(exc, who)], failed="open", values=data)
     return RedirectResponse(f"/trials/{opened['trial_id']}", status_code=303)
