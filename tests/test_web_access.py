@@ -290,6 +290,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/registry/import"): anywhere({"administrator"}),
     ("GET", "/registry/studies/{nct_id}"): logged_in(),
     ("POST", "/registry/studies/{nct_id}/criteria/{criterion_id}"): anywhere(INVESTIGATOR, 303),
+    ("POST", "/registry/studies/{nct_id}/open"): anywhere({"administrator"}, 303),
 }
 # Log-in and log-out are the same for every role; tests in test_web_api.py and
 # test_web_pages.py cover them.
@@ -459,6 +460,9 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     elif key == ("POST", "/registry/studies/{nct_id}/criteria/{criterion_id}"):
         kwargs["data"] = {**form, "version": str(study_version), "action": "accept",
                           "password": web.logins.get(client.username, "x")}
+    elif key == ("POST", "/registry/studies/{nct_id}/open"):
+        _reviewed(web, nct)
+        kwargs["data"] = {**form, "password": web.logins.get(client.username, "x")}
     elif key in (("POST", "/api/trials/{trial_id}/randomisation"),
                  ("POST", "/trials/{trial_id}/randomisation")):
         body = {"seed": 7, "reason": "generate"}
@@ -666,6 +670,24 @@ def _registry_study(web: Any) -> tuple[str, str, int]:
     study = store.registry_study("NCT00973089")
     first = study.document["eligibility"]["inclusion"][0]["id"]
     return study.nct_id, first, study.version
+
+
+def _reviewed(web: Any, nct: str) -> None:
+    """Every criterion of the study accepted (set up in the store), so it can be opened."""
+    from trialdesk.registry import review
+    from trialdesk.services import registry
+
+    store = registry.RegistryStore(web.store.engine, clock=web.store.clock)
+    study = store.registry_study(nct)
+    if not study.unreviewed:
+        return
+    doc = study.document
+    for kind in ("inclusion", "exclusion"):
+        for c in study.document["eligibility"][kind]:
+            doc = review.accept(doc, c["id"], by="investigator", at=web.store.now())
+    store.update_registry_document(nct, doc, expected_version=study.version, unreviewed=0,
+                                   actor="investigator", action="review", changes={},
+                                   reason="test set-up: every criterion accepted")
 
 
 def _sample(web: Any) -> str:

@@ -4,7 +4,8 @@
 database (``--by USER``, an administrator; the same database as ``trialdesk serve``) or
 writes one draft protocol file per study (``--out DIR``). ``trialdesk registry search``
 searches the database (``--by USER``) or protocol files (``--protocols DIR``, the default)
-by text, condition, age, sex and distance.
+by text, condition, age, sex and distance. ``trialdesk registry open NCT… --by USER`` opens a
+fully reviewed study of the database as a trial (signed with the password).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from trialdesk.cli.common import JsonOpt, ProtocolsOpt, _console, _say, app, domain_errors, write_atomic
-from trialdesk.cli.session import DEFAULT_DATA_DIR, DatabaseOpt, DataDirOpt, acting, open_services
+from trialdesk.cli.session import (
+    DEFAULT_DATA_DIR,
+    DatabaseOpt,
+    DataDirOpt,
+    PasswordOpt,
+    UserOpt,
+    acting,
+    open_services,
+)
 
 ByOpt = Annotated[
     str | None,
@@ -131,6 +140,34 @@ def import_cmd(
         _say(console, f"{len(results) - len(failed)} studies imported, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@registry_app.command("open")
+@domain_errors
+def open_cmd(
+    nct_id: Annotated[str, typer.Argument(help="The study's NCT id, e.g. NCT03281889.")],
+    by: UserOpt,
+    password: PasswordOpt,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (kept in the audit trail).")
+    ] = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """Open a fully reviewed registry study of the database as a trial (its next protocol
+    version if it changed since it was opened); an e-signature. Exit 1 while items await review."""
+    from trialdesk.services import registry
+
+    ctx = open_services(data_dir, database)
+    opened = registry.open_as_trial(ctx, acting(ctx, by), nct_id.strip().upper(), password=password,
+                                    reason=reason)
+    if opened["unchanged"]:
+        typer.echo(f"{opened['trial_id']}: unchanged since protocol version {opened['number']} "
+                   f"({opened['label']}); nothing was written")
+    else:
+        what = "opened as a trial" if opened["created"] else "new protocol version"
+        typer.echo(f"{opened['trial_id']}: {what}, protocol version {opened['number']} "
+                   f"({opened['label']}), signed by {by}")
 
 
 @registry_app.command("search")

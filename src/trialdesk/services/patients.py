@@ -36,7 +36,13 @@ from trialdesk.services.context import Services, screening_moment
 from trialdesk.services.locks import refuse_if_locked
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
-from trialdesk.store.records import AuditRow, PatientRecordRow, ScreeningRow, SignatureRow
+from trialdesk.store.records import (
+    AuditRow,
+    PatientRecordRow,
+    ProtocolVersionRecord,
+    ScreeningRow,
+    SignatureRow,
+)
 
 P = Permission
 
@@ -56,11 +62,22 @@ def add_protocol_version(ctx: Services, who: Principal, trial_id: str,
     if document.get("id") != trial_id:
         raise AccessError(f"the document is for trial '{document.get('id')}', not {trial_id}",
                           where="$.document.id", status=422)
+    v = register_protocol(ctx, document, source="web", actor=who.username, reason=reason,
+                          where="$.document")
+    return {"trial_id": v.trial_id, "number": v.number, "label": v.label, "digest": v.digest}
+
+
+def register_protocol(ctx: Services, document: dict[str, Any], *, source: str, actor: str,
+                      reason: str, where: str, signature: tuple[int, str] | None = None
+                      ) -> ProtocolVersionRecord:
+    """Register a protocol document as its trial's next version (the first one creates the
+    trial), validated and compiled before it is stored; the caller has checked who may.
+    The same document as the latest version returns that version (nothing is written)."""
     from trialdesk.protocol.load import protocol_from_data
 
-    protocol_from_data(document, source="$.document")
-    v = ctx.store.import_protocol(document, source="web", actor=who.username, reason=reason)
-    return {"trial_id": v.trial_id, "number": v.number, "label": v.label, "digest": v.digest}
+    protocol_from_data(document, source=where)
+    return ctx.store.import_protocol(document, source=source, actor=actor, reason=reason,
+                                     signature=signature)
 
 
 # ---------------------------------------------------------------------------- patients

@@ -13,6 +13,11 @@ searched (any signed-in user), and their criteria drafts reviewed (investigators
   nearest site.
 * Review: accept, edit or reject a draft, with the reviewer's password (an e-signature).
   A study with unreviewed criteria is a draft: it cannot screen or enrol anyone.
+* Open as a trial: once every criterion item is reviewed, whoever may register protocols
+  (an administrator) registers the study's document — the protocol document the importer
+  built, with the reviewed rules — as the trial's next protocol version, signed with the
+  password; the trial is then in the catalogue and screens patients. A re-import with
+  changed criteria, reviewed again, opens as the trial's next version.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trialdesk.errors import AccessError, RegistryError, ReviewError
+from trialdesk.errors import AccessError, ConflictError, NotFoundError, RegistryError, ReviewError
 from trialdesk.protocol.model import Registry
 from trialdesk.registry import review as core_review
 from trialdesk.registry.gazetteer import Place, resolve_place
@@ -45,6 +50,7 @@ from trialdesk.registry.search import (
 )
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
+from trialdesk.services.patients import register_protocol
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.registry import Filter, RegistryStore, Site, StudyInput, StudyRecord
 
@@ -305,6 +311,8 @@ def review_page(ctx: Services, who: Principal, nct_id: str) -> dict[str, Any]:
     return {"nct_id": s.nct_id, "title": s.title, "status": s.status, "version": s.version,
             "unreviewed": s.unreviewed, "criteria": criteria, "source": s.source,
             "can_review": who.can_anywhere(P.CRITERIA_REVIEW),
+            "can_open": who.can_anywhere(P.TRIAL_MANAGE), "trial": _opened(ctx, nct_id),
+            "first_unreviewed": next((c["id"] for c in criteria if c["state"] == "draft"), None),
             "minimum_age": s.minimum_age, "maximum_age": s.maximum_age, "sex": s.sex,
             "phases": s.phases, "conditions": s.conditions, "last_update": s.last_update,
             "updated_at": s.updated_at, "updated_by": s.updated_by}
@@ -350,3 +358,60 @@ def review(ctx: Services, who: Principal, nct_id: str, criterion_id: str, *, act
         signature=(user.id, meaning))
     return {"nct_id": nct_id, "criterion": criterion_id, "state": new["review"]["state"],
             "unreviewed": saved.unreviewed, "version": saved.version}
+
+
+# ---------------------------------------------------------------------------- open as a trial
+
+OPENED_FROM = "registry study"  # the source of a protocol version opened from the registry
+
+
+def _opened(ctx: Services, nct_id: str) -> dict[str, Any] | None:
+    """The trial a study was opened as: its latest version (None if not opened)."""
+    try:
+        v = ctx.store.protocol_version(nct_id)
+    except NotFoundError:
+        return None
+    return {"trial_id": v.trial_id, "number": v.number, "label": v.label,
+            "created_at": v.created_at, "created_by": v.created_by,
+            "from_registry": v.source.startswith(OPENED_FROM)}
+
+
+def unreviewed_message(unreviewed: int, total: int, nct_id: str) -> str:
+    """Why a study cannot be opened yet, in words, with where to review it.
+
+    >>> unreviewed_message(1, 12, "NCT00973089")
+    '1 of 12 criteria items still awaits review; review it on /registry/studies/NCT00973089 first'
+    """
+    items = "1 of {} criteria items still awaits review; review it" if unreviewed == 1 else \
+        "{} of {} criteria items still await review; review them"
+    text = items.format(total) if unreviewed == 1 else items.format(unreviewed, total)
+    return f"{text} on /registry/studies/{nct_id} first"
+
+
+def open_as_trial(ctx: Services, who: Principal, nct_id: str, *, password: str,
+                  reason: str | None = None) -> dict[str, Any]:
+    """Register a fully reviewed study as a trial protocol version, signed with the password.
+
+    The first opening creates the trial (its id is the NCT id); a study changed since (a
+    re-import, reviewed again) becomes the trial's next version; the same document again
+    writes nothing (``unchanged``). A trial of that id registered from a protocol file is
+    left alone: amend it as its own protocol."""
+    _require(who, P.TRIAL_MANAGE, "registering trial protocols")
+    s = study(ctx, who, nct_id)
+    if s.unreviewed:
+        raise ReviewError(unreviewed_message(s.unreviewed, s.criteria_count, nct_id),
+                          where="Open as a trial")
+    before = _opened(ctx, nct_id)
+    if before is not None and not before["from_registry"]:
+        raise ConflictError(f"trial {nct_id} was registered from a protocol file; amend that "
+                            "protocol instead", where="Open as a trial")
+    signer = ctx.accounts.confirm_password(who, password)
+    why = (reason or "").strip() or (f"opened from the reviewed registry study {nct_id} "
+                                      f"(study version {s.version})")
+    meaning = SIGNATURE_MEANINGS[P.TRIAL_MANAGE]
+    v = register_protocol(ctx, s.document, source=f"{OPENED_FROM} {nct_id} version {s.version}",
+                          actor=signer.username, reason=why[:2000], where=f"study {nct_id}",
+                          signature=(signer.id, meaning))
+    unchanged = before is not None and before["number"] == v.number
+    return {"trial_id": v.trial_id, "number": v.number, "label": v.label,
+            "created": before is None, "unchanged": unchanged, "study_version": s.version}

@@ -99,6 +99,7 @@ SIGNATURE_MEANINGS: dict[Permission, str] = {
     P.PRODUCT_RELEASE: "I release this cell product",
     P.PRODUCT_COSIGN: "I approve the exceptional release of this cell product",
     P.CRITERIA_REVIEW: "I reviewed this eligibility criterion",
+    P.TRIAL_MANAGE: "I register this protocol version for screening",
 }
 
 

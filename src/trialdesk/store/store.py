@@ -256,10 +256,12 @@ class Store(CellProductStore, BiomarkerStore):
     # ------------------------------------------------------------------ trials
 
     def import_protocol(self, document: Mapping[str, Any], *, source: str, actor: str,
-                        reason: str) -> ProtocolVersionRecord:
+                        reason: str, signature: tuple[int, str] | None = None
+                        ) -> ProtocolVersionRecord:
         """Store a protocol document; a changed document becomes the trial's next version.
 
         The same document again returns the version already stored (nothing is written).
+        ``signature`` (user id, meaning) signs a new version in the same transaction.
         """
         trial_id = str(document.get("id", ""))
         label = str(document.get("version", ""))
@@ -290,6 +292,9 @@ class Store(CellProductStore, BiomarkerStore):
                      {"version": {"old": number - 1 or None, "new": number},
                       "label": {"old": None, "new": label},
                       "digest": {"old": None, "new": doc_digest}}, reason)
+            if signature is not None:
+                self._add_signature(tx, signature[0], signature[1], "protocol",
+                                    f"{trial_id}#{number}", doc_digest, reason, trial_id)
             return _version(row)
 
     def trials(self) -> list[TrialRecord]:

@@ -1,6 +1,7 @@
 """The registry pages: search the imported ClinicalTrials.gov studies (any signed-in user),
-upload registry files (administrators) and review a study's criteria drafts
-(investigators, signed with the password). Plain forms, no JavaScript; a problem is named
+upload registry files (administrators), review a study's criteria drafts
+(investigators, signed with the password) and open a reviewed study as a trial
+(administrators, signed). Plain forms, no JavaScript; a problem is named
 by the field's label.
 """
 
@@ -133,6 +134,13 @@ async def registry_import(request: Request, who: Who) -> Response:
                         failed=failed)
 
 
+def _signed_problem(exc: TrialdeskError, who: Any) -> str:
+    """The problem of a signed form: a refused password names the Password field."""
+    if isinstance(exc, AccessError) and exc.status == 401 and who.user is not None:
+        return f"Password: {exc.reason}"  # a wrong signature password, not a log-in
+    return _problem(exc)
+
+
 def _study_page(request: Request, who: Any, nct_id: str, status: int = 200,
                 **values: Any) -> HTMLResponse:
     page = reg.review_page(context(request), who, nct_id)
@@ -161,12 +169,24 @@ async def registry_review(request: Request, nct_id: NctId, criterion_id: Criteri
                    password=data.get("password", ""), rule=data.get("rule"),
                    question=data.get("question"), note=data.get("note"))
     except TrialdeskError as exc:
-        if isinstance(exc, AccessError) and exc.status == 401 and who.user is not None:
-            problem = f"Password: {exc.reason}"  # a wrong signature password, not a log-in
-        else:
-            problem = _problem(exc)
         return _study_page(request, who, nct_id, status=status_of(exc),
-                           form_errors=[f"{criterion_id}: {problem}"], failed=criterion_id,
-                           values=data)
+                           form_errors=[f"{criterion_id}: {_signed_problem(exc, who)}"],
+                           failed=criterion_id, values=data)
     return RedirectResponse(f"/registry/studies/{nct_id}#criterion-{criterion_id}",
                             status_code=303)
+
+
+@router.post("/registry/studies/{nct_id}/open", response_class=HTMLResponse,
+             dependencies=[Depends(csrf)])
+async def registry_open(request: Request, nct_id: NctId, who: Who) -> Response:
+    limit = context(request).settings.max_upload_bytes
+    form = await request.form(max_part_size=limit)
+    data = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        opened = reg.open_as_trial(context(request), who, nct_id,
+                                   password=data.get("password", ""),
+                                   reason=data.get("reason"))
+    except TrialdeskError as exc:
+        return _study_page(request, who, nct_id, status=status_of(exc),
+                           form_errors=[_signed_problem(exc, who)], failed="open", values=data)
+    return RedirectResponse(f"/trials/{opened['trial_id']}", status_code=303)
