@@ -192,3 +192,21 @@ def test_a_screening_older_than_the_record_is_named_and_refused_everywhere(
     r = _post(c, f"/patients/{number}/enrol", {"screening_id": str(fresh.id),
                                                "password": PASSWORD, "reason": "eligible"})
     assert r.status_code == 303 and web.store.enrolment(number) is not None
+
+
+def test_a_consent_added_in_the_patient_form_later_is_recorded_once(web: Any) -> None:
+    ctx, coordinator, _ = _people(web)
+    number = _register(web, _without_consent())
+    row = web.store.patient(number)
+    consent = {k: v for k, v in filled().items() if k.startswith("consent")}
+    data = {**_without_consent(), **consent}
+    forms.update_from_form(ctx, coordinator, number, version=row.version, data=data,
+                           reason="signed consent form received", screen=True)
+    assert [c.document["signed_by"] for c in web.store.consents(number)] == ["parent"]
+    # Saving the same form again records no second consent; the screening is current.
+    row = web.store.patient(number)
+    forms.update_from_form(ctx, coordinator, number, version=row.version, data=data,
+                           reason="", screen=True)
+    assert len(web.store.consents(number)) == 1
+    assert overview.patient_page(ctx, coordinator, number)["screening_out_of_date"] is None
+    assert web.store.screenings(number)[0].verdict == "eligible"
