@@ -4,6 +4,7 @@ tests' output directory (``out/tests/``) for a reviewer."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -93,14 +94,33 @@ def test_log_in_search_open_the_trial_and_screen_a_patient(chromium: Any, live_s
 
         page.get_by_role("link", name="Screen a patient for this trial").click()
         page.wait_for_url("**/screen?trial_id=NB-NK-2026")
-        page.get_by_label("Birth date").fill("2019-04-12")
-        page.get_by_label("Sex").select_option("female")
-        page.get_by_label("Primary diagnosis").select_option("neuroblastoma")
-        page.get_by_label("Risk group").select_option("high")
-        page.get_by_label("Disease status").select_option("refractory")
-        page.get_by_label("Status date").fill("2026-10-28")
-        page.get_by_label("Screening date and time").fill("2026-11-21T12:00")
-        page.get_by_role("button", name="Screen").click()
+        # A person is led to the trial's typed form; "Check without saving" stores nothing.
+        page.get_by_role("link", name="Type the patient into the NB-NK-2026 form").click()
+        page.wait_for_url("**/trials/NB-NK-2026/patients/new")
+        from test_browser_forms import FORM, _enter
+
+        _enter(page, "Site", "Moscow")
+        for name, value in {"birth_date": "2019-04-12", "sex": "female",
+                            "primary_diagnosis": "neuroblastoma", "risk_group": "high",
+                            "disease_status": "refractory", "disease_date": "2026-10-28"}.items():
+            _enter(page, FORM.field(name).label, value)
+        page.get_by_role("button", name="Check without saving").click()
+        page.locator("#verdict").wait_for()
+        assert page.locator("#verdict").inner_text() == "undetermined"
+        consent = page.locator("#section-consent li").first
+        assert "unknown" in consent.inner_text()
+        page.screenshot(path=str(output_dir / "browser-3-typed-form-check.png"))
+        # A system's patient file (JSON) goes through the labelled bulk path instead.
+        record = json.loads((Path(__file__).resolve().parents[1] / "examples" / "patients" /
+                             "nb-refractory.json").read_text())
+        del record["consents"]
+        page.goto(f"{page.url.split('/trials/')[0]}/screen?trial_id=NB-NK-2026")
+        bulk = page.get_by_role("region", name="For systems: upload a patient file (JSON)")
+        bulk.get_by_label("Patient file (JSON)").set_input_files(files=[{
+            "name": "patient.json", "mimeType": "application/json",
+            "buffer": json.dumps(record).encode()}])
+        bulk.get_by_label("Screening date and time").fill("2026-11-21T12:00")
+        bulk.get_by_role("button", name="Screen the file").click()
         page.wait_for_selector("#results")
         result = page.locator("section.result").first
         assert "undetermined" in result.inner_text()

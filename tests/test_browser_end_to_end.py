@@ -4,10 +4,10 @@ internal id typed into an address (only links and redirects the application give
 followed):
 
 (a) NB-NK-2026: the coordinator registers a new 6-year-old child with refractory disease,
-    all labs and findings (undetermined: only the investigator's questions are left) and
-    records the signed consent; the investigator answers the questions (eligible, arm A),
-    signs eligibility and enrols, then weighs the child and sets day 1 on the calendar (the
-    registration form asks no weight); the pharmacist signs course 1 with one
+    all labs and findings, the signed consent, weight and height, typed once in the
+    registration form (undetermined: only the investigator's questions are left); the
+    investigator answers the questions (eligible, arm A), signs eligibility and enrols with
+    day 1, and the calendar shows the computed doses; the pharmacist signs course 1 with one
     signature; the nurse records the doses from their calendar rows (given, partly given,
     withheld); in course 2 the investigator records grade 3 neuralgia by choosing the CTCAE
     term, chooses one of the proposed actions and signs it; after course 2 an INRC PR is
@@ -61,7 +61,8 @@ SEPTIC: dict[str, str] = {
     "primary_diagnosis": "acute_myeloid_leukaemia", "diagnosis_date": "2026-10-19",
     "disease_date": "2026-11-21", "septic_shock": "yes",
     "septic_shock_onset": "2026-11-21T06:00", "chemotherapy_resistant": "no",
-    "anc": "0.1", "consent_signed": "yes",
+    "anc": "0.1", "consent_signed": "yes", "consent.version": "1.0",
+    "consent.signed_by": "legal_representative", "weight": "71", "height": "164",
 }
 
 
@@ -97,7 +98,9 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
     with person(chromium, server, "/patients", "coordinator") as page:
         page.get_by_role("link", name="New patient for NB-NK-2026").click()
         page.wait_for_url("**/trials/NB-NK-2026/patients/new")
-        type_patient(page, COORDINATOR)
+        type_patient(page, COORDINATOR)  # with the signed consent (1.0, parent, 2026-11-18)
+        _enter(page, "Weight", "20.5")
+        _enter(page, "Weight: date", "2026-11-21")
         page.get_by_role("button", name="Save and screen").click()
         page.wait_for_url("**/patients/*/form")
         number = page.url.split("/")[-2]
@@ -105,17 +108,12 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         assert page.locator("#verdict").inner_text() == "undetermined"
         assert page.locator("#arm").inner_text() == "A"
         page.screenshot(path=str(output_dir / "e2e-nb-1-registered.png"), full_page=True)
-        # The signed consent form is recorded on the patient page (the form's consent
-        # fields are facts for the criteria; enrolment needs the consent record).
+        # The consent, weight and height typed once in the form are on the patient page.
         page.get_by_role("link", name=number).click()
         page.wait_for_url(f"**/patients/{number}")
-        page.get_by_label("Consent form version").fill("1.0")
-        page.get_by_label("Signed on").fill("2026-11-18")
-        page.get_by_label("Signed by").select_option("parent")
-        page.get_by_role("button", name="Record consent").click()
-        page.wait_for_url(f"**/patients/{number}*")
         assert "Form version 1.0 signed 2026-11-18 by the parent (patient aged 6)" in \
             page.locator("#consent").inner_text()
+        assert "Screen again" not in page.locator("#enrolment").inner_text()
 
     # The investigator answers the questions: eligible, arm A; signs eligibility and enrols.
     with person(chromium, server, f"/patients/{number}/form", "investigator") as page:
@@ -134,15 +132,11 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         assert page.locator("#arm").inner_text() == "A"
         page.get_by_role("link", name=number).click()
         page.wait_for_url(f"**/patients/{number}")
-        # The registration form asks no weight (NB-NK-2026's criteria do not read it), so
-        # day 1 cannot be set yet: the refusal says so in words and what to do.
+        # The questions answered made a new record version and "Save and screen" screened
+        # it: the enrolment is offered on that screening, day 1 set at once (the weight and
+        # height typed at registration give the doses).
+        assert "older than the record" not in page.locator("#enrolment").inner_text()
         page.get_by_label("Calendar day 1 (start date; can be set later)").fill("2026-11-21")
-        page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
-        page.get_by_role("button", name="Sign and enrol").click()
-        refusal = page.get_by_role("alert").inner_text()
-        assert "Weight: no weight recorded; irinotecan is dosed 50 mg/m²" in refusal
-        assert "leave Calendar day 1 empty to enrol now" in refusal
-        page.get_by_label("Calendar day 1 (start date; can be set later)").fill("")
         page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
         page.get_by_role("button", name="Sign and enrol").click()
         page.wait_for_url(f"**/patients/{number}#enrolment")
@@ -153,14 +147,6 @@ def test_nb_nk_2026_from_registration_to_the_outcomes_page(chromium: Any, app: t
         assert "bound to screening" in enrolment
         page.get_by_role("link", name="Calendar and doses").click()
         page.wait_for_url(f"**/patients/{number}/calendar")
-        page.get_by_label("Measured on").fill("2026-11-21")
-        page.get_by_label("Weight (kg)").fill("20.5")
-        page.get_by_label("Height (cm)").fill("118")
-        page.get_by_role("button", name="Record", exact=True).click()
-        page.wait_for_url(f"**/patients/{number}/calendar*")
-        page.get_by_label("Day 1 (start date)").fill("2026-11-21")
-        page.get_by_role("button", name="Save settings").click()
-        page.wait_for_url(f"**/patients/{number}/calendar*")
         header = page.locator("main > p").first.inner_text()
         assert "Arm A (Arm A: patients with a refractory disease), day 1 = 2026-11-21" in header
         course_1 = page.locator("#group-1 > summary").inner_text()
@@ -293,6 +279,10 @@ def test_rumcess_septic_shock_randomised_and_the_msc_infusion_before_its_deadlin
         page.wait_for_url("**/trials/RuMCeSS/patients/new")
         _enter(page, "Site", "Moscow")
         for name, value in SEPTIC.items():
+            if name.startswith("consent."):
+                _enter(page, {"consent.version": "Consent form version",
+                              "consent.signed_by": "Consent signed by"}[name], value)
+                continue
             f = RUMCESS.field(name)
             _enter(page, f.label, value)
             if f.dated:
@@ -308,17 +298,12 @@ def test_rumcess_septic_shock_randomised_and_the_msc_infusion_before_its_deadlin
         page.screenshot(path=str(output_dir / "e2e-ru-1-registered.png"), full_page=True)
         page.get_by_role("link", name=number).click()
         page.wait_for_url(f"**/patients/{number}")
-        page.get_by_label("Consent form version").fill("1.0")
-        page.get_by_label("Signed on").fill("2026-11-21")
-        page.get_by_label("Signed by").select_option("legal_representative")
-        page.get_by_role("button", name="Record consent").click()
-        page.wait_for_url(f"**/patients/{number}*")
+        assert "signed 2026-11-21 by the legal representative" in \
+            page.locator("#consent").inner_text()
 
     # The investigator signs eligibility: the arm comes from the sealed allocation list.
     with person(chromium, server, f"/patients/{number}", "investigator") as page:
-        # Recording the consent made a new record version: screened again first.
-        page.get_by_role("button", name="Screen against RuMCeSS now").click()
-        page.wait_for_url(f"**/patients/{number}*")
+        page.get_by_label("Calendar day 1 (start date; can be set later)").fill("2026-11-21")
         page.get_by_label("Your password (electronic signature)").fill("investigator-demo")
         page.get_by_role("button", name="Sign and enrol").click()
         page.wait_for_url(f"**/patients/{number}#enrolment")
@@ -328,14 +313,6 @@ def test_rumcess_septic_shock_randomised_and_the_msc_infusion_before_its_deadlin
         assert "Eligibility signed: Demo Investigator (investigator)" in enrolment
         page.get_by_role("link", name="Calendar and doses").click()
         page.wait_for_url(f"**/patients/{number}/calendar")
-        page.get_by_label("Measured on").fill("2026-11-21")
-        page.get_by_label("Weight (kg)").fill("71")
-        page.get_by_label("Height (cm)").fill("164")
-        page.get_by_role("button", name="Record", exact=True).click()
-        page.wait_for_url(f"**/patients/{number}/calendar*")
-        page.get_by_label("Day 1 (start date)").fill("2026-11-21")
-        page.get_by_role("button", name="Save settings").click()
-        page.wait_for_url(f"**/patients/{number}/calendar*")
         msc = page.locator("#ev-msc-infusion").inner_text()
         assert "MSC infusion within 10 h of septic shock onset" in msc
         assert "2026-11-21T16:00 (deadline)" in msc and "71 × 10⁶ – 142 × 10⁶ cells" in msc

@@ -134,3 +134,37 @@ def test_register_a_child_by_form_on_a_phone(chromium: Any, live_server: str,  #
         assert "35 µmol/L" in facts.inner_text()
         _no_overflow(page)
         _no_axe_violations(page)
+
+
+def test_screen_page_and_an_out_of_date_screening_on_a_phone(chromium: Any,
+                                                            live_server: str) -> None:  # noqa: F811
+    with phone(chromium) as page:
+        login(page, live_server, "/screen?trial_id=NB-NK-2026")
+        assert page.get_by_role("link", name="Type the patient into the NB-NK-2026 form"
+                                ).is_visible()
+        _no_overflow(page)
+        _no_axe_violations(page)
+        # Registered without the consent (screened), then the consent recorded: the
+        # screening is out of date, said in words with the button to screen again.
+        page.get_by_role("link", name="Type the patient into the NB-NK-2026 form").click()
+        page.wait_for_url("**/trials/NB-NK-2026/patients/new")
+        type_patient(page, {k: v for k, v in TYPED.items() if k != "consent_signed"})
+        page.get_by_role("button", name="Save and screen").click()
+        page.wait_for_url("**/form")
+        number = page.url.split("/")[-2]
+        page.goto(f"{live_server}/patients/{number}")
+        page.get_by_label("Consent form version").fill("1.0")
+        page.get_by_label("Signed on").fill("2026-11-18")
+        page.get_by_label("Signed by").select_option("parent")
+        page.get_by_role("button", name="Record consent").click()
+        page.wait_for_url(f"**/patients/{number}*")
+        stale = page.locator("#screening-out-of-date").inner_text()
+        assert "is older than the record changed on 2026-11-21 12:00" in stale
+        assert page.get_by_role("button", name="Sign and enrol").count() == 0
+        _no_overflow(page)
+        _no_axe_violations(page)
+        page.get_by_role("button", name="Screen again on the current record").click()
+        page.wait_for_url(f"**/patients/{number}*")
+        assert page.locator("#screening-out-of-date").count() == 0
+        assert page.get_by_role("button", name="Sign and enrol").count() == 0  # coordinator
+        assert "Not enrolled." in page.locator("#enrolment").inner_text()

@@ -68,19 +68,27 @@ def _screen(c: Any, data: dict[str, str], files: Any = None) -> Any:
     return c.post("/screen", data={"csrf_token": token, **data}, files=files, headers=HTML)
 
 
-def test_screening_form_with_facts_shows_every_criterion_and_the_unknowns(web: Any) -> None:
-    r = _screen(web.client(), {
-        "trial_id": "NB-NK-2026", "as_of": "2026-11-21T12:00", "birth_date": "2019-04-12",
-        "sex": "female", "diagnosis": "neuroblastoma", "risk_group": "high",
-        "disease_status": "refractory", "status_date": "2026-10-28",
-        "obs_name_0": "alt", "obs_value_0": "38", "obs_unit_0": "U/L", "obs_date_0": "2026-11-16",
-        "obs_ref_low_0": "5", "obs_ref_high_0": "45"})
+def test_the_screening_page_leads_to_the_trials_typed_forms(web: Any) -> None:
+    page = web.client().get("/screen?trial_id=NB-NK-2026", headers=HTML).text
+    # The chosen trial's form first, then every other trial's; no typed facts here.
+    assert re.search(r'<a class="button" id="chosen-form" href="/trials/NB-NK-2026/patients/new">'
+                     r"Type the patient into the NB-NK-2026 form</a>", page)
+    assert '<a href="/trials/RuMCeSS/patients/new">Type the patient into the RuMCeSS form' in page
+    assert 'name="birth_date"' not in page and 'name="obs_name_0"' not in page
+    assert "For systems: upload a patient file (JSON)" in page
+    assert '<label for="file">Patient file (JSON)</label>' in page
+
+
+def test_the_uploaded_file_shows_every_criterion_and_the_unknowns(web: Any) -> None:
+    record = json.loads((EXAMPLES / "nb-refractory.json").read_text())
+    del record["consents"]
+    r = _screen(web.client(), {"trial_id": "NB-NK-2026", "as_of": "2026-11-21T12:00",
+                               "record_json": json.dumps(record)})
     assert r.status_code == 200, r.text[:500]
     html = r.text
     assert 'class="badge verdict-undetermined"' in html
     assert "To resolve the unknowns, record:" in html
-    for outcome in ("not_met", "unknown"):
-        assert f'<tr class="outcome-{outcome}"' in html
+    assert '<tr class="outcome-unknown"' in html
     assert "missing consent_signed: no consent recorded for NB-NK-2026" in html
     assert "<code>consent_signed</code>" in html  # in the list of what to record
 
@@ -103,8 +111,10 @@ def test_an_upload_over_the_limit_is_refused(web: Any) -> None:
 
 def test_bad_form_values_come_back_with_the_field_and_the_reason(web: Any) -> None:
     c = web.client()
-    r = _screen(c, {"birth_date": "not a date"})
-    assert r.status_code == 422 and "birth_date" in r.text and "Please correct" in r.text
+    r = _screen(c, {"trial_id": "NB-NK-2026"})  # no file: the typed form is for people
+    assert r.status_code == 422 and "Please correct" in r.text
+    assert "choose a patient file (JSON) to upload or paste it; to type a patient&#39;s " \
+           "facts, open the trial&#39;s form above" in r.text
     r = _screen(c, {"record_json": "{broken"})
     assert r.status_code == 422 and "malformed JSON" in r.text
     bad = json.loads((EXAMPLES / "nb-refractory.json").read_text())

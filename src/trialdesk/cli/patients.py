@@ -264,22 +264,33 @@ def enrol(
         "--anchor", help="A clinical time, name=ISO date-time (default: the patient record).")] = None,
     factor: Annotated[list[str] | None, typer.Option(
         "--factor", help="Stratification factor, name=level (randomised trials).")] = None,
+    screening: Annotated[int | None, typer.Option(
+        "--screening", min=1, help="Confirm this stored screening (the one you reviewed) "
+        "instead of screening now; refused when the record changed after it.")] = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     database: DatabaseOpt = None,
 ) -> None:
-    """Screen now, confirm eligibility with your e-signature, and enrol: the arm by the
-    protocol's rule, or the next entry of the sealed randomisation list."""
+    """Screen now (or take the reviewed ``--screening``), confirm eligibility with your
+    e-signature, and enrol: the arm by the protocol's rule, or the next entry of the sealed
+    randomisation list."""
     from trialdesk.services import journeys, patients
 
     ctx = open_services(data_dir, database)
     who = acting(ctx, by)
     why = reason_given(reason)
-    sc = patients.screen_patient(ctx, who, study_number,
-                                 as_of=iso_moment(on, "--on") if on else None, reason=why)
     console = _console()
-    _say(console, f"{study_number}: screening {sc['id']}: {_verdict_line(sc['result'])}")
+    if screening is not None and on:
+        from trialdesk.errors import EnrolmentError
+
+        raise EnrolmentError("give --on (screen now at that moment) or --screening (a stored "
+                             "screening), not both", where="--screening")
+    if screening is None:
+        sc = patients.screen_patient(ctx, who, study_number,
+                                     as_of=iso_moment(on, "--on") if on else None, reason=why)
+        _say(console, f"{study_number}: screening {sc['id']}: {_verdict_line(sc['result'])}")
+        screening = int(sc["id"])
     journeys.enrol_patient(
-        ctx, who, study_number, screening_id=sc["id"], password=password, reason=why,
+        ctx, who, study_number, screening_id=screening, password=password, reason=why,
         start=iso_date(start, "--start") if start else None, override_reason=override_reason,
         override_arm=override_arm, variants=pairs(variant, "--variant"),
         optional=with_agent or [],

@@ -6,14 +6,14 @@
 >>> creatinine.label, creatinine.units, creatinine.section
 ('Serum creatinine', ('umol/L', 'mg/dL'), 'lab')
 >>> [s.id for s in form.sections]  # doctest: +NORMALIZE_WHITESPACE
-['identity', 'diagnosis', 'disease', 'lab', 'performance', 'findings', 'consent',
- 'questions']
+['identity', 'diagnosis', 'disease', 'lab', 'performance', 'findings', 'body',
+ 'consent', 'questions']
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trialdesk.clinical import units
@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("lab", "Laboratory results"),
     ("performance", "Performance status"),
     ("findings", "Clinical findings and measurements"),
+    ("body", "Weight and height"),
     ("treatment", "Prior and current treatment"),
     ("consent", "Consent"),
     ("questions", "The investigator's questions"),
@@ -229,6 +230,16 @@ def _inputs(name: str) -> Iterable[str]:
 
 
 _ALWAYS = ("birth_date", "sex")
+# Asked in every form, whether or not a criterion reads them: the calendar computes the
+# doses from the latest weight and height of the record (copied at enrolment).
+_BODY = {"weight": "Weight", "height": "Height"}
+_BODY_HINT = "optional; the doses are computed from the latest weight and height"
+
+
+def _body_field(name: str) -> FormField:
+    f = _field(name)
+    assert f is not None and f.dated  # both are dated measurements of the dictionary
+    return replace(f, label=_BODY[name], section="body", hint=_BODY_HINT)
 # Entered as rows of a treatment list, not one field per fact.
 _TREATMENT_FACTS = frozenset(n for n, f in FACTS.items() if f.kind is FactKind.TREATMENT)
 TREATMENT_ROWS = 4
@@ -343,6 +354,7 @@ def patient_form(compiled: CompiledProtocol) -> PatientForm:
         f = _field(name)
         assert f is not None  # both are in the dictionary or special
         fields[name] = f
+    fields.update({name: _body_field(name) for name in _BODY})
     for cid, expr in rules:
         for fact in facts_of(expr):
             for name in _inputs(fact):

@@ -75,6 +75,7 @@ def form_values(form: PatientForm, record: PatientRecord, trial_id: str) -> dict
                 out[f.name] = _text(entry.signed)
                 out["consent.version"] = _text(entry.version)
                 out["consent.signed_by"] = entry.signed_by
+                out["consent.assent"] = _text(entry.assent)
         elif f.name.startswith("attest."):
             entry = _latest(record.attestations, trial_id=trial_id,
                             id=f.name.removeprefix("attest."))

@@ -235,7 +235,8 @@ def parse_form(form: PatientForm, data: Mapping[str, Any], *, today: dt.date,
                 lists["consents"].append(Consent(
                     trial_id=form.trial_id, signed=answer, date=when,
                     version=r.text("consent.version") or None,
-                    signed_by=r.text("consent.signed_by") or "patient"))
+                    signed_by=r.text("consent.signed_by") or "patient",
+                    assent=r.yesno("consent.assent", "Child's assent") if answer else None))
         elif name.startswith("attest."):
             answer = r.yesno(name, f.label)
             if answer is not None and (when := _when(r, f, today)):

@@ -53,6 +53,7 @@ from trialdesk.services.patients import (
     checked_record,
     load_patient,
     screen_now,
+    screening_out_of_date,
     signature_view,
 )
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
@@ -244,9 +245,9 @@ def enrol_patient(ctx: Services, who: Principal, study_number: str, *, screening
     consent = consents[-1]
     _, compiled = ctx.catalogue.trial(sc.trial_id, sc.protocol_version_number)
     protocol = compiled.protocol
-    if sc.patient_version != row.version:
-        raise ConflictError(f"patient {study_number} changed after screening {screening_id}; "
-                            "screen again before enrolling", where="screening_id")
+    if (stale := screening_out_of_date(row, sc)) is not None:
+        raise ConflictError(f"{stale} before enrolling (enrolment confirms a screening of "
+                            "the current record)", where="screening_id")
     record = PatientRecord.model_validate(row.record)
     result = screen_now(compiled, record, datetime.fromisoformat(sc.as_of))
     if digest(result.to_json()) != digest(sc.result):

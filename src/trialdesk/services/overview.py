@@ -14,6 +14,7 @@ from trialdesk.services.patients import (
     enrolment_view,
     load_patient,
     patient_summary,
+    screening_out_of_date,
     screening_view,
 )
 from trialdesk.services.roles import Permission
@@ -46,8 +47,11 @@ def patient_page(ctx: Services, who: Principal, study_number: str) -> dict[str, 
     if not who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
         record.pop("birth_date", None)
         record["age_years"] = age_at(row.record["birth_date"], ctx.store.now().date())
-    screenings = [screening_view(ctx, s) for s in ctx.store.screenings(study_number)]
+    stored = ctx.store.screenings(study_number)
+    screenings = [screening_view(ctx, s) for s in stored]
     return {**patient_summary(who, row), "record": record, "screenings": screenings,
+            # The latest screening read an older record version: enrolment waits for a new one.
+            "screening_out_of_date": screening_out_of_date(row, stored[0]) if stored else None,
             "enrolment": enrolment_view(ctx, study_number),
             "can_edit": who.can(P.PATIENT_WRITE, row.trial_id, row.site),
             "can_screen": who.can(P.SCREENING_RUN, row.trial_id, row.site),

@@ -186,6 +186,27 @@ def signature_view(s: SignatureRow) -> dict[str, Any]:
             "record_digest": s.record_digest, "manifestation": s.manifestation}
 
 
+def _minute(text: str) -> str:
+    """A stored moment as people read it: ``2026-11-21 12:00``."""
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return text
+
+
+def screening_out_of_date(row: PatientRecordRow, sc: ScreeningRow) -> str | None:
+    """Why the stored screening ``sc`` no longer describes the patient's record, in words
+    (None while it does). A screening names the record version it read; any later change
+    to the record (a consent recorded, a question answered, a value corrected) makes a new
+    version, and the screening is out of date until the patient is screened again."""
+    if sc.patient_version == row.version:
+        return None
+    return (f"Screening {sc.id} of {_minute(sc.created_at)} (record version "
+            f"{sc.patient_version}) is older than the record changed on "
+            f"{_minute(row.updated_at)} (version {row.version}, by {row.updated_by}): "
+            "screen again")
+
+
 def screen_patient(ctx: Services, who: Principal, study_number: str, *,
                    as_of: datetime | None, reason: str) -> dict[str, Any]:
     """Screen a stored patient against its trial's current protocol version and store it."""

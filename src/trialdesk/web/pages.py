@@ -8,7 +8,7 @@ Templates escape every value (autoescape on).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import UploadFile
 
 from trialdesk.errors import AccessError, FactError, TrialdeskError
-from trialdesk.facts.dictionary import DIAGNOSES, FACTS, FactKind
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.services import overview
 from trialdesk.services import patients as ops
@@ -44,9 +43,6 @@ _env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
 _env.filters["label"] = lambda v: str(v).replace("_", " ")
 
 OUTCOME_LABEL = {"met": "met", "not_met": "not met", "unknown": "unknown"}
-OBSERVATION_NAMES = sorted(n for n, f in FACTS.items()
-                           if f.kind in (FactKind.LAB, FactKind.MEASUREMENT))
-OBS_ROWS = 6
 
 
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -122,69 +118,6 @@ class _Form(BaseModel):
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
-
-
-class FactsForm(_Form):
-    """The screening form's patient facts (the common ones; a file carries everything)."""
-
-    birth_date: date
-    sex: str | None = Field(default=None, pattern="^(female|male)$")
-    diagnosis: str | None = Field(default=None, max_length=64)
-    risk_group: str | None = Field(default=None, pattern="^(low|intermediate|high)$")
-    stage: str | None = Field(default=None, max_length=64)
-    disease_status: str | None = Field(default=None, max_length=64)
-    status_date: date | None = None
-    performance_scale: str | None = Field(default=None, pattern="^(lansky|karnofsky|ecog)$")
-    performance_score: int | None = Field(default=None, ge=0, le=100)
-    performance_date: date | None = None
-    consent_date: date | None = None
-
-    def document(self, trial_ids: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
-        doc: dict[str, Any] = {"patient_id": "screening-form",
-                               "birth_date": self.birth_date.isoformat()}
-        if self.sex:
-            doc["sex"] = self.sex
-        if self.diagnosis:
-            doc["diagnosis"] = {"primary": self.diagnosis, "risk_group": self.risk_group,
-                                "stage": self.stage}
-        if self.disease_status:
-            doc["disease_status"] = [{"date": (self.status_date or date.today()).isoformat(),
-                                      "status": self.disease_status}]
-        if self.performance_scale and self.performance_score is not None:
-            doc["performance"] = [{"scale": self.performance_scale,
-                                   "score": self.performance_score,
-                                   "date": (self.performance_date or date.today()).isoformat()}]
-        if rows:
-            doc["observations"] = rows
-        if self.consent_date:
-            doc["consents"] = [{"trial_id": t, "signed": True,
-                                "date": self.consent_date.isoformat()} for t in trial_ids]
-        return doc
-
-
-class ObservationRow(_Form):
-    name: str = Field(max_length=64)
-    value: float
-    unit: str | None = Field(default=None, max_length=32)
-    date: date
-    ref_low: float | None = None
-    ref_high: float | None = None
-
-
-def _observation_rows(form: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for i in range(OBS_ROWS):
-        raw = {k: form.get(f"obs_{k}_{i}") for k in ("name", "value", "unit", "date", "ref_low",
-                                                      "ref_high")}
-        if not any(isinstance(v, str) and v.strip() for v in raw.values()):
-            continue
-        try:
-            row = ObservationRow.model_validate(raw)
-        except ValidationError as exc:
-            raise FactError(_errors(exc)[0]["reason"],
-                            where=f"observation row {i + 1}: {_errors(exc)[0]['field']}") from None
-        rows.append({k: v for k, v in row.model_dump(mode="json").items() if v is not None})
-    return rows
 
 
 def _record(doc: Any, where: str) -> PatientRecord:
@@ -316,9 +249,7 @@ def audit(request: Request, trial_id: TrialId, who: Who, offset: Offset = 0,
 
 
 def _screen_form_values(trials: list[dict[str, Any]], **values: Any) -> dict[str, Any]:
-    return {"trials": trials, "diagnoses": DIAGNOSES, "observation_names": OBSERVATION_NAMES,
-            "obs_rows": OBS_ROWS,
-            "statuses": FACTS["disease_status"].values or (), **values}
+    return {"trials": trials, **values}
 
 
 @router.get("/screen", response_class=HTMLResponse)
@@ -345,12 +276,11 @@ async def screen(request: Request) -> Response:
         text = await _upload_text(form.get("file"), ctx.settings.max_upload_bytes)
         if text is None and (form.get("record_json") or "").strip():
             text = str(form["record_json"])
-        if text is not None:
-            record = _record(_json(text, "file"), "file")
-        else:
-            facts = FactsForm.model_validate(form)
-            record = _record(facts.document([e.compiled.id for e in chosen],
-                                            _observation_rows(form)), "form")
+        if text is None:
+            # A person types the patient into the trial's form; this page takes files.
+            raise FactError("choose a patient file (JSON) to upload or paste it; to type a "
+                            "patient's facts, open the trial's form above", where="file")
+        record = _record(_json(text, "file"), "file")
         record = ops.checked_record(record, today=ctx.store.now().date(), source="$")
         as_of_text = form.get("as_of") or None
         as_of = datetime.fromisoformat(as_of_text) if isinstance(as_of_text, str) else None
