@@ -92,7 +92,12 @@ def test_two_processes_share_the_secret_key_and_the_sessions(tmp_path: Path,
     monkeypatch.setenv(SERVE_ENV, json.dumps({
         "data_dir": str(tmp_path), "database_url": f"sqlite:///{tmp_path / 'trialdesk.db'}",
         "synchronous": "NORMAL", "idle_minutes": 30.0, "facility": "A9999"}))
+    from trialdesk.services import catalogue
+
+    catalogue._COMPILED.clear()
     one, two = app_from_environment(), app_from_environment()
+    stored = one.state.ctx.store.trials()
+    assert stored and all(t.latest.digest in catalogue._COMPILED for t in stored)  # warmed up
     assert one.state.ctx.settings.secret_key == two.state.ctx.settings.secret_key
     assert one.state.ctx.settings.secret_key == (tmp_path / "secret_key").read_text().strip()
     a = TestClient(one, base_url="https://testserver")

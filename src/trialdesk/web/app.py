@@ -217,4 +217,11 @@ def app_from_environment() -> FastAPI:
         secret_key=os.environ.get("TRIALDESK_SECRET_KEY"), idle_minutes=given["idle_minutes"],
         facility=given["facility"])
     store = Store.open(settings.database_url, migrate=False, synchronous=given["synchronous"])
-    return create_app(settings, store)
+    application = create_app(settings, store)
+    # Compile the stored protocols now, before the process takes requests: otherwise its
+    # first pages wait seconds for them (and for their templates, compiled on first use), and
+    # every request behind those pages too.
+    application.state.ctx.catalogue.trials()
+    for name in pages._env.list_templates(extensions=["html"]):  # and the page templates
+        pages._env.get_template(name)
+    return application
