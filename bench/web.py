@@ -13,6 +13,21 @@ Statistics start once every user has logged in (the locustfile resets them): the
     python bench/web.py [--users 20] [--seconds 30] [--target-p95 100] [--workers N]
 
 Exit status 1 when a page has failures or a p95 above the target (100 ms, issue 11).
+
+Measured (20 users, 30 s, shared 2-core machine, load average 4.4-5.4 with another
+benchmark running; times in ms, p50 / p95 / p99):
+
+    page                      before, 1 process    after, 2 processes
+    log-in (baseline)           29 / 150 /  280       16 / 170 / 170
+    worklist                   130 / 330 /  590      110 / 620 / 880
+    patient page               110 / 520 /  640       67 / 520 / 910
+    calendar                   140 / 680 /  900       75 / 600 / 880
+    screening form, check       62 / 330 /  600       49 / 200 / 520
+    adverse events (page)      180 / 670 / 1000      110 / 600 / 770
+    adverse event recorded      68 / 220 /  420       41 / 250 / 510
+
+Target NOT met on that machine: the log-in page alone (no database) has a p95 above 100 ms
+there; the pages' p50 fell by a third to a half, their p95 is 1.2-3.6 x the log-in page's.
 """
 
 from __future__ import annotations
