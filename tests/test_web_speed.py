@@ -23,20 +23,30 @@ def _counting_journey_reads(web: Any) -> list[str]:
 
 
 def test_the_calendar_is_read_once_until_a_write_and_a_write_shows_on_the_next_page(
-        web: Any) -> None:
+        web: Any, monkeypatch: Any) -> None:
     c, _ = enrol_on_the_page(web, start="2026-11-23")
     page = "/patients/NBNK-0002/calendar"
     first = c.get(page, headers=HTML).text
     assert 'id="ev-c1.irinotecan.d1"' in first and "status-given" not in first
     reads = _counting_journey_reads(web)
+    import trialdesk.services.journeys as journeys
+
+    laid_out: list[object] = []
+    lay_out = journeys.journey_calendar
+    monkeypatch.setattr(journeys, "journey_calendar",
+                        lambda *a, **k: laid_out.append(a[2:]) or lay_out(*a, **k))
     again = c.get(page, headers=HTML)
     assert again.status_code == 200 and reads == []  # nothing written: kept from before
+    assert laid_out == []  # the same moment (the test clock stands still): the same calendar
+    assert c.get("/patients/NBNK-0002/adverse-events", headers=HTML).status_code == 200
+    assert len(laid_out) == 1  # the adverse-event page's calendar (no moment), laid out once
     ok = post(c, page, "/patients/NBNK-0002/records",
               {"event_id": "c1.irinotecan.d1", "status": "given", "at": "2026-11-21T09:00",
                "amount": "51.5", "by": "Nurse K", "reason": "r"})
     assert ok.status_code == 200
     shown = c.get(page, headers=HTML).text
     assert "NBNK-0002" in reads  # the write made the page read the journey again
+    assert len(laid_out) > 1  # and lay the calendar out again
     row = re.search(r'<tr class="kind-administration status-given" id="ev-c1.irinotecan.d1">'
                     r'.*?</tr>', shown, re.S)
     assert row and "actual 51.5 mg" in row.group(0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -125,6 +125,10 @@ class Loaded:
     enrolment: EnrolmentRow
     journey: Journey
     protocol: Protocol
+    #: calendars laid out for this journey, by their moment (kept with the journey until
+    #: the next write, see :func:`load_journey`; a calendar is immutable)
+    calendars: dict[datetime | None, Calendar] = field(default_factory=dict, compare=False,
+                                                       repr=False)
 
     @property
     def version(self) -> int:
@@ -132,7 +136,13 @@ class Loaded:
 
     def calendar(self, as_of: datetime | None = None) -> Calendar:
         """The calendar (a ScheduleError names what is missing: the start date, the arm)."""
-        return journey_calendar(self.protocol, self.journey, as_of)
+        found = self.calendars.get(as_of)
+        if found is None:
+            found = journey_calendar(self.protocol, self.journey, as_of)
+            if len(self.calendars) >= 8:
+                self.calendars.clear()
+            self.calendars[as_of] = found
+        return found
 
     def calendar_or_none(self, as_of: datetime | None = None) -> Calendar | None:
         if self.journey.start is None or self.journey.arm is None:
@@ -149,19 +159,19 @@ def load_journey(ctx: Services, who: Principal, study_number: str,
     writes = ctx.store.writes()
     cached = ctx.catalogue.journeys.get(study_number)
     if cached is not None and cached[0] == writes:
-        journey, enrolment, core = cached[1]
+        journey, enrolment, core, calendars = cached[1]
     else:
         journey = ctx.store.journey(study_number)
         enrolment = ctx.store.enrolment(study_number)
         if journey is None or enrolment is None:
             raise NotFoundError(f"patient {study_number} is not enrolled with a calendar; "
                                 "record the consent and enrol first")
-        core = core_journey(journey)
+        core, calendars = core_journey(journey), {}
         if len(ctx.catalogue.journeys) >= _JOURNEYS_MAX:
             ctx.catalogue.journeys.clear()
-        ctx.catalogue.journeys[study_number] = (writes, (journey, enrolment, core))
+        ctx.catalogue.journeys[study_number] = (writes, (journey, enrolment, core, calendars))
     _, compiled = ctx.catalogue.trial(journey.trial_id, enrolment.protocol_version_number)
-    return Loaded(row, journey, enrolment, core, compiled.protocol)
+    return Loaded(row, journey, enrolment, core, compiled.protocol, calendars)
 
 
 # ---------------------------------------------------------------------------- consent
