@@ -66,6 +66,10 @@ def serve(
         "--facility", envvar="TRIALDESK_FACILITY",
         help="ISBT 128 facility identification number (5 characters) of the collections the "
              "cell lab records on the web; with --demo the demo facility A9999.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", envvar="TRIALDESK_WORKERS", min=1, max=64,
+        help="Server processes answering requests (default: the number of CPUs). They "
+             "share the database, the secret key and the log-in sessions.")] = None,
 ) -> None:
     """Start the web application (registry, screening, patients, audit trail)."""
     from trialdesk.errors import SettingsError
@@ -111,11 +115,35 @@ def serve(
             typer.echo(f"  {login.username:<14} {login.password}")
     elif not store.users():
         typer.echo("no users yet: add one with `trialdesk db add-user`")
+    workers = workers or default_workers()
+    typer.echo(f"server processes: {workers}")
     if check:
         return
     import uvicorn
 
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    # Each process builds its own application from the same settings (the database is
+    # already migrated and the secret key already in the data directory: nothing raced).
+    import json
+    import os
+
+    from trialdesk.web.settings import SERVE_ENV
+
+    store.close()
+    os.environ[SERVE_ENV] = json.dumps({
+        "data_dir": str(data_dir), "database_url": settings.database_url,
+        "synchronous": synchronous, "idle_minutes": idle_minutes, "facility": facility})
+    uvicorn.run("trialdesk.web.app:app_from_environment", factory=True, workers=workers,
+                host=host, port=port, log_level="info")
+
+
+def default_workers() -> int:
+    """The server processes ``serve`` starts without ``--workers``: one per CPU."""
+    import os
+
+    return max(1, os.cpu_count() or 1)
 
 
 @db_app.command("upgrade")

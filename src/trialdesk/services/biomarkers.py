@@ -460,13 +460,9 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
     cal = page.get("calendar")
     if not cal:
         return page
-    enrolment = ctx.store.enrolment(study_number)
-    journey = ctx.store.journey(study_number)
-    protocol = ctx.catalogue.trial(page["trial_id"], enrolment.protocol_version_number
-                                   if enrolment else None)[1].protocol
-    arm = journey.arm if journey else None
+    loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)  # kept until a write
+    protocol, arm, patient = loaded.protocol, loaded.row.arm, loaded.patient
     samples = ctx.store.biomarker_samples(study_number=study_number)
-    patient = ctx.store.patient(study_number)
     page["can_sample"] = who.can(P.SAMPLE_RECORD, patient.trial_id, patient.site)
     page["can_result"] = who.can(P.BIOMARKER_RESULT_RECORD, patient.trial_id, patient.site)
     for e in cal.get("events", []):

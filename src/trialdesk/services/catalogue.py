@@ -92,6 +92,9 @@ class Catalogue:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: what the journey pages read of a patient, with the write counter it was read
+        #: under (:func:`trialdesk.services.journeys.load_journey`)
+        self.journeys: dict[str, tuple[int, Any]] = {}
 
     def compile(self, version: ProtocolVersionRecord) -> CompiledProtocol:
         found = _COMPILED.get(version.digest)

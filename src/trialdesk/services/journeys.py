@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ from trialdesk.store.audit import digest
 from trialdesk.store.records import EnrolmentRow, JourneyRow, PatientRecordRow
 
 P = Permission
+_JOURNEYS_MAX = 2000  # journeys kept between writes (see load_journey)
 _PREFIXES = ("record.", "delay.", "consent.", "enrolment.", "body.", "adverse_event.",
              "allocation.")
 
@@ -125,6 +126,10 @@ class Loaded:
     enrolment: EnrolmentRow
     journey: Journey
     protocol: Protocol
+    #: calendars laid out for this journey, by their moment (kept with the journey until
+    #: the next write, see :func:`load_journey`; a calendar is immutable)
+    calendars: dict[datetime | None, Calendar] = field(default_factory=dict, compare=False,
+                                                       repr=False)
 
     @property
     def version(self) -> int:
@@ -132,7 +137,13 @@ class Loaded:
 
     def calendar(self, as_of: datetime | None = None) -> Calendar:
         """The calendar (a ScheduleError names what is missing: the start date, the arm)."""
-        return journey_calendar(self.protocol, self.journey, as_of)
+        found = self.calendars.get(as_of)
+        if found is None:
+            found = journey_calendar(self.protocol, self.journey, as_of)
+            if len(self.calendars) >= 8:
+                self.calendars.clear()
+            self.calendars[as_of] = found
+        return found
 
     def calendar_or_none(self, as_of: datetime | None = None) -> Calendar | None:
         if self.journey.start is None or self.journey.arm is None:
@@ -143,13 +154,25 @@ class Loaded:
 def load_journey(ctx: Services, who: Principal, study_number: str,
                  permission: Permission = P.CLINICAL_READ) -> Loaded:
     row = load_patient(ctx, who, study_number, permission)
-    journey = ctx.store.journey(study_number)
-    enrolment = ctx.store.enrolment(study_number)
-    if journey is None or enrolment is None:
-        raise NotFoundError(f"patient {study_number} is not enrolled with a calendar; record the "
-                            "consent and enrol first")
+    # The journey, its enrolment and the rebuilt core journey are kept with the database's
+    # write counter read before them: any committed write (in any process) changes the
+    # counter, and the next page reads them afresh.
+    writes = ctx.store.writes()
+    cached = ctx.catalogue.journeys.get(study_number)
+    if cached is not None and cached[0] == writes:
+        journey, enrolment, core, calendars = cached[1]
+    else:
+        journey = ctx.store.journey(study_number)
+        enrolment = ctx.store.enrolment(study_number)
+        if journey is None or enrolment is None:
+            raise NotFoundError(f"patient {study_number} is not enrolled with a calendar; "
+                                "record the consent and enrol first")
+        core, calendars = core_journey(journey), {}
+        if len(ctx.catalogue.journeys) >= _JOURNEYS_MAX:
+            ctx.catalogue.journeys.clear()
+        ctx.catalogue.journeys[study_number] = (writes, (journey, enrolment, core, calendars))
     _, compiled = ctx.catalogue.trial(journey.trial_id, enrolment.protocol_version_number)
-    return Loaded(row, journey, enrolment, core_journey(journey), compiled.protocol)
+    return Loaded(row, journey, enrolment, core, compiled.protocol, calendars)
 
 
 # ---------------------------------------------------------------------------- consent

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -115,6 +115,13 @@ class StoreBase:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def writes(self) -> int:
+        """How many write transactions the database has committed (the audit head's
+        counter, raised by every write): a value read before a read keys what that read
+        found, for as long as the counter stays the same."""
+        with Session(self.engine) as s:
+            return int(s.scalar(select(m.AuditHead.writes).where(m.AuditHead.id == 1)) or 0)
 
     # ------------------------------------------------------------------ transactions
 

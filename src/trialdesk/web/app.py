@@ -198,3 +198,30 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024,
                        docs_policy=docs_csp(app))
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """One server process of ``trialdesk serve --workers N``: the application on the
+    settings the command left in :data:`~trialdesk.web.settings.SERVE_ENV`. The secret key
+    is the data directory's (or ``TRIALDESK_SECRET_KEY``), the same in every process, so a
+    session or form started in one process is honoured by the others; the schema was
+    brought up to date by the command before the processes started."""
+    import json
+    import os
+
+    from trialdesk.web.settings import SERVE_ENV
+
+    given = json.loads(os.environ[SERVE_ENV])
+    settings = Settings.for_data_dir(
+        Path(given["data_dir"]), database_url=given["database_url"],
+        secret_key=os.environ.get("TRIALDESK_SECRET_KEY"), idle_minutes=given["idle_minutes"],
+        facility=given["facility"])
+    store = Store.open(settings.database_url, migrate=False, synchronous=given["synchronous"])
+    application = create_app(settings, store)
+    # Compile the stored protocols now, before the process takes requests: otherwise its
+    # first pages wait seconds for them (and for their templates, compiled on first use), and
+    # every request behind those pages too.
+    application.state.ctx.catalogue.trials()
+    for name in pages._env.list_templates(extensions=["html"]):  # and the page templates
+        pages._env.get_template(name)
+    return application

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from trialdesk.errors import SettingsError
 
+#: The environment variable ``trialdesk serve --workers N`` hands its settings to each
+#: server process in (JSON; see :func:`trialdesk.web.app.app_from_environment`).
+SERVE_ENV = "TRIALDESK_SERVE"
+
 
 @dataclass(frozen=True)
 class Settings:
