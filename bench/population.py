@@ -457,9 +457,8 @@ def multi_trial(data: Path, copies: int = 100) -> dict[str, Any]:
         def compiled() -> None:
             for name, sql in plan.steps:
                 engine.materialise(name, sql)
-            for trial in plan.trials:
-                engine.write(f"SELECT person_id, trial_id, verdict, met, unknown FROM ({trial.sql})",
-                             root / "compiled" / trial.trial_id)
+            engine.write_all([(f"SELECT person_id, trial_id, verdict, met, unknown FROM ({trial.sql})",
+                               root / "compiled" / trial.trial_id) for trial in plan.trials])
 
         def hand() -> None:
             # Each trial's criteria evaluated on the shared facts; one write for all trials.
