@@ -284,6 +284,7 @@ def screen_population(
             rescreened = persons - reuse
             engine.materialise("td_facts_changed", "SELECT * FROM td_facts WHERE person_id NOT IN "
                                                    "(SELECT person_id FROM td_reuse)")
+        jobs: list[tuple[str, Path]] = []
         for trial in plan.trials:
             target = trial_dir(stage, trial.trial_id)
             old = previous["trials"].get(trial.trial_id) if previous else None
@@ -295,8 +296,8 @@ def screen_population(
                 reused_trials.append(trial.trial_id)
             else:
                 sql = trial.sql
-            engine.write(sql, target)
-            bar.advance()
+            jobs.append((sql, target))
+        engine.write_all(jobs, bar.advance)
         timer.lap("trials")
 
         bar.phase("Summarising")
