@@ -7,7 +7,12 @@ per page, the number of requests, failures and the 50th / 95th / 99th percentile
 times, with each page's p95 as a ratio of the log-in page's p95 measured in the same run
 (the log-in page reads no database: the server's own floor on this machine, now).
 Statistics start once every user has logged in (the locustfile resets them): the log-ins
-(Argon2 by design, all at once) are not what a coordinator waits for page after page.
+(Argon2 by design, all at once) are not what a coordinator waits for page after page. The
+run starts once every server process has said it is ready (each compiles the protocols,
+templates and CTCAE term list first). Since the machine may be shared, it also prints the
+load average before and after, and the CPU seconds the server processes spent from the
+moment the statistics start, per request counted: a figure other work on the machine
+changes much less than the response times.
 
     pip install -e '.[bench]'     # locust
     python bench/web.py [--users 20] [--seconds 30] [--target-p95 100] [--workers N]
@@ -46,6 +51,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from proctree import tree_cpu_seconds
+
 from trialdesk.cli.web import default_workers
 
 HERE = Path(__file__).resolve().parent
@@ -57,18 +64,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, workers: int,
+          seconds: float = 180) -> None:
+    """Until every server process has started (each has compiled the protocols, templates
+    and term list before saying so) and the server answers ``url``."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if process.poll() is not None:
             raise SystemExit(f"the server stopped (exit {process.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"the server did not answer {url} within {seconds:.0f} s")
+        started = log.read_text(errors="replace").count("Application startup complete")
+        if started >= workers:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+        time.sleep(0.5)
+    raise SystemExit(f"the server's {workers} processes were not all ready within "
+                     f"{seconds:.0f} s")
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -92,27 +110,46 @@ def main() -> int:
          "--port", str(port), "--workers", str(workers)],
         stdout=(work / "server.log").open("wb"), stderr=subprocess.STDOUT)
     try:
-        _wait(host + "/login", server)
+        _wait(host + "/login", server, work / "server.log", workers)
+        load_before = _loadavg()
         started = time.monotonic()
-        run = subprocess.run(
+        measuring = work / "measuring"
+        locust_run = subprocess.Popen(
             [locust, "-f", str(HERE / "web_locustfile.py"), "--headless", "--only-summary",
              "-u", str(args.users), "-r", str(args.users), "-t", f"{seconds}s",
              "--host", host, "--csv", str(work / "stats"), "--stop-timeout", "5"],
-            env={**os.environ, "BENCH_USER": "coordinator", "BENCH_PASSWORD": "coordinator-demo"},
-            capture_output=True, text=True, timeout=seconds + 60)
-        wall = time.monotonic() - started
+            env={**os.environ, "BENCH_USER": "coordinator", "BENCH_PASSWORD": "coordinator-demo",
+                 "BENCH_MEASURING": str(measuring)},
+            stdout=(work / "locust.log").open("wb"), stderr=subprocess.STDOUT)
+        cpu_start = None
+        while locust_run.poll() is None:  # the server's CPU from the moment counting starts
+            if cpu_start is None and measuring.exists():
+                cpu_start, measured_from = tree_cpu_seconds(server.pid), time.monotonic()
+            if time.monotonic() - started > seconds + 60:
+                locust_run.kill()
+            time.sleep(0.05)
+        cpu_end, measured_to = tree_cpu_seconds(server.pid), time.monotonic()
+        load_after = _loadavg()
+        wall = measured_to - started
     finally:
         server.terminate()
         server.wait(timeout=30)
     stats = work / "stats_stats.csv"
     if not stats.exists():
-        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+        print((work / "locust.log").read_text(errors="replace")[-3000:])
         raise SystemExit("locust wrote no statistics")
     rows = [r for r in csv.DictReader(stats.open())
             if r["Name"] != "Aggregated" and int(r["Request Count"]) > 0]
     base = next((float(r["95%"]) for r in rows if "baseline" in r["Name"]), None)
+    requests = sum(int(r["Request Count"]) for r in rows if not r["Name"].startswith("setup"))
     print(f"{args.users} users, {seconds} s (wall {wall:.0f} s), SQLite, loopback, "
-          f"{workers} server processes, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{workers} server processes, {os.cpu_count()} CPUs")
+    print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
+    if cpu_start is not None and cpu_end is not None and requests:
+        cpu = cpu_end - cpu_start
+        print(f"server CPU: {cpu:.1f} s over {measured_to - measured_from:.0f} s for {requests} "
+              f"requests = {1000 * cpu / requests:.1f} ms per request "
+              f"({requests / (measured_to - measured_from):.1f} requests/s)")
     print(f"{'page':48} {'requests':>8} {'fails':>5} {'p50':>6} {'p95':>6} {'p99':>6} "
           f"{'p95/base':>8}")
     bad = False

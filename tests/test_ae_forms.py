@@ -146,6 +146,71 @@ def test_bad_values_are_named_by_their_label_and_nothing_is_stored(web: Any) -> 
     assert len(web.store.adverse_events("NBNK-0001")) == before
 
 
+def _overtaken(web: Any, times: int) -> list[int]:
+    """Each of the next ``times`` saves of an adverse event is overtaken by another one
+    (another coordinator's fever, recorded the moment before, as another server process
+    would): the save was checked against a calendar version that is no longer current."""
+    save = web.store.add_adverse_event
+    others: list[int] = []
+
+    def overtaken(study_number: str, **kw: Any) -> Any:
+        if len(others) < times:
+            web.clock.advance(seconds=1)  # a later moment: the calendar's version moves on
+            current = web.store.journey(study_number).version
+            others.append(save(study_number, **{
+                **kw, "document": {**kw["document"], "term": "Fever", "grade": 1},
+                "lab": None, "proposals": [], "expected_version": current,
+                "actor": "coordinator", "reason": "recorded at the same time"}).id)
+        return save(study_number, **kw)
+
+    web.store.add_adverse_event = overtaken
+    return others
+
+
+def test_two_events_recorded_at_the_same_time_both_land(web: Any) -> None:
+    """The second save finds the calendar changed by the first: it is checked again against
+    the calendar as it is now and stored, rather than refused."""
+    c = in_course_2(web)
+    before = len(web.store.adverse_events("NBNK-0001"))
+    others = _overtaken(web, 1)
+    r = post(c, PAGE, PAGE, {"term": "Neuralgia", "grade": "3", "onset": "2026-12-12",
+                             "reason": "AE"})
+    assert r.status_code == 200, re.findall(r"<li>[^<]*</li>", r.text)[:3]
+    stored = web.store.adverse_events("NBNK-0001")
+    assert len(stored) == before + 2 and len(others) == 1
+    assert [(e.term, e.grade) for e in stored[-2:]] == [("Fever", 1), ("Neuralgia", 3)]
+    ae = stored[-1]
+    assert ae.course_number == 2 and ae.course_id == "DIT"  # derived on the recheck
+    assert {a.rule_id for a in ae.actions} == {"NBNK-PAIN-UNCONTROLLED", "NBNK-PAIN-REFRACTORY"}
+    assert "2026-12-12" in r.text and "Neuralgia" in r.text
+
+
+def test_a_calendar_changed_on_every_recheck_is_refused_clearly(web: Any) -> None:
+    """A conflict that does not go away (every recheck overtaken) is still reported: 409,
+    what happened and what to do, and nothing of this event stored."""
+    from trialdesk.services.safety import RECHECKS
+
+    c = in_course_2(web)
+    before = len(web.store.adverse_events("NBNK-0001"))
+    others = _overtaken(web, RECHECKS)
+    r = post(c, PAGE, PAGE, {"term": "Neuralgia", "grade": "3", "onset": "2026-12-12",
+                             "reason": "AE"})
+    assert r.status_code == 409, (others, re.findall(r"<li>[^<]*</li>", r.text)[:3])
+    assert (f"Version: the adverse event was checked {RECHECKS} times against the calendar "
+            "of NBNK-0001 and each time another save changed the calendar first") in r.text
+    assert "nothing was stored — submit the event again" in r.text
+    stored = web.store.adverse_events("NBNK-0001")
+    assert len(others) == RECHECKS and len(stored) == before + RECHECKS
+    assert {e.term for e in stored[before:]} == {"Fever"}
+    # through the API: the same conflict in the one error shape
+    others.clear()
+    api = web.client("coordinator")
+    refused = api.post("/api/patients/NBNK-0001/adverse-events", headers={
+        "x-csrf-token": api.csrf}, json={"term": "Neuralgia", "grade": 3,
+                                         "onset": "2026-12-12", "reason": "AE"})
+    assert refused.status_code == 409 and f"checked {RECHECKS} times" in refused.json()["error"]
+
+
 # ---------------------------------------------------------------------------- corrections
 
 

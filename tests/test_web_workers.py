@@ -4,6 +4,7 @@ honoured by the others."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -84,7 +85,7 @@ def test_two_processes_share_the_secret_key_and_the_sessions(tmp_path: Path,
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    from trialdesk.web.app import app_from_environment
+    from trialdesk.web.app import GC_THRESHOLDS, app_from_environment
 
     assert CliRunner().invoke(app, ["serve", "--demo", "--check", "--data-dir",
                                     str(tmp_path)]).exit_code == 0
@@ -95,9 +96,16 @@ def test_two_processes_share_the_secret_key_and_the_sessions(tmp_path: Path,
     from trialdesk.services import catalogue
 
     catalogue._COMPILED.clear()
-    one, two = app_from_environment(), app_from_environment()
+    thresholds = gc.get_threshold()
+    try:
+        one, two = app_from_environment(), app_from_environment()
+        # warmed up: protocols compiled, the long-lived objects frozen, collections rarer
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     stored = one.state.ctx.store.trials()
-    assert stored and all(t.latest.digest in catalogue._COMPILED for t in stored)  # warmed up
+    assert stored and all(t.latest.digest in catalogue._COMPILED for t in stored)
     assert one.state.ctx.settings.secret_key == two.state.ctx.settings.secret_key
     assert one.state.ctx.settings.secret_key == (tmp_path / "secret_key").read_text().strip()
     a = TestClient(one, base_url="https://testserver")

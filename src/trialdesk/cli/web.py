@@ -122,6 +122,9 @@ def serve(
     import uvicorn
 
     if workers == 1:
+        from trialdesk.web.app import warm_up
+
+        warm_up(application)
         uvicorn.run(application, host=host, port=port, log_level="info")
         return
     # Each process builds its own application from the same settings (the database is

@@ -161,11 +161,41 @@ def _lab_grade(lab: Mapping[str, Any]) -> ctcae.LabGrade:
         raise SafetyError(exc.reason, where=f"lab.{field}") from None
 
 
+#: How many times an adverse event is checked again against a calendar another save changed
+#: meanwhile before the save is refused as a conflict.
+RECHECKS = 5
+
+
 def record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
                          event: Mapping[str, Any], lab: Mapping[str, Any] | None,
                          course_number: int | None, reason: str) -> dict[str, Any]:
     """Validate (CTCAE v5.0), grade the lab if one is given, find the course, evaluate the
-    protocol's toxicity rules and store the event with the actions they propose."""
+    protocol's toxicity rules and store the event with the actions they propose.
+
+    The event is checked against the journey as read and saved naming its version. A save
+    in between (another event recorded at the same time, a dose, a moved day 1) changes that
+    version: the event is then checked again, from the start, against the journey as it is
+    now — its course and the rules' proposals are those of the calendar it is stored with —
+    up to :data:`RECHECKS` times before the save is refused as a conflict."""
+    last = ""
+    for _ in range(RECHECKS):
+        try:
+            return _record_adverse_event(ctx, who, study_number, event=event, lab=lab,
+                                         course_number=course_number, reason=reason)
+        except ConflictError as exc:
+            if exc.where != "version":
+                raise
+            last = exc.reason
+    raise ConflictError(
+        f"the adverse event was checked {RECHECKS} times against the calendar of "
+        f"{study_number} and each time another save changed the calendar first (the last: "
+        f"{last.split('; reload')[0]}); nothing was stored — submit the event again",
+        where="version")
+
+
+def _record_adverse_event(ctx: Services, who: Principal, study_number: str, *,
+                          event: Mapping[str, Any], lab: Mapping[str, Any] | None,
+                          course_number: int | None, reason: str) -> dict[str, Any]:
     loaded = load_journey(ctx, who, study_number, P.ADVERSE_EVENT_RECORD)
     fields = {k: v for k, v in event.items() if v not in (None, "", [], ())}
     graded = None

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -325,9 +326,16 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
                            "options": [views[a.id] for a in g]} for g in groups]
         item["decided"] = [a for a in item["actions"] if a["id"] not in grouped]
     page["product_actions"] = product_actions_section(ctx, study_number)
-    page["all_terms"] = [_codes_view(c) for c in ctcae_codes.all_terms()]
+    page["all_terms"] = all_terms_view()
     page["can_decide"] = page["can_confirm"]
     return page
+
+
+@functools.cache
+def all_terms_view() -> tuple[dict[str, str], ...]:
+    """Every CTCAE v5.0 term with its MedDRA code and SOC (the form's term list; the same
+    for every page and every process lifetime)."""
+    return tuple(_codes_view(c) for c in ctcae_codes.all_terms())
 
 
 def product_actions_section(ctx: Services, study_number: str) -> dict[str, Any]:

@@ -218,10 +218,33 @@ def app_from_environment() -> FastAPI:
         facility=given["facility"])
     store = Store.open(settings.database_url, migrate=False, synchronous=given["synchronous"])
     application = create_app(settings, store)
-    # Compile the stored protocols now, before the process takes requests: otherwise its
-    # first pages wait seconds for them (and for their templates, compiled on first use), and
-    # every request behind those pages too.
-    application.state.ctx.catalogue.trials()
-    for name in pages._env.list_templates(extensions=["html"]):  # and the page templates
-        pages._env.get_template(name)
+    warm_up(application)
     return application
+
+
+#: The collector's thresholds once the process is warm (Python's default is (700, 10, 10)):
+#: a page allocates tens of thousands of short-lived objects (template output, row objects,
+#: pydantic models), which at the default start a young-generation collection every few
+#: hundred allocations and an older-generation one every few pages, each walking objects
+#: that live for the whole process. Reference counting frees almost all of them anyway.
+GC_THRESHOLDS = (10000, 20, 20)
+
+
+def warm_up(app: FastAPI) -> None:
+    """What a server process does before it takes requests: compile the stored protocols,
+    the page templates and the CTCAE v5.0 term list (otherwise its first pages wait seconds
+    for them, and every request queued behind those pages too), then move everything
+    built so far out of the collector's sight (``gc.freeze``) and collect less often
+    (:data:`GC_THRESHOLDS`): the objects that live as long as the process are then not
+    walked again at every collection."""
+    import gc
+
+    from trialdesk.services import safety_forms
+
+    app.state.ctx.catalogue.trials()
+    for name in pages._env.list_templates(extensions=["html"]):
+        pages._env.get_template(name)
+    safety_forms.all_terms_view()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
