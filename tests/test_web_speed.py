@@ -1,11 +1,17 @@
-"""What the pages keep between requests: a patient's journey is read once per write to the
-database (the audit head's write counter keys it), and the next page after any write shows
-what was written, in this process or another."""
+"""What the pages keep between requests and how much they read: a patient's journey is
+read once per write to the database (the audit head's write counter keys it), and the next
+page after any write shows what was written, in this process or another; each page reads
+the database in a number of SQL statements that does not grow with what the patient has
+(events, doses), counted here per request."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import event
 
 from test_web_journey_pages import HTML, enrol_on_the_page, post
 
@@ -73,3 +79,72 @@ def test_a_write_by_another_process_shows_on_the_next_page(web: Any) -> None:
         other.close()
     found = course2.search(c.get(page, headers=HTML).text)
     assert found and found.group(1) == "2026-12-21"
+
+
+# ---------------------------------------------------------------------------- statements
+
+
+@contextmanager
+def _statements(web: Any) -> Iterator[list[str]]:
+    """The SQL statements the application sends to the database meanwhile."""
+    sent: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(web.store.engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(web.store.engine, "before_cursor_execute", count)
+
+
+def _after_a_write(web: Any) -> None:
+    """A write elsewhere (another process, another user): nothing read before is kept."""
+    with web.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_head SET writes = writes + 1 WHERE id = 1")
+
+
+def _page_statements(web: Any, c: Any, url: str) -> tuple[int, int]:
+    """The statements of a page after a write (nothing kept) and of the same page again."""
+    _after_a_write(web)
+    counts = []
+    for _ in range(2):
+        with _statements(web) as sent:
+            r = c.get(url, headers=HTML)
+        assert r.status_code == 200, (url, r.status_code)
+        counts.append(len(sent))
+    return counts[0], counts[1]
+
+
+def _record_nausea(web: Any, times: int) -> None:
+    api = web.client("coordinator")
+    for _ in range(times):
+        r = api.post("/api/patients/NBNK-0001/adverse-events", headers={
+            "x-csrf-token": api.csrf}, json={"term": "Nausea", "grade": 1,
+                                             "onset": "2026-12-12", "reason": "AE"})
+        assert r.status_code == 201, r.text
+
+
+def test_the_adverse_event_page_reads_as_much_with_forty_events_as_with_one(web: Any) -> None:
+    web.clock.advance(days=22)  # NBNK-0001 in course 2
+    _record_nausea(web, 1)
+    c = web.client("coordinator")
+    page = "/patients/NBNK-0001/adverse-events"
+    few = _page_statements(web, c, page)
+    _record_nausea(web, 39)
+    many = _page_statements(web, c, page)
+    assert c.get(page, headers=HTML).text.count("Nausea — grade 1") >= 40
+    assert many == few  # not a statement per event (it was three per event, twice)
+    assert many[0] <= 24 and many[1] <= 11, many
+
+
+def test_each_page_reads_in_a_bounded_number_of_statements(web: Any) -> None:
+    """The bounds hold for the demo data; what a page reads per patient or per event is
+    read in one statement for all of them, so more of either does not raise them."""
+    c = web.client("coordinator")
+    bounds = {"/": (66, 15), "/patients/NBNK-0001": (27, 22),
+              "/patients/NBNK-0001/calendar": (39, 26), "/patients/NBNK-0001/form": (10, 8)}
+    found = {url: _page_statements(web, c, url) for url in bounds}
+    for url, (after_write, again) in bounds.items():
+        assert found[url][0] <= after_write and found[url][1] <= again, found

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from trialdesk.criteria.ast import to_text
 from trialdesk.criteria.verdict import ScreeningResult, screen_record
@@ -84,6 +84,8 @@ class TrialEntry:
 
 _COMPILED: dict[str, CompiledProtocol] = {}
 _COMPILED_MAX = 256
+_KEPT_MAX = 20_000  # rows kept between writes (see Catalogue.kept)
+T = TypeVar("T")
 
 
 class Catalogue:
@@ -92,9 +94,24 @@ class Catalogue:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        #: what the journey pages read of a patient, with the write counter it was read
-        #: under (:func:`trialdesk.services.journeys.load_journey`)
-        self.journeys: dict[str, tuple[int, Any]] = {}
+        self._kept: dict[Hashable, Any] = {}
+        self._kept_writes = -1
+
+    def kept(self, key: Hashable, load: Callable[[], T]) -> T:
+        """What ``load`` gives, kept in this process until the next write to the database
+        (by any process: the store's write counter keys it). What is kept is shared by the
+        requests that follow: callers must not change it."""
+        writes = self.store.writes()
+        if writes != self._kept_writes:
+            self._kept.clear()
+            self._kept_writes = writes
+        if key in self._kept:
+            return cast(T, self._kept[key])
+        value = load()
+        if len(self._kept) >= _KEPT_MAX:
+            self._kept.clear()
+        self._kept[key] = value
+        return value
 
     def compile(self, version: ProtocolVersionRecord) -> CompiledProtocol:
         found = _COMPILED.get(version.digest)
@@ -107,11 +124,13 @@ class Catalogue:
         return found
 
     def trials(self) -> list[TrialEntry]:
-        return [TrialEntry(t, self.compile(t.latest)) for t in self.store.trials()]
+        return list(self.kept(("trials",), lambda: [
+            TrialEntry(t, self.compile(t.latest)) for t in self.store.trials()]))
 
     def trial(self, trial_id: str, number: int | None = None
               ) -> tuple[ProtocolVersionRecord, CompiledProtocol]:
-        version = self.store.protocol_version(trial_id, number)
+        version = self.kept(("protocol_version", trial_id, number),
+                            lambda: self.store.protocol_version(trial_id, number))
         return version, self.compile(version)
 
 

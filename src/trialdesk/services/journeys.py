@@ -61,7 +61,6 @@ from trialdesk.store.audit import digest
 from trialdesk.store.records import EnrolmentRow, JourneyRow, PatientRecordRow
 
 P = Permission
-_JOURNEYS_MAX = 2000  # journeys kept between writes (see load_journey)
 _PREFIXES = ("record.", "delay.", "consent.", "enrolment.", "body.", "adverse_event.",
              "allocation.")
 
@@ -151,26 +150,31 @@ class Loaded:
         return self.calendar(as_of)
 
 
-def load_journey(ctx: Services, who: Principal, study_number: str,
-                 permission: Permission = P.CLINICAL_READ) -> Loaded:
-    row = load_patient(ctx, who, study_number, permission)
-    # The journey, its enrolment and the rebuilt core journey are kept with the database's
-    # write counter read before them: any committed write (in any process) changes the
-    # counter, and the next page reads them afresh.
-    writes = ctx.store.writes()
-    cached = ctx.catalogue.journeys.get(study_number)
-    if cached is not None and cached[0] == writes:
-        journey, enrolment, core, calendars = cached[1]
-    else:
+def enrolled_journey(ctx: Services, study_number: str
+                     ) -> tuple[JourneyRow, EnrolmentRow, Journey, dict[Any, Calendar]] | None:
+    """The patient's journey, enrolment, rebuilt core journey and the calendars laid out
+    from it so far (None: not enrolled), kept until the next write."""
+
+    def load() -> tuple[JourneyRow, EnrolmentRow, Journey, dict[Any, Calendar]] | None:
         journey = ctx.store.journey(study_number)
         enrolment = ctx.store.enrolment(study_number)
         if journey is None or enrolment is None:
-            raise NotFoundError(f"patient {study_number} is not enrolled with a calendar; "
-                                "record the consent and enrol first")
-        core, calendars = core_journey(journey), {}
-        if len(ctx.catalogue.journeys) >= _JOURNEYS_MAX:
-            ctx.catalogue.journeys.clear()
-        ctx.catalogue.journeys[study_number] = (writes, (journey, enrolment, core, calendars))
+            return None
+        return journey, enrolment, core_journey(journey), {}
+
+    return ctx.catalogue.kept(("journey", study_number), load)
+
+
+def load_journey(ctx: Services, who: Principal, study_number: str,
+                 permission: Permission = P.CLINICAL_READ) -> Loaded:
+    row = load_patient(ctx, who, study_number, permission)
+    # The journey, its enrolment and the rebuilt core journey (and the calendars laid out
+    # from it) are kept until the next write to the database, in any process.
+    kept = enrolled_journey(ctx, study_number)
+    if kept is None:
+        raise NotFoundError(f"patient {study_number} is not enrolled with a calendar; "
+                            "record the consent and enrol first")
+    journey, enrolment, core, calendars = kept
     _, compiled = ctx.catalogue.trial(journey.trial_id, enrolment.protocol_version_number)
     return Loaded(row, journey, enrolment, core, compiled.protocol, calendars)
 

@@ -97,7 +97,8 @@ def load_patient(ctx: Services, who: Principal, study_number: str,
                  permission: Permission = P.PATIENT_READ) -> PatientRecordRow:
     who.require_user()
     try:
-        row = ctx.store.patient(study_number)
+        row = ctx.catalogue.kept(("patient", study_number),
+                                 lambda: ctx.store.patient(study_number))
     except NotFoundError:
         raise NotFoundError(f"no patient '{study_number}'") from None
     _visible(who, row, permission)

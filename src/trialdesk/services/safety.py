@@ -287,8 +287,16 @@ def adverse_event_view(row: AdverseEventRow) -> dict[str, Any]:
             "updated_at": row.updated_at, "updated_by": row.updated_by, "version": row.version}
 
 
-def adverse_events_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
+def adverse_events_page(ctx: Services, who: Principal, study_number: str, *,
+                        rows: Sequence[AdverseEventRow] | None = None,
+                        product_rows: Sequence[ActionRow] | None = None) -> dict[str, Any]:
+    """The patient's adverse events and product actions (``rows``, ``product_rows``: as
+    already read by the caller)."""
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
+    if rows is None:
+        rows = ctx.store.adverse_events(study_number)
+    if product_rows is None:
+        product_rows = ctx.store.product_actions(study_number)
     trial, site = loaded.row.trial_id, loaded.row.site
     cal = loaded.calendar_or_none()
     agents = sorted({e.dose.agent for e in cal.events if e.dose is not None}) if cal else []
@@ -297,8 +305,8 @@ def adverse_events_page(ctx: Services, who: Principal, study_number: str) -> dic
                for e in (cal.events if cal else ()) if e.kind is EventKind.COURSE]
     return {"study_number": study_number, "trial_id": trial, "version": loaded.version,
             "header": loaded.journey.header(),
-            "items": [adverse_event_view(r) for r in ctx.store.adverse_events(study_number)],
-            "product_actions": [action_view(a) for a in ctx.store.product_actions(study_number)],
+            "items": [adverse_event_view(r) for r in rows],
+            "product_actions": [action_view(a) for a in product_rows],
             "terms": list(ctcae.known_terms()), "lab_terms": list(ctcae.lab_terms()),
             "agents": agents, "courses": courses,
             "can_record": who.can(P.ADVERSE_EVENT_RECORD, trial, site),

@@ -309,10 +309,13 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
                              ) -> dict[str, Any]:
     """The adverse-event page: every event with its course in words, its term's grade
     texts and its proposals grouped for a decision, and the form's term list."""
-    page = safety.adverse_events_page(ctx, who, study_number)
+    stored = ctx.store.adverse_events(study_number)
+    product_rows = ctx.store.product_actions(study_number)
+    page = safety.adverse_events_page(ctx, who, study_number, rows=stored,
+                                      product_rows=product_rows)
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     cal = loaded.calendar_or_none()
-    rows = {r.id: r for r in ctx.store.adverse_events(study_number)}
+    rows = {r.id: r for r in stored}
     for item in page["items"]:
         row = rows[item["id"]]
         item["course_note"] = safety.course_note(cal, date.fromisoformat(row.onset))
@@ -325,7 +328,7 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
         item["groups"] = [{"key": g[0].id, "alternatives": len(g) > 1,
                            "options": [views[a.id] for a in g]} for g in groups]
         item["decided"] = [a for a in item["actions"] if a["id"] not in grouped]
-    page["product_actions"] = product_actions_section(ctx, study_number)
+    page["product_actions"] = product_actions_section(ctx, study_number, product_rows)
     page["all_terms"] = all_terms_view()
     page["can_decide"] = page["can_confirm"]
     return page
@@ -338,11 +341,13 @@ def all_terms_view() -> tuple[dict[str, str], ...]:
     return tuple(_codes_view(c) for c in ctcae_codes.all_terms())
 
 
-def product_actions_section(ctx: Services, study_number: str) -> dict[str, Any]:
+def product_actions_section(ctx: Services, study_number: str,
+                            rows: Sequence[ActionRow] | None = None) -> dict[str, Any]:
     """The actions proposed for the patient's cell products that were not released: the
     groups awaiting a decision and the ones decided, each with its product, the reason it
     was not released and the calendar event it concerns."""
-    rows = ctx.store.product_actions(study_number)
+    if rows is None:
+        rows = ctx.store.product_actions(study_number)
     releases = {e.id: e.document.get("manufacturing_failure") or {}
                 for e in ctx.store.product_releases(sorted({a.product for a in rows
                                                              if a.product}))}

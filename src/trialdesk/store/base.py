@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -89,6 +90,22 @@ class Tx:
 
 
 
+#: The write counter as one request read it (see :func:`counter_read_once`); None outside.
+_SEEN: ContextVar[dict[int, int] | None] = ContextVar("trialdesk_writes_seen", default=None)
+
+
+@contextmanager
+def counter_read_once() -> Iterator[None]:
+    """Within this block (one web request), :meth:`StoreBase.writes` reads the database's
+    write counter once and answers from it afterwards, until a write of this block raises
+    it: what the request reads is keyed by the counter as it stood when it began."""
+    token = _SEEN.set({})
+    try:
+        yield
+    finally:
+        _SEEN.reset(token)
+
+
 class StoreBase:
     """The engine, the clock and the two kinds of transaction every store method uses."""
 
@@ -120,8 +137,14 @@ class StoreBase:
         """How many write transactions the database has committed (the audit head's
         counter, raised by every write): a value read before a read keys what that read
         found, for as long as the counter stays the same."""
+        seen = _SEEN.get()
+        if seen is not None and id(self) in seen:
+            return seen[id(self)]
         with Session(self.engine) as s:
-            return int(s.scalar(select(m.AuditHead.writes).where(m.AuditHead.id == 1)) or 0)
+            writes = int(s.scalar(select(m.AuditHead.writes).where(m.AuditHead.id == 1)) or 0)
+        if seen is not None:
+            seen[id(self)] = writes
+        return writes
 
     # ------------------------------------------------------------------ transactions
 
@@ -132,20 +155,26 @@ class StoreBase:
 
     @contextmanager
     def _write(self, actor: str) -> Iterator[Tx]:
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                with session.begin():
-                    # Take the writers' lock first (see AuditHead).
-                    session.execute(update(m.AuditHead).where(m.AuditHead.id == 1)
-                                    .values(writes=m.AuditHead.writes + 1))
-                    head = session.get(m.AuditHead, 1, populate_existing=True)
-                    if head is None:
-                        raise NotFoundError("the audit trail has no head record",
-                                            where="audit_head")
-                    yield Tx(session, actor, moment(self.now()), head)
-            except StaleDataError:
-                raise ConflictError("the record was changed by someone else while saving; "
-                                    "reload it and apply your change again") from None
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    with session.begin():
+                        # Take the writers' lock first (see AuditHead).
+                        session.execute(update(m.AuditHead).where(m.AuditHead.id == 1)
+                                        .values(writes=m.AuditHead.writes + 1))
+                        head = session.get(m.AuditHead, 1, populate_existing=True)
+                        if head is None:
+                            raise NotFoundError("the audit trail has no head record",
+                                                where="audit_head")
+                        yield Tx(session, actor, moment(self.now()), head)
+                except StaleDataError:
+                    raise ConflictError("the record was changed by someone else while "
+                                        "saving; reload it and apply your change again"
+                                        ) from None
+        finally:
+            seen = _SEEN.get()
+            if seen is not None:  # this write raised the counter: read it again
+                seen.pop(id(self), None)
 
     def _add_signature(self, tx: Tx, user_id: int, meaning: str, record_type: str,
                        record_id: str, record_digest: str, reason: str, audit_id: str

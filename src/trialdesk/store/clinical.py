@@ -485,11 +485,14 @@ class ClinicalStore(StoreBase):
 
     @staticmethod
     def _action_row(s: Session, a: m.ToxicityAction, applied: Any = None,
-                    sig: m.Signature | None = None) -> ActionRow:
-        """``applied`` and ``sig``: what was just decided (else as stored)."""
+                    sig: m.Signature | None = None,
+                    product: m.CellProduct | None = None) -> ActionRow:
+        """``applied`` and ``sig``: what was just decided (else as stored); ``product``:
+        the action's cell product, when already read."""
         if sig is None and a.signature_id:
             sig = s.get(m.Signature, a.signature_id)
-        product = s.get(m.CellProduct, a.product_id) if a.product_id is not None else None
+        if product is None and a.product_id is not None:
+            product = s.get(m.CellProduct, a.product_id)
         return ActionRow(a.id, a.adverse_event_id, a.ordinal, a.rule_id, a.kind,
                          json.loads(a.proposal), a.found_on, a.status,
                          _load(a.applied) if applied is None else dict(applied),
@@ -497,17 +500,49 @@ class ClinicalStore(StoreBase):
                          product.key if product is not None else None, a.release_id)
 
     def _ae_row(self, s: Session, row: m.AdverseEvent) -> AdverseEventRow:
-        j = s.get(m.Journey, row.journey_id)
-        assert j is not None
-        p = s.get(m.Patient, j.patient_id)
-        assert p is not None
-        actions = [self._action_row(s, a) for a in s.scalars(select(m.ToxicityAction).where(
-            m.ToxicityAction.adverse_event_id == row.id).order_by(m.ToxicityAction.ordinal))]
-        return AdverseEventRow(row.id, p.study_number, j.trial_id, p.site, row.term, row.grade,
-                               row.onset, row.course_number, row.course_id,
-                               json.loads(row.document), _load(row.lab),
-                               json.loads(row.safety_check), row.recorded_at, row.recorded_by,
-                               row.updated_at, row.updated_by, row.version, tuple(actions))
+        return self._ae_rows(s, [row])[0]
+
+    @classmethod
+    def _ae_rows(cls, s: Session, rows: Sequence[m.AdverseEvent]) -> list[AdverseEventRow]:
+        """The events with their patients and actions, read in a few statements whatever
+        their number (not a few per event)."""
+        if not rows:
+            return []
+        journeys = {jid: (trial, study, site) for jid, trial, study, site in s.execute(
+            select(m.Journey.id, m.Journey.trial_id, m.Patient.study_number, m.Patient.site)
+            .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+            .where(m.Journey.id.in_({r.journey_id for r in rows})))}
+        actions: dict[int, list[m.ToxicityAction]] = {}
+        for a in s.scalars(select(m.ToxicityAction)
+                           .where(m.ToxicityAction.adverse_event_id.in_([r.id for r in rows]))
+                           .order_by(m.ToxicityAction.ordinal)):
+            actions.setdefault(a.adverse_event_id or 0, []).append(a)
+        views = cls._action_rows(s, [a for group in actions.values() for a in group])
+        out = []
+        for row in rows:
+            trial, study, site = journeys[row.journey_id]
+            out.append(AdverseEventRow(
+                row.id, study, trial, site, row.term, row.grade, row.onset, row.course_number,
+                row.course_id, json.loads(row.document), _load(row.lab),
+                json.loads(row.safety_check), row.recorded_at, row.recorded_by, row.updated_at,
+                row.updated_by, row.version,
+                tuple(views[a.id] for a in actions.get(row.id, []))))
+        return out
+
+    @classmethod
+    def _action_rows(cls, s: Session, actions: Sequence[m.ToxicityAction]
+                     ) -> dict[int, ActionRow]:
+        """Stored actions as rows, their signatures and products read together."""
+        sig_ids = {a.signature_id for a in actions if a.signature_id}
+        sigs = {g.id: g for g in s.scalars(select(m.Signature).where(
+            m.Signature.id.in_(sig_ids)))} if sig_ids else {}
+        product_ids = {a.product_id for a in actions if a.product_id is not None}
+        products = {c.id: c for c in s.scalars(select(m.CellProduct).where(
+            m.CellProduct.id.in_(product_ids)))} if product_ids else {}
+        return {a.id: cls._action_row(
+            s, a, sig=sigs.get(a.signature_id) if a.signature_id else None,
+            product=products.get(a.product_id) if a.product_id is not None else None)
+            for a in actions}
 
     def adverse_event(self, ae_id: int) -> AdverseEventRow:
         with self._read() as s:
@@ -522,16 +557,16 @@ class ClinicalStore(StoreBase):
                              .join(m.Journey, m.Journey.id == m.AdverseEvent.journey_id)
                              .join(m.Patient, m.Patient.id == m.Journey.patient_id)
                              .where(m.Patient.study_number == study_number)
-                             .order_by(m.AdverseEvent.onset, m.AdverseEvent.id))
-            return [self._ae_row(s, r) for r in rows]
+                             .order_by(m.AdverseEvent.onset, m.AdverseEvent.id)).all()
+            return self._ae_rows(s, rows)
 
     def trial_adverse_events(self, trial_id: str) -> list[AdverseEventRow]:
         with self._read() as s:
             rows = s.scalars(select(m.AdverseEvent)
                              .join(m.Journey, m.Journey.id == m.AdverseEvent.journey_id)
                              .where(m.Journey.trial_id == trial_id)
-                             .order_by(m.AdverseEvent.id))
-            return [self._ae_row(s, r) for r in rows]
+                             .order_by(m.AdverseEvent.id)).all()
+            return self._ae_rows(s, rows)
 
     def toxicity_action(self, action_id: int) -> tuple[str, ActionRow]:
         """The action and the study number of its patient."""

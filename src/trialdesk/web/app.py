@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import trialdesk
 from trialdesk.services.catalogue import Catalogue
 from trialdesk.store import Store
+from trialdesk.store.base import counter_read_once
 from trialdesk.web import (
     api,
     biomarker_api,
@@ -136,6 +137,22 @@ class Guard:
         await response(scope, _no_body, send)
 
 
+class OneCounterRead:
+    """Each request reads the database's write counter once (what it reads is kept per
+    process until the next write, keyed by that counter; see
+    :func:`trialdesk.store.base.counter_read_once`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with counter_read_once():
+            await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -195,6 +212,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     # The request-size limit leaves room for form fields around the largest upload.
     app.add_middleware(Idempotency, store=store)  # innermost: keeps the unmasked first answer
     app.add_middleware(MaskIdentifiers)
+    app.add_middleware(OneCounterRead)
     app.add_middleware(Guard, max_body=settings.max_upload_bytes + 64 * 1024,
                        docs_policy=docs_csp(app))
     return app
