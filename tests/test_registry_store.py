@@ -12,7 +12,9 @@ Known answers from ../shared/ctgov/ (read from the records):
 
 from __future__ import annotations
 
+import gc
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,50 @@ def test_reimport_updates_the_index_and_is_audited(ctx: Any) -> None:
     assert len(updates) == 1 and updates[0].record_id == "NCT00184067"
     assert updates[0].changes["title"]["new"] == "Zanzibarine vaccine study"
     assert reg.registry_store(ctx).registry_count() == 21
+
+
+def test_a_batch_import_writes_the_audit_entries_of_one_study_at_a_time(
+        tmp_path: Path) -> None:
+    """The studies of a file are stored and audited together (one multi-row insert); the
+    trail holds the entries importing them one file at a time writes, in the same order,
+    chained (the reason and the document's digest name where each study was read)."""
+    fixed = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    page: dict[str, list[Any]] = {"studies": []}
+    for p in FILES:
+        if p.suffix == ".json":
+            doc = json.loads(p.read_text())
+            page["studies"] += doc.get("studies", [doc])
+    together = [("page.json", json.dumps(page).encode())] + [
+        (p.name, p.read_bytes()) for p in FILES if p.suffix != ".json"]
+    alone = [(p.name, p.read_bytes()) for p in FILES if p.suffix == ".json"] + [
+        (p.name, p.read_bytes()) for p in FILES if p.suffix != ".json"]
+    trails = []
+    for name, batches in (("batch", [together]), ("single", [[f] for f in alone])):
+        store = Store.open(f"sqlite:///{tmp_path / name}.db", clock=lambda: fixed)
+        store.import_protocol({"id": "T1", "version": "1"}, source="t", actor="t", reason="t")
+        store.add_user("admin", "Dr admin", hash_password("admin-pass"), actor="t", reason="t")
+        store.add_membership("admin", "T1", "administrator", None, actor="t", reason="t")
+        services = Services.open(store)
+        for files in batches:
+            reg.import_files(services, principal_for(store, "admin"), files, reason="imported")
+            assert gc.isenabled()  # paused while a file is imported, running again after
+        assert store.verify_audit().ok
+        with store.engine.connect() as conn:
+            trails.append([tuple(r) for r in conn.exec_driver_sql(
+                "SELECT seq, at, username, action, record_type, record_id, changes, reason "
+                "FROM audit_log WHERE record_type = 'registry_study' ORDER BY seq")])
+        store.close()
+    batch, single = trails
+    assert len(page["studies"]) > 10 and len(batch) == len(single) == len(FILES)
+    assert [r[:6] for r in batch] == [r[:6] for r in single]
+
+    def changed(row: tuple[Any, ...]) -> dict[str, Any]:  # the document names its file
+        return {k: v for k, v in json.loads(row[6]).items() if k != "digest"}
+
+    assert [changed(r) for r in batch] == [changed(r) for r in single]
+    assert all(r[7].startswith(f"imported ({n}") for r, (n, _) in zip(single, alone, strict=True))
+    assert [r[7] for r in batch] == [f"imported (page.json: $.studies[{i}])" for i in range(
+        len(page["studies"]))] + [f"imported ({p.name})" for p in FILES if p.suffix != ".json"]
 
 
 def test_a_malformed_study_fails_alone(ctx: Any) -> None:
