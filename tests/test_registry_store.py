@@ -421,6 +421,24 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
     assert matched >= 30, matched  # and most queries found something
 
 
+def test_a_page_by_place_is_the_start_of_the_whole_ordering(varied: Any) -> None:
+    """By place the rank is computed for the page shown and the studies at the same distance
+    as its last one: every page is the start of the full list, ranks included, also when
+    equal distances straddle the page's end (copies of a record on the same points)."""
+    who = principal_for(varied.store, "admin")
+    straddled = 0
+    queries = _queries(30) + [{k: v for k, v in q.items() if k != "km"} for q in _queries(8)]
+    for q in queries:
+        full = reg.search(varied, who, limit=1000, **q)
+        for limit in (1, 2, 5, 10):
+            part = reg.search(varied, who, limit=limit, **q)
+            assert part["total"] == full["total"], q
+            assert part["results"] == full["results"][:limit], (q, limit)
+            shown = full["results"]
+            straddled += len(shown) > limit and shown[limit - 1]["km"] == shown[limit]["km"]
+    assert straddled >= 5, straddled
+
+
 def test_the_place_index_follows_a_reimport_that_moves_the_sites(varied: Any) -> None:
     admin = principal_for(varied.store, "admin")
     paris = {"text": "placebo", "near": "48.8566,2.3522", "km": 300.0}
