@@ -300,19 +300,18 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
     else:
         found.sort(key=lambda c: (-c.score, c.id))
         page = found[:limit]
-    texts = store.registry_search_texts([c.id for c in page]) if (words or terms) else {}
-    listed = store.registry_listed([c.id for c in page])
+    listed = store.registry_listed([c.id for c in page], texts=bool(words or terms))
     names = store.registry_site_names(nearest[c.id][1] for c in page if c.id in nearest)
     hits = []
     for c in page:
         shown = listed[c.id]
         matched = []
         if terms:
-            cond = matched_fields({"conditions": texts[c.id]["conditions"]}, terms)
+            cond = matched_fields({"conditions": shown.texts["conditions"]}, terms)
             if cond:
                 matched.append(f"condition {cond[0].split(' in ')[0]}")
         if words:
-            matched += matched_fields(texts[c.id], words)
+            matched += matched_fields(dict(shown.texts), words)
         km_, name = (nearest[c.id][0], names[nearest[c.id][1]]) if c.id in nearest else (
             None, None)
         hits.append(Hit(shown.nct_id, shown.title, shown.status, list(shown.phases),

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
@@ -117,6 +117,7 @@ class Listed:
     status: str
     phases: tuple[str, ...]
     unreviewed: int
+    texts: Mapping[str, str] = field(default_factory=dict)  # SEARCH_COLUMNS, when asked
 
 
 @dataclass(frozen=True)
@@ -522,13 +523,17 @@ class RegistryStore(StoreBase):
                     "ORDER BY study_id, lat, lon, id"))
                 yield from ((int(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows)
 
-    def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
-        """The result lines of a page of studies."""
+    def registry_listed(self, ids: Sequence[int], *, texts: bool = False) -> dict[int, Listed]:
+        """The result lines of a page of studies (with their indexed texts, to say where
+        each word matched, when asked)."""
         t = m.RegistryStudy
+        cols = [getattr(t, f"search_{n}") for n in SEARCH_COLUMNS] if texts else []
         with self._read() as s:
-            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed)
-                             .where(t.id.in_(list(ids))))
-            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5]) for r in rows}
+            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed,
+                                    *cols).where(t.id.in_(list(ids))))
+            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5],
+                                 dict(zip(SEARCH_COLUMNS, r[6:], strict=True)) if texts else {})
+                    for r in rows}
 
     def registry_sites_of(self, ids: Sequence[int],
                           box: tuple[float, float, float | None, float | None] | None = None
