@@ -32,7 +32,15 @@ from trialdesk.registry.importer import Failed, Imported, import_bytes
 from trialdesk.registry.items import split_criteria
 from trialdesk.registry.records import registry_from_v2, studies_in
 from trialdesk.registry.review import accept, edit, reject
-from trialdesk.registry.search import Age, Query, fits_age, great_circle_km, parse_age, search
+from trialdesk.registry.search import (
+    Age,
+    Query,
+    fits_age,
+    great_circle_km,
+    has_word,
+    parse_age,
+    search,
+)
 
 CTGOV = Path(__file__).resolve().parents[2] / "shared" / "ctgov"
 if not CTGOV.is_dir():  # the worktree sits beside the shared folder one level further up
@@ -1169,3 +1177,22 @@ def test_screening_every_trial_leaves_out_drafts_and_names_them(tmp_path: Path) 
     one = runner.invoke(app, ["screen", patient, "--protocols", str(folder), "--trial",
                               "NCT04431453"])
     assert one.exit_code == 1 and "is a draft and cannot screen" in one.stderr
+
+
+def test_whole_word_matching_agrees_with_the_regular_expression() -> None:
+    """has_word against ``(?<!\\w)needle(?!\\w)`` on 20,000 random texts over letters,
+    accented letters, digits (² and ٣ too), underscores, hyphens, spaces and bars."""
+    import random
+    import re
+
+    rng = random.Random(13)
+    alphabet = "ab_-| é²٣1"
+    agreed = found = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        needle = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3)))
+        expected = re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", text) is not None
+        assert has_word(text, needle) == expected, (text, needle)
+        agreed += 1
+        found += expected
+    assert agreed == 20000 and found > 500  # both answers were checked many times

@@ -12,7 +12,9 @@ Known answers from ../shared/ctgov/ (read from the records):
 
 from __future__ import annotations
 
+import gc
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,50 @@ def test_reimport_updates_the_index_and_is_audited(ctx: Any) -> None:
     assert len(updates) == 1 and updates[0].record_id == "NCT00184067"
     assert updates[0].changes["title"]["new"] == "Zanzibarine vaccine study"
     assert reg.registry_store(ctx).registry_count() == 21
+
+
+def test_a_batch_import_writes_the_audit_entries_of_one_study_at_a_time(
+        tmp_path: Path) -> None:
+    """The studies of a file are stored and audited together (one multi-row insert); the
+    trail holds the entries importing them one file at a time writes, in the same order,
+    chained (the reason and the document's digest name where each study was read)."""
+    fixed = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    page: dict[str, list[Any]] = {"studies": []}
+    for p in FILES:
+        if p.suffix == ".json":
+            doc = json.loads(p.read_text())
+            page["studies"] += doc.get("studies", [doc])
+    together = [("page.json", json.dumps(page).encode())] + [
+        (p.name, p.read_bytes()) for p in FILES if p.suffix != ".json"]
+    alone = [(p.name, p.read_bytes()) for p in FILES if p.suffix == ".json"] + [
+        (p.name, p.read_bytes()) for p in FILES if p.suffix != ".json"]
+    trails = []
+    for name, batches in (("batch", [together]), ("single", [[f] for f in alone])):
+        store = Store.open(f"sqlite:///{tmp_path / name}.db", clock=lambda: fixed)
+        store.import_protocol({"id": "T1", "version": "1"}, source="t", actor="t", reason="t")
+        store.add_user("admin", "Dr admin", hash_password("admin-pass"), actor="t", reason="t")
+        store.add_membership("admin", "T1", "administrator", None, actor="t", reason="t")
+        services = Services.open(store)
+        for files in batches:
+            reg.import_files(services, principal_for(store, "admin"), files, reason="imported")
+            assert gc.isenabled()  # paused while a file is imported, running again after
+        assert store.verify_audit().ok
+        with store.engine.connect() as conn:
+            trails.append([tuple(r) for r in conn.exec_driver_sql(
+                "SELECT seq, at, username, action, record_type, record_id, changes, reason "
+                "FROM audit_log WHERE record_type = 'registry_study' ORDER BY seq")])
+        store.close()
+    batch, single = trails
+    assert len(page["studies"]) > 10 and len(batch) == len(single) == len(FILES)
+    assert [r[:6] for r in batch] == [r[:6] for r in single]
+
+    def changed(row: tuple[Any, ...]) -> dict[str, Any]:  # the document names its file
+        return {k: v for k, v in json.loads(row[6]).items() if k != "digest"}
+
+    assert [changed(r) for r in batch] == [changed(r) for r in single]
+    assert all(r[7].startswith(f"imported ({n}") for r, (n, _) in zip(single, alone, strict=True))
+    assert [r[7] for r in batch] == [f"imported (page.json: $.studies[{i}])" for i in range(
+        len(page["studies"]))] + [f"imported ({p.name})" for p in FILES if p.suffix != ".json"]
 
 
 def test_a_malformed_study_fails_alone(ctx: Any) -> None:
@@ -373,6 +419,24 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
             store_registry.box_cells = box_cells
     assert used_cells >= 40  # the cell path was the one tested, but for the widest boxes
     assert matched >= 30, matched  # and most queries found something
+
+
+def test_a_page_by_place_is_the_start_of_the_whole_ordering(varied: Any) -> None:
+    """By place the rank is computed for the page shown and the studies at the same distance
+    as its last one: every page is the start of the full list, ranks included, also when
+    equal distances straddle the page's end (copies of a record on the same points)."""
+    who = principal_for(varied.store, "admin")
+    straddled = 0
+    queries = _queries(30) + [{k: v for k, v in q.items() if k != "km"} for q in _queries(8)]
+    for q in queries:
+        full = reg.search(varied, who, limit=1000, **q)
+        for limit in (1, 2, 5, 10):
+            part = reg.search(varied, who, limit=limit, **q)
+            assert part["total"] == full["total"], q
+            assert part["results"] == full["results"][:limit], (q, limit)
+            shown = full["results"]
+            straddled += len(shown) > limit and shown[limit - 1]["km"] == shown[limit]["km"]
+    assert straddled >= 5, straddled
 
 
 def test_the_place_index_follows_a_reimport_that_moves_the_sites(varied: Any) -> None:

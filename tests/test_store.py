@@ -122,6 +122,39 @@ def test_every_change_is_audited_with_who_when_old_new_and_reason(store: Store) 
     assert created.changes["$.identifiers.name"] == {"old": None, "new": "***"}  # never in clear
 
 
+def _trail(store: Store) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM audit_log ORDER BY seq"))]
+
+
+def test_audit_many_writes_the_entries_audit_writes_one_by_one(database_url: str,
+                                                               tmp_path: Path) -> None:
+    entries = [("create", "registry_study", f"NCT0000000{i}",
+                {"title": {"old": None, "new": f"Study {i} é"}}, f"imported (page {i // 2})")
+               for i in range(5)]
+    batched = Store.open(database_url, clock=Clock())
+    one_by_one = Store.open(f"sqlite:///{tmp_path / 'one-by-one.db'}", clock=Clock())
+    try:
+        for target in (batched, one_by_one):
+            _seeded(target)
+        with batched._write("admin") as tx:
+            tx.audit_many(entries)
+            tx.audit_many([])
+        with one_by_one._write("admin") as tx:
+            for e in entries:
+                tx.audit(*e)
+        assert _trail(batched) == _trail(one_by_one)
+        assert [r[0] for r in _trail(batched)[-5:]] == list(range(len(_trail(batched)) - 4,
+                                                                   len(_trail(batched)) + 1))
+        assert batched.verify_audit().ok and one_by_one.verify_audit().ok
+        with pytest.raises(ValueError, match="reason"), batched._write("admin") as tx:
+            tx.audit_many([*entries[:1], ("update", "x", "y", {}, " ")])
+        assert _trail(batched) == _trail(one_by_one)  # nothing of the refused batch is kept
+    finally:
+        batched.close()
+        one_by_one.close()
+
+
 def test_a_failed_write_leaves_neither_the_change_nor_its_audit_entry(store: Store) -> None:
     _seeded(store)
     before = store.audit_entries().total

@@ -22,8 +22,10 @@ searched (any signed-in user), and their criteria drafts reviewed (investigators
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +54,14 @@ from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.patients import register_protocol
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
-from trialdesk.store.registry import Filter, RegistryStore, Site, StudyInput, StudyRecord
+from trialdesk.store.registry import (
+    Candidate,
+    Filter,
+    RegistryStore,
+    Site,
+    StudyInput,
+    StudyRecord,
+)
 
 P = Permission
 BATCH = 500  # studies stored per transaction
@@ -136,38 +145,55 @@ class ImportLine:
         return out
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while one file is imported: parsing and storing a
+    file allocates hundreds of thousands of objects that live until the file is stored,
+    and each collection on the way would walk them all again (measured: a fifth of the
+    import's CPU time). Reference counting still frees what is dropped; the collector runs
+    again, once, after the file."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def import_files(ctx: Services, who: Principal, files: Sequence[tuple[str, bytes]],
                  *, reason: str = "imported from a registry file") -> list[ImportLine]:
     """Import every study of the files (name, bytes) into the database."""
     user = _require(who, P.REGISTRY_IMPORT, "importing registry records")
     store = registry_store(ctx)
     lines: list[ImportLine] = []
-    pending: list[Imported] = []
+    pending: dict[str, Imported] = {}
 
     def flush() -> None:
         if not pending:
             return
         inputs = []
-        reviewed = store.registry_documents([p.nct_id for p in pending], reviewed_only=True)
-        for p in pending:
+        reviewed = store.registry_documents(list(pending), reviewed_only=True)
+        for p in pending.values():
             if p.nct_id in reviewed:
                 _keep_reviews(p.document, reviewed[p.nct_id])
             inputs.append(study_input(p))
         outcome = dict(store.save_registry_studies(inputs, actor=user.username, reason=reason))
-        lines.extend(ImportLine(p, outcome[p.nct_id]) for p in pending)
+        lines.extend(ImportLine(p, outcome[p.nct_id]) for p in pending.values())
         pending.clear()
 
     for name, data in files:
-        for result in import_bytes(data, name=name):
-            if isinstance(result, Failed):
-                lines.append(ImportLine(result))
-                continue
-            if any(p.nct_id == result.nct_id for p in pending):
-                flush()  # the same study twice: the later one wins, in order
-            pending.append(result)
-            if len(pending) >= BATCH:
-                flush()
-        flush()
+        with _collector_paused():
+            for result in import_bytes(data, name=name):
+                if isinstance(result, Failed):
+                    lines.append(ImportLine(result))
+                    continue
+                if result.nct_id in pending:
+                    flush()  # the same study twice: the later one wins, in order
+                pending[result.nct_id] = result
+                if len(pending) >= BATCH:
+                    flush()
+            flush()
     return lines
 
 
@@ -225,19 +251,21 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         sexes=("ALL", normal_sex(sex)) if sex else None,
         # Completed units: a patient may be up to one unit (a year) older than a maximum.
         age_days=(age_days - 367, age_days + 32) if age_days is not None else None,
-        box=box)
-    nearest: dict[int, tuple[float, str]] = {}
+        box=box,
+        # By place, the rank only orders studies at the same distance: it is computed for
+        # the page shown (and its ties), not for every match.
+        ranked=place is None)
+    nearest: dict[int, tuple[float, int]] = {}  # study id -> (km, site id)
     if box is not None:
         found = []
-        for c, x in store.registry_candidates_in_box(f):
-            assert x.lat is not None and x.lon is not None
-            d = great_circle_km(place.lat, place.lon, x.lat, x.lon) if place else 0.0
+        for c, site, lat, lon in store.registry_candidates_in_box(f):
+            d = great_circle_km(place.lat, place.lon, lat, lon) if place else 0.0
             if d > (km or 0.0):
                 continue
             if c.id not in nearest:
                 found.append(c)
             if c.id not in nearest or d < nearest[c.id][0]:
-                nearest[c.id] = (d, ", ".join(y for y in (x.facility, x.city, x.country) if y))
+                nearest[c.id] = (d, site)
     else:
         found = store.registry_candidates(f)
     if age is not None:
@@ -251,32 +279,43 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
                 kept.append(c)
         found = kept
     if place is not None and box is None:
-        for sid, lat, lon, facility, city, country in store.registry_sites_of(
-                [c.id for c in found]):
+        for sid, site, lat, lon in store.registry_points_of([c.id for c in found]):
             d = great_circle_km(place.lat, place.lon, lat, lon)
             if sid not in nearest or d < nearest[sid][0]:
-                nearest[sid] = (d, ", ".join(x for x in (facility, city, country) if x))
+                nearest[sid] = (d, site)
+    scores = {c.id: c.score for c in found}
     if place is not None:
-        found.sort(key=lambda c: (c.id not in nearest, nearest.get(c.id, (0.0, ""))[0],
-                                  -c.score, c.id))
+        def where(c: Candidate) -> tuple[bool, float]:
+            return c.id not in nearest, nearest[c.id][0] if c.id in nearest else 0.0
+
+        found.sort(key=lambda c: (*where(c), c.id))
+        # The rank for the page and for the studies at the same place as its last one.
+        ranked = found[:limit]
+        if ranked and len(found) > limit:
+            last = where(ranked[-1])
+            ranked += [c for c in found[limit:] if where(c) == last]
+        scores.update(store.registry_scores(f, [c.id for c in ranked]))
+        ranked.sort(key=lambda c: (*where(c), -scores[c.id], c.id))
+        page = ranked[:limit]
     else:
         found.sort(key=lambda c: (-c.score, c.id))
-    page = found[:limit]
-    texts = store.registry_search_texts([c.id for c in page]) if (words or terms) else {}
-    listed = store.registry_listed([c.id for c in page])
+        page = found[:limit]
+    listed = store.registry_listed([c.id for c in page], texts=bool(words or terms))
+    names = store.registry_site_names(nearest[c.id][1] for c in page if c.id in nearest)
     hits = []
     for c in page:
         shown = listed[c.id]
         matched = []
         if terms:
-            cond = matched_fields({"conditions": texts[c.id]["conditions"]}, terms)
+            cond = matched_fields({"conditions": shown.texts["conditions"]}, terms)
             if cond:
                 matched.append(f"condition {cond[0].split(' in ')[0]}")
         if words:
-            matched += matched_fields(texts[c.id], words)
-        km_, site = nearest.get(c.id, (None, None))
-        hits.append(Hit(shown.nct_id, shown.title, shown.status, list(shown.phases), c.score, km_,
-                        site, matched, shown.unreviewed > 0))
+            matched += matched_fields(dict(shown.texts), words)
+        km_, name = (nearest[c.id][0], names[nearest[c.id][1]]) if c.id in nearest else (
+            None, None)
+        hits.append(Hit(shown.nct_id, shown.title, shown.status, list(shown.phases),
+                        scores[c.id], km_, name, matched, shown.unreviewed > 0))
     query = Query(text=text, condition=condition, status=status, phase=phase, age=age, sex=sex,
                   near=place, km=km)
     return {"query": query.to_json(), "total": len(found), "shown": len(hits),

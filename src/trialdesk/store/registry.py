@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
@@ -117,6 +117,7 @@ class Listed:
     status: str
     phases: tuple[str, ...]
     unreviewed: int
+    texts: Mapping[str, str] = field(default_factory=dict)  # SEARCH_COLUMNS, when asked
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Filter:
     sexes: tuple[str, ...] | None = None
     age_days: tuple[float, float] | None = None  # (lowest maximum, highest minimum)
     box: tuple[float, float, float | None, float | None] | None = None
+    # False: the candidates come without their rank (score 0.0); the caller asks
+    # :meth:`RegistryStore.registry_scores` for the few it shows.
+    ranked: bool = True
 
 
 def _grid(size: int, lat: float, lon: float) -> tuple[int, int]:
@@ -199,6 +203,40 @@ def _values(study: StudyInput) -> dict[str, Any]:
     return values
 
 
+def _fts_query(f: Filter) -> str:
+    """The FTS5 query of the filter's words and condition (``registry_fts``)."""
+    parts = ['"' + " ".join(phrase) + '"' for phrase in f.words]
+    if f.conditions:
+        parts.append("search_conditions : (" + " OR ".join(
+            '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
+    return " AND ".join(parts)
+
+
+def _tsquery(f: Filter) -> str:
+    """The PostgreSQL ``tsquery`` of the filter's words and condition (weight B holds the
+    conditions, migration 0008)."""
+    parts = [" <-> ".join(t for t in phrase) for phrase in f.words]
+    if f.conditions:
+        parts.append("(" + " | ".join(
+            " <-> ".join(f"{t}:B" for t in phrase) for phrase in f.conditions) + ")")
+    return " & ".join(f"({p})" for p in parts)
+
+
+def _fewest(phrases: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The phrases of an OR without those holding another one: a text holding "severe
+    sepsis" holds "sepsis", so "sepsis" alone finds the same texts.
+
+    >>> _fewest([("sepsis",), ("septic", "shock"), ("severe", "sepsis"), ("sepsis",)])
+    [('sepsis',), ('septic', 'shock')]
+    """
+    def within(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+        n = len(short)
+        return any(long[i:i + n] == short for i in range(len(long) - n + 1))
+
+    unique = list(dict.fromkeys(phrases))
+    return [p for p in unique if not any(q != p and within(q, p) for q in unique)]
+
+
 _AUDITED = ("title", "status", "phases", "sex", "minimum_age", "maximum_age", "last_update",
             "digest", "unreviewed")
 
@@ -210,24 +248,28 @@ class RegistryStore(StoreBase):
                               reason: str) -> list[tuple[str, str]]:
         """Store studies in one transaction: (NCT id, "created" | "updated" | "unchanged").
 
-        New studies and their sites are inserted in bulk; a changed one is updated and its
-        sites replaced. Each created or updated study gets its audit entry."""
+        New studies and their sites are inserted in bulk (Core multi-row inserts); a changed
+        one is updated and its sites replaced. Each created or updated study gets its audit
+        entry, in input order, the batch's entries written together (``Tx.audit_many``)."""
         out: dict[str, str] = {}
+        table = m.Base.metadata.tables["registry_studies"]
+        sites_table = m.Base.metadata.tables["registry_sites"]
         with self._write(actor) as tx:
             s = tx.session
             wanted = [x.nct_id for x in studies]
-            table = m.RegistryStudy.__table__
             audited = [table.c[k] for k in _AUDITED]
             existing = {r[1]: r for r in s.execute(
                 select(table.c.id, table.c.nct_id, *audited).where(table.c.nct_id.in_(wanted)))}
             new_rows: list[dict[str, Any]] = []
             new_sites: dict[str, tuple[Site, ...]] = {}
+            entries: list[tuple[str, str, str, Mapping[str, Any], str]] = []
             for study in studies:
                 values = _values(study)
                 old = existing.get(study.nct_id)
                 if old is not None and old[2 + _AUDITED.index("digest")] == values["digest"]:
                     out[study.nct_id] = "unchanged"
                     continue
+                why = f"{reason} ({study.source})"[:2000]
                 if old is None:
                     new_rows.append({"nct_id": study.nct_id, "imported_at": tx.at,
                                      "imported_by": actor, "updated_at": tx.at,
@@ -235,8 +277,7 @@ class RegistryStore(StoreBase):
                     new_sites[study.nct_id] = study.sites
                     changes = {k: {"old": None, "new": values[k]} for k in _AUDITED}
                     out[study.nct_id] = "created"
-                    tx.audit("create", "registry_study", study.nct_id, changes,
-                             f"{reason} ({study.source})"[:2000])
+                    entries.append(("create", "registry_study", study.nct_id, changes, why))
                     continue
                 row = s.get(m.RegistryStudy, old[0])
                 assert row is not None
@@ -245,19 +286,21 @@ class RegistryStore(StoreBase):
                 for k, v in values.items():
                     setattr(row, k, v)
                 row.updated_at, row.updated_by = tx.at, actor
-                s.execute(delete(m.RegistrySite).where(m.RegistrySite.study_id == row.id))
+                s.execute(delete(sites_table).where(sites_table.c.study_id == row.id))
                 s.flush()
                 if study.sites:
-                    s.execute(insert(m.RegistrySite), _site_rows(row.id, study.sites))
-                tx.audit("update", "registry_study", study.nct_id, changes,
-                         f"{reason} ({study.source})"[:2000])
+                    s.execute(insert(sites_table), _site_rows(row.id, study.sites))
+                entries.append(("update", "registry_study", study.nct_id, changes, why))
                 out[study.nct_id] = "updated"
             if new_rows:
-                ids = dict(s.execute(insert(m.RegistryStudy).returning(
-                    m.RegistryStudy.nct_id, m.RegistryStudy.id), new_rows).all())
+                # Core multi-row inserts: the ORM's bulk path costs more than the rows.
+                s.execute(insert(table), new_rows)
+                ids = dict(s.execute(select(table.c.nct_id, table.c.id).where(
+                    table.c.nct_id.in_(list(new_sites)))).all())
                 sites = [r for nct, found in new_sites.items() for r in _site_rows(ids[nct], found)]
                 if sites:
-                    s.execute(insert(m.RegistrySite), sites)
+                    s.execute(insert(sites_table), sites)
+            tx.audit_many(entries)
         return [(x.nct_id, out[x.nct_id]) for x in studies]
 
     def registry_study(self, nct_id: str) -> StudyRecord:
@@ -336,33 +379,33 @@ class RegistryStore(StoreBase):
         score = "0.0"
         if f.words or f.conditions:
             if pg:
-                parts = [" <-> ".join(t for t in phrase) for phrase in f.words]
-                if f.conditions:
-                    parts.append("(" + " | ".join(
-                        " <-> ".join(f"{t}:B" for t in phrase) for phrase in f.conditions) + ")")
-                params["tsq"] = " & ".join(f"({p})" for p in parts)
+                params["tsq"] = _tsquery(f)
                 where.append("s.search_vector @@ to_tsquery('simple', :tsq)")
-                score = "ts_rank(s.search_vector, to_tsquery('simple', :tsq))"
+                if f.ranked:
+                    score = "ts_rank(s.search_vector, to_tsquery('simple', :tsq))"
             else:
+                params["fts"] = _fts_query(f)
                 words = ['"' + " ".join(phrase) + '"' for phrase in f.words]
-                parts = list(words)
-                if f.conditions:
-                    parts.append("search_conditions : (" + " OR ".join(
-                        '"' + " ".join(phrase) + '"' for phrase in f.conditions) + ")")
-                params["fts"] = " AND ".join(parts)
                 cells = box_cells(f.box) if f.box is not None else None
                 if cells:
-                    # Words, condition and place in one index; the rank afterwards, for
-                    # the studies found only (_scores).
+                    # Words, condition and place in one index. A condition phrase holding
+                    # another one adds nothing to their OR: left out, the index reads less.
+                    conditions = _fewest(f.conditions)
                     params["find"] = " AND ".join(
-                        [f"{_TEXTS} : {w}" for w in words] + parts[len(words):]
+                        [f"{_TEXTS} : {w}" for w in words]
+                        + ["search_conditions : (" + " OR ".join(
+                            '"' + " ".join(phrase) + '"' for phrase in conditions) + ")"
+                           ] * bool(conditions)
                         + [f"search_cells : ({' OR '.join(cells)})"])
                     head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_find "
                             "WHERE registry_find MATCH :find) ")
-                else:
+                elif f.ranked:
                     head = (f"WITH f AS MATERIALIZED (SELECT rowid AS id, -{_BM25} AS score "
                             "FROM registry_fts WHERE registry_fts MATCH :fts) ")
                     score = "f.score"
+                else:
+                    head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_fts "
+                            "WHERE registry_fts MATCH :fts) ")
                 tables = ["f", "registry_studies s INDEXED BY ix_registry_studies_filters"]
                 where.append("s.id = f.id")
         if f.status:
@@ -389,7 +432,7 @@ class RegistryStore(StoreBase):
                 tables.insert(0, "registry_sites r")
             where.append("r.study_id = s.id")
             where.append(self._box_sql(f.box, "r", params))
-            columns += ", r.lat, r.lon, r.facility, r.city, r.country"
+            columns += ", r.id, r.lat, r.lon"
         sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -413,16 +456,34 @@ class RegistryStore(StoreBase):
             return [Candidate(r[0], r[1], r[2], float(r[3] or 0.0))
                     for r in s.execute(text(sql), params)]
 
-    def registry_candidates_in_box(self, f: Filter) -> list[tuple[Candidate, Site]]:
-        """(candidate, site) for every site with a point inside the filter's box."""
+    def registry_candidates_in_box(self, f: Filter
+                                   ) -> list[tuple[Candidate, int, float, float]]:
+        """(candidate, site id, lat, lon) for every site with a point inside the filter's
+        box, read from the sites' (study, lat, lon) index alone (the names of the few sites
+        shown come from :meth:`registry_site_names`)."""
         sql, params = self._candidate_sql(f)
         with self._read() as s:
             rows: list[Sequence[Any]] = list(s.execute(text(sql), params))
-            if "find" in params:
+            if "find" in params and f.ranked:
                 scores = self._scores(s, params["fts"], {r[0] for r in rows})
                 rows = [(*r[:3], scores[r[0]], *r[4:]) for r in rows]
-            return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)),
-                     Site(r[6], r[7], r[8], r[4], r[5])) for r in rows]
+            return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)), int(r[4]), float(r[5]),
+                     float(r[6])) for r in rows]
+
+    def registry_scores(self, f: Filter, ids: Iterable[int]) -> dict[int, float]:
+        """The full-text rank of these studies (found with the filter's words and condition),
+        as :meth:`registry_candidates` gives it with ``ranked``."""
+        wanted = {int(i) for i in ids}
+        if not wanted or not (f.words or f.conditions):
+            return dict.fromkeys(wanted, 0.0)
+        with self._read() as s:
+            if self.backend == "postgresql":
+                rows = s.execute(text(
+                    "SELECT id, ts_rank(search_vector, to_tsquery('simple', :tsq)) "
+                    "FROM registry_studies WHERE id = ANY(:ids)"),
+                    {"tsq": _tsquery(f), "ids": sorted(wanted)})
+                return {int(r[0]): float(r[1] or 0.0) for r in rows}
+            return self._scores(s, _fts_query(f), wanted)
 
     @staticmethod
     def _scores(s: Any, fts: str, ids: set[int]) -> dict[int, float]:
@@ -438,13 +499,41 @@ class RegistryStore(StoreBase):
             {"fts": fts, "lo": min(ids), "hi": max(ids)})
         return {int(r[0]): float(r[1]) for r in rows}
 
-    def registry_listed(self, ids: Sequence[int]) -> dict[int, Listed]:
-        """The result lines of a page of studies."""
-        t = m.RegistryStudy
+    def registry_site_names(self, site_ids: Iterable[int]) -> dict[int, str]:
+        """"facility, city, country" of these sites (the parts they have)."""
+        t = m.RegistrySite
+        wanted = sorted({int(i) for i in site_ids})
+        out: dict[int, str] = {}
         with self._read() as s:
-            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed)
-                             .where(t.id.in_(list(ids))))
-            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5]) for r in rows}
+            for start in range(0, len(wanted), _CHUNK):
+                rows = s.execute(select(t.id, t.facility, t.city, t.country).where(
+                    t.id.in_(wanted[start:start + _CHUNK])))
+                out.update((int(r[0]), ", ".join(x for x in r[1:] if x)) for r in rows)
+        return out
+
+    def registry_points_of(self, ids: Sequence[int]) -> Iterator[tuple[int, int, float, float]]:
+        """(study id, site id, lat, lon) of the sites with a geo point of the given studies,
+        from the sites' (study, lat, lon) index alone."""
+        with self._read() as s:
+            for start in range(0, len(ids), _CHUNK):
+                listed = ", ".join(str(int(i)) for i in ids[start:start + _CHUNK])
+                rows = s.execute(text(
+                    "SELECT study_id, id, lat, lon FROM registry_sites "
+                    f"WHERE study_id IN ({listed}) AND lat IS NOT NULL AND lon IS NOT NULL "
+                    "ORDER BY study_id, lat, lon, id"))
+                yield from ((int(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows)
+
+    def registry_listed(self, ids: Sequence[int], *, texts: bool = False) -> dict[int, Listed]:
+        """The result lines of a page of studies (with their indexed texts, to say where
+        each word matched, when asked)."""
+        t = m.RegistryStudy
+        cols = [getattr(t, f"search_{n}") for n in SEARCH_COLUMNS] if texts else []
+        with self._read() as s:
+            rows = s.execute(select(t.id, t.nct_id, t.title, t.status, t.phases, t.unreviewed,
+                                    *cols).where(t.id.in_(list(ids))))
+            return {r[0]: Listed(r[1], r[2], r[3], _phases(r[4]), r[5],
+                                 dict(zip(SEARCH_COLUMNS, r[6:], strict=True)) if texts else {})
+                    for r in rows}
 
     def registry_sites_of(self, ids: Sequence[int],
                           box: tuple[float, float, float | None, float | None] | None = None
