@@ -568,23 +568,24 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
         by_kind.setdefault(sources[c][0].value_column, []).append(str(i))
     has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
                             for kind, sids in sorted(by_kind.items()))
+    # The latest row's four values in one aggregate (where the engine can).
+    values, field = f.arg_max_fields("r", {
+        "n": "x.value_as_number", "s": "x.value_as_string", "t": "x.observation_datetime",
+        "u": "x.unit_source_value"}, key)
+    n, s, t, u = (f"l.{field[k]}" for k in "nstu")
     latest = (
-        f"SELECT {person} AS person_id, {sid} AS sid, "
-        f"{f.arg_max_null('x.value_as_number', key)} AS n, "
-        f"{f.arg_max_null('x.value_as_string', key)} AS s, "
-        f"{f.arg_max_null('x.observation_datetime', key)} AS t, "
-        f"{f.arg_max_null('x.unit_source_value', key)} AS u, max(x.observation_date) AS d "
+        f"SELECT {person} AS person_id, {sid} AS sid, {values}, max(x.observation_date) AS d "
         f"FROM src_observation x JOIN {mapping} ON {on_clause} "
         f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
         f"GROUP BY {group_by}")
     # Typed before pivoting: yes/no as BOOLEAN, numbers in the fact's unit.
     bearing = [(sources[c][0].fact, columns.index(c)) for c in columns
                if sources[c][0].value_column is ValueColumn.NUMBER and _unit_bearing(sources[c][0])]
-    canonical = f"CASE WHEN u.factor IS NULL THEN l.n ELSE {_canonical(f, 'l.n', 'u.factor')} END"
-    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, (l.s = 'true') AS b, l.s, l.t, l.d "
-             f"FROM ({latest}) l "
+    canonical = f"CASE WHEN u.factor IS NULL THEN {n} ELSE {_canonical(f, n, 'u.factor')} END"
+    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, ({s} = 'true') AS b, {s} AS s, "
+             f"{t} AS t, l.d FROM ({latest}) l "
              f"LEFT JOIN {_units_table(bearing, stats)} "
-             "ON u.id = l.sid AND u.unit = coalesce(l.u, '')")
+             f"ON u.id = l.sid AND u.unit = coalesce({u}, '')")
     pivots = []
     for column, (source, _) in sources.items():
         sid = f"sid = {columns.index(column)}"
