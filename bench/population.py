@@ -248,8 +248,9 @@ mw AS (SELECT person_id,
         max(CASE WHEN f = 'mgfr' AND d >= DATE '{on}' - 28 THEN {mgfr} END) AS mgfr
       FROM m GROUP BY person_id),
 o AS (SELECT person_id,
-        CASE WHEN observation_source_value IN ('consent', 'attest.e6', 'attest.e7',
-                  'attest.e8', 'attest.e11') THEN observation_source_value || '@'
+        CASE WHEN observation_source_value IN ('consent', 'attest.e6',
+                  'attest.comorbidity_precluding_treatment', 'attest.e8')
+             THEN observation_source_value || '@'
                   || coalesce(qualifier_source_value, '')
              ELSE observation_source_value END AS s,
         arg_max({{'n': value_as_number, 's': value_as_string, 'u': unit_source_value}},
@@ -267,8 +268,9 @@ o AS (SELECT person_id,
             'cns_involvement', 'staging_complete', 'lansky', 'karnofsky', 'life_expectancy',
             'drug_induced_neuropathy', 'neuropathic_pain', 'heart_failure_signs',
             'dyspnoea_at_rest', 'chest_xray_abnormal', 'ckd_stage', 'rifle_class',
-            'childbearing_potential', 'pregnant', 'consent', 'attest.e6', 'attest.e7',
-            'attest.e8', 'attest.e11')
+            'childbearing_potential', 'pregnant', 'severe_type1_hypersensitivity_history',
+            'mental_illness_preventing_understanding', 'consent', 'attest.e6',
+            'attest.comorbidity_precluding_treatment', 'attest.e8')
       GROUP BY ALL),
 ow AS (SELECT person_id,
         max(CASE WHEN s = 'diagnosis_confirmation' THEN r.s END) AS confirmation,
@@ -298,11 +300,15 @@ ow AS (SELECT person_id,
         max(CASE WHEN s = 'childbearing_potential' THEN r.s = 'true' END) AS cbp,
         max(CASE WHEN s = 'pregnant' AND d >= DATE '{on}' - 28 THEN r.s = 'true' END)
             AS pregnancy,
+        max(CASE WHEN s = 'severe_type1_hypersensitivity_history' THEN r.s = 'true' END)
+            AS hypersensitivity,
+        max(CASE WHEN s = 'mental_illness_preventing_understanding' THEN r.s = 'true' END)
+            AS mental_illness,
         max(CASE WHEN s = 'consent@NB-NK-2026' THEN r.s = 'true' END) AS consent,
         max(CASE WHEN s = 'attest.e6@NB-NK-2026' THEN r.s = 'true' END) AS e6,
-        max(CASE WHEN s = 'attest.e7@NB-NK-2026' THEN r.s = 'true' END) AS e7,
-        max(CASE WHEN s = 'attest.e8@NB-NK-2026' THEN r.s = 'true' END) AS e8,
-        max(CASE WHEN s = 'attest.e11@NB-NK-2026' THEN r.s = 'true' END) AS e11
+        max(CASE WHEN s = 'attest.comorbidity_precluding_treatment@NB-NK-2026'
+                 THEN r.s = 'true' END) AS comorbidity,
+        max(CASE WHEN s = 'attest.e8@NB-NK-2026' THEN r.s = 'true' END) AS e8
       FROM o GROUP BY person_id),
 f AS (SELECT p.person_id, p.sex,
         {y} - year(p.b) - CASE WHEN month(p.b) > {mo} OR (month(p.b) = {mo}
@@ -338,11 +344,11 @@ c AS (SELECT person_id,
         CASE WHEN dx IS NOT NULL THEN risk_group END IN ('low', 'intermediate') AS c14,
         status = 'refractory' AND response IN ('CR', 'VGPR', 'PR', 'PD') AS c15,
         status IN ('relapsed', 'progressive') AND cns AS c16,
-        e6 AS c17, e7 AS c18, e8 AS c19,
+        e6 AS c17, comorbidity OR hypersensitivity AS c18, e8 AS c19,
         lvef <= 55 OR ckd >= 3 OR rifle IN ('injury', 'failure', 'loss') AS c20,
         CASE WHEN sex = 'male' THEN FALSE WHEN sex = 'female' AND cbp = FALSE THEN FALSE
              ELSE pregnancy END AS c21,
-        e11 AS c22
+        mental_illness AS c22
       FROM f)
 SELECT person_id,
   CASE WHEN NOT coalesce(c0 AND c1 AND c2 AND c3 AND c4 AND c5 AND c6 AND c7 AND c8 AND c9
@@ -446,11 +452,16 @@ def multi_trial(data: Path, copies: int = 100) -> dict[str, Any]:
     facts_sql = head.rstrip().rstrip(",") + "\nSELECT * FROM f"
     per_trial = "WITH c AS (" + tail.replace("FROM f)", "FROM bench_f)", 1)
     # The synthetic data records consent and attestations for NB-NK-2026 itself: the copies
-    # have none of their own, so both sides read them as unknown.
-    for per_trial_fact in ("consent AS c0", "NOT consent AS c12", "e6 AS c17", "e7 AS c18",
-                           "e8 AS c19", "e11 AS c22"):
-        column = per_trial_fact.split(" AS ")[1]
-        per_trial = per_trial.replace(per_trial_fact, f"CAST(NULL AS BOOLEAN) AS {column}")
+    # have none of their own, so both sides read them as unknown. The findings (E7's severe
+    # type I hypersensitivity, E11) are the patient's, shared by every copy.
+    unknown = "CAST(NULL AS BOOLEAN)"
+    for per_trial_fact, replacement in (
+            ("consent AS c0", f"{unknown} AS c0"), ("NOT consent AS c12", f"{unknown} AS c12"),
+            ("e6 AS c17", f"{unknown} AS c17"),
+            ("comorbidity OR hypersensitivity AS c18", f"{unknown} OR hypersensitivity AS c18"),
+            ("e8 AS c19", f"{unknown} AS c19")):
+        assert per_trial.count(per_trial_fact) == 1, per_trial_fact
+        per_trial = per_trial.replace(per_trial_fact, replacement)
     root = Path(tempfile.mkdtemp(prefix="bench-multi-"))
     with DuckDBEngine() as engine:
         stats = gather_stats(engine, load_inputs(engine, data))

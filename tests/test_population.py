@@ -700,6 +700,48 @@ def test_plan_is_pure_sql_for_both_engines(protocols: dict[str, Any]) -> None:
     assert duck.show().count("AS \"lvef#") == 1
 
 
+def test_vocabulary_facts_are_enums_and_compare_like_text(
+        population: Path, protocols: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB holds the facts with a fixed vocabulary as ENUMs; they compare with text as
+    text does, and every fact and every trial's rows are those of the plan without them."""
+    from trialdesk.screening import plan as plan_module
+    from trialdesk.screening.run import gather_stats
+
+    trials = list(protocols.values())
+
+    def run() -> tuple[dict[str, str], list[Any], list[list[Any]], int]:
+        with DuckDBEngine(memory_limit="1GB") as engine:
+            stats = gather_stats(engine, load_inputs(engine, population))
+            plan = build_plan(trials, as_of=AS_OF, stats=stats)
+            for name, sql in plan.steps:
+                engine.materialise(name, sql)
+            types = {r[0]: r[1] for r in engine.rows("DESCRIBE td_facts")}
+            text = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in types)
+            facts = engine.rows(f"SELECT {text} FROM td_facts ORDER BY person_id")
+            results = [engine.rows(f"SELECT * FROM ({t.sql}) ORDER BY person_id")
+                       for t in plan.trials]
+            # Text order ('female' < 'g' < 'male'), not the ENUM's ('male', 'female').
+            below_g = engine.rows("SELECT count(*) FROM td_facts WHERE sex < 'g'")[0][0]
+        return types, facts, results, below_g
+
+    types, facts, results, below_g = run()
+    for column in ("sex", "primary_diagnosis", "diagnosis_category", "disease_status",
+                   "risk_group", "end_induction_response", "rifle_class"):
+        assert types[column].startswith("ENUM("), (column, types[column])
+    assert types["risk_system"] == "VARCHAR"  # free text in the patient file
+    females = sum(1 for row in facts if row[list(types).index("sex")] == "female")
+    assert below_g == females > 0
+
+    monkeypatch.setattr(plan_module, "_enumerated", lambda f, value, vocabulary: value)
+    plain_types, plain_facts, plain_results, plain_below_g = run()
+    assert not any(t.startswith("ENUM(") and c in ("sex", "disease_status")
+                   for c, t in plain_types.items())
+    assert list(plain_types) == list(types)
+    assert plain_facts == facts
+    assert plain_results == results
+    assert plain_below_g == below_g
+
+
 def test_records_from_rows_keeps_absent_and_empty_apart() -> None:
     person = {"person_id": 9, "gender_concept_id": 8507, "year_of_birth": 2000,
               "month_of_birth": 1, "day_of_birth": 2}

@@ -70,6 +70,29 @@ class Flavour:
             return f"(array_agg({value} ORDER BY {key} DESC) FILTER (WHERE {key} IS NOT NULL))[1]"
         return f"max_by({value}, {key})" if self.name == "spark" else f"arg_max_null({value}, {key})"
 
+    def arg_max_fields(self, alias: str, fields: Mapping[str, str], key: str
+                       ) -> tuple[str, dict[str, str]]:
+        """Aggregate: several values of the row with the largest ``key``, NULLs kept (as
+        :meth:`arg_max_null`), for a query one level up.
+
+        Returns the select-list text and, per field, the column expression that reads it
+        (to be qualified with the subquery's alias). DuckDB and Spark take one ``arg_max``
+        of a struct of the fields — one aggregate state instead of one per field;
+        PostgreSQL takes one aggregate per field.
+
+        >>> Flavour("duckdb").arg_max_fields("r", {"n": "x.n", "s": "x.s"}, "k")
+        ("arg_max({'n': x.n, 's': x.s}, k) AS r", {'n': 'r.n', 's': 'r.s'})
+        >>> Flavour("postgres").arg_max_fields("r", {"n": "x.n"}, "k")[1]
+        {'n': 'r_n'}
+        """
+        if self.pg:
+            items = ", ".join(f"{self.arg_max_null(value, key)} AS {alias}_{name}"
+                              for name, value in fields.items())
+            return items, {name: f"{alias}_{name}" for name in fields}
+        # A struct is never NULL itself: the latest row wins even when its fields are NULL.
+        return (f"{self.arg_max(self.struct(fields), key)} AS {alias}",
+                {name: f"{alias}.{name}" for name in fields})
+
     def label(self, value: str | None, choices: Sequence[str]) -> str:
         """A text literal (or NULL) that is one of ``choices``, for a column of results.
 

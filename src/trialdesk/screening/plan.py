@@ -64,6 +64,7 @@ from trialdesk.screening.omop import (
     Tie,
     ValueColumn,
     measurement_sources,
+    value_vocabulary,
 )
 
 #: Criteria and facts per trial are indexed by bits of a signed 64-bit integer.
@@ -267,7 +268,7 @@ def build_plan(
         "CASE CAST(gender_concept_id AS BIGINT) WHEN 8507 THEN 'male' WHEN 8532 THEN 'female' "
         "END AS sex FROM src_person")))
     y, m, d = on.year, on.month, on.day
-    cols.add("sex", "p.sex")
+    cols.add("sex", _enumerated(f, "p.sex", ("male", "female")))
     cols.add("age_years", f"({y} - year(p.birth) - CASE WHEN month(p.birth) > {m} OR "
                           f"(month(p.birth) = {m} AND day(p.birth) > {d}) THEN 1 ELSE 0 END)")
     cols.add("age_months", f"(({y} - year(p.birth)) * 12 + ({m} - month(p.birth)) - "
@@ -290,10 +291,11 @@ def build_plan(
             dx = f"CAST(NULL AS {f.text()})"
         haem = ", ".join(text_sql(x) for x in sorted(HAEMATOLOGICAL))
         onco = ", ".join(text_sql(x) for x in sorted(ONCOHAEMATOLOGICAL))
-        cols.add("primary_diagnosis", dx)
-        cols.add("diagnosis_category", f"CASE WHEN {dx} IN ({haem}) THEN 'haematological' "
-                                       f"WHEN {dx} = 'other' THEN 'other' "
-                                       f"WHEN {dx} IS NOT NULL THEN 'solid_tumour' END")
+        cols.add("primary_diagnosis", _enumerated(f, dx, DIAGNOSES))
+        cols.add("diagnosis_category", _enumerated(
+            f, f"CASE WHEN {dx} IN ({haem}) THEN 'haematological' WHEN {dx} = 'other' "
+               f"THEN 'other' WHEN {dx} IS NOT NULL THEN 'solid_tumour' END",
+            ("haematological", "solid_tumour", "other")))
         cols.add("oncohaematological", f"CASE WHEN {dx} IS NOT NULL THEN {dx} IN ({onco}) END")
 
     dated: dict[str, set[int]] = {}
@@ -329,9 +331,13 @@ def build_plan(
         steps.append(("td_observation", _observations_sql(f, sources, stats, on)))
         joins.append("LEFT JOIN td_observation o ON o.person_id = p.person_id")
         for column, (source, _) in sources.items():
+            vocabulary = (value_vocabulary(source.fact) if source.type is FactType.STRING
+                          and not source.per_trial else None)
             for out, _kind in _observation_outputs(column, source):
-                cols.add(out, (f.days(on_sql, f"o.{q(_dated_column(out))}")
-                               if out.endswith("@age") else f"o.{q(out)}"))
+                if out.endswith("@age"):
+                    cols.add(out, f.days(on_sql, f"o.{q(_dated_column(out))}"))
+                else:  # the input checks refused any value outside the vocabulary
+                    cols.add(out, _enumerated(f, f"o.{q(out)}", vocabulary or ()))
     else:
         for column, (source, _) in sources.items():
             for out, sql_type in _observation_outputs(column, source):
@@ -384,6 +390,22 @@ def build_plan(
                  + "\n  ".join(joins) + f"\nWHERE p.birth <= {on_sql}) t")
     return PopulationPlan(f, as_of, (("td_facts", facts_sql),), trials,
                           {k: tuple(sorted(v)) for k, v in dated.items()})
+
+
+def _enumerated(f: Flavour, value: str, vocabulary: Sequence[str]) -> str:
+    """A text fact whose values all come from ``vocabulary``: a DuckDB ENUM (compared with
+    text, it compares as text; the trials' comparisons and CASEs are cheaper on it), the
+    text itself on the other engines or without a vocabulary.
+
+    >>> _enumerated(Flavour("duckdb"), "p.sex", ("male", "female"))
+    "CAST(p.sex AS ENUM('male', 'female'))"
+    >>> _enumerated(Flavour("spark"), "p.sex", ("male", "female"))
+    'p.sex'
+    """
+    if f.name != "duckdb" or not vocabulary:
+        return value
+    kind = "ENUM(" + ", ".join(text_sql(v) for v in dict.fromkeys(vocabulary)) + ")"
+    return f"CAST({value} AS {kind})"
 
 
 def _col(cols: _Columns, name: str) -> str:
@@ -568,23 +590,24 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
         by_kind.setdefault(sources[c][0].value_column, []).append(str(i))
     has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
                             for kind, sids in sorted(by_kind.items()))
+    # The latest row's four values in one aggregate (where the engine can).
+    values, field = f.arg_max_fields("r", {
+        "n": "x.value_as_number", "s": "x.value_as_string", "t": "x.observation_datetime",
+        "u": "x.unit_source_value"}, key)
+    n, s, t, u = (f"l.{field[k]}" for k in "nstu")
     latest = (
-        f"SELECT {person} AS person_id, {sid} AS sid, "
-        f"{f.arg_max_null('x.value_as_number', key)} AS n, "
-        f"{f.arg_max_null('x.value_as_string', key)} AS s, "
-        f"{f.arg_max_null('x.observation_datetime', key)} AS t, "
-        f"{f.arg_max_null('x.unit_source_value', key)} AS u, max(x.observation_date) AS d "
+        f"SELECT {person} AS person_id, {sid} AS sid, {values}, max(x.observation_date) AS d "
         f"FROM src_observation x JOIN {mapping} ON {on_clause} "
         f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
         f"GROUP BY {group_by}")
     # Typed before pivoting: yes/no as BOOLEAN, numbers in the fact's unit.
     bearing = [(sources[c][0].fact, columns.index(c)) for c in columns
                if sources[c][0].value_column is ValueColumn.NUMBER and _unit_bearing(sources[c][0])]
-    canonical = f"CASE WHEN u.factor IS NULL THEN l.n ELSE {_canonical(f, 'l.n', 'u.factor')} END"
-    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, (l.s = 'true') AS b, l.s, l.t, l.d "
-             f"FROM ({latest}) l "
+    canonical = f"CASE WHEN u.factor IS NULL THEN {n} ELSE {_canonical(f, n, 'u.factor')} END"
+    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, ({s} = 'true') AS b, {s} AS s, "
+             f"{t} AS t, l.d FROM ({latest}) l "
              f"LEFT JOIN {_units_table(bearing, stats)} "
-             "ON u.id = l.sid AND u.unit = coalesce(l.u, '')")
+             f"ON u.id = l.sid AND u.unit = coalesce({u}, '')")
     pivots = []
     for column, (source, _) in sources.items():
         sid = f"sid = {columns.index(column)}"
