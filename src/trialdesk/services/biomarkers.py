@@ -462,7 +462,8 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
         return page
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)  # kept until a write
     protocol, arm, patient = loaded.protocol, loaded.row.arm, loaded.patient
-    samples = ctx.store.biomarker_samples(study_number=study_number)
+    samples = ctx.catalogue.kept(("biomarker samples", study_number),
+                                 lambda: ctx.store.biomarker_samples(study_number=study_number))
     page["can_sample"] = who.can(P.SAMPLE_RECORD, patient.trial_id, patient.site)
     page["can_result"] = who.can(P.BIOMARKER_RESULT_RECORD, patient.trial_id, patient.site)
     for e in cal.get("events", []):

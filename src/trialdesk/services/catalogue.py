@@ -97,6 +97,14 @@ class Catalogue:
         self._kept: dict[Hashable, Any] = {}
         self._kept_writes = -1
 
+    def has(self, key: Hashable) -> bool:
+        """Whether :meth:`kept` holds ``key`` as of the current write counter."""
+        return self.store.writes() == self._kept_writes and key in self._kept
+
+    def remember(self, key: Hashable, value: Any) -> None:
+        """Keep ``value`` (just read with the others of a list) as :meth:`kept` would."""
+        self.kept(key, lambda: value)
+
     def kept(self, key: Hashable, load: Callable[[], T]) -> T:
         """What ``load`` gives, kept in this process until the next write to the database
         (by any process: the store's write counter keys it). What is kept is shared by the

@@ -12,7 +12,7 @@ bedside and record the infusion, which also records the calendar event as given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -536,31 +536,46 @@ def released_product_for(ctx: Services, who: Principal, study_number: str,
     return _released_for(ctx, loaded, event, study_number)
 
 
-def _released_for(ctx: Services, loaded: Any, event: Event, study_number: str
-                  ) -> dict[str, Any]:
+def _released_for(ctx: Services, loaded: Any, event: Event, study_number: str,
+                  read: dict[Any, Any] | None = None) -> dict[str, Any]:
+    """``read``: what was already read for another event of the same page (the patient's
+    products, their infusions and releases, the product trees), read once per page."""
+    read = {} if read is None else read
+
+    def once(key: Any, load: Callable[[], Any]) -> Any:
+        if key not in read:
+            read[key] = load()
+        return read[key]
+
     agent = event.dose.agent.casefold() if event.dose else None
     specs = [s.id for s in loaded.protocol.products if s.agent and s.agent.casefold() == agent]
     out: dict[str, Any] = {"event": event.id, "cell_product": bool(specs), "released": [],
                            "status": None}
     if not specs:
         return out
-    doses = [r for r in ctx.store.cell_products(recipient=study_number) if r.spec_id in specs]
-    infused = {e.product for e in ctx.store.product_infusions([r.key for r in doses])}
+    own = once("own", lambda: ctx.store.cell_products(recipient=study_number))
+    doses = [r for r in own if r.spec_id in specs]
+    infused = once("infused", lambda: {e.product for e in ctx.store.product_infusions(
+        [r.key for r in own])})
     for r in doses:
         if r.key in infused:
             continue
-        tree_rows = {x.key: x for x in ctx.store.cell_products(din13=r.document["din"])}
+        din = r.document["din"]
+        tree_rows = once(("tree", din), lambda: {
+            x.key: x for x in ctx.store.cell_products(din13=din)})  # noqa: B023 (called now)
         tree = Tree(tree_rows, {k: product_from_json(x.document) for k, x in tree_rows.items()},
                     loaded.protocol)
-        ok, why = _released(tree, _decisions(ctx, list(tree_rows)), r.key)
+        decisions = once(("decisions", din),
+                         lambda: _decisions(ctx, list(tree_rows)))  # noqa: B023 (called now)
+        ok, why = _released(tree, decisions, r.key)
         if ok:
             out["released"].append({"product": r.key, "release": why,
                                     "expires_at": r.document.get("expires_at")})
     out["status"] = "released product available" if out["released"] else "no released product"
-    mine = [r.key for r in ctx.store.cell_products(recipient=study_number)]
+    releases = once("releases", lambda: ctx.store.product_releases([r.key for r in own]))
     out["manufacturing_failure"] = [
         {**e.document["manufacturing_failure"], "product": e.product, "release_id": e.id}
-        for e in ctx.store.product_releases(mine)
+        for e in releases
         if (e.document.get("manufacturing_failure") or {}).get("event") == event.id]
     if event.deadline is not None:
         left = event.deadline - now(ctx)
@@ -581,15 +596,17 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
         return page
     # The manufacturing failure's actions as decided so far (release id → actions).
     actions: dict[int | None, list[Any]] = {}
-    for a in ctx.store.product_actions(study_number):
+    for a in ctx.catalogue.kept(("product actions", study_number),
+                                lambda: ctx.store.product_actions(study_number)):
         actions.setdefault(a.release_id, []).append(a)
     # the journey and its calendar read once for all the page's cell-product events
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     cal = loaded.calendar_or_none(now(ctx))
+    read: dict[Any, Any] = {}
     for e in pending:
         if cal is None:
             break
-        found = _released_for(ctx, loaded, cal.event(e["id"]), study_number)
+        found = _released_for(ctx, loaded, cal.event(e["id"]), study_number, read)
         e["product_status"] = found["status"]
         mine = [a for f in found.get("manufacturing_failure", [])
                 for a in actions.get(f["release_id"], ())]

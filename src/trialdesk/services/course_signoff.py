@@ -72,7 +72,8 @@ def signature_marks(ctx: Services, study_number: str, events: list[dict[str, Any
     calendar's events as JSON."""
     by_event: dict[str, list[dict[str, Any]]] = {}
     by_course: dict[int, list[dict[str, Any]]] = {}
-    signoffs = ctx.store.course_signoffs(study_number)
+    signoffs = ctx.catalogue.kept(("course signoffs", study_number),
+                                  lambda: ctx.store.course_signoffs(study_number))
     if not signoffs:
         return by_event, by_course
     current: dict[int, list[dict[str, Any]]] = {}

@@ -51,6 +51,7 @@ from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.patients import (
     checked_record,
+    enrolment_of,
     load_patient,
     screen_now,
     screening_out_of_date,
@@ -156,13 +157,24 @@ def enrolled_journey(ctx: Services, study_number: str
     from it so far (None: not enrolled), kept until the next write."""
 
     def load() -> tuple[JourneyRow, EnrolmentRow, Journey, dict[Any, Calendar]] | None:
-        journey = ctx.store.journey(study_number)
-        enrolment = ctx.store.enrolment(study_number)
+        enrolment = enrolment_of(ctx, study_number)
+        journey = ctx.store.journey(study_number) if enrolment is not None else None
         if journey is None or enrolment is None:
             return None
         return journey, enrolment, core_journey(journey), {}
 
     return ctx.catalogue.kept(("journey", study_number), load)
+
+
+def read_journeys(ctx: Services, study_numbers: Sequence[str]) -> None:
+    """The journeys of these patients read together (not one by one as their pages read
+    them), kept as :func:`enrolled_journey` keeps them."""
+    wanted = [n for n in study_numbers if not ctx.catalogue.has(("journey", n))
+              and enrolment_of(ctx, n) is not None]
+    for n, journey in ctx.store.journeys(wanted).items():
+        enrolment = enrolment_of(ctx, n)
+        ctx.catalogue.remember(("journey", n), None if journey is None or enrolment is None
+                               else (journey, enrolment, core_journey(journey), {}))
 
 
 def load_journey(ctx: Services, who: Principal, study_number: str,
@@ -478,7 +490,8 @@ def calendar_page(ctx: Services, who: Principal, study_number: str) -> dict[str,
     if cal is None:
         return out
     signatures: dict[str, Any] = {}
-    for s in ctx.store.signatures_for("dose", f"{study_number}/"):
+    for s in ctx.catalogue.kept(("dose signatures", study_number),
+                                lambda: ctx.store.signatures_for("dose", f"{study_number}/")):
         signatures.setdefault(s.record_id.split("/", 1)[1], []).append(s)
     doc = cal.to_json()
     recorded = {r.event_id for r in loaded.journey.records}
@@ -666,11 +679,13 @@ def sign_dose(ctx: Services, who: Principal, study_number: str, *, event_id: str
 def journey_summary(ctx: Services, who: Principal, row: PatientRecordRow) -> dict[str, Any]:
     """For the patient page: consents, how the patient was enrolled, the allocation."""
     consents = [consent_view(c.document, c.recorded_at)
-                for c in ctx.store.consents(row.study_number) if c.trial_id == row.trial_id]
-    j = ctx.store.journey(row.study_number)
+                for c in ctx.catalogue.kept(("consents", row.study_number),
+                                            lambda: ctx.store.consents(row.study_number))
+                if c.trial_id == row.trial_id]
+    kept = enrolled_journey(ctx, row.study_number)
     out: dict[str, Any] = {"consents": consents, "journey": None}
-    if j is not None:
-        core = core_journey(j)
+    if kept is not None:
+        j, core = kept[0], kept[2]
         out["journey"] = {"header": core.header(), "arm": j.arm, "arm_basis": j.arm_basis,
                           "override_by": j.override_by, "override_reason": j.override_reason,
                           "start": j.start, "version": j.version,

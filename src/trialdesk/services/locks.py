@@ -37,7 +37,8 @@ def refuse_if_locked(ctx: Services, study_number: str, permission: Permission | 
     ``permission`` (None: any) changes it."""
     if permission is not None and permission not in CHANGES:
         return
-    lock = query_store(ctx).patient_lock(study_number)
+    lock = ctx.catalogue.kept(("lock", study_number),
+                              lambda: query_store(ctx).patient_lock(study_number))
     if lock is not None:
         raise RecordLockedError(
             f"patient {study_number}'s record is locked (by {lock.locked_by} on "

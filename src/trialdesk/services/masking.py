@@ -55,6 +55,13 @@ def mask_for(ctx: Services, who: Principal) -> Mask:
     whose identifiers ``who``'s role there does not show. Nobody logged in reads no patient."""
     if who.user is None:
         return Mask(())
+    # kept until the next write (a patient, a membership changed): built once, not per page
+    key = ("mask", who.user.id, tuple(sorted((m.trial_id, m.site or "", m.role)
+                                             for m in who.memberships)))
+    return ctx.catalogue.kept(key, lambda: _mask(ctx, who))
+
+
+def _mask(ctx: Services, who: Principal) -> Mask:
     values: set[str] = set()
     for trial_id, site, identity in ctx.store.patient_identities(
             who.scopes(Permission.PATIENT_READ)):

@@ -47,7 +47,8 @@ def patient_page(ctx: Services, who: Principal, study_number: str) -> dict[str, 
     if not who.can(P.PATIENT_IDENTIFIERS, row.trial_id, row.site):
         record.pop("birth_date", None)
         record["age_years"] = age_at(row.record["birth_date"], ctx.store.now().date())
-    stored = ctx.store.screenings(study_number)
+    stored = ctx.catalogue.kept(("screenings", study_number),
+                                lambda: ctx.store.screenings(study_number))
     screenings = [screening_view(ctx, s) for s in stored]
     return {**patient_summary(who, row), "record": record, "screenings": screenings,
             # The latest screening read an older record version: enrolment waits for a new one.

@@ -38,6 +38,7 @@ from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
 from trialdesk.store.audit import digest
 from trialdesk.store.records import (
     AuditRow,
+    EnrolmentRow,
     PatientRecordRow,
     ProtocolVersionRecord,
     ScreeningRow,
@@ -170,15 +171,15 @@ def _record_of(row: PatientRecordRow) -> PatientRecord:
 
 
 def screening_view(ctx: Services, sc: ScreeningRow) -> dict[str, Any]:
-    version = ctx.store.protocol_version(sc.trial_id, sc.protocol_version_number)
-    compiled = ctx.catalogue.compile(version)
+    _, compiled = ctx.catalogue.trial(sc.trial_id, sc.protocol_version_number)
     return {"id": sc.id, "created_at": sc.created_at, "created_by": sc.created_by,
             "patient_version": sc.patient_version,
             "protocol_version": {"number": sc.protocol_version_number,
                                  "label": sc.protocol_version_label},
             "result": sc.result, "hints": resolution_hints(compiled, sc.result),
-            "signatures": [signature_view(s) for s in ctx.store.signatures("screening",
-                                                                           str(sc.id))]}
+            "signatures": [signature_view(s) for s in ctx.catalogue.kept(
+                ("signatures", "screening", sc.id),
+                lambda: ctx.store.signatures("screening", str(sc.id)))]}
 
 
 def signature_view(s: SignatureRow) -> dict[str, Any]:
@@ -230,11 +231,18 @@ def sign_record(ctx: Services, who: Principal, permission: Permission, *, study_
                           digest(content), reason=reason, audit_id=study_number)
 
 
+def enrolment_of(ctx: Services, study_number: str) -> EnrolmentRow | None:
+    """The patient's enrolment (None: not enrolled), kept until the next write."""
+    return ctx.catalogue.kept(("enrolment", study_number),
+                              lambda: ctx.store.enrolment(study_number))
+
+
 def enrolment_view(ctx: Services, study_number: str) -> dict[str, Any] | None:
-    e = ctx.store.enrolment(study_number)
+    e = enrolment_of(ctx, study_number)
     if e is None:
         return None
-    sc = ctx.store.screening(e.screening_id)
+    sc = ctx.catalogue.kept(("screening", e.screening_id),
+                            lambda: ctx.store.screening(e.screening_id))
     return {"trial_id": e.trial_id, "arm": e.arm, "enrolled_at": e.enrolled_at,
             "enrolled_by": e.enrolled_by,
             "protocol_version": {"number": e.protocol_version_number,

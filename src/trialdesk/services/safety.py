@@ -287,6 +287,18 @@ def adverse_event_view(row: AdverseEventRow) -> dict[str, Any]:
             "updated_at": row.updated_at, "updated_by": row.updated_by, "version": row.version}
 
 
+def adverse_events_of(ctx: Services, study_number: str) -> list[AdverseEventRow]:
+    """The patient's adverse events with their actions, kept until the next write."""
+    return ctx.catalogue.kept(("adverse events", study_number),
+                              lambda: ctx.store.adverse_events(study_number))
+
+
+def product_actions_of(ctx: Services, study_number: str) -> list[ActionRow]:
+    """The actions proposed for the patient's cell products, kept until the next write."""
+    return ctx.catalogue.kept(("product actions", study_number),
+                              lambda: ctx.store.product_actions(study_number))
+
+
 def adverse_events_page(ctx: Services, who: Principal, study_number: str, *,
                         rows: Sequence[AdverseEventRow] | None = None,
                         product_rows: Sequence[ActionRow] | None = None) -> dict[str, Any]:
@@ -294,9 +306,9 @@ def adverse_events_page(ctx: Services, who: Principal, study_number: str, *,
     already read by the caller)."""
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     if rows is None:
-        rows = ctx.store.adverse_events(study_number)
+        rows = adverse_events_of(ctx, study_number)
     if product_rows is None:
-        product_rows = ctx.store.product_actions(study_number)
+        product_rows = product_actions_of(ctx, study_number)
     trial, site = loaded.row.trial_id, loaded.row.site
     cal = loaded.calendar_or_none()
     agents = sorted({e.dose.agent for e in cal.events if e.dose is not None}) if cal else []

@@ -309,8 +309,8 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
                              ) -> dict[str, Any]:
     """The adverse-event page: every event with its course in words, its term's grade
     texts and its proposals grouped for a decision, and the form's term list."""
-    stored = ctx.store.adverse_events(study_number)
-    product_rows = ctx.store.product_actions(study_number)
+    stored = safety.adverse_events_of(ctx, study_number)
+    product_rows = safety.product_actions_of(ctx, study_number)
     page = safety.adverse_events_page(ctx, who, study_number, rows=stored,
                                       product_rows=product_rows)
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)

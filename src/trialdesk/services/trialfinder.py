@@ -128,14 +128,21 @@ def trials_for_patient(ctx: Services, who: Principal, study_number: str, *,
     """The stored patient screened now against every open, reviewed trial of the catalogue
     (for reading only: nothing is stored). Raises RegistryError for an unknown place."""
     row = load_patient(ctx, who, study_number)
-    record = PatientRecord.model_validate(row.record)
-    entries = [e.compiled for e in ctx.catalogue.trials()]
-    open_ = [c for c in entries if c.protocol.registry.status.overall_status not in CLOSED]
-    place = place_of(near, entries)
-    doc = trials_for_record(open_, record, as_of=screening_moment(ctx, None), place=place)
-    doc["patient_id"] = study_number
-    doc["own_trial"] = row.trial_id
-    doc["not_screened"] += [
-        {"trial_id": c.id, "reason": f"closed ({status_label(c)})"}
-        for c in sorted(entries, key=lambda c: c.id) if c not in open_]
-    return doc
+    as_of = screening_moment(ctx, None)  # to the minute
+
+    def screen() -> dict[str, Any]:
+        record = PatientRecord.model_validate(row.record)
+        entries = [e.compiled for e in ctx.catalogue.trials()]
+        open_ = [c for c in entries if c.protocol.registry.status.overall_status not in CLOSED]
+        place = place_of(near, entries)
+        doc = trials_for_record(open_, record, as_of=as_of, place=place)
+        doc["patient_id"] = study_number
+        doc["own_trial"] = row.trial_id
+        doc["not_screened"] += [
+            {"trial_id": c.id, "reason": f"closed ({status_label(c)})"}
+            for c in sorted(entries, key=lambda c: c.id) if c not in open_]
+        return doc
+
+    # the same record, trials and minute give the same answer: screened once until the
+    # next write or the next minute
+    return ctx.catalogue.kept(("trials for", study_number, row.version, near, as_of), screen)

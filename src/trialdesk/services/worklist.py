@@ -33,9 +33,10 @@ from trialdesk.services import queries
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.course_signoff import signature_marks
-from trialdesk.services.journeys import calendar_page
+from trialdesk.services.journeys import calendar_page, read_journeys
+from trialdesk.services.patients import enrolment_of
 from trialdesk.services.roles import Role
-from trialdesk.services.safety import action_view
+from trialdesk.services.safety import action_view, adverse_events_of, product_actions_of
 from trialdesk.store.records import PatientRecordRow
 
 HORIZON_DAYS = 14  # issue 11 item 9: "assessments due in the next 14 days" (a working horizon)
@@ -77,6 +78,13 @@ class _Patients:
                                     if m.role == role.value))
         self.rows: list[PatientRecordRow] = (
             ctx.store.patients(scopes, limit=1_000_000).items if scopes else [])
+        # read together for all of them, kept as the pages read them one by one
+        enrolments = ctx.store.enrolments([r.study_number for r in self.rows])
+        for row in self.rows:
+            ctx.catalogue.remember(("patient", row.study_number), row)
+            ctx.catalogue.remember(("enrolment", row.study_number),
+                                   enrolments[row.study_number])
+        read_journeys(ctx, [r.study_number for r in self.rows])
         self._calendars: dict[str, dict[str, Any] | None] = {}
 
     def calendar(self, study_number: str) -> dict[str, Any] | None:
@@ -126,7 +134,7 @@ def doses_to_sign(patients: _Patients, today: date) -> list[Line]:
 def actions_to_decide(ctx: Services, patients: _Patients) -> list[Line]:
     out = []
     for row in patients.rows:
-        for ae in ctx.store.adverse_events(row.study_number):
+        for ae in adverse_events_of(ctx, row.study_number):
             for a in ae.actions:
                 view = action_view(a)
                 if view["status"] == "proposed":
@@ -135,7 +143,7 @@ def actions_to_decide(ctx: Services, patients: _Patients) -> list[Line]:
                                     view["found_on"] or ae.onset,
                                     f"/patients/{row.study_number}/adverse-events#action-{a.id}",
                                     f"{ae.term}, grade {ae.grade}"))
-        for a in ctx.store.product_actions(row.study_number):
+        for a in product_actions_of(ctx, row.study_number):
             view = action_view(a)
             if view["status"] == "proposed":
                 out.append(Line(row.study_number, row.trial_id, f"Decide: {view['shown']}",
@@ -149,9 +157,10 @@ def actions_to_decide(ctx: Services, patients: _Patients) -> list[Line]:
 def eligibility_to_sign(ctx: Services, patients: _Patients) -> list[Line]:
     out = []
     for row in patients.rows:
-        screenings = ctx.store.screenings(row.study_number)
+        screenings = ctx.catalogue.kept(("screenings", row.study_number),
+                                        lambda: ctx.store.screenings(row.study_number))  # noqa: B023
         if (screenings and screenings[0].verdict == "eligible"
-                and ctx.store.enrolment(row.study_number) is None):
+                and enrolment_of(ctx, row.study_number) is None):
             sc = screenings[0]
             out.append(Line(row.study_number, row.trial_id,
                             "Confirm eligibility (e-signature) and enrol", sc.created_at[:10],

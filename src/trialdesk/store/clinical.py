@@ -185,44 +185,79 @@ class ClinicalStore(StoreBase):
             "list_digest": {"old": None, "new": lst.digest}}, reason)
 
     def _journey_row(self, s: Session, j: m.Journey) -> JourneyRow:
-        p = s.get(m.Patient, j.patient_id)
-        e = s.get(m.Enrolment, j.enrolment_id)
-        assert p is not None and e is not None  # foreign keys
+        return self._journey_rows(s, [j])[0]
 
-        def docs(model: Any, order: Any) -> tuple[dict[str, Any], ...]:
-            return tuple(json.loads(r.document) for r in s.scalars(
-                select(model).where(model.journey_id == j.id).order_by(order)))
+    @staticmethod
+    def _journey_rows(s: Session, journeys: Sequence[m.Journey]) -> list[JourneyRow]:
+        """The journeys with all they hold, read in seven statements whatever their
+        number."""
+        if not journeys:
+            return []
+        ids = [j.id for j in journeys]
+        heads = {j.id: (p, e) for j, p, e in s.execute(
+            select(m.Journey, m.Patient, m.Enrolment)
+            .join(m.Patient, m.Patient.id == m.Journey.patient_id)
+            .join(m.Enrolment, m.Enrolment.id == m.Journey.enrolment_id)
+            .where(m.Journey.id.in_(ids)))}
 
-        consents = tuple(json.loads(c.document) for c in s.scalars(
-            select(m.Consent).where(m.Consent.patient_id == p.id,
-                                    m.Consent.trial_id == j.trial_id).order_by(m.Consent.id)))
-        allocation = s.scalar(select(m.Allocation).where(m.Allocation.journey_id == j.id))
-        actions = tuple(json.loads(a.applied) for a in s.scalars(
-            select(m.ToxicityAction).where(m.ToxicityAction.journey_id == j.id,
-                                           m.ToxicityAction.status == "confirmed")
-            .order_by(m.ToxicityAction.confirmed_at, m.ToxicityAction.id)) if a.applied)
-        arm = allocation.arm if allocation is not None else e.arm
-        return JourneyRow(
-            j.id, p.study_number, j.trial_id, p.site, e.id, json.loads(j.document), arm,
-            j.arm_basis, j.override_by, j.override_reason, j.start_date, json.loads(j.anchors),
-            consents, json.loads(allocation.document) if allocation else None,
-            docs(m.BodyMeasurement, m.BodyMeasurement.id),
-            docs(m.EventRecord, m.EventRecord.id), docs(m.CourseDelay, m.CourseDelay.id),
-            actions, e.enrolled_at, j.updated_at, j.updated_by, j.version)
+        def by_journey(model: Any, order: Any) -> dict[int, list[dict[str, Any]]]:
+            out: dict[int, list[dict[str, Any]]] = {}
+            for r in s.scalars(select(model).where(model.journey_id.in_(ids)).order_by(order)):
+                out.setdefault(r.journey_id, []).append(json.loads(r.document))
+            return out
+
+        consents: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        for c in s.scalars(select(m.Consent).where(m.Consent.patient_id.in_(
+                {p.id for p, _ in heads.values()})).order_by(m.Consent.id)):
+            consents.setdefault((c.patient_id, c.trial_id), []).append(json.loads(c.document))
+        allocations = {a.journey_id: a for a in s.scalars(
+            select(m.Allocation).where(m.Allocation.journey_id.in_(ids)))}
+        actions: dict[int, list[dict[str, Any]]] = {}
+        for a in s.scalars(select(m.ToxicityAction).where(
+                m.ToxicityAction.journey_id.in_(ids), m.ToxicityAction.status == "confirmed")
+                .order_by(m.ToxicityAction.confirmed_at, m.ToxicityAction.id)):
+            if a.applied:
+                actions.setdefault(a.journey_id, []).append(json.loads(a.applied))
+        body = by_journey(m.BodyMeasurement, m.BodyMeasurement.id)
+        records = by_journey(m.EventRecord, m.EventRecord.id)
+        delays = by_journey(m.CourseDelay, m.CourseDelay.id)
+        out = []
+        for j in journeys:
+            p, e = heads[j.id]
+            allocation = allocations.get(j.id)
+            arm = allocation.arm if allocation is not None else e.arm
+            out.append(JourneyRow(
+                j.id, p.study_number, j.trial_id, p.site, e.id, json.loads(j.document), arm,
+                j.arm_basis, j.override_by, j.override_reason, j.start_date,
+                json.loads(j.anchors), tuple(consents.get((p.id, j.trial_id), [])),
+                json.loads(allocation.document) if allocation else None,
+                tuple(body.get(j.id, [])), tuple(records.get(j.id, [])),
+                tuple(delays.get(j.id, [])), tuple(actions.get(j.id, [])), e.enrolled_at,
+                j.updated_at, j.updated_by, j.version))
+        return out
 
     def journey(self, study_number: str) -> JourneyRow | None:
         """The patient's journey, or None when the patient has no calendar (not enrolled)."""
+        return self.journeys([study_number])[study_number]
+
+    def journeys(self, study_numbers: Sequence[str]) -> dict[str, JourneyRow | None]:
+        """Each patient's journey (None: no calendar), read together."""
+        out: dict[str, JourneyRow | None] = dict.fromkeys(study_numbers)
+        if not study_numbers:
+            return out
         with self._read() as s:
-            j = s.scalar(select(m.Journey).join(m.Patient, m.Patient.id == m.Journey.patient_id)
-                         .where(m.Patient.study_number == study_number))
-            return self._journey_row(s, j) if j is not None else None
+            rows = s.scalars(select(m.Journey).join(m.Patient, m.Patient.id == m.Journey.patient_id)
+                             .where(m.Patient.study_number.in_(set(study_numbers)))).all()
+            for row in self._journey_rows(s, rows):
+                out[row.study_number] = row
+        return out
 
     def trial_journeys(self, trial_id: str) -> list[JourneyRow]:
         with self._read() as s:
             rows = s.scalars(select(m.Journey).join(m.Patient, m.Patient.id == m.Journey.patient_id)
                              .where(m.Journey.trial_id == trial_id)
-                             .order_by(m.Patient.study_number))
-            return [self._journey_row(s, j) for j in rows]
+                             .order_by(m.Patient.study_number)).all()
+            return self._journey_rows(s, rows)
 
     def _journey_for_update(self, tx: Tx, study_number: str, expected_version: int
                             ) -> tuple[m.Patient, m.Journey]:

@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -309,15 +309,17 @@ class Store(CellProductStore, BiomarkerStore):
     def protocol_version(self, trial_id: str, number: int | None = None) -> ProtocolVersionRecord:
         """One version of a trial's protocol (default: the latest)."""
         with self._read() as s:
-            trial = s.get(m.Trial, trial_id)
+            wanted = m.Trial.latest_version if number is None else number
+            row = s.scalar(select(m.ProtocolVersion)
+                           .join(m.Trial, m.Trial.id == m.ProtocolVersion.trial_id)
+                           .where(m.Trial.id == trial_id, m.ProtocolVersion.number == wanted))
+            if row is not None:
+                return _version(row)
+            trial = s.get(m.Trial, trial_id)  # which is missing, in words
             if trial is None:
                 raise NotFoundError(f"no trial '{trial_id}'")
-            wanted = trial.latest_version if number is None else number
-            row = s.scalar(select(m.ProtocolVersion).where(
-                m.ProtocolVersion.trial_id == trial_id, m.ProtocolVersion.number == wanted))
-            if row is None:
-                raise NotFoundError(f"trial '{trial_id}' has no protocol version {wanted}")
-            return _version(row)
+            raise NotFoundError(f"trial '{trial_id}' has no protocol version "
+                                f"{trial.latest_version if number is None else number}")
 
     def protocol_version_by_id(self, version_id: int) -> ProtocolVersionRecord:
         with self._read() as s:
@@ -648,14 +650,24 @@ class Store(CellProductStore, BiomarkerStore):
                             row.enrolled_by, row.version)
 
     def enrolment(self, study_number: str) -> EnrolmentRow | None:
+        return self.enrolments([study_number])[study_number]
+
+    def enrolments(self, study_numbers: Sequence[str]) -> dict[str, EnrolmentRow | None]:
+        """Each patient's enrolment (None: not enrolled), in one statement."""
+        out: dict[str, EnrolmentRow | None] = dict.fromkeys(study_numbers)
+        if not study_numbers:
+            return out
         with self._read() as s:
-            found = s.execute(select(m.Enrolment, m.Patient, m.ProtocolVersion, m.Signature)
-                              .join(m.Patient, m.Patient.id == m.Enrolment.patient_id)
-                              .join(m.ProtocolVersion,
-                                    m.ProtocolVersion.id == m.Enrolment.protocol_version_id)
-                              .join(m.Signature, m.Signature.id == m.Enrolment.signature_id)
-                              .where(m.Patient.study_number == study_number)).first()
-            return self._enrolment_row(*found) if found else None
+            for found in s.execute(
+                    select(m.Enrolment, m.Patient, m.ProtocolVersion, m.Signature)
+                    .join(m.Patient, m.Patient.id == m.Enrolment.patient_id)
+                    .join(m.ProtocolVersion,
+                          m.ProtocolVersion.id == m.Enrolment.protocol_version_id)
+                    .join(m.Signature, m.Signature.id == m.Enrolment.signature_id)
+                    .where(m.Patient.study_number.in_(set(study_numbers)))):
+                row = self._enrolment_row(*found)
+                out[row.study_number] = row
+        return out
 
     def trial_counts(self, trial_id: str, arms: list[str]) -> TrialCounts:
         """Screened, eligible (latest screening per patient) and enrolled, per arm."""

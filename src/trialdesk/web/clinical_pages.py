@@ -50,10 +50,16 @@ def _shown(form: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in form.items() if k not in ("password", "csrf_token")}
 
 
-async def _submit(request: Request, model: type[BaseModel], run: Callable[[Any], Any],
-                  page: Callable[..., Response], success: str) -> Response:
+#: The submitted form's fields, read before the page's function runs: the function itself is
+#: a plain ``def`` (run in the server's thread pool), so its database work never holds up
+#: the event loop and the other requests on it.
+Fields = Annotated[dict[str, Any], Depends(_multi_form)]
+
+
+def _submit(form: dict[str, Any], model: type[BaseModel], run: Callable[[Any], Any],
+            page: Callable[..., Response], success: str) -> Response:
     """Validate the form with ``model``, run the change, or re-render ``page`` with errors."""
-    return _apply(await _multi_form(request), model, run, page, success)
+    return _apply(form, model, run, page, success)
 
 
 def _apply(form: dict[str, Any], model: type[BaseModel], run: Callable[[Any], Any],
@@ -90,7 +96,7 @@ def _patient_page(request: Request, who: Principal, study_number: str) -> Callab
 
 @router.post("/patients/{study_number}/consent", response_class=HTMLResponse,
              dependencies=Csrf)
-async def consent(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def consent(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: ConsentForm) -> None:
@@ -99,7 +105,7 @@ async def consent(request: Request, study_number: StudyNumber, who: Who) -> Resp
                                 assent=None if d.assent is None else d.assent == "yes",
                                 reason=d.reason)
 
-    return await _submit(request, ConsentForm, run, _patient_page(request, who, study_number),
+    return _submit(fields, ConsentForm, run, _patient_page(request, who, study_number),
                          f"/patients/{study_number}#consent")
 
 
@@ -119,10 +125,9 @@ def _prefixed(form: dict[str, Any], prefix: str) -> dict[str, str]:
 
 
 @router.post("/patients/{study_number}/enrol", response_class=HTMLResponse, dependencies=Csrf)
-async def enrol(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def enrol(request: Request, study_number: StudyNumber, who: Who, form: Fields) -> Response:
     """Confirm eligibility with the e-signature and enrol (calendar settings optional)."""
     ctx = context(request)
-    form = await _multi_form(request)
     page = _patient_page(request, who, study_number)
     try:
         data = EnrolForm.model_validate(form)
@@ -194,9 +199,8 @@ class SettingsForm(_Form):
 
 @router.post("/patients/{study_number}/calendar/settings", response_class=HTMLResponse,
              dependencies=Csrf)
-async def settings(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def settings(request: Request, study_number: StudyNumber, who: Who, form: Fields) -> Response:
     ctx = context(request)
-    form = await _multi_form(request)
     anchors = {}
     for name, value in _prefixed(form, "anchor_").items():
         try:
@@ -222,14 +226,14 @@ class BodyForm(_Form):
 
 
 @router.post("/patients/{study_number}/body", response_class=HTMLResponse, dependencies=Csrf)
-async def body(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def body(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: BodyForm) -> None:
         journeys.record_body(ctx, who, study_number, on=d.on, weight_kg=d.weight_kg,
                              height_cm=d.height_cm, reason=d.reason)
 
-    return await _submit(request, BodyForm, run, _calendar_page(request, who, study_number),
+    return _submit(fields, BodyForm, run, _calendar_page(request, who, study_number),
                          f"/patients/{study_number}/calendar")
 
 
@@ -246,7 +250,7 @@ class RecordForm(_Form):
 
 @router.post("/patients/{study_number}/records", response_class=HTMLResponse,
              dependencies=Csrf)
-async def record(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def record(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     """Record an administration (given / partly given / withheld, the actual dose) or
     another calendar event."""
     ctx = context(request)
@@ -256,7 +260,7 @@ async def record(request: Request, study_number: StudyNumber, who: Who) -> Respo
                               at=d.at.replace(tzinfo=None), amount=d.amount, unit=d.unit,
                               by=d.by, reason=d.why, note=d.reason)
 
-    return await _submit(request, RecordForm, run, _calendar_page(request, who, study_number),
+    return _submit(fields, RecordForm, run, _calendar_page(request, who, study_number),
                          f"/patients/{study_number}/calendar#events")
 
 
@@ -269,14 +273,14 @@ class DelayForm(_Form):
 
 
 @router.post("/patients/{study_number}/delays", response_class=HTMLResponse, dependencies=Csrf)
-async def delay(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def delay(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: DelayForm) -> None:
         journeys.record_delay(ctx, who, study_number, course=d.course, days=d.days, why=d.why,
                               by=d.by, reason=d.reason)
 
-    return await _submit(request, DelayForm, run, _calendar_page(request, who, study_number),
+    return _submit(fields, DelayForm, run, _calendar_page(request, who, study_number),
                          f"/patients/{study_number}/calendar")
 
 
@@ -288,14 +292,14 @@ class DoseSignForm(_Form):
 
 @router.post("/patients/{study_number}/doses/sign", response_class=HTMLResponse,
              dependencies=Csrf)
-async def sign_dose(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def sign_dose(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: DoseSignForm) -> None:
         journeys.sign_dose(ctx, who, study_number, event_id=d.event_id, password=d.password,
                            reason=d.reason)
 
-    return await _submit(request, DoseSignForm, run,
+    return _submit(fields, DoseSignForm, run,
                          _calendar_page(request, who, study_number),
                          f"/patients/{study_number}/calendar#events")
 
@@ -331,8 +335,8 @@ class ResponseForm(_Form):
 
 @router.post("/patients/{study_number}/responses", response_class=HTMLResponse,
              dependencies=Csrf)
-async def response_assessment(request: Request, study_number: StudyNumber, who: Who
-                              ) -> Response:
+def response_assessment(request: Request, study_number: StudyNumber, who: Who,
+                        fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: ResponseForm) -> None:
@@ -342,7 +346,7 @@ async def response_assessment(request: Request, study_number: StudyNumber, who: 
         responses.record_response(ctx, who, study_number, criteria=d.criteria, kind=d.kind,
                                   assessed_on=d.assessed_on, document=doc, reason=d.reason)
 
-    return await _submit(request, ResponseForm, run,
+    return _submit(fields, ResponseForm, run,
                          _responses_page(request, who, study_number),
                          f"/patients/{study_number}/responses#latest")
 
@@ -356,7 +360,7 @@ class FollowUpForm(_Form):
 
 @router.post("/patients/{study_number}/follow-ups", response_class=HTMLResponse,
              dependencies=Csrf)
-async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def follow_up(request: Request, study_number: StudyNumber, who: Who, fields: Fields) -> Response:
     ctx = context(request)
 
     def run(d: FollowUpForm) -> None:
@@ -364,7 +368,7 @@ async def follow_up(request: Request, study_number: StudyNumber, who: Who) -> Re
                                    occurred_on=d.occurred_on, note=d.note or "",
                                    reason=d.reason)
 
-    return await _submit(request, FollowUpForm, run,
+    return _submit(fields, FollowUpForm, run,
                          _responses_page(request, who, study_number),
                          f"/patients/{study_number}/responses#follow-up")
 
@@ -388,7 +392,7 @@ class AllocationListForm(_Form):
 
 @router.post("/trials/{trial_id}/randomisation", response_class=HTMLResponse,
              dependencies=Csrf)
-async def randomisation_list(request: Request, trial_id: TrialId, who: Who) -> Response:
+def randomisation_list(request: Request, trial_id: TrialId, who: Who, fields: Fields) -> Response:
     """Generate the sealed allocation list (administrator)."""
     ctx = context(request)
     who.require_user()
@@ -402,7 +406,7 @@ async def randomisation_list(request: Request, trial_id: TrialId, who: Who) -> R
         journeys.generate_allocation_list(ctx, who, trial_id, seed=d.seed, size=d.size,
                                           reason=d.reason)
 
-    return await _submit(request, AllocationListForm, run, page,
+    return _submit(fields, AllocationListForm, run, page,
                          f"/trials/{trial_id}/dashboard#randomisation")
 
 

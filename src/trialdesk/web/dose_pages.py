@@ -20,7 +20,7 @@ from trialdesk.errors import TrialdeskError
 from trialdesk.forms.parse import unit_text
 from trialdesk.services import administrations, course_signoff, journeys
 from trialdesk.web.deps import context, csrf
-from trialdesk.web.form_pages import _refused, _submitted
+from trialdesk.web.form_pages import Submitted, _refused
 from trialdesk.web.pages import render
 from trialdesk.web.params import StudyNumber, Who, _In, body_fields
 
@@ -65,10 +65,9 @@ def dose_form(request: Request, study_number: StudyNumber, dose_id: DoseId, who:
 
 @router.post("/patients/{study_number}/calendar/doses/{dose_id}", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def dose_submit(request: Request, study_number: StudyNumber, dose_id: DoseId,
-                      who: Who) -> Response:
+def dose_submit(request: Request, study_number: StudyNumber, dose_id: DoseId,
+                who: Who, data: Submitted) -> Response:
     ctx = context(request)
-    data = await _submitted(request)
     values = {k: v for k, v in data.items() if k not in _KEEP}
     if data.get("action") == "edit":
         return _dose_page(request, study_number, dose_id, values)
@@ -161,10 +160,9 @@ def signoff(request: Request, study_number: StudyNumber, number: CourseNumber,
 
 @router.post("/patients/{study_number}/courses/{number}/sign-off",
              response_class=HTMLResponse, dependencies=[Depends(csrf)])
-async def signoff_submit(request: Request, study_number: StudyNumber, number: CourseNumber,
-                         who: Who) -> Response:
+def signoff_submit(request: Request, study_number: StudyNumber, number: CourseNumber,
+                   who: Who, data: Submitted) -> Response:
     ctx = context(request)
-    data = await _submitted(request)
     scope = data.get("scope", "course")
     reason = data.get("reason", "").strip()[:500]
     try:

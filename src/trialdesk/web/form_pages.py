@@ -8,7 +8,7 @@ problem named by its field's label and what was typed kept.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -42,6 +42,11 @@ async def _submitted(request: Request) -> dict[str, str]:
     limit = context(request).settings.max_upload_bytes
     form = await request.form(max_part_size=limit)
     return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+#: The submitted form's text fields, read before the page's function runs (a plain ``def``,
+#: run in the thread pool: its database work never holds up the event loop).
+Submitted = Annotated[dict[str, str], Depends(_submitted)]
 
 
 def _page(request: Request, status: int = 200, add: str | None = None,
@@ -92,9 +97,8 @@ def new_patient(request: Request, trial_id: TrialId, who: Who) -> Response:
 
 @router.post("/trials/{trial_id}/patients", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def register(request: Request, trial_id: TrialId, who: Who) -> Response:
+def register(request: Request, trial_id: TrialId, who: Who, data: Submitted) -> Response:
     ctx = context(request)
-    data = await _submitted(request)
     page = form_ops.new_form(ctx, who, trial_id)
     if (group := _added(data)) is not None:
         return _page(request, heading=f"New patient for {trial_id}", add=group,
@@ -125,9 +129,9 @@ def patient_form(request: Request, study_number: StudyNumber, who: Who) -> Respo
 
 @router.post("/patients/{study_number}/form", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def save_form(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def save_form(request: Request, study_number: StudyNumber, who: Who,
+              data: Submitted) -> Response:
     ctx = context(request)
-    data = await _submitted(request)
     page = form_ops.form_page(ctx, who, study_number)
     if (group := _added(data)) is not None:
         return _page(request, heading=f"Patient {study_number}", add=group,

@@ -18,7 +18,7 @@ from trialdesk.errors import TrialdeskError
 from trialdesk.forms.parse import unit_text
 from trialdesk.services import responses
 from trialdesk.web.deps import context, csrf
-from trialdesk.web.form_pages import _refused, _submitted
+from trialdesk.web.form_pages import Submitted, _refused
 from trialdesk.web.pages import render
 from trialdesk.web.params import StudyNumber, Who, _In
 
@@ -48,10 +48,9 @@ def response_form(request: Request, study_number: StudyNumber, criteria: Criteri
 
 @router.post("/patients/{study_number}/responses/{criteria}/form", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def response_submit(request: Request, study_number: StudyNumber, criteria: Criteria,
-                          who: Who) -> Response:
+def response_submit(request: Request, study_number: StudyNumber, criteria: Criteria,
+                    who: Who, data: Submitted) -> Response:
     ctx = context(request)
-    data = await _submitted(request)
     values = {k: v for k, v in data.items() if k not in _KEEP}
     action = data.get("action", "preview")
     code = criteria.upper()

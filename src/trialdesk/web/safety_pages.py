@@ -24,7 +24,7 @@ from trialdesk.errors import AccessError, NotFoundError, SafetyError, TrialdeskE
 from trialdesk.safety.adverse_event import ActionTaken, Attribution, Expectedness, Outcome
 from trialdesk.safety.adverse_event import Seriousness as SeriousnessKind
 from trialdesk.services import safety, safety_forms
-from trialdesk.web.clinical_pages import _multi_form, _shown
+from trialdesk.web.clinical_pages import Fields, _shown
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _redirect, render
@@ -168,11 +168,12 @@ def _attributions(form: dict[str, Any]) -> list[dict[str, str]]:
 
 @router.post("/patients/{study_number}/adverse-events", response_class=HTMLResponse,
              dependencies=Csrf)
-async def adverse_event(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def adverse_event(request: Request, study_number: StudyNumber, who: Who,
+                  fields: Fields) -> Response:
     """Record an adverse event ("record"), or show the term's grades and the course its
     onset falls in first ("preview", nothing stored)."""
     ctx = context(request)
-    form = _Form.blank(await _multi_form(request))
+    form = _Form.blank(fields)
     if form.get("action") == "preview":
         try:
             d = PreviewForm.model_validate(form)
@@ -214,8 +215,8 @@ class AdverseEventUpdateForm(_Form):
 
 @router.post("/patients/{study_number}/adverse-events/{ae_id}", response_class=HTMLResponse,
              dependencies=Csrf)
-async def adverse_event_update(request: Request, study_number: StudyNumber,
-                               ae_id: RowId, who: Who) -> Response:
+def adverse_event_update(request: Request, study_number: StudyNumber,
+                         ae_id: RowId, who: Who, fields: Fields) -> Response:
     """A follow-up of an event (resolution, outcome, action taken)."""
     ctx = context(request)
 
@@ -224,7 +225,7 @@ async def adverse_event_update(request: Request, study_number: StudyNumber,
                                     changes=d.model_dump(exclude={"version", "reason"}),
                                     reason=d.reason)
 
-    return _run(request, who, study_number, _Form.blank(await _multi_form(request)),
+    return _run(request, who, study_number, _Form.blank(fields),
                 AdverseEventUpdateForm, run,
                 f"/patients/{study_number}/adverse-events#ae-{ae_id}")
 
@@ -250,11 +251,11 @@ def _corrected(d: CorrectionForm, attributions: list[dict[str, str]]) -> dict[st
 
 @router.post("/patients/{study_number}/adverse-events/{ae_id}/correction",
              response_class=HTMLResponse, dependencies=Csrf)
-async def adverse_event_correction(request: Request, study_number: StudyNumber,
-                                   ae_id: RowId, who: Who) -> Response:
+def adverse_event_correction(request: Request, study_number: StudyNumber,
+                             ae_id: RowId, who: Who, fields: Fields) -> Response:
     """Correct any field of a recorded event, with a reason (the audit keeps the old value)."""
     ctx = context(request)
-    form = _Form.blank(await _multi_form(request))
+    form = _Form.blank(fields)
     form["correcting"] = str(ae_id)
 
     def run(d: CorrectionForm) -> None:
@@ -296,11 +297,11 @@ def _answers(form: dict[str, Any], prefix: str) -> dict[int, str]:
 
 @router.post("/patients/{study_number}/adverse-events/{ae_id}/decisions",
              response_class=HTMLResponse, dependencies=Csrf)
-async def action_decision(request: Request, study_number: StudyNumber, ae_id: RowId,
-                          who: Who) -> Response:
+def action_decision(request: Request, study_number: StudyNumber, ae_id: RowId,
+                    who: Who, fields: Fields) -> Response:
     """Accept one proposal (of its alternatives) or decline, signed with the password."""
     ctx = context(request)
-    form = DecisionForm.of(_Form.blank(await _multi_form(request)))
+    form = DecisionForm.of(_Form.blank(fields))
 
     def run(d: DecisionForm) -> None:
         conditions = {k: {"yes": True, "no": False}.get(v)
@@ -318,12 +319,12 @@ async def action_decision(request: Request, study_number: StudyNumber, ae_id: Ro
 
 @router.post("/patients/{study_number}/product-actions/decisions",
              response_class=HTMLResponse, dependencies=Csrf)
-async def product_action_decision(request: Request, study_number: StudyNumber,
-                                  who: Who) -> Response:
+def product_action_decision(request: Request, study_number: StudyNumber,
+                            who: Who, fields: Fields) -> Response:
     """Accept or decline the action proposed for a cell product that was not released,
     signed with the password; accepted, it is applied to the calendar."""
     ctx = context(request)
-    form = DecisionForm.of(_Form.blank(await _multi_form(request)))
+    form = DecisionForm.of(_Form.blank(fields))
 
     def run(d: DecisionForm) -> None:
         conditions = {k: {"yes": True, "no": False}.get(v)
@@ -351,8 +352,8 @@ class ConfirmForm(_Form):
 
 @router.post("/patients/{study_number}/actions/{action_id}/confirm",
              response_class=HTMLResponse, dependencies=Csrf)
-async def confirm_action(request: Request, study_number: StudyNumber,
-                         action_id: RowId, who: Who) -> Response:
+def confirm_action(request: Request, study_number: StudyNumber,
+                   action_id: RowId, who: Who, fields: Fields) -> Response:
     """Confirm a proposed toxicity action (e-signature); it is applied to the calendar."""
     ctx = context(request)
 
@@ -364,7 +365,7 @@ async def confirm_action(request: Request, study_number: StudyNumber,
                               condition_holds=None if d.condition_holds is None
                               else d.condition_holds == "yes")
 
-    return _run(request, who, study_number, _Form.blank(await _multi_form(request)),
+    return _run(request, who, study_number, _Form.blank(fields),
                 ConfirmForm, run, f"/patients/{study_number}/adverse-events#action-{action_id}")
 
 
