@@ -94,12 +94,14 @@ class Catalogue:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._kept: dict[Hashable, Any] = {}
-        self._kept_writes = -1
+        #: key → (the write counter it was read under, the value)
+        self._kept: dict[Hashable, tuple[int, Any]] = {}
+        self._newest = -1  # the newest write counter seen
 
     def has(self, key: Hashable) -> bool:
         """Whether :meth:`kept` holds ``key`` as of the current write counter."""
-        return self.store.writes() == self._kept_writes and key in self._kept
+        found = self._kept.get(key)
+        return found is not None and found[0] == self.store.writes()
 
     def remember(self, key: Hashable, value: Any) -> None:
         """Keep ``value`` (just read with the others of a list) as :meth:`kept` would."""
@@ -108,17 +110,21 @@ class Catalogue:
     def kept(self, key: Hashable, load: Callable[[], T]) -> T:
         """What ``load`` gives, kept in this process until the next write to the database
         (by any process: the store's write counter keys it). What is kept is shared by the
-        requests that follow: callers must not change it."""
+        requests that follow: callers must not change it.
+
+        Each value is kept with the counter read *before* it was loaded, and given only
+        while the counter is still that: a value loaded while another thread's request saw
+        a newer counter is never given as current (requests run on several threads)."""
         writes = self.store.writes()
-        if writes != self._kept_writes:
-            self._kept.clear()
-            self._kept_writes = writes
-        if key in self._kept:
-            return cast(T, self._kept[key])
+        if writes > self._newest:  # a write since: let go of what was read before it
+            self._newest, self._kept = writes, {}
+        found = self._kept.get(key)
+        if found is not None and found[0] == writes:
+            return cast(T, found[1])
         value = load()
         if len(self._kept) >= _KEPT_MAX:
-            self._kept.clear()
-        self._kept[key] = value
+            self._kept = {}
+        self._kept[key] = (writes, value)
         return value
 
     def compile(self, version: ProtocolVersionRecord) -> CompiledProtocol:
