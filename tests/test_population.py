@@ -574,6 +574,38 @@ def test_bad_input_names_table_column_and_row(tmp_path: Path, table: str, change
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_value_checks_counted_by_value_equal_a_count_row_by_row() -> None:
+    """The observation checks are counted once per distinct value: the counts equal counting
+    every row, bad values repeated and mixed with good ones."""
+    from trialdesk.screening import checks
+
+    rows = [(1, 1, "lansky", 75.0, None), (2, 1, "lansky", 75.0, None), (3, 2, "lansky", 70.0, None),
+            (4, 2, "metastatic", None, "yes"), (5, 3, "metastatic", None, "yes"),
+            (6, 3, "metastatic", None, "true"), (7, 3, "risk_group", None, "huge"),
+            (8, None, "ecog", 2.5, None), (9, 4, "ecog", float("nan"), None),
+            (10, 4, "attest.e6", None, "maybe"), (11, 4, "ckd_stage", 2.5, None)]
+    families = {"observation_id": "integer", "person_id": "integer", "observation_date": "date",
+                "observation_source_value": "string", "value_as_number": "floating",
+                "value_as_string": "string"}
+    with DuckDBEngine(memory_limit=None) as engine:
+        engine.execute("CREATE TABLE raw_observation (observation_id BIGINT, person_id BIGINT, "
+                       "observation_date DATE, observation_source_value VARCHAR, "
+                       "value_as_number DOUBLE, value_as_string VARCHAR)")
+        for i, person, source, number, text in rows:
+            engine.execute(f"INSERT INTO raw_observation VALUES ({i}, {person or 'NULL'}, "
+                           f"DATE '2026-01-01', '{source}', "
+                           f"{'NULL' if number is None else repr(number)}, "
+                           f"{'NULL' if text is None else repr(text)})".replace("nan", "'nan'"))
+        table = checks.TableInput(TABLES["observation"], "test", families)
+        found = checks.row_checks(table, engine.flavour)
+        assert any(c.per_value for c in found) and not all(c.per_value for c in found)
+        grouped = engine.rows(checks.checks_query(table, found, engine.flavour))[0]
+        by_row = [engine.rows(f"SELECT count(*) FROM raw_observation WHERE {c.bad}")[0][0]
+                  for c in found]
+    assert list(grouped) == by_row
+    assert sum(by_row) >= 7  # two Lansky 75, two 'yes', 'huge', ECOG 2.5 and NaN, 'maybe', …
+
+
 def test_unit_factor_matches_the_per_patient_conversion() -> None:
     from trialdesk.clinical import units
 

@@ -132,7 +132,7 @@ def load_inputs(engine: Engine, data: Path | str, *, check_rows: bool = True,
         inputs[name] = table
         row_checks = checks.row_checks(table, engine.flavour) if check_rows else []
         if row_checks:
-            counts = engine.rows(checks.checks_query(table, row_checks))[0]
+            counts = engine.rows(checks.checks_query(table, row_checks, engine.flavour))[0]
             for check, count in zip(row_checks, counts, strict=True):
                 if count:
                     row = engine.dicts(checks.example_query(name, check.bad))[0]
