@@ -127,10 +127,16 @@ def main() -> int:
             env={**os.environ, "BENCH_USER": "coordinator", "BENCH_PASSWORD": "coordinator-demo",
                  "BENCH_MEASURING": str(measuring)},
             stdout=(work / "locust.log").open("wb"), stderr=subprocess.STDOUT)
-        cpu_start = None
+        cpu_start = client_start = None
+        client_end, client_read = 0.0, 0.0
         while locust_run.poll() is None:  # the server's CPU from the moment counting starts
             if cpu_start is None and measuring.exists():
                 cpu_start, measured_from = tree_cpu_seconds(server.pid), time.monotonic()
+                client_start = tree_cpu_seconds(locust_run.pid)
+            if cpu_start is not None and time.monotonic() - client_read >= 1:
+                # the client's CPU so far (read while it runs: once it exits, it is gone)
+                client_end = tree_cpu_seconds(locust_run.pid) or client_end
+                client_read = time.monotonic()
             if time.monotonic() - started > seconds + 60:
                 locust_run.kill()
             time.sleep(0.05)
@@ -156,6 +162,9 @@ def main() -> int:
         print(f"server CPU: {cpu:.1f} s over {measured_to - measured_from:.0f} s for {requests} "
               f"requests = {1000 * cpu / requests:.1f} ms per request "
               f"({requests / (measured_to - measured_from):.1f} requests/s)")
+        if client_start is not None:
+            print(f"client (locust) CPU: {1000 * (client_end - client_start) / requests:.1f} ms "
+                  "per request")
     print(f"{'page':48} {'requests':>8} {'fails':>5} {'p50':>6} {'p95':>6} {'p99':>6} "
           f"{'p95/base':>8}")
     bad = False

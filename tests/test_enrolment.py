@@ -298,3 +298,27 @@ def test_journey_calendar_with_records_and_delay() -> None:
     with pytest.raises(ScheduleError, match="course 1 has already started"):
         j.with_delay(NBNK.protocol, CourseDelay(course=1, days=2, reason="x", by="y",
                                                 recorded_on=date(2026, 11, 20)))
+
+
+def test_a_plan_is_laid_out_once_for_the_same_inputs_and_anew_when_one_changes() -> None:
+    from trialdesk.enrolment.journey import journey_plan
+    from trialdesk.schedule.plan import plan
+
+    j, consent = enrolled_journey()
+    j = j.with_start(date(2026, 11, 19))
+    first = journey_plan(NBNK.protocol, j)
+    again = journey_plan(NBNK.protocol, j.model_copy())  # equal inputs, another object
+    assert again is first
+    heavier = j.with_body(BodyMeasurement(on=date(2026, 11, 18), weight_kg=25.0,
+                                          height_cm=118))
+    changed = journey_plan(NBNK.protocol, heavier)
+    assert changed is not first
+    e = heavier.enrolment
+    assert e is not None and heavier.arm is not None and heavier.start is not None
+    fresh = plan(NBNK.protocol, heavier.arm, heavier.start, body=heavier.body,
+                 variants=e.variants, optional=e.optional, anchors=e.anchors,
+                 delays=heavier.delays, not_before=consent.signed_on,
+                 patient_id=heavier.patient_id)
+    assert changed == fresh
+    dose = changed.event("c1.irinotecan.d1").dose
+    assert dose is not None and dose != first.event("c1.irinotecan.d1").dose  # the new weight

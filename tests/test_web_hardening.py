@@ -249,6 +249,34 @@ def test_a_busy_session_still_ends_after_the_absolute_limit(web: Any) -> None:
     assert c.get("/api/me").status_code == 401
 
 
+def test_a_session_and_its_memberships_read_at_once_are_what_the_two_reads_give(
+        web: Any) -> None:
+    from datetime import timedelta
+
+    from trialdesk.web.security import token_hash
+
+    store, idle = web.store, timedelta(minutes=web.settings.idle_minutes)
+    lifetime = timedelta(hours=web.settings.session_hours)
+    hashed = token_hash(web.client("investigator").cookies.get("td_session"))
+
+    def both() -> tuple[Any, Any]:
+        one = store.session_with_memberships(hashed, idle=idle, lifetime=lifetime)
+        user = store.session_user(hashed)  # without idle/lifetime: reads, never moves
+        return one, None if user is None else (user, store.memberships(user.id))
+
+    one, two = both()
+    assert one is not None and one == two and len(one[1]) >= 1
+    assert {r.role for r in one[1]} == {"investigator"}
+    web.clock.advance(minutes=5)  # the expiry moves: the session lives past the first idle
+    one, two = both()
+    assert one == two and one is not None
+    web.clock.advance(minutes=web.settings.idle_minutes - 1)
+    assert both()[0] is not None
+    web.clock.advance(minutes=web.settings.idle_minutes + 1)
+    assert both() == (None, None)
+    assert store.session_with_memberships("0" * 64, idle=idle, lifetime=lifetime) is None
+
+
 # ---------------------------------------------------------------------------- headers
 
 

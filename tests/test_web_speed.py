@@ -58,6 +58,31 @@ def test_the_calendar_is_read_once_until_a_write_and_a_write_shows_on_the_next_p
     assert row and "actual 51.5 mg" in row.group(0)
 
 
+def test_a_later_moment_lays_out_no_new_plan_and_shows_what_a_fresh_layout_shows(
+        web: Any, monkeypatch: Any) -> None:
+    c, _ = enrol_on_the_page(web, start="2026-11-23")
+    page = "/patients/NBNK-0002/calendar"
+    before = c.get(page, headers=HTML).text
+    import trialdesk.services.journeys as journeys
+
+    planned: list[object] = []
+    lay_out = journeys.journey_plan
+    monkeypatch.setattr(journeys, "journey_plan",
+                        lambda *a, **k: planned.append(a) or lay_out(*a, **k))
+    web.clock.advance(days=30)  # a month on: doses of course 1 not recorded are missed
+    c = web.client("investigator")  # (the first session has ended meanwhile)
+    month = c.get(page, headers=HTML).text
+    assert "status-missed" in month and "status-missed" not in before
+    assert len(planned) == 1  # the log-in was a write: laid out afresh
+    web.clock.advance(minutes=10)
+    later = c.get(page, headers=HTML).text
+    assert len(planned) == 1  # a new moment: its statuses on the plan already laid out
+    assert later != month  # (the page says the moment)
+    _after_a_write(web)  # nothing kept: the plan laid out afresh, at the same moment
+    fresh = c.get(page, headers=HTML).text
+    assert len(planned) == 2 and fresh == later
+
+
 def test_a_write_by_another_process_shows_on_the_next_page(web: Any) -> None:
     """Another worker's write (here: the store written directly, not through this
     application) raises the same counter, so this application's next page shows it."""
@@ -145,6 +170,8 @@ def test_each_page_reads_in_a_bounded_number_of_statements(web: Any) -> None:
     c = web.client("coordinator")
     bounds = {"/": (26, 8), "/patients/NBNK-0001": (23, 4),
               "/patients/NBNK-0001/calendar": (23, 7), "/patients/NBNK-0001/form": (9, 4)}
+    for url in bounds:  # each page once before, as on a server that has been running (a
+        c.get(url, headers=HTML)  # protocol version is read whole once, then by its id)
     found = {url: _page_statements(web, c, url) for url in bounds}
     for url, (after_write, again) in bounds.items():
         assert found[url][0] <= after_write and found[url][1] <= again, found

@@ -175,13 +175,27 @@ class Journey(BaseModel):
 
 
 def journey_calendar(protocol: Protocol, journey: Journey, as_of: datetime | None = None,
-                     *, start: date | None = None) -> Calendar:
+                     *, start: date | None = None, planned: Calendar | None = None
+                     ) -> Calendar:
     """The patient's calendar: the arm's plan from the start date, with what happened.
 
     ``start`` lays out a calendar for a journey whose start is not recorded yet; with
     ``as_of`` every event gets its status on that moment. Confirmed toxicity actions are
-    shown on their events (:func:`~trialdesk.schedule.actions.apply_actions`).
+    shown on their events (:func:`~trialdesk.schedule.actions.apply_actions`). ``planned``
+    is :func:`journey_plan` of the same protocol, journey and start, laid out before (the
+    plan does not depend on ``as_of``).
     """
+    calendar = planned if planned is not None else journey_plan(protocol, journey, start=start)
+    if as_of is not None:
+        calendar = reconcile(calendar, journey.records, as_of)
+    return apply_actions(protocol, calendar, journey.actions)
+
+
+def journey_plan(protocol: Protocol, journey: Journey, *, start: date | None = None
+                 ) -> Calendar:
+    """The arm's plan laid out for the patient from the start date (doses from the body
+    measurements, the course delays), before what was recorded and the toxicity actions:
+    see :func:`journey_calendar`."""
     if journey.enrolment is None:
         raise EnrolmentError(f"is not enrolled in {journey.trial_id}",
                              where=f"patient {journey.patient_id}")
@@ -197,11 +211,29 @@ def journey_calendar(protocol: Protocol, journey: Journey, as_of: datetime | Non
     if journey.start is not None and start is not None and start != journey.start:
         raise ScheduleError(f"the recorded start is {journey.start.isoformat()}", where="start")
     e = journey.enrolment
-    consent = journey.consent
+    not_before = journey.consent.signed_on if journey.consent else None
+    # The plan is a function of these inputs alone: laid out once per process for each set
+    # of them, however often the journey is read again (every page after any write).
+    inputs = (id(protocol), arm, first, journey.body, tuple(sorted(e.variants.items())),
+              tuple(e.optional), tuple(sorted(e.anchors.items())), journey.delays, not_before,
+              journey.patient_id)
+    key: tuple[object, ...] | None = inputs
+    try:
+        found = _PLANS.get(inputs)
+    except TypeError:  # an input that cannot be hashed: laid out each time
+        key, found = None, None
+    if found is not None and found[0] is protocol:  # (the protocol kept with it: its id
+        return found[1]                             # cannot be another's meanwhile)
     calendar = plan(protocol, arm, first, body=journey.body, variants=e.variants,
                     optional=e.optional, anchors=e.anchors, delays=journey.delays,
-                    not_before=consent.signed_on if consent else None,
-                    patient_id=journey.patient_id)
-    if as_of is not None:
-        calendar = reconcile(calendar, journey.records, as_of)
-    return apply_actions(protocol, calendar, journey.actions)
+                    not_before=not_before, patient_id=journey.patient_id)
+    if key is not None:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = (protocol, calendar)
+    return calendar
+
+
+#: the plans laid out so far (see :func:`journey_plan`); a calendar is immutable
+_PLANS: dict[tuple[object, ...], tuple[Protocol, Calendar]] = {}
+_PLANS_MAX = 64

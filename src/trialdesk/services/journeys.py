@@ -28,7 +28,7 @@ from trialdesk.enrolment.enrol import (
     scheme_of,
 )
 from trialdesk.enrolment.enrol import enrol as core_enrol
-from trialdesk.enrolment.journey import Journey, journey_calendar
+from trialdesk.enrolment.journey import Journey, journey_calendar, journey_plan
 from trialdesk.enrolment.randomisation import AllocationList, generate_list
 from trialdesk.errors import (
     AccessError,
@@ -117,6 +117,10 @@ def core_journey(row: JourneyRow) -> Journey:
         actions=tuple(AppliedAction.model_validate(a) for a in row.actions))
 
 
+#: the key of a journey's plan among its calendars (see :attr:`Loaded.calendars`)
+PLAN = "plan"
+
+
 @dataclass(frozen=True)
 class Loaded:
     """An enrolled patient with everything the core needs."""
@@ -126,10 +130,11 @@ class Loaded:
     enrolment: EnrolmentRow
     journey: Journey
     protocol: Protocol
-    #: calendars laid out for this journey, by their moment (kept with the journey until
-    #: the next write, see :func:`load_journey`; a calendar is immutable)
-    calendars: dict[datetime | None, Calendar] = field(default_factory=dict, compare=False,
-                                                       repr=False)
+    #: calendars laid out for this journey, by their moment, and its plan (key ``PLAN``),
+    #: kept with the journey until the next write (see :func:`load_journey`; a calendar is
+    #: immutable)
+    calendars: dict[datetime | str | None, Calendar] = field(default_factory=dict,
+                                                             compare=False, repr=False)
 
     @property
     def version(self) -> int:
@@ -139,9 +144,15 @@ class Loaded:
         """The calendar (a ScheduleError names what is missing: the start date, the arm)."""
         found = self.calendars.get(as_of)
         if found is None:
-            found = journey_calendar(self.protocol, self.journey, as_of)
+            # the plan is the same at every moment: laid out once, each moment's statuses
+            # on it (pages ask for the calendar as of their second)
+            planned = self.calendars.get(PLAN)
+            if planned is None:
+                planned = journey_plan(self.protocol, self.journey)
+            found = journey_calendar(self.protocol, self.journey, as_of, planned=planned)
             if len(self.calendars) >= 8:
                 self.calendars.clear()
+            self.calendars[PLAN] = planned
             self.calendars[as_of] = found
         return found
 

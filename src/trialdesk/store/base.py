@@ -155,8 +155,9 @@ class StoreBase:
         seen = _SEEN.get()
         if seen is not None and id(self) in seen:
             return seen[id(self)]
-        with Session(self.engine) as s:
-            writes = int(s.scalar(select(m.AuditHead.writes).where(m.AuditHead.id == 1)) or 0)
+        head = m.AuditHead.__table__.c
+        with self.engine.connect() as c:
+            writes = int(c.scalar(select(head.writes).where(head.id == 1)) or 0)
         if seen is not None:
             seen[id(self)] = writes
         return writes

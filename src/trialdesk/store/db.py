@@ -95,7 +95,11 @@ def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
             return engine
         Path(database).parent.mkdir(parents=True, exist_ok=True)
         _private_file(Path(database))
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # As many pooled connections as the web server runs request threads (anyio's 40),
+        # so that a busy moment does not open (and set up) a connection per request only
+        # to close it after; SQLite connections are cheap to keep.
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=40, max_overflow=20)
         event.listen(engine, "connect", _sqlite_pragmas(synchronous))
         return engine
     if parsed.get_backend_name() == "postgresql":

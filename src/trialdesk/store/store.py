@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -79,6 +79,11 @@ def _patient(p: m.Patient) -> PatientRecordRow:
 
 class Store(CellProductStore, BiomarkerStore):
     """trialdesk's database. Open with :meth:`open`; every method is one transaction."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utcnow) -> None:
+        super().__init__(engine, clock=clock)
+        #: protocol versions read so far, by id and digest (see :meth:`protocol_version`)
+        self._versions: dict[tuple[int, str], ProtocolVersionRecord] = {}
 
     # ------------------------------------------------------------------ users
 
@@ -246,6 +251,38 @@ class Store(CellProductStore, BiomarkerStore):
             u = s.get(m.User, row.user_id)
             return _user(u) if u and u.active else None
 
+    def session_with_memberships(self, token_hash: str, *, idle: timedelta,
+                                 lifetime: timedelta
+                                 ) -> tuple[UserRecord, list[MembershipRecord]] | None:
+        """:meth:`session_user` and the user's :meth:`memberships`, read in one statement
+        (what every page asks first). When the session's expiry is due to move (at most
+        once a minute), it is moved as :meth:`session_user` does."""
+        u, w, ms = m.User.__table__.c, m.WebSession.__table__.c, m.Membership.__table__.c
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(w.expires_at, w.created_at, u.id, u.username, u.full_name,
+                       u.password_hash, u.active, u.failed_logins, u.locked_until, u.version,
+                       ms.trial_id, ms.site, ms.role)
+                .join_from(m.WebSession.__table__, m.User.__table__, u.id == w.user_id)
+                .outerjoin(m.Membership.__table__, ms.user_id == u.id)
+                .where(w.token_hash == token_hash)
+                .order_by(ms.trial_id, ms.role)).all()
+        if not rows:
+            return None
+        first, now = rows[0], self.now()
+        expires = parse_moment(first.expires_at)
+        if expires <= now or not first.active:
+            return None
+        if abs(min(now + idle, parse_moment(first.created_at) + lifetime) - expires
+               ) >= timedelta(minutes=1):
+            user = self.session_user(token_hash, idle=idle, lifetime=lifetime)
+            return None if user is None else (user, self.memberships(user.id))
+        user = UserRecord(first.id, first.username, first.full_name, first.password_hash,
+                          bool(first.active), first.failed_logins, first.locked_until,
+                          first.version)
+        return user, [MembershipRecord(r.trial_id, r.site, r.role)
+                      for r in rows if r.trial_id is not None]
+
     def end_session(self, token_hash: str, username: str) -> None:
         with self._write(username) as tx:
             row = tx.session.get(m.WebSession, token_hash)
@@ -310,11 +347,23 @@ class Store(CellProductStore, BiomarkerStore):
         """One version of a trial's protocol (default: the latest)."""
         with self._read() as s:
             wanted = m.Trial.latest_version if number is None else number
-            row = s.scalar(select(m.ProtocolVersion)
-                           .join(m.Trial, m.Trial.id == m.ProtocolVersion.trial_id)
-                           .where(m.Trial.id == trial_id, m.ProtocolVersion.number == wanted))
-            if row is not None:
-                return _version(row)
+            head = s.execute(select(m.ProtocolVersion.id, m.ProtocolVersion.digest)
+                             .join(m.Trial, m.Trial.id == m.ProtocolVersion.trial_id)
+                             .where(m.Trial.id == trial_id, m.ProtocolVersion.number == wanted)
+                             ).first()
+            if head is not None:
+                # A version is never changed once stored: its record (a large document) is
+                # read and parsed once per store, then found by its id and digest.
+                key = (head.id, head.digest)
+                found = self._versions.get(key)
+                if found is None:
+                    row = s.get(m.ProtocolVersion, head.id)
+                    assert row is not None
+                    found = _version(row)
+                    if len(self._versions) >= 256:
+                        self._versions.clear()
+                    self._versions[key] = found
+                return found
             trial = s.get(m.Trial, trial_id)  # which is missing, in words
             if trial is None:
                 raise NotFoundError(f"no trial '{trial_id}'")

@@ -75,9 +75,10 @@ class Auth:
         principal = Principal(None)
         if token:
             hashed = token_hash(token)
-            user = self.store.session_user(hashed, idle=self._idle, lifetime=self._lifetime)
-            if user is not None:
-                principal = Principal(user, tuple(self.store.memberships(user.id)), hashed)
+            found = self.store.session_with_memberships(hashed, idle=self._idle,
+                                                        lifetime=self._lifetime)
+            if found is not None:
+                principal = Principal(found[0], tuple(found[1]), hashed)
         request.state.principal = principal
         return principal
 
