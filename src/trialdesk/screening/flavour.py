@@ -111,6 +111,11 @@ class Flavour:
         """
         return f"max(CASE WHEN {condition} THEN {value} END)"
 
+    def shift_left(self, x: str, n: str) -> str:
+        """``x`` × 2ⁿ for a BIGINT ``x``."""
+        return (f"shiftleft({x}, CAST({n} AS INT))" if self.name == "spark"
+                else f"({x} << CAST({n} AS INT))")
+
     def int_div(self, x: str, n: int) -> str:
         if self.pg:
             return f"({x} / {n})"
@@ -136,6 +141,22 @@ class Flavour:
         if self.pg:
             return f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE)"
         return f"(epoch({later}) - epoch({earlier}))"
+
+    def epoch_us(self, x: str) -> str:
+        """Microseconds since 1970 of a TIMESTAMP, as DOUBLE (exact: an integer below 2⁵³)."""
+        if self.name == "spark":
+            return f"CAST(unix_micros({x}) AS DOUBLE)"
+        if self.pg:
+            return f"CAST(EXTRACT(EPOCH FROM {x}) * 1000000 AS DOUBLE)"
+        return f"CAST(epoch_us({x}) AS DOUBLE)"
+
+    def from_epoch_us(self, x: str) -> str:
+        """The TIMESTAMP of :meth:`epoch_us`."""
+        if self.name == "spark":
+            return f"timestamp_micros(CAST({x} AS BIGINT))"
+        if self.pg:
+            return f"(TIMESTAMP '1970-01-01' + CAST({x} AS BIGINT) * INTERVAL '1 microsecond')"
+        return f"make_timestamp(CAST({x} AS BIGINT))"
 
     def round12(self, x: str) -> str:
         """Round to 12 significant digits, as :mod:`trialdesk.clinical.units` does."""

@@ -568,18 +568,36 @@ def _measurements_sql(f: Flavour, wanted: list[str], stats: InputStats, on: date
     return f"SELECT person_id, {', '.join(pivots)} FROM ({converted}) c GROUP BY person_id"
 
 
+#: How an observation source's value travels through the latest-row aggregate (the
+#: ``kind`` of the source mapping): as a number (numbers in the fact's unit, yes/no as 1/0,
+#: date-times as microseconds since 1970), or as text.
+_NUMBER, _YES_NO, _INSTANT, _TEXT = range(4)
+
+
+def _observation_kind(source: ObservationSource) -> int:
+    if source.value_column is ValueColumn.DATETIME:
+        return _INSTANT
+    if source.value_column is ValueColumn.NUMBER:
+        return _NUMBER
+    return _YES_NO if source.type is FactType.BOOLEAN else _TEXT
+
+
 def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource, str]],
                       stats: InputStats, on: date) -> str:
     q = f.q
     small = stats.small_ids.get("observation", True)
-    columns = list(sources)
+    # The yes/no sources first: their values are pivoted as bits (below).
+    columns = sorted(sources, key=lambda c: _observation_kind(sources[c][0]) != _YES_NO)
+    kinds = [_observation_kind(sources[c][0]) for c in columns]
     person, sid, group_by = _pair_key(f, "x.person_id", "s.sid", stats)
     # One pass over the table for every source: consent and attestations match on the trial
     # in qualifier_source_value too, the other sources on their name alone.
     rows = [(text_sql(sources[c][0].source), text_sql(sources[c][1]), str(i),
              "TRUE" if sources[c][0].tie is Tie.LAST else "FALSE",
-             "TRUE" if sources[c][0].per_trial else "FALSE") for i, c in enumerate(columns)]
-    mapping = values_sql(rows, ("source", "qualifier", "sid", "tie_last", "per_trial"), "s")
+             "TRUE" if sources[c][0].per_trial else "FALSE", str(kinds[i]))
+            for i, c in enumerate(columns)]
+    mapping = values_sql(rows, ("source", "qualifier", "sid", "tie_last", "per_trial", "kind"),
+                         "s")
     on_clause = ("x.observation_source_value = s.source "
                  "AND (NOT s.per_trial OR x.qualifier_source_value = s.qualifier)")
     key = (f"CASE WHEN s.tie_last THEN "
@@ -590,35 +608,62 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
         by_kind.setdefault(sources[c][0].value_column, []).append(str(i))
     has_value = " OR ".join(f"(s.sid IN ({', '.join(sids)}) AND x.{kind.value} IS NOT NULL)"
                             for kind, sids in sorted(by_kind.items()))
-    # The latest row's four values in one aggregate (where the engine can).
-    values, field = f.arg_max_fields("r", {
-        "n": "x.value_as_number", "s": "x.value_as_string", "t": "x.observation_datetime",
-        "u": "x.unit_source_value"}, key)
-    n, s, t, u = (f"l.{field[k]}" for k in "nstu")
+    # Each row's value as one number (in the fact's unit, converted row by row: the latest
+    # row's is the same), or as text: two plain aggregates instead of one of a struct of
+    # every value column, and a pivot over numbers.
+    bearing = [(sources[c][0].fact, i) for i, c in enumerate(columns)
+               if kinds[i] == _NUMBER and _unit_bearing(sources[c][0])]
+    number = "x.value_as_number"
+    if bearing:
+        number = (f"CASE WHEN u.factor IS NULL THEN {number} "
+                  f"ELSE {_canonical(f, number, 'u.factor')} END")
+    value = (f"CASE s.kind WHEN {_NUMBER} THEN {number} "
+             f"WHEN {_YES_NO} THEN CASE WHEN x.value_as_string = 'true' THEN 1.0e0 ELSE 0.0e0 END "
+             f"WHEN {_INSTANT} THEN {f.epoch_us('x.observation_datetime')} END")
+    units = (f"LEFT JOIN {_units_table(bearing, stats)} "
+             "ON u.id = s.sid AND u.unit = coalesce(x.unit_source_value, '') " if bearing else "")
+    aggregates = [f"{f.arg_max_null(value, key)} AS v"]
+    if _TEXT in kinds:
+        text = f"CASE WHEN s.kind = {_TEXT} THEN x.value_as_string END"
+        aggregates.append(f"{f.arg_max_null(text, key)} AS s")
     latest = (
-        f"SELECT {person} AS person_id, {sid} AS sid, {values}, max(x.observation_date) AS d "
-        f"FROM src_observation x JOIN {mapping} ON {on_clause} "
+        f"SELECT {person} AS person_id, {sid} AS sid, {', '.join(aggregates)}, "
+        f"max(x.observation_date) AS d "
+        f"FROM src_observation x JOIN {mapping} ON {on_clause} {units}"
         f"WHERE x.observation_date <= {date_sql(on)} AND ({has_value}) "
         f"GROUP BY {group_by}")
-    # Typed before pivoting: yes/no as BOOLEAN, numbers in the fact's unit.
-    bearing = [(sources[c][0].fact, columns.index(c)) for c in columns
-               if sources[c][0].value_column is ValueColumn.NUMBER and _unit_bearing(sources[c][0])]
-    canonical = f"CASE WHEN u.factor IS NULL THEN {n} ELSE {_canonical(f, n, 'u.factor')} END"
-    typed = (f"SELECT l.person_id, l.sid, {canonical} AS n, ({s} = 'true') AS b, {s} AS s, "
-             f"{t} AS t, l.d FROM ({latest}) l "
-             f"LEFT JOIN {_units_table(bearing, stats)} "
-             f"ON u.id = l.sid AND u.unit = coalesce({u}, '')")
+    # The yes/no values pivoted as bits of a few integers (sid i is bit i % 62 of word
+    # i // 62): which have a value, which are yes. Two aggregates per 62 sources instead of
+    # one per source.
+    yes_no = kinds.count(_YES_NO)
+    words = []
+    for w in range(0, yes_no, _WORD):
+        bit = f.shift_left("CAST(1 AS BIGINT)", f"(sid - {w})")
+        inside = f"sid >= {w} AND sid < {min(w + _WORD, yes_no)}"
+        words.append(f"bit_or(CASE WHEN {inside} THEN {bit} END) AS {q(f'#has{w}')}")
+        words.append(f"bit_or(CASE WHEN {inside} AND v = 1.0e0 THEN {bit} END) AS {q(f'#yes{w}')}")
     pivots = []
-    for column, (source, _) in sources.items():
-        sid = f"sid = {columns.index(column)}"
+    for i, column in enumerate(columns):
+        source = sources[column][0]
         outputs = _observation_outputs(column, source)
-        value = ("t" if source.value_column is ValueColumn.DATETIME
-                 else "b" if source.type is FactType.BOOLEAN
-                 else "n" if source.value_column is ValueColumn.NUMBER else "s")
-        pivots.append(f"{f.pick(value, sid)} AS {q(outputs[0][0])}")
+        if kinds[i] == _YES_NO:
+            w, mask = i - i % _WORD, 1 << (i % _WORD)
+            typed = (f"CASE WHEN ({q(f'#has{w}')} & {mask}) <> 0 "
+                     f"THEN coalesce({q(f'#yes{w}')} & {mask}, 0) <> 0 END")
+        else:
+            picked = q(f"#{i}")
+            words.append(f"{f.pick('s' if kinds[i] == _TEXT else 'v', f'sid = {i}')} AS {picked}")
+            typed = f.from_epoch_us(picked) if kinds[i] == _INSTANT else picked
+        pivots.append(f"{typed} AS {q(outputs[0][0])}")
         if len(outputs) > 1:
-            pivots.append(f"{f.pick('d', sid)} AS {q(_dated_column(outputs[1][0]))}")
-    return f"SELECT person_id, {', '.join(pivots)} FROM ({typed}) c GROUP BY person_id"
+            pivots.append(f"{q(f'#d{i}')} AS {q(_dated_column(outputs[1][0]))}")
+            words.append(f"{f.pick('d', f'sid = {i}')} AS {q(f'#d{i}')}")
+    pivot = f"SELECT person_id, {', '.join(words)} FROM ({latest}) c GROUP BY person_id"
+    return f"SELECT person_id, {', '.join(pivots)} FROM ({pivot}) p"
+
+
+#: Yes/no observation sources per integer of the pivot (bits of a signed 64-bit integer).
+_WORD = 62
 
 
 def _unit_bearing(source: ObservationSource) -> bool:
