@@ -235,6 +235,8 @@ def test_one_signature_covers_every_dose_of_the_course_until_one_changes(web: An
     assert ok.status_code == 303
     [(sig, number, content)] = web.store.course_signoffs(PATIENT)
     assert number == 2 and sig.meaning == "I sign off all the doses of this course"
+    assert web.store.course_signoffs_of([PATIENT, "NBNK-0002"]) == {  # read together
+        PATIENT: [(sig, number, content)], "NBNK-0002": []}
     assert [d["event_id"] for d in content["doses"]] == doses
     signed = web.client("pharmacist").get(page, headers=HTML).text
     assert "matches the doses now" in signed and 'id="all-signed"' in signed
@@ -259,6 +261,10 @@ def test_one_signature_covers_every_dose_of_the_course_until_one_changes(web: An
 def test_a_single_dose_is_signed_from_the_course_page(web: Any) -> None:
     r = _sign_course(web, "investigator", 1, "investigator-demo", scope="c1.irinotecan.d3")
     assert r.status_code == 303
+    prefixes = [f"{PATIENT}/", "NBNK-0002/", "NBNK-000"]  # (the last: every patient's)
+    together = web.store.signatures_under("dose", prefixes)
+    assert together == {p: web.store.signatures_for("dose", p) for p in prefixes}
+    assert len(together[f"{PATIENT}/"]) >= 2 and together["NBNK-0002/"] == []  # (+ the demo's)
     html = web.client("pharmacist").get(f"/patients/{PATIENT}/courses/1/sign-off",
                                         headers=HTML).text
     card = re.search(r'id="dose-c1.irinotecan.d3">.*?</article>', html, re.S)

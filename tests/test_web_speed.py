@@ -168,8 +168,8 @@ def test_each_page_reads_in_a_bounded_number_of_statements(web: Any) -> None:
     """The bounds hold for the demo data; what a page reads per patient or per event is
     read in one statement for all of them, so more of either does not raise them."""
     c = web.client("coordinator")
-    bounds = {"/": (26, 8), "/patients/NBNK-0001": (23, 4),
-              "/patients/NBNK-0001/calendar": (23, 7), "/patients/NBNK-0001/form": (9, 4)}
+    bounds = {"/": (20, 8), "/patients/NBNK-0001": (21, 2),
+              "/patients/NBNK-0001/calendar": (21, 5), "/patients/NBNK-0001/form": (7, 2)}
     for url in bounds:  # each page once before, as on a server that has been running (a
         c.get(url, headers=HTML)  # protocol version is read whole once, then by its id)
     found = {url: _page_statements(web, c, url) for url in bounds}

@@ -85,6 +85,12 @@ class _Patients:
             ctx.catalogue.remember(("enrolment", row.study_number),
                                    enrolments[row.study_number])
         read_journeys(ctx, [r.study_number for r in self.rows])
+        # the dose and course sign-offs their calendars show, read together too
+        enrolled = [n for n, e in enrolments.items() if e is not None]
+        doses = ctx.store.signatures_under("dose", [f"{n}/" for n in enrolled])
+        for n, signoffs in ctx.store.course_signoffs_of(enrolled).items():
+            ctx.catalogue.remember(("dose signatures", n), doses[f"{n}/"])
+            ctx.catalogue.remember(("course signoffs", n), signoffs)
         self._calendars: dict[str, dict[str, Any] | None] = {}
 
     def calendar(self, study_number: str) -> dict[str, Any] | None:

@@ -394,16 +394,26 @@ class ClinicalStore(StoreBase):
     def course_signoffs(self, study_number: str) -> list[tuple[SignatureRow, int, dict[str, Any]]]:
         """Every course signature of the patient: (signature, course number, content as
         signed), oldest first."""
+        return self.course_signoffs_of([study_number])[study_number]
+
+    def course_signoffs_of(self, study_numbers: Sequence[str]
+                           ) -> dict[str, list[tuple[SignatureRow, int, dict[str, Any]]]]:
+        """:meth:`course_signoffs` of each patient, read in one statement."""
+        out: dict[str, list[tuple[SignatureRow, int, dict[str, Any]]]] = {
+            n: [] for n in study_numbers}
+        if not study_numbers:
+            return out
         with self._read() as s:
             rows = s.execute(
-                select(m.CourseSignoff, m.Signature)
+                select(m.CourseSignoff, m.Signature, m.Patient.study_number)
                 .join(m.Signature, m.Signature.id == m.CourseSignoff.signature_id)
                 .join(m.Journey, m.Journey.id == m.CourseSignoff.journey_id)
                 .join(m.Patient, m.Patient.id == m.Journey.patient_id)
-                .where(m.Patient.study_number == study_number)
+                .where(m.Patient.study_number.in_(set(study_numbers)))
                 .order_by(m.CourseSignoff.id)).all()
-            return [(signature_row(sig), c.course_number, json.loads(c.content))
-                    for c, sig in rows]
+            for c, sig, number in rows:
+                out[number].append((signature_row(sig), c.course_number, json.loads(c.content)))
+        return out
 
     # ------------------------------------------------------------------ adverse events
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -630,6 +630,24 @@ class Store(CellProductStore, BiomarkerStore):
                 m.Signature.record_id.startswith(record_id_prefix, autoescape=True))
                 .order_by(m.Signature.id))
             return [signature_row(r) for r in rows]
+
+    def signatures_under(self, record_type: str, record_id_prefixes: Sequence[str]
+                         ) -> dict[str, list[SignatureRow]]:
+        """:meth:`signatures_for` of each prefix, read in one statement."""
+        out: dict[str, list[SignatureRow]] = {p: [] for p in record_id_prefixes}
+        if not record_id_prefixes:
+            return out
+        with self._read() as s:
+            rows = s.scalars(select(m.Signature).where(
+                m.Signature.record_type == record_type,
+                or_(*(m.Signature.record_id.startswith(p, autoescape=True) for p in out)))
+                .order_by(m.Signature.id))
+            for r in rows:
+                row = signature_row(r)
+                for prefix, found in out.items():
+                    if r.record_id.startswith(prefix):
+                        found.append(row)
+        return out
 
     def signatures(self, record_type: str, record_id: str) -> list[SignatureRow]:
         with self._read() as s:
