@@ -114,6 +114,32 @@ def test_near_moscow_measures_to_the_nearest_site(ctx: Any) -> None:
     assert "NCT02552212" in _ids(reg.search(ctx, who, near=spb, km=700))
 
 
+@pytest.mark.parametrize("python_math", [False, True])
+def test_the_database_measures_as_great_circle_km_does(python_math: bool) -> None:
+    """The SQL distance (registry search by place on SQLite) gives the same double as
+    :func:`great_circle_km`, with SQLite's math functions and with Python's stand-ins."""
+    import random
+    import sqlite3
+
+    from trialdesk.store.db import math_functions
+    from trialdesk.store.registry import _distance_sql
+
+    conn = sqlite3.connect(":memory:")
+    math_functions(conn, replace=python_math)
+    conn.execute("CREATE TABLE r (lat REAL, lon REAL)")
+    rng = random.Random(11)
+    points = [(rng.uniform(-89, 89), rng.uniform(-179.9, 179.9)) for _ in range(500)]
+    points += [(55.75222, 37.61556), (55.75204, 37.61781), (-55.75204, -142.38219)]
+    conn.executemany("INSERT INTO r VALUES (?, ?)", points)
+    for lat, lon in [*points[:20], (55.75204, 37.61781), (0.0, 0.0), (89.9, 179.9)]:
+        params: dict[str, Any] = {}
+        sql = f"SELECT {_distance_sql('r', lat, lon, params)} FROM r ORDER BY rowid"
+        measured = [row[0] for row in conn.execute(sql, params)]
+        assert measured == [great_circle_km(lat, lon, a, b) for a, b in points]
+    # Moscow's GeoNames point to the site of NCT02552212: 0.142 km (as the test below).
+    assert great_circle_km(*MOSCOW, 55.75222, 37.61556) == pytest.approx(0.142, abs=0.001)
+
+
 def test_distance_ordering_against_great_circle_distances(ctx: Any) -> None:
     who = _who(ctx, "coord")
     found = reg.search(ctx, who, near=f"{MOSCOW[0]},{MOSCOW[1]}", limit=100)

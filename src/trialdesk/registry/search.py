@@ -75,11 +75,17 @@ def _norm(text: str) -> str:
     return out
 
 
+RADIANS = math.pi / 180  # per degree (what math.radians multiplies by)
+
+
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine distance on a sphere of the mean Earth radius."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    """Haversine distance on a sphere of the mean Earth radius.
+
+    The database measures with the same operations in the same order (SQL in
+    :mod:`trialdesk.store.registry`), so both give the same number."""
+    p1, p2 = lat1 * RADIANS, lat2 * RADIANS
+    s, t = math.sin((p2 - p1) / 2), math.sin((lon2 - lon1) * RADIANS / 2)
+    a = s * s + math.cos(p1) * math.cos(p2) * (t * t)
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 

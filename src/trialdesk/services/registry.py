@@ -256,16 +256,11 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         # the page shown (and its ties), not for every match.
         ranked=place is None)
     nearest: dict[int, tuple[float, int]] = {}  # study id -> (km, site id)
-    if box is not None:
+    if box is not None and place is not None and km is not None:
         found = []
-        for c, site, lat, lon in store.registry_candidates_in_box(f):
-            d = great_circle_km(place.lat, place.lon, lat, lon) if place else 0.0
-            if d > (km or 0.0):
-                continue
-            if c.id not in nearest:
-                found.append(c)
-            if c.id not in nearest or d < nearest[c.id][0]:
-                nearest[c.id] = (d, site)
+        for c, site, d in store.registry_nearest_in_box(f, place.lat, place.lon, km):
+            found.append(c)
+            nearest[c.id] = (d, site)
     else:
         found = store.registry_candidates(f)
     if age is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
+from trialdesk.registry.search import EARTH_RADIUS_KM, RADIANS, great_circle_km
 from trialdesk.store.audit import canonical, digest
 from trialdesk.store.base import StoreBase
 
@@ -164,6 +165,18 @@ def box_cells(box: tuple[float, float, float | None, float | None]) -> list[str]
             return [f"g{size}n{a}e{b}" for a in range(lat0, lat1 + 1)
                     for b in range(lon0, lon1 + 1)]
     return None
+
+
+def _distance_sql(alias: str, lat: float, lon: float, params: dict[str, Any]) -> str:
+    """SQL of the great-circle km from (lat, lon) to the site ``alias``: the steps of
+    :func:`trialdesk.registry.search.great_circle_km` in its order, with the place's own
+    terms computed here as it computes them, so the database gives the same number."""
+    p1 = lat * RADIANS
+    params.update(rad=RADIANS, p1=p1, cos1=math.cos(p1), lon1=lon, two_r=2 * EARTH_RADIUS_KM)
+    s = f"sin(({alias}.lat * :rad - :p1) / 2)"
+    t = f"sin(({alias}.lon - :lon1) * :rad / 2)"
+    return (f":two_r * asin(min(1.0, sqrt({s} * {s} + :cos1 * cos({alias}.lat * :rad) "
+            f"* ({t} * {t}))))")
 
 
 def _phases(text_: str) -> tuple[str, ...]:
@@ -367,10 +380,13 @@ class RegistryStore(StoreBase):
 
     # ------------------------------------------------------------------ search
 
-    def _candidate_sql(self, f: Filter) -> tuple[str, dict[str, Any]]:
+    def _candidate_sql(self, f: Filter, near: tuple[float, float, float] | None = None
+                       ) -> tuple[str, dict[str, Any]]:
         """The candidates' SQL. With a box, one row per site inside it (its point and
-        names); the tables are joined in the order that prunes first (SQLite's CROSS JOIN
-        keeps the order): the full-text matches, else the sites by the latitude index."""
+        names); with ``near`` (lat, lon, km) as well, one row per study: its nearest site in
+        the box, measured in SQL, when within km (SQLite). The tables are joined in the
+        order that prunes first (SQLite's CROSS JOIN keeps the order): the full-text
+        matches, else the sites by the latitude index."""
         pg = self.backend == "postgresql"
         params: dict[str, Any] = {}
         where: list[str] = []
@@ -432,10 +448,17 @@ class RegistryStore(StoreBase):
                 tables.insert(0, "registry_sites r")
             where.append("r.study_id = s.id")
             where.append(self._box_sql(f.box, "r", params))
-            columns += ", r.id, r.lat, r.lon"
+            if near is None:
+                columns += ", r.id, r.lat, r.lon"
+            else:
+                # SQLite gives min()'s bare columns (the site) from the row of the minimum.
+                columns += f", r.id, min({_distance_sql('r', near[0], near[1], params)}) AS km"
         sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if f.box is not None and near is not None:
+            params["km"] = near[2]
+            sql += " GROUP BY s.id HAVING km <= :km"
         return sql, params
 
     @staticmethod
@@ -469,6 +492,33 @@ class RegistryStore(StoreBase):
                 rows = [(*r[:3], scores[r[0]], *r[4:]) for r in rows]
             return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)), int(r[4]), float(r[5]),
                      float(r[6])) for r in rows]
+
+    def registry_nearest_in_box(self, f: Filter, lat: float, lon: float, km: float
+                                ) -> list[tuple[Candidate, int, float]]:
+        """(candidate, site id, km) for every study with a site inside the filter's box
+        within ``km`` of the point: its nearest such site (the first in the sites' index
+        order among equals) and the distance :func:`great_circle_km` gives.
+
+        On SQLite the database measures every site in the box and keeps each study's
+        nearest (one row per study comes back, not one per site); elsewhere the sites come
+        back and are measured here."""
+        if f.box is None:
+            raise ValueError("a box is needed")
+        if self.backend == "postgresql":
+            nearest: dict[int, tuple[Candidate, int, float]] = {}
+            for c, site, lat2, lon2 in self.registry_candidates_in_box(f):
+                d = great_circle_km(lat, lon, lat2, lon2)
+                if d <= km and (c.id not in nearest or d < nearest[c.id][2]):
+                    nearest[c.id] = (c, site, d)
+            return list(nearest.values())
+        sql, params = self._candidate_sql(f, (lat, lon, km))
+        with self._read() as s:
+            rows: list[Sequence[Any]] = list(s.execute(text(sql), params))
+            if "find" in params and f.ranked:
+                scores = self._scores(s, params["fts"], {r[0] for r in rows})
+                rows = [(*r[:3], scores[r[0]], *r[4:]) for r in rows]
+        return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)), int(r[4]), float(r[5]))
+                for r in rows]
 
     def registry_scores(self, f: Filter, ids: Iterable[int]) -> dict[int, float]:
         """The full-text rank of these studies (found with the filter's words and condition),
