@@ -447,6 +447,70 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
     assert matched >= 30, matched  # and most queries found something
 
 
+def _fts5_ranks(store: Any, f: Any) -> dict[int, float]:
+    """FTS5's own rank of every study the filter's words and condition find."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+
+    with store.engine.connect() as conn:
+        return {int(r[0]): float(r[1]) for r in conn.execute(sql(
+            f"SELECT rowid, -{store_registry._BM25} FROM registry_fts "
+            "WHERE registry_fts MATCH :q"), {"q": store_registry._fts_query(f)})}
+
+
+def test_the_rank_is_the_bm25_fts5_gives(varied: Any) -> None:
+    """The rank by place is computed outside FTS5 (its bm25 counts every study holding a
+    common word on each query): the same numbers as FTS5's bm25, for words in any column,
+    phrases of several words, and conditions with their synonyms."""
+    from trialdesk.store.registry import Filter
+
+    store = reg.registry_store(varied)
+    asked = [("placebo", None), ("informed consent", None), ("phase", "leukemia"),
+             ("children years", "neuroblastoma"), (None, "sepsis"), (None, "ALL"),
+             ("randomized placebo-controlled", "asthma"), ("moscow", None), ("wrocław", None)]
+    checked = 0
+    for words, condition in asked:
+        f = Filter(words=tuple(tuple(tokens(w)) for w in reg.query_words(words)),
+                   conditions=tuple(tuple(tokens(t)) for t in reg.condition_terms(condition))
+                   if condition else ())
+        expected = _fts5_ranks(store, f)
+        assert expected, (words, condition)
+        got = store.registry_scores(f, expected)
+        assert got == expected, (words, condition)
+        checked += len(expected)
+    assert checked > 400
+
+
+def test_studies_at_the_same_place_are_ranked_by_where_the_word_is(ctx: Any) -> None:
+    """Three copies of NCT00973089 at its one site (Jerusalem), each with one more word,
+    "quokkamab", in a different field: the same length, so the column weights decide
+    (title 3, interventions 2, criteria 1): title first, then interventions, then criteria.
+    Rank = IDF x f (k1 + 1) / (f + k1 (1 - b + b D / avgdl)), increasing with f."""
+    def copy(nct: str, where: str) -> bytes:
+        doc = json.loads((CTGOV / "NCT00973089.json").read_text())
+        ps = doc["protocolSection"]
+        ps["identificationModule"]["nctId"] = nct
+        if where == "title":
+            ps["identificationModule"]["briefTitle"] += " quokkamab"
+        elif where == "interventions":
+            ps["armsInterventionsModule"]["interventions"][0]["otherNames"].append("quokkamab")
+        else:
+            ps["eligibilityModule"]["eligibilityCriteria"] = ps["eligibilityModule"][
+                "eligibilityCriteria"].replace("* Healthy children", "* Healthy children quokkamab")
+        return json.dumps(doc).encode()
+
+    order = {"NCT09999923": "criteria", "NCT09999921": "title", "NCT09999922": "interventions"}
+    reg.import_files(ctx, _who(ctx, "admin"), [(f"{n}.json", copy(n, w)) for n, w in order.items()])
+    found = reg.search(ctx, _who(ctx, "coord"), text="quokkamab", near="31.76904,35.21633", km=5)
+    assert [h["km"] for h in found["results"]] == [0.0, 0.0, 0.0]
+    assert _ids(found) == ["NCT09999921", "NCT09999922", "NCT09999923"]
+    scores = [h["score"] for h in found["results"]]
+    assert scores[0] > scores[1] > scores[2] > 0
+    assert [h["matched"] for h in found["results"]] == [
+        ["'quokkamab' in title"], ["'quokkamab' in interventions"], ["'quokkamab' in criteria"]]
+
+
 def test_a_page_by_place_is_the_start_of_the_whole_ordering(varied: Any) -> None:
     """By place the rank is computed for the page shown and the studies at the same distance
     as its last one: every page is the start of the full list, ranks included, also when
