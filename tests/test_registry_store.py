@@ -114,6 +114,32 @@ def test_near_moscow_measures_to_the_nearest_site(ctx: Any) -> None:
     assert "NCT02552212" in _ids(reg.search(ctx, who, near=spb, km=700))
 
 
+@pytest.mark.parametrize("python_math", [False, True])
+def test_the_database_measures_as_great_circle_km_does(python_math: bool) -> None:
+    """The SQL distance (registry search by place on SQLite) gives the same double as
+    :func:`great_circle_km`, with SQLite's math functions and with Python's stand-ins."""
+    import random
+    import sqlite3
+
+    from trialdesk.store.db import math_functions
+    from trialdesk.store.registry import _distance_sql
+
+    conn = sqlite3.connect(":memory:")
+    math_functions(conn, replace=python_math)
+    conn.execute("CREATE TABLE r (lat REAL, lon REAL)")
+    rng = random.Random(11)
+    points = [(rng.uniform(-89, 89), rng.uniform(-179.9, 179.9)) for _ in range(500)]
+    points += [(55.75222, 37.61556), (55.75204, 37.61781), (-55.75204, -142.38219)]
+    conn.executemany("INSERT INTO r VALUES (?, ?)", points)
+    for lat, lon in [*points[:20], (55.75204, 37.61781), (0.0, 0.0), (89.9, 179.9)]:
+        params: dict[str, Any] = {}
+        sql = f"SELECT {_distance_sql('r', lat, lon, params)} FROM r ORDER BY rowid"
+        measured = [row[0] for row in conn.execute(sql, params)]
+        assert measured == [great_circle_km(lat, lon, a, b) for a, b in points]
+    # Moscow's GeoNames point to the site of NCT02552212: 0.142 km (as the test below).
+    assert great_circle_km(*MOSCOW, 55.75222, 37.61556) == pytest.approx(0.142, abs=0.001)
+
+
 def test_distance_ordering_against_great_circle_distances(ctx: Any) -> None:
     who = _who(ctx, "coord")
     found = reg.search(ctx, who, near=f"{MOSCOW[0]},{MOSCOW[1]}", limit=100)
@@ -419,6 +445,70 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
             store_registry.box_cells = box_cells
     assert used_cells >= 40  # the cell path was the one tested, but for the widest boxes
     assert matched >= 30, matched  # and most queries found something
+
+
+def _fts5_ranks(store: Any, f: Any) -> dict[int, float]:
+    """FTS5's own rank of every study the filter's words and condition find."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+
+    with store.engine.connect() as conn:
+        return {int(r[0]): float(r[1]) for r in conn.execute(sql(
+            f"SELECT rowid, -{store_registry._BM25} FROM registry_fts "
+            "WHERE registry_fts MATCH :q"), {"q": store_registry._fts_query(f)})}
+
+
+def test_the_rank_is_the_bm25_fts5_gives(varied: Any) -> None:
+    """The rank by place is computed outside FTS5 (its bm25 counts every study holding a
+    common word on each query): the same numbers as FTS5's bm25, for words in any column,
+    phrases of several words, and conditions with their synonyms."""
+    from trialdesk.store.registry import Filter
+
+    store = reg.registry_store(varied)
+    asked = [("placebo", None), ("informed consent", None), ("phase", "leukemia"),
+             ("children years", "neuroblastoma"), (None, "sepsis"), (None, "ALL"),
+             ("randomized placebo-controlled", "asthma"), ("moscow", None), ("wrocław", None)]
+    checked = 0
+    for words, condition in asked:
+        f = Filter(words=tuple(tuple(tokens(w)) for w in reg.query_words(words)),
+                   conditions=tuple(tuple(tokens(t)) for t in reg.condition_terms(condition))
+                   if condition else ())
+        expected = _fts5_ranks(store, f)
+        assert expected, (words, condition)
+        got = store.registry_scores(f, expected)
+        assert got == expected, (words, condition)
+        checked += len(expected)
+    assert checked > 400
+
+
+def test_studies_at_the_same_place_are_ranked_by_where_the_word_is(ctx: Any) -> None:
+    """Three copies of NCT00973089 at its one site (Jerusalem), each with one more word,
+    "quokkamab", in a different field: the same length, so the column weights decide
+    (title 3, interventions 2, criteria 1): title first, then interventions, then criteria.
+    Rank = IDF x f (k1 + 1) / (f + k1 (1 - b + b D / avgdl)), increasing with f."""
+    def copy(nct: str, where: str) -> bytes:
+        doc = json.loads((CTGOV / "NCT00973089.json").read_text())
+        ps = doc["protocolSection"]
+        ps["identificationModule"]["nctId"] = nct
+        if where == "title":
+            ps["identificationModule"]["briefTitle"] += " quokkamab"
+        elif where == "interventions":
+            ps["armsInterventionsModule"]["interventions"][0]["otherNames"].append("quokkamab")
+        else:
+            ps["eligibilityModule"]["eligibilityCriteria"] = ps["eligibilityModule"][
+                "eligibilityCriteria"].replace("* Healthy children", "* Healthy children quokkamab")
+        return json.dumps(doc).encode()
+
+    order = {"NCT09999923": "criteria", "NCT09999921": "title", "NCT09999922": "interventions"}
+    reg.import_files(ctx, _who(ctx, "admin"), [(f"{n}.json", copy(n, w)) for n, w in order.items()])
+    found = reg.search(ctx, _who(ctx, "coord"), text="quokkamab", near="31.76904,35.21633", km=5)
+    assert [h["km"] for h in found["results"]] == [0.0, 0.0, 0.0]
+    assert _ids(found) == ["NCT09999921", "NCT09999922", "NCT09999923"]
+    scores = [h["score"] for h in found["results"]]
+    assert scores[0] > scores[1] > scores[2] > 0
+    assert [h["matched"] for h in found["results"]] == [
+        ["'quokkamab' in title"], ["'quokkamab' in interventions"], ["'quokkamab' in criteria"]]
 
 
 def test_a_page_by_place_is_the_start_of_the_whole_ordering(varied: Any) -> None:

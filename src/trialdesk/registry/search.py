@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +76,17 @@ def _norm(text: str) -> str:
     return out
 
 
+RADIANS = math.pi / 180  # per degree (what math.radians multiplies by)
+
+
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine distance on a sphere of the mean Earth radius."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    """Haversine distance on a sphere of the mean Earth radius.
+
+    The database measures with the same operations in the same order (SQL in
+    :mod:`trialdesk.store.registry`), so both give the same number."""
+    p1, p2 = lat1 * RADIANS, lat2 * RADIANS
+    s, t = math.sin((p2 - p1) / 2), math.sin((lon2 - lon1) * RADIANS / 2)
+    a = s * s + math.cos(p1) * math.cos(p2) * (t * t)
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
@@ -222,6 +229,66 @@ def has_word(text: str, needle: str) -> bool:
 
 def _inword(char: str) -> bool:
     return char.isalnum() or char == "_"  # what \w matches in a str pattern
+
+
+# Combining diacritical marks (the blocks at U+0300, U+1AB0, U+1DC0, U+20D0, U+FE20).
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def fold(text: str) -> str:
+    """``text`` without diacritics, as the full-text index's ``remove_diacritics`` reads
+    letters that decompose (é, ö, ą; not ł or ø).
+
+    >>> fold("sjögren, wrocław, łódź")
+    'sjogren, wrocław, łodz'
+    """
+    if text.isascii():
+        return text
+    return _MARKS.sub("", unicodedata.normalize("NFD", text))
+
+
+def phrase_count(text: str, phrase: Sequence[str]) -> int:
+    """How many times the phrase's tokens (see :func:`tokens`) occur in ``text`` one after
+    the other as whole words, separated by anything but letters and digits, overlaps
+    included: the instances the full-text index finds in a text it split the same way.
+    Both are compared as given: :func:`fold` them first to compare without diacritics.
+
+    >>> phrase_count("septic shock | shock, septic | septic-shock", ["septic", "shock"])
+    2
+    >>> phrase_count("placebo | placebos | placebo_x | pre-placebo", ["placebo"])
+    3
+    >>> phrase_count("a a a", ["a", "a"]), phrase_count(fold("sjögren"), ["sjogren"])
+    (2, 1)
+    """
+    if not phrase:
+        return 0
+    first, rest = phrase[0], _rest_pattern(tuple(phrase[1:]))
+    size, count = len(first), 0
+    at = text.find(first)
+    while at >= 0:
+        end = at + size
+        if at == 0 or not text[at - 1].isalnum():
+            if rest is None:
+                count += end == len(text) or not text[end].isalnum()
+            else:
+                count += rest.match(text, end) is not None
+        at = text.find(first, at + 1)
+    return count
+
+
+def _rest_pattern(rest: tuple[str, ...]) -> re.Pattern[str] | None:
+    """After a phrase's first word: each further word after separators (anything but a
+    letter or digit, as the index splits), then a word end."""
+    if not rest:
+        return None
+    found = _RESTS.get(rest)
+    if found is None:
+        found = _RESTS[rest] = re.compile(
+            "".join(r"[\W_]+" + re.escape(t) for t in rest) + r"(?![^\W_])")
+    return found
+
+
+_RESTS: dict[tuple[str, ...], re.Pattern[str]] = {}
 
 
 @dataclass(frozen=True)

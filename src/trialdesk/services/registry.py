@@ -54,9 +54,12 @@ from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.patients import register_protocol
 from trialdesk.services.roles import SIGNATURE_MEANINGS, Permission
+from trialdesk.store.base import counter_read_once
 from trialdesk.store.registry import (
     Candidate,
     Filter,
+    Listed,
+    Phrase,
     RegistryStore,
     Site,
     StudyInput,
@@ -256,16 +259,11 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         # the page shown (and its ties), not for every match.
         ranked=place is None)
     nearest: dict[int, tuple[float, int]] = {}  # study id -> (km, site id)
-    if box is not None:
+    if box is not None and place is not None and km is not None:
         found = []
-        for c, site, lat, lon in store.registry_candidates_in_box(f):
-            d = great_circle_km(place.lat, place.lon, lat, lon) if place else 0.0
-            if d > (km or 0.0):
-                continue
-            if c.id not in nearest:
-                found.append(c)
-            if c.id not in nearest or d < nearest[c.id][0]:
-                nearest[c.id] = (d, site)
+        for c, site, d in store.registry_nearest_in_box(f, place.lat, place.lon, km):
+            found.append(c)
+            nearest[c.id] = (d, site)
     else:
         found = store.registry_candidates(f)
     if age is not None:
@@ -284,6 +282,7 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
             if sid not in nearest or d < nearest[sid][0]:
                 nearest[sid] = (d, site)
     scores = {c.id: c.score for c in found}
+    listed: dict[int, Listed] = {}
     if place is not None:
         def where(c: Candidate) -> tuple[bool, float]:
             return c.id not in nearest, nearest[c.id][0] if c.id in nearest else 0.0
@@ -294,24 +293,35 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         if ranked and len(found) > limit:
             last = where(ranked[-1])
             ranked += [c for c in found[limit:] if where(c) == last]
-        scores.update(store.registry_scores(f, [c.id for c in ranked]))
+        listed = store.registry_listed([c.id for c in ranked], texts=bool(words or terms))
+
+        def documents(phrase: Phrase) -> int:  # studies holding it: the same until a write
+            return ctx.catalogue.kept(("registry phrase documents", phrase),
+                                      lambda: store.registry_phrase_documents(phrase))
+
+        with counter_read_once():  # the write counter read once for all the phrases
+            scores.update(store.registry_scores(
+                f, [c.id for c in ranked], texts={i: x.texts for i, x in listed.items()},
+                documents=documents))
         ranked.sort(key=lambda c: (*where(c), -scores[c.id], c.id))
         page = ranked[:limit]
     else:
         found.sort(key=lambda c: (-c.score, c.id))
         page = found[:limit]
-    listed = store.registry_listed([c.id for c in page], texts=bool(words or terms))
+    if not listed:
+        listed = store.registry_listed([c.id for c in page], texts=bool(words or terms))
     names = store.registry_site_names(nearest[c.id][1] for c in page if c.id in nearest)
     hits = []
     for c in page:
         shown = listed[c.id]
+        fields = dict(shown.texts)
         matched = []
         if terms:
-            cond = matched_fields({"conditions": shown.texts["conditions"]}, terms)
+            cond = matched_fields({"conditions": fields["conditions"]}, terms)
             if cond:
                 matched.append(f"condition {cond[0].split(' in ')[0]}")
         if words:
-            matched += matched_fields(dict(shown.texts), words)
+            matched += matched_fields(fields, words)
         km_, name = (nearest[c.id][0], names[nearest[c.id][1]]) if c.id in nearest else (
             None, None)
         hits.append(Hit(shown.nct_id, shown.title, shown.status, list(shown.phases),

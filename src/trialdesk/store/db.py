@@ -1,7 +1,9 @@
 """Engines and migrations: SQLite under a data directory by default, PostgreSQL by URL.
 
 * ``sqlite:///path/trialdesk.db`` — WAL journal, foreign keys on, a 30 s busy timeout, the
-  file (and its WAL) readable by its owner only, ``synchronous`` FULL or NORMAL;
+  file (and its WAL) readable by its owner only, ``synchronous`` FULL or NORMAL, the math
+  functions the registry measures distances with (Python's, where SQLite was built without
+  its own);
 * ``postgresql://user@host:port/db`` — through psycopg 3 (``postgresql+psycopg``).
 
 The schema is created and upgraded only by Alembic (``store/migrations``); the ORM models
@@ -10,7 +12,9 @@ are checked against the migrations by a test.
 
 from __future__ import annotations
 
+import math
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +60,27 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
+        math_functions(dbapi_connection)
     return pragmas
+
+
+MATH_FUNCTIONS = {"sin": math.sin, "cos": math.cos, "asin": math.asin, "sqrt": math.sqrt}
+
+
+def math_functions(dbapi_connection: Any, *, replace: bool = False) -> None:
+    """Give a SQLite connection the math functions of :data:`MATH_FUNCTIONS` from Python
+    when its SQLite was built without them (``SQLITE_ENABLE_MATH_FUNCTIONS``), or always
+    with ``replace``: both call the C library, so the numbers are the same."""
+    if not replace:
+        try:
+            dbapi_connection.execute("SELECT sin(0.5), cos(0.5), asin(0.5), sqrt(0.5)").fetchall()
+            return
+        except sqlite3.OperationalError:
+            pass
+    for name, function in MATH_FUNCTIONS.items():
+        def call(x: float | None, function: Any = function) -> float | None:
+            return None if x is None else float(function(x))
+        dbapi_connection.create_function(name, 1, call, deterministic=True)
 
 
 def _private_file(path: Path) -> None:

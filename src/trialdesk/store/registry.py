@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,23 @@ from sqlalchemy import delete, func, insert, select, text
 
 import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
+from trialdesk.registry.search import (
+    EARTH_RADIUS_KM,
+    RADIANS,
+    fold,
+    great_circle_km,
+    phrase_count,
+)
 from trialdesk.store.audit import canonical, digest
 from trialdesk.store.base import StoreBase
 
 SEARCH_COLUMNS = ("title", "conditions", "interventions", "criteria", "places")
 # Column weights for the rank: title and conditions first, then interventions, criteria
 # and places (FTS5 bm25 weights; PostgreSQL setweight A, B, C, D, D in migration 0008).
-_BM25 = "bm25(registry_fts, 3.0, 3.0, 2.0, 1.0, 1.0)"
+WEIGHTS = (3.0, 3.0, 2.0, 1.0, 1.0)
+_BM25 = f"bm25(registry_fts, {', '.join(map(str, WEIGHTS))})"
+# FTS5's bm25 constants (sqlite/ext/fts5/fts5_aux.c), for :func:`bm25`.
+BM25_K1, BM25_B = 1.2, 0.75
 _CHUNK = 5000
 # Grid cells of site points, in degrees: a box is covered by the cells of the finest grid
 # that needs at most _MOST_CELLS of them (migration 0011; fewer, larger cells measured
@@ -138,6 +148,86 @@ class Filter:
     ranked: bool = True
 
 
+@dataclass(frozen=True)
+class Phrase:
+    """One phrase of the full-text query: its tokens and the columns it may match in."""
+
+    tokens: tuple[str, ...]
+    columns: tuple[str, ...] = SEARCH_COLUMNS
+
+    def fts(self) -> str:
+        """The phrase alone as an FTS5 query (``registry_fts``)."""
+        quoted = '"' + " ".join(self.tokens) + '"'
+        if self.columns == SEARCH_COLUMNS:
+            return quoted
+        return "{" + " ".join(f"search_{c}" for c in self.columns) + "} : " + quoted
+
+
+def phrases(f: Filter) -> list[Phrase]:
+    """The phrases of :func:`_fts_query` in its order (FTS5 numbers them so): the words in
+    any column, then the condition phrases in the conditions."""
+    return ([Phrase(p) for p in f.words]
+            + [Phrase(p, ("conditions",)) for p in f.conditions])
+
+
+@dataclass(frozen=True)
+class RankTotals:
+    """What the rank needs of the whole index: studies indexed and their tokens."""
+
+    rows: int
+    tokens: int
+
+
+def bm25(found: Sequence[Phrase], documents: Sequence[int], totals: RankTotals,
+         texts: Mapping[str, str], size: int) -> float:
+    """The rank of one study (higher first): FTS5's bm25 with :data:`WEIGHTS`, negated,
+    computed as fts5_aux.c computes it, from the same numbers.
+
+    ``documents[i]``: how many studies hold ``found[i]`` (for its IDF, floored at 1e-6);
+    ``texts``: the study's search texts by column, where each phrase's instances are
+    counted (:func:`phrase_count`; each weighs its column's weight); ``size``: the study's
+    tokens in all columns, as the index counted them. Terms are added in phrase order.
+
+    >>> totals = RankTotals(rows=1000, tokens=50_000)  # 50 tokens a study on average
+    >>> title = bm25([Phrase(("placebo",))], [100], totals, {"title": "placebo"}, 50)
+    >>> criteria = bm25([Phrase(("placebo",))], [100], totals, {"criteria": "placebo"}, 50)
+    >>> # IDF log(900.5 / 100.5) = 2.1928 times f (k1 + 1) / (f + k1), f the column's weight
+    >>> round(title, 4), round(2.1928 * 3 * 2.2 / (3 + 1.2), 4), round(criteria, 4)
+    (3.4458, 3.4458, 2.1928)
+    """
+    average = totals.tokens / totals.rows
+    folded = {c: fold(texts.get(c, "")) for c in {c for p in found for c in p.columns}}
+    score = 0.0
+    for phrase, hits in zip(found, documents, strict=True):
+        idf = math.log((totals.rows - hits + 0.5) / (hits + 0.5))
+        if idf <= 0.0:
+            idf = 1e-6
+        freq = 0.0
+        words = [fold(t) for t in phrase.tokens]
+        for column in phrase.columns:
+            n = phrase_count(folded[column], words)
+            freq += WEIGHTS[SEARCH_COLUMNS.index(column)] * n
+        score += idf * ((freq * (BM25_K1 + 1.0))
+                        / (freq + BM25_K1 * (1 - BM25_B + BM25_B * size / average)))
+    return score
+
+
+def _varints(data: bytes) -> list[int]:
+    """The SQLite varints one after another in ``data`` (FTS5's shadow tables)."""
+    out, value, count = [], 0, 0
+    for byte in data:
+        count += 1
+        if count == 9:
+            out.append((value << 8) | byte)
+            value = count = 0
+        elif byte & 0x80:
+            value = (value << 7) | (byte & 0x7F)
+        else:
+            out.append((value << 7) | byte)
+            value = count = 0
+    return out
+
+
 def _grid(size: int, lat: float, lon: float) -> tuple[int, int]:
     return math.floor((lat + 90.0) / size), math.floor((lon + 180.0) / size)
 
@@ -164,6 +254,18 @@ def box_cells(box: tuple[float, float, float | None, float | None]) -> list[str]
             return [f"g{size}n{a}e{b}" for a in range(lat0, lat1 + 1)
                     for b in range(lon0, lon1 + 1)]
     return None
+
+
+def _distance_sql(alias: str, lat: float, lon: float, params: dict[str, Any]) -> str:
+    """SQL of the great-circle km from (lat, lon) to the site ``alias``: the steps of
+    :func:`trialdesk.registry.search.great_circle_km` in its order, with the place's own
+    terms computed here as it computes them, so the database gives the same number."""
+    p1 = lat * RADIANS
+    params.update(rad=RADIANS, p1=p1, cos1=math.cos(p1), lon1=lon, two_r=2 * EARTH_RADIUS_KM)
+    s = f"sin(({alias}.lat * :rad - :p1) / 2)"
+    t = f"sin(({alias}.lon - :lon1) * :rad / 2)"
+    return (f":two_r * asin(min(1.0, sqrt({s} * {s} + :cos1 * cos({alias}.lat * :rad) "
+            f"* ({t} * {t}))))")
 
 
 def _phases(text_: str) -> tuple[str, ...]:
@@ -367,10 +469,13 @@ class RegistryStore(StoreBase):
 
     # ------------------------------------------------------------------ search
 
-    def _candidate_sql(self, f: Filter) -> tuple[str, dict[str, Any]]:
+    def _candidate_sql(self, f: Filter, near: tuple[float, float, float] | None = None
+                       ) -> tuple[str, dict[str, Any]]:
         """The candidates' SQL. With a box, one row per site inside it (its point and
-        names); the tables are joined in the order that prunes first (SQLite's CROSS JOIN
-        keeps the order): the full-text matches, else the sites by the latitude index."""
+        names); with ``near`` (lat, lon, km) as well, one row per study: its nearest site in
+        the box, measured in SQL, when within km (SQLite). The tables are joined in the
+        order that prunes first (SQLite's CROSS JOIN keeps the order): the full-text
+        matches, else the sites by the latitude index."""
         pg = self.backend == "postgresql"
         params: dict[str, Any] = {}
         where: list[str] = []
@@ -432,10 +537,17 @@ class RegistryStore(StoreBase):
                 tables.insert(0, "registry_sites r")
             where.append("r.study_id = s.id")
             where.append(self._box_sql(f.box, "r", params))
-            columns += ", r.id, r.lat, r.lon"
+            if near is None:
+                columns += ", r.id, r.lat, r.lon"
+            else:
+                # SQLite gives min()'s bare columns (the site) from the row of the minimum.
+                columns += f", r.id, min({_distance_sql('r', near[0], near[1], params)}) AS km"
         sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        if f.box is not None and near is not None:
+            params["km"] = near[2]
+            sql += " GROUP BY s.id HAVING km <= :km"
         return sql, params
 
     @staticmethod
@@ -470,20 +582,89 @@ class RegistryStore(StoreBase):
             return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)), int(r[4]), float(r[5]),
                      float(r[6])) for r in rows]
 
-    def registry_scores(self, f: Filter, ids: Iterable[int]) -> dict[int, float]:
+    def registry_nearest_in_box(self, f: Filter, lat: float, lon: float, km: float
+                                ) -> list[tuple[Candidate, int, float]]:
+        """(candidate, site id, km) for every study with a site inside the filter's box
+        within ``km`` of the point: its nearest such site (the first in the sites' index
+        order among equals) and the distance :func:`great_circle_km` gives.
+
+        On SQLite the database measures every site in the box and keeps each study's
+        nearest (one row per study comes back, not one per site); elsewhere the sites come
+        back and are measured here."""
+        if f.box is None:
+            raise ValueError("a box is needed")
+        if self.backend == "postgresql":
+            nearest: dict[int, tuple[Candidate, int, float]] = {}
+            for c, site, lat2, lon2 in self.registry_candidates_in_box(f):
+                d = great_circle_km(lat, lon, lat2, lon2)
+                if d <= km and (c.id not in nearest or d < nearest[c.id][2]):
+                    nearest[c.id] = (c, site, d)
+            return list(nearest.values())
+        sql, params = self._candidate_sql(f, (lat, lon, km))
+        with self._read() as s:
+            rows: list[Sequence[Any]] = list(s.execute(text(sql), params))
+            if "find" in params and f.ranked:
+                scores = self._scores(s, params["fts"], {r[0] for r in rows})
+                rows = [(*r[:3], scores[r[0]], *r[4:]) for r in rows]
+        return [(Candidate(r[0], r[1], r[2], float(r[3] or 0.0)), int(r[4]), float(r[5]))
+                for r in rows]
+
+    def registry_scores(self, f: Filter, ids: Iterable[int], *,
+                        texts: Mapping[int, Mapping[str, str]] | None = None,
+                        documents: Callable[[Phrase], int] | None = None
+                        ) -> dict[int, float]:
         """The full-text rank of these studies (found with the filter's words and condition),
-        as :meth:`registry_candidates` gives it with ``ranked``."""
+        as :meth:`registry_candidates` gives it with ``ranked``.
+
+        On SQLite it is computed here (:func:`bm25`) rather than by FTS5, which counts, for
+        each phrase, every study holding it before it ranks any row (the whole list of a
+        word as common as "placebo"): the studies holding a phrase come from ``documents``
+        (default :meth:`registry_phrase_documents`; a caller may keep them between writes),
+        the sizes and totals from the index's own records, the instances from the studies'
+        search texts (``texts``, read when not given)."""
         wanted = {int(i) for i in ids}
         if not wanted or not (f.words or f.conditions):
             return dict.fromkeys(wanted, 0.0)
-        with self._read() as s:
-            if self.backend == "postgresql":
+        if self.backend == "postgresql":
+            with self._read() as s:
                 rows = s.execute(text(
                     "SELECT id, ts_rank(search_vector, to_tsquery('simple', :tsq)) "
                     "FROM registry_studies WHERE id = ANY(:ids)"),
                     {"tsq": _tsquery(f), "ids": sorted(wanted)})
                 return {int(r[0]): float(r[1] or 0.0) for r in rows}
-            return self._scores(s, _fts_query(f), wanted)
+        found = phrases(f)
+        counts = [(documents or self.registry_phrase_documents)(p) for p in found]
+        if texts is None or not wanted <= set(texts):
+            texts = {**(texts or {}), **self.registry_search_texts(sorted(wanted))}
+        totals, sizes = self.registry_rank_totals(), self.registry_token_counts(wanted)
+        return {i: bm25(found, counts, totals, texts[i], sizes[i]) for i in wanted}
+
+    def registry_phrase_documents(self, phrase: Phrase) -> int:
+        """How many studies hold the phrase (in its columns)."""
+        with self._read() as s:
+            return int(s.execute(text("SELECT count(*) FROM registry_fts WHERE registry_fts "
+                                      "MATCH :q"), {"q": phrase.fts()}).scalar() or 0)
+
+    def registry_rank_totals(self) -> RankTotals:
+        """Studies indexed and their tokens in all columns, from FTS5's averages record
+        (``registry_fts_data`` row 1: varints, the rows then each column's tokens)."""
+        with self._read() as s:
+            data = s.execute(text("SELECT block FROM registry_fts_data WHERE id = 1")).scalar()
+        numbers = _varints(bytes(data or b""))
+        return RankTotals(numbers[0] if numbers else 0, sum(numbers[1:]))
+
+    def registry_token_counts(self, ids: Iterable[int]) -> dict[int, int]:
+        """Each study's tokens in all columns as FTS5 counted them (``registry_fts_docsize``:
+        a varint a column)."""
+        wanted = sorted({int(i) for i in ids})
+        out: dict[int, int] = {}
+        with self._read() as s:
+            for start in range(0, len(wanted), _CHUNK):
+                listed = ", ".join(str(i) for i in wanted[start:start + _CHUNK])
+                rows = s.execute(text(
+                    f"SELECT id, sz FROM registry_fts_docsize WHERE id IN ({listed})"))
+                out.update((int(r[0]), sum(_varints(bytes(r[1])))) for r in rows)
+        return out
 
     @staticmethod
     def _scores(s: Any, fts: str, ids: set[int]) -> dict[int, float]:
