@@ -350,21 +350,15 @@ def _summary(engine: Engine, root: Path, indexes: Sequence[TrialIndex]) -> dict[
             return _summary(local, root, indexes)
     files = _parts(root / SCREENING)
     engine.register_files("td_results", files)
-    # One pass over the results: the masks matter only for undetermined pairs.
-    grouped = engine.rows(
-        "SELECT trial_id, verdict, arm, CASE WHEN verdict = 'undetermined' THEN unknown END, "
-        "CASE WHEN verdict = 'undetermined' THEN absent_facts END, count(*) FROM td_results "
-        "GROUP BY 1, 2, 3, 4, 5")
-    counts: dict[tuple[str, str, Any], int] = {}
-    undetermined: dict[tuple[str, int, int], int] = {}
-    for trial, verdict, arm, unknown, absent, n in grouped:
-        key = (str(trial), str(verdict), arm)
-        counts[key] = counts.get(key, 0) + int(n)
-        if verdict == "undetermined":
-            masks = (str(trial), int(unknown), int(absent))
-            undetermined[masks] = undetermined.get(masks, 0) + int(n)
-    return summarise(indexes, [(*k, n) for k, n in counts.items()],
-                     [(*k, n) for k, n in undetermined.items()])
+    # The pairs per verdict and arm; then the masks, which matter only for undetermined
+    # pairs, read only for those (the scan filters on the verdict first).
+    counts = engine.rows("SELECT trial_id, verdict, arm, count(*) FROM td_results "
+                         "GROUP BY trial_id, verdict, arm")
+    undetermined = engine.rows(
+        "SELECT trial_id, unknown, absent_facts, count(*) FROM td_results "
+        "WHERE verdict = 'undetermined' GROUP BY trial_id, unknown, absent_facts")
+    return summarise(indexes, [(str(t), str(v), a, int(n)) for t, v, a, n in counts],
+                     [(str(t), int(u), int(a), int(n)) for t, u, a, n in undetermined])
 
 
 def _previous(out: Path, engine: Engine, plan: PopulationPlan) -> dict[str, Any] | None:
