@@ -9,6 +9,7 @@ expands one patient × trial of a finished run into the per-criterion explanatio
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -129,14 +130,16 @@ def load_inputs(engine: Engine, data: Path | str, *, check_rows: bool = True,
             return rows[0] if rows else {}
 
         table = checks.check_schema(spec, where, families, example)
-        inputs[name] = table
         row_checks = checks.row_checks(table, engine.flavour) if check_rows else []
         if row_checks:
-            counts = engine.rows(checks.checks_query(table, row_checks, engine.flavour))[0]
+            *counts, low, high = engine.rows(
+                checks.checks_query(table, row_checks, engine.flavour))[0]
             for check, count in zip(row_checks, counts, strict=True):
                 if count:
                     row = engine.dicts(checks.example_query(name, check.bad))[0]
                     raise checks.failure(table, check, int(count), row)
+            table = dataclasses.replace(table, id_range=(low, high))
+        inputs[name] = table
         if name == "person" and check_rows:
             duplicate = engine.rows(checks.duplicate_query(table, engine.flavour))
             if duplicate:
@@ -197,7 +200,8 @@ def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> Inp
             raise FactError(f"{problem.reason}{per_concept}; example row: "
                             f"{checks.format_row(row[0] if row else {})}",
                             where=f"{inputs[table].where}: {table}.{problem.column}")
-    id_ranges = {name: tuple(engine.rows(checks.id_query(t))[0]) for name, t in inputs.items()}
+    id_ranges = {name: t.id_range or tuple(engine.rows(checks.id_query(t))[0])
+                 for name, t in inputs.items()}
     per_trial = ([(str(s), str(q)) for s, q in engine.rows(checks.per_trial_query())]
                  if "observation" in inputs else [])
     return checks.build_stats(inputs, units,
