@@ -68,6 +68,7 @@ class TableInput:
     spec: TableSpec
     where: str  # the file or directory, for messages
     families: Mapping[str, str]  # column → arrow family
+    id_range: tuple[Any, Any] | None = None  # (min, max) of the id, counted with the checks
 
     def has(self, column: str) -> bool:
         return column in self.families
@@ -257,25 +258,29 @@ def _observation_checks(table: TableInput, f: Flavour) -> list[Check]:
 
 
 def checks_query(table: TableInput, checks: Sequence[Check], f: Flavour = Flavour()) -> str:
-    """One pass over the table counting the rows that fail each check.
+    """One pass over the table counting the rows that fail each check, then the smallest
+    and the largest id (:func:`id_query`, in the same pass).
 
     Checks on values (:attr:`Check.per_value`) are counted on the table grouped by its value
     key, the other checks within each group: one grouping instead of a dozen text
     comparisons per row (observations at 1,000,000 patients: 3.5 → 0.4 processor seconds)."""
+    q = f.q
     key = value_key(table) if any(c.per_value for c in checks) else None
+    ident = q(table.spec.id_column)
     if not key:
         counts = ", ".join(f"count_if({c.bad}) AS c{i}" for i, c in enumerate(checks))
-        return f"SELECT {counts} FROM raw_{table.spec.name}"
-    q = f.q
+        return (f"SELECT {counts}, min({ident}) AS lo, max({ident}) AS hi "
+                f"FROM raw_{table.spec.name}")
     columns = ", ".join(q(c) for c in key)
     others = [(i, c) for i, c in enumerate(checks) if not c.per_value]
     grouped = ", ".join([columns, f"count(*) AS {q('#n')}",
-                         *(f"count_if({c.bad}) AS {q(f'#c{i}')}" for i, c in others)])
+                         *(f"count_if({c.bad}) AS {q(f'#c{i}')}" for i, c in others),
+                         f"min({ident}) AS lo", f"max({ident}) AS hi"])
     counts = ", ".join(
         f"coalesce(sum(CASE WHEN {c.bad} THEN {q('#n')} ELSE 0 END), 0) AS c{i}" if c.per_value
         else f"coalesce(sum({q(f'#c{i}')}), 0) AS c{i}" for i, c in enumerate(checks))
-    return (f"SELECT {counts} FROM (SELECT {grouped} FROM raw_{table.spec.name} "
-            f"GROUP BY {columns}) g")
+    return (f"SELECT {counts}, min(lo) AS lo, max(hi) AS hi FROM (SELECT {grouped} "
+            f"FROM raw_{table.spec.name} GROUP BY {columns}) g")
 
 
 def example_query(table: str, condition: str) -> str:

@@ -9,6 +9,7 @@ expands one patient × trial of a finished run into the per-criterion explanatio
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -129,14 +130,16 @@ def load_inputs(engine: Engine, data: Path | str, *, check_rows: bool = True,
             return rows[0] if rows else {}
 
         table = checks.check_schema(spec, where, families, example)
-        inputs[name] = table
         row_checks = checks.row_checks(table, engine.flavour) if check_rows else []
         if row_checks:
-            counts = engine.rows(checks.checks_query(table, row_checks, engine.flavour))[0]
+            *counts, low, high = engine.rows(
+                checks.checks_query(table, row_checks, engine.flavour))[0]
             for check, count in zip(row_checks, counts, strict=True):
                 if count:
                     row = engine.dicts(checks.example_query(name, check.bad))[0]
                     raise checks.failure(table, check, int(count), row)
+            table = dataclasses.replace(table, id_range=(low, high))
+        inputs[name] = table
         if name == "person" and check_rows:
             duplicate = engine.rows(checks.duplicate_query(table, engine.flavour))
             if duplicate:
@@ -197,7 +200,8 @@ def gather_stats(engine: Engine, inputs: Mapping[str, checks.TableInput]) -> Inp
             raise FactError(f"{problem.reason}{per_concept}; example row: "
                             f"{checks.format_row(row[0] if row else {})}",
                             where=f"{inputs[table].where}: {table}.{problem.column}")
-    id_ranges = {name: tuple(engine.rows(checks.id_query(t))[0]) for name, t in inputs.items()}
+    id_ranges = {name: t.id_range or tuple(engine.rows(checks.id_query(t))[0])
+                 for name, t in inputs.items()}
     per_trial = ([(str(s), str(q)) for s, q in engine.rows(checks.per_trial_query())]
                  if "observation" in inputs else [])
     return checks.build_stats(inputs, units,
@@ -350,21 +354,15 @@ def _summary(engine: Engine, root: Path, indexes: Sequence[TrialIndex]) -> dict[
             return _summary(local, root, indexes)
     files = _parts(root / SCREENING)
     engine.register_files("td_results", files)
-    # One pass over the results: the masks matter only for undetermined pairs.
-    grouped = engine.rows(
-        "SELECT trial_id, verdict, arm, CASE WHEN verdict = 'undetermined' THEN unknown END, "
-        "CASE WHEN verdict = 'undetermined' THEN absent_facts END, count(*) FROM td_results "
-        "GROUP BY 1, 2, 3, 4, 5")
-    counts: dict[tuple[str, str, Any], int] = {}
-    undetermined: dict[tuple[str, int, int], int] = {}
-    for trial, verdict, arm, unknown, absent, n in grouped:
-        key = (str(trial), str(verdict), arm)
-        counts[key] = counts.get(key, 0) + int(n)
-        if verdict == "undetermined":
-            masks = (str(trial), int(unknown), int(absent))
-            undetermined[masks] = undetermined.get(masks, 0) + int(n)
-    return summarise(indexes, [(*k, n) for k, n in counts.items()],
-                     [(*k, n) for k, n in undetermined.items()])
+    # The pairs per verdict and arm; then the masks, which matter only for undetermined
+    # pairs, read only for those (the scan filters on the verdict first).
+    counts = engine.rows("SELECT trial_id, verdict, arm, count(*) FROM td_results "
+                         "GROUP BY trial_id, verdict, arm")
+    undetermined = engine.rows(
+        "SELECT trial_id, unknown, absent_facts, count(*) FROM td_results "
+        "WHERE verdict = 'undetermined' GROUP BY trial_id, unknown, absent_facts")
+    return summarise(indexes, [(str(t), str(v), a, int(n)) for t, v, a, n in counts],
+                     [(str(t), int(u), int(a), int(n)) for t, u, a, n in undetermined])
 
 
 def _previous(out: Path, engine: Engine, plan: PopulationPlan) -> dict[str, Any] | None:
