@@ -179,3 +179,28 @@ def test_each_page_reads_in_a_bounded_number_of_statements(web: Any) -> None:
     # statement or two per patient (not per event)
     worklist = _page_statements(web, web.client("investigator"), "/")
     assert worklist[0] <= 40 and worklist[1] <= 8, worklist
+
+
+def test_the_trial_finder_screens_again_only_when_the_record_or_the_trials_change(
+        web: Any, monkeypatch: Any) -> None:
+    import trialdesk.services.trialfinder as finder
+
+    screened: list[str] = []
+    screen = finder.trials_for_record
+    monkeypatch.setattr(finder, "trials_for_record",
+                        lambda *a, **k: screened.append(a[1].patient_id) or screen(*a, **k))
+    c = web.client("investigator")
+    page = "/patients/NBNK-0002"
+    first = c.get(page, headers=HTML).text
+    assert screened == ["NBNK-0002"]
+    _after_a_write(web)  # a write elsewhere: the same record, trials and minute
+    assert c.get(page, headers=HTML).text == first and screened == ["NBNK-0002"]
+    api = web.client("coordinator")
+    record = api.get("/api/patients/NBNK-0002").json()
+    r = api.put("/api/patients/NBNK-0002", headers={"x-csrf-token": api.csrf}, json={
+        "record": {**record["record"],
+                   "sex": "female" if record["record"]["sex"] == "male" else "male"},
+        "version": record["version"], "reason": "sex corrected"})
+    assert r.status_code == 200, r.text
+    c.get(page, headers=HTML)
+    assert screened == ["NBNK-0002", "NBNK-0002"]  # the changed record: screened again

@@ -85,6 +85,8 @@ class TrialEntry:
 _COMPILED: dict[str, CompiledProtocol] = {}
 _COMPILED_MAX = 256
 _KEPT_MAX = 20_000  # rows kept between writes (see Catalogue.kept)
+_MEMO_MAX = 2_000  # values kept across writes (see Catalogue.memo)
+_MISSING = object()
 T = TypeVar("T")
 
 
@@ -97,6 +99,8 @@ class Catalogue:
         #: key → (the write counter it was read under, the value)
         self._kept: dict[Hashable, tuple[int, Any]] = {}
         self._newest = -1  # the newest write counter seen
+        #: key → value, for values that are a function of their key alone (see :meth:`memo`)
+        self._memo: dict[Hashable, Any] = {}
 
     def has(self, key: Hashable) -> bool:
         """Whether :meth:`kept` holds ``key`` as of the current write counter."""
@@ -125,6 +129,19 @@ class Catalogue:
         if len(self._kept) >= _KEPT_MAX:
             self._kept = {}
         self._kept[key] = (writes, value)
+        return value
+
+    def memo(self, key: Hashable, load: Callable[[], T]) -> T:
+        """What ``load`` gives, kept in this process across writes: only for a ``key`` that
+        names everything the value is computed from (versions and digests of what was
+        read, the moment), so that no write can make it stale. Callers must not change it."""
+        found = self._memo.get(key, _MISSING)
+        if found is not _MISSING:
+            return cast(T, found)
+        value = load()
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo = {}
+        self._memo[key] = value
         return value
 
     def compile(self, version: ProtocolVersionRecord) -> CompiledProtocol:

@@ -143,6 +143,8 @@ def trials_for_patient(ctx: Services, who: Principal, study_number: str, *,
             for c in sorted(entries, key=lambda c: c.id) if c not in open_]
         return doc
 
-    # the same record, trials and minute give the same answer: screened once until the
-    # next write or the next minute
-    return ctx.catalogue.kept(("trials for", study_number, row.version, near, as_of), screen)
+    # the same record (its version), trials (their protocols' digests), place and minute
+    # give the same answer: screened once for them, whatever else is written meanwhile
+    trials = tuple((e.record.id, e.record.latest.digest) for e in ctx.catalogue.trials())
+    return ctx.catalogue.memo(("trials for", study_number, row.version, near, as_of, trials),
+                              screen)
