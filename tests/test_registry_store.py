@@ -136,6 +136,9 @@ def test_the_database_measures_as_great_circle_km_does(python_math: bool) -> Non
         sql = f"SELECT {_distance_sql('r', lat, lon, params)} FROM r ORDER BY rowid"
         measured = [row[0] for row in conn.execute(sql, params)]
         assert measured == [great_circle_km(lat, lon, a, b) for a, b in points]
+        params = {}
+        sql = f"SELECT {_distance_sql('r', lat, lon, params, nearest=True)} FROM r"
+        assert conn.execute(sql, params).fetchone()[0] == min(measured)
     # Moscow's GeoNames point to the site of NCT02552212: 0.142 km (as the test below).
     assert great_circle_km(*MOSCOW, 55.75222, 37.61556) == pytest.approx(0.142, abs=0.001)
 
