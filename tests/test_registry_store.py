@@ -450,6 +450,38 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
     assert matched >= 30, matched  # and most queries found something
 
 
+def test_the_place_query_reads_indexes_only(varied: Any) -> None:
+    """EXPLAIN QUERY PLAN of the search by place: the full-text index first, then each
+    study's filter columns and its sites' points from their covering indexes (no table
+    scan), for the words-and-condition path with cells and without them."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+    from trialdesk.store.registry import Filter
+
+    store = reg.registry_store(varied)
+    place = reg.resolve_place("Utrecht")
+    f = Filter(words=(("placebo",),), conditions=(("sepsis",), ("septic", "shock")),
+               age_days=(18000.0, 18400.0), box=reg._box(place, 1000.0), ranked=False)
+    box_cells = store_registry.box_cells
+    try:
+        for cells in (True, False):
+            if not cells:
+                store_registry.box_cells = lambda box: None  # type: ignore[assignment]
+            query, params = store._candidate_sql(f, (place.lat, place.lon, 1000.0))
+            with varied.store.engine.connect() as conn:
+                plan = [r[3] for r in conn.execute(sql("EXPLAIN QUERY PLAN " + query), params)]
+            assert plan[:2] == ["MATERIALIZE f", "SCAN registry_find VIRTUAL TABLE INDEX 0:M6"
+                                if cells else "SCAN registry_fts VIRTUAL TABLE INDEX 0:M5"], plan
+            assert "SEARCH s USING COVERING INDEX ix_registry_studies_filters (id=?)" in plan
+            assert ("SEARCH r USING COVERING INDEX ix_registry_sites_study_point "
+                    "(study_id=? AND lat>? AND lat<?)") in plan
+            assert not [step for step in plan if step.startswith("SCAN") and "VIRTUAL" not in step
+                        and step != "SCAN f"], plan
+    finally:
+        store_registry.box_cells = box_cells
+
+
 def _fts5_ranks(store: Any, f: Any) -> dict[int, float]:
     """FTS5's own rank of every study the filter's words and condition find."""
     from sqlalchemy import text as sql
