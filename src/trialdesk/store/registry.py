@@ -643,7 +643,10 @@ class RegistryStore(StoreBase):
         if texts is None or not wanted <= set(texts):
             texts = {**(texts or {}), **self.registry_search_texts(sorted(wanted))}
         totals, sizes = self.registry_rank_totals(), self.registry_token_counts(wanted)
-        return {i: bm25(found, counts, totals, texts[i], sizes[i]) for i in wanted}
+        if totals.rows <= 0:  # nothing indexed (the studies asked about are gone)
+            return dict.fromkeys(wanted, 0.0)
+        return {i: bm25(found, counts, totals, texts.get(i, {}), sizes.get(i, 0))
+                for i in wanted}
 
     def registry_phrase_documents(self, phrase: Phrase) -> int:
         """How many studies hold the phrase (in its columns)."""
