@@ -136,6 +136,9 @@ def test_the_database_measures_as_great_circle_km_does(python_math: bool) -> Non
         sql = f"SELECT {_distance_sql('r', lat, lon, params)} FROM r ORDER BY rowid"
         measured = [row[0] for row in conn.execute(sql, params)]
         assert measured == [great_circle_km(lat, lon, a, b) for a, b in points]
+        params = {}
+        sql = f"SELECT {_distance_sql('r', lat, lon, params, nearest=True)} FROM r"
+        assert conn.execute(sql, params).fetchone()[0] == min(measured)
     # Moscow's GeoNames point to the site of NCT02552212: 0.142 km (as the test below).
     assert great_circle_km(*MOSCOW, 55.75222, 37.61556) == pytest.approx(0.142, abs=0.001)
 
@@ -445,6 +448,38 @@ def test_search_by_place_finds_what_a_brute_force_filter_finds_in_the_same_order
             store_registry.box_cells = box_cells
     assert used_cells >= 40  # the cell path was the one tested, but for the widest boxes
     assert matched >= 30, matched  # and most queries found something
+
+
+def test_the_place_query_reads_indexes_only(varied: Any) -> None:
+    """EXPLAIN QUERY PLAN of the search by place: the full-text index first, then each
+    study's filter columns and its sites' points from their covering indexes (no table
+    scan), for the words-and-condition path with cells and without them."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+    from trialdesk.store.registry import Filter
+
+    store = reg.registry_store(varied)
+    place = reg.resolve_place("Utrecht")
+    f = Filter(words=(("placebo",),), conditions=(("sepsis",), ("septic", "shock")),
+               age_days=(18000.0, 18400.0), box=reg._box(place, 1000.0), ranked=False)
+    box_cells = store_registry.box_cells
+    try:
+        for cells in (True, False):
+            if not cells:
+                store_registry.box_cells = lambda box: None  # type: ignore[assignment]
+            query, params = store._candidate_sql(f, (place.lat, place.lon, 1000.0))
+            with varied.store.engine.connect() as conn:
+                plan = [r[3] for r in conn.execute(sql("EXPLAIN QUERY PLAN " + query), params)]
+            assert plan[:2] == ["MATERIALIZE f", "SCAN registry_find VIRTUAL TABLE INDEX 0:M6"
+                                if cells else "SCAN registry_fts VIRTUAL TABLE INDEX 0:M5"], plan
+            assert "SEARCH s USING COVERING INDEX ix_registry_studies_filters (id=?)" in plan
+            assert ("SEARCH r USING COVERING INDEX ix_registry_sites_study_point "
+                    "(study_id=? AND lat>? AND lat<?)") in plan
+            assert not [step for step in plan if step.startswith("SCAN") and "VIRTUAL" not in step
+                        and step != "SCAN f"], plan
+    finally:
+        store_registry.box_cells = box_cells
 
 
 def _fts5_ranks(store: Any, f: Any) -> dict[int, float]:

@@ -256,16 +256,21 @@ def box_cells(box: tuple[float, float, float | None, float | None]) -> list[str]
     return None
 
 
-def _distance_sql(alias: str, lat: float, lon: float, params: dict[str, Any]) -> str:
+def _distance_sql(alias: str, lat: float, lon: float, params: dict[str, Any], *,
+                  nearest: bool = False) -> str:
     """SQL of the great-circle km from (lat, lon) to the site ``alias``: the steps of
     :func:`trialdesk.registry.search.great_circle_km` in its order, with the place's own
-    terms computed here as it computes them, so the database gives the same number."""
+    terms computed here as it computes them, so the database gives the same number.
+
+    ``nearest``: the km of the group's nearest site, an aggregate. The haversine term
+    ``a`` grows with the distance, so the km of the smallest ``a`` is the smallest km: only
+    ``a`` is computed for each site, the rest once for the group."""
     p1 = lat * RADIANS
     params.update(rad=RADIANS, p1=p1, cos1=math.cos(p1), lon1=lon, two_r=2 * EARTH_RADIUS_KM)
     s = f"sin(({alias}.lat * :rad - :p1) / 2)"
     t = f"sin(({alias}.lon - :lon1) * :rad / 2)"
-    return (f":two_r * asin(min(1.0, sqrt({s} * {s} + :cos1 * cos({alias}.lat * :rad) "
-            f"* ({t} * {t}))))")
+    a = f"{s} * {s} + :cos1 * cos({alias}.lat * :rad) * ({t} * {t})"
+    return f":two_r * asin(min(1.0, sqrt({f'min({a})' if nearest else a})))"
 
 
 def _phases(text_: str) -> tuple[str, ...]:
@@ -541,7 +546,8 @@ class RegistryStore(StoreBase):
                 columns += ", r.id, r.lat, r.lon"
             else:
                 # SQLite gives min()'s bare columns (the site) from the row of the minimum.
-                columns += f", r.id, min({_distance_sql('r', near[0], near[1], params)}) AS km"
+                km = _distance_sql("r", near[0], near[1], params, nearest=True)
+                columns += f", r.id, {km} AS km"
         sql = f"{head}SELECT {columns} FROM {' CROSS JOIN '.join(tables)}"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -585,8 +591,8 @@ class RegistryStore(StoreBase):
     def registry_nearest_in_box(self, f: Filter, lat: float, lon: float, km: float
                                 ) -> list[tuple[Candidate, int, float]]:
         """(candidate, site id, km) for every study with a site inside the filter's box
-        within ``km`` of the point: its nearest such site (the first in the sites' index
-        order among equals) and the distance :func:`great_circle_km` gives.
+        within ``km`` of the point: its nearest such site and the distance
+        :func:`great_circle_km` gives.
 
         On SQLite the database measures every site in the box and keeps each study's
         nearest (one row per study comes back, not one per site); elsewhere the sites come
@@ -637,7 +643,10 @@ class RegistryStore(StoreBase):
         if texts is None or not wanted <= set(texts):
             texts = {**(texts or {}), **self.registry_search_texts(sorted(wanted))}
         totals, sizes = self.registry_rank_totals(), self.registry_token_counts(wanted)
-        return {i: bm25(found, counts, totals, texts[i], sizes[i]) for i in wanted}
+        if totals.rows <= 0:  # nothing indexed (the studies asked about are gone)
+            return dict.fromkeys(wanted, 0.0)
+        return {i: bm25(found, counts, totals, texts.get(i, {}), sizes.get(i, 0))
+                for i in wanted}
 
     def registry_phrase_documents(self, phrase: Phrase) -> int:
         """How many studies hold the phrase (in its columns)."""
