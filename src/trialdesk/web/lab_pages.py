@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError
 from trialdesk.cellproduct.product import Counts, ProductError
 from trialdesk.errors import AccessError, NotFoundError, TrialdeskError
 from trialdesk.services import cellproduct
-from trialdesk.web.clinical_pages import Who, _form_errors, _multi_form
+from trialdesk.web.clinical_pages import Fields, Who, _form_errors
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _domain_errors, _Form, _redirect, render
@@ -121,10 +121,9 @@ def collection_new(request: Request, who: Who) -> Response:
 
 
 @router.post("/lab/collections", response_class=HTMLResponse, dependencies=Csrf)
-async def collection_record(request: Request, who: Who) -> Response:
+def collection_record(request: Request, who: Who, form: Fields) -> Response:
     ctx = context(request)
-    cellproduct.collection_form(ctx, who)  # the lab only: others are refused before the form
-    form = await _multi_form(request)
+    cellproduct.collection_form(ctx, who)  # the lab only: others are refused
 
     def run() -> dict[str, Any]:
         d = CollectionForm.model_validate(form)
@@ -209,10 +208,9 @@ def product_record(request: Request, product_id: ProductPath, who: Who) -> Respo
     return _product_page(request, who, product_id, "")()
 
 
-async def _post(request: Request, who: Who, product_id: str, section: str, whole: str,
-                run: Callable[[dict[str, Any]], Any]) -> Response:
+def _post(request: Request, who: Who, product_id: str, section: str, whole: str,
+          run: Callable[[dict[str, Any]], Any], form: dict[str, Any]) -> Response:
     cellproduct.product_forms(context(request), who, product_id)  # the lab only, and it exists
-    form = await _multi_form(request)
     result = _attempt(form, lambda: run(form), _product_page(request, who, product_id, section),
                       whole)
     if isinstance(result, Response):
@@ -224,7 +222,8 @@ async def _post(request: Request, who: Who, product_id: str, section: str, whole
 
 
 @router.post("/products/{product_id}/derived", response_class=HTMLResponse, dependencies=Csrf)
-async def product_derive(request: Request, product_id: ProductPath, who: Who) -> Response:
+def product_derive(request: Request, product_id: ProductPath, who: Who,
+                   form: Fields) -> Response:
     ctx = context(request)
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
@@ -235,11 +234,12 @@ async def product_derive(request: Request, product_id: ProductPath, who: Who) ->
             counts=Counts(viable_cells=d.viable_cells, viability_percent=d.viability_percent),
             expires_at=d.expires_at, storage=d.storage, reason=d.reason)
 
-    return await _post(request, who, product_id, "derive", "New product", run)
+    return _post(request, who, product_id, "derive", "New product", run, form)
 
 
 @router.post("/products/{product_id}/tests", response_class=HTMLResponse, dependencies=Csrf)
-async def product_test(request: Request, product_id: ProductPath, who: Who) -> Response:
+def product_test(request: Request, product_id: ProductPath, who: Who,
+                 form: Fields) -> Response:
     ctx = context(request)
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
@@ -248,11 +248,12 @@ async def product_test(request: Request, product_id: ProductPath, who: Who) -> R
                                              text=d.value, tested_at=d.tested_at,
                                              reason=d.reason)
 
-    return await _post(request, who, product_id, "test", "Test result", run)
+    return _post(request, who, product_id, "test", "Test result", run, form)
 
 
 @router.post("/products/{product_id}/release", response_class=HTMLResponse, dependencies=Csrf)
-async def product_release(request: Request, product_id: ProductPath, who: Who) -> Response:
+def product_release(request: Request, product_id: ProductPath, who: Who,
+                    form: Fields) -> Response:
     ctx = context(request)
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
@@ -260,12 +261,13 @@ async def product_release(request: Request, product_id: ProductPath, who: Who) -
         return cellproduct.release_product(ctx, who, product_id, password=d.password,
                                            reason=d.reason)
 
-    return await _post(request, who, product_id, "release", "Your password", run)
+    return _post(request, who, product_id, "release", "Your password", run, form)
 
 
 @router.post("/products/{product_id}/exceptional-release", response_class=HTMLResponse,
              dependencies=Csrf)
-async def product_exceptional(request: Request, product_id: ProductPath, who: Who) -> Response:
+def product_exceptional(request: Request, product_id: ProductPath, who: Who,
+                        form: Fields) -> Response:
     ctx = context(request)
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
@@ -274,11 +276,12 @@ async def product_exceptional(request: Request, product_id: ProductPath, who: Wh
             ctx, who, d.password, d.investigator, d.investigator_password, product_id,
             justification=d.justification, reason=d.reason)
 
-    return await _post(request, who, product_id, "exceptional", "Passwords", run)
+    return _post(request, who, product_id, "exceptional", "Passwords", run, form)
 
 
 @router.post("/products/{product_id}/handovers", response_class=HTMLResponse, dependencies=Csrf)
-async def product_handover(request: Request, product_id: ProductPath, who: Who) -> Response:
+def product_handover(request: Request, product_id: ProductPath, who: Who,
+                     form: Fields) -> Response:
     ctx = context(request)
 
     def run(form: dict[str, Any]) -> dict[str, Any]:
@@ -288,4 +291,4 @@ async def product_handover(request: Request, product_id: ProductPath, who: Who) 
             at=d.at, temperature_c=d.temperature_c, condition=d.condition, storage=d.storage,
             reason=d.reason)
 
-    return await _post(request, who, product_id, "handover", "Hand-over", run)
+    return _post(request, who, product_id, "handover", "Hand-over", run, form)

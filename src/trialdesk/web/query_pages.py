@@ -30,6 +30,11 @@ async def _submitted(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+#: The submitted form's text fields, read before the page's function runs: the function is a
+#: plain ``def`` (run in the thread pool), so its database work never holds up the event loop.
+Submitted = Annotated[dict[str, str], Depends(_submitted)]
+
+
 def _problems(exc: TrialdeskError) -> list[str]:
     """The problem beside the form; a refused login or role goes to the one error page."""
     if isinstance(exc, AccessError) and exc.status in (401, 403):
@@ -66,8 +71,8 @@ def monitoring(request: Request, study_number: StudyNumber, who: Who) -> Respons
 
 @router.post("/patients/{study_number}/queries", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def open_query(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    data = await _submitted(request)
+def open_query(request: Request, study_number: StudyNumber, who: Who,
+               data: Submitted) -> Response:
     try:
         q = queries.open_query(context(request), who, study_number, field=data.get("field", ""),
                                question=data.get("question", ""))
@@ -79,9 +84,8 @@ async def open_query(request: Request, study_number: StudyNumber, who: Who) -> R
 
 @router.post("/patients/{study_number}/forms/{form_id}/status", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def form_status(request: Request, study_number: StudyNumber, form_id: FormId,
-                      who: Who) -> Response:
-    data = await _submitted(request)
+def form_status(request: Request, study_number: StudyNumber, form_id: FormId,
+                who: Who, data: Submitted) -> Response:
     try:
         queries.set_form_status(context(request), who, study_number, form_id,
                                 status=data.get("status", ""), reason=data.get("reason", ""))
@@ -94,8 +98,8 @@ async def form_status(request: Request, study_number: StudyNumber, form_id: Form
 
 @router.post("/patients/{study_number}/lock", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def lock(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    data = await _submitted(request)
+def lock(request: Request, study_number: StudyNumber, who: Who, data: Submitted
+         ) -> Response:
     try:
         queries.lock_record(context(request), who, study_number,
                             locked=data.get("action") != "unlock", reason=data.get("reason", ""))
@@ -127,10 +131,9 @@ STEPS: dict[str, Step] = {
 
 @router.post("/queries/{query_id}/{step}", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def query_step(request: Request, query_id: QueryId,
-                     step: Annotated[str, Path(pattern="^(answer|correct|close|reopen)$")],
-                     who: Who) -> Response:
-    data = await _submitted(request)
+def query_step(request: Request, query_id: QueryId,
+               step: Annotated[str, Path(pattern="^(answer|correct|close|reopen)$")],
+               who: Who, data: Submitted) -> Response:
     try:
         STEPS[step](context(request), who, query_id, data)
     except TrialdeskError as exc:
