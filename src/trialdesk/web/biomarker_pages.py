@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from trialdesk.errors import AccessError, NotFoundError, TrialdeskError
 from trialdesk.services import biomarkers
 from trialdesk.web.biomarker_api import SamplePath
-from trialdesk.web.clinical_pages import Who, _form_errors, _multi_form, _shown
+from trialdesk.web.clinical_pages import Fields, Who, _form_errors, _shown
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _domain_errors, _Form, _redirect, render
@@ -86,8 +86,8 @@ def new_sample(request: Request, study_number: StudyNumber, who: Who,
 
 
 @router.post("/patients/{study_number}/samples", response_class=HTMLResponse, dependencies=Csrf)
-async def record_sample(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    form = await _multi_form(request)
+def record_sample(request: Request, study_number: StudyNumber, who: Who,
+                  form: Fields) -> Response:
     event_id = str(form.get("event_id") or "")
     try:
         d = SampleForm.model_validate(form)
@@ -128,8 +128,7 @@ def new_result(request: Request, sample_id: SamplePath, who: Who,
 
 
 @router.post("/samples/{sample_id}/results", response_class=HTMLResponse, dependencies=Csrf)
-async def record_result(request: Request, sample_id: SamplePath, who: Who) -> Response:
-    form = await _multi_form(request)
+def record_result(request: Request, sample_id: SamplePath, who: Who, form: Fields) -> Response:
     fact = str(form.get("fact") or "") or None
     try:
         d = ResultForm.model_validate(form)

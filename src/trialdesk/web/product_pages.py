@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from trialdesk.errors import AccessError, NotFoundError, TrialdeskError
 from trialdesk.services import cellproduct, journeys
 from trialdesk.services.roles import Permission
-from trialdesk.web.clinical_pages import Who, _form_errors, _multi_form
+from trialdesk.web.clinical_pages import Fields, Who, _form_errors
 from trialdesk.web.deps import context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import _domain_errors, _Form, _redirect, render
@@ -117,10 +117,10 @@ def _attempt(request: Request, who: Who, study_number: str, form: dict[str, Any]
 
 
 @router.post("/patients/{study_number}/bedside", response_class=HTMLResponse, dependencies=Csrf)
-async def bedside_verify(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def bedside_verify(request: Request, study_number: StudyNumber, who: Who,
+                   form: Fields) -> Response:
     ctx = context(request)
     journeys.load_journey(ctx, who, study_number, Permission.ADMINISTRATION_RECORD)
-    form = await _multi_form(request)
 
     def run() -> dict[str, Any]:
         d = VerifyForm.model_validate(form)
@@ -137,10 +137,9 @@ async def bedside_verify(request: Request, study_number: StudyNumber, who: Who) 
 
 @router.post("/patients/{study_number}/infusions", response_class=HTMLResponse,
              dependencies=Csrf)
-async def infuse(request: Request, study_number: StudyNumber, who: Who) -> Response:
+def infuse(request: Request, study_number: StudyNumber, who: Who, form: Fields) -> Response:
     ctx = context(request)
     journeys.load_journey(ctx, who, study_number, Permission.ADMINISTRATION_RECORD)
-    form = await _multi_form(request)
 
     def run() -> dict[str, Any]:
         d = InfusionForm.model_validate(form)
