@@ -116,6 +116,11 @@ class Flavour:
         return (f"shiftleft({x}, CAST({n} AS INT))" if self.name == "spark"
                 else f"({x} << CAST({n} AS INT))")
 
+    def shift_right(self, x: str, n: str) -> str:
+        """``x`` ÷ 2ⁿ rounded down, for a BIGINT ``x``."""
+        return (f"shiftright({x}, CAST({n} AS INT))" if self.name == "spark"
+                else f"({x} >> CAST({n} AS INT))")
+
     def int_div(self, x: str, n: int) -> str:
         if self.pg:
             return f"({x} / {n})"

@@ -307,7 +307,7 @@ def build_plan(
         joins.append("LEFT JOIN td_measurement m ON m.person_id = p.person_id")
         for name in wanted_m:
             cols.add(name, f"m.{q(name)}")
-            cols.add(name + "@age", f.days(on_sql, f"m.{q(name + '@date')}"))
+            cols.add(name + "@age", f"m.{q(name + '@age')}")
             if name in XULN_LABS:
                 cols.add(name + "@ratio", f"m.{q(name + '@ratio')}")
     else:
@@ -335,7 +335,7 @@ def build_plan(
                           and not source.per_trial else None)
             for out, _kind in _observation_outputs(column, source):
                 if out.endswith("@age"):
-                    cols.add(out, f.days(on_sql, f"o.{q(_dated_column(out))}"))
+                    cols.add(out, f"o.{q(out)}")
                 else:  # the input checks refused any value outside the vocabulary
                     cols.add(out, _enumerated(f, f"o.{q(out)}", vocabulary or ()))
     else:
@@ -425,11 +425,6 @@ def _check_size(compiled: CompiledProtocol) -> None:
 def _sql_type(kind: FactType | str, f: Flavour) -> str:
     return {FactType.NUMBER: "DOUBLE", FactType.INTEGER: "DOUBLE", FactType.BOOLEAN: "BOOLEAN",
             FactType.STRING: f.text(), FactType.DATE: "TIMESTAMP", "age": "INT"}[kind]
-
-
-def _dated_column(age_column: str) -> str:
-    """The date column behind an ``<fact>@age`` column."""
-    return age_column.removesuffix("@age") + "@date"
 
 
 def _null(name: str, f: Flavour) -> str:
@@ -557,15 +552,43 @@ def _measurements_sql(f: Flavour, wanted: list[str], stats: InputStats, on: date
     # the result's own unit.
     canonical = f"CASE WHEN l.factor IS NULL THEN l.v ELSE {_canonical(f, 'l.v', 'l.factor')} END"
     ratio = _canonical(f, "l.v / l.rh", "1.0e0")
-    converted = (f"SELECT l.person_id, l.fid, {canonical} AS v, l.d, CASE WHEN l.rh > 0 THEN "
-                 f"{ratio} END AS ratio FROM ({latest}) l")
-    pivots = []
+    converted = (f"SELECT l.person_id, l.fid, {canonical} AS v, {f.days(date_sql(on), 'l.d')} "
+                 f"AS a, CASE WHEN l.rh > 0 THEN {ratio} END AS ratio FROM ({latest}) l")
+    pivots, ages = _packed_ages(f, "fid", [(0, len(ids))], "a")
+    columns = []
     for fact, i in ids.items():
         pivots.append(f"{f.pick('v', f'fid = {i}')} AS {q(fact)}")
-        pivots.append(f"{f.pick('d', f'fid = {i}')} AS {q(fact + '@date')}")
+        columns += [q(fact), f"{ages[i]} AS {q(fact + '@age')}"]
         if fact in XULN_LABS:
             pivots.append(f"{f.pick('ratio', f'fid = {i}')} AS {q(fact + '@ratio')}")
-    return f"SELECT person_id, {', '.join(pivots)} FROM ({converted}) c GROUP BY person_id"
+            columns.append(q(fact + "@ratio"))
+    pivot = f"SELECT person_id, {', '.join(pivots)} FROM ({converted}) c GROUP BY person_id"
+    return f"SELECT person_id, {', '.join(columns)} FROM ({pivot}) p"
+
+
+#: Ages in days at the screening date (never negative: later rows are left out) go through
+#: the pivots packed three to an integer, each as age + 1 in 21 bits (0: none; 2²¹ days is
+#: over 5,000 years): one aggregate for three facts' dates.
+_AGE_BITS, _AGES_PER_WORD = 21, 3
+
+
+def _packed_ages(f: Flavour, column: str, runs: Sequence[tuple[int, int]], age: str
+                 ) -> tuple[list[str], dict[int, str]]:
+    """Pivot aggregates packing ``age`` for the ids in ``runs`` (half-open ranges of the id
+    ``column``), and per id the expression over them that unpacks its age (NULL: none)."""
+    q = f.q
+    aggregates, ages = [], {}
+    for low, high in runs:
+        for w in range(low, high, _AGES_PER_WORD):
+            end = min(w + _AGES_PER_WORD, high)
+            name = q(f"#age{w}")
+            slot = f.shift_left(f"CAST({age} + 1 AS BIGINT)", f"{_AGE_BITS} * ({column} - {w})")
+            aggregates.append(f"bit_or(CASE WHEN {column} >= {w} AND {column} < {end} "
+                              f"THEN {slot} END) AS {name}")
+            for i in range(w, end):
+                packed = f.shift_right(name, str(_AGE_BITS * (i - w)))
+                ages[i] = f"(NULLIF({packed} & {(1 << _AGE_BITS) - 1}, 0) - 1)"
+    return aggregates, ages
 
 
 #: How an observation source's value travels through the latest-row aggregate (the
@@ -586,8 +609,13 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
                       stats: InputStats, on: date) -> str:
     q = f.q
     small = stats.small_ids.get("observation", True)
-    # The yes/no sources first: their values are pivoted as bits (below).
-    columns = sorted(sources, key=lambda c: _observation_kind(sources[c][0]) != _YES_NO)
+    # The yes/no sources first, their values pivoted as bits (below); the dated ones first
+    # among them and among the others, their ages packed (_packed_ages).
+    def dated(c: str) -> bool:
+        return len(_observation_outputs(c, sources[c][0])) > 1
+
+    columns = sorted(sources, key=lambda c: (_observation_kind(sources[c][0]) != _YES_NO,
+                                             not dated(c)))
     kinds = [_observation_kind(sources[c][0]) for c in columns]
     person, sid, group_by = _pair_key(f, "x.person_id", "s.sid", stats)
     # One pass over the table for every source: consent and attestations match on the trial
@@ -642,6 +670,12 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
         inside = f"sid >= {w} AND sid < {min(w + _WORD, yes_no)}"
         words.append(f"bit_or(CASE WHEN {inside} THEN {bit} END) AS {q(f'#has{w}')}")
         words.append(f"bit_or(CASE WHEN {inside} AND v = 1.0e0 THEN {bit} END) AS {q(f'#yes{w}')}")
+    yes_no_dated = sum(1 for c in columns[:yes_no] if dated(c))
+    other_dated = sum(1 for c in columns[yes_no:] if dated(c))
+    packed, ages = _packed_ages(f, "sid", [(0, yes_no_dated),
+                                           (yes_no, yes_no + other_dated)],
+                                f.days(date_sql(on), "d"))
+    words += packed
     pivots = []
     for i, column in enumerate(columns):
         source = sources[column][0]
@@ -656,8 +690,7 @@ def _observations_sql(f: Flavour, sources: Mapping[str, tuple[ObservationSource,
             typed = f.from_epoch_us(picked) if kinds[i] == _INSTANT else picked
         pivots.append(f"{typed} AS {q(outputs[0][0])}")
         if len(outputs) > 1:
-            pivots.append(f"{q(f'#d{i}')} AS {q(_dated_column(outputs[1][0]))}")
-            words.append(f"{f.pick('d', f'sid = {i}')} AS {q(f'#d{i}')}")
+            pivots.append(f"{ages[i]} AS {q(outputs[1][0])}")
     pivot = f"SELECT person_id, {', '.join(words)} FROM ({latest}) c GROUP BY person_id"
     return f"SELECT person_id, {', '.join(pivots)} FROM ({pivot}) p"
 
