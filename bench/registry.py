@@ -23,13 +23,14 @@ Then ``--queries`` searches (text + condition + age + distance within a radius, 
 :func:`trialdesk.services.registry.search`, place names resolved each time) report p50 and
 p95 in ms (target p95 <= 50 ms), plus the database size and peak memory (max RSS).
 
-Measured (2 shared cores, load average about 7 during the run, SQLite file on local disk):
-``--records 150000 --sample 2000``: full pipeline 67 records/s (173 per CPU second), drafts
-memoised 157 records/s (298 per CPU second; 148,000 records in 943 s); 150,000 studies with
-851,664 sites in 3,800 MiB (25.9 KiB per study); search p50 38.0 ms, p95 89.5 ms (misses the
-50 ms target: "phase + leukemia + 30y within 800 km of Paris", 91 matches per query on
-average, is 89 ms; the other four 9-44 ms); peak memory 469 MiB. 500,000 records were not
-run: at these rates the import alone takes about 55 minutes (about 24 on an idle machine).
+Measured at 500,000 records (2 shared cores; README "The registry in the database" has the
+history): import with drafts memoised 232 records/s at load average 3-5, 142 records/s at
+5-9 (374 and 342 per CPU second); 500,000 studies with 2,841,229 sites in 13,443 MiB
+(27.5 KiB per study); search at load 3-5 p50 24 ms, p95 82 ms (CPU time about the same;
+misses the 50 ms target): "placebo + sepsis + 50y within 1000 km of Utrecht", 1,437 studies
+found, is 67-78 ms at p50, "phase + leukemia" near Paris 35-41 ms, the other three 15-22 ms;
+peak memory 682 MiB. Before the distances were measured in SQL and the rank of the page
+computed outside FTS5, the same file: p95 159 ms, Utrecht 121 ms at p50.
 
 On the idle machine, 1,500 records through the full pipeline: 199 records/s (160 before the
 draft rules' type-checks and unit conversions were kept and the registry model stopped being
