@@ -19,28 +19,28 @@ changes much less than the response times.
 
 Exit status 1 when a page has failures or a p95 above the target (100 ms, issue 11).
 
-Measured (20 users, 60 s, 2 server processes, shared 2-core machine with other work
-running; times in ms, p50 / p95 / p99; server CPU per request is the figure to compare):
+Measured on a 2-core machine with nothing else running (load average 1-1.8, the bench
+itself), 20 users, 60 s, 2 server processes, two runs each, alternating; "before" is the
+code before the page and session changes of this version (e8a5aa3), "after" is this version;
+times in ms, p50 / p95 (the p99 vary most):
 
-    page                      before                  after
-    log-in (baseline)           46 / 340 /  580         44 / 290 /  420
-    worklist                   190 / 740 /  990        120 / 460 /  580
-    patient page               130 / 760 / 1100         84 / 380 /  550
-    calendar                   120 / 660 /  760        100 / 380 /  580
-    screening form (page)       81 / 480 /  700         60 / 240 /  330
-    screening form, check       94 / 320 /  540         70 / 280 /  430
-    adverse events (page)      270 / 1300 / 1500       120 / 400 /  500
-    adverse event recorded      90 / 690 /  980        110 / 310 /  500
-    server CPU per request     27.9 ms (32.4 ms in     22.5 ms
-                               an earlier run)
-    failures                   0 (2 × 409 earlier)     0
-    load average at start      4.7 (3.4 earlier)       3.3
+    page                      before (two runs)       after (two runs)
+    log-in (baseline)         12 /  98, 15 / 120       8 /  72, 10 / 160
+    worklist                  54 / 260, 56 / 310      38 / 110, 50 / 460
+    patient page              39 / 220, 37 / 250      22 / 140, 26 / 220
+    calendar                  53 / 250, 47 / 250      30 / 130, 31 / 200
+    screening form (page)     25 / 130, 36 / 190      21 /  99, 23 / 190
+    screening form, check     31 / 160, 38 / 130      24 / 110, 29 / 170
+    adverse events (page)     72 / 300, 70 / 240      47 / 150, 54 / 400
+    adverse event recorded    44 / 170, 52 / 200      28 / 110, 47 / 260
+    server CPU per request    28.3, 25.7 ms           21.4, 20.7 ms
+    client CPU per request    11.4, 8.7 ms            9.1, 9.8 ms
+    failures                  0                       0
 
-"Before" is the code before the adverse-event recheck, the warm-up and the reads kept per
-write; "after" has them. Target NOT met on that machine: even the log-in page, which reads no
-database, has a p95 near 300 ms there. The pages' p95 fell by 12-69 % (the adverse-event page
-most), their p50 by a sixth to a half, except the adverse event recorded (p50 90 -> 110 ms;
-each save now also makes the next pages read afresh). Two runs on a busy machine: noisy.
+Target NOT met: the p50 fell by a quarter to a half and the server's CPU per request by
+21-27 %, but the p95 is still above 100 ms on most pages, and moves from run to run by as
+much as the change (the log-in page, which reads no database, has a p95 of 72-160 ms on
+this machine with the server and the client on its two cores).
 """
 
 from __future__ import annotations
