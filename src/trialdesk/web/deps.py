@@ -1,11 +1,12 @@
 """What every route needs from a request: the application's services and settings, the
-caller, and the CSRF check."""
+caller, the CSRF check, and a submitted form's text fields."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
@@ -33,3 +34,15 @@ def principal(request: Request) -> Principal:
 
 async def csrf(request: Request) -> None:
     await context(request).auth.check_csrf(request)
+
+
+async def submitted_text(request: Request) -> dict[str, str]:
+    """The submitted form's text fields (files left out)."""
+    limit = context(request).settings.max_upload_bytes
+    form = await request.form(max_part_size=limit)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+#: A form's text fields, read before the page's function runs: the function is a plain
+#: ``def`` (run in the thread pool), so its database work never holds up the event loop.
+Submitted = Annotated[dict[str, str], Depends(submitted_text)]

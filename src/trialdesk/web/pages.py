@@ -27,7 +27,7 @@ from trialdesk.services.context import screening_moment
 from trialdesk.services.forms import readable_record
 from trialdesk.services.roles import Permission
 from trialdesk.web.api import Identifiers, Limit, Offset, Phase, StatusCode, StudyNumber, TrialId
-from trialdesk.web.deps import context, csrf, principal
+from trialdesk.web.deps import Submitted, context, csrf, principal
 from trialdesk.web.errors import field_path, status_of
 from trialdesk.web.params import INT32, Reason
 from trialdesk.web.security import CSRF_FIELD, Principal, token_hash
@@ -458,7 +458,8 @@ class ReasonForm(_Form):
 
 @router.post("/patients/{study_number}/screen", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def screen_patient(request: Request, study_number: StudyNumber, who: Who) -> Response:
-    data = ReasonForm.model_validate(await _form(request))
+def screen_patient(request: Request, study_number: StudyNumber, who: Who,
+                   form: Submitted) -> Response:
+    data = ReasonForm.model_validate(form)
     ops.screen_patient(context(request), who, study_number, as_of=None, reason=data.reason)
     return _redirect(f"/patients/{study_number}#screenings")

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from trialdesk.errors import AccessError, TrialdeskError
 from trialdesk.services import queries
-from trialdesk.web.deps import context, csrf
+from trialdesk.web.deps import Submitted, context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import render
 from trialdesk.web.params import INT32, StudyNumber, Who
@@ -22,17 +22,6 @@ from trialdesk.web.params import INT32, StudyNumber, Who
 router = APIRouter(include_in_schema=False)
 QueryId = Annotated[int, Path(ge=1, le=INT32)]
 FormId = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,63}$")]
-
-
-async def _submitted(request: Request) -> dict[str, str]:
-    limit = context(request).settings.max_upload_bytes
-    form = await request.form(max_part_size=limit)
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-#: The submitted form's text fields, read before the page's function runs: the function is a
-#: plain ``def`` (run in the thread pool), so its database work never holds up the event loop.
-Submitted = Annotated[dict[str, str], Depends(_submitted)]
 
 
 def _problems(exc: TrialdeskError) -> list[str]:

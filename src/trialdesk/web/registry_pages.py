@@ -19,7 +19,7 @@ from trialdesk.registry.search import Age
 from trialdesk.services import registry as reg
 from trialdesk.services.catalogue import PHASE_LABELS, STATUS_LABELS
 from trialdesk.services.roles import Permission
-from trialdesk.web.deps import context, csrf
+from trialdesk.web.deps import Submitted, context, csrf
 from trialdesk.web.errors import status_of
 from trialdesk.web.pages import render
 from trialdesk.web.params import INT32, Who
@@ -155,11 +155,8 @@ def registry_study(request: Request, nct_id: NctId, who: Who) -> Response:
 
 @router.post("/registry/studies/{nct_id}/criteria/{criterion_id}", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def registry_review(request: Request, nct_id: NctId, criterion_id: CriterionId,
-                          who: Who) -> Response:
-    limit = context(request).settings.max_upload_bytes
-    form = await request.form(max_part_size=limit)
-    data = {k: v for k, v in form.items() if isinstance(v, str)}
+def registry_review(request: Request, nct_id: NctId, criterion_id: CriterionId,
+                    who: Who, data: Submitted) -> Response:
     try:
         version = data.get("version", "")
         if not version.isdigit() or not 0 < int(version) <= INT32:
@@ -178,10 +175,7 @@ async def registry_review(request: Request, nct_id: NctId, criterion_id: Criteri
 
 @router.post("/registry/studies/{nct_id}/open", response_class=HTMLResponse,
              dependencies=[Depends(csrf)])
-async def registry_open(request: Request, nct_id: NctId, who: Who) -> Response:
-    limit = context(request).settings.max_upload_bytes
-    form = await request.form(max_part_size=limit)
-    data = {k: v for k, v in form.items() if isinstance(v, str)}
+def registry_open(request: Request, nct_id: NctId, who: Who, data: Submitted) -> Response:
     try:
         opened = reg.open_as_trial(context(request), who, nct_id,
                                    password=data.get("password", ""),
