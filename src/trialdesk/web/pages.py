@@ -177,9 +177,10 @@ class LoginForm(_Form):
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf)])
-async def login(request: Request) -> Response:
+def login(request: Request, form: Submitted) -> Response:
+    # a plain def: the password hash (Argon2, slow by design) is checked in the thread pool,
+    # not on the event loop the other requests of this process wait on
     ctx = context(request)
-    form = await _form(request)
     try:
         data = LoginForm.model_validate(form)
         user = ctx.auth.authenticate(request, data.username, data.password)
