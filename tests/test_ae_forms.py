@@ -222,8 +222,20 @@ def test_a_correction_needs_a_reason_and_the_audit_keeps_the_old_value(web: Any)
     url = f"{PAGE[:-len('/adverse-events')]}/adverse-events/{row.id}/correction"
     data = {"version": str(row.version), "term": "Peripheral sensory neuropathy",
             "grade": "2", "onset": "2026-11-21"}
+    listing = c.get(PAGE, headers=HTML).text
+    assert f'href="{url}">Correct this event</a>' in listing  # a link, not a form per event
+    assert f'action="{url}"' not in listing
+    shown = c.get(url, headers=HTML)
+    assert shown.status_code == 200 and f'action="{url}"' in shown.text
+    assert re.search(r'id="c-term-\d+" name="term"[^>]* value="Neuralgia"', shown.text)
+    assert re.search(r'<option value="2" selected>2</option>', shown.text)
     refused = post(c, PAGE, url, {**data, "reason": ""})
     assert refused.status_code == 422 and "Reason: fill it in" in refused.text
+    assert f'action="{url}"' in refused.text  # the correction page again, what was typed kept
+    assert 'value="Peripheral sensory neuropathy"' in refused.text
+    other = web.client("coordinator").get(f"/patients/NBNK-0001/adverse-events/{row.id + 999}"
+                                          "/correction", headers=HTML)
+    assert other.status_code == 404
     assert web.store.adverse_event(row.id).version == row.version  # nothing stored
     done = post(c, PAGE, url, {**data, "reason": "wrong term and onset entered"})
     assert done.status_code == 200

@@ -272,6 +272,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/patients/{study_number}/adverse-events/preview"): patient_level(WRITERS),
     ("POST", "/api/patients/{study_number}/adverse-events/{ae_id}/correction"):
         patient_level(WRITERS),
+    ("GET", "/patients/{study_number}/adverse-events/{ae_id}/correction"):
+        patient_level(CLINICAL),
     ("POST", "/patients/{study_number}/adverse-events/{ae_id}/correction"):
         patient_level(WRITERS, 303),
     ("POST", "/api/patients/{study_number}/adverse-events/{ae_id}/decisions"):

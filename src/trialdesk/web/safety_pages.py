@@ -82,21 +82,37 @@ def _page(request: Request, who: Who, study_number: str, *, status: int = 200,
                   card=safety_forms.term_card)
 
 
+def _correction_page(ae_id: int) -> Callable[..., HTMLResponse]:
+    """The page of one event's correction form (``_page``'s arguments)."""
+    def page(request: Request, who: Who, study_number: str, *, status: int = 200,
+             form: dict[str, Any] | None = None,
+             problems: list[str] | None = None) -> HTMLResponse:
+        s = safety_forms.adverse_events_form_page(context(request), who, study_number)
+        ae = next((i for i in s["items"] if i["id"] == ae_id), None)
+        if ae is None:
+            raise NotFoundError(f"{study_number} has no adverse event {ae_id}", where="ae_id")
+        return render(request, "adverse_event_correction.html", status=status,
+                      form_errors=problems, form=form or {}, rows=range(ATTRIBUTION_ROWS),
+                      s=s, ae=ae)
+    return page
+
+
 def _run(request: Request, who: Who, study_number: str, form: dict[str, Any],
-         model: type[BaseModel], run: Callable[[Any], Any], success: str) -> Response:
-    """Validate ``form`` with ``model`` and run the change; on any refusal the page again,
+         model: type[BaseModel], run: Callable[[Any], Any], success: str,
+         page: Callable[..., HTMLResponse] = _page) -> Response:
+    """Validate ``form`` with ``model`` and run the change; on any refusal ``page`` again,
     the problems named by their labels and what was typed kept (nothing stored)."""
     try:
         run(model.model_validate(form))
     except ValidationError as exc:
-        return _page(request, who, study_number, status=422, form=_shown(form),
-                     problems=_problem_list(exc))
+        return page(request, who, study_number, status=422, form=_shown(form),
+                    problems=_problem_list(exc))
     except TrialdeskError as exc:
         if isinstance(exc, NotFoundError) or (isinstance(exc, AccessError)
                                               and exc.status == 403):
             raise
-        return _page(request, who, study_number, status=status_of(exc), form=_shown(form),
-                     problems=[_domain_problem(exc)])
+        return page(request, who, study_number, status=status_of(exc), form=_shown(form),
+                    problems=[_domain_problem(exc)])
     return _redirect(success)
 
 
@@ -249,6 +265,16 @@ def _corrected(d: CorrectionForm, attributions: list[dict[str, str]]) -> dict[st
     return values
 
 
+@router.get("/patients/{study_number}/adverse-events/{ae_id}/correction",
+            response_class=HTMLResponse)
+def adverse_event_correction_form(request: Request, study_number: StudyNumber,
+                                  ae_id: RowId, who: Who) -> Response:
+    """One recorded event's correction form, filled with its values (the list of events
+    links to it, so the list does not carry a form per event)."""
+    who.require_user()
+    return _correction_page(ae_id)(request, who, study_number)
+
+
 @router.post("/patients/{study_number}/adverse-events/{ae_id}/correction",
              response_class=HTMLResponse, dependencies=Csrf)
 def adverse_event_correction(request: Request, study_number: StudyNumber,
@@ -256,7 +282,6 @@ def adverse_event_correction(request: Request, study_number: StudyNumber,
     """Correct any field of a recorded event, with a reason (the audit keeps the old value)."""
     ctx = context(request)
     form = _Form.blank(fields)
-    form["correcting"] = str(ae_id)
 
     def run(d: CorrectionForm) -> None:
         safety_forms.correct_adverse_event(ctx, who, study_number, ae_id, version=d.version,
@@ -264,7 +289,8 @@ def adverse_event_correction(request: Request, study_number: StudyNumber,
                                            reason=d.reason)
 
     return _run(request, who, study_number, form, CorrectionForm, run,
-                f"/patients/{study_number}/adverse-events#ae-{ae_id}")
+                f"/patients/{study_number}/adverse-events#ae-{ae_id}",
+                page=_correction_page(ae_id))
 
 
 class DecisionForm(_Form):
