@@ -471,7 +471,7 @@ def test_the_place_query_reads_indexes_only(varied: Any) -> None:
             query, params = store._candidate_sql(f, (place.lat, place.lon, 1000.0))
             with varied.store.engine.connect() as conn:
                 plan = [r[3] for r in conn.execute(sql("EXPLAIN QUERY PLAN " + query), params)]
-            assert plan[:2] == ["MATERIALIZE f", "SCAN registry_find VIRTUAL TABLE INDEX 0:M6"
+            assert plan[:2] == ["MATERIALIZE f", "SCAN registry_find VIRTUAL TABLE INDEX 0:M7"
                                 if cells else "SCAN registry_fts VIRTUAL TABLE INDEX 0:M5"], plan
             assert "SEARCH s USING COVERING INDEX ix_registry_studies_filters (id=?)" in plan
             assert ("SEARCH r USING COVERING INDEX ix_registry_sites_study_point "
@@ -590,7 +590,7 @@ def test_migration_0011_gives_the_stored_studies_their_cells(ctx: Any) -> None:
     from alembic import command
     from sqlalchemy import text as sql
 
-    from trialdesk.store.db import alembic_config, current_revision
+    from trialdesk.store.db import alembic_config, current_revision, head_revision
 
     who = _who(ctx, "coord")
     queries = [{"text": "placebo", "near": "Moscow", "km": 1500.0},
@@ -607,7 +607,7 @@ def test_migration_0011_gives_the_stored_studies_their_cells(ctx: Any) -> None:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             (command.downgrade if down else command.upgrade)(config, revision)
-    assert current_revision(engine) == "0011"
+    assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
         migrated = conn.execute(sql(cells)).all()
     assert migrated == imported  # the cells the import wrote, made again from the sites
@@ -615,3 +615,113 @@ def test_migration_0011_gives_the_stored_studies_their_cells(ctx: Any) -> None:
     assert stored["NCT02552212"].startswith("g1n") and "g27n" in stored["NCT02552212"]
     assert stored["NCT01207388"] == ""  # classic XML: sites without geo points
     assert [reg.search(ctx, who, **q) for q in queries] == before
+
+
+def test_migration_0012_gives_the_stored_studies_their_concept_words(ctx: Any) -> None:
+    """Down to 0011 (no concept words: the box search looks up the phrases) and up again:
+    the words made from the stored conditions texts are the ones the import wrote, every
+    concept is listed, and the searches give what they gave."""
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from trialdesk.registry.search import concept_token, concept_tokens
+    from trialdesk.store.db import alembic_config, current_revision, head_revision
+
+    who = _who(ctx, "coord")
+    # NCT02210780 (atopic dermatitis) has sites in the United States, NCT05147467 (CLL)
+    # in China; NCT03245528 (sepsis) has none with a geo point.
+    queries = [{"condition": "atopic dermatitis", "near": "37.0,-93.7", "km": 2500.0},
+               {"condition": "CLL", "near": "28.3,113.8", "km": 1500.0},
+               {"condition": "Atopic Dermatitis", "text": "placebo", "near": "41.88,-87.63",
+                "km": 1500.0, "age": Age(30, "year")},
+               {"condition": "sepsis", "near": "48.85,2.35", "km": 3000.0}]
+    before = [reg.search(ctx, who, **q) for q in queries]
+    assert [b["total"] > 0 for b in before] == [True, True, True, False]
+    engine = ctx.store.engine
+    words = "SELECT nct_id, search_concepts FROM registry_studies ORDER BY nct_id"
+    with engine.connect() as conn:
+        imported = conn.execute(sql(words)).all()
+    stored = dict(imported)
+    sepsis = concept_token("sepsis")
+    assert sepsis is not None and sepsis in stored["NCT03245528"].split()  # "Shock, Septic"
+    assert sum(bool(w) for w in stored.values()) == 5
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0011")
+    with engine.connect() as conn:
+        columns = [r[1] for r in conn.execute(sql("PRAGMA table_info(registry_studies)"))] \
+            if engine.dialect.name == "sqlite" else list(conn.execute(sql(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'registry_studies'")).scalars())
+    assert "search_concepts" not in columns
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(sql(words)).all() == imported
+        listed = set(conn.execute(sql("SELECT token FROM registry_concepts")).scalars())
+    assert listed == set(concept_tokens())
+    again = Services.open(ctx.store)  # a process started after the migration
+    assert [reg.search(again, who, **q) for q in queries] == before
+
+
+def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> None:
+    """Each study holds a concept's word exactly when one of its phrases occurs in its
+    conditions (checked word by word here); a box search with the word gives the same
+    page, order, distances and ranks as with the phrases; a word not listed in
+    ``registry_concepts`` (the synonyms changed since the studies were given their words)
+    is not used."""
+    from sqlalchemy import text as sql
+
+    import trialdesk.store.registry as store_registry
+    from trialdesk.registry.search import SYNONYMS, concept_token, condition_terms
+
+    who = principal_for(varied.store, "admin")
+    store = reg.registry_store(varied)
+    with varied.store.engine.connect() as conn:
+        rows = conn.execute(sql("SELECT search_conditions, search_concepts "
+                                "FROM registry_studies")).all()
+    held = 0
+    for conditions, words in rows:
+        expected = {concept_token(k) for k in SYNONYMS
+                    if any(_has(conditions, tokens(t)) for t in condition_terms(k))}
+        assert set(words.split()) == expected, conditions
+        held += bool(words)
+    assert held >= 100
+
+    finds: list[str] = []
+    original = store_registry.RegistryStore._candidate_sql
+
+    def spy(self: Any, f: Any, near: Any = None) -> Any:
+        out = original(self, f, near)
+        finds.append(out[1].get("find", ""))
+        return out
+
+    queries = [{"condition": c, "near": p, "km": km, **extra}
+               for c in ("sepsis", "Septic Shock", "ALL", "neuroblastoma", "CLL")
+               for p, km in (("48.8566,2.3522", 800.0), ("55.75204,37.61781", 1500.0),
+                             ("41.88,-87.63", 2500.0))
+               for extra in ({}, {"text": "placebo"}, {"age": Age(30, "year")})]
+    store_registry.RegistryStore._candidate_sql = spy  # type: ignore[method-assign]
+    try:
+        found = 0
+        for q in queries:
+            finds.clear()
+            with_word = reg.search(varied, who, limit=1000, **q)
+            word = concept_token(q["condition"])
+            assert word is not None and f"search_concepts : {word}" in finds[-1], finds
+            with varied.store.engine.begin() as conn:  # the word no longer listed
+                conn.execute(sql("DELETE FROM registry_concepts WHERE token = :t"), {"t": word})
+            finds.clear()  # a process started now (what it keeps was read before)
+            assert reg.search(Services.open(varied.store), who, limit=1000, **q) == with_word, q
+            assert "search_concepts" not in finds[-1] and "search_conditions" in finds[-1]
+            with varied.store.engine.begin() as conn:
+                conn.execute(sql("INSERT INTO registry_concepts (token) VALUES (:t)"),
+                             {"t": word})
+            found += with_word["total"] > 0
+        assert found >= 20, found
+    finally:
+        store_registry.RegistryStore._candidate_sql = original  # type: ignore[method-assign]
+    assert store.registry_concept_indexed(concept_token("sepsis") or "")

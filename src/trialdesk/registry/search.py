@@ -11,6 +11,7 @@ same filters and distance once it holds the candidates.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -196,6 +197,45 @@ def condition_terms(condition: str) -> list[str]:
     key = _norm(condition.strip())
     extra = SYNONYMS.get(key, ((), ""))[0]
     return [key, *(_norm(t) for t in extra)]
+
+
+def concept_token(condition: str) -> str | None:
+    """The one index word that stands for a condition of :data:`SYNONYMS` and its synonyms
+    (None for other conditions): made from the phrases themselves, so a change to them
+    gives a new word that no stored study holds until the index is filled again.
+
+    >>> concept_token("Sepsis") == concept_token(" sepsis"), concept_token("leukemia")
+    (True, None)
+    """
+    key = _norm(condition.strip())
+    if key not in SYNONYMS:
+        return None
+    terms = "\x1f".join(" ".join(tokens(t)) for t in condition_terms(key))
+    return "k" + hashlib.sha256(terms.encode("utf-8")).hexdigest()[:20]
+
+
+def concept_tokens() -> list[str]:
+    """The index words of every condition of :data:`SYNONYMS`."""
+    return [t for t in map(concept_token, SYNONYMS) if t is not None]
+
+
+def study_concepts(conditions: str) -> str:
+    """The index words (:func:`concept_token`) of the :data:`SYNONYMS` conditions a study's
+    normalised conditions text holds: one of their phrases occurs in it as whole words, as
+    the full-text index matches a phrase (:func:`phrase_count`, diacritics folded).
+
+    >>> study_concepts("shock, septic | asthma") == concept_token("sepsis") + " " + (
+    ...     concept_token("septic shock") or "")
+    True
+    >>> study_concepts("antisepsis")
+    ''
+    """
+    folded = fold(conditions)
+    found = []
+    for key in SYNONYMS:
+        if any(phrase_count(folded, [fold(w) for w in tokens(t)]) for t in condition_terms(key)):
+            found.append(concept_token(key))
+    return " ".join(t for t in found if t)
 
 
 def _record_conditions(r: Registry) -> list[str]:

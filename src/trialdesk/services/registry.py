@@ -22,6 +22,7 @@ searched (any signed-in user), and their criteria drafts reviewed (investigators
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ from trialdesk.registry.search import (
     Age,
     Hit,
     Query,
+    concept_token,
     condition_terms,
     fits_age,
     great_circle_km,
@@ -246,6 +248,11 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         raise RegistryError("name a condition in words", where="--condition")
     age_days = age.days() if age else None
     box = _box(place, km) if place is not None and km is not None else None
+    concept = concept_token(condition) if condition and box is not None else None
+    if concept is not None and not ctx.catalogue.kept(
+            ("registry concept indexed", concept),
+            functools.partial(store.registry_concept_indexed, concept)):
+        concept = None  # the stored studies do not all hold it: the phrases
     f = Filter(
         words=tuple(tuple(tokens(w)) for w in words),
         conditions=tuple(tuple(tokens(t)) for t in terms),
@@ -255,6 +262,7 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         # Completed units: a patient may be up to one unit (a year) older than a maximum.
         age_days=(age_days - 367, age_days + 32) if age_days is not None else None,
         box=box,
+        concept=concept,
         # By place, the rank only orders studies at the same distance: it is computed for
         # the page shown (and its ties), not for every match.
         ranked=place is None)

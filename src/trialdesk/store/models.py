@@ -734,6 +734,9 @@ class RegistryStudy(Base):
     search_places: Mapped[str] = mapped_column(Text)
     # The grid cells of the sites' geo points (migration 0011): a box search's first cut.
     search_cells: Mapped[str] = mapped_column(Text, server_default="")
+    # The index words of the conditions of SYNONYMS it holds (migration 0012): a box
+    # search's condition as one word, not an OR of phrases.
+    search_concepts: Mapped[str] = mapped_column(Text, server_default="")
     imported_at: Mapped[str] = mapped_column(MOMENT)
     imported_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[str] = mapped_column(MOMENT)
@@ -741,6 +744,16 @@ class RegistryStudy(Base):
     version: Mapped[int] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class RegistryConcept(Base):
+    """An index word of :func:`trialdesk.registry.search.concept_token` that every stored
+    study holds exactly when its conditions name the concept (migration 0012 filled them
+    all): search uses the word only then, else the phrases."""
+
+    __tablename__ = "registry_concepts"
+
+    token: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
 class RegistrySite(Base):

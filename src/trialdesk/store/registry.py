@@ -25,9 +25,11 @@ from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.registry.search import (
     EARTH_RADIUS_KM,
     RADIANS,
+    concept_tokens,
     fold,
     great_circle_km,
     phrase_count,
+    study_concepts,
 )
 from trialdesk.store.audit import canonical, digest
 from trialdesk.store.base import StoreBase
@@ -143,6 +145,10 @@ class Filter:
     sexes: tuple[str, ...] | None = None
     age_days: tuple[float, float] | None = None  # (lowest maximum, highest minimum)
     box: tuple[float, float, float | None, float | None] | None = None
+    # The index word standing for the condition phrases (:func:`concept_token`), when
+    # every stored study holds it as its conditions say (:meth:`registry_concept_indexed`):
+    # a box search looks it up in place of their OR.
+    concept: str | None = None
     # False: the candidates come without their rank (score 0.0); the caller asks
     # :meth:`RegistryStore.registry_scores` for the few it shows.
     ranked: bool = True
@@ -307,6 +313,7 @@ def _values(study: StudyInput) -> dict[str, Any]:
         values[f"search_{name}"] = study.search.get(name, "")
     values["search_cells"] = site_cells((x.lat, x.lon) for x in study.sites
                                         if x.lat is not None and x.lon is not None)
+    values["search_concepts"] = study_concepts(study.search.get("conditions", ""))
     return values
 
 
@@ -361,6 +368,7 @@ class RegistryStore(StoreBase):
         out: dict[str, str] = {}
         table = m.Base.metadata.tables["registry_studies"]
         sites_table = m.Base.metadata.tables["registry_sites"]
+        concepts = m.Base.metadata.tables["registry_concepts"]
         with self._write(actor) as tx:
             s = tx.session
             wanted = [x.nct_id for x in studies]
@@ -407,8 +415,19 @@ class RegistryStore(StoreBase):
                 sites = [r for nct, found in new_sites.items() for r in _site_rows(ids[nct], found)]
                 if sites:
                     s.execute(insert(sites_table), sites)
+            if new_rows or entries:
+                # A concept word no longer made (its phrases changed) is not looked up:
+                # the studies written now do not hold it.
+                s.execute(delete(concepts).where(concepts.c.token.not_in(concept_tokens())))
             tx.audit_many(entries)
         return [(x.nct_id, out[x.nct_id]) for x in studies]
+
+    def registry_concept_indexed(self, token: str) -> bool:
+        """Whether every stored study holds the concept word as its conditions say (see
+        :class:`trialdesk.store.models.RegistryConcept`)."""
+        with self._read() as s:
+            return s.scalar(select(m.RegistryConcept.token).where(
+                m.RegistryConcept.token == token)) is not None
 
     def registry_study(self, nct_id: str) -> StudyRecord:
         with self._read() as s:
@@ -501,11 +520,13 @@ class RegistryStore(StoreBase):
                     # Words, condition and place in one index. A condition phrase holding
                     # another one adds nothing to their OR: left out, the index reads less.
                     conditions = _fewest(f.conditions)
+                    condition = ("search_concepts : " + f.concept if f.concept else
+                                 "search_conditions : (" + " OR ".join(
+                                     '"' + " ".join(phrase) + '"' for phrase in conditions)
+                                 + ")")
                     params["find"] = " AND ".join(
                         [f"{_TEXTS} : {w}" for w in words]
-                        + ["search_conditions : (" + " OR ".join(
-                            '"' + " ".join(phrase) + '"' for phrase in conditions) + ")"
-                           ] * bool(conditions)
+                        + [condition] * bool(conditions)
                         + [f"search_cells : ({' OR '.join(cells)})"])
                     head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_find "
                             "WHERE registry_find MATCH :find) ")
