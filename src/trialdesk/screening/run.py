@@ -288,20 +288,31 @@ def screen_population(
             rescreened = persons - reuse
             engine.materialise("td_facts_changed", "SELECT * FROM td_facts WHERE person_id NOT IN "
                                                    "(SELECT person_id FROM td_reuse)")
-        jobs: list[tuple[str, Path]] = []
-        for trial in plan.trials:
-            target = trial_dir(stage, trial.trial_id)
-            old = previous["trials"].get(trial.trial_id) if previous else None
-            if reuse is not None and old is not None and old["fingerprint"] == trial.fingerprint:
-                view = f"td_old_{len(reused_trials)}"
-                engine.register_files(view, old["files"])
-                sql = (f"SELECT * FROM {view} WHERE person_id IN (SELECT person_id FROM td_reuse) "
-                       f"UNION ALL {trial.sql_from('td_facts_changed')}")
-                reused_trials.append(trial.trial_id)
-            else:
-                sql = trial.sql
-            jobs.append((sql, target))
-        engine.write_all(jobs, bar.advance)
+        if reuse is None and plan.groups:
+            # DuckDB: the trials in groups that evaluate their shared criteria once.
+            for group in plan.groups:
+                engine.materialise(group.name, group.sql)
+                engine.write_all([(sql, trial_dir(stage, plan.trials[k].trial_id))
+                                  for k, sql in zip(group.trials, group.writes, strict=True)],
+                                 bar.advance)
+                engine.execute(f"DROP TABLE {group.name}")
+        else:
+            jobs: list[tuple[str, Path]] = []
+            for trial in plan.trials:
+                target = trial_dir(stage, trial.trial_id)
+                old = previous["trials"].get(trial.trial_id) if previous else None
+                if (reuse is not None and old is not None
+                        and old["fingerprint"] == trial.fingerprint):
+                    view = f"td_old_{len(reused_trials)}"
+                    engine.register_files(view, old["files"])
+                    sql = (f"SELECT * FROM {view} WHERE person_id IN "
+                           f"(SELECT person_id FROM td_reuse) "
+                           f"UNION ALL {trial.sql_from('td_facts_changed')}")
+                    reused_trials.append(trial.trial_id)
+                else:
+                    sql = trial.sql
+                jobs.append((sql, target))
+            engine.write_all(jobs, bar.advance)
         timer.lap("trials")
 
         bar.phase("Summarising")
