@@ -403,8 +403,13 @@ def build_plan(
     # trials (and variants) with the same windows share the columns.
     available = set(cols.items)
     shared: dict[str, str] = {}  # expression → column
-    trials = tuple(_trial_plan(c, f, on, available, shared) for c in protocols)
-    groups = _groups(protocols, f, on, available, shared) if f.name == "duckdb" else ()
+    # DuckDB evaluates the trials in groups (_groups), each of which applies the windows its
+    # trials need itself: td_facts holds no windowed column (and a trial's own query applies
+    # its windows inline). The other engines keep one windowed column per distinct window.
+    inline = f.name == "duckdb"
+    trials = tuple(_trial_plan(c, f, on, available, None if inline else shared)
+                   for c in protocols)
+    groups = _groups(protocols, f, on, available) if inline else ()
     select = ",\n  ".join(f"{sql} AS {q(name)}" for name, sql in cols.items.items())
     windowed = "".join(f",\n  {sql} AS {q(name)}" for sql, name in shared.items())
     # One statement: the parts are common table expressions, so nothing but the facts
@@ -802,21 +807,21 @@ def _bits(flags: Sequence[str]) -> str:
 
 
 def _fact_columns(compiled: CompiledProtocol, f: Flavour, available: set[str],
-                  shared: dict[str, str]) -> dict[str, str]:
+                  shared: dict[str, str] | None) -> dict[str, str]:
     """Every fact the trial names → its SQL over ``td_facts``, windows applied: a column of
-    the facts table (a windowed fact is a column shared by the trials with that window,
-    recorded in ``shared``), or a constant NULL."""
+    the facts table, a constant NULL, or a windowed fact's expression — which, with
+    ``shared``, becomes a column shared by the trials with that window (recorded there)."""
     columns = {}
     for n in sorted(_all_facts(compiled)):
         sql = _gated(compiled, n, f, available)
-        if sql.startswith("CASE"):
+        if sql.startswith("CASE") and shared is not None:
             sql = f.q(shared.setdefault(sql, f"{n}#{len(shared)}"))
         columns[n] = sql
     return columns
 
 
 def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set[str],
-                shared: dict[str, str]) -> TrialPlan:
+                shared: dict[str, str] | None) -> TrialPlan:
     q = f.q
     protocol = compiled.protocol
     gated = ",\n    ".join(f"{sql} AS {q(n)}"
@@ -891,20 +896,21 @@ class _FactColumns(Dialect):
         return self.columns[ident]
 
 
-def _groups(protocols: Sequence[CompiledProtocol], f: Flavour, on: date, available: set[str],
-            shared: dict[str, str]) -> tuple[TrialGroup, ...]:
+def _groups(protocols: Sequence[CompiledProtocol], f: Flavour, on: date, available: set[str]
+            ) -> tuple[TrialGroup, ...]:
     """The trials in groups of up to :data:`GROUP_SIZE`, those with the same criteria ids
     (a protocol's variants) together, so that they share the most criteria."""
     order = sorted(range(len(protocols)), key=lambda k: (
         tuple(c.id for _, c in protocols[k].protocol.criteria), k))
     chunks = [order[i:i + GROUP_SIZE] for i in range(0, len(order), GROUP_SIZE)]
     return tuple(_group(f"td_trials_{g}", [(k, protocols[k]) for k in chunk], f, on,
-                        available, shared) for g, chunk in enumerate(chunks))
+                        available) for g, chunk in enumerate(chunks))
 
 
 def _group(name: str, members: Sequence[tuple[int, CompiledProtocol]], f: Flavour, on: date,
-           available: set[str], shared: dict[str, str]) -> TrialGroup:
+           available: set[str]) -> TrialGroup:
     q = f.q
+    shared: dict[str, str] = {}  # windowed fact → column, computed once for the group
     conditions: dict[str, str] = {}  # criterion or arm rule SQL → column
     # (condition or fact column, bit, which: met, unknown or absent) → column
     terms: dict[tuple[str, int, str], str] = {}
@@ -938,7 +944,8 @@ def _group(name: str, members: Sequence[tuple[int, CompiledProtocol]], f: Flavou
     level0 = ("SELECT person_id"
               + "".join(f",\n  {sql} AS {q(c)}" for sql, c in conditions.items())
               + "".join(f",\n  {sql} AS {q(c)}" for sql, c in facts.items())
-              + "\nFROM td_facts")
+              + "\nFROM (SELECT *" + "".join(f",\n  {sql} AS {q(c)}" for sql, c in shared.items())
+              + "\nFROM td_facts) w")
     arm_columns = sorted({c for *_, arms, _, _ in trials for c in arms.values()})
     level1 = ("SELECT person_id"
               + "".join(f",\n  CASE WHEN {q(c)}{'' if which == 'met' else ' IS NULL'} "
