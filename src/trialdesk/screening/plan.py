@@ -35,7 +35,7 @@ from datetime import date, datetime
 from trialdesk.clinical import units
 from trialdesk.clinical.renal import SCHWARTZ_K, SCHWARTZ_MAX_AGE_YEARS, SCHWARTZ_MIN_AGE_YEARS
 from trialdesk.criteria.ast import Expr, facts_of
-from trialdesk.criteria.sql import to_sql
+from trialdesk.criteria.sql import Dialect, to_sql
 from trialdesk.errors import ProtocolError, UnitError
 from trialdesk.facts.dictionary import (
     DIAGNOSES,
@@ -209,14 +209,30 @@ class TrialPlan:
 
 
 @dataclass(frozen=True)
+class TrialGroup:
+    """Trials evaluated together (DuckDB): one query over ``td_facts`` evaluates every
+    distinct criterion of the trials once, and every distinct (criterion, bit) term of their
+    bitmasks once, and is kept as table ``name`` with each trial's result columns; then
+    ``writes[i]`` selects the rows of the plan's trial ``trials[i]`` from it, as its
+    :attr:`TrialPlan.sql` would."""
+
+    name: str
+    sql: str
+    trials: tuple[int, ...]
+    writes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PopulationPlan:
-    """The statement that builds ``td_facts``, then one query per trial."""
+    """The statement that builds ``td_facts``, then one query per trial (and, on DuckDB,
+    the same trials in groups that share their criteria)."""
 
     flavour: Flavour
     as_of: datetime
     steps: tuple[tuple[str, str], ...]  # (table name, SELECT)
     trials: tuple[TrialPlan, ...]
     dated: Mapping[str, tuple[int, ...]]  # dated fact → the distinct windows of the trials
+    groups: tuple[TrialGroup, ...] = ()
 
     @property
     def on(self) -> date:
@@ -227,7 +243,15 @@ class PopulationPlan:
         parts = [f"-- population screening plan ({self.flavour.name}), "
                  f"as of {self.as_of.isoformat(timespec='minutes')}"]
         parts += [f"CREATE TABLE {name} AS\n{sql};" for name, sql in self.steps]
-        parts += [f"-- trial {t.trial_id} {t.version}\n{t.sql};" for t in self.trials]
+        if not self.groups:
+            parts += [f"-- trial {t.trial_id} {t.version}\n{t.sql};" for t in self.trials]
+        for group in self.groups:
+            ids = ", ".join(self.trials[k].trial_id for k in group.trials)
+            parts.append(f"-- trials {ids}, evaluated together\n"
+                         f"CREATE TABLE {group.name} AS\n{group.sql};")
+            parts += [f"-- trial {self.trials[k].trial_id} {self.trials[k].version}\n{sql};"
+                      for k, sql in zip(group.trials, group.writes, strict=True)]
+            parts.append(f"DROP TABLE {group.name};")
         return "\n\n".join(parts)
 
 
@@ -379,7 +403,13 @@ def build_plan(
     # trials (and variants) with the same windows share the columns.
     available = set(cols.items)
     shared: dict[str, str] = {}  # expression → column
-    trials = tuple(_trial_plan(c, f, on, available, shared) for c in protocols)
+    # DuckDB evaluates the trials in groups (_groups), each of which applies the windows its
+    # trials need itself: td_facts holds no windowed column (and a trial's own query applies
+    # its windows inline). The other engines keep one windowed column per distinct window.
+    inline = f.name == "duckdb"
+    trials = tuple(_trial_plan(c, f, on, available, None if inline else shared)
+                   for c in protocols)
+    groups = _groups(protocols, f, on, available) if inline else ()
     select = ",\n  ".join(f"{sql} AS {q(name)}" for name, sql in cols.items.items())
     windowed = "".join(f",\n  {sql} AS {q(name)}" for sql, name in shared.items())
     # One statement: the parts are common table expressions, so nothing but the facts
@@ -389,7 +419,7 @@ def build_plan(
                  f"p.birth AS {q('@birth')},\n  {select}\nFROM td_person p\n  "
                  + "\n  ".join(joins) + f"\nWHERE p.birth <= {on_sql}) t")
     return PopulationPlan(f, as_of, (("td_facts", facts_sql),), trials,
-                          {k: tuple(sorted(v)) for k, v in dated.items()})
+                          {k: tuple(sorted(v)) for k, v in dated.items()}, groups)
 
 
 def _enumerated(f: Flavour, value: str, vocabulary: Sequence[str]) -> str:
@@ -776,18 +806,26 @@ def _bits(flags: Sequence[str]) -> str:
                                 for i, x in enumerate(flags)) + " AS BIGINT)"
 
 
+def _fact_columns(compiled: CompiledProtocol, f: Flavour, available: set[str],
+                  shared: dict[str, str] | None) -> dict[str, str]:
+    """Every fact the trial names → its SQL over ``td_facts``, windows applied: a column of
+    the facts table, a constant NULL, or a windowed fact's expression — which, with
+    ``shared``, becomes a column shared by the trials with that window (recorded there)."""
+    columns = {}
+    for n in sorted(_all_facts(compiled)):
+        sql = _gated(compiled, n, f, available)
+        if sql.startswith("CASE") and shared is not None:
+            sql = f.q(shared.setdefault(sql, f"{n}#{len(shared)}"))
+        columns[n] = sql
+    return columns
+
+
 def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set[str],
-                shared: dict[str, str]) -> TrialPlan:
+                shared: dict[str, str] | None) -> TrialPlan:
     q = f.q
     protocol = compiled.protocol
-    names = sorted(_all_facts(compiled))
-    columns = []
-    for n in names:
-        sql = _gated(compiled, n, f, available)
-        if sql.startswith("CASE"):
-            sql = q(shared.setdefault(sql, f"{n}#{len(shared)}"))
-        columns.append(f"{sql} AS {q(n)}")
-    gated = ",\n    ".join(columns)
+    gated = ",\n    ".join(f"{sql} AS {q(n)}"
+                            for n, sql in _fact_columns(compiled, f, available, shared).items())
     criteria = [(c.id, kind) for kind, c in protocol.criteria]
     exprs: list[Expr] = [compiled.rules[c.id] for _, c in protocol.criteria]
     crit_sql = [to_sql(e, f.dialect, as_of=on) for e in exprs]
@@ -843,12 +881,130 @@ def _trial_plan(compiled: CompiledProtocol, f: Flavour, on: date, available: set
                      tuple(facts), tuple(arms), randomised, sql)
 
 
+#: Trials per group (:class:`TrialGroup`): each keeps five result columns per trial and
+#: patient in memory until its trials are written.
+GROUP_SIZE = 25
+
+
+@dataclass(frozen=True)
+class _FactColumns(Dialect):
+    """DuckDB's criteria SQL with every fact read as its SQL over ``td_facts``."""
+
+    columns: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def quote(self, ident: str) -> str:
+        return self.columns[ident]
+
+
+def _groups(protocols: Sequence[CompiledProtocol], f: Flavour, on: date, available: set[str]
+            ) -> tuple[TrialGroup, ...]:
+    """The trials in groups of up to :data:`GROUP_SIZE`, those with the same criteria ids
+    (a protocol's variants) together, so that they share the most criteria."""
+    order = sorted(range(len(protocols)), key=lambda k: (
+        tuple(c.id for _, c in protocols[k].protocol.criteria), k))
+    chunks = [order[i:i + GROUP_SIZE] for i in range(0, len(order), GROUP_SIZE)]
+    return tuple(_group(f"td_trials_{g}", [(k, protocols[k]) for k in chunk], f, on,
+                        available) for g, chunk in enumerate(chunks))
+
+
+def _group(name: str, members: Sequence[tuple[int, CompiledProtocol]], f: Flavour, on: date,
+           available: set[str]) -> TrialGroup:
+    q = f.q
+    shared: dict[str, str] = {}  # windowed fact → column, computed once for the group
+    conditions: dict[str, str] = {}  # criterion or arm rule SQL → column
+    # (condition or fact column, bit, which: met, unknown or absent) → column
+    terms: dict[tuple[str, int, str], str] = {}
+    facts: dict[str, str] = {}  # fact SQL → column (for the absent-facts bits)
+    trials = []
+    for k, compiled in members:
+        columns = _fact_columns(compiled, f, available, shared)
+        dialect = _FactColumns(columns=columns)
+
+        def condition(expr: Expr, dialect: Dialect = dialect) -> str:
+            return conditions.setdefault(to_sql(expr, dialect, as_of=on), f"x{len(conditions)}")
+
+        protocol = compiled.protocol
+        criteria = [(c.id, kind) for kind, c in protocol.criteria]
+        crits = [condition(compiled.rules[c.id]) for _, c in protocol.criteria]
+        arms = {a.id: condition(compiled.arm_rules[a.id]) for a in protocol.arms
+                if a.id in compiled.arm_rules}
+        randomised = any(a.assignment.randomisation for a in protocol.arms)
+        met = [terms.setdefault((c, i, "met"), f"m{len(terms)}") for i, c in enumerate(crits)]
+        unknown = [terms.setdefault((c, i, "unknown"), f"u{len(terms)}")
+                   for i, c in enumerate(crits)]
+        absent = [terms.setdefault((facts.setdefault(columns[n], f"f{len(facts)}"), j, "absent"),
+                                   f"n{len(terms)}") for j, n in enumerate(rule_facts(compiled))]
+        trials.append((k, compiled, criteria, met, unknown, arms, randomised, absent))
+
+    def bits(columns: Sequence[str]) -> str:
+        return ("CAST(" + " | ".join(q(c) for c in columns) + " AS BIGINT)" if columns
+                else "CAST(0 AS BIGINT)")
+
+    carried = "".join(f", {q(t)}" for (_, _, which), t in terms.items() if which == "absent")
+    level0 = ("SELECT person_id"
+              + "".join(f",\n  {sql} AS {q(c)}" for sql, c in conditions.items())
+              + "".join(f",\n  {sql} AS {q(c)}" for sql, c in facts.items())
+              + "\nFROM (SELECT *" + "".join(f",\n  {sql} AS {q(c)}" for sql, c in shared.items())
+              + "\nFROM td_facts) w")
+    arm_columns = sorted({c for *_, arms, _, _ in trials for c in arms.values()})
+    level1 = ("SELECT person_id"
+              + "".join(f",\n  CASE WHEN {q(c)}{'' if which == 'met' else ' IS NULL'} "
+                        f"THEN {1 << i} ELSE 0 END AS {q(t)}"
+                        for (c, i, which), t in terms.items())
+              + "".join(f", {q(c)}" for c in arm_columns)
+              + f"\nFROM ({level0}) l0")
+    level2, level3, level4, writes = [], [], [], []
+    for k, compiled, criteria, met, unknown, arms, randomised, absent in trials:
+        t = f"t{k}#"
+        if randomised or not arms:
+            arm = f"CAST(NULL AS {f.text()})"
+            arm_none = arm
+        else:
+            chosen = [f"coalesce({q(c)}, FALSE)" for c in arms.values()]
+            count = " + ".join(f"(CASE WHEN {x} THEN 1 ELSE 0 END)" for x in chosen)
+            which = " ".join(f"WHEN {x} THEN {f.label(a, list(arms))}"
+                             for x, a in zip(chosen, arms, strict=True))
+            arm = f"CASE WHEN {count} = 1 THEN CASE {which} END END"
+            arm_none = f.label(None, list(arms))
+        level2 += [f"{bits(met)} AS {q(t + 'met')}", f"{bits(unknown)} AS {q(t + 'unknown')}",
+                   f"{arm} AS {q(t + 'arm')}"]
+        incl = sum(1 << i for i, (_, kind) in enumerate(criteria) if kind == "inclusion")
+        excl = sum(1 << i for i, (_, kind) in enumerate(criteria) if kind == "exclusion")
+        m, u = q(t + "met"), q(t + "unknown")
+        not_met = f"(~({m} | {u}))"
+        verdict = (f"CASE WHEN ({not_met} & {incl}) <> 0 OR ({m} & {excl}) <> 0 THEN 0 "
+                   f"WHEN ({m} & {incl}) = {incl} AND ({not_met} & {excl}) = {excl} THEN 1 "
+                   "ELSE 2 END")
+        level3 += [f"{verdict} AS {q(t + 'v')}", m, u, q(t + "arm")]
+        v = q(t + "v")
+        names = " ".join(f"WHEN {i} THEN {f.label(x, VERDICTS)}" for i, x in enumerate(VERDICTS))
+        missing = bits(absent)
+        level4 += [f"CASE {v} {names} END AS {q(t + 'verdict')}",
+                   f"CASE WHEN {v} = 0 THEN {arm_none} ELSE {q(t + 'arm')} END AS {q(t + 'arm')}",
+                   m, u,
+                   f"CASE WHEN {v} = 2 THEN {missing} ELSE CAST(0 AS BIGINT) END "
+                   f"AS {q(t + 'absent')}"]
+        writes.append(f"SELECT person_id, {f.label(compiled.id, [compiled.id])} AS trial_id, "
+                      f"{q(t + 'verdict')} AS verdict, {q(t + 'arm')} AS arm, {m} AS met, "
+                      f"{u} AS unknown, {q(t + 'absent')} AS absent_facts FROM {name}")
+
+    def select(columns: Sequence[str], source: str, alias: str, rest: str = "") -> str:
+        return ("SELECT person_id,\n  " + ",\n  ".join(columns) + rest
+                + f"\nFROM ({source}) {alias}")
+
+    sql = select(level4, select(level3, select(level2, level1, "l1", carried), "l2", carried),
+                 "l3")
+    return TrialGroup(name, sql, tuple(k for k, *_ in trials), tuple(writes))
+
+
 __all__ = [
+    "GROUP_SIZE",
     "MAX_BITS",
     "VERDICTS",
     "Flavour",
     "InputStats",
     "PopulationPlan",
+    "TrialGroup",
     "TrialPlan",
     "build_plan",
     "fingerprint",

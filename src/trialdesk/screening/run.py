@@ -288,25 +288,45 @@ def screen_population(
             rescreened = persons - reuse
             engine.materialise("td_facts_changed", "SELECT * FROM td_facts WHERE person_id NOT IN "
                                                    "(SELECT person_id FROM td_reuse)")
-        jobs: list[tuple[str, Path]] = []
-        for trial in plan.trials:
-            target = trial_dir(stage, trial.trial_id)
-            old = previous["trials"].get(trial.trial_id) if previous else None
-            if reuse is not None and old is not None and old["fingerprint"] == trial.fingerprint:
-                view = f"td_old_{len(reused_trials)}"
-                engine.register_files(view, old["files"])
-                sql = (f"SELECT * FROM {view} WHERE person_id IN (SELECT person_id FROM td_reuse) "
-                       f"UNION ALL {trial.sql_from('td_facts_changed')}")
-                reused_trials.append(trial.trial_id)
-            else:
-                sql = trial.sql
-            jobs.append((sql, target))
-        engine.write_all(jobs, bar.advance)
+        counted: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
+        if reuse is None and plan.groups:
+            # DuckDB: the trials in groups that evaluate their shared criteria once; the
+            # summary's counts are taken from each group's table before it is dropped (not
+            # from the files written).
+            counted = ([], [])
+            for group in plan.groups:
+                engine.materialise(group.name, group.sql)
+                engine.write_all([(sql, trial_dir(stage, plan.trials[k].trial_id))
+                                  for k, sql in zip(group.trials, group.writes, strict=True)],
+                                 bar.advance)
+                counted[0].extend(engine.rows(" UNION ALL ".join(_COUNTS.format(sql)
+                                                                 for sql in group.writes)))
+                counted[1].extend(engine.rows(" UNION ALL ".join(_UNDETERMINED.format(sql)
+                                                                 for sql in group.writes)))
+                engine.execute(f"DROP TABLE {group.name}")
+        else:
+            jobs: list[tuple[str, Path]] = []
+            for trial in plan.trials:
+                target = trial_dir(stage, trial.trial_id)
+                old = previous["trials"].get(trial.trial_id) if previous else None
+                if (reuse is not None and old is not None
+                        and old["fingerprint"] == trial.fingerprint):
+                    view = f"td_old_{len(reused_trials)}"
+                    engine.register_files(view, old["files"])
+                    sql = (f"SELECT * FROM {view} WHERE person_id IN "
+                           f"(SELECT person_id FROM td_reuse) "
+                           f"UNION ALL {trial.sql_from('td_facts_changed')}")
+                    reused_trials.append(trial.trial_id)
+                else:
+                    sql = trial.sql
+                jobs.append((sql, target))
+            engine.write_all(jobs, bar.advance)
         timer.lap("trials")
 
         bar.phase("Summarising")
         indexes = [TrialIndex.of(t, c) for t, c in zip(plan.trials, protocols, strict=True)]
-        summary = _summary(engine, stage, indexes)
+        summary = (_summary(engine, stage, indexes) if counted is None
+                   else _summarise(indexes, *counted))
         write_json(stage / SUMMARY, summary)
         timer.lap("summary")
         manifest = {
@@ -356,11 +376,18 @@ def _summary(engine: Engine, root: Path, indexes: Sequence[TrialIndex]) -> dict[
     engine.register_files("td_results", files)
     # The pairs per verdict and arm; then the masks, which matter only for undetermined
     # pairs, read only for those (the scan filters on the verdict first).
-    counts = engine.rows("SELECT trial_id, verdict, arm, count(*) FROM td_results "
-                         "GROUP BY trial_id, verdict, arm")
-    undetermined = engine.rows(
-        "SELECT trial_id, unknown, absent_facts, count(*) FROM td_results "
-        "WHERE verdict = 'undetermined' GROUP BY trial_id, unknown, absent_facts")
+    counts = engine.rows(_COUNTS.format("SELECT * FROM td_results"))
+    undetermined = engine.rows(_UNDETERMINED.format("SELECT * FROM td_results"))
+    return _summarise(indexes, counts, undetermined)
+
+
+_COUNTS = "SELECT trial_id, verdict, arm, count(*) FROM ({}) GROUP BY trial_id, verdict, arm"
+_UNDETERMINED = ("SELECT trial_id, unknown, absent_facts, count(*) FROM ({}) "
+                 "WHERE verdict = 'undetermined' GROUP BY trial_id, unknown, absent_facts")
+
+
+def _summarise(indexes: Sequence[TrialIndex], counts: Iterable[tuple[Any, ...]],
+               undetermined: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
     return summarise(indexes, [(str(t), str(v), a, int(n)) for t, v, a, n in counts],
                      [(str(t), int(u), int(a), int(n)) for t, u, a, n in undetermined])
 
