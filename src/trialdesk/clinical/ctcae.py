@@ -25,6 +25,7 @@ criteria that could raise the grade ("hospitalization indicated") are listed in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -315,6 +316,7 @@ _DEFINITIONS_BY_KEY: Final[dict[str, TermDefinition]] = {
 # --------------------------------------------------------------------------- term look-up
 
 
+@functools.cache
 def lab_terms() -> tuple[str, ...]:
     """The lab-defined terms :func:`grade_lab` can grade.
 

@@ -107,28 +107,37 @@ def on_study_event(ctx: Services, loaded: Any, fields: Mapping[str, Any]) -> Adv
 def course_note(cal: Calendar | None, onset: date) -> str:
     """Where the onset falls on the calendar, in words: "course 2 (DIT, 2026-12-14 →
     2027-01-03)", or why it is in none ("before course 1, which starts 2026-11-23")."""
+    return course_noter(cal)(onset)
+
+
+def course_noter(cal: Calendar | None) -> Callable[[date], str]:
+    """:func:`course_note` for many onsets on one calendar (its courses sorted once)."""
     courses = sorted(((e.course_number, e) for e in (cal.events if cal else ())
                       if e.kind is EventKind.COURSE and e.course_number is not None
                       and e.date is not None), key=lambda c: c[0])
-    if not courses:
-        return "outside any course: the calendar has no dated courses yet"
-    prev = None
-    for n, e in courses:
-        assert e.date is not None
-        end = e.end or e.date
-        if e.date <= onset <= end:
-            return f"course {n} ({e.course_id}, {e.date.isoformat()} → {end.isoformat()})"
-        if onset < e.date:
-            if prev is None:
-                return (f"outside any course: {onset.isoformat()} is before course {n}, which "
-                        f"starts {e.date.isoformat()}")
-            return (f"outside any course: {onset.isoformat()} is between course {prev[0]} "
-                    f"(ended {prev[1].isoformat()}) and course {n} (starts "
-                    f"{e.date.isoformat()})")
-        prev = (n, end)
-    assert prev is not None
-    return (f"outside any course: {onset.isoformat()} is after the last course, course "
-            f"{prev[0]}, which ended {prev[1].isoformat()}")
+
+    def note(onset: date) -> str:
+        if not courses:
+            return "outside any course: the calendar has no dated courses yet"
+        prev = None
+        for n, e in courses:
+            assert e.date is not None
+            end = e.end or e.date
+            if e.date <= onset <= end:
+                return f"course {n} ({e.course_id}, {e.date.isoformat()} → {end.isoformat()})"
+            if onset < e.date:
+                if prev is None:
+                    return (f"outside any course: {onset.isoformat()} is before course {n}, which "
+                            f"starts {e.date.isoformat()}")
+                return (f"outside any course: {onset.isoformat()} is between course {prev[0]} "
+                        f"(ended {prev[1].isoformat()}) and course {n} (starts "
+                        f"{e.date.isoformat()})")
+            prev = (n, end)
+        assert prev is not None
+        return (f"outside any course: {onset.isoformat()} is after the last course, course "
+                f"{prev[0]}, which ended {prev[1].isoformat()}")
+
+    return note
 
 
 def with_codes(fields: dict[str, Any]) -> dict[str, Any]:

@@ -66,9 +66,11 @@ def _codes_view(c: ctcae_codes.TermCodes) -> dict[str, str]:
     return {"term": c.term, "meddra_code": c.meddra_code, "soc": c.soc, "soc_code": c.soc_code}
 
 
+@functools.lru_cache(maxsize=2048)
 def term_card(term: str) -> dict[str, Any] | None:
     """A CTCAE v5.0 term as the form shows it: codes, SOC, definition, and each grade's text
-    (allowed grades only), or None when ``term`` is not a CTCAE v5.0 term."""
+    (allowed grades only), or None when ``term`` is not a CTCAE v5.0 term. Kept per term for
+    the process (the term list does not change while it runs): callers must not change it."""
     codes = ctcae_codes.term_codes(term)
     if codes is None:
         return None
@@ -316,9 +318,10 @@ def adverse_events_form_page(ctx: Services, who: Principal, study_number: str
     loaded = load_journey(ctx, who, study_number, P.CLINICAL_READ)
     cal = loaded.calendar_or_none()
     rows = {r.id: r for r in stored}
+    note = safety.course_noter(cal)
     for item in page["items"]:
         row = rows[item["id"]]
-        item["course_note"] = safety.course_note(cal, date.fromisoformat(row.onset))
+        item["course_note"] = note(date.fromisoformat(row.onset))
         card = term_card(row.term)
         item["grade_text"] = next((g["text"] for g in card["grades"]
                                    if g["grade"] == row.grade), None) if card else None
