@@ -681,14 +681,16 @@ def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> 
     who = principal_for(varied.store, "admin")
     store = reg.registry_store(varied)
     with varied.store.engine.connect() as conn:
-        rows = conn.execute(sql("SELECT search_conditions, search_concepts "
+        rows = conn.execute(sql("SELECT search_conditions, search_cells, search_concepts "
                                 "FROM registry_studies")).all()
     held = 0
-    for conditions, words in rows:
-        expected = {concept_token(k) for k in SYNONYMS
+    for conditions, cells, words in rows:
+        expected = {concept_token(k) or "" for k in SYNONYMS
                     if any(_has(conditions, tokens(t)) for t in condition_terms(k))}
-        assert set(words.split()) == expected, conditions
+        at = {w + c for w in expected for c in cells.split()}  # the concept at each place
+        assert set(words.split()) == expected | at, conditions
         held += bool(words)
+        assert len(at) == len(expected) * len(cells.split())
     assert held >= 100
 
     finds: list[str] = []
@@ -711,7 +713,8 @@ def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> 
             finds.clear()
             with_word = reg.search(varied, who, limit=1000, **q)
             word = concept_token(q["condition"])
-            assert word is not None and f"search_concepts : {word}" in finds[-1], finds
+            assert word is not None and f"search_concepts : ({word}g" in finds[-1], finds
+            assert "search_cells" not in finds[-1]
             with varied.store.engine.begin() as conn:  # the word no longer listed
                 conn.execute(sql("DELETE FROM registry_concepts WHERE token = :t"), {"t": word})
             finds.clear()  # a process started now (what it keeps was read before)

@@ -219,23 +219,29 @@ def concept_tokens() -> list[str]:
     return [t for t in map(concept_token, SYNONYMS) if t is not None]
 
 
-def study_concepts(conditions: str) -> str:
+def study_concepts(conditions: str, cells: Iterable[str] = ()) -> str:
     """The index words (:func:`concept_token`) of the :data:`SYNONYMS` conditions a study's
     normalised conditions text holds: one of their phrases occurs in it as whole words, as
-    the full-text index matches a phrase (:func:`phrase_count`, diacritics folded).
+    the full-text index matches a phrase (:func:`phrase_count`, diacritics folded). Each
+    also comes joined to each of the study's place ``cells`` (one word: the condition at
+    that place), after the words alone.
 
     >>> study_concepts("shock, septic | asthma") == concept_token("sepsis") + " " + (
     ...     concept_token("septic shock") or "")
     True
-    >>> study_concepts("antisepsis")
+    >>> study_concepts("antisepsis", ["g1n0e0"])
     ''
+    >>> study_concepts("sepsis", ["g1n0e0"]).split()[1] == f"{concept_token('sepsis')}g1n0e0"
+    True
     """
     folded = fold(conditions)
     found = []
     for key in SYNONYMS:
         if any(phrase_count(folded, [fold(w) for w in tokens(t)]) for t in condition_terms(key)):
             found.append(concept_token(key))
-    return " ".join(t for t in found if t)
+    words = [t for t in found if t]
+    places = list(cells)
+    return " ".join(words + [w + c for w in words for c in places])
 
 
 def _record_conditions(r: Registry) -> list[str]:

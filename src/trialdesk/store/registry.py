@@ -147,7 +147,8 @@ class Filter:
     box: tuple[float, float, float | None, float | None] | None = None
     # The index word standing for the condition phrases (:func:`concept_token`), when
     # every stored study holds it as its conditions say (:meth:`registry_concept_indexed`):
-    # a box search looks it up in place of their OR.
+    # a box search looks up the word joined to each of the box's cells in place of the OR
+    # of the phrases and the OR of the cells.
     concept: str | None = None
     # False: the candidates come without their rank (score 0.0); the caller asks
     # :meth:`RegistryStore.registry_scores` for the few it shows.
@@ -313,7 +314,8 @@ def _values(study: StudyInput) -> dict[str, Any]:
         values[f"search_{name}"] = study.search.get(name, "")
     values["search_cells"] = site_cells((x.lat, x.lon) for x in study.sites
                                         if x.lat is not None and x.lon is not None)
-    values["search_concepts"] = study_concepts(study.search.get("conditions", ""))
+    values["search_concepts"] = study_concepts(study.search.get("conditions", ""),
+                                               values["search_cells"].split())
     return values
 
 
@@ -520,14 +522,16 @@ class RegistryStore(StoreBase):
                     # Words, condition and place in one index. A condition phrase holding
                     # another one adds nothing to their OR: left out, the index reads less.
                     conditions = _fewest(f.conditions)
-                    condition = ("search_concepts : " + f.concept if f.concept else
-                                 "search_conditions : (" + " OR ".join(
-                                     '"' + " ".join(phrase) + '"' for phrase in conditions)
-                                 + ")")
-                    params["find"] = " AND ".join(
-                        [f"{_TEXTS} : {w}" for w in words]
-                        + [condition] * bool(conditions)
-                        + [f"search_cells : ({' OR '.join(cells)})"])
+                    if f.concept:
+                        # The condition at each place: one short list a cell, not the
+                        # long list of each cell and of the condition.
+                        place = [f"search_concepts : ({' OR '.join(f.concept + c for c in cells)})"]
+                    else:
+                        place = ["search_conditions : (" + " OR ".join(
+                            '"' + " ".join(phrase) + '"' for phrase in conditions) + ")"
+                                 ] * bool(conditions) + [
+                            f"search_cells : ({' OR '.join(cells)})"]
+                    params["find"] = " AND ".join([f"{_TEXTS} : {w}" for w in words] + place)
                     head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_find "
                             "WHERE registry_find MATCH :find) ")
                 elif f.ranked:
