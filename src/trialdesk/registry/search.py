@@ -245,6 +245,37 @@ def study_concepts(conditions: str, cells: Iterable[str] = ()) -> str:
     return " ".join(words + [w + c for w in words for c in places])
 
 
+# Listed (``registry_concepts``) once every stored study holds :func:`condition_places`.
+PLACE_WORDS = "conditionwordsatcells"
+_PLAIN = re.compile(r"[a-z0-9]+")
+
+
+def condition_places(conditions: str, cells: Iterable[str]) -> str:
+    """Each word of a study's normalised conditions text joined to each of its place
+    ``cells`` (one index word: that condition word at that place), for the words of plain
+    letters a-z and digits after diacritics are folded (the ones the full-text index reads
+    the same way).
+
+    >>> condition_places("leukemia, acute | all", ["g9n1e2", "g27n0e0"])
+    'leukemiag9n1e2 leukemiag27n0e0 acuteg9n1e2 acuteg27n0e0 allg9n1e2 allg27n0e0'
+    """
+    places = list(cells)
+    words = dict.fromkeys(w for w in re.findall(r"[^\W_]+", fold(conditions))
+                          if _PLAIN.fullmatch(w))
+    return " ".join(w + c for w in words for c in places)
+
+
+def place_word(phrase: Sequence[str]) -> str | None:
+    """The word of a condition phrase to look up at each place (:func:`condition_places`):
+    its longest plain word (None when it has none).
+
+    >>> place_word(["breast", "cancer"]), place_word(["b", "all"]), place_word(["łódź"])
+    ('breast', 'all', None)
+    """
+    plain = [w for w in (fold(t) for t in phrase) if _PLAIN.fullmatch(w)]
+    return max(plain, key=len) if plain else None
+
+
 def _record_conditions(r: Registry) -> list[str]:
     terms = [*r.conditions, *r.keywords]
     if r.mesh is not None:

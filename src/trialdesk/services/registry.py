@@ -37,6 +37,7 @@ from trialdesk.registry.gazetteer import Place, resolve_place
 from trialdesk.registry.importer import Failed, Imported, import_bytes
 from trialdesk.registry.records import age_limit
 from trialdesk.registry.search import (
+    PLACE_WORDS,
     Age,
     Hit,
     Query,
@@ -253,6 +254,9 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
             ("registry concept indexed", concept),
             functools.partial(store.registry_concept_indexed, concept)):
         concept = None  # the stored studies do not all hold it: the phrases
+    places = bool(condition) and box is not None and ctx.catalogue.kept(
+        ("registry concept indexed", PLACE_WORDS),
+        functools.partial(store.registry_concept_indexed, PLACE_WORDS))
     f = Filter(
         words=tuple(tuple(tokens(w)) for w in words),
         conditions=tuple(tuple(tokens(t)) for t in terms),
@@ -263,6 +267,7 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         age_days=(age_days - 367, age_days + 32) if age_days is not None else None,
         box=box,
         concept=concept,
+        places=places,
         # By place, the rank only orders studies at the same distance: it is computed for
         # the page shown (and its ties), not for every match.
         ranked=place is None)
