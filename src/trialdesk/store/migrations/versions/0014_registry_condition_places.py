@@ -67,18 +67,24 @@ def fill(*, places: bool) -> None:
         _drop_find()
     bind.execute(sa.text("DELETE FROM registry_concepts WHERE token = :t"), {"t": PLACE_WORDS})
     update = sa.text("UPDATE registry_studies SET search_concepts = :words WHERE id = :id")
-    rows = bind.execute(sa.text("SELECT id, search_conditions, search_cells, search_concepts "
-                                "FROM registry_studies ORDER BY id")).all()
-    batch: list[dict[str, object]] = []
-    for study_id, conditions, cells, old in rows:
-        found = (cells or "").split()
-        words = " ".join(x for x in (study_concepts(conditions or "", found),
-                                     condition_places(conditions or "", found) if places
-                                     else "") if x)
-        if words != old:
-            batch.append({"id": study_id, "words": words})
-    for start in range(0, len(batch), 5000):
-        bind.execute(update, batch[start:start + 5000])
+    select = sa.text("SELECT id, search_conditions, search_cells, search_concepts "
+                     "FROM registry_studies WHERE id > :after ORDER BY id LIMIT 5000")
+    after = -1
+    while True:  # 5,000 studies at a time: the memory stays that of one batch
+        rows = bind.execute(select, {"after": after}).all()
+        if not rows:
+            break
+        after = rows[-1][0]
+        batch: list[dict[str, object]] = []
+        for study_id, conditions, cells, old in rows:
+            found = (cells or "").split()
+            words = " ".join(x for x in (study_concepts(conditions or "", found),
+                                         condition_places(conditions or "", found) if places
+                                         else "") if x)
+            if words != old:
+                batch.append({"id": study_id, "words": words})
+        if batch:
+            bind.execute(update, batch)
     if places:
         bind.execute(sa.text("INSERT INTO registry_concepts (token) VALUES (:t)"),
                      {"t": PLACE_WORDS})
