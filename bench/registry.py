@@ -32,6 +32,15 @@ found, is 67-78 ms at p50, "phase + leukemia" near Paris 35-41 ms, the other thr
 peak memory 682 MiB. Before the distances were measured in SQL and the rank of the page
 computed outside FTS5, the same file: p95 159 ms, Utrecht 121 ms at p50.
 
+With a condition near a place looked up as one word per place cell (migrations 0012-0014),
+the same file migrated, three runs back to back with the above at load average 1.1-1.4:
+p95 36.3, 34.7, 41.1 ms (before: 55.1, 64.1, 57.6; meets the 50 ms target at that load;
+CPU time the same), p50 7-10 ms (before 15-19); Utrecht 30-36 ms at p50, Paris 15-17 ms,
+the other three 4-8 ms. At load 2-3.5 beside a migration: p95 97.2 and 48.0 ms (CPU 49.5 and
+47.4 ms), so on a busy machine the target is at the edge. The file grew to 16,327 MiB
+(33.4 KiB per study); a new file of 3,000 records imports with drafts memoised at 370-383
+records per CPU second (428-469 before); the 500,000-record import was not run again.
+
 On the idle machine, 1,500 records through the full pipeline: 199 records/s (160 before the
 draft rules' type-checks and unit conversions were kept and the registry model stopped being
 validated twice); 2,800 with drafts memoised: 351 records/s (341 before).

@@ -617,14 +617,15 @@ def test_migration_0011_gives_the_stored_studies_their_cells(ctx: Any) -> None:
     assert [reg.search(ctx, who, **q) for q in queries] == before
 
 
-def test_migration_0012_gives_the_stored_studies_their_concept_words(ctx: Any) -> None:
-    """Down to 0011 (no concept words: the box search looks up the phrases) and up again:
-    the words made from the stored conditions texts are the ones the import wrote, every
-    concept is listed, and the searches give what they gave."""
+def test_migrations_0012_to_0014_give_the_stored_studies_their_concept_words(ctx: Any) -> None:
+    """Down to 0011 (no concept words: the box search looks up the phrases and the cells)
+    and up again: the words made from the stored conditions texts and cells are the ones
+    the import wrote, every concept and the condition words at places are listed, and the
+    searches give what they gave."""
     from alembic import command
     from sqlalchemy import text as sql
 
-    from trialdesk.registry.search import concept_token, concept_tokens
+    from trialdesk.registry.search import PLACE_WORDS, concept_token, concept_tokens
     from trialdesk.store.db import alembic_config, current_revision, head_revision
 
     who = _who(ctx, "coord")
@@ -634,9 +635,10 @@ def test_migration_0012_gives_the_stored_studies_their_concept_words(ctx: Any) -
                {"condition": "CLL", "near": "28.3,113.8", "km": 1500.0},
                {"condition": "Atopic Dermatitis", "text": "placebo", "near": "41.88,-87.63",
                 "km": 1500.0, "age": Age(30, "year")},
-               {"condition": "sepsis", "near": "48.85,2.35", "km": 3000.0}]
+               {"condition": "sepsis", "near": "48.85,2.35", "km": 3000.0},
+               {"condition": "skin diseases", "near": "37.0,-93.7", "km": 800.0}]
     before = [reg.search(ctx, who, **q) for q in queries]
-    assert [b["total"] > 0 for b in before] == [True, True, True, False]
+    assert [b["total"] > 0 for b in before] == [True, True, True, False, True]
     engine = ctx.store.engine
     words = "SELECT nct_id, search_concepts FROM registry_studies ORDER BY nct_id"
     with engine.connect() as conn:
@@ -644,7 +646,8 @@ def test_migration_0012_gives_the_stored_studies_their_concept_words(ctx: Any) -
     stored = dict(imported)
     sepsis = concept_token("sepsis")
     assert sepsis is not None and sepsis in stored["NCT03245528"].split()  # "Shock, Septic"
-    assert sum(bool(w) for w in stored.values()) == 5
+    assert sum(bool(set(w.split()) & set(concept_tokens())) for w in stored.values()) == 5
+    assert "dermatitisg9n14e9" in stored["NCT02210780"].split()  # a condition word at a place
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -662,33 +665,47 @@ def test_migration_0012_gives_the_stored_studies_their_concept_words(ctx: Any) -
     with engine.connect() as conn:
         assert conn.execute(sql(words)).all() == imported
         listed = set(conn.execute(sql("SELECT token FROM registry_concepts")).scalars())
-    assert listed == set(concept_tokens())
+    assert listed == {*concept_tokens(), PLACE_WORDS}
     again = Services.open(ctx.store)  # a process started after the migration
     assert [reg.search(again, who, **q) for q in queries] == before
 
 
 def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> None:
     """Each study holds a concept's word exactly when one of its phrases occurs in its
-    conditions (checked word by word here); a box search with the word gives the same
-    page, order, distances and ranks as with the phrases; a word not listed in
-    ``registry_concepts`` (the synonyms changed since the studies were given their words)
-    is not used."""
+    conditions (checked word by word here), that word at each of its cells, and each of its
+    condition words at each of its cells; a box search with the concept, or with a
+    condition word, at each cell gives the same page, order, distances and ranks as with
+    the phrases and the cells; a word not listed in ``registry_concepts`` (the synonyms
+    changed since the studies were given their words, or the studies lack their words at
+    their places) is not used."""
     from sqlalchemy import text as sql
 
     import trialdesk.store.registry as store_registry
-    from trialdesk.registry.search import SYNONYMS, concept_token, condition_terms
+    from trialdesk.registry.search import (
+        PLACE_WORDS,
+        SYNONYMS,
+        concept_token,
+        condition_places,
+        condition_terms,
+        place_word,
+    )
 
     who = principal_for(varied.store, "admin")
     store = reg.registry_store(varied)
     with varied.store.engine.connect() as conn:
-        rows = conn.execute(sql("SELECT search_conditions, search_concepts "
+        rows = conn.execute(sql("SELECT search_conditions, search_cells, search_concepts "
                                 "FROM registry_studies")).all()
     held = 0
-    for conditions, words in rows:
-        expected = {concept_token(k) for k in SYNONYMS
+    for conditions, cells, words in rows:
+        expected = {concept_token(k) or "" for k in SYNONYMS
                     if any(_has(conditions, tokens(t)) for t in condition_terms(k))}
-        assert set(words.split()) == expected, conditions
+        at = {w + c for w in expected for c in cells.split()}  # the concept at each place
+        plain = {w + c for w in tokens(conditions) if w.isascii() and w.isalnum()
+                 for c in cells.split()}  # each condition word at each place
+        assert set(words.split()) == expected | at | plain, conditions
+        assert set(condition_places(conditions, cells.split()).split()) == plain
         held += bool(words)
+        assert len(at) == len(expected) * len(cells.split())
     assert held >= 100
 
     finds: list[str] = []
@@ -700,7 +717,8 @@ def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> 
         return out
 
     queries = [{"condition": c, "near": p, "km": km, **extra}
-               for c in ("sepsis", "Septic Shock", "ALL", "neuroblastoma", "CLL")
+               for c in ("sepsis", "Septic Shock", "ALL", "neuroblastoma", "CLL", "leukemia",
+                         "breast cancer", "Lymphoblastic Leukaemia", "melanoma")
                for p, km in (("48.8566,2.3522", 800.0), ("55.75204,37.61781", 1500.0),
                              ("41.88,-87.63", 2500.0))
                for extra in ({}, {"text": "placebo"}, {"age": Age(30, "year")})]
@@ -710,18 +728,25 @@ def test_the_concept_word_finds_what_the_condition_phrases_find(varied: Any) -> 
         for q in queries:
             finds.clear()
             with_word = reg.search(varied, who, limit=1000, **q)
-            word = concept_token(q["condition"])
-            assert word is not None and f"search_concepts : {word}" in finds[-1], finds
+            phrase = tokens(q["condition"])
+            word = concept_token(q["condition"]) or place_word(phrase)
+            listed = concept_token(q["condition"]) or PLACE_WORDS
+            assert word is not None and f"search_concepts : ({word}g" in finds[-1], finds
+            assert "search_cells" not in finds[-1]
+            # a phrase of more words than the one looked up is checked as well
+            assert (f'search_conditions : "{" ".join(phrase)}"' in finds[-1]) == (
+                len(phrase) > 1 and listed == PLACE_WORDS), finds
             with varied.store.engine.begin() as conn:  # the word no longer listed
-                conn.execute(sql("DELETE FROM registry_concepts WHERE token = :t"), {"t": word})
+                conn.execute(sql("DELETE FROM registry_concepts WHERE token = :t"),
+                             {"t": listed})
             finds.clear()  # a process started now (what it keeps was read before)
             assert reg.search(Services.open(varied.store), who, limit=1000, **q) == with_word, q
             assert "search_concepts" not in finds[-1] and "search_conditions" in finds[-1]
             with varied.store.engine.begin() as conn:
                 conn.execute(sql("INSERT INTO registry_concepts (token) VALUES (:t)"),
-                             {"t": word})
+                             {"t": listed})
             found += with_word["total"] > 0
-        assert found >= 20, found
+        assert found >= 40, found
     finally:
         store_registry.RegistryStore._candidate_sql = original  # type: ignore[method-assign]
     assert store.registry_concept_indexed(concept_token("sepsis") or "")

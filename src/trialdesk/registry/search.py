@@ -219,23 +219,61 @@ def concept_tokens() -> list[str]:
     return [t for t in map(concept_token, SYNONYMS) if t is not None]
 
 
-def study_concepts(conditions: str) -> str:
+def study_concepts(conditions: str, cells: Iterable[str] = ()) -> str:
     """The index words (:func:`concept_token`) of the :data:`SYNONYMS` conditions a study's
     normalised conditions text holds: one of their phrases occurs in it as whole words, as
-    the full-text index matches a phrase (:func:`phrase_count`, diacritics folded).
+    the full-text index matches a phrase (:func:`phrase_count`, diacritics folded). Each
+    also comes joined to each of the study's place ``cells`` (one word: the condition at
+    that place), after the words alone.
 
     >>> study_concepts("shock, septic | asthma") == concept_token("sepsis") + " " + (
     ...     concept_token("septic shock") or "")
     True
-    >>> study_concepts("antisepsis")
+    >>> study_concepts("antisepsis", ["g1n0e0"])
     ''
+    >>> words = study_concepts("sepsis", ["g1n0e0", "g3n0e0"]).split()
+    >>> len(words), f"{concept_token('sepsis')}g3n0e0" in words  # septic shock's too
+    (6, True)
     """
     folded = fold(conditions)
     found = []
     for key in SYNONYMS:
         if any(phrase_count(folded, [fold(w) for w in tokens(t)]) for t in condition_terms(key)):
             found.append(concept_token(key))
-    return " ".join(t for t in found if t)
+    words = [t for t in found if t]
+    places = list(cells)
+    return " ".join(words + [w + c for w in words for c in places])
+
+
+# Listed (``registry_concepts``) once every stored study holds :func:`condition_places`.
+PLACE_WORDS = "conditionwordsatcells"
+_PLAIN = re.compile(r"[a-z0-9]+")
+
+
+def condition_places(conditions: str, cells: Iterable[str]) -> str:
+    """Each word of a study's normalised conditions text joined to each of its place
+    ``cells`` (one index word: that condition word at that place), for the words of plain
+    letters a-z and digits after diacritics are folded (the ones the full-text index reads
+    the same way).
+
+    >>> condition_places("leukemia, acute | all", ["g9n1e2", "g27n0e0"])
+    'leukemiag9n1e2 leukemiag27n0e0 acuteg9n1e2 acuteg27n0e0 allg9n1e2 allg27n0e0'
+    """
+    places = list(cells)
+    words = dict.fromkeys(w for w in re.findall(r"[^\W_]+", fold(conditions))
+                          if _PLAIN.fullmatch(w))
+    return " ".join(w + c for w in words for c in places)
+
+
+def place_word(phrase: Sequence[str]) -> str | None:
+    """The word of a condition phrase to look up at each place (:func:`condition_places`):
+    its longest plain word (None when it has none).
+
+    >>> place_word(["breast", "cancer"]), place_word(["b", "all"]), place_word(["łódź"])
+    ('breast', 'all', None)
+    """
+    plain = [w for w in (fold(t) for t in phrase) if _PLAIN.fullmatch(w)]
+    return max(plain, key=len) if plain else None
 
 
 def _record_conditions(r: Registry) -> list[str]:

@@ -37,6 +37,7 @@ from trialdesk.registry.gazetteer import Place, resolve_place
 from trialdesk.registry.importer import Failed, Imported, import_bytes
 from trialdesk.registry.records import age_limit
 from trialdesk.registry.search import (
+    PLACE_WORDS,
     Age,
     Hit,
     Query,
@@ -253,6 +254,9 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
             ("registry concept indexed", concept),
             functools.partial(store.registry_concept_indexed, concept)):
         concept = None  # the stored studies do not all hold it: the phrases
+    places = bool(condition) and box is not None and ctx.catalogue.kept(
+        ("registry concept indexed", PLACE_WORDS),
+        functools.partial(store.registry_concept_indexed, PLACE_WORDS))
     f = Filter(
         words=tuple(tuple(tokens(w)) for w in words),
         conditions=tuple(tuple(tokens(t)) for t in terms),
@@ -263,6 +267,7 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
         age_days=(age_days - 367, age_days + 32) if age_days is not None else None,
         box=box,
         concept=concept,
+        places=places,
         # By place, the rank only orders studies at the same distance: it is computed for
         # the page shown (and its ties), not for every match.
         ranked=place is None)
@@ -292,15 +297,19 @@ def search(ctx: Services, who: Principal, *, text: str | None = None,
     scores = {c.id: c.score for c in found}
     listed: dict[int, Listed] = {}
     if place is not None:
-        def where(c: Candidate) -> tuple[bool, float]:
-            return c.id not in nearest, nearest[c.id][0] if c.id in nearest else 0.0
+        # (no site with a point, km): each study's place in the order, made once.
+        wheres = {c.id: (False, nearest[c.id][0]) if c.id in nearest else (True, 0.0)
+                  for c in found}
 
-        found.sort(key=lambda c: (*where(c), c.id))
+        def where(c: Candidate) -> tuple[bool, float]:
+            return wheres[c.id]
+
+        found.sort(key=lambda c: (*wheres[c.id], c.id))
         # The rank for the page and for the studies at the same place as its last one.
         ranked = found[:limit]
         if ranked and len(found) > limit:
-            last = where(ranked[-1])
-            ranked += [c for c in found[limit:] if where(c) == last]
+            last = wheres[ranked[-1].id]
+            ranked += [c for c in found[limit:] if wheres[c.id] == last]
         listed = store.registry_listed([c.id for c in ranked], texts=bool(words or terms))
 
         def documents(phrase: Phrase) -> int:  # studies holding it: the same until a write

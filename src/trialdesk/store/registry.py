@@ -24,11 +24,14 @@ import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
 from trialdesk.registry.search import (
     EARTH_RADIUS_KM,
+    PLACE_WORDS,
     RADIANS,
     concept_tokens,
+    condition_places,
     fold,
     great_circle_km,
     phrase_count,
+    place_word,
     study_concepts,
 )
 from trialdesk.store.audit import canonical, digest
@@ -147,8 +150,13 @@ class Filter:
     box: tuple[float, float, float | None, float | None] | None = None
     # The index word standing for the condition phrases (:func:`concept_token`), when
     # every stored study holds it as its conditions say (:meth:`registry_concept_indexed`):
-    # a box search looks it up in place of their OR.
+    # a box search looks up the word joined to each of the box's cells in place of the OR
+    # of the phrases and the OR of the cells.
     concept: str | None = None
+    # Every stored study holds its condition words at its cells (:func:`condition_places`,
+    # listed as PLACE_WORDS): a box search with one condition phrase looks up its
+    # :func:`place_word` at each of the box's cells in place of the OR of the cells.
+    places: bool = False
     # False: the candidates come without their rank (score 0.0); the caller asks
     # :meth:`RegistryStore.registry_scores` for the few it shows.
     ranked: bool = True
@@ -313,8 +321,16 @@ def _values(study: StudyInput) -> dict[str, Any]:
         values[f"search_{name}"] = study.search.get(name, "")
     values["search_cells"] = site_cells((x.lat, x.lon) for x in study.sites
                                         if x.lat is not None and x.lon is not None)
-    values["search_concepts"] = study_concepts(study.search.get("conditions", ""))
+    values["search_concepts"] = concept_words(study.search.get("conditions", ""),
+                                              values["search_cells"])
     return values
+
+
+def concept_words(conditions: str, cells: str) -> str:
+    """``search_concepts``: the study's concept words (alone and at each cell) and its
+    condition words at each cell."""
+    return " ".join(x for x in (study_concepts(conditions, cells.split()),
+                                condition_places(conditions, cells.split())) if x)
 
 
 def _fts_query(f: Filter) -> str:
@@ -418,7 +434,8 @@ class RegistryStore(StoreBase):
             if new_rows or entries:
                 # A concept word no longer made (its phrases changed) is not looked up:
                 # the studies written now do not hold it.
-                s.execute(delete(concepts).where(concepts.c.token.not_in(concept_tokens())))
+                s.execute(delete(concepts).where(
+                    concepts.c.token.not_in([*concept_tokens(), PLACE_WORDS])))
             tx.audit_many(entries)
         return [(x.nct_id, out[x.nct_id]) for x in studies]
 
@@ -520,14 +537,24 @@ class RegistryStore(StoreBase):
                     # Words, condition and place in one index. A condition phrase holding
                     # another one adds nothing to their OR: left out, the index reads less.
                     conditions = _fewest(f.conditions)
-                    condition = ("search_concepts : " + f.concept if f.concept else
-                                 "search_conditions : (" + " OR ".join(
-                                     '"' + " ".join(phrase) + '"' for phrase in conditions)
-                                 + ")")
-                    params["find"] = " AND ".join(
-                        [f"{_TEXTS} : {w}" for w in words]
-                        + [condition] * bool(conditions)
-                        + [f"search_cells : ({' OR '.join(cells)})"])
+                    word = (place_word(conditions[0]) if f.places and len(conditions) == 1
+                            else None)
+                    if f.concept:
+                        # The condition at each place: one short list a cell, not the
+                        # long list of each cell and of the condition.
+                        place = [f"search_concepts : ({' OR '.join(f.concept + c for c in cells)})"]
+                    elif word is not None:
+                        # A word of the phrase at each place, and the phrase when it has
+                        # more words than that one.
+                        place = [f"search_conditions : \"{' '.join(conditions[0])}\""
+                                 ] * (len(conditions[0]) > 1) + [
+                            f"search_concepts : ({' OR '.join(word + c for c in cells)})"]
+                    else:
+                        place = ["search_conditions : (" + " OR ".join(
+                            '"' + " ".join(phrase) + '"' for phrase in conditions) + ")"
+                                 ] * bool(conditions) + [
+                            f"search_cells : ({' OR '.join(cells)})"]
+                    params["find"] = " AND ".join([f"{_TEXTS} : {w}" for w in words] + place)
                     head = ("WITH f AS MATERIALIZED (SELECT rowid AS id FROM registry_find "
                             "WHERE registry_find MATCH :find) ")
                 elif f.ranked:
