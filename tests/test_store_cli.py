@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from trialdesk.cli import app
 from trialdesk.store import Store, sqlite_url
+from trialdesk.store.db import head_revision
 
 runner = CliRunner()
 
@@ -50,7 +51,7 @@ def test_audit_verify_passes_then_finds_an_edited_entry(tmp_path: Path) -> None:
 
 def test_db_upgrade_import_and_add_user(tmp_path: Path) -> None:
     code, out, _ = run("db", "upgrade", "--data-dir", str(tmp_path))
-    assert code == 0 and "revision 0011 (sqlite)" in out
+    assert code == 0 and f"revision {head_revision()} (sqlite)" in out
     code, out, _ = run("db", "import-protocols", "--data-dir", str(tmp_path))
     assert code == 0 and "NB-NK-2026: version 1 (1.0)" in out
     code, out, err = run("db", "add-user", "dr.p", "--name", "Dr P", "--trial", "NB-NK-2026",
