@@ -110,3 +110,43 @@ def test_a_query_from_opening_to_verification(chromium: Any, live_server: str,  
     finally:
         monitor.close()
         coordinator.close()
+
+
+def test_a_query_on_an_adverse_event(chromium: Any, live_server: str,  # noqa: F811
+                                     output_dir: Path) -> None:
+    """The monitor queries the grade of NBNK-0001's catheter related infection (grade 2 in
+    the demo); the coordinator corrects it to 3 with a reason, through the labels."""
+    server = live_server
+    monitor, mpage = _login(chromium, server, "monitor")
+    coordinator, cpage = _login(chromium, server, "coordinator")
+    try:
+        mpage.goto(f"{server}/patients/NBNK-0001/monitoring")
+        event = mpage.locator("article.form-review", has_text="Catheter related infection")
+        assert "Adverse event" in event.locator("h3").inner_text()
+        event.get_by_text("Open a data query on Adverse event", exact=False).click()
+        event.get_by_label("Field").select_option(label="Grade")
+        event.get_by_label("Question").fill("IV antibiotics in the chart: grade 3?")
+        event.get_by_role("button", name="Open the query").click()
+        mpage.wait_for_url("**/queries/*")
+        query_url = mpage.url
+        assert "Value seen" in mpage.content() and "open, waiting for the site" in mpage.content()
+        _checked(mpage)
+
+        cpage.goto(query_url)
+        cpage.get_by_label("Corrected value of Grade", exact=False).fill("three")
+        cpage.get_by_label("Reason for the change").fill("IV antibiotics given")
+        cpage.get_by_role("button", name="Correct and answer").click()
+        assert "Grade: enter a whole number from 1 to 5" in cpage.content()
+        cpage.get_by_label("Corrected value of Grade", exact=False).fill("3")
+        cpage.get_by_role("button", name="Correct and answer").click()
+        cpage.wait_for_url(query_url)
+        assert "answered, waiting for the monitor" in cpage.content()
+        assert "value now 3" in cpage.content()
+        _checked(cpage)
+        cpage.screenshot(path=str(output_dir / "queries-3-adverse-event-390.png"),
+                         full_page=True)
+        cpage.goto(f"{server}/patients/NBNK-0001/adverse-events")
+        assert "Catheter related infection — grade 3" in cpage.content()
+    finally:
+        monitor.close()
+        coordinator.close()

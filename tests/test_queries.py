@@ -252,3 +252,146 @@ def test_every_demo_patient_has_its_forms_page(web: Any) -> None:
         assert forms and forms[0]["title"] == "Identity and demographics"
         assert {f["status"] for f in forms} == {"incomplete"}
         assert mon.get(f"/patients/{number}/monitoring", headers=HTML).status_code == 200
+
+
+def _event_forms(mon: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The demo patient with recorded adverse events (services/demo.py: a catheter related
+    infection, grade 2, and a neutrophil count decreased graded from the lab) and its
+    events' forms on the monitoring view."""
+    for p in mon.get("/api/patients?limit=50").json()["items"]:
+        forms = mon.get(f"/api/patients/{p['study_number']}/monitoring").json()["forms"]
+        events = [f for f in forms if f["id"].startswith("adverse_event_")]
+        if events:
+            return p["study_number"], events
+    raise AssertionError("no demo patient has an adverse event")
+
+
+def test_query_on_an_adverse_event_corrected_closed_and_verified(web: Any) -> None:
+    mon, coord = web.client("monitor"), web.client("coordinator")
+    number, events = _event_forms(mon)
+    assert len(events) == 2
+    infection = next(f for f in events if "Catheter related infection" in f["title"])
+    ae_id = int(infection["id"].removeprefix("adverse_event_"))
+    assert infection["title"] == f"Adverse event {ae_id}: Catheter related infection, grade 2"
+    fields = {x["name"]: (x["label"], x["value"]) for x in infection["fields"]}
+    assert fields["grade"] == ("Grade", "2") and fields["resolution"] == ("Resolved on",
+                                                                          "(empty)")
+    assert infection["status"] == "incomplete" and infection["pending_queries"] == 0
+    r = _post(mon, f"/api/patients/{number}/queries",
+              {"form": infection["id"], "field": "grade",
+               "question": "The chart says IV antibiotics: grade 3?"})
+    assert r.status_code == 201, r.text
+    q = r.json()
+    assert (q["form"], q["form_title"], q["field_label"], q["value_seen"], q["kind"]) == (
+        infection["id"], f"Adverse event {ae_id}", "Grade", "2", "adverse_event")
+    page = coord.get(f"/api/queries/{q['id']}").json()
+    assert page["can_correct"] and page["value_now"] == "2"
+    assert page["event_link"] == f"/patients/{number}/adverse-events/{ae_id}/correction"
+    before = web.store.adverse_event(ae_id)
+    # Refused corrections name the field by its label and store nothing.
+    for value, said in (("three", "Grade: enter a whole number from 1 to 5"),
+                        ("2", "Corrected value: the value is the one stored"),
+                        ("1", "Grade: grade 1 does not exist")):
+        bad = _post(coord, f"/api/queries/{q['id']}/correct",
+                    {"version": q["version"], "value": value, "reason": "chart"})
+        assert bad.status_code == 422 and bad.json()["error"].startswith(said), bad.text
+    assert web.store.adverse_event(ae_id).version == before.version
+    r = _post(coord, f"/api/queries/{q['id']}/correct",
+              {"version": q["version"], "value": "3", "reason": "IV antibiotics given"})
+    assert r.status_code == 200, r.text
+    q = r.json()
+    assert q["status"] == "answered" and q["steps"][-1]["value"] == "3"
+    after = web.store.adverse_event(ae_id)
+    assert (after.grade, after.version) == (3, before.version + 1)
+    assert after.document["meddra_term"] == before.document["meddra_term"]
+    trail = mon.get(f"/api/patients/{number}/audit?limit=5").json()["items"]
+    assert [e["action"] for e in trail[:2]] == ["query_correct", "update"]
+    assert trail[1]["reason"] == f"IV antibiotics given (data query {q['id']})"
+    assert _post(mon, f"/api/queries/{q['id']}/close",
+                 {"version": q["version"], "note": "matches the chart"}).status_code == 200
+    url = f"/api/patients/{number}/forms/{infection['id']}/status"
+    assert _post(coord, url, {"status": "complete", "reason": "event entered"}
+                 ).status_code == 200
+    r = _post(mon, url, {"status": "verified", "reason": "SDV against the chart"})
+    assert r.status_code == 200, r.text
+    form = next(f for f in r.json()["forms"] if f["id"] == infection["id"])
+    assert (form["status"], form["title"]) == (
+        "verified", f"Adverse event {ae_id}: Catheter related infection, grade 3")
+    # A later correction on the event's own page makes it complete again.
+    inv = web.client("investigator")
+    corrected = inv.put(f"/api/patients/{number}/adverse-events/{ae_id}",
+                        json={"version": after.version, "resolution": "2026-11-21",
+                              "reason": "resolved"}, headers={"x-csrf-token": inv.csrf})
+    assert corrected.status_code == 200, corrected.text
+    form = next(f for f in mon.get(f"/api/patients/{number}/monitoring").json()["forms"]
+                if f["id"] == infection["id"])
+    assert form["status_label"] == "complete (changed since it was source-verified)"
+
+
+def test_adverse_event_queries_refused_in_words(web: Any) -> None:
+    mon, coord = web.client("monitor"), web.client("coordinator")
+    number, events = _event_forms(mon)
+    lab = next(f for f in events if "Neutrophil count decreased" in f["title"])
+    r = _post(mon, f"/api/patients/{number}/queries",
+              {"form": lab["id"], "field": "nonsense", "question": "?"})
+    assert r.status_code == 422 and r.json()["error"].startswith("Field: choose one of the event")
+    r = _post(mon, f"/api/patients/{number}/queries",
+              {"form": "adverse_event_99999", "field": "grade", "question": "?"})
+    assert r.status_code == 422 and r.json()["error"].startswith("Form: choose one")
+    # A section's field under another section is refused too.
+    r = _post(mon, f"/api/patients/{number}/queries",
+              {"form": "identity", "field": "creatinine", "question": "?"})
+    assert r.status_code == 422 and r.json()["error"].startswith("Field:")
+    # The lab decides this event's grade; a correction says so by the field's label.
+    q = _post(mon, f"/api/patients/{number}/queries",
+              {"form": lab["id"], "field": "grade", "question": "grade 4?"}).json()
+    bad = _post(coord, f"/api/queries/{q['id']}/correct",
+                {"version": q["version"], "value": "4", "reason": "chart"})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("Grade: the lab grades")
+    # Attributions (a list) are corrected on the event's page; the query is answered.
+    q = _post(mon, f"/api/patients/{number}/queries",
+              {"form": lab["id"], "field": "attributions", "question": "related?"}).json()
+    assert q["value_seen"] == "temozolomide: possible"
+    page = coord.get(f"/api/queries/{q['id']}").json()
+    assert page["can_answer"] and not page["can_correct"]
+    bad = _post(coord, f"/api/queries/{q['id']}/correct",
+                {"version": q["version"], "value": "probable", "reason": "x"})
+    assert bad.status_code == 422 and bad.json()["error"].startswith(
+        "Attribution: correct it on the event's own page")
+    # The monitor sees no correction link (the monitor does not record events).
+    assert mon.get(f"/api/queries/{q['id']}").json()["event_link"] is None
+
+
+def test_adverse_event_query_pages(web: Any) -> None:
+    mon, coord = web.client("monitor"), web.client("coordinator")
+    number, events = _event_forms(mon)
+    infection = next(f for f in events if "Catheter related infection" in f["title"])
+    page = mon.get(f"/patients/{number}/monitoring", headers=HTML)
+    assert infection["title"] in page.text
+    assert f'<input type="hidden" name="form" value="{infection["id"]}">' in page.text
+    r = mon.post(f"/patients/{number}/queries", headers=HTML, follow_redirects=False,
+                 data={"csrf_token": _token(page.text), "form": infection["id"],
+                       "field": "onset", "question": "onset the day before?"})
+    assert r.status_code == 303, r.text
+    url = r.headers["location"]
+    qpage = coord.get(url, headers=HTML)
+    assert "Corrected value of Onset date" in qpage.text and "a date such as" in qpage.text
+    bad = coord.post(f"{url}/correct", headers=HTML,
+                     data={"csrf_token": _token(qpage.text), "version": "1",
+                           "value": "yesterday", "reason": "chart"})
+    assert bad.status_code == 422 and "Onset date: enter a date such as 2026-11-21" in bad.text
+    # The event's own rules hold: the demo patient was enrolled on the day of the event.
+    bad = coord.post(f"{url}/correct", headers=HTML,
+                     data={"csrf_token": _token(qpage.text), "version": "1",
+                           "value": "2026-11-20", "reason": "chart says 20 November"})
+    assert bad.status_code == 422
+    assert "Onset date: 2026-11-20 is before the enrolment (2026-11-21)" in bad.text
+    r = mon.post(f"/patients/{number}/queries", headers=HTML, follow_redirects=False,
+                 data={"csrf_token": _token(page.text), "form": infection["id"],
+                       "field": "resolution", "question": "resolved today?"})
+    url = r.headers["location"]
+    ok = coord.post(f"{url}/correct", headers=HTML, follow_redirects=False,
+                    data={"csrf_token": _token(coord.get(url, headers=HTML).text),
+                          "version": "1", "value": "2026-11-21", "reason": "resolved today"})
+    assert ok.status_code == 303
+    assert "value now 2026-11-21" in coord.get(url, headers=HTML).text

@@ -2,12 +2,15 @@
 discrepancy notes; ICH E6(R3) 3.11.4 source data verification by the monitor).
 
 * A monitor opens a query on one field of one form of a patient's record: the form (a
-  section of the trial's patient form), the field by its label, the value stored when
-  the query was opened, and the question.
+  section of the trial's patient form, or one recorded adverse event), the field by its
+  label, the value stored when the query was opened, and the question.
 * The site (investigator, coordinator) answers it, or corrects the value with a reason:
   the correction is written through the patient form
   (:func:`trialdesk.services.forms.update_from_form`), so the record gets a new version
-  and the audit trail its change, like any edit of the form.
+  and the audit trail its change, like any edit of the form; an adverse event's field is
+  corrected through the event's own correction
+  (:func:`trialdesk.services.safety_forms.correct_adverse_event`: its codes, course and the
+  protocol's rules follow, the audit keeps the old value).
 * The monitor closes the query or re-opens it.
 * Each form of a patient has a status: incomplete, complete (the site), source-verified
   (a monitor, once the form is complete and none of its queries is open or answered) or
@@ -22,13 +25,15 @@ monitor), ``closed``.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from trialdesk.errors import FactError, NotFoundError
+from trialdesk.errors import AccessError, FactError, NotFoundError, TrialdeskError
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import UNIT_TEXT, PatientForm, Section
 from trialdesk.forms.fill import form_values
 from trialdesk.services import forms as form_ops
+from trialdesk.services import safety, safety_forms
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.locks import query_store, refuse_if_locked
@@ -36,7 +41,7 @@ from trialdesk.services.patients import load_patient
 from trialdesk.services.roles import Permission
 from trialdesk.store.audit import digest
 from trialdesk.store.queries import QueryRow
-from trialdesk.store.records import PatientRecordRow
+from trialdesk.store.records import AdverseEventRow, PatientRecordRow
 
 P = Permission
 
@@ -85,7 +90,10 @@ def query_view(q: QueryRow) -> dict[str, Any]:
     from trialdesk.forms.build import SECTION_TITLES
 
     return {"id": q.id, "study_number": q.study_number, "trial_id": q.trial_id,
-            "site": q.site, "form": q.form, "form_title": SECTION_TITLES.get(q.form, q.form),
+            "site": q.site, "form": q.form,
+            "form_title": (_ae_title(ae_id) if (ae_id := _ae_id(q.form)) is not None
+                           else SECTION_TITLES.get(q.form, q.form)),
+            "kind": "adverse_event" if ae_id is not None else "form",
             "field": q.field, "field_label": q.field_label, "value_seen": q.value_seen,
             "question": q.question, "status": q.status,
             "status_label": STATUS_LABELS[q.status], "opened_at": q.opened_at,
@@ -99,13 +107,17 @@ def query_view(q: QueryRow) -> dict[str, Any]:
 
 
 def open_query(ctx: Services, who: Principal, study_number: str, *, field: str,
-               question: str) -> dict[str, Any]:
-    """A monitor's query on ``field`` (a field name of the trial's patient form)."""
+               question: str, form: str | None = None) -> dict[str, Any]:
+    """A monitor's query on ``field``: a field name of the trial's patient form, or with
+    ``form`` an adverse event's form (``adverse_event_<id>``), one of :data:`AE_FIELDS`."""
+    ae_id = _ae_id(form or "")
+    if ae_id is not None:
+        return _open_ae_query(ctx, who, study_number, ae_id, field=field, question=question)
     row = load_patient(ctx, who, study_number, P.QUERY_REVIEW)
-    form, values = _form_of(ctx, row)
-    if not form.has(field):
+    patient_form, values = _form_of(ctx, row)
+    if not patient_form.has(field) or (form and patient_form.field(field).section != form):
         raise FactError("choose one of the form's fields", where="Field")
-    f = form.field(field)
+    f = patient_form.field(field)
     q = query_store(ctx).open_query(study_number, form=f.section, field=f.name,
                                     field_label=f.label, value_seen=_shown(values, f.name),
                                     question=_text(question, "Question"), actor=who.username)
@@ -127,15 +139,24 @@ def _query(ctx: Services, who: Principal, query_id: int, permission: Permission
 
 def query_page(ctx: Services, who: Principal, query_id: int) -> dict[str, Any]:
     q, row = _query(ctx, who, query_id, P.PATIENT_READ)
-    _, values = _form_of(ctx, row)
     trial, site = row.trial_id, row.site
+    ae_id = _ae_id(q.form)
+    if ae_id is None:
+        _, values = _form_of(ctx, row)
+        now, text, writes = _shown(values, q.field), values.get(q.field, ""), P.PATIENT_WRITE
+        typed, link = True, None
+    else:
+        event = [r for r in safety.adverse_events_of(ctx, q.study_number) if r.id == ae_id]
+        text = _ae_values(event[0])[q.field] if event else ""
+        now, writes = text or "(empty)", P.ADVERSE_EVENT_RECORD
+        typed = q.field in AE_TYPED and bool(event)
+        link = (f"/patients/{q.study_number}/adverse-events/{ae_id}/correction"
+                if event and who.can(writes, trial, site) else None)
     locked = query_store(ctx).patient_lock(row.study_number) is not None
-    return {**query_view(q), "value_now": _shown(values, q.field),
-            "value_text": values.get(q.field, ""), "locked": locked,
-            "can_answer": not locked and q.status == "open"
-            and who.can(P.QUERY_ANSWER, trial, site),
-            "can_correct": not locked and q.status == "open"
-            and who.can(P.QUERY_ANSWER, trial, site) and who.can(P.PATIENT_WRITE, trial, site),
+    site_may = not locked and q.status == "open" and who.can(P.QUERY_ANSWER, trial, site)
+    return {**query_view(q), "value_now": now, "value_text": text, "locked": locked,
+            "event_link": link, "can_answer": site_may,
+            "can_correct": site_may and typed and who.can(writes, trial, site),
             "can_review": not locked and who.can(P.QUERY_REVIEW, trial, site)}
 
 
@@ -164,12 +185,18 @@ def answer_query(ctx: Services, who: Principal, query_id: int, *, version: int,
 def correct_query(ctx: Services, who: Principal, query_id: int, *, version: int,
                   value: str, unit: str | None, reason: str) -> dict[str, Any]:
     """The site's correction: the new value written through the patient form (a new
-    version of the record, audited with ``reason``), then the query answered with it."""
+    version of the record, audited with ``reason``) or through the adverse event's own
+    correction, then the query answered with it."""
     q, row = _query(ctx, who, query_id, P.QUERY_ANSWER)
     _require_status(q, "open")
-    load_patient(ctx, who, q.study_number, P.PATIENT_WRITE)
     reason = _text(reason, "Reason for the change", 500)
     value = _text(value, "Corrected value", 200)
+    ae_id = _ae_id(q.form)
+    if ae_id is not None:
+        shown = _correct_ae(ctx, who, q, ae_id, value=value, reason=reason)
+        return _step(ctx, who, q, version=version, action="correct", text=reason,
+                     value=shown, status="answered")
+    load_patient(ctx, who, q.study_number, P.PATIENT_WRITE)
     _, values = _form_of(ctx, row)
     data = {**values, q.field: value}
     if unit:
@@ -214,7 +241,139 @@ def open_queries(ctx: Services, who: Principal, *, role: str, waiting_for: str
             if any(t == q.trial_id and (s is None or s == q.site) for t, s in scopes)]
 
 
+# ---------------------------------------------------------------------------- adverse events
+
+#: An adverse event as a form of the patient's record: ``adverse_event_<id>``.
+AE_FORM = "adverse_event_"
+#: The fields of a recorded adverse event a monitor can query, in the order of its form.
+AE_FIELDS = ("term", "grade", "onset", "resolution", "seriousness", "attributions",
+             "expectedness", "action_taken", "outcome", "sponsor_aware_on")
+#: Those corrected from the query page (one value typed); the others (sets of values) on
+#: the event's own correction page.
+AE_TYPED = frozenset({"term", "grade", "onset", "resolution", "expectedness",
+                      "action_taken", "outcome", "sponsor_aware_on"})
+_AE_DATES = frozenset({"onset", "resolution", "sponsor_aware_on"})
+
+
+def _ae_id(form: str) -> int | None:
+    """The event id of an adverse-event form id, None for a section of the patient form."""
+    tail = form.removeprefix(AE_FORM)
+    return int(tail) if tail != form and tail.isdigit() else None
+
+
+def _ae_title(ae_id: int) -> str:
+    return f"Adverse event {ae_id}"
+
+
+def _ae_text(name: str, value: Any) -> str:
+    """A stored field of an event as a person reads it ("" when it has none)."""
+    if value in (None, "", [], ()):
+        return ""
+    if name == "attributions":
+        return "; ".join(f"{a.get('agent')}: {a.get('attribution')}" for a in value)
+    if name == "seriousness":
+        return ", ".join(sorted(str(v).replace("_", " ") for v in value))
+    return str(value).replace("_", " ") if name in ("action_taken", "outcome") else str(value)
+
+
+def _ae_values(row: AdverseEventRow) -> dict[str, str]:
+    return {name: _ae_text(name, row.document.get(name)) for name in AE_FIELDS}
+
+
+def _ae_event(ctx: Services, study_number: str, ae_id: int) -> AdverseEventRow:
+    found = [r for r in safety.adverse_events_of(ctx, study_number) if r.id == ae_id]
+    if not found:
+        raise FactError("choose one of the patient's forms", where="Form")
+    return found[0]
+
+
+def _ae_typed(name: str, text: str) -> Any:
+    """A corrected value typed on the query page, as the event stores it."""
+    label = safety_forms.label_of(name)
+    if name == "grade":
+        if not (text.isdigit() and 1 <= int(text) <= 5):
+            raise FactError("enter a whole number from 1 to 5", where=label)
+        return int(text)
+    if name in _AE_DATES:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise FactError("enter a date such as 2026-11-21", where=label) from None
+    return text.replace(" ", "_") if name in ("action_taken", "outcome") else text
+
+
+def _open_ae_query(ctx: Services, who: Principal, study_number: str, ae_id: int, *,
+                   field: str, question: str) -> dict[str, Any]:
+    load_patient(ctx, who, study_number, P.QUERY_REVIEW)
+    row = _ae_event(ctx, study_number, ae_id)
+    if field not in AE_FIELDS:
+        raise FactError("choose one of the event's fields", where="Field")
+    value = _ae_values(row)[field] or "(empty)"
+    q = query_store(ctx).open_query(study_number, form=f"{AE_FORM}{ae_id}", field=field,
+                                    field_label=safety_forms.label_of(field),
+                                    value_seen=value, question=_text(question, "Question"),
+                                    actor=who.username)
+    return query_view(q)
+
+
+def _correct_ae(ctx: Services, who: Principal, q: QueryRow, ae_id: int, *, value: str,
+                reason: str) -> str:
+    """The event's field corrected with ``reason``; the value now, as read."""
+    load_patient(ctx, who, q.study_number, P.ADVERSE_EVENT_RECORD)
+    if q.field not in AE_TYPED:
+        raise FactError("correct it on the event's own page, then answer the query",
+                        where=q.field_label)
+    row = _ae_event(ctx, q.study_number, ae_id)
+    typed = _ae_typed(q.field, value)
+    if _ae_text(q.field, typed) == _ae_values(row)[q.field]:
+        raise FactError("the value is the one stored; give an answer instead of a "
+                        "correction", where="Corrected value")
+    try:
+        safety_forms.correct_adverse_event(ctx, who, q.study_number, ae_id,
+                                           version=row.version, values={q.field: typed},
+                                           reason=f"{reason} (data query {q.id})")
+    except AccessError:
+        raise
+    except TrialdeskError as exc:  # named by the field's label, as on the event's page
+        raise FactError(exc.reason, where=safety_forms.label_of(exc.where)) from None
+    return _ae_values(_ae_event(ctx, q.study_number, ae_id))[q.field] or "(empty)"
+
+
+def _ae_forms(ctx: Services, study_number: str, reviews: dict[str, Any], lock: Any,
+              qs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recorded adverse event as a form of the monitoring page."""
+    out = []
+    for row in safety.adverse_events_of(ctx, study_number):
+        form_id = f"{AE_FORM}{row.id}"
+        values = _ae_values(row)
+        out.append(_form_entry(form_id, f"{_ae_title(row.id)}: {row.term}, grade {row.grade}",
+                               digest(values), reviews.get(form_id), lock, qs,
+                               [{"name": n, "label": safety_forms.label_of(n),
+                                 "value": values[n] or "(empty)"} for n in AE_FIELDS],
+                               empty=sum(1 for n in AE_FIELDS if not values[n]),
+                               link=f"/patients/{study_number}/adverse-events#ae-{row.id}"))
+    return out
+
+
 # ---------------------------------------------------------------------------- forms
+
+
+def _form_entry(form_id: str, title: str, now: str, review: Any, lock: Any,
+                qs: list[dict[str, Any]], fields: list[dict[str, str]], *, empty: int,
+                link: str | None = None) -> dict[str, Any]:
+    """One form of the monitoring page: its status (a verification is of the values seen:
+    a change since makes the form complete again), its fields and its open queries."""
+    status = "locked" if lock else (review.status if review else "incomplete")
+    changed = status == "verified" and review is not None and review.values_digest != now
+    if changed:
+        status = "complete"
+    pending = [q for q in qs if q["form"] == form_id and q["status"] != "closed"]
+    return {"id": form_id, "title": title, "status": status, "digest": now,
+            "status_label": FORM_STATUS_LABELS[status] + (
+                " (changed since it was source-verified)" if changed else ""),
+            "updated_at": review.updated_at if review else None,
+            "updated_by": review.updated_by if review else None,
+            "pending_queries": len(pending), "empty": empty, "fields": fields, "link": link}
 
 
 def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
@@ -226,25 +385,12 @@ def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[st
     reviews = store.form_reviews(study_number)
     qs = [query_view(q) for q in store.data_queries(study_number=study_number)]
     trial, site = row.trial_id, row.site
-    forms = []
-    for s in form.sections:
-        review = reviews.get(s.id)
-        now = _values_digest(s, values)
-        status = "locked" if lock else (review.status if review else "incomplete")
-        # A verification is of the values seen: a change since makes the form complete.
-        changed = status == "verified" and review is not None and review.values_digest != now
-        if changed:
-            status = "complete"
-        pending = [q for q in qs if q["form"] == s.id and q["status"] != "closed"]
-        forms.append({"id": s.id, "title": s.title, "status": status, "digest": now,
-                      "status_label": FORM_STATUS_LABELS[status] + (
-                          " (changed since it was source-verified)" if changed else ""),
-                      "updated_at": review.updated_at if review else None,
-                      "updated_by": review.updated_by if review else None,
-                      "pending_queries": len(pending),
-                      "empty": sum(1 for f in s.fields if not values.get(f.name)),
-                      "fields": [{"name": f.name, "label": f.label,
-                                  "value": _shown(values, f.name)} for f in s.fields]})
+    forms = [_form_entry(s.id, s.title, _values_digest(s, values), reviews.get(s.id), lock,
+                         qs, [{"name": f.name, "label": f.label,
+                               "value": _shown(values, f.name)} for f in s.fields],
+                         empty=sum(1 for f in s.fields if not values.get(f.name)))
+             for s in form.sections]
+    forms += _ae_forms(ctx, study_number, reviews, lock, qs)
     return {"study_number": study_number, "trial_id": trial, "forms": forms, "queries": qs,
             "lock": None if lock is None else {"at": lock.locked_at, "by": lock.locked_by,
                                                "reason": lock.reason},
@@ -297,6 +443,6 @@ def lock_record(ctx: Services, who: Principal, study_number: str, *, locked: boo
     return monitoring_page(ctx, who, study_number)
 
 
-__all__ = ["answer_query", "close_query", "correct_query", "lock_record", "monitoring_page",
+__all__ = ["AE_FIELDS", "answer_query", "close_query", "correct_query", "lock_record", "monitoring_page",
            "open_queries", "open_query", "query_page", "refuse_if_locked", "reopen_query",
            "set_form_status"]

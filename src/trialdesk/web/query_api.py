@@ -21,7 +21,7 @@ from trialdesk.web.params import INT32, Reason, StudyNumber, Who, _In
 router = APIRouter(prefix="/api", tags=["queries"])
 Csrf = [Depends(csrf)]
 QueryId = Annotated[int, Path(ge=1, le=INT32)]
-FormId = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,63}$")]
+FormId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Version = Annotated[int, Field(ge=1, le=INT32)]
 
@@ -30,6 +30,14 @@ class QueryIn(_In):
     field: Annotated[str, StringConstraints(min_length=1, max_length=64,
                                             pattern=r"^[a-z][a-z0-9_.]*$")]
     question: Text
+    form: Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                           pattern=r"^[a-z][a-z0-9_]*$")] | None = Field(
+        default=None,
+        description="The form: a section of the patient form (optional: the field names "
+                    "it), or a recorded adverse event, adverse_event_<id> as the monitoring "
+                    "view lists it, with the fields term, grade, onset, resolution, "
+                    "seriousness, attributions, expectedness, action_taken, outcome, "
+                    "sponsor_aware_on.")
 
 
 class AnswerIn(_In):
@@ -80,9 +88,11 @@ def monitoring(request: Request, study_number: StudyNumber, who: Who) -> dict[st
 @router.post("/patients/{study_number}/queries", status_code=201, dependencies=Csrf)
 def open_query(request: Request, study_number: StudyNumber, body: QueryIn, who: Who
                ) -> dict[str, Any]:
-    """A monitor opens a query on a field of the patient's form."""
+    """A monitor opens a query on a field of the patient's form or of a recorded adverse
+    event (``form``: ``adverse_event_<id>``, as the monitoring view lists the forms)."""
     return {"ok": True, **queries.open_query(context(request), who, study_number,
-                                             field=body.field, question=body.question)}
+                                             field=body.field, question=body.question,
+                                             form=body.form)}
 
 
 @router.get("/queries/{query_id}")
@@ -100,8 +110,9 @@ def answer(request: Request, query_id: QueryId, body: AnswerIn, who: Who) -> dic
 
 @router.post("/queries/{query_id}/correct", dependencies=Csrf)
 def correct(request: Request, query_id: QueryId, body: CorrectIn, who: Who) -> dict[str, Any]:
-    """The site corrects the value (written through the patient form with the reason; a
-    new version of the record) and so answers the query."""
+    """The site corrects the value (written through the patient form with the reason, a
+    new version of the record; or through the adverse event's correction) and so answers
+    the query."""
     return {"ok": True, **queries.correct_query(context(request), who, query_id,
                                                 version=body.version, value=body.value,
                                                 unit=body.unit, reason=body.reason)}

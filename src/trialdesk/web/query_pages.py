@@ -21,7 +21,7 @@ from trialdesk.web.params import INT32, StudyNumber, Who
 
 router = APIRouter(include_in_schema=False)
 QueryId = Annotated[int, Path(ge=1, le=INT32)]
-FormId = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,63}$")]
+FormId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
 def _problems(exc: TrialdeskError) -> list[str]:
@@ -64,7 +64,7 @@ def open_query(request: Request, study_number: StudyNumber, who: Who,
                data: Submitted) -> Response:
     try:
         q = queries.open_query(context(request), who, study_number, field=data.get("field", ""),
-                               question=data.get("question", ""))
+                               question=data.get("question", ""), form=data.get("form") or None)
     except TrialdeskError as exc:
         return _monitoring(request, who, study_number, status=status_of(exc),
                            form_errors=_problems(exc), values=data)
