@@ -66,3 +66,13 @@ def test_course_sign_off_and_a_dose_from_its_row_on_a_phone(chromium: Any,
         # signature no longer matches them.
         assert "45.5 mg/day" in text and "dose changed since signing" in text
         _checked(page)
+        # The dose was 40 mg by the pump's log: corrected on its page, with a reason.
+        page.goto(f"{live_server}/patients/{PATIENT}/calendar/doses/c1.irinotecan.d2")
+        assert page.get_by_role("heading", name="Correct this record").is_visible()
+        _checked(page)
+        assert page.get_by_label("Lot number").input_value() == "IRI-2026-117"
+        _enter(page, "Actual dose", "40")
+        page.get_by_label("Reason for the correction").fill("the pump's log says 40 mg")
+        page.get_by_role("button", name="Save the correction").click()
+        page.wait_for_url("**/calendar#ev-c1.irinotecan.d2")
+        assert "actual 40 mg" in page.locator("#ev-c1\\.irinotecan\\.d2").inner_text()

@@ -395,3 +395,66 @@ def test_adverse_event_query_pages(web: Any) -> None:
                           "version": "1", "value": "2026-11-21", "reason": "resolved today"})
     assert ok.status_code == 303
     assert "value now 2026-11-21" in coord.get(url, headers=HTML).text
+
+
+def test_query_on_a_dose_given_answered_after_its_correction(web: Any) -> None:
+    """NBNK-0001's day-1 doses are recorded as given in the demo (services/demo.py)."""
+    mon, coord = web.client("monitor"), web.client("coordinator")
+    forms = mon.get("/api/patients/NBNK-0001/monitoring").json()["forms"]
+    doses = next(f for f in forms if f["id"] == "doses")
+    assert doses["title"] == "Doses given (calendar records)"
+    irinotecan = next(x for x in doses["fields"] if x["name"] == "c1.irinotecan.d1")
+    assert irinotecan["label"].startswith("irinotecan") and "course 1 day 1" in \
+        irinotecan["label"]
+    assert irinotecan["value"].startswith("given 2026-11-21") and ", by Demo Nurse" in \
+        irinotecan["value"]
+    q = _post(mon, "/api/patients/NBNK-0001/queries",
+              {"form": "doses", "field": "c1.irinotecan.d1",
+               "question": "The pump log says 40 mg"}).json()
+    assert (q["form_title"], q["kind"], q["value_seen"]) == (
+        "Doses given (calendar records)", "dose", irinotecan["value"])
+    page = coord.get(f"/api/queries/{q['id']}").json()
+    assert page["can_answer"] and not page["can_correct"]
+    assert page["event_link"] == "/patients/NBNK-0001/calendar/doses/c1.irinotecan.d1"
+    bad = _post(coord, f"/api/queries/{q['id']}/correct",
+                {"version": q["version"], "value": "40", "reason": "x"})
+    assert bad.status_code == 422 and "correct the dose on its own page" in bad.json()["error"]
+    # The site corrects the dose on its page, then answers.
+    record = next(r for r in web.store.journey("NBNK-0001").records
+                  if r["event_id"] == "c1.irinotecan.d1")
+    values = {"status": "given", "amount": "40", "at": record["at"][:16], "by": record["by"]}
+    r = coord.put("/api/patients/NBNK-0001/calendar/doses/c1.irinotecan.d1",
+                  json={"values": values, "reason": f"pump log (data query {q['id']})"},
+                  headers={"x-csrf-token": coord.csrf})
+    assert r.status_code == 200, r.text
+    assert "40 mg" in coord.get(f"/api/queries/{q['id']}").json()["value_now"]
+    a = _post(coord, f"/api/queries/{q['id']}/answer",
+              {"version": q["version"], "answer": "corrected to 40 mg from the pump log"})
+    assert a.status_code == 200 and a.json()["status"] == "answered"
+    assert _post(mon, f"/api/queries/{q['id']}/close",
+                 {"version": a.json()["version"], "note": "ok"}).status_code == 200
+    assert _post(coord, "/api/patients/NBNK-0001/forms/doses/status",
+                 {"status": "complete", "reason": "day 1 entered"}).status_code == 200
+    r = _post(mon, "/api/patients/NBNK-0001/forms/doses/status",
+              {"status": "verified", "reason": "SDV against the pump logs"})
+    assert r.status_code == 200, r.text
+    # A dose not recorded cannot be queried; the administrator still sees the forms.
+    r = _post(mon, "/api/patients/NBNK-0001/queries",
+              {"form": "doses", "field": "c1.irinotecan.d3", "question": "?"})
+    assert r.status_code == 422 and r.json()["error"].startswith("Field: choose one of the doses")
+    admin = web.client("administrator").get("/api/patients/NBNK-0001/monitoring")
+    assert admin.status_code == 200, admin.text
+
+
+def test_the_clinical_forms_are_for_their_readers_only(web: Any) -> None:
+    """The administrator (no clinical read) sees the patient form's sections, not the doses
+    or adverse events, nor their queries."""
+    mon = web.client("monitor")
+    number, events = _event_forms(mon)
+    q = _post(mon, f"/api/patients/{number}/queries",
+              {"form": events[0]["id"], "field": "grade", "question": "?"}).json()
+    admin = web.client("administrator")
+    page = admin.get(f"/api/patients/{number}/monitoring").json()
+    assert {f["id"] for f in page["forms"]} & {"doses", events[0]["id"]} == set()
+    assert all(x["kind"] == "form" for x in page["queries"])
+    assert admin.get(f"/api/queries/{q['id']}").status_code == 403

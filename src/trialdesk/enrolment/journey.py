@@ -137,6 +137,17 @@ class Journey(BaseModel):
                      not_before=consent.signed_on if consent else None)
         return self.model_copy(update={"records": (*self.records, record)})
 
+    def with_corrected_record(self, protocol: Protocol, record: EventRecord) -> Journey:
+        """The event's record replaced by its correction, checked as a new record would be
+        against the calendar and the other records (without the one it replaces)."""
+        if not any(r.event_id == record.event_id for r in self.records):
+            raise ScheduleError(f"{record.event_id} is not recorded yet; record it first",
+                                where="event_id")
+        others = tuple(r for r in self.records if r.event_id != record.event_id)
+        self.model_copy(update={"records": others}).with_record(protocol, record)
+        return self.model_copy(update={"records": tuple(
+            record if r.event_id == record.event_id else r for r in self.records)})
+
     def with_delay(self, protocol: Protocol, delay: CourseDelay) -> Journey:
         calendar = journey_calendar(protocol, self)
         check_delay(calendar, delay, self.records)

@@ -8,6 +8,12 @@ and its [unconfirmed] mark), the dose recomputed from the new weight is shown be
 anything is saved (:func:`preview_administration`); saving then needs that preview to have
 been seen for that weight. The record and the body measurement are one transaction, each
 audited. Problems are named by the form's labels (:mod:`trialdesk.forms.administration`).
+
+A recorded dose is corrected from the same form with a reason
+(:func:`correct_administration`): the record's values are replaced, checked as a new record
+would be, and the audit keeps the old values. The weight and height of the day stay as
+recorded (they are body measurements the later doses are computed from); a dose given as a
+cell product's infusion is corrected there, not here.
 """
 
 from __future__ import annotations
@@ -106,12 +112,44 @@ def administration_form(ctx: Services, who: Principal, study_number: str,
                       "unconfirmed": dosing.weight_change_percent.unconfirmed},
         "cell_product": cell_product_event(loaded.protocol, event),
         "recorded": recorded.model_dump(mode="json") if recorded else None,
+        "recorded_values": recorded_values(recorded) if recorded else None,
+        "can_correct": _correctable(loaded, event, recorded),
         "can_delay": who.can(P.PATIENT_WRITE, loaded.row.trial_id, loaded.row.site)
         and event.course_number is not None and not _course_started(loaded, event),
         "statuses": list(STATUSES), "version": loaded.version,
         "fields": [replace(f, unit=event.dose.unit, units=(event.dose.unit,))
                    if f.name == "amount" and event.dose else f for f in FIELDS],
     }
+
+
+#: The fields a correction of a recorded dose changes (the weight and height of the day stay).
+CORRECTED = ("status", "amount", "at", "stopped_at", "duration_hours", "rate_ml_h",
+             "volume_ml", "route", "lot", "by", "why")
+_BODY = ("weight_kg", "height_cm", "measured_on", "weight_note")
+
+
+def _minutes(moment: Any) -> str:
+    return moment.isoformat(timespec="minutes") if moment is not None else ""
+
+
+def recorded_values(record: EventRecord) -> dict[str, str]:
+    """A stored record as the form's text (what the correction form starts from)."""
+    d = record.details
+    out = {"status": record.status.value, "amount": f"{record.amount:g}"
+           if record.amount is not None else "", "at": _minutes(record.at),
+           "by": record.by, "why": record.reason or ""}
+    if d is not None:
+        out.update({"stopped_at": _minutes(d.stopped_at), "route": d.route or "",
+                    "lot": d.lot or "", **{k: f"{getattr(d, k):g}" for k in
+                                           ("duration_hours", "rate_ml_h", "volume_ml")
+                                           if getattr(d, k) is not None}})
+    return {k: v for k, v in out.items() if v}
+
+
+def _correctable(loaded: Loaded, event: Event, record: EventRecord | None) -> bool:
+    return record is not None and not (
+        cell_product_event(loaded.protocol, event)
+        and record.status in (RecordStatus.GIVEN, RecordStatus.PARTLY_GIVEN))
 
 
 def weight_change(loaded: Loaded, event: Event, details: Mapping[str, Any]
@@ -224,3 +262,53 @@ def record_administration(ctx: Services, who: Principal, study_number: str, even
     return {**calendar_json(ctx, who, study_number), "event_id": event.id,
             "record": record.model_dump(mode="json"), "weight": check}
 
+
+
+def correct_administration(ctx: Services, who: Principal, study_number: str, event_id: str,
+                           values: Mapping[str, Any], *, reason: str) -> dict[str, Any]:
+    """Correct a recorded dose from its form, with a reason: what happened, the actual dose,
+    the times, the infusion, route, lot, who gave it and why (the weight and height of the
+    day stay as recorded). Checked as a new record would be; the audit keeps the old values."""
+    loaded = load_journey(ctx, who, study_number, P.ADMINISTRATION_RECORD)
+    user = who.require_user()
+    event = _dose_event(loaded, event_id)
+    old = next((r for r in loaded.journey.records if r.event_id == event.id), None)
+    if old is None:
+        raise FormError([f"What happened: {event.name} is not recorded yet; record it from "
+                         "its calendar row"])
+    if not _correctable(loaded, event, old):
+        raise FormError([f"What happened: {event.name} was recorded as given by its infusion, "
+                         "after the bedside verification; it is corrected with the product's "
+                         "infusion record, not here"])
+    why = (reason or "").strip()
+    if not why:
+        raise FormError(["Reason for the correction: say why the record is corrected"])
+    if len(why) > 500:
+        raise FormError(["Reason for the correction: shorten it to 500 characters or fewer"])
+    typed = _typed(ctx, loaded, event, {k: v for k, v in values.items()
+                                        if k.split(".")[0] in CORRECTED})
+    if typed["status"] in ("given", "partly_given") and \
+            cell_product_event(loaded.protocol, event):
+        raise FormError([f"What happened: {event.name} is a cell product; it is recorded as "
+                         "given by its infusion, after a released product and the two-person "
+                         "bedside verification"])
+    kept = old.details.model_dump(include=set(_BODY), exclude_none=True) if old.details else {}
+    details = {**{k: v for k, v in typed["details"].items() if k not in _BODY}, **kept}
+    try:
+        record = EventRecord(
+            event_id=event.id, status=RecordStatus(typed["status"]), at=typed["at"],
+            by=typed["by"] or user.full_name, amount=typed["amount"], unit=typed["unit"],
+            reason=typed["reason"], recorded_at=old.recorded_at,
+            details=Administered(**details) if details else None)
+        journey = loaded.journey.with_corrected_record(loaded.protocol, record)
+        journey_calendar(loaded.protocol, journey)  # the calendar must still lay out
+    except TrialdeskError as exc:
+        raise _refused(exc) from None
+    if record == old:
+        raise FormError(["Form: nothing was changed; change a value or go back to the "
+                         "calendar"])
+    ctx.store.correct_event_record(study_number, record.model_dump(mode="json"),
+                                   expected_version=loaded.version, actor=user.username,
+                                   reason=why)
+    return {**calendar_json(ctx, who, study_number), "event_id": event.id,
+            "record": record.model_dump(mode="json")}

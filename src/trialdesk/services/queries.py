@@ -2,15 +2,18 @@
 discrepancy notes; ICH E6(R3) 3.11.4 source data verification by the monitor).
 
 * A monitor opens a query on one field of one form of a patient's record: the form (a
-  section of the trial's patient form, or one recorded adverse event), the field by its
-  label, the value stored when the query was opened, and the question.
+  section of the trial's patient form, one recorded adverse event, or the doses given as
+  the calendar records them), the field by its label, the value stored when the query was
+  opened, and the question.
 * The site (investigator, coordinator) answers it, or corrects the value with a reason:
   the correction is written through the patient form
   (:func:`trialdesk.services.forms.update_from_form`), so the record gets a new version
   and the audit trail its change, like any edit of the form; an adverse event's field is
   corrected through the event's own correction
   (:func:`trialdesk.services.safety_forms.correct_adverse_event`: its codes, course and the
-  protocol's rules follow, the audit keeps the old value).
+  protocol's rules follow, the audit keeps the old value); a dose given is corrected on its
+  own page (:func:`trialdesk.services.administrations.correct_administration`), then the
+  query answered.
 * The monitor closes the query or re-opens it.
 * Each form of a patient has a status: incomplete, complete (the site), source-verified
   (a monitor, once the form is complete and none of its queries is open or answered) or
@@ -33,7 +36,7 @@ from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import UNIT_TEXT, PatientForm, Section
 from trialdesk.forms.fill import form_values
 from trialdesk.services import forms as form_ops
-from trialdesk.services import safety, safety_forms
+from trialdesk.services import journeys, safety, safety_forms
 from trialdesk.services.accounts import Principal
 from trialdesk.services.context import Services
 from trialdesk.services.locks import query_store, refuse_if_locked
@@ -92,8 +95,10 @@ def query_view(q: QueryRow) -> dict[str, Any]:
     return {"id": q.id, "study_number": q.study_number, "trial_id": q.trial_id,
             "site": q.site, "form": q.form,
             "form_title": (_ae_title(ae_id) if (ae_id := _ae_id(q.form)) is not None
+                           else DOSES_TITLE if q.form == DOSES_FORM
                            else SECTION_TITLES.get(q.form, q.form)),
-            "kind": "adverse_event" if ae_id is not None else "form",
+            "kind": "adverse_event" if ae_id is not None
+            else "dose" if q.form == DOSES_FORM else "form",
             "field": q.field, "field_label": q.field_label, "value_seen": q.value_seen,
             "question": q.question, "status": q.status,
             "status_label": STATUS_LABELS[q.status], "opened_at": q.opened_at,
@@ -108,11 +113,23 @@ def query_view(q: QueryRow) -> dict[str, Any]:
 
 def open_query(ctx: Services, who: Principal, study_number: str, *, field: str,
                question: str, form: str | None = None) -> dict[str, Any]:
-    """A monitor's query on ``field``: a field name of the trial's patient form, or with
-    ``form`` an adverse event's form (``adverse_event_<id>``), one of :data:`AE_FIELDS`."""
+    """A monitor's query on ``field``: a field name of the trial's patient form; with
+    ``form`` an adverse event's form (``adverse_event_<id>``), one of :data:`AE_FIELDS`;
+    with ``form`` :data:`DOSES_FORM`, the calendar event id of a recorded dose."""
     ae_id = _ae_id(form or "")
     if ae_id is not None:
         return _open_ae_query(ctx, who, study_number, ae_id, field=field, question=question)
+    if form == DOSES_FORM:
+        load_patient(ctx, who, study_number, P.QUERY_REVIEW)
+        found = [f for f in _dose_fields(ctx, who, study_number) if f["name"] == field]
+        if not found:
+            raise FactError("choose one of the doses recorded", where="Field")
+        q = query_store(ctx).open_query(study_number, form=DOSES_FORM, field=field,
+                                        field_label=found[0]["label"][:200],
+                                        value_seen=found[0]["value"],
+                                        question=_text(question, "Question"),
+                                        actor=who.username)
+        return query_view(q)
     row = load_patient(ctx, who, study_number, P.QUERY_REVIEW)
     patient_form, values = _form_of(ctx, row)
     if not patient_form.has(field) or (form and patient_form.field(field).section != form):
@@ -141,7 +158,14 @@ def query_page(ctx: Services, who: Principal, query_id: int) -> dict[str, Any]:
     q, row = _query(ctx, who, query_id, P.PATIENT_READ)
     trial, site = row.trial_id, row.site
     ae_id = _ae_id(q.form)
-    if ae_id is None:
+    if ae_id is not None or q.form == DOSES_FORM:  # clinical data: their readers only
+        load_patient(ctx, who, q.study_number, P.CLINICAL_READ)
+    if q.form == DOSES_FORM:
+        found = [f for f in _dose_fields(ctx, who, q.study_number) if f["name"] == q.field]
+        text = found[0]["value"] if found else ""
+        now, writes, typed = text or "(not recorded)", P.ADMINISTRATION_RECORD, False
+        link = _dose_link(who, q, trial, site) if found else None
+    elif ae_id is None:
         _, values = _form_of(ctx, row)
         now, text, writes = _shown(values, q.field), values.get(q.field, ""), P.PATIENT_WRITE
         typed, link = True, None
@@ -155,7 +179,9 @@ def query_page(ctx: Services, who: Principal, query_id: int) -> dict[str, Any]:
     locked = query_store(ctx).patient_lock(row.study_number) is not None
     site_may = not locked and q.status == "open" and who.can(P.QUERY_ANSWER, trial, site)
     return {**query_view(q), "value_now": now, "value_text": text, "locked": locked,
-            "event_link": link, "can_answer": site_may,
+            "event_link": link, "link_text": "The dose's page (correct it there)"
+            if q.form == DOSES_FORM else "The adverse event's correction page",
+            "can_answer": site_may,
             "can_correct": site_may and typed and who.can(writes, trial, site),
             "can_review": not locked and who.can(P.QUERY_REVIEW, trial, site)}
 
@@ -191,6 +217,9 @@ def correct_query(ctx: Services, who: Principal, query_id: int, *, version: int,
     _require_status(q, "open")
     reason = _text(reason, "Reason for the change", 500)
     value = _text(value, "Corrected value", 200)
+    if q.form == DOSES_FORM:
+        raise FactError("correct the dose on its own page (with a reason), then answer the "
+                        "query", where=q.field_label)
     ae_id = _ae_id(q.form)
     if ae_id is not None:
         shown = _correct_ae(ctx, who, q, ae_id, value=value, reason=reason)
@@ -355,12 +384,62 @@ def _ae_forms(ctx: Services, study_number: str, reviews: dict[str, Any], lock: A
     return out
 
 
+# ---------------------------------------------------------------------------- doses given
+
+#: The doses given, as the calendar records them: one form, a field per recorded dose.
+DOSES_FORM = "doses"
+DOSES_TITLE = "Doses given (calendar records)"
+
+
+def _dose_text(r: Any) -> str:
+    """A dose's record as a person reads it."""
+    out = f"{r.status.value.replace('_', ' ')} {r.at:%Y-%m-%d %H:%M}"
+    if r.amount is not None:
+        out += f", {r.amount:g} {UNIT_TEXT.get(r.unit, r.unit) if r.unit else ''}".rstrip()
+    d = r.details
+    if d is not None and d.lot:
+        out += f", lot {d.lot}"
+    out += f", by {r.by}"
+    return out + (f"; reason: {r.reason}" if r.reason else "")
+
+
+def _dose_fields(ctx: Services, who: Principal, study_number: str) -> list[dict[str, str]]:
+    """The recorded doses of an enrolled patient (name: the calendar event's id)."""
+    try:
+        loaded = journeys.load_journey(ctx, who, study_number)
+    except (NotFoundError, AccessError):  # not enrolled, or a role that reads no calendar
+        return []
+    cal = loaded.calendar_or_none()
+    if cal is None:
+        return []
+    out = []
+    for r in loaded.journey.records:
+        try:
+            e = cal.event(r.event_id)
+        except TrialdeskError:
+            continue
+        if e.dose is None or len(r.event_id) > 64:
+            continue
+        when = f"{e.date.isoformat()}" if e.date else "no date"
+        course = f", course {e.course_number} day {e.course_day}" if e.course_number else ""
+        out.append({"name": r.event_id, "label": f"{e.name} ({when}{course})",
+                    "value": _dose_text(r)})
+    return out
+
+
+def _dose_link(who: Principal, q: QueryRow, trial: str, site: str) -> str | None:
+    if not who.can(P.ADMINISTRATION_RECORD, trial, site):
+        return None
+    return f"/patients/{q.study_number}/calendar/doses/{q.field}"
+
+
 # ---------------------------------------------------------------------------- forms
 
 
 def _form_entry(form_id: str, title: str, now: str, review: Any, lock: Any,
                 qs: list[dict[str, Any]], fields: list[dict[str, str]], *, empty: int,
-                link: str | None = None) -> dict[str, Any]:
+                link: str | None = None, link_text: str = "The event's page"
+                ) -> dict[str, Any]:
     """One form of the monitoring page: its status (a verification is of the values seen:
     a change since makes the form complete again), its fields and its open queries."""
     status = "locked" if lock else (review.status if review else "incomplete")
@@ -373,7 +452,8 @@ def _form_entry(form_id: str, title: str, now: str, review: Any, lock: Any,
                 " (changed since it was source-verified)" if changed else ""),
             "updated_at": review.updated_at if review else None,
             "updated_by": review.updated_by if review else None,
-            "pending_queries": len(pending), "empty": empty, "fields": fields, "link": link}
+            "pending_queries": len(pending), "empty": empty, "fields": fields, "link": link,
+            "link_text": link_text}
 
 
 def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[str, Any]:
@@ -383,14 +463,22 @@ def monitoring_page(ctx: Services, who: Principal, study_number: str) -> dict[st
     store = query_store(ctx)
     lock = store.patient_lock(study_number)
     reviews = store.form_reviews(study_number)
-    qs = [query_view(q) for q in store.data_queries(study_number=study_number)]
     trial, site = row.trial_id, row.site
+    clinical = who.can(P.CLINICAL_READ, trial, site)  # the doses and events: clinical data
+    qs = [view for q in store.data_queries(study_number=study_number)
+          if (view := query_view(q))["kind"] == "form" or clinical]
     forms = [_form_entry(s.id, s.title, _values_digest(s, values), reviews.get(s.id), lock,
                          qs, [{"name": f.name, "label": f.label,
                                "value": _shown(values, f.name)} for f in s.fields],
                          empty=sum(1 for f in s.fields if not values.get(f.name)))
              for s in form.sections]
-    forms += _ae_forms(ctx, study_number, reviews, lock, qs)
+    doses = _dose_fields(ctx, who, study_number)
+    if doses:
+        forms.append(_form_entry(DOSES_FORM, DOSES_TITLE, digest(
+            {f["name"]: f["value"] for f in doses}), reviews.get(DOSES_FORM), lock, qs, doses,
+            empty=0, link=f"/patients/{study_number}/calendar", link_text="The calendar"))
+    if clinical:
+        forms += _ae_forms(ctx, study_number, reviews, lock, qs)
     return {"study_number": study_number, "trial_id": trial, "forms": forms, "queries": qs,
             "lock": None if lock is None else {"at": lock.locked_at, "by": lock.locked_by,
                                                "reason": lock.reason},

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 import trialdesk.store.models as m
 from trialdesk.errors import ConflictError, NotFoundError
@@ -270,6 +271,9 @@ class ClinicalStore(StoreBase):
                          j.updated_at)
         j.updated_at = tx.at
         j.updated_by = tx.actor
+        # Every change bumps the version, also one by the same person in the same instant
+        # (an unchanged row would not be written, and its version not moved).
+        flag_modified(j, "updated_at")
         return p, j
 
     def update_journey(self, study_number: str, *, expected_version: int,
@@ -327,6 +331,29 @@ class ClinicalStore(StoreBase):
                                  recorded_by=actor)
         return self._add_child(study_number, expected_version, actor, reason, make,
                                "event_record", diff(None, dict(document), "$.record"))
+
+    def correct_event_record(self, study_number: str, document: Mapping[str, Any], *,
+                             expected_version: int, actor: str, reason: str) -> JourneyRow:
+        """A recorded event corrected (one record per event): its values replaced in one
+        transaction; the audit keeps the old values beside the new with the reason."""
+        with self._write(actor) as tx:
+            _, j = self._journey_for_update(tx, study_number, expected_version)
+            event_id = str(document["event_id"])
+            row = tx.session.scalar(select(m.EventRecord).where(
+                m.EventRecord.journey_id == j.id, m.EventRecord.event_id == event_id))
+            if row is None:
+                raise NotFoundError(f"{event_id} is not recorded on the calendar of "
+                                    f"{study_number}")
+            old = json.loads(row.document)
+            row.status = str(document["status"])
+            row.happened_at = str(document["at"])
+            row.amount = document.get("amount")
+            row.unit = document.get("unit")
+            row.document = canonical(document)
+            tx.session.flush()
+            tx.audit("correct", "event_record", study_number,
+                     diff(old, dict(document), "$.record"), reason)
+            return self._journey_row(tx.session, j)
 
     def add_administration(self, study_number: str, document: Mapping[str, Any],
                            body: Mapping[str, Any] | None, *, expected_version: int,

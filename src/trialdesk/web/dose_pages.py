@@ -1,6 +1,7 @@
 """Doses on the calendar: what happened to one dose, recorded from its calendar row (given,
-partly given, withheld; delayed goes to the course delay), and the pharmacist's sign-off of
-a whole course on one page; the same through the API.
+partly given, withheld; delayed goes to the course delay) and corrected from the same page
+with a reason, and the pharmacist's sign-off of a whole course on one page; the same
+through the API.
 
 The pages work with a plain submit (no JavaScript). A weight beyond the protocol's
 weight-change threshold first shows the recomputed dose (a preview step) and is saved only
@@ -91,6 +92,25 @@ def dose_submit(request: Request, study_number: StudyNumber, dose_id: DoseId,
     return RedirectResponse(f"/patients/{study_number}/calendar#ev-{dose_id}", status_code=303)
 
 
+@router.post("/patients/{study_number}/calendar/doses/{dose_id}/correction",
+             response_class=HTMLResponse, dependencies=[Depends(csrf)])
+def dose_correction(request: Request, study_number: StudyNumber, dose_id: DoseId,
+                    who: Who, data: Submitted) -> Response:
+    """A recorded dose corrected with a reason; a refused correction comes back on the
+    page with what was typed."""
+    values = {k: v for k, v in data.items() if k not in _KEEP}
+    try:
+        administrations.correct_administration(
+            context(request), who, study_number, dose_id, values,
+            reason=data.get("reason", ""))
+    except TrialdeskError as exc:
+        problems, code = _refused(exc)
+        return _dose_page(request, study_number, dose_id, {}, status=code,
+                          form_errors=problems, correction=values,
+                          correction_reason=data.get("reason", ""))
+    return RedirectResponse(f"/patients/{study_number}/calendar#ev-{dose_id}", status_code=303)
+
+
 class AdministrationIn(_In):
     values: dict[str, str] = Field(
         max_length=40, description="the form's text keyed by field name: status, amount, at, "
@@ -137,6 +157,22 @@ def dose_record(request: Request, study_number: StudyNumber, dose_id: DoseId,
     return {"ok": True, **administrations.record_administration(
         context(request), who, study_number, dose_id, body.values,
         confirmed_weight=body.confirmed_weight, reason=body.reason)}
+
+
+class CorrectAdministrationIn(AdministrationIn):
+    reason: str = Field(min_length=1, max_length=500,
+                        description="why the record is corrected (kept in the audit trail)")
+
+
+@api_router.put("/patients/{study_number}/calendar/doses/{dose_id}", dependencies=[Depends(csrf)])
+def dose_correct(request: Request, study_number: StudyNumber, dose_id: DoseId,
+                 body: CorrectAdministrationIn, who: Who) -> dict[str, Any]:
+    """Correct a recorded dose with a reason: ``values`` as when it was recorded (status,
+    amount, at, stopped_at, duration_hours, rate_ml_h, volume_ml, route, lot, by, why); the
+    weight and height of the day stay as recorded; the audit keeps the old values."""
+    # Problems are named by the form's labels, as on the page.
+    return {"ok": True, **administrations.correct_administration(
+        context(request), who, study_number, dose_id, body.values, reason=body.reason)}
 
 
 # ---------------------------------------------------------------------------- course sign-off

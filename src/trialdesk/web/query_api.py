@@ -28,16 +28,17 @@ Version = Annotated[int, Field(ge=1, le=INT32)]
 
 class QueryIn(_In):
     field: Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                            pattern=r"^[a-z][a-z0-9_.]*$")]
+                                            pattern=r"^[a-z0-9][a-z0-9_.\-]*$")]
     question: Text
     form: Annotated[str, StringConstraints(min_length=1, max_length=64,
                                            pattern=r"^[a-z][a-z0-9_]*$")] | None = Field(
         default=None,
         description="The form: a section of the patient form (optional: the field names "
-                    "it), or a recorded adverse event, adverse_event_<id> as the monitoring "
+                    "it); a recorded adverse event, adverse_event_<id> as the monitoring "
                     "view lists it, with the fields term, grade, onset, resolution, "
                     "seriousness, attributions, expectedness, action_taken, outcome, "
-                    "sponsor_aware_on.")
+                    "sponsor_aware_on; or doses, the doses given as the calendar records "
+                    "them, with the calendar event id of a recorded dose as the field.")
 
 
 class AnswerIn(_In):
