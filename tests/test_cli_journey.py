@@ -126,6 +126,24 @@ def test_command_line_then_web(live: tuple[WebApp, Cli]) -> None:
     assert "audit trail intact" in cli.ok("audit", "verify")
 
 
+def test_a_dose_corrected_on_the_command_line(web: WebApp, tmp_path: Path) -> None:
+    """NBNK-0001's day-1 irinotecan is recorded as given in the demo (42.0 mg/day planned)."""
+    cli = Cli(f"sqlite:///{tmp_path / 'trialdesk.db'}", tmp_path)
+    out = cli.ok("record", "correct-dose", "NBNK-0001", "c1.irinotecan.d1", "--dose", "40",
+                 "--lot", "IRI-7", "--reason", "pump log says 40 mg", "--by", "coordinator")
+    assert "c1.irinotecan.d1 corrected: given, 40 mg" in out
+    record = next(r for r in web.store.journey("NBNK-0001").records
+                  if r["event_id"] == "c1.irinotecan.d1")
+    assert (record["amount"], record["details"]["lot"], record["by"]) == (40.0, "IRI-7",
+                                                                       "Demo Nurse")
+    refused(cli, web, "record", "correct-dose", "NBNK-0001", "c1.irinotecan.d1", "--status",
+            "partly_given", "--dose", "42", "--why", "reaction", "--reason", "x", "--by",
+            "coordinator",
+            message="Actual dose: a partly given dose is below the planned")
+    refused(cli, web, "record", "correct-dose", "NBNK-0001", "c1.irinotecan.d3", "--dose",
+            "40", "--reason", "x", "--by", "coordinator", message="is not recorded yet")
+
+
 def test_web_then_command_line(live: tuple[WebApp, Cli]) -> None:
     w, cli = live
     c: Any = w.client("pharmacist")

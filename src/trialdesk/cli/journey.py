@@ -178,6 +178,43 @@ def record_event(
     _say(_console(), f"{study_number}: {event_id} recorded {status}")
 
 
+@record_app.command("correct-dose")
+@domain_errors
+def correct_dose(
+    study_number: StudyArg,
+    event_id: Annotated[str, typer.Argument(help="Event id of the recorded dose, e.g. c1.irinotecan.d1.")],
+    reason: Annotated[str, typer.Option(
+        "--reason", help="Why the record is corrected (kept in the audit trail).")],
+    by: UserOpt,
+    status: Annotated[str | None, typer.Option("--status", help="given, partly_given or withheld.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When it was started (ISO date-time).")] = None,
+    dose: Annotated[float | None, typer.Option(
+        "--dose", help="Actual amount given, in the prescribed unit.")] = None,
+    given_by: Annotated[str | None, typer.Option("--given-by", help="Who gave it.")] = None,
+    lot: Annotated[str | None, typer.Option("--lot", help="Lot number of the product.")] = None,
+    why: Annotated[str | None, typer.Option("--why", help="Why withheld or partly given.")] = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    database: DatabaseOpt = None,
+) -> None:
+    """Correct a recorded dose: the options given replace what was recorded, the rest stays
+    (the weight and height of the day too); the audit keeps the old values and the reason."""
+    from trialdesk.services import administrations
+
+    ctx = open_services(data_dir, database)
+    who = acting(ctx, by)
+    values = dict(administrations.administration_form(ctx, who, study_number, event_id)
+                  ["recorded_values"] or {})
+    for key, value in (("status", status), ("at", at), ("by", given_by), ("lot", lot),
+                       ("why", why), ("amount", None if dose is None else f"{dose:g}")):
+        if value is not None:
+            values[key] = value
+    done = administrations.correct_administration(ctx, who, study_number, event_id, values,
+                                                  reason=reason_given(reason))
+    record = done["record"]
+    amount = f", {record['amount']:g} {record['unit']}" if record.get("amount") else ""
+    _say(_console(), f"{study_number}: {event_id} corrected: {record['status']}{amount}")
+
+
 @record_app.command("delay")
 @domain_errors
 def record_delay(
