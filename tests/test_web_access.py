@@ -6,6 +6,7 @@ A new route fails this test until it is given its row in ``EXPECTED``.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,8 @@ JOURNEY = "NBNK-0001"  # enrolled with a calendar, site Moscow
 JOURNEY_ROUTES = ("/calendar", "/body", "/records", "/delays", "/dose", "/doses",
                   "/adverse-events", "/actions", "/responses", "/follow-ups", "/bedside",
                   "/infusions", "/events/", "/samples", "/courses/", "/product-actions")
+RECORDED_DOSE = "c1.irinotecan.d1"  # given in the demo (services/demo.py)
+LOTS = itertools.count(1)
 RECORD = json.loads((default_protocol_dir().parent / "examples" / "patients" /
                      "nb-relapsed.json").read_text())
 ROLES = [r.value for r in Role]
@@ -132,6 +135,7 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/api/patients/{study_number}/calendar/doses/{dose_id}/preview"):
         patient_level(GIVERS),
     ("POST", "/api/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS, 201),
+    ("PUT", "/api/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS),
     ("GET", "/api/patients/{study_number}/courses/{number}/sign-off"): patient_level(CLINICAL),
     ("POST", "/api/patients/{study_number}/courses/{number}/signatures"):
         patient_level(DOSE, 201),
@@ -183,6 +187,8 @@ EXPECTED: dict[tuple[str, str], Rule] = {
     ("POST", "/patients/{study_number}/doses/sign"): patient_level(DOSE, 303),
     ("GET", "/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS),
     ("POST", "/patients/{study_number}/calendar/doses/{dose_id}"): patient_level(GIVERS, 303),
+    ("POST", "/patients/{study_number}/calendar/doses/{dose_id}/correction"):
+        patient_level(GIVERS, 303),
     ("GET", "/patients/{study_number}/courses/{number}/sign-off"): patient_level(CLINICAL),
     ("POST", "/patients/{study_number}/courses/{number}/sign-off"): patient_level(DOSE, 303),
     ("GET", "/patients/{study_number}/adverse-events"): patient_level(CLINICAL),
@@ -340,7 +346,14 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
     if "{event_id}" in url:
         url = url.replace("{event_id}", _nk_event(web))
     dose: dict[str, Any] = {}
-    if "{dose_id}" in url:
+    correction = "{dose_id}" in path and (method == "PUT" or path.endswith("/correction"))
+    if correction:  # a dose recorded in the demo, its lot changed at each call
+        record = next(r for r in web.store.journey(JOURNEY).records
+                      if r["event_id"] == RECORDED_DOSE)
+        url = url.replace("{dose_id}", RECORDED_DOSE)
+        values = {"status": record["status"], "amount": f"{record['amount']:g}",
+                  "at": record["at"][:16], "by": record["by"], "lot": f"L{next(LOTS)}"}
+    elif "{dose_id}" in url:
         dose = _next_dose(web)
         url = url.replace("{dose_id}", dose["id"])
     url = url.replace("{criteria}", "inrc")
@@ -408,6 +421,11 @@ def _call(web: Any, client: Any, method: str, path: str) -> Any:
             kwargs["json"] = body
         else:
             kwargs["data"] = {**form, **{k: str(v) for k, v in body.items()}}
+    elif correction:
+        if api:
+            kwargs["json"] = {"values": values, "reason": "lot number from the label"}
+        else:
+            kwargs["data"] = {**form, **values, "reason": "lot number from the label"}
     elif "{dose_id}" in path and method == "POST":
         values = {"status": "given", "amount": str(dose["amount"]), "at": "2026-11-21T11:00",
                   "by": "Nurse K"}
