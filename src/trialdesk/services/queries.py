@@ -35,6 +35,7 @@ from trialdesk.errors import AccessError, FactError, NotFoundError, TrialdeskErr
 from trialdesk.facts.patient import PatientRecord
 from trialdesk.forms.build import UNIT_TEXT, PatientForm, Section
 from trialdesk.forms.fill import form_values
+from trialdesk.schedule.records import EventRecord
 from trialdesk.services import forms as form_ops
 from trialdesk.services import journeys, safety, safety_forms
 from trialdesk.services.accounts import Principal
@@ -120,16 +121,7 @@ def open_query(ctx: Services, who: Principal, study_number: str, *, field: str,
     if ae_id is not None:
         return _open_ae_query(ctx, who, study_number, ae_id, field=field, question=question)
     if form == DOSES_FORM:
-        load_patient(ctx, who, study_number, P.QUERY_REVIEW)
-        found = [f for f in _dose_fields(ctx, who, study_number) if f["name"] == field]
-        if not found:
-            raise FactError("choose one of the doses recorded", where="Field")
-        q = query_store(ctx).open_query(study_number, form=DOSES_FORM, field=field,
-                                        field_label=found[0]["label"][:200],
-                                        value_seen=found[0]["value"],
-                                        question=_text(question, "Question"),
-                                        actor=who.username)
-        return query_view(q)
+        return _open_dose_query(ctx, who, study_number, field=field, question=question)
     row = load_patient(ctx, who, study_number, P.QUERY_REVIEW)
     patient_form, values = _form_of(ctx, row)
     if not patient_form.has(field) or (form and patient_form.field(field).section != form):
@@ -164,16 +156,17 @@ def query_page(ctx: Services, who: Principal, query_id: int) -> dict[str, Any]:
         found = [f for f in _dose_fields(ctx, who, q.study_number) if f["name"] == q.field]
         text = found[0]["value"] if found else ""
         now, writes, typed = text or "(not recorded)", P.ADMINISTRATION_RECORD, False
-        link = _dose_link(who, q, trial, site) if found else None
+        link = (f"/patients/{q.study_number}/calendar/doses/{q.field}"
+                if found and who.can(writes, trial, site) else None)
     elif ae_id is None:
         _, values = _form_of(ctx, row)
         now, text, writes = _shown(values, q.field), values.get(q.field, ""), P.PATIENT_WRITE
         typed, link = True, None
     else:
-        event = [r for r in safety.adverse_events_of(ctx, q.study_number) if r.id == ae_id]
-        text = _ae_values(event[0])[q.field] if event else ""
+        event = _ae_row(ctx, q.study_number, ae_id)
+        text = _ae_values(event)[q.field] if event else ""
         now, writes = text or "(empty)", P.ADVERSE_EVENT_RECORD
-        typed = q.field in AE_TYPED and bool(event)
+        typed = q.field in AE_TYPED and event is not None
         link = (f"/patients/{q.study_number}/adverse-events/{ae_id}/correction"
                 if event and who.can(writes, trial, site) else None)
     locked = query_store(ctx).patient_lock(row.study_number) is not None
@@ -309,11 +302,16 @@ def _ae_values(row: AdverseEventRow) -> dict[str, str]:
     return {name: _ae_text(name, row.document.get(name)) for name in AE_FIELDS}
 
 
+def _ae_row(ctx: Services, study_number: str, ae_id: int) -> AdverseEventRow | None:
+    return next((r for r in safety.adverse_events_of(ctx, study_number) if r.id == ae_id),
+                None)
+
+
 def _ae_event(ctx: Services, study_number: str, ae_id: int) -> AdverseEventRow:
-    found = [r for r in safety.adverse_events_of(ctx, study_number) if r.id == ae_id]
-    if not found:
+    found = _ae_row(ctx, study_number, ae_id)
+    if found is None:
         raise FactError("choose one of the patient's forms", where="Form")
-    return found[0]
+    return found
 
 
 def _ae_typed(name: str, text: str) -> Any:
@@ -391,7 +389,7 @@ DOSES_FORM = "doses"
 DOSES_TITLE = "Doses given (calendar records)"
 
 
-def _dose_text(r: Any) -> str:
+def _dose_text(r: EventRecord) -> str:
     """A dose's record as a person reads it."""
     out = f"{r.status.value.replace('_', ' ')} {r.at:%Y-%m-%d %H:%M}"
     if r.amount is not None:
@@ -427,10 +425,17 @@ def _dose_fields(ctx: Services, who: Principal, study_number: str) -> list[dict[
     return out
 
 
-def _dose_link(who: Principal, q: QueryRow, trial: str, site: str) -> str | None:
-    if not who.can(P.ADMINISTRATION_RECORD, trial, site):
-        return None
-    return f"/patients/{q.study_number}/calendar/doses/{q.field}"
+def _open_dose_query(ctx: Services, who: Principal, study_number: str, *, field: str,
+                     question: str) -> dict[str, Any]:
+    load_patient(ctx, who, study_number, P.QUERY_REVIEW)
+    found = [f for f in _dose_fields(ctx, who, study_number) if f["name"] == field]
+    if not found:
+        raise FactError("choose one of the doses recorded", where="Field")
+    q = query_store(ctx).open_query(study_number, form=DOSES_FORM, field=field,
+                                    field_label=found[0]["label"][:200],
+                                    value_seen=found[0]["value"],
+                                    question=_text(question, "Question"), actor=who.username)
+    return query_view(q)
 
 
 # ---------------------------------------------------------------------------- forms
